@@ -1,0 +1,147 @@
+//! The crate's error type: one enum whose variants a caller can match.
+
+use std::time::Duration;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in shmkit.
+///
+/// Variants about opening a region say exactly which check failed, so a
+/// caller can tell a stale segment from a foreign file from a peer that is
+/// still starting up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The region name is not a valid POSIX shared-memory name.
+    #[error("invalid region name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// No region exists under this name.
+    #[error("no shared memory region named {name:?}")]
+    NotFound {
+        /// The name looked up.
+        name: String,
+    },
+    /// A region already exists under this name.
+    #[error("a shared memory region named {name:?} already exists")]
+    AlreadyExists {
+        /// The name asked for.
+        name: String,
+    },
+    /// The system refused access to the name.
+    #[error("permission denied for shared memory region {name:?}")]
+    PermissionDenied {
+        /// The name asked for.
+        name: String,
+    },
+    /// The object is owned by another user: opening it could hand this
+    /// process memory an untrusted user controls.
+    #[error("region is owned by uid {owner}, not by this process's uid {expected}")]
+    ForeignOwner {
+        /// The uid that owns the object.
+        owner: u32,
+        /// This process's effective uid.
+        expected: u32,
+    },
+    /// The object is shorter than a region header: not a region, or cut.
+    #[error("object is {size} bytes, shorter than the {min}-byte region header")]
+    TooSmall {
+        /// The object's size.
+        size: u64,
+        /// The header's size.
+        min: u64,
+    },
+    /// The object does not start with shmkit's magic number.
+    #[error("not a shmkit region (magic {found:#018x})")]
+    NotShmkit {
+        /// The first eight bytes, read as a little-endian integer.
+        found: u64,
+    },
+    /// The region was written by another format version of shmkit.
+    #[error("region format version {found}, this build reads version {expected}")]
+    VersionMismatch {
+        /// The region's version.
+        found: u32,
+        /// The version this build writes and reads.
+        expected: u32,
+    },
+    /// The region holds another type than the one asked for.
+    #[error("region layout {found:#018x} differs from the expected {expected:#018x}")]
+    LayoutMismatch {
+        /// The region's layout id.
+        found: u64,
+        /// The layout id asked for.
+        expected: u64,
+    },
+    /// The object is shorter than its header claims.
+    #[error("region claims {claimed} bytes but the object holds {actual}")]
+    Truncated {
+        /// The size in the header.
+        claimed: u64,
+        /// The object's real size.
+        actual: u64,
+    },
+    /// The region did not become ready within the timeout: its creator is
+    /// still initializing it, or died doing so.
+    #[error("region was not initialized within {waited:?}")]
+    InitTimeout {
+        /// How long the opener waited.
+        waited: Duration,
+    },
+    /// A file descriptor offered as an anonymous region lacks the seals that
+    /// keep its size fixed, so a peer could shrink it under the mapping.
+    #[error("anonymous region descriptor is not sealed against resizing")]
+    NotSealed,
+    /// Shared state holds a value no correct participant writes.
+    #[error("shared memory is corrupted: {what}")]
+    Corrupted {
+        /// What was found wrong.
+        what: &'static str,
+    },
+    /// A size that cannot be used.
+    #[error("invalid size {size}: {reason}")]
+    InvalidSize {
+        /// The size given.
+        size: u64,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+    /// An access reaches outside the region's data.
+    #[error("access of {size} bytes at offset {offset} is outside the {len}-byte region")]
+    OutOfBounds {
+        /// Offset of the access, from the start of the data.
+        offset: usize,
+        /// Bytes accessed.
+        size: usize,
+        /// Bytes of data in the region.
+        len: usize,
+    },
+    /// An access at an offset that is not aligned for its type.
+    #[error("offset {offset} is not aligned to {align}")]
+    Misaligned {
+        /// Offset of the access, from the start of the data.
+        offset: usize,
+        /// The alignment the type needs.
+        align: usize,
+    },
+    /// A system call failed for a reason with no variant of its own.
+    #[error("{op} failed: {source}")]
+    Io {
+        /// The operation that failed.
+        op: &'static str,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, source: std::io::Error) -> Self {
+        Self::Io { op, source }
+    }
+}

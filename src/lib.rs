@@ -1,0 +1,47 @@
+//! # shmkit
+//!
+//! Fast, robust communication and synchronization between processes through
+//! shared memory.
+//!
+//! This release provides the foundation: [`Region`]s, named (POSIX shm) or
+//! anonymous (sealed memfd), that validate everything they open, and checked
+//! placement of typed objects ([`Shm<T>`], [`Region::place`],
+//! [`SharedCell`]).
+//!
+//! ```
+//! use shmkit::{Shm, ShmSafe};
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! #[repr(C)]
+//! struct Counter { n: AtomicU64 }
+//! // SAFETY: repr(C); its only field is an atomic.
+//! unsafe impl ShmSafe for Counter {}
+//!
+//! # let name = format!("/shmkit-doc-lib-{}", std::process::id());
+//! let c = Shm::<Counter>::open_or_create(&name, |c| c.n.store(1, Ordering::Relaxed))?;
+//! c.n.fetch_add(1, Ordering::Relaxed);
+//! assert_eq!(c.n.load(Ordering::Relaxed), 2);
+//! # Ok::<(), shmkit::Error>(())
+//! ```
+//!
+//! Memory another process can write is treated as untrusted input: every
+//! value read from it is checked before use, and a bad one is an
+//! [`Error`], never a panic or undefined behaviour.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
+
+mod error;
+pub(crate) mod primitive;
+pub mod region;
+mod sys;
+
+pub use error::{Error, Result};
+pub use region::{
+    LayoutId, Region, RegionOptions, SharedCell, Shm, ShmSafe, DEFAULT_TIMEOUT, MAX_NAME_LEN,
+};
+
+/// Atomics that may live in shared memory (and, under `--cfg shmkit_loom`,
+/// are loom's).
+pub mod atomic {
+    pub use crate::primitive::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+}

@@ -1,0 +1,291 @@
+//! The concurrency shim: the only module that names atomics, `UnsafeCell`
+//! and futex wait/wake.
+//!
+//! Everything else in the crate uses the types defined here. Normally they
+//! are thin `#[repr(transparent)]` wrappers over `core`'s atomics and the
+//! real Linux futex (shared, never `FUTEX_PRIVATE`, so it works across
+//! processes). Under `--cfg shmkit_loom` they wrap [`loom`]'s types instead,
+//! and the futex is modelled by a global table of condition variables keyed
+//! by address: a waiter checks the word and sleeps under the table's lock,
+//! exactly as the kernel checks the word under its hash-bucket lock, so a
+//! lost wake-up shows up as a deadlock that loom reports.
+//!
+//! A clippy `disallowed-types` rule (see `clippy.toml`) rejects the raw
+//! `core`/`std` atomics and `UnsafeCell` everywhere but here.
+//!
+//! Under loom, a futex wait with a deadline blocks like one without: loom has
+//! no clock, and a model whose progress depends on a timeout firing is a
+//! model of a lost wake-up.
+#![allow(clippy::disallowed_types)]
+
+use std::time::Instant;
+
+pub use core::sync::atomic::Ordering;
+
+#[cfg(not(shmkit_loom))]
+use core::sync::atomic as imp;
+#[cfg(shmkit_loom)]
+use loom::sync::atomic as imp;
+
+macro_rules! atomic_int {
+    ($(#[$doc:meta])* $name:ident, $int:ty) => {
+        $(#[$doc])*
+        #[repr(transparent)]
+        #[derive(Debug, Default)]
+        pub struct $name(imp::$name);
+
+        #[allow(dead_code)]
+        impl $name {
+            /// A new atomic holding `v`.
+            #[cfg(not(shmkit_loom))]
+            #[inline]
+            pub const fn new(v: $int) -> Self {
+                Self(imp::$name::new(v))
+            }
+            /// A new atomic holding `v`.
+            #[cfg(shmkit_loom)]
+            pub fn new(v: $int) -> Self {
+                Self(imp::$name::new(v))
+            }
+            /// See `core::sync::atomic`.
+            #[inline]
+            pub fn load(&self, o: Ordering) -> $int {
+                self.0.load(o)
+            }
+            /// See `core::sync::atomic`.
+            #[inline]
+            pub fn store(&self, v: $int, o: Ordering) {
+                self.0.store(v, o)
+            }
+            /// See `core::sync::atomic`.
+            #[inline]
+            pub fn swap(&self, v: $int, o: Ordering) -> $int {
+                self.0.swap(v, o)
+            }
+            /// See `core::sync::atomic`.
+            #[inline]
+            pub fn compare_exchange(
+                &self,
+                current: $int,
+                new: $int,
+                success: Ordering,
+                failure: Ordering,
+            ) -> Result<$int, $int> {
+                self.0.compare_exchange(current, new, success, failure)
+            }
+            /// See `core::sync::atomic`.
+            #[inline]
+            pub fn compare_exchange_weak(
+                &self,
+                current: $int,
+                new: $int,
+                success: Ordering,
+                failure: Ordering,
+            ) -> Result<$int, $int> {
+                self.0.compare_exchange_weak(current, new, success, failure)
+            }
+            /// See `core::sync::atomic`.
+            #[inline]
+            pub fn fetch_add(&self, v: $int, o: Ordering) -> $int {
+                self.0.fetch_add(v, o)
+            }
+            /// See `core::sync::atomic`.
+            #[inline]
+            pub fn fetch_sub(&self, v: $int, o: Ordering) -> $int {
+                self.0.fetch_sub(v, o)
+            }
+            /// See `core::sync::atomic`.
+            #[inline]
+            pub fn fetch_or(&self, v: $int, o: Ordering) -> $int {
+                self.0.fetch_or(v, o)
+            }
+            /// See `core::sync::atomic`.
+            #[inline]
+            pub fn fetch_and(&self, v: $int, o: Ordering) -> $int {
+                self.0.fetch_and(v, o)
+            }
+        }
+
+        // SAFETY: a `#[repr(transparent)]` wrapper over an integer atomic:
+        // every bit pattern is a valid value, it holds no pointer, the
+        // all-zero pattern is the value 0, and all access is atomic.
+        unsafe impl crate::region::ShmSafe for $name {}
+    };
+}
+
+atomic_int!(
+    /// A 32-bit atomic that may live in shared memory; also the futex word.
+    AtomicU32,
+    u32
+);
+atomic_int!(
+    /// A 64-bit atomic that may live in shared memory.
+    AtomicU64,
+    u64
+);
+atomic_int!(
+    /// A pointer-sized atomic that may live in shared memory.
+    AtomicUsize,
+    usize
+);
+
+// SAFETY (all impls below): integer atomics of `core` have the size and
+// alignment of their integer, every bit pattern is a valid value, the
+// all-zero pattern is 0, they hold no pointer and are only accessed
+// atomically. `AtomicBool` and `AtomicPtr` are deliberately left out: a
+// peer can write a byte that is not a valid `bool`, and a pointer means
+// nothing in another address space.
+macro_rules! shm_safe_core_atomics {
+    ($($t:ident)*) => {$(
+        // SAFETY: see the comment above the macro.
+        unsafe impl crate::region::ShmSafe for core::sync::atomic::$t {}
+    )*};
+}
+shm_safe_core_atomics!(AtomicU8 AtomicU16 AtomicU32 AtomicU64 AtomicUsize AtomicI8 AtomicI16 AtomicI32 AtomicI64 AtomicIsize);
+
+/// A fence; see `core::sync::atomic::fence`.
+#[inline]
+#[allow(dead_code)]
+pub fn fence(o: Ordering) {
+    imp::fence(o)
+}
+
+/// A hint that the caller is spinning.
+#[inline]
+#[allow(dead_code)]
+pub fn spin_loop() {
+    #[cfg(not(shmkit_loom))]
+    core::hint::spin_loop();
+    #[cfg(shmkit_loom)]
+    loom::thread::yield_now();
+}
+
+/// Interior mutability for data guarded by a protocol; access goes through
+/// closures so loom can track every read and write.
+#[derive(Debug, Default)]
+#[repr(transparent)]
+pub struct UnsafeCell<T>(imp_cell::UnsafeCell<T>);
+
+#[cfg(not(shmkit_loom))]
+use core::cell as imp_cell;
+#[cfg(shmkit_loom)]
+use loom::cell as imp_cell;
+
+#[allow(dead_code)]
+impl<T> UnsafeCell<T> {
+    /// A cell holding `v`.
+    #[cfg(not(shmkit_loom))]
+    #[inline]
+    pub const fn new(v: T) -> Self {
+        Self(imp_cell::UnsafeCell::new(v))
+    }
+    /// A cell holding `v`.
+    #[cfg(shmkit_loom)]
+    pub fn new(v: T) -> Self {
+        Self(imp_cell::UnsafeCell::new(v))
+    }
+    /// Runs `f` with a read pointer to the contents.
+    #[inline]
+    pub fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        #[cfg(not(shmkit_loom))]
+        return f(self.0.get());
+        #[cfg(shmkit_loom)]
+        return self.0.with(f);
+    }
+    /// Runs `f` with a write pointer to the contents.
+    #[inline]
+    pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        #[cfg(not(shmkit_loom))]
+        return f(self.0.get());
+        #[cfg(shmkit_loom)]
+        return self.0.with_mut(f);
+    }
+}
+
+/// Sleeps while `word` holds `expected`, until woken, until `deadline`
+/// (if any) passes, or spuriously.
+///
+/// Returns `false` only if the deadline passed. Callers must re-check
+/// their condition in a loop: a return says nothing about the word.
+#[inline]
+pub fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
+    #[cfg(not(shmkit_loom))]
+    return crate::sys::futex::wait(&word.0, expected, deadline);
+    #[cfg(shmkit_loom)]
+    {
+        let _ = deadline;
+        loom_futex::wait(word, expected);
+        true
+    }
+}
+
+/// Wakes at most `count` processes or threads sleeping on `word`; returns
+/// how many were woken.
+#[inline]
+pub fn futex_wake(word: &AtomicU32, count: u32) -> usize {
+    #[cfg(not(shmkit_loom))]
+    return crate::sys::futex::wake(&word.0, count);
+    #[cfg(shmkit_loom)]
+    return loom_futex::wake(word, count);
+}
+
+/// Wakes every process or thread sleeping on `word`.
+#[inline]
+#[allow(dead_code)]
+pub fn futex_wake_all(word: &AtomicU32) -> usize {
+    futex_wake(word, i32::MAX as u32)
+}
+
+#[cfg(shmkit_loom)]
+mod loom_futex {
+    //! The futex model: one loom mutex guards every word's check-and-sleep,
+    //! one condvar per address carries the wake-ups.
+    use super::{AtomicU32, Ordering};
+    use loom::sync::{Condvar, Mutex};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    struct Table {
+        lock: Mutex<HashMap<usize, (Arc<Condvar>, usize)>>,
+    }
+
+    loom::lazy_static! {
+        static ref TABLE: Table = Table { lock: Mutex::new(HashMap::new()) };
+    }
+
+    pub(super) fn wait(word: &AtomicU32, expected: u32) {
+        let key = word as *const AtomicU32 as usize;
+        let mut map = TABLE.lock.lock().unwrap();
+        if word.load(Ordering::SeqCst) != expected {
+            return;
+        }
+        let cv = {
+            let e = map.entry(key).or_insert_with(|| (Arc::new(Condvar::new()), 0));
+            e.1 += 1;
+            e.0.clone()
+        };
+        map = cv.wait(map).unwrap();
+        if let Some(e) = map.get_mut(&key) {
+            e.1 -= 1;
+        }
+    }
+
+    pub(super) fn wake(word: &AtomicU32, count: u32) -> usize {
+        let key = word as *const AtomicU32 as usize;
+        let map = TABLE.lock.lock().unwrap();
+        match map.get(&key) {
+            Some((cv, waiters)) if *waiters > 0 => {
+                let n = (*waiters).min(count as usize);
+                if n == *waiters {
+                    cv.notify_all();
+                } else {
+                    for _ in 0..n {
+                        cv.notify_one();
+                    }
+                }
+                n
+            }
+            _ => 0,
+        }
+    }
+}

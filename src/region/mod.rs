@@ -1,0 +1,698 @@
+//! Shared memory regions: named (POSIX shm) or anonymous (sealed memfd),
+//! validated on open, with checked placement of typed objects.
+//!
+//! A region is a [header](header) followed by the data. The creator writes
+//! the header and initializes the data, then publishes the region; openers
+//! wait (bounded) for that, then check magic, version, checksum, layout,
+//! size against the object's real size and the owner's uid before handing
+//! out anything. Offsets are relative to the start of the data; nothing in
+//! a region is a pointer.
+//!
+//! Invariants kept by [`Region`]:
+//! - the mapping covers exactly the object's size as `fstat` reported it
+//!   when opened, and that size was at least what the header claims, so no
+//!   access inside [`Region::len`] touches a page past the end of the file;
+//! - anonymous regions are sealed against shrinking and growing, so that
+//!   stays true whatever a peer does; named regions are mode 0600 and owned
+//!   by this user, so only this user's processes could shrink them;
+//! - every typed access is checked for bounds and alignment first.
+
+mod cell;
+pub(crate) mod header;
+mod layout;
+mod name;
+mod typed;
+
+pub use cell::{SharedCell, ShmSafe};
+pub use layout::LayoutId;
+pub use name::MAX_NAME_LEN;
+pub use typed::Shm;
+
+use crate::error::{Error, Result};
+use crate::sys::{self, fd::Created, map::Mapping};
+use bytemuck::Pod;
+use header::{Fields, Header, HEADER_SIZE, VERSION};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long an opener waits for a creator to publish, by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a region's memory comes from.
+#[derive(Debug)]
+enum Kind {
+    /// A POSIX shm object; `unlink` says whether dropping removes the name.
+    Named { name: String, unlink: bool },
+    /// A sealed memfd.
+    Anonymous,
+}
+
+/// A mapped, validated shared memory region.
+///
+/// See the [module documentation](self) for what is checked. A region
+/// created by name removes its name when dropped unless
+/// [`RegionOptions::keep`] or [`Region::keep`] says otherwise; openers never
+/// remove it.
+///
+/// ```
+/// use shmkit::Region;
+/// # let name = format!("/shmkit-doc-region-{}", std::process::id());
+/// let a = Region::create(&name, 4096)?;
+/// a.write::<u64>(8, &42)?;
+/// let b = Region::open(&name)?;          // in another process, usually
+/// assert_eq!(b.read::<u64>(8)?, 42);
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Region {
+    map: Mapping,
+    fd: OwnedFd,
+    kind: Kind,
+    created: bool,
+    fields: Fields,
+}
+
+/// How to create or open a [`Region`]: data size, layout, timeout, and
+/// whether the name outlives the creator.
+///
+/// ```
+/// use shmkit::{LayoutId, RegionOptions};
+/// use std::time::Duration;
+/// # let name = format!("/shmkit-doc-options-{}", std::process::id());
+/// let opts = RegionOptions::new()
+///     .size(1 << 20)
+///     .layout(LayoutId::named("my-format", 1))
+///     .timeout(Duration::from_millis(500));
+/// let region = opts.open_or_create(&name)?;
+/// assert!(region.created());
+/// assert_eq!(region.len(), 1 << 20);
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RegionOptions {
+    size: Option<usize>,
+    layout: LayoutId,
+    timeout: Option<Duration>,
+    keep: bool,
+}
+
+impl Default for RegionOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RegionOptions {
+    /// Defaults: size unset (required to create), layout
+    /// [`LayoutId::BYTES`], timeout [`DEFAULT_TIMEOUT`], name removed when
+    /// the creator drops the region.
+    pub fn new() -> Self {
+        Self {
+            size: None,
+            layout: LayoutId::BYTES,
+            timeout: Some(DEFAULT_TIMEOUT),
+            keep: false,
+        }
+    }
+
+    /// Options for a region holding one `T` at offset 0: size and layout
+    /// of `T`.
+    pub fn for_type<T: ShmSafe>() -> Self {
+        Self::new()
+            .size(core::mem::size_of::<T>())
+            .layout(LayoutId::of::<T>())
+    }
+
+    /// Bytes of data (the header comes on top). Required to create; when
+    /// opening, a region of another size is refused with
+    /// [`Error::InvalidSize`].
+    pub fn size(mut self, bytes: usize) -> Self {
+        self.size = Some(bytes);
+        self
+    }
+
+    /// The layout the data holds; opening a region of another layout fails
+    /// with [`Error::LayoutMismatch`].
+    pub fn layout(mut self, layout: LayoutId) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// How long to wait for a creator to publish the region (`None`: no
+    /// limit). A zero timeout checks once.
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeout = timeout.into();
+        self
+    }
+
+    /// Keep the name after the creator drops the region (default: remove).
+    pub fn keep(mut self, keep: bool) -> Self {
+        self.keep = keep;
+        self
+    }
+
+    /// Creates a named region; fails with [`Error::AlreadyExists`] if the
+    /// name is taken.
+    pub fn create(&self, name: &str) -> Result<Region> {
+        self.create_with(name, |_| Ok(()))
+    }
+
+    /// Creates a named region and runs `init` on it before any opener can
+    /// see it. If `init` fails, the name is removed and its error returned.
+    pub fn create_with(
+        &self,
+        name: &str,
+        init: impl FnOnce(&Region) -> Result<()>,
+    ) -> Result<Region> {
+        name::validate(name)?;
+        let total = self.total_size()?;
+        match sys::fd::shm_create_excl(name)? {
+            Created::New(fd) => self.init_named(name, fd, total, init),
+            Created::Exists => Err(Error::AlreadyExists {
+                name: name.to_owned(),
+            }),
+        }
+    }
+
+    /// Opens a named region, waiting up to the timeout for its creator to
+    /// publish it, and validates it.
+    pub fn open(&self, name: &str) -> Result<Region> {
+        name::validate(name)?;
+        let started = Instant::now();
+        let fd = sys::fd::shm_open(name)?;
+        self.validate(
+            fd,
+            Kind::Named {
+                name: name.to_owned(),
+                unlink: false,
+            },
+            started,
+        )
+    }
+
+    /// Opens the named region, or creates it if absent. Race-free: among
+    /// any number of processes calling this at once, exactly one creates
+    /// and initializes the region (its [`Region::created`] is `true`); the
+    /// others wait for it to be published, up to the timeout.
+    pub fn open_or_create(&self, name: &str) -> Result<Region> {
+        self.open_or_create_with(name, |_| Ok(()))
+    }
+
+    /// [`open_or_create`](Self::open_or_create), running `init` if this call
+    /// is the one that creates the region.
+    pub fn open_or_create_with(
+        &self,
+        name: &str,
+        init: impl FnOnce(&Region) -> Result<()>,
+    ) -> Result<Region> {
+        name::validate(name)?;
+        let total = self.total_size()?;
+        let started = Instant::now();
+        let deadline = self.deadline(started);
+        loop {
+            match sys::fd::shm_create_excl(name)? {
+                Created::New(fd) => return self.init_named(name, fd, total, init),
+                Created::Exists => match self.open(name) {
+                    // Removed between our create and open: try again.
+                    Err(Error::NotFound { .. }) => {
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return Err(Error::InitTimeout {
+                                waited: started.elapsed(),
+                            });
+                        }
+                        std::thread::yield_now();
+                    }
+                    other => return other,
+                },
+            }
+        }
+    }
+
+    /// Creates an anonymous region: a memfd sealed against shrinking and
+    /// growing, with no name. Share it with [`Region::pass_to_child`] or
+    /// [`Region::send_over`].
+    pub fn anonymous(&self) -> Result<Region> {
+        self.anonymous_with(|_| Ok(()))
+    }
+
+    /// [`anonymous`](Self::anonymous), running `init` before the region is
+    /// published.
+    pub fn anonymous_with(&self, init: impl FnOnce(&Region) -> Result<()>) -> Result<Region> {
+        let total = self.total_size()?;
+        let fd = sys::fd::memfd("shmkit")?;
+        sys::fd::set_len(fd.as_fd(), total)?;
+        sys::fd::seal(fd.as_fd())?;
+        self.init_fd(fd, Kind::Anonymous, total, init)
+    }
+
+    /// Opens an anonymous region from a descriptor received from a peer.
+    /// The descriptor must carry the shrink and grow seals
+    /// ([`Error::NotSealed`] otherwise), and is validated like a named
+    /// region.
+    pub fn from_fd(&self, fd: OwnedFd) -> Result<Region> {
+        let seals = sys::fd::seals(fd.as_fd());
+        if !seals.contains(sys::fd::REQUIRED_SEALS) {
+            return Err(Error::NotSealed);
+        }
+        self.validate(fd, Kind::Anonymous, Instant::now())
+    }
+
+    /// Receives an anonymous region sent with [`Region::send_over`] on the
+    /// connected Unix socket `socket`, and validates it.
+    pub fn receive(&self, socket: impl AsFd) -> Result<Region> {
+        let fd = sys::fdpass::recv_fd(socket)?;
+        self.from_fd(fd)
+    }
+
+    /// Opens the anonymous region whose descriptor a parent passed with
+    /// [`Region::pass_to_child`] under the environment variable `var`.
+    /// The variable is removed.
+    ///
+    /// # Safety
+    ///
+    /// The descriptor named by `var` must have been inherited for this
+    /// purpose and be owned by nothing else in this process: this call takes
+    /// ownership of it and closes it when the region is dropped. Call it at
+    /// most once per variable.
+    pub unsafe fn from_env(&self, var: &str) -> Result<Region> {
+        let raw: RawFd = std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|fd: &RawFd| *fd >= 0)
+            .ok_or(Error::InvalidSize {
+                size: 0,
+                reason: "environment variable does not hold a descriptor number",
+            })?;
+        // SAFETY: the number is non-negative; the caller guarantees it is
+        // an inherited descriptor that nothing else owns. `fcntl(F_GETFD)`
+        // below rejects a number that is not open before we own it.
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        rustix::io::fcntl_getfd(fd).map_err(|e| Error::io("fcntl(F_GETFD)", e.into()))?;
+        std::env::remove_var(var);
+        // SAFETY: open (checked above) and, by the caller's promise, owned
+        // by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Restore close-on-exec so it does not leak into our own children.
+        rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)
+            .map_err(|e| Error::io("fcntl(F_SETFD)", e.into()))?;
+        self.from_fd(fd)
+    }
+
+    fn total_size(&self) -> Result<u64> {
+        let data = self.size.ok_or(Error::InvalidSize {
+            size: 0,
+            reason: "a size is required to create a region",
+        })?;
+        data.checked_add(HEADER_SIZE)
+            .filter(|t| *t <= isize::MAX as usize)
+            .map(|t| t as u64)
+            .ok_or(Error::InvalidSize {
+                size: data as u64,
+                reason: "too large to map",
+            })
+    }
+
+    fn deadline(&self, started: Instant) -> Option<Instant> {
+        self.timeout.and_then(|t| started.checked_add(t))
+    }
+
+    /// Sizes, maps and initializes a freshly created named object; removes
+    /// the name again on any failure.
+    fn init_named(
+        &self,
+        name: &str,
+        fd: OwnedFd,
+        total: u64,
+        init: impl FnOnce(&Region) -> Result<()>,
+    ) -> Result<Region> {
+        let kind = Kind::Named {
+            name: name.to_owned(),
+            unlink: !self.keep,
+        };
+        let result =
+            sys::fd::set_len(fd.as_fd(), total).and_then(|()| self.init_fd(fd, kind, total, init));
+        if result.is_err() {
+            let _ = sys::fd::shm_unlink(name);
+        }
+        result
+    }
+
+    /// Maps a sized object this process created, writes the header, runs
+    /// `init`, publishes.
+    fn init_fd(
+        &self,
+        fd: OwnedFd,
+        kind: Kind,
+        total: u64,
+        init: impl FnOnce(&Region) -> Result<()>,
+    ) -> Result<Region> {
+        let map = Mapping::new(fd.as_fd(), total as usize)?;
+        let fields = Fields {
+            version: VERSION,
+            layout: self.layout.to_raw(),
+            total_size: total,
+            data_offset: HEADER_SIZE as u64,
+            creator_pid: sys::fd::pid(),
+            creator_uid: sys::fd::euid(),
+        };
+        let region = Region {
+            map,
+            fd,
+            kind,
+            created: true,
+            fields,
+        };
+        // Disarm the name removal while init runs: on failure the caller
+        // removes the name itself, and a panic in `init` must not leave a
+        // half-made region behind either (Drop removes it).
+        region.header().begin_init(&fields);
+        init(&region)?;
+        region.header().publish();
+        Ok(region)
+    }
+
+    /// Validates an object someone else created: owner, size, header,
+    /// layout; waits for the creator up to the deadline.
+    fn validate(&self, fd: OwnedFd, kind: Kind, started: Instant) -> Result<Region> {
+        let deadline = self.deadline(started);
+        let euid = sys::fd::euid();
+        let mut backoff = Duration::from_micros(50);
+        let info = loop {
+            let info = sys::fd::info(fd.as_fd())?;
+            if info.uid != euid {
+                return Err(Error::ForeignOwner {
+                    owner: info.uid,
+                    expected: euid,
+                });
+            }
+            // A size of zero is a creator between `O_EXCL` and `ftruncate`.
+            if info.size != 0 {
+                break info;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::InitTimeout {
+                    waited: started.elapsed(),
+                });
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_millis(5));
+        };
+        if info.size < HEADER_SIZE as u64 {
+            return Err(Error::TooSmall {
+                size: info.size,
+                min: HEADER_SIZE as u64,
+            });
+        }
+        let len = usize::try_from(info.size)
+            .ok()
+            .filter(|l| *l <= isize::MAX as usize)
+            .ok_or(Error::InvalidSize {
+                size: info.size,
+                reason: "too large to map",
+            })?;
+        let map = Mapping::new(fd.as_fd(), len)?;
+        // SAFETY: the mapping is at least HEADER_SIZE bytes (checked above)
+        // and page-aligned; `Header` is all atomics, valid for any bytes.
+        let header = unsafe { &*(map.ptr() as *const Header) };
+        let fields = header.wait_ready(started, deadline)?;
+        if fields.total_size > info.size {
+            return Err(Error::Truncated {
+                claimed: fields.total_size,
+                actual: info.size,
+            });
+        }
+        if fields.total_size < info.size {
+            return Err(Error::Corrupted {
+                what: "object is larger than its header claims",
+            });
+        }
+        if fields.data_offset != HEADER_SIZE as u64 {
+            return Err(Error::Corrupted {
+                what: "data offset in header",
+            });
+        }
+        if fields.creator_uid != info.uid {
+            return Err(Error::Corrupted {
+                what: "creator uid in header differs from the object's owner",
+            });
+        }
+        if fields.layout != self.layout.to_raw() {
+            return Err(Error::LayoutMismatch {
+                found: fields.layout,
+                expected: self.layout.to_raw(),
+            });
+        }
+        let data_len = (fields.total_size - fields.data_offset) as usize;
+        if let Some(size) = self.size {
+            if size != data_len {
+                return Err(Error::InvalidSize {
+                    size: data_len as u64,
+                    reason: "the existing region has another size",
+                });
+            }
+        }
+        // The object may have been cut between fstat and mapping.
+        let now = sys::fd::info(fd.as_fd())?;
+        if now.size < info.size {
+            return Err(Error::Truncated {
+                claimed: fields.total_size,
+                actual: now.size,
+            });
+        }
+        Ok(Region {
+            map,
+            fd,
+            kind,
+            created: false,
+            fields,
+        })
+    }
+}
+
+impl Region {
+    /// Creates a named region of `size` data bytes with default options.
+    pub fn create(name: &str, size: usize) -> Result<Region> {
+        RegionOptions::new().size(size).create(name)
+    }
+
+    /// Opens a named region of plain bytes with default options.
+    pub fn open(name: &str) -> Result<Region> {
+        RegionOptions::new().open(name)
+    }
+
+    /// Opens the named region, or creates it with `size` data bytes.
+    pub fn open_or_create(name: &str, size: usize) -> Result<Region> {
+        RegionOptions::new().size(size).open_or_create(name)
+    }
+
+    /// Creates an anonymous (memfd) region of `size` data bytes.
+    pub fn anonymous(size: usize) -> Result<Region> {
+        RegionOptions::new().size(size).anonymous()
+    }
+
+    /// Removes a name. The memory stays until every process has unmapped
+    /// it; new opens fail with [`Error::NotFound`].
+    pub fn unlink(name: &str) -> Result<()> {
+        name::validate(name)?;
+        sys::fd::shm_unlink(name)
+    }
+
+    /// The region's name, `None` for anonymous regions.
+    pub fn name(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Named { name, .. } => Some(name),
+            Kind::Anonymous => None,
+        }
+    }
+
+    /// Whether this handle created (and initialized) the region.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Keep the name after this handle is dropped (creators only; openers
+    /// never remove it).
+    pub fn keep(&mut self) {
+        if let Kind::Named { unlink, .. } = &mut self.kind {
+            *unlink = false;
+        }
+    }
+
+    /// Bytes of data.
+    pub fn len(&self) -> usize {
+        (self.fields.total_size - self.fields.data_offset) as usize
+    }
+
+    /// Whether the region holds no data bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The layout stored in the header.
+    pub fn layout(&self) -> LayoutId {
+        LayoutId::from_raw(self.fields.layout)
+    }
+
+    /// The pid of the process that created the region.
+    pub fn creator_pid(&self) -> u32 {
+        self.fields.creator_pid
+    }
+
+    /// The uid of the process that created the region.
+    pub fn creator_uid(&self) -> u32 {
+        self.fields.creator_uid
+    }
+
+    /// The first data byte. Writing through it is `unsafe` and subject to
+    /// the rules of the [module documentation](self); prefer the checked
+    /// accessors.
+    pub fn as_ptr(&self) -> *mut u8 {
+        // SAFETY: the mapping is at least `data_offset` bytes long (checked
+        // at open: total_size >= data_offset == HEADER_SIZE).
+        unsafe { self.map.ptr().add(self.fields.data_offset as usize) }
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the mapping starts with a HEADER_SIZE-byte header (every
+        // constructor checked the length), page-aligned; `Header` is all
+        // atomics, valid for any bytes a peer may write.
+        unsafe { &*(self.map.ptr() as *const Header) }
+    }
+
+    /// Checks that `size` bytes at `offset` lie in the data and that the
+    /// address is aligned to `align`; returns the address.
+    fn check(&self, offset: usize, size: usize, align: usize) -> Result<*mut u8> {
+        let len = self.len();
+        if offset.checked_add(size).is_none_or(|end| end > len) {
+            return Err(Error::OutOfBounds { offset, size, len });
+        }
+        // SAFETY: offset + size <= len, so the address is inside the data.
+        let p = unsafe { self.as_ptr().add(offset) };
+        if (p as usize) % align != 0 {
+            return Err(Error::Misaligned { offset, align });
+        }
+        Ok(p)
+    }
+
+    /// A reference to the `T` at `offset` in the data.
+    ///
+    /// `T: ShmSafe` means any bytes there are a valid `T` and all access
+    /// through `&T` is atomic or by copy, so the reference is sound even
+    /// while peers write the same memory.
+    pub fn place<T: ShmSafe>(&self, offset: usize) -> Result<&T> {
+        let p = self.check(offset, core::mem::size_of::<T>(), core::mem::align_of::<T>())?;
+        // SAFETY: in bounds and aligned (checked); valid for any bytes and
+        // shared-mutation-safe (`T: ShmSafe`); the mapping lives as long as
+        // `&self`.
+        Ok(unsafe { &*(p as *const T) })
+    }
+
+    /// A slice of `count` values of `T` starting at `offset`.
+    pub fn place_slice<T: ShmSafe>(&self, offset: usize, count: usize) -> Result<&[T]> {
+        let size = core::mem::size_of::<T>()
+            .checked_mul(count)
+            .ok_or(Error::OutOfBounds {
+                offset,
+                size: usize::MAX,
+                len: self.len(),
+            })?;
+        let p = self.check(offset, size, core::mem::align_of::<T>())?;
+        // SAFETY: as in `place`, for `count` consecutive values.
+        Ok(unsafe { core::slice::from_raw_parts(p as *const T, count) })
+    }
+
+    /// Copies the `T` at `offset` out of the region.
+    pub fn read<T: Pod>(&self, offset: usize) -> Result<T> {
+        let p = self.check(offset, core::mem::size_of::<T>(), core::mem::align_of::<T>())?;
+        // SAFETY: in bounds and aligned (checked); any bytes are a valid
+        // `T: Pod`; a volatile read never creates a reference to memory a
+        // peer may change.
+        Ok(unsafe { (p as *const T).read_volatile() })
+    }
+
+    /// Copies `value` into the region at `offset`.
+    pub fn write<T: Pod>(&self, offset: usize, value: &T) -> Result<()> {
+        let p = self.check(offset, core::mem::size_of::<T>(), core::mem::align_of::<T>())?;
+        // SAFETY: in bounds and aligned (checked); the mapping is writable;
+        // no reference to these bytes exists in this process.
+        unsafe { (p as *mut T).write_volatile(*value) };
+        Ok(())
+    }
+
+    /// Copies `buf.len()` bytes at `offset` out of the region.
+    pub fn read_bytes(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        let p = self.check(offset, buf.len(), 1)?;
+        // SAFETY: source in bounds (checked); the destination is a distinct
+        // local buffer, so they cannot overlap.
+        unsafe { core::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    /// Copies `bytes` into the region at `offset`.
+    pub fn write_bytes(&self, offset: usize, bytes: &[u8]) -> Result<()> {
+        let p = self.check(offset, bytes.len(), 1)?;
+        // SAFETY: destination in bounds and writable (checked); the source
+        // is a caller's buffer outside the mapping... unless the caller
+        // passed a slice of this very region, which `copy` (memmove) allows.
+        unsafe { core::ptr::copy(bytes.as_ptr(), p, bytes.len()) };
+        Ok(())
+    }
+
+    /// Sends this anonymous region's descriptor over a connected Unix
+    /// socket; the peer opens it with [`RegionOptions::receive`].
+    /// Named regions are sent the same way (the peer could also open the
+    /// name).
+    pub fn send_over(&self, socket: impl AsFd) -> Result<()> {
+        sys::fdpass::send_fd(socket.as_fd(), self.fd.as_fd())
+    }
+
+    /// Makes `cmd`'s child inherit this region's descriptor and names it
+    /// in the child's environment variable `var`; the child opens it with
+    /// [`RegionOptions::from_env`]. The region must stay alive until the
+    /// child is spawned.
+    pub fn pass_to_child(&self, cmd: &mut Command, var: &str) {
+        let raw = self.fd.as_raw_fd();
+        cmd.env(var, raw.to_string());
+        // SAFETY: the closure runs in the child between fork and exec and
+        // only calls fcntl(F_SETFD), which is async-signal-safe; it borrows
+        // a descriptor number that the parent keeps open while `self` lives.
+        unsafe {
+            cmd.pre_exec(move || {
+                // SAFETY: `raw` is open in the forked child (inherited from
+                // the parent, which holds it open), borrowed only here.
+                let fd = BorrowedFd::borrow_raw(raw);
+                sys::fd::clear_cloexec(fd)
+            });
+        }
+    }
+}
+
+impl AsFd for Region {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        if let Kind::Named { name, unlink: true } = &self.kind {
+            if self.created {
+                unlink_if_same(name, self.fd.as_fd());
+            }
+        }
+    }
+}
+
+/// Removes `name` only if it still names the object `ours` refers to: a
+/// creator must not remove a region someone else has since created under
+/// the same name.
+fn unlink_if_same(name: &str, ours: BorrowedFd<'_>) {
+    let Ok(mine) = sys::fd::info(ours) else { return };
+    let Ok(fd) = sys::fd::shm_open(name) else { return };
+    let Ok(theirs) = sys::fd::info(fd.as_fd()) else { return };
+    if (mine.dev, mine.ino) == (theirs.dev, theirs.ino) {
+        let _ = sys::fd::shm_unlink(name);
+    }
+}
