@@ -582,7 +582,11 @@ impl Region {
     /// through `&T` is atomic or by copy, so the reference is sound even
     /// while peers write the same memory.
     pub fn place<T: ShmSafe>(&self, offset: usize) -> Result<&T> {
-        let p = self.check(offset, core::mem::size_of::<T>(), core::mem::align_of::<T>())?;
+        let p = self.check(
+            offset,
+            core::mem::size_of::<T>(),
+            core::mem::align_of::<T>(),
+        )?;
         // SAFETY: in bounds and aligned (checked); valid for any bytes and
         // shared-mutation-safe (`T: ShmSafe`); the mapping lives as long as
         // `&self`.
@@ -605,7 +609,11 @@ impl Region {
 
     /// Copies the `T` at `offset` out of the region.
     pub fn read<T: Pod>(&self, offset: usize) -> Result<T> {
-        let p = self.check(offset, core::mem::size_of::<T>(), core::mem::align_of::<T>())?;
+        let p = self.check(
+            offset,
+            core::mem::size_of::<T>(),
+            core::mem::align_of::<T>(),
+        )?;
         // SAFETY: in bounds and aligned (checked); any bytes are a valid
         // `T: Pod`; a volatile read never creates a reference to memory a
         // peer may change.
@@ -614,7 +622,11 @@ impl Region {
 
     /// Copies `value` into the region at `offset`.
     pub fn write<T: Pod>(&self, offset: usize, value: &T) -> Result<()> {
-        let p = self.check(offset, core::mem::size_of::<T>(), core::mem::align_of::<T>())?;
+        let p = self.check(
+            offset,
+            core::mem::size_of::<T>(),
+            core::mem::align_of::<T>(),
+        )?;
         // SAFETY: in bounds and aligned (checked); the mapping is writable;
         // no reference to these bytes exists in this process.
         unsafe { (p as *mut T).write_volatile(*value) };
@@ -689,9 +701,15 @@ impl Drop for Region {
 /// creator must not remove a region someone else has since created under
 /// the same name.
 fn unlink_if_same(name: &str, ours: BorrowedFd<'_>) {
-    let Ok(mine) = sys::fd::info(ours) else { return };
-    let Ok(fd) = sys::fd::shm_open(name) else { return };
-    let Ok(theirs) = sys::fd::info(fd.as_fd()) else { return };
+    let Ok(mine) = sys::fd::info(ours) else {
+        return;
+    };
+    let Ok(fd) = sys::fd::shm_open(name) else {
+        return;
+    };
+    let Ok(theirs) = sys::fd::info(fd.as_fd()) else {
+        return;
+    };
     if (mine.dev, mine.ino) == (theirs.dev, theirs.ino) {
         let _ = sys::fd::shm_unlink(name);
     }

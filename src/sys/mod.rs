@@ -4,7 +4,8 @@
 //! its failure into [`crate::Error`] naming the operation, so the layers
 //! above never see `errno`.
 
-pub(crate) mod fdpass;
 pub(crate) mod fd;
+pub(crate) mod fdpass;
+#[cfg(not(shmkit_loom))]
 pub(crate) mod futex;
 pub(crate) mod map;

@@ -1,0 +1,117 @@
+//! Support for cross-process tests: unique names and child processes.
+//!
+//! A child is this same test binary re-executed to run only its file's
+//! `child_entry` test (marked `#[ignore]` so it never runs on its own), with
+//! the role and arguments in the environment. A child reports back through
+//! shared memory and its exit status; lines it prints that start with
+//! `RESULT ` are collected for the parent.
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const ROLE_VAR: &str = "SHMKIT_TEST_ROLE";
+const ARGS_VAR: &str = "SHMKIT_TEST_ARGS";
+const SEP: char = '\u{1f}';
+
+/// A region name no other test or process uses.
+pub fn unique_name(tag: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "/shmkit-test-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The role and arguments this process was started with as a child.
+pub fn child_role() -> Option<(String, Vec<String>)> {
+    let role = std::env::var(ROLE_VAR).ok()?;
+    let args = std::env::var(ARGS_VAR).unwrap_or_default();
+    let args = if args.is_empty() {
+        Vec::new()
+    } else {
+        args.split(SEP).map(str::to_owned).collect()
+    };
+    Some((role, args))
+}
+
+/// A command that re-runs this test binary as a child with `role`.
+pub fn child_command(role: &str, args: &[&str]) -> Command {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "child_entry",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+        "-q",
+    ])
+    .env(ROLE_VAR, role)
+    .env(ARGS_VAR, args.join(&SEP.to_string()))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    cmd
+}
+
+/// Spawns a child with `role`.
+pub fn spawn(role: &str, args: &[&str]) -> Child {
+    child_command(role, args).spawn().expect("spawn child")
+}
+
+/// Waits for a child, failing the test if it does not exit in `limit` or
+/// exits unsuccessfully; returns its `RESULT` lines.
+pub fn finish(child: Child, limit: Duration) -> Vec<String> {
+    let out = wait_limited(child, limit);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed with {:?}; stdout:\n{stdout}",
+        out.status
+    );
+    results(&stdout)
+}
+
+/// Waits for a child for at most `limit`, killing it past that.
+pub fn wait_limited(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait().expect("try_wait") {
+            Some(_) => return child.wait_with_output().expect("wait_with_output"),
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("wait_with_output");
+                panic!(
+                    "child did not finish within {limit:?}; stdout:\n{}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+}
+
+fn results(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("RESULT "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Prints a line the parent collects with [`finish`].
+pub fn report(line: impl std::fmt::Display) {
+    println!("RESULT {line}");
+}
+
+/// Spins until `cond` holds, failing after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
