@@ -1,0 +1,212 @@
+//! The shmkit demo: two processes talking through one shared region.
+//!
+//! The parent creates a named region holding an `Exchange`, starts a second
+//! process (this same program, re-executed) that opens the region by name,
+//! then the two trade 64-byte messages through it by spinning on atomics:
+//! no system call per message. It prints what happened and how long each
+//! step took.
+//!
+//! ```text
+//! cargo run --release --example demo [-- ROUND_TRIPS]
+//! ```
+#![allow(clippy::disallowed_types)]
+
+use shmkit::{RegionOptions, SharedCell, Shm, ShmSafe};
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const ROLE_VAR: &str = "SHMKIT_DEMO_CHILD";
+/// How long either side waits for the other before giving up.
+const PATIENCE: Duration = Duration::from_secs(10);
+/// `ping` value that tells the child to stop.
+const STOP: u64 = u64::MAX;
+
+/// An atomic alone on its cache line (128 bytes: adjacent-line prefetch
+/// pairs lines on x86).
+#[repr(C, align(128))]
+struct Line(AtomicU64);
+// SAFETY: repr(C); its only field is an atomic.
+unsafe impl ShmSafe for Line {}
+
+impl std::ops::Deref for Line {
+    type Target = AtomicU64;
+    fn deref(&self) -> &AtomicU64 {
+        &self.0
+    }
+}
+
+/// What the two processes share. `ping` and `pong` sit on their own cache
+/// lines so each side writes a line the other only reads.
+#[repr(C)]
+struct Exchange {
+    /// Sequence number of the parent's latest message.
+    ping: Line,
+    /// Sequence number of the child's latest reply.
+    pong: Line,
+    /// The parent's message: sequence number in the first 8 bytes.
+    request: SharedCell<[u8; 64]>,
+    /// The child's reply: the request with every byte incremented.
+    reply: SharedCell<[u8; 64]>,
+    /// Nanoseconds the child took to open the region.
+    child_open_ns: AtomicU64,
+    /// The child's pid, written once it is ready.
+    child_pid: AtomicU64,
+}
+
+// SAFETY: repr(C); every field is ShmSafe.
+unsafe impl ShmSafe for Exchange {}
+
+fn main() -> ExitCode {
+    let result = match std::env::var(ROLE_VAR) {
+        Ok(name) => child(&name),
+        Err(_) => parent(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type DemoResult = Result<(), Box<dyn std::error::Error>>;
+
+fn spin_until(what: &str, mut cond: impl FnMut() -> bool) -> Result<(), String> {
+    let deadline = Instant::now() + PATIENCE;
+    let mut spins = 0u32;
+    while !cond() {
+        std::hint::spin_loop();
+        spins = spins.wrapping_add(1);
+        if spins % 4096 == 0 && Instant::now() > deadline {
+            return Err(format!("timed out after {PATIENCE:?} waiting for {what}"));
+        }
+    }
+    Ok(())
+}
+
+fn parent() -> DemoResult {
+    let round_trips: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(200_000);
+    let name = format!("/shmkit-demo-{}", std::process::id());
+
+    println!("shmkit demo: two processes, one shared region\n");
+    let t = Instant::now();
+    let ex = Shm::<Exchange>::create(&name, |_| {})?;
+    let create_time = t.elapsed();
+    println!(
+        "[parent {}] created region {name} ({} bytes of data) in {create_time:.2?}",
+        std::process::id(),
+        ex.region().len()
+    );
+
+    let t = Instant::now();
+    let mut child = Command::new(std::env::current_exe()?)
+        .env(ROLE_VAR, &name)
+        .spawn()?;
+    let ready = spin_until("the child to open the region", || {
+        ex.child_pid.load(Ordering::Acquire) != 0
+    });
+    if let Err(e) = ready {
+        let _ = child.kill();
+        return Err(e.into());
+    }
+    println!(
+        "[parent] child {} opened it by name in {:.2?} ({:.2?} after spawn)",
+        ex.child_pid.load(Ordering::Relaxed),
+        Duration::from_nanos(ex.child_open_ns.load(Ordering::Relaxed)),
+        t.elapsed()
+    );
+
+    // Round trips: write a request, bump `ping`, wait for `pong`, check the
+    // reply.
+    let mut samples = Vec::with_capacity(round_trips);
+    let started = Instant::now();
+    let mut outcome = Ok(());
+    for seq in 1..=round_trips as u64 {
+        let mut msg = [0u8; 64];
+        msg[..8].copy_from_slice(&seq.to_le_bytes());
+        msg[8..].fill(seq as u8);
+        let t = Instant::now();
+        ex.request.set(msg);
+        ex.ping.store(seq, Ordering::Release);
+        if let Err(e) = spin_until("a reply", || ex.pong.load(Ordering::Acquire) == seq) {
+            outcome = Err(e);
+            break;
+        }
+        let reply = ex.reply.get();
+        samples.push(t.elapsed().as_nanos() as u64);
+        let expected: Vec<u8> = msg.iter().map(|b| b.wrapping_add(1)).collect();
+        if reply[..] != expected[..] {
+            outcome = Err(format!("reply {seq} is wrong"));
+            break;
+        }
+    }
+    let total = started.elapsed();
+    ex.ping.store(STOP, Ordering::Release);
+    let status = child.wait()?;
+    outcome?;
+    if !status.success() {
+        return Err(format!("child exited with {status}").into());
+    }
+
+    samples.sort_unstable();
+    let pct = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize];
+    println!(
+        "[parent] {round_trips} round trips of 64-byte messages, every reply checked, in {total:.2?}"
+    );
+    println!(
+        "[parent] round trip: p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns",
+        pct(0.50),
+        pct(0.99),
+        pct(0.999),
+        pct(1.0)
+    );
+    println!(
+        "[parent] one way ≈ {} ns (p50 / 2); {:.2} M round trips/s",
+        pct(0.50) / 2,
+        round_trips as f64 / total.as_secs_f64() / 1e6
+    );
+    println!("[parent] child exited cleanly; dropping the region removes {name}");
+    Ok(())
+}
+
+fn child(name: &str) -> DemoResult {
+    let t = Instant::now();
+    let ex = Shm::<Exchange>::from_region(
+        RegionOptions::for_type::<Exchange>()
+            .timeout(PATIENCE)
+            .open(name)?,
+    )?;
+    ex.child_open_ns
+        .store(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    ex.child_pid
+        .store(u64::from(std::process::id()), Ordering::Release);
+
+    let mut last = 0u64;
+    loop {
+        spin_until("a request", || ex.ping.load(Ordering::Acquire) != last)?;
+        let seq = ex.ping.load(Ordering::Acquire);
+        if seq == STOP {
+            println!(
+                "[child {}] answered {last} requests, exiting",
+                std::process::id()
+            );
+            return Ok(());
+        }
+        let mut msg = ex.request.get();
+        if msg[..8] != seq.to_le_bytes() {
+            return Err(format!("request {seq} carries the wrong sequence number").into());
+        }
+        for b in &mut msg {
+            *b = b.wrapping_add(1);
+        }
+        ex.reply.set(msg);
+        ex.pong.store(seq, Ordering::Release);
+        last = seq;
+    }
+}
