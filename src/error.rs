@@ -93,6 +93,16 @@ pub enum Error {
         /// How long the opener waited.
         waited: Duration,
     },
+    /// The region's creator died before publishing it: the object is a
+    /// stale leftover. [`RegionOptions::open_or_create`](crate::RegionOptions::open_or_create)
+    /// replaces such an object; [`Region::unlink`](crate::Region::unlink)
+    /// removes it.
+    #[error("the region's creator (pid {pid}) died before initializing it")]
+    CreatorDied {
+        /// The creator's pid as its header records it (0 if it died before
+        /// writing the header).
+        pid: u32,
+    },
     /// A file descriptor offered as an anonymous region lacks the seals that
     /// keep its size fixed, so a peer could shrink it under the mapping.
     #[error("anonymous region descriptor is not sealed against resizing")]

@@ -265,39 +265,99 @@ fn another_size_is_refused_when_a_size_is_asked() {
     assert_eq!(Region::open_or_create(&name, 64).unwrap().len(), 64);
 }
 
+/// Creates `name` on another thread whose `init` holds the region
+/// unpublished for `hold`; returns once the object exists.
+fn slow_creator(name: &str, hold: Duration) -> std::thread::JoinHandle<Region> {
+    let n = name.to_owned();
+    let t = std::thread::spawn(move || {
+        RegionOptions::new()
+            .size(64)
+            .create_with(&n, |_| {
+                std::thread::sleep(hold);
+                Ok(())
+            })
+            .unwrap()
+    });
+    common::wait_until(Duration::from_secs(10), "the object", || {
+        std::path::Path::new(&path(name)).exists()
+    });
+    t
+}
+
 #[test]
-fn an_uninitialized_object_times_out_and_says_so() {
-    // All zero: a creator that never got past ftruncate.
-    let name = foreign_object(&[0; 4096]);
+fn a_creator_still_initializing_past_the_timeout_is_a_timeout() {
+    let name = unique_name("slow");
+    let creator = slow_creator(&name, Duration::from_millis(400));
     let t = Instant::now();
     let err = RegionOptions::new()
         .timeout(Duration::from_millis(80))
         .open(&name)
         .unwrap_err();
     let elapsed = t.elapsed();
-    // Empty: a creator that never got past O_EXCL.
-    set_len(&name, 0);
-    let err0 = open_quick(&name).unwrap_err();
-    Region::unlink(&name).unwrap();
     assert!(
         matches!(err, Error::InitTimeout { waited } if waited >= Duration::from_millis(80)),
         "{err:?}"
     );
     assert!(elapsed >= Duration::from_millis(80));
-    assert!(matches!(err0, Error::InitTimeout { .. }), "{err0:?}");
-}
-
-#[test]
-fn a_zero_timeout_checks_once() {
-    let name = foreign_object(&[0; 4096]);
-    let t = Instant::now();
+    // A zero timeout looks once.
     let err = RegionOptions::new()
         .timeout(Duration::ZERO)
         .open(&name)
         .unwrap_err();
-    Region::unlink(&name).unwrap();
     assert!(matches!(err, Error::InitTimeout { .. }), "{err:?}");
-    assert!(t.elapsed() < Duration::from_secs(1));
+    // And a longer one sees it published.
+    let r = RegionOptions::new()
+        .timeout(Duration::from_secs(10))
+        .open(&name)
+        .unwrap();
+    assert_eq!(r.creator_pid(), std::process::id());
+    drop(creator.join().unwrap());
+}
+
+#[test]
+fn an_object_nobody_is_initializing_is_stale() {
+    // Zero-filled and unlocked: a creator that died after ftruncate.
+    let name = foreign_object(&[0; 4096]);
+    let err = RegionOptions::new()
+        .timeout(Duration::from_secs(5))
+        .open(&name)
+        .unwrap_err();
+    assert!(matches!(err, Error::CreatorDied { pid: 0 }), "{err:?}");
+    // Empty and unlocked: a creator that died right after O_EXCL.
+    set_len(&name, 0);
+    let err = RegionOptions::new()
+        .timeout(Duration::from_secs(5))
+        .open(&name)
+        .unwrap_err();
+    assert!(matches!(err, Error::CreatorDied { pid: 0 }), "{err:?}");
+    // open_or_create replaces it.
+    let r = Region::open_or_create(&name, 64).unwrap();
+    assert!(r.created());
+    assert_eq!(r.len(), 64);
+}
+
+#[test]
+fn an_init_that_fails_removes_the_half_made_region() {
+    let name = unique_name("initfail");
+    let err = RegionOptions::new()
+        .size(64)
+        .keep(true)
+        .create_with(&name, |_| {
+            Err(Error::Corrupted {
+                what: "refused by init",
+            })
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Corrupted {
+                what: "refused by init"
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(matches!(Region::open(&name), Err(Error::NotFound { .. })));
 }
 
 #[test]

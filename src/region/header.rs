@@ -5,7 +5,8 @@
 //! offset  field         written by        notes
 //!      0  magic         creator           b"shmkit\0R", fixed in every version
 //!      8  version       creator           fixed position in every version
-//!     12  state         creator           EMPTY -> INITIALIZING -> READY (futex word)
+//!     12  state         creator           EMPTY -> INITIALIZING -> READY (futex word),
+//!                       or a recoverer    EMPTY/INITIALIZING -> ABANDONED
 //!     16  layout        creator           LayoutId of what the data holds
 //!     24  total_size    creator           header + data, bytes
 //!     32  data_offset   creator           always HEADER_SIZE in version 1
@@ -22,10 +23,16 @@
 //! only after seeing `READY`. A file whose pages are still zero is a region
 //! being created; a non-zero magic other than [`MAGIC`] is a foreign file and
 //! is rejected at once.
+//!
+//! A creator that dies before `READY` leaves a stale object. Openers detect
+//! it through a probe the caller supplies (for named regions: the creator
+//! holds an exclusive `flock` from creation to publication), and a process
+//! that replaces the object first marks it `ABANDONED`, so that every
+//! opener still waiting on it gives up at once.
 
 use crate::error::{Error, Result};
 use crate::primitive::{futex_wait, futex_wake_all, AtomicU32, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// `b"shmkit\0R"` read as a little-endian integer.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmkit\0R");
@@ -41,6 +48,12 @@ const EMPTY: u32 = 0;
 const INITIALIZING: u32 = 1;
 /// `state` once everything is written; never changes again.
 const READY: u32 = 2;
+/// `state` of an object whose creator died before publishing it; set by
+/// the process that removes it, never changes again.
+const ABANDONED: u32 = 3;
+
+/// How often a waiting opener runs its liveness probe.
+const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The fields a creator writes and an opener reads back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,13 +142,41 @@ impl Header {
         futex_wake_all(&self.state);
     }
 
+    /// Whether the region has been published.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.state.load(Ordering::Acquire) == READY
+    }
+
+    /// Recoverer: marks an object whose creator died as abandoned and wakes
+    /// every opener waiting on it. The caller has established (under an
+    /// exclusive lock) that the creator is gone and the region not ready.
+    pub(crate) fn abandon(&self) {
+        self.state.store(ABANDONED, Ordering::Release);
+        futex_wake_all(&self.state);
+    }
+
+    fn died(&self) -> Error {
+        Error::CreatorDied {
+            pid: self.creator_pid.load(Ordering::Relaxed),
+        }
+    }
+
     /// Opener: waits until the region is ready or `deadline` passes, then
     /// reads and checks the header (magic, version, checksum).
+    ///
+    /// While it waits it calls `creator_alive` every few milliseconds;
+    /// `Ok(false)` means the creator is gone, and unless the region became
+    /// ready meanwhile the wait ends with [`Error::CreatorDied`].
     ///
     /// Returns [`Error::NotShmkit`] at once for a foreign magic,
     /// [`Error::InitTimeout`] (with `started` used to say how long it
     /// waited) if the creator has not published by `deadline`.
-    pub(crate) fn wait_ready(&self, started: Instant, deadline: Option<Instant>) -> Result<Fields> {
+    pub(crate) fn wait_ready(
+        &self,
+        started: Instant,
+        deadline: Option<Instant>,
+        creator_alive: &mut dyn FnMut() -> Result<bool>,
+    ) -> Result<Fields> {
         loop {
             let magic = self.magic.load(Ordering::Relaxed);
             if magic != 0 && magic != MAGIC {
@@ -144,13 +185,27 @@ impl Header {
             let state = self.state.load(Ordering::Acquire);
             match state {
                 READY => return self.read_ready(),
+                ABANDONED => return Err(self.died()),
                 EMPTY | INITIALIZING => {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                    if !creator_alive()? {
+                        // It may have published just before letting go.
+                        if self.is_ready() {
+                            continue;
+                        }
+                        return Err(self.died());
+                    }
+                    let now = Instant::now();
+                    if deadline.is_some_and(|d| now >= d) {
                         return Err(Error::InitTimeout {
                             waited: started.elapsed(),
                         });
                     }
-                    futex_wait(&self.state, state, deadline);
+                    let slice = now + PROBE_INTERVAL;
+                    futex_wait(
+                        &self.state,
+                        state,
+                        Some(deadline.map_or(slice, |d| d.min(slice))),
+                    );
                 }
                 _ if magic == MAGIC => {
                     return Err(Error::Corrupted {
@@ -213,7 +268,11 @@ mod tests {
         let h = Header::zeroed();
         h.begin_init(&fields());
         h.publish();
-        assert_eq!(h.wait_ready(Instant::now(), None).unwrap(), fields());
+        assert_eq!(
+            h.wait_ready(Instant::now(), None, &mut || Ok(true))
+                .unwrap(),
+            fields()
+        );
     }
 
     #[test]
@@ -222,7 +281,7 @@ mod tests {
         h.begin_init(&fields());
         let t = Instant::now();
         let err = h
-            .wait_ready(t, Some(t + Duration::from_millis(20)))
+            .wait_ready(t, Some(t + Duration::from_millis(20)), &mut || Ok(true))
             .unwrap_err();
         assert!(matches!(err, Error::InitTimeout { .. }), "{err:?}");
     }
@@ -231,7 +290,9 @@ mod tests {
     fn foreign_magic_is_rejected_at_once() {
         let h = Header::zeroed();
         h.magic.store(0x1234, Ordering::Relaxed);
-        let err = h.wait_ready(Instant::now(), None).unwrap_err();
+        let err = h
+            .wait_ready(Instant::now(), None, &mut || Ok(true))
+            .unwrap_err();
         assert!(matches!(err, Error::NotShmkit { found: 0x1234 }), "{err:?}");
     }
 
@@ -241,8 +302,35 @@ mod tests {
         h.begin_init(&fields());
         h.publish();
         h.total_size.store(1 << 40, Ordering::Relaxed);
-        let err = h.wait_ready(Instant::now(), None).unwrap_err();
+        let err = h
+            .wait_ready(Instant::now(), None, &mut || Ok(true))
+            .unwrap_err();
         assert!(matches!(err, Error::Corrupted { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_dead_creator_ends_the_wait() {
+        let h = Header::zeroed();
+        h.begin_init(&fields());
+        let err = h
+            .wait_ready(Instant::now(), None, &mut || Ok(false))
+            .unwrap_err();
+        assert!(matches!(err, Error::CreatorDied { pid: 1 }), "{err:?}");
+        // Unless it published first.
+        h.publish();
+        h.wait_ready(Instant::now(), None, &mut || Ok(false))
+            .unwrap();
+    }
+
+    #[test]
+    fn an_abandoned_header_ends_the_wait() {
+        let h = Header::zeroed();
+        h.begin_init(&fields());
+        h.abandon();
+        let err = h
+            .wait_ready(Instant::now(), None, &mut || Ok(true))
+            .unwrap_err();
+        assert!(matches!(err, Error::CreatorDied { pid: 1 }), "{err:?}");
     }
 
     #[test]
@@ -250,7 +338,9 @@ mod tests {
         let h = Header::zeroed();
         h.begin_init(&fields());
         h.state.store(99, Ordering::Relaxed);
-        let err = h.wait_ready(Instant::now(), None).unwrap_err();
+        let err = h
+            .wait_ready(Instant::now(), None, &mut || Ok(true))
+            .unwrap_err();
         assert!(matches!(err, Error::Corrupted { .. }), "{err:?}");
     }
 
@@ -260,7 +350,9 @@ mod tests {
         h.begin_init(&fields());
         h.publish();
         h.version.store(VERSION + 1, Ordering::Relaxed);
-        let err = h.wait_ready(Instant::now(), None).unwrap_err();
+        let err = h
+            .wait_ready(Instant::now(), None, &mut || Ok(true))
+            .unwrap_err();
         assert!(
             matches!(err, Error::VersionMismatch { found, expected: VERSION } if found == VERSION + 1),
             "{err:?}"
@@ -290,7 +382,10 @@ mod loom_tests {
             };
             let opener = {
                 let h = h.clone();
-                loom::thread::spawn(move || h.wait_ready(Instant::now(), None).unwrap())
+                loom::thread::spawn(move || {
+                    h.wait_ready(Instant::now(), None, &mut || Ok(true))
+                        .unwrap()
+                })
             };
             h.begin_init(&f);
             h.publish();

@@ -40,6 +40,10 @@ use std::time::{Duration, Instant};
 /// How long an opener waits for a creator to publish, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long an empty, unlocked named object must stay so before an opener
+/// takes its creator for dead (see [`RegionOptions::open`]).
+const STALE_GRACE: Duration = Duration::from_millis(100);
+
 /// Where a region's memory comes from.
 #[derive(Debug)]
 enum Kind {
@@ -169,8 +173,10 @@ impl RegionOptions {
         name::validate(name)?;
         let total = self.total_size()?;
         match sys::fd::shm_create_excl(name)? {
-            Created::New(fd) => self.init_named(name, fd, total, init),
-            Created::Exists => Err(Error::AlreadyExists {
+            Created::New(fd) if claim(name, &fd)? => self.init_named(name, fd, total, init),
+            // Taken, or (claim failed) declared stale and replaced while
+            // this process was descheduled between create and lock.
+            _ => Err(Error::AlreadyExists {
                 name: name.to_owned(),
             }),
         }
@@ -196,6 +202,9 @@ impl RegionOptions {
     /// any number of processes calling this at once, exactly one creates
     /// and initializes the region (its [`Region::created`] is `true`); the
     /// others wait for it to be published, up to the timeout.
+    ///
+    /// A stale object whose creator died before publishing it
+    /// ([`Error::CreatorDied`]) is removed and replaced.
     pub fn open_or_create(&self, name: &str) -> Result<Region> {
         self.open_or_create_with(name, |_| Ok(()))
     }
@@ -213,20 +222,25 @@ impl RegionOptions {
         let deadline = self.deadline(started);
         loop {
             match sys::fd::shm_create_excl(name)? {
-                Created::New(fd) => return self.init_named(name, fd, total, init),
-                Created::Exists => match self.open(name) {
-                    // Removed between our create and open: try again.
-                    Err(Error::NotFound { .. }) => {
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            return Err(Error::InitTimeout {
-                                waited: started.elapsed(),
-                            });
-                        }
-                        std::thread::yield_now();
+                Created::New(fd) => {
+                    if claim(name, &fd)? {
+                        return self.init_named(name, fd, total, init);
                     }
+                    // Declared stale and removed before we locked it.
+                }
+                Created::Exists => match self.open(name) {
+                    // Removed between our create and open.
+                    Err(Error::NotFound { .. }) => {}
+                    Err(Error::CreatorDied { .. }) => remove_stale(name)?,
                     other => return other,
                 },
             }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::InitTimeout {
+                    waited: started.elapsed(),
+                });
+            }
+            std::thread::yield_now();
         }
     }
 
@@ -244,7 +258,8 @@ impl RegionOptions {
         let fd = sys::fd::memfd("shmkit")?;
         sys::fd::set_len(fd.as_fd(), total)?;
         sys::fd::seal(fd.as_fd())?;
-        self.init_fd(fd, Kind::Anonymous, total, init)
+        let map = Mapping::new(fd.as_fd(), total as usize)?;
+        self.publish_new(map, fd, Kind::Anonymous, total, init)
     }
 
     /// Opens an anonymous region from a descriptor received from a peer.
@@ -318,8 +333,10 @@ impl RegionOptions {
         self.timeout.and_then(|t| started.checked_add(t))
     }
 
-    /// Sizes, maps and initializes a freshly created named object; removes
-    /// the name again on any failure.
+    /// Sizes, maps, initializes and publishes a named object this process
+    /// created and [claimed](claim). On failure the name is removed (it is
+    /// ours: we hold the object's exclusive lock) and waiting openers see
+    /// the object abandoned or its creator gone.
     fn init_named(
         &self,
         name: &str,
@@ -327,28 +344,41 @@ impl RegionOptions {
         total: u64,
         init: impl FnOnce(&Region) -> Result<()>,
     ) -> Result<Region> {
+        let map = match sys::fd::set_len(fd.as_fd(), total)
+            .and_then(|()| Mapping::new(fd.as_fd(), total as usize))
+        {
+            Ok(map) => map,
+            Err(e) => {
+                let _ = sys::fd::shm_unlink(name);
+                return Err(e);
+            }
+        };
+        // Until published, dropping the region (an `init` error or panic)
+        // removes the name whatever `keep` says: a half-made region must
+        // not outlive its creator.
         let kind = Kind::Named {
             name: name.to_owned(),
-            unlink: !self.keep,
+            unlink: true,
         };
-        let result =
-            sys::fd::set_len(fd.as_fd(), total).and_then(|()| self.init_fd(fd, kind, total, init));
-        if result.is_err() {
-            let _ = sys::fd::shm_unlink(name);
+        let mut region = self.publish_new(map, fd, kind, total, init)?;
+        if let Kind::Named { unlink, .. } = &mut region.kind {
+            *unlink = !self.keep;
         }
-        result
+        sys::fd::unlock(region.fd.as_fd());
+        Ok(region)
     }
 
-    /// Maps a sized object this process created, writes the header, runs
-    /// `init`, publishes.
-    fn init_fd(
+    /// Writes the header of a sized, mapped object this process created,
+    /// runs `init`, publishes. If `init` fails the header is marked
+    /// abandoned so openers stop waiting at once.
+    fn publish_new(
         &self,
+        map: Mapping,
         fd: OwnedFd,
         kind: Kind,
         total: u64,
         init: impl FnOnce(&Region) -> Result<()>,
     ) -> Result<Region> {
-        let map = Mapping::new(fd.as_fd(), total as usize)?;
         let fields = Fields {
             version: VERSION,
             layout: self.layout.to_raw(),
@@ -364,11 +394,11 @@ impl RegionOptions {
             created: true,
             fields,
         };
-        // Disarm the name removal while init runs: on failure the caller
-        // removes the name itself, and a panic in `init` must not leave a
-        // half-made region behind either (Drop removes it).
         region.header().begin_init(&fields);
-        init(&region)?;
+        if let Err(e) = init(&region) {
+            region.header().abandon();
+            return Err(e);
+        }
         region.header().publish();
         Ok(region)
     }
@@ -378,7 +408,20 @@ impl RegionOptions {
     fn validate(&self, fd: OwnedFd, kind: Kind, started: Instant) -> Result<Region> {
         let deadline = self.deadline(started);
         let euid = sys::fd::euid();
+        let named = matches!(kind, Kind::Named { .. });
+        // A named object's creator holds an exclusive flock from just after
+        // creating it until it publishes it (anonymous regions are published
+        // before anyone else can see them, and share the creator's open file
+        // description, so the probe means nothing for them).
+        let creator_alive = |fd: BorrowedFd<'_>| -> Result<bool> {
+            if named && sys::fd::try_lock_shared(fd)? {
+                sys::fd::unlock(fd);
+                return Ok(false);
+            }
+            Ok(true)
+        };
         let mut backoff = Duration::from_micros(50);
+        let mut unlocked_since: Option<Instant> = None;
         let info = loop {
             let info = sys::fd::info(fd.as_fd())?;
             if info.uid != euid {
@@ -390,6 +433,14 @@ impl RegionOptions {
             // A size of zero is a creator between `O_EXCL` and `ftruncate`.
             if info.size != 0 {
                 break info;
+            }
+            // Empty and unlocked: a creator between `O_EXCL` and `flock`
+            // (microseconds), or one that died there. Only a long stretch
+            // of it counts as death.
+            if creator_alive(fd.as_fd())? {
+                unlocked_since = None;
+            } else if unlocked_since.get_or_insert_with(Instant::now).elapsed() >= STALE_GRACE {
+                return Err(Error::CreatorDied { pid: 0 });
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::InitTimeout {
@@ -416,7 +467,7 @@ impl RegionOptions {
         // SAFETY: the mapping is at least HEADER_SIZE bytes (checked above)
         // and page-aligned; `Header` is all atomics, valid for any bytes.
         let header = unsafe { &*(map.ptr() as *const Header) };
-        let fields = header.wait_ready(started, deadline)?;
+        let fields = header.wait_ready(started, deadline, &mut || creator_alive(fd.as_fd()))?;
         if fields.total_size > info.size {
             return Err(Error::Truncated {
                 claimed: fields.total_size,
@@ -697,20 +748,76 @@ impl Drop for Region {
     }
 }
 
+/// Whether `name` still names the object `ours` refers to.
+fn names_object(name: &str, ours: BorrowedFd<'_>) -> bool {
+    let Ok(mine) = sys::fd::info(ours) else {
+        return false;
+    };
+    let Ok(fd) = sys::fd::shm_open(name) else {
+        return false;
+    };
+    let Ok(theirs) = sys::fd::info(fd.as_fd()) else {
+        return false;
+    };
+    (mine.dev, mine.ino) == (theirs.dev, theirs.ino)
+}
+
 /// Removes `name` only if it still names the object `ours` refers to: a
 /// creator must not remove a region someone else has since created under
 /// the same name.
 fn unlink_if_same(name: &str, ours: BorrowedFd<'_>) {
-    let Ok(mine) = sys::fd::info(ours) else {
-        return;
-    };
-    let Ok(fd) = sys::fd::shm_open(name) else {
-        return;
-    };
-    let Ok(theirs) = sys::fd::info(fd.as_fd()) else {
-        return;
-    };
-    if (mine.dev, mine.ino) == (theirs.dev, theirs.ino) {
+    if names_object(name, ours) {
         let _ = sys::fd::shm_unlink(name);
     }
+}
+
+/// A creator's first step after `O_EXCL`: takes the object's exclusive
+/// lock (held until publication; openers probe it to tell a slow creator
+/// from a dead one), then checks that the name still names the object.
+/// `false` means a recoverer took the still-empty object for stale and
+/// removed it in the instant before we locked it: the object is not ours.
+fn claim(name: &str, fd: &OwnedFd) -> Result<bool> {
+    sys::fd::lock_exclusive(fd.as_fd())?;
+    Ok(names_object(name, fd.as_fd()))
+}
+
+/// Removes the stale object under `name` whose creator died before
+/// publishing it.
+///
+/// Holding the object's exclusive lock proves no creator is still working
+/// on it and serializes recoverers; under it we re-check that it is not
+/// ready, mark it abandoned (waking its waiters) and remove the name, which
+/// cannot have changed: replacing the object needs this same lock. If the
+/// lock is busy, another process is at it and the caller just retries.
+fn remove_stale(name: &str) -> Result<()> {
+    let fd = match sys::fd::shm_open(name) {
+        Ok(fd) => fd,
+        Err(Error::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !sys::fd::try_lock_exclusive(fd.as_fd())? {
+        return Ok(());
+    }
+    let info = sys::fd::info(fd.as_fd())?;
+    let euid = sys::fd::euid();
+    if info.uid != euid {
+        return Err(Error::ForeignOwner {
+            owner: info.uid,
+            expected: euid,
+        });
+    }
+    if info.size >= HEADER_SIZE as u64 {
+        let map = Mapping::new(fd.as_fd(), HEADER_SIZE)?;
+        // SAFETY: the mapping is HEADER_SIZE bytes of an object at least
+        // that long, page-aligned; `Header` is all atomics.
+        let header = unsafe { &*(map.ptr() as *const Header) };
+        if header.is_ready() {
+            return Ok(());
+        }
+        header.abandon();
+    }
+    if names_object(name, fd.as_fd()) {
+        sys::fd::shm_unlink(name)?;
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! asked of them (size, owner, mode, seals, locks).
 
 use crate::error::{Error, Result};
-use rustix::fs::{self, MemfdFlags, Mode, SealFlags};
+use rustix::fs::{self, FlockOperation, MemfdFlags, Mode, SealFlags};
 use rustix::io::Errno;
 use rustix::shm;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -110,6 +110,45 @@ pub(crate) fn euid() -> u32 {
 /// This process's pid.
 pub(crate) fn pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// Takes an exclusive `flock`, waiting for shared holders to let go.
+pub(crate) fn lock_exclusive(fd: BorrowedFd<'_>) -> Result<()> {
+    loop {
+        match fs::flock(fd, FlockOperation::LockExclusive) {
+            Ok(()) => return Ok(()),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(Error::io("flock", e.into())),
+        }
+    }
+}
+
+/// Takes an exclusive `flock` without blocking; `Ok(false)` if another
+/// open file description holds a lock.
+pub(crate) fn try_lock_exclusive(fd: BorrowedFd<'_>) -> Result<bool> {
+    try_lock(fd, FlockOperation::NonBlockingLockExclusive)
+}
+
+/// Takes a shared `flock` without blocking; `Ok(false)` if another open
+/// file description holds an exclusive lock.
+pub(crate) fn try_lock_shared(fd: BorrowedFd<'_>) -> Result<bool> {
+    try_lock(fd, FlockOperation::NonBlockingLockShared)
+}
+
+/// Releases this open file description's `flock`.
+pub(crate) fn unlock(fd: BorrowedFd<'_>) {
+    let _ = fs::flock(fd, FlockOperation::Unlock);
+}
+
+fn try_lock(fd: BorrowedFd<'_>, op: FlockOperation) -> Result<bool> {
+    loop {
+        match fs::flock(fd, op) {
+            Ok(()) => return Ok(true),
+            Err(Errno::WOULDBLOCK) => return Ok(false),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(Error::io("flock", e.into())),
+        }
+    }
 }
 
 /// Clears `FD_CLOEXEC` on `fd`. Async-signal-safe: used between `fork` and
