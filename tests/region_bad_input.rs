@@ -478,3 +478,10 @@ fn a_size_too_large_to_map_is_refused() {
     let err = RegionOptions::new().anonymous().unwrap_err();
     assert!(matches!(err, Error::InvalidSize { .. }), "{err:?}");
 }
+
+#[test]
+fn a_missing_inherited_descriptor_is_an_error() {
+    // SAFETY: the variable is unset, so no descriptor is taken over.
+    let err = unsafe { RegionOptions::new().from_env("SHMKIT_TEST_UNSET_VARIABLE") }.unwrap_err();
+    assert!(matches!(err, Error::Io { op: "from_env", .. }), "{err:?}");
+}

@@ -296,9 +296,14 @@ impl RegionOptions {
             .ok()
             .and_then(|v| v.parse().ok())
             .filter(|fd: &RawFd| *fd >= 0)
-            .ok_or(Error::InvalidSize {
-                size: 0,
-                reason: "environment variable does not hold a descriptor number",
+            .ok_or_else(|| {
+                Error::io(
+                    "from_env",
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("environment variable {var} does not name a descriptor"),
+                    ),
+                )
             })?;
         // SAFETY: the number is non-negative; the caller guarantees it is
         // an inherited descriptor that nothing else owns. `fcntl(F_GETFD)`
@@ -697,8 +702,8 @@ impl Region {
     pub fn write_bytes(&self, offset: usize, bytes: &[u8]) -> Result<()> {
         let p = self.check(offset, bytes.len(), 1)?;
         // SAFETY: destination in bounds and writable (checked); the source
-        // is a caller's buffer outside the mapping... unless the caller
-        // passed a slice of this very region, which `copy` (memmove) allows.
+        // is a valid slice; `copy` (memmove) is correct even if the caller
+        // passed a slice of this very region.
         unsafe { core::ptr::copy(bytes.as_ptr(), p, bytes.len()) };
         Ok(())
     }
