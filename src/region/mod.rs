@@ -1,12 +1,39 @@
 //! Shared memory regions: named (POSIX shm) or anonymous (sealed memfd),
 //! validated on open, with checked placement of typed objects.
 //!
-//! A region is a [header](header) followed by the data. The creator writes
-//! the header and initializes the data, then publishes the region; openers
-//! wait (bounded) for that, then check magic, version, checksum, layout,
-//! size against the object's real size and the owner's uid before handing
-//! out anything. Offsets are relative to the start of the data; nothing in
-//! a region is a pointer.
+//! A region is a 128-byte header followed by the data:
+//!
+//! ```text
+//! offset  field         notes
+//!      0  magic         b"shmkit\0R", fixed in every version
+//!      8  version       format version, fixed position in every version
+//!     12  state         EMPTY -> INITIALIZING -> READY (or ABANDONED)
+//!     16  layout        LayoutId of what the data holds
+//!     24  total_size    header + data, bytes
+//!     32  data_offset   128
+//!     40  creator_pid, creator_uid
+//!     48  checksum      FNV-1a of the fields above
+//!     56  reserved
+//!    128  data
+//! ```
+//!
+//! The creator writes the header and initializes the data, then publishes
+//! the region; openers wait (bounded) for that, then check magic, version,
+//! checksum, layout, size against the object's real size and the owner's
+//! uid before handing out anything. Offsets are relative to the start of
+//! the data; nothing in a region is a pointer.
+//!
+//! # A creator that dies
+//!
+//! The creator of a named region holds an exclusive `flock` on it from
+//! just after `O_EXCL` until it publishes. An opener waiting for the
+//! region probes that lock every few milliseconds: if nobody holds it and
+//! the region is still not ready, the creator died, and the opener gets
+//! [`Error::CreatorDied`](crate::Error::CreatorDied) instead of waiting out
+//! its timeout. [`RegionOptions::open_or_create`] then removes the stale
+//! object (under its exclusive lock, after marking it abandoned so other
+//! waiters give up too) and creates a fresh one. A lock, unlike a pid,
+//! cannot be fooled by pid reuse: the kernel drops it when the holder dies.
 //!
 //! Invariants kept by [`Region`]:
 //! - the mapping covers exactly the object's size as `fstat` reported it
