@@ -29,7 +29,7 @@
 //! just after `O_EXCL` until it publishes. An opener waiting for the
 //! region probes that lock every few milliseconds: if nobody holds it and
 //! the region is still not ready, the creator died, and the opener gets
-//! [`Error::CreatorDied`](crate::Error::CreatorDied) instead of waiting out
+//! [`Error::CreatorDied`] instead of waiting out
 //! its timeout. [`RegionOptions::open_or_create`] then removes the stale
 //! object (under its exclusive lock, after marking it abandoned so other
 //! waiters give up too) and creates a fresh one. A lock, unlike a pid,
