@@ -113,6 +113,13 @@ pub enum Error {
         /// What was found wrong.
         what: &'static str,
     },
+    /// Every participant slot of this user's registry is held by a live
+    /// process.
+    #[error("all {slots} participant slots are in use by live processes")]
+    TooManyParticipants {
+        /// The registry's capacity.
+        slots: usize,
+    },
     /// A size that cannot be used.
     #[error("invalid size {size}: {reason}")]
     InvalidSize {

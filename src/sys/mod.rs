@@ -9,3 +9,4 @@ pub(crate) mod fdpass;
 #[cfg(not(shmkit_loom))]
 pub(crate) mod futex;
 pub(crate) mod map;
+pub(crate) mod ofd;

@@ -1,0 +1,173 @@
+//! [`Condvar`]: a process-shared condition variable for [`Mutex`].
+//!
+//! The futex word is a sequence number that every notify bumps. A waiter
+//! reads it while holding the mutex, unlocks, and sleeps only while it is
+//! unchanged, so a notify that lands between the unlock and the sleep is
+//! never lost. `waiters` counts sleepers so that a notify with nobody
+//! waiting makes no system call.
+
+use super::error::LockError;
+use super::mutex::{lock_error, Mutex, MutexGuard};
+use super::raw_mutex::Acquired;
+use super::wait::{deadline_after, expired};
+use crate::primitive::{futex_wait, futex_wake, futex_wake_all, AtomicU32, Ordering};
+use crate::region::ShmSafe;
+use bytemuck::Pod;
+use std::time::{Duration, Instant};
+
+/// A condition variable usable with a [`Mutex`] from any number of
+/// processes. Spurious wake-ups happen: wait in a loop, or use
+/// [`wait_while`](Condvar::wait_while).
+///
+/// ```
+/// use shmkit::sync::{Condvar, Mutex};
+/// use shmkit::{ShmSafe, Shm};
+///
+/// #[repr(C)]
+/// struct Job { ready: Mutex<u32>, changed: Condvar }
+/// // SAFETY: repr(C); both fields are ShmSafe.
+/// unsafe impl ShmSafe for Job {}
+///
+/// let job = Shm::<Job>::anonymous(|_| {})?;
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         *job.ready.lock().unwrap() = 1;
+///         job.changed.notify_all();
+///     });
+///     let guard = job.changed
+///         .wait_while(job.ready.lock().unwrap(), |ready| *ready == 0)
+///         .unwrap();
+///     assert_eq!(*guard, 1);
+/// });
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Condvar {
+    seq: AtomicU32,
+    waiters: AtomicU32,
+}
+
+// SAFETY: repr(C), two counters; any values are handled (a wrong `waiters`
+// costs a spare or a missing-but-bounded wake, never memory safety).
+unsafe impl ShmSafe for Condvar {}
+
+/// Whether a timed wait returned because its deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitTimeoutResult(bool);
+
+impl WaitTimeoutResult {
+    /// `true` if the deadline passed.
+    pub fn timed_out(&self) -> bool {
+        self.0
+    }
+}
+
+type WaitResult<'a, T> = Result<MutexGuard<'a, T>, LockError<MutexGuard<'a, T>>>;
+type TimedResult<'a, T> =
+    Result<(MutexGuard<'a, T>, WaitTimeoutResult), LockError<MutexGuard<'a, T>>>;
+
+impl Condvar {
+    /// A condition variable with nobody waiting.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Unlocks `guard`'s mutex, sleeps until notified, locks it again.
+    pub fn wait<'a, T: Pod>(&self, guard: MutexGuard<'a, T>) -> WaitResult<'a, T> {
+        self.wait_until_inner(guard, None).map(|(g, _)| g)
+    }
+
+    /// Waits while `condition` holds on the data.
+    pub fn wait_while<'a, T: Pod>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        mut condition: impl FnMut(&mut T) -> bool,
+    ) -> WaitResult<'a, T> {
+        while condition(&mut guard) {
+            guard = self.wait(guard)?;
+        }
+        Ok(guard)
+    }
+
+    /// [`wait`](Self::wait) for at most `timeout`.
+    pub fn wait_timeout<'a, T: Pod>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: Duration,
+    ) -> TimedResult<'a, T> {
+        self.wait_until_inner(guard, deadline_after(timeout))
+    }
+
+    /// [`wait`](Self::wait) until `deadline` at the latest.
+    pub fn wait_until<'a, T: Pod>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline: Instant,
+    ) -> TimedResult<'a, T> {
+        self.wait_until_inner(guard, Some(deadline))
+    }
+
+    /// [`wait_while`](Self::wait_while) for at most `timeout`; the flag
+    /// says whether the condition still held when time ran out.
+    pub fn wait_timeout_while<'a, T: Pod>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        timeout: Duration,
+        mut condition: impl FnMut(&mut T) -> bool,
+    ) -> TimedResult<'a, T> {
+        let deadline = deadline_after(timeout);
+        while condition(&mut guard) {
+            if expired(deadline) {
+                return Ok((guard, WaitTimeoutResult(true)));
+            }
+            guard = self.wait_until_inner(guard, deadline)?.0;
+        }
+        Ok((guard, WaitTimeoutResult(false)))
+    }
+
+    fn wait_until_inner<'a, T: Pod>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline: Option<Instant>,
+    ) -> TimedResult<'a, T> {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        let (mutex, consistent) = guard.into_parts();
+        // Unlock as the guard would, keeping the consistency flag.
+        drop(MutexGuard::from_parts(mutex, consistent));
+        let woken = futex_wait(&self.seq, seq, deadline);
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        let timed_out = !woken && expired(deadline);
+        relock(mutex, consistent).map(|g| (g, WaitTimeoutResult(timed_out)))
+    }
+
+    /// Wakes one waiter.
+    pub fn notify_one(&self) {
+        self.seq.fetch_add(1, Ordering::Release);
+        if self.waiters.load(Ordering::Relaxed) != 0 {
+            futex_wake(&self.seq, 1);
+        }
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        self.seq.fetch_add(1, Ordering::Release);
+        if self.waiters.load(Ordering::Relaxed) != 0 {
+            futex_wake_all(&self.seq);
+        }
+    }
+}
+
+/// Takes `mutex` again after a wait, with no deadline: its holder is
+/// alive (or is detected dead within milliseconds).
+fn relock<T: Pod>(
+    mutex: &Mutex<T>,
+    consistent: bool,
+) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
+    match mutex.raw().lock(None) {
+        Ok(Acquired::Clean) => Ok(MutexGuard::from_parts(mutex, consistent)),
+        Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(MutexGuard::from_parts(mutex, false))),
+        Err(e) => Err(lock_error(e)),
+    }
+}

@@ -1,0 +1,34 @@
+//! Process-shared synchronization that survives a killed holder.
+//!
+//! Every type here is `#[repr(C)]`, valid when zero-filled, and lives in a
+//! [`Region`](crate::Region) (usually through [`Shm`](crate::Shm)), usable
+//! from any number of processes and threads. Uncontended operations are
+//! one atomic read-modify-write and no system call; contended ones spin
+//! briefly, then sleep on a shared futex with a deadline.
+//!
+//! # Owner death
+//!
+//! A process that takes a lock writes its participant *token* (see
+//! `owner`) into the lock word. A waiter that has slept a few milliseconds
+//! without progress checks whether the token's process is alive — through
+//! an OFD lock that the kernel drops when the process dies, so a reused
+//! pid cannot fool it — and, if not, takes the lock over and gets
+//! [`LockError::OwnerDied`] with the guard: the data may be half-updated.
+//! The caller repairs it and calls `mark_consistent()`; dropping that guard
+//! without doing so marks the lock [not recoverable](LockError::NotRecoverable)
+//! for everyone, as `pthread` robust mutexes do.
+
+mod barrier;
+mod condvar;
+mod error;
+mod event;
+mod mutex;
+pub(crate) mod owner;
+mod raw_mutex;
+mod rwlock;
+mod semaphore;
+mod wait;
+
+pub use condvar::{Condvar, WaitTimeoutResult};
+pub use error::{LockError, WaitError};
+pub use mutex::{Mutex, MutexGuard};

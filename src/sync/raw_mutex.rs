@@ -1,0 +1,230 @@
+//! The lock word shared by [`Mutex`](super::Mutex) and
+//! [`Condvar`](super::Condvar): a futex word holding the owner's token.
+//!
+//! ```text
+//! word                        meaning
+//! 0                           unlocked
+//! token << 1 | 0              locked by `token`, nobody sleeping
+//! token << 1 | 1              locked by `token`, someone may be sleeping
+//! u32::MAX                    not recoverable: a dead holder's data was
+//!                             never marked consistent
+//! ```
+//!
+//! Lock: one CAS `0 -> me << 1`. Unlock: one swap to 0, plus a futex wake
+//! only if the waiters bit was set. A contended locker spins, sets the
+//! waiters bit, then sleeps in slices of [`PROBE_INTERVAL`]; each time a
+//! slice passes with the same owner in the word, it checks that owner's
+//! liveness and, if it is dead, takes the lock over with a CAS from the
+//! exact word it saw (so two waiters can never both take it over) and
+//! reports `OwnerDied`.
+
+use super::owner::{self, Liveness, Token};
+use super::wait::{expired, probe_slice, spin_while, PROBE_INTERVAL};
+use crate::primitive::{futex_wait, futex_wake, futex_wake_all, AtomicU32, Ordering};
+use std::time::Instant;
+
+const UNLOCKED: u32 = 0;
+const WAITERS: u32 = 1;
+const NOT_RECOVERABLE: u32 = u32::MAX;
+
+/// How a lock was acquired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// From an unlocked state or a live holder's unlock.
+    Clean,
+    /// Taken over from a holder that died.
+    OwnerDied,
+}
+
+/// Why a lock was not acquired.
+#[derive(Debug)]
+pub(crate) enum RawLockError {
+    NotRecoverable,
+    WouldBlock,
+    Timeout,
+    Corrupted(&'static str),
+    Registry(crate::Error),
+}
+
+/// A robust, process-shared mutex without data.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct RawMutex {
+    word: AtomicU32,
+}
+
+impl RawMutex {
+    /// An unlocked mutex (also what zeroed memory holds).
+    #[cfg(not(shmkit_loom))]
+    pub(crate) const fn new() -> Self {
+        Self {
+            word: AtomicU32::new(UNLOCKED),
+        }
+    }
+
+    /// An unlocked mutex (also what zeroed memory holds).
+    #[cfg(shmkit_loom)]
+    pub(crate) fn new() -> Self {
+        Self {
+            word: AtomicU32::new(UNLOCKED),
+        }
+    }
+
+    #[inline]
+    fn me() -> Result<Token, RawLockError> {
+        owner::current().map_err(RawLockError::Registry)
+    }
+
+    /// Takes the lock without waiting.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> Result<Acquired, RawLockError> {
+        let me = Self::me()?;
+        match self.word.compare_exchange(
+            UNLOCKED,
+            me.raw() << 1,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => Ok(Acquired::Clean),
+            Err(NOT_RECOVERABLE) => Err(RawLockError::NotRecoverable),
+            Err(word) => match owner::liveness(Token::from_raw(word >> 1)) {
+                Liveness::Alive => Err(RawLockError::WouldBlock),
+                Liveness::Dead => self
+                    .take_over(word, me)
+                    .map_err(|_| RawLockError::WouldBlock),
+                Liveness::Invalid => Err(RawLockError::Corrupted("lock word holds no owner")),
+            },
+        }
+    }
+
+    /// Takes the lock, waiting until `deadline` (`None`: no limit).
+    #[inline]
+    pub(crate) fn lock(&self, deadline: Option<Instant>) -> Result<Acquired, RawLockError> {
+        let me = Self::me()?;
+        if self
+            .word
+            .compare_exchange(
+                UNLOCKED,
+                me.raw() << 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            return Ok(Acquired::Clean);
+        }
+        self.lock_contended(me, deadline)
+    }
+
+    #[cold]
+    fn lock_contended(
+        &self,
+        me: Token,
+        deadline: Option<Instant>,
+    ) -> Result<Acquired, RawLockError> {
+        // After sleeping we no longer know whether others sleep too, so we
+        // take the lock with the waiters bit set (one spare wake at worst).
+        let mut waiters_bit = 0;
+        // The owner we have been waiting on, and since when.
+        let mut watched: Option<(u32, Instant)> = None;
+        let mut word = spin_while(&self.word, |w| w != UNLOCKED && w & WAITERS == 0);
+        loop {
+            if word == UNLOCKED {
+                match self.word.compare_exchange(
+                    UNLOCKED,
+                    (me.raw() << 1) | waiters_bit,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Ok(Acquired::Clean),
+                    Err(w) => {
+                        word = w;
+                        continue;
+                    }
+                }
+            }
+            if word == NOT_RECOVERABLE {
+                return Err(RawLockError::NotRecoverable);
+            }
+            let holder = word >> 1;
+            match watched {
+                Some((h, since)) if h == holder => {
+                    if since.elapsed() >= PROBE_INTERVAL {
+                        match owner::liveness(Token::from_raw(holder)) {
+                            Liveness::Alive => watched = Some((holder, Instant::now())),
+                            Liveness::Dead => match self.take_over(word, me) {
+                                Ok(acquired) => return Ok(acquired),
+                                Err(w) => {
+                                    word = w;
+                                    continue;
+                                }
+                            },
+                            Liveness::Invalid => {
+                                return Err(RawLockError::Corrupted("lock word holds no owner"))
+                            }
+                        }
+                    }
+                }
+                _ => watched = Some((holder, Instant::now())),
+            }
+            if word & WAITERS == 0 {
+                if let Err(w) = self.word.compare_exchange(
+                    word,
+                    word | WAITERS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    word = w;
+                    continue;
+                }
+                word |= WAITERS;
+            }
+            if expired(deadline) {
+                return Err(RawLockError::Timeout);
+            }
+            futex_wait(&self.word, word, probe_slice(deadline));
+            waiters_bit = WAITERS;
+            word = spin_while(&self.word, |w| w != UNLOCKED);
+        }
+    }
+
+    /// Replaces the dead holder's exact word `seen` with ours; fails with
+    /// the current word if anything changed meanwhile.
+    fn take_over(&self, seen: u32, me: Token) -> Result<Acquired, u32> {
+        self.word
+            .compare_exchange(
+                seen,
+                (me.raw() << 1) | (seen & WAITERS),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .map(|_| Acquired::OwnerDied)
+    }
+
+    /// Releases the lock.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock (acquired through this `RawMutex`).
+    #[inline]
+    pub(crate) unsafe fn unlock(&self) {
+        if self.word.swap(UNLOCKED, Ordering::Release) & WAITERS != 0 {
+            futex_wake(&self.word, 1);
+        }
+    }
+
+    /// Releases the lock as not recoverable: every later lock fails.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock.
+    pub(crate) unsafe fn unlock_not_recoverable(&self) {
+        self.word.store(NOT_RECOVERABLE, Ordering::Release);
+        futex_wake_all(&self.word);
+    }
+
+    /// Whether the lock word currently shows a holder (racy; diagnostics).
+    pub(crate) fn is_locked(&self) -> bool {
+        self.word.load(Ordering::Relaxed) != UNLOCKED
+    }
+}

@@ -1,0 +1,48 @@
+//! Spinning and deadlines shared by every waiting primitive.
+//!
+//! A futex sleep and wake-up costs about a hundred times a cache-line
+//! hand-off, so every blocking call first spins a little (re-reading a
+//! shared word) before it parks on a futex.
+
+use crate::primitive::{spin_loop, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Reads of the shared word before parking.
+pub(crate) const SPIN_LIMIT: u32 = 100;
+
+/// How long a parked waiter sleeps before it re-checks whether the
+/// process it waits for is still alive.
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Spins on `word` while `keep_spinning(value)` holds, at most
+/// [`SPIN_LIMIT`] times; returns the last value read.
+#[inline]
+pub(crate) fn spin_while(word: &AtomicU32, mut keep_spinning: impl FnMut(u32) -> bool) -> u32 {
+    let mut spins = 0;
+    loop {
+        let v = word.load(Ordering::Relaxed);
+        if !keep_spinning(v) || spins >= SPIN_LIMIT {
+            return v;
+        }
+        spin_loop();
+        spins += 1;
+    }
+}
+
+/// `now + timeout`, or `None` (wait forever) if that overflows `Instant`.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Whether `deadline` has passed.
+#[inline]
+pub(crate) fn expired(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+/// The earlier of `deadline` and one probe interval from now: how long to
+/// sleep before looking at a peer's liveness again.
+pub(crate) fn probe_slice(deadline: Option<Instant>) -> Option<Instant> {
+    let slice = Instant::now() + PROBE_INTERVAL;
+    Some(deadline.map_or(slice, |d| d.min(slice)))
+}
