@@ -171,3 +171,30 @@ fn relock<T: Pod>(
         Err(e) => Err(lock_error(e)),
     }
 }
+
+#[cfg(all(test, shmkit_loom))]
+mod loom_tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A notify after the state change always reaches a waiter that checks
+    /// the state under the mutex.
+    #[test]
+    fn notify_is_never_lost() {
+        loom::model(|| {
+            let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
+            let p2 = pair.clone();
+            let t = loom::thread::spawn(move || {
+                *p2.0.lock().unwrap() = 1;
+                p2.1.notify_one();
+            });
+            let g = pair
+                .1
+                .wait_while(pair.0.lock().unwrap(), |v| *v == 0)
+                .unwrap();
+            assert_eq!(*g, 1);
+            drop(g);
+            t.join().unwrap();
+        });
+    }
+}

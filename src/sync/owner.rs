@@ -59,6 +59,13 @@ impl Token {
         Self(raw)
     }
 
+    /// Whether `raw` could be a token at all (cheap; no liveness check):
+    /// non-zero, in range, with a non-zero generation.
+    #[inline]
+    pub(crate) const fn is_well_formed(raw: u32) -> bool {
+        raw != 0 && raw <= Self::MAX_RAW && raw & GEN_MASK != 0
+    }
+
     #[cfg(not(shmkit_loom))]
     fn new(slot: usize, gen: u32) -> Self {
         Self(((slot as u32) << GEN_BITS) | gen)
@@ -76,6 +83,7 @@ impl Token {
 }
 
 /// What [`liveness`] found out about a token.
+#[cfg_attr(shmkit_loom, allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Liveness {
     /// Its process is alive (or could not be proven dead).
@@ -185,7 +193,7 @@ mod real {
     /// I/O failures count as alive: a waiter then keeps waiting (bounded
     /// by its own deadline) rather than breaking a live owner's lock.
     pub(crate) fn liveness(t: Token) -> Liveness {
-        if t.raw() == 0 || t.raw() > Token::MAX_RAW || t.gen() == 0 {
+        if !Token::is_well_formed(t.raw()) {
             return Liveness::Invalid;
         }
         let me = match current() {
@@ -229,8 +237,9 @@ mod model {
     loom::thread_local! {
         static ME: Token = {
             #[allow(clippy::disallowed_types)]
-            let raw = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % Token::MAX_RAW;
-            Token(raw.max(1))
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Slot n, generation 1: always well formed.
+            Token(((n % (SLOTS as u32 - 1)) << GEN_BITS) | 1)
         };
     }
 

@@ -147,6 +147,9 @@ impl RawMutex {
                 return Err(RawLockError::NotRecoverable);
             }
             let holder = word >> 1;
+            if !Token::is_well_formed(holder) {
+                return Err(RawLockError::Corrupted("lock word holds no owner"));
+            }
             match watched {
                 Some((h, since)) if h == holder => {
                     if since.elapsed() >= PROBE_INTERVAL {

@@ -7,8 +7,13 @@
 use crate::primitive::{spin_loop, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// Reads of the shared word before parking.
+/// Reads of the shared word before parking (one under loom, where each
+/// spin is a scheduling point that multiplies the states to explore).
+#[cfg(not(shmkit_loom))]
 pub(crate) const SPIN_LIMIT: u32 = 100;
+/// Reads of the shared word before parking.
+#[cfg(shmkit_loom)]
+pub(crate) const SPIN_LIMIT: u32 = 1;
 
 /// How long a parked waiter sleeps before it re-checks whether the
 /// process it waits for is still alive.

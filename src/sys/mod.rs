@@ -9,4 +9,5 @@ pub(crate) mod fdpass;
 #[cfg(not(shmkit_loom))]
 pub(crate) mod futex;
 pub(crate) mod map;
+#[cfg(not(shmkit_loom))]
 pub(crate) mod ofd;
