@@ -2,7 +2,7 @@
 //! test of whether that process is still alive.
 //!
 //! Every process that takes a shmkit lock registers once in a small
-//! per-user registry region, `/shmkit-participants-<uid>`. Registering
+//! per-user registry region, `/shmkit-participants-v1-<uid>`. Registering
 //! means winning a *slot*: taking an OFD write lock on byte
 //! `LOCK_BASE + slot` of the registry object without blocking, then bumping
 //! the slot's generation. The process's [`Token`] is `(slot, generation)`
@@ -19,6 +19,12 @@
 //!   [`Token::MAX_RAW`] + 1 (reserved: `u32::MAX` lock words mean "not
 //!   recoverable");
 //! - only a slot's lock holder writes its generation and pid.
+//!
+//! The registry must outlive every participant: removing it by hand while
+//! processes hold locks makes later registrants use a fresh registry in
+//! which the earlier tokens look dead. Likewise, processes that share
+//! regions must share `/dev/shm` (the same registry); containers with
+//! private `/dev/shm` that exchange memfds are not supported.
 //!
 //! After `fork()` without `exec`, the child shares the parent's token (and
 //! its registry lock): both count as one participant until the last of
@@ -163,7 +169,7 @@ mod real {
         if let Some(r) = REGISTRY.get() {
             return Ok(r.me);
         }
-        let name = format!("/shmkit-participants-{}", sys::fd::euid());
+        let name = format!("/shmkit-participants-v1-{}", sys::fd::euid());
         let region = RegionOptions::new()
             .size(core::mem::size_of::<Table>())
             .layout(LayoutId::named("shmkit::participants", 1))
