@@ -231,6 +231,7 @@ struct Row {
 pub struct Table {
     title: String,
     floor_ns: Option<f64>,
+    ratio_label: String,
     rows: Vec<Row>,
 }
 
@@ -240,6 +241,7 @@ impl Table {
         Table {
             title: title.into(),
             floor_ns: None,
+            ratio_label: "vs floor".to_owned(),
             rows: Vec::new(),
         }
     }
@@ -247,6 +249,12 @@ impl Table {
     /// Sets the reference for the ratio column, in nanoseconds.
     pub fn set_floor_ns(&mut self, ns: f64) {
         self.floor_ns = Some(ns);
+    }
+
+    /// Names the ratio column (`vs floor` unless set), for tables whose
+    /// reference is a baseline rather than a floor.
+    pub fn set_ratio_label(&mut self, label: impl Into<String>) {
+        self.ratio_label = label.into();
     }
 
     /// Adds a row and makes its p50 the floor. `stats_ns` in nanoseconds.
@@ -285,11 +293,19 @@ impl Table {
             .chain([6])
             .max()
             .unwrap_or(6);
+        let unit_w = self
+            .rows
+            .iter()
+            .map(|r| r.unit.label().chars().count())
+            .chain([5])
+            .max()
+            .unwrap_or(5);
+        let ratio_w = self.ratio_label.chars().count().max(9);
         let mut out = String::new();
         let _ = writeln!(out, "{}", self.title);
         let header = format!(
-            "{:<name_w$}  {:>9} {:>9} {:>9} {:>9} {:>9}  {:<5} {:>9}",
-            "figure", "p50", "p90", "p99", "min", "max", "unit", "vs floor"
+            "{:<name_w$}  {:>9} {:>9} {:>9} {:>9} {:>9}  {:<unit_w$} {:>ratio_w$}",
+            "figure", "p50", "p90", "p99", "min", "max", "unit", self.ratio_label
         );
         let _ = writeln!(out, "{header}");
         let _ = writeln!(out, "{}", "-".repeat(header.chars().count()));
@@ -304,7 +320,7 @@ impl Table {
             };
             let _ = writeln!(
                 out,
-                "{:<name_w$}  {:>9} {:>9} {:>9} {:>9} {:>9}  {:<5} {:>9}",
+                "{:<name_w$}  {:>9} {:>9} {:>9} {:>9} {:>9}  {:<unit_w$} {:>ratio_w$}",
                 r.name,
                 fmt_value(s.p50),
                 fmt_value(s.p90),
@@ -690,6 +706,25 @@ pub fn spawn_child(
         child: Some(child),
         role: role.to_owned(),
     })
+}
+
+/// Ends the whole process with `code` (after a message on stderr) if it
+/// is still running `limit` from now: the last resort against a wait that
+/// cannot be bounded otherwise, such as a blocking lock call on a lock
+/// whose holder died without the lock noticing. Runs on a detached thread;
+/// children die with it through [`die_with_parent`].
+pub fn watchdog(limit: Duration, what: &str, code: i32) {
+    let what = what.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name("bench-watchdog".to_owned())
+        .spawn(move || {
+            std::thread::sleep(limit);
+            eprintln!("error: {what} still running after {limit:?}; giving up (exit {code})");
+            std::process::exit(code);
+        });
+    if let Err(e) = spawned {
+        eprintln!("warning: could not start the watchdog thread: {e}");
+    }
 }
 
 /// In a child: ask the kernel to kill this process if the parent (the
