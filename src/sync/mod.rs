@@ -31,4 +31,6 @@ mod wait;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use error::{LockError, WaitError};
+pub use event::{Event, EventMode};
 pub use mutex::{Mutex, MutexGuard};
+pub use semaphore::Semaphore;
