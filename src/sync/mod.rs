@@ -29,8 +29,10 @@ mod rwlock;
 mod semaphore;
 mod wait;
 
+pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use error::{LockError, WaitError};
 pub use event::{Event, EventMode};
 pub use mutex::{Mutex, MutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::Semaphore;
