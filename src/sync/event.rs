@@ -62,8 +62,7 @@
 //! never will; wait with a timeout if that can happen.
 
 use super::error::WaitError;
-use super::semaphore::recheck_slice;
-use super::wait::{deadline_after, expired, spin_while};
+use super::wait::{deadline_after, expired, recheck_slice, spin_while};
 use crate::primitive::{fence, futex_wait, futex_wake, futex_wake_all, AtomicU32, Ordering};
 use crate::region::ShmSafe;
 use std::time::{Duration, Instant};

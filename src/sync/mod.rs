@@ -1,15 +1,31 @@
 //! Process-shared synchronization that survives a killed holder.
 //!
+//! | type | like Python's | when a participant dies |
+//! |---|---|---|
+//! | [`Mutex<T>`] | `Lock` | next locker gets [`LockError::OwnerDied`] |
+//! | [`RwLock<T>`] | — | a dead *writer* is recovered like a mutex holder; read holds of dead processes are not |
+//! | [`Condvar`] | `Condition` | its mutex reports the death on relock |
+//! | [`Semaphore`] | `Semaphore`, `BoundedSemaphore` | permits are not owned, so not recovered |
+//! | [`Event`] | `Event` | nothing to recover: no owner |
+//! | [`Barrier`] | `Barrier` | every waiter gets [`WaitError::Broken`] |
+//!
 //! Every type here is `#[repr(C)]`, valid when zero-filled, and lives in a
 //! [`Region`](crate::Region) (usually through [`Shm`](crate::Shm)), usable
-//! from any number of processes and threads. Uncontended operations are
-//! one atomic read-modify-write and no system call; contended ones spin
-//! briefly, then sleep on a shared futex with a deadline.
+//! from any number of processes and threads; open it by name like any
+//! other [`Shm`](crate::Shm). Uncontended operations are one atomic
+//! read-modify-write and no system call; contended ones spin briefly, then
+//! sleep on a shared futex. Every blocking call has `try_`, `_timeout` and
+//! `_until` forms; a deadline in the past returns at once.
+//!
+//! Shared state that no correct participant could have written (a peer
+//! scribbling on it) is reported as `Corrupted`, never undefined behaviour
+//! or an endless wait.
 //!
 //! # Owner death
 //!
-//! A process that takes a lock writes its participant *token* (see
-//! `owner`) into the lock word. A waiter that has slept a few milliseconds
+//! A process that takes a lock writes its participant *token* into the
+//! lock word: a slot in the per-user registry
+//! `/shmkit-participants-v1-<uid>` plus a generation, never a pid. A waiter that has slept a few milliseconds
 //! without progress checks whether the token's process is alive — through
 //! an OFD lock that the kernel drops when the process dies, so a reused
 //! pid cannot fool it — and, if not, takes the lock over and gets

@@ -63,7 +63,7 @@
 //! per slot of a pool.
 
 use super::error::WaitError;
-use super::wait::{expired, spin_while};
+use super::wait::{expired, recheck_slice, spin_while};
 use crate::primitive::{futex_wait, futex_wake, futex_wake_all, AtomicU32, Ordering};
 use crate::region::ShmSafe;
 use std::time::{Duration, Instant};
@@ -77,18 +77,6 @@ const UNBOUNDED: u32 = 0;
 
 const COUNT_ABOVE_BOUND: &str = "semaphore count above its bound";
 const BOUND_OUT_OF_RANGE: &str = "semaphore bound out of range";
-
-/// How long a sleeper waits before it looks at the shared state again,
-/// even with no deadline: garbage written by a peer, or a lost wake-up
-/// caused by a peer dying mid-protocol, delays it by at most this much.
-// Shared with `event`; it would sit in `wait` next to `PROBE_INTERVAL`.
-pub(super) const RECHECK_INTERVAL: Duration = Duration::from_millis(100);
-
-/// The earlier of `deadline` and one [`RECHECK_INTERVAL`] from now.
-pub(super) fn recheck_slice(deadline: Option<Instant>) -> Option<Instant> {
-    let slice = Instant::now() + RECHECK_INTERVAL;
-    Some(deadline.map_or(slice, |d| d.min(slice)))
-}
 
 /// A counting semaphore for any number of processes and threads, with an
 /// optional upper bound on the permits it holds (a *bounded* semaphore:

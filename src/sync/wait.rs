@@ -45,9 +45,25 @@ pub(crate) fn expired(deadline: Option<Instant>) -> bool {
     deadline.is_some_and(|d| Instant::now() >= d)
 }
 
-/// The earlier of `deadline` and one probe interval from now: how long to
-/// sleep before looking at a peer's liveness again.
-pub(crate) fn probe_slice(deadline: Option<Instant>) -> Option<Instant> {
-    let slice = Instant::now() + PROBE_INTERVAL;
+/// How long a sleeper of a primitive without owners (semaphore, event)
+/// waits before it looks at the shared state again, even with no deadline:
+/// garbage written by a peer, or a lost wake-up caused by a peer dying
+/// mid-protocol, delays it by at most this much.
+pub(crate) const RECHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The earlier of `deadline` and `interval` from now.
+fn slice(deadline: Option<Instant>, interval: Duration) -> Option<Instant> {
+    let slice = Instant::now() + interval;
     Some(deadline.map_or(slice, |d| d.min(slice)))
+}
+
+/// The earlier of `deadline` and one [`PROBE_INTERVAL`] from now: how long
+/// to sleep before looking at a peer's liveness again.
+pub(crate) fn probe_slice(deadline: Option<Instant>) -> Option<Instant> {
+    slice(deadline, PROBE_INTERVAL)
+}
+
+/// The earlier of `deadline` and one [`RECHECK_INTERVAL`] from now.
+pub(crate) fn recheck_slice(deadline: Option<Instant>) -> Option<Instant> {
+    slice(deadline, RECHECK_INTERVAL)
 }
