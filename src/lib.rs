@@ -38,6 +38,7 @@ struct ReadmeDoctests;
 mod error;
 pub(crate) mod primitive;
 pub mod region;
+pub mod ring;
 pub mod sync;
 mod sys;
 

@@ -150,6 +150,82 @@ pub fn fence(o: Ordering) {
     imp::fence(o)
 }
 
+/// A compiler-only fence; see `core::sync::atomic::compiler_fence`.
+#[inline]
+#[allow(dead_code)]
+pub fn compiler_fence(o: Ordering) {
+    core::sync::atomic::compiler_fence(o)
+}
+
+/// The cheap half of an asymmetric barrier pair, for a hot path (a ring's
+/// producer after publishing): a compiler fence when this process is
+/// registered for `membarrier` global-expedited barriers, a full fence
+/// otherwise. Paired with [`fence_heavy`] on the slow path, the two order a
+/// store before a load on each side as two SeqCst fences would (the
+/// Dekker pattern: "I published, does anyone sleep?" against "I sleep, has
+/// anything been published?").
+#[inline]
+#[allow(dead_code)]
+pub fn fence_light() {
+    #[cfg(not(shmkit_loom))]
+    {
+        if asymmetric::registered() {
+            core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        } else {
+            core::sync::atomic::fence(Ordering::SeqCst);
+        }
+    }
+    #[cfg(shmkit_loom)]
+    imp::fence(Ordering::SeqCst);
+}
+
+/// The expensive half of the asymmetric barrier pair, for a slow path (a
+/// consumer about to sleep): `membarrier(GLOBAL_EXPEDITED)`, which forces a
+/// full barrier on every CPU running a registered process, or a full fence
+/// if that is unavailable (in which case [`fence_light`] is a full fence
+/// too).
+#[inline]
+#[allow(dead_code)]
+pub fn fence_heavy() {
+    #[cfg(not(shmkit_loom))]
+    {
+        core::sync::atomic::fence(Ordering::SeqCst);
+        if asymmetric::registered() && !crate::sys::membarrier::global_expedited() {
+            // Registered but the barrier failed: nothing else can order the
+            // peer's plain accesses. The caller bounds every sleep, so a
+            // missed wake-up costs one sleep slice at most.
+            core::sync::atomic::fence(Ordering::SeqCst);
+        }
+    }
+    #[cfg(shmkit_loom)]
+    imp::fence(Ordering::SeqCst);
+}
+
+#[cfg(not(shmkit_loom))]
+mod asymmetric {
+    //! Whether this process uses `membarrier` for asymmetric fences, decided
+    //! once: 0 = not yet, 1 = yes, 2 = no.
+    use core::sync::atomic::{AtomicU8, Ordering};
+
+    static STATE: AtomicU8 = AtomicU8::new(0);
+
+    #[inline]
+    pub(super) fn registered() -> bool {
+        match STATE.load(Ordering::Relaxed) {
+            1 => true,
+            2 => false,
+            _ => register(),
+        }
+    }
+
+    #[cold]
+    fn register() -> bool {
+        let ok = crate::sys::membarrier::register_global_expedited();
+        STATE.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+        ok
+    }
+}
+
 /// A hint that the caller is spinning.
 #[inline]
 #[allow(dead_code)]

@@ -43,7 +43,7 @@ pub(crate) mod owner;
 mod raw_mutex;
 mod rwlock;
 mod semaphore;
-mod wait;
+pub(crate) mod wait;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};

@@ -10,4 +10,6 @@ pub(crate) mod fdpass;
 pub(crate) mod futex;
 pub(crate) mod map;
 #[cfg(not(shmkit_loom))]
+pub(crate) mod membarrier;
+#[cfg(not(shmkit_loom))]
 pub(crate) mod ofd;

@@ -1,0 +1,109 @@
+//! Lock-free rings in shared memory: [`spsc`] (one producer, one consumer,
+//! `T: Pod` values), [`mpmc`] (many of each, Vyukov's bounded queue) and
+//! [`bytes`] (variable-length framed records), plus [`Signal`], the
+//! sleep/wake point that lets a blocked side park without costing the
+//! other side a system call per message.
+//!
+//! Rings are raw data structures: `try_` operations that never block, on
+//! memory laid out by the creator and validated by every opener. Blocking
+//! sends and receives, and noticing that the peer is gone, are the
+//! channel layer's job.
+//!
+//! Every index a ring reads from shared memory is checked before use: a
+//! peer that scribbles on a ring makes the victim's operation return
+//! [`RingError::Corrupted`], never read or write out of bounds, panic, or
+//! loop forever.
+
+pub mod bytes;
+pub mod mpmc;
+mod signal;
+pub mod spsc;
+
+pub use signal::Signal;
+
+use crate::primitive::UnsafeCell;
+use crate::region::ShmSafe;
+use bytemuck::Pod;
+
+/// One element slot of a ring: plain data behind an `UnsafeCell`, written
+/// by the side that owns it under the ring's protocol and read by copy.
+#[repr(transparent)]
+#[derive(Debug, Default)]
+pub struct Slot<T: Pod> {
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: access to the contents follows the ring protocol (one side owns
+// a slot at a time); `T: Pod` makes any bytes a misbehaving peer writes a
+// valid `T`.
+unsafe impl<T: Pod + Send> Sync for Slot<T> {}
+// SAFETY: repr(transparent) over `T: Pod`: any bytes valid, zero valid, no
+// pointers, no Drop.
+unsafe impl<T: Pod + Send> ShmSafe for Slot<T> {}
+
+impl<T: Pod> Slot<T> {
+    /// A slot holding `value`.
+    pub fn new(value: T) -> Self {
+        Self {
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Copies the value out.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the slot for reading under its ring's protocol (no
+    /// correct participant writes it concurrently).
+    #[inline]
+    pub(crate) unsafe fn read(&self) -> T {
+        // SAFETY: valid, aligned pointer from a live cell; `T: Pod`; the
+        // caller guarantees no concurrent correct writer.
+        self.value.with(|p| unsafe { p.read_volatile() })
+    }
+
+    /// Copies `value` in.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the slot for writing under its ring's protocol.
+    #[inline]
+    pub(crate) unsafe fn write(&self, value: T) {
+        // SAFETY: as in `read`; the caller owns the slot exclusively.
+        self.value.with_mut(|p| unsafe { p.write_volatile(value) })
+    }
+
+    /// A raw pointer to the value, for in-place chunk access.
+    #[inline]
+    pub(crate) fn as_ptr(&self) -> *mut T {
+        self.value.with_mut(|p| p)
+    }
+}
+
+/// Why a ring operation did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RingError {
+    /// No room for what was pushed.
+    #[error("the ring is full")]
+    Full,
+    /// Nothing to pop.
+    #[error("the ring is empty")]
+    Empty,
+    /// A record larger than the ring's maximum message size.
+    #[error("message of {len} bytes exceeds the maximum of {max}")]
+    TooLarge {
+        /// The record's length.
+        len: usize,
+        /// The most the ring accepts.
+        max: usize,
+    },
+    /// Shared state that no correct participant writes.
+    #[error("ring state is corrupted: {0}")]
+    Corrupted(&'static str),
+}
+
+/// Creation-time parameters that do not fit a ring (zero or non-power-of-
+/// two capacity, element type too large or too aligned, region too small)
+/// are reported as [`crate::Error::InvalidSize`] or the region errors.
+pub type Result<T, E = RingError> = std::result::Result<T, E>;
