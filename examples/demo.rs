@@ -1,16 +1,23 @@
-//! The shmkit demo: two processes talking through one shared region.
+//! The shmkit demo: processes working together through shared memory.
 //!
-//! The parent creates a named region holding an `Exchange`, starts a second
-//! process (this same program, re-executed) that opens the region by name,
-//! then the two trade 64-byte messages through it by spinning on atomics:
-//! no system call per message. It prints what happened and how long each
-//! step took.
+//! 1. Two processes, one region: the parent creates a named region holding
+//!    an `Exchange`, starts a second process (this same program,
+//!    re-executed) that opens the region by name, then the two trade
+//!    64-byte messages through it by spinning on atomics: no system call
+//!    per message.
+//! 2. A crash under a lock: three worker processes update a shared ledger
+//!    under a robust `Mutex`; the parent kills one of them with SIGKILL
+//!    while the workers are busy; the others get `OwnerDied`, repair the
+//!    ledger and carry on.
+//!
+//! It prints what happened and how long each step took.
 //!
 //! ```text
 //! cargo run --release --example demo [-- ROUND_TRIPS]
 //! ```
 #![allow(clippy::disallowed_types)]
 
+use shmkit::sync::{LockError, Mutex};
 use shmkit::{RegionOptions, SharedCell, Shm, ShmSafe};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,8 +66,12 @@ unsafe impl ShmSafe for Exchange {}
 
 fn main() -> ExitCode {
     let result = match std::env::var(ROLE_VAR) {
-        Ok(name) => child(&name),
-        Err(_) => parent(),
+        Ok(role) => match role.split_once(':') {
+            Some(("worker", name)) => worker(name),
+            Some(("pingpong", name)) => child(name),
+            _ => Err(format!("unknown role {role}").into()),
+        },
+        Err(_) => parent().and_then(|()| crash_demo()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,7 +117,7 @@ fn parent() -> DemoResult {
 
     let t = Instant::now();
     let mut child = Command::new(std::env::current_exe()?)
-        .env(ROLE_VAR, &name)
+        .env(ROLE_VAR, format!("pingpong:{name}"))
         .spawn()?;
     let ready = spin_until("the child to open the region", || {
         ex.child_pid.load(Ordering::Acquire) != 0
@@ -209,4 +220,135 @@ fn child(name: &str) -> DemoResult {
         ex.pong.store(seq, Ordering::Release);
         last = seq;
     }
+}
+
+/// The ledger the workers update: `entries` counts updates, `check` must
+/// equal it whenever the lock is free. A worker killed between the two
+/// writes leaves them unequal.
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Ledger {
+    entries: u64,
+    check: u64,
+    repairs: u64,
+}
+
+#[repr(C)]
+struct Office {
+    ledger: Mutex<Ledger>,
+    /// Set by the parent when the workers should stop.
+    stop: AtomicU64,
+    /// Workers that have started.
+    started: AtomicU64,
+    /// Pid of the worker inside the lock, 0 if none (for the parent to aim
+    /// its kill).
+    holder: AtomicU64,
+}
+// SAFETY: repr(C); every field is ShmSafe.
+unsafe impl ShmSafe for Office {}
+
+const WORKERS: usize = 3;
+
+fn crash_demo() -> DemoResult {
+    println!("\n--- a worker killed while holding a lock ---\n");
+    let name = format!("/shmkit-demo-office-{}", std::process::id());
+    let office = Shm::<Office>::create(&name, |_| {})?;
+    let mut workers = Vec::new();
+    for _ in 0..WORKERS {
+        workers.push(
+            Command::new(std::env::current_exe()?)
+                .env(ROLE_VAR, format!("worker:{name}"))
+                .spawn()?,
+        );
+    }
+    let t = Instant::now();
+    spin_until("the workers to start", || {
+        office.started.load(Ordering::Acquire) == WORKERS as u64
+    })?;
+    std::thread::sleep(Duration::from_millis(100));
+    let mut victim = workers.remove(0);
+    // Strike while the victim is inside the lock, between its two writes.
+    let victim_pid = u64::from(victim.id());
+    spin_until("the victim to hold the lock", || {
+        office.holder.load(Ordering::Acquire) == victim_pid
+    })?;
+    victim.kill()?;
+    victim.wait()?;
+    let killed_at = t.elapsed();
+    println!(
+        "[parent] {WORKERS} workers sharing the ledger for {killed_at:.0?}; killed worker {} (SIGKILL) while it held the lock",
+        victim.id()
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    office.stop.store(1, Ordering::Release);
+    for mut w in workers {
+        let status = w.wait()?;
+        if !status.success() {
+            return Err(format!("worker exited with {status}").into());
+        }
+    }
+    let ledger = match office.ledger.lock() {
+        Ok(g) => *g,
+        Err(LockError::OwnerDied(mut g)) => {
+            // The victim died holding it and nobody locked it since.
+            let l = &mut *g;
+            l.check = l.entries;
+            l.repairs += 1;
+            g.mark_consistent();
+            *g
+        }
+        Err(e) => return Err(e.to_string().into()),
+    };
+    if ledger.entries != ledger.check {
+        return Err("ledger left inconsistent".into());
+    }
+    println!(
+        "[parent] survivors finished: {} updates in all, ledger consistent, {} repair(s) after the kill",
+        ledger.entries, ledger.repairs
+    );
+    if ledger.repairs == 0 {
+        println!("[parent] (the kill landed outside the lock this time: nothing to repair)");
+    }
+    Ok(())
+}
+
+fn worker(name: &str) -> DemoResult {
+    let office = Shm::<Office>::from_region(
+        RegionOptions::for_type::<Office>()
+            .timeout(PATIENCE)
+            .open(name)?,
+    )?;
+    office.started.fetch_add(1, Ordering::AcqRel);
+    while office.stop.load(Ordering::Acquire) == 0 {
+        let mut g = match office.ledger.lock() {
+            Ok(g) => g,
+            Err(LockError::OwnerDied(mut g)) => {
+                let t = Instant::now();
+                let l = &mut *g;
+                l.check = l.entries;
+                l.repairs += 1;
+                g.mark_consistent();
+                println!(
+                    "[worker {}] got OwnerDied: the last holder died mid-update; repaired in {:.1?}",
+                    std::process::id(),
+                    t.elapsed()
+                );
+                g
+            }
+            Err(e) => return Err(e.to_string().into()),
+        };
+        office
+            .holder
+            .store(u64::from(std::process::id()), Ordering::Release);
+        g.entries += 1;
+        // Some work between the two halves of the update.
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_micros(20) {
+            std::hint::spin_loop();
+        }
+        g.check = g.entries;
+        office.holder.store(0, Ordering::Release);
+        drop(g);
+    }
+    Ok(())
 }

@@ -35,6 +35,7 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub mod channel;
 mod error;
 pub(crate) mod primitive;
 pub mod region;

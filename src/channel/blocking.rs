@@ -1,0 +1,143 @@
+//! The shared header of every channel and the blocking loops around a
+//! ring's non-blocking operations.
+//!
+//! ```text
+//! offset  field       written by                 read by
+//!      0  data        receivers (to sleep)       senders, after each send
+//!    128  space       senders (to sleep)         receivers, after each receive
+//!    256  senders     senders (attach/detach)    receivers, on slow paths
+//!    512  receivers   receivers                  senders, on slow paths
+//!   1024  the ring
+//! ```
+//!
+//! A blocking call tries its ring operation, spins a little retrying it,
+//! then sleeps on its [`Signal`] in slices of `PROBE_INTERVAL`; between
+//! slices it checks whether the other side is still there (attached and
+//! alive). A receiver reports `Disconnected` only once the ring is empty,
+//! so nothing sent before the last sender left is lost.
+
+use super::side::{Side, SideState};
+use crate::primitive::spin_loop;
+use crate::region::ShmSafe;
+use crate::ring::{RingError, Signal};
+use crate::sync::wait::{expired, probe_slice, SPIN_LIMIT};
+use std::time::Instant;
+
+/// Where the ring starts in a channel region's data.
+pub(crate) const RING_OFFSET: usize = 1024;
+
+/// A value alone on its 128-byte line pair.
+#[repr(C, align(128))]
+#[derive(Debug, Default)]
+pub(crate) struct Line<T>(pub(crate) T);
+
+// SAFETY: repr(C) wrapper of a ShmSafe value plus padding.
+unsafe impl<T: ShmSafe> ShmSafe for Line<T> {}
+
+/// The header in front of every channel's ring.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct ChannelHeader {
+    /// Receivers sleep here when the ring is empty.
+    pub(crate) data: Line<Signal>,
+    /// Senders sleep here when the ring is full.
+    pub(crate) space: Line<Signal>,
+    pub(crate) senders: Line<Side>,
+    pub(crate) receivers: Line<Side>,
+}
+
+// SAFETY: repr(C); every field is ShmSafe.
+unsafe impl ShmSafe for ChannelHeader {}
+
+#[cfg(not(shmkit_loom))]
+const _: () = assert!(core::mem::size_of::<ChannelHeader>() <= RING_OFFSET);
+
+/// Which end a blocking call runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    Sender,
+    Receiver,
+}
+
+/// Why a blocking call gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Blocked {
+    Timeout,
+    Disconnected,
+    Corrupted(&'static str),
+}
+
+impl ChannelHeader {
+    fn mine(&self, end: End) -> (&Signal, &Signal, &Side) {
+        match end {
+            // A sender waits on `space`, wakes receivers through `data`,
+            // and watches the receivers' side.
+            End::Sender => (&self.space.0, &self.data.0, &self.receivers.0),
+            End::Receiver => (&self.data.0, &self.space.0, &self.senders.0),
+        }
+    }
+
+    /// Runs `attempt` (a ring operation that fails with `Full`/`Empty`
+    /// when it would block) until it succeeds, the deadline passes, or the
+    /// other end is gone; wakes the other end after a success.
+    #[inline]
+    pub(crate) fn block_on<R>(
+        &self,
+        end: End,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut() -> Result<R, RingError>,
+    ) -> Result<R, Blocked> {
+        let (_, theirs, peers) = self.mine(end);
+        // Sending into a channel every receiver left cleanly is pointless.
+        if end == End::Sender && peers.all_detached() {
+            return Err(Blocked::Disconnected);
+        }
+        match attempt() {
+            Ok(r) => {
+                theirs.notify();
+                Ok(r)
+            }
+            Err(RingError::Full | RingError::Empty) => self.block_slow(end, deadline, attempt),
+            Err(RingError::Corrupted(w)) => Err(Blocked::Corrupted(w)),
+            Err(RingError::TooLarge { .. }) => Err(Blocked::Corrupted("unexpected TooLarge")),
+        }
+    }
+
+    #[cold]
+    fn block_slow<R>(
+        &self,
+        end: End,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut() -> Result<R, RingError>,
+    ) -> Result<R, Blocked> {
+        let (sleep_on, theirs, peers) = self.mine(end);
+        let mut try_once = || match attempt() {
+            Ok(r) => Some(Ok(r)),
+            Err(RingError::Full | RingError::Empty) => None,
+            Err(RingError::Corrupted(w)) => Some(Err(Blocked::Corrupted(w))),
+            Err(RingError::TooLarge { .. }) => Some(Err(Blocked::Corrupted("unexpected TooLarge"))),
+        };
+        for _ in 0..SPIN_LIMIT {
+            spin_loop();
+            if let Some(r) = try_once() {
+                return r.inspect(|_| theirs.notify());
+            }
+        }
+        loop {
+            if peers.all_detached() || peers.state() == SideState::Closed {
+                // Whatever was sent before the last sender left is still
+                // delivered; after that, nothing more will come.
+                return match try_once() {
+                    Some(r) => r.inspect(|_| theirs.notify()),
+                    None => Err(Blocked::Disconnected),
+                };
+            }
+            if expired(deadline) {
+                return Err(Blocked::Timeout);
+            }
+            if let Some(r) = sleep_on.wait_until(probe_slice(deadline), &mut try_once) {
+                return r.inspect(|_| theirs.notify());
+            }
+        }
+    }
+}
