@@ -41,6 +41,7 @@ unsafe impl<T: Pod + Send> Sync for Slot<T> {}
 // pointers, no Drop.
 unsafe impl<T: Pod + Send> ShmSafe for Slot<T> {}
 
+#[allow(dead_code)] // used by the rings as they land
 impl<T: Pod> Slot<T> {
     /// A slot holding `value`.
     pub fn new(value: T) -> Self {
