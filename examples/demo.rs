@@ -269,11 +269,19 @@ fn crash_demo() -> DemoResult {
     let mut victim = workers.remove(0);
     // Strike while the victim is inside the lock, between its two writes.
     let victim_pid = u64::from(victim.id());
-    spin_until("the victim to hold the lock", || {
+    let aimed = spin_until("the victim to hold the lock", || {
         office.holder.load(Ordering::Acquire) == victim_pid
-    })?;
-    victim.kill()?;
-    victim.wait()?;
+    });
+    let killed = victim.kill();
+    let reaped = victim.wait();
+    let outcome: DemoResult = aimed
+        .map_err(Into::into)
+        .and(killed.map_err(Into::into))
+        .and(reaped.map(drop).map_err(Into::into));
+    if outcome.is_err() {
+        office.stop.store(1, Ordering::Release);
+        return outcome;
+    }
     let killed_at = t.elapsed();
     println!(
         "[parent] {WORKERS} workers sharing the ledger for {killed_at:.0?}; killed worker {} (SIGKILL) while it held the lock",
