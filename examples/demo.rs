@@ -327,7 +327,9 @@ fn worker(name: &str) -> DemoResult {
             .open(name)?,
     )?;
     office.started.fetch_add(1, Ordering::AcqRel);
-    while office.stop.load(Ordering::Acquire) == 0 {
+    // Stop when told, or on our own if the parent is gone that long.
+    let give_up = Instant::now() + PATIENCE;
+    while office.stop.load(Ordering::Acquire) == 0 && Instant::now() < give_up {
         let mut g = match office.ledger.lock() {
             Ok(g) => g,
             Err(LockError::OwnerDied(mut g)) => {
