@@ -120,6 +120,13 @@ pub enum Error {
         /// The registry's capacity.
         slots: usize,
     },
+    /// The channel end asked for is already attached by a live process
+    /// (an SPSC channel has one sender and one receiver at a time).
+    #[error("the channel's {end} end is already attached by a live process")]
+    ChannelBusy {
+        /// `"sender"` or `"receiver"`.
+        end: &'static str,
+    },
     /// A size that cannot be used.
     #[error("invalid size {size}: {reason}")]
     InvalidSize {

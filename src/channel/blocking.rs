@@ -16,8 +16,11 @@
 //! alive). A receiver reports `Disconnected` only once the ring is empty,
 //! so nothing sent before the last sender left is lost.
 
+use super::error::{RecvError, SendError};
 use super::side::{Side, SideState};
+use crate::error::Error;
 use crate::primitive::spin_loop;
+use crate::region::Region;
 use crate::region::ShmSafe;
 use crate::ring::{RingError, Signal};
 use crate::sync::wait::{expired, probe_slice, SPIN_LIMIT};
@@ -139,5 +142,49 @@ impl ChannelHeader {
                 return r.inspect(|_| theirs.notify());
             }
         }
+    }
+}
+
+/// `region`, borrowed for `'static`, to build views of its mapping that a
+/// handle stores next to the `Region` itself.
+///
+/// Sound only for views that point into the mapping and never at the
+/// `Region` value (the ring views and `place` references qualify): the
+/// mapping stays put when the `Region` moves and lives until it drops.
+/// Every handle declares its `Region` field after (so drops it after)
+/// everything borrowed from it, and never lends those views out beyond
+/// `&self`.
+pub(crate) fn extend(region: &Region) -> &'static Region {
+    // SAFETY: see above; the reference itself is used only while building
+    // the views, while `region` is alive.
+    unsafe { &*(region as *const Region) }
+}
+
+pub(crate) fn busy(end: &'static str) -> Error {
+    Error::ChannelBusy { end }
+}
+
+pub(crate) fn send_error<V>(b: Blocked, v: V) -> SendError<V> {
+    match b {
+        Blocked::Timeout => SendError::Timeout(v),
+        Blocked::Disconnected => SendError::Disconnected(v),
+        Blocked::Corrupted(w) => SendError::Corrupted(w),
+    }
+}
+
+pub(crate) fn recv_error(b: Blocked) -> RecvError {
+    match b {
+        Blocked::Timeout => RecvError::Timeout,
+        Blocked::Disconnected => RecvError::Disconnected,
+        Blocked::Corrupted(w) => RecvError::Corrupted(w),
+    }
+}
+
+pub(crate) fn ring_open_error(e: RingError) -> Error {
+    match e {
+        RingError::Corrupted(what) => Error::Corrupted { what },
+        _ => Error::Corrupted {
+            what: "ring indices at attach",
+        },
     }
 }

@@ -12,6 +12,13 @@ pub enum SendError<T> {
     /// Every receiver has dropped its handle or died: nobody will ever
     /// receive it.
     Disconnected(T),
+    /// A message longer than the channel carries; nothing was sent.
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The most the channel carries.
+        max: usize,
+    },
     /// The channel's shared state is corrupted.
     Corrupted(&'static str),
 }
@@ -21,7 +28,7 @@ impl<T> SendError<T> {
     pub fn into_inner(self) -> Option<T> {
         match self {
             SendError::Full(v) | SendError::Timeout(v) | SendError::Disconnected(v) => Some(v),
-            SendError::Corrupted(_) => None,
+            SendError::TooLarge { .. } | SendError::Corrupted(_) => None,
         }
     }
 
@@ -30,7 +37,7 @@ impl<T> SendError<T> {
             RingError::Full => SendError::Full(v),
             RingError::Corrupted(w) => SendError::Corrupted(w),
             RingError::Empty => SendError::Corrupted("empty reported on send"),
-            RingError::TooLarge { .. } => SendError::Corrupted("too large reported on send"),
+            RingError::TooLarge { len, max } => SendError::TooLarge { len, max },
         }
     }
 }
@@ -41,6 +48,11 @@ impl<T> fmt::Debug for SendError<T> {
             SendError::Full(_) => f.write_str("Full(..)"),
             SendError::Timeout(_) => f.write_str("Timeout(..)"),
             SendError::Disconnected(_) => f.write_str("Disconnected(..)"),
+            SendError::TooLarge { len, max } => f
+                .debug_struct("TooLarge")
+                .field("len", len)
+                .field("max", max)
+                .finish(),
             SendError::Corrupted(w) => f.debug_tuple("Corrupted").field(w).finish(),
         }
     }
@@ -52,6 +64,12 @@ impl<T> fmt::Display for SendError<T> {
             SendError::Full(_) => f.write_str("the channel is full"),
             SendError::Timeout(_) => f.write_str("timed out waiting for room in the channel"),
             SendError::Disconnected(_) => f.write_str("every receiver is gone"),
+            SendError::TooLarge { len, max } => {
+                write!(
+                    f,
+                    "message of {len} bytes exceeds the channel's maximum of {max}"
+                )
+            }
             SendError::Corrupted(w) => write!(f, "channel state is corrupted: {w}"),
         }
     }

@@ -1,11 +1,12 @@
 //! Channels: blocking, typed or byte-oriented messaging between processes
 //! over the lock-free rings of [`crate::ring`].
 
-// Wired to the rings as they land; remove once every item is used.
-#![allow(dead_code)]
-
 mod blocking;
+mod bytes;
 mod error;
 mod side;
+mod typed;
 
+pub use bytes::{byte_channel, ByteReceiver, ByteSender};
 pub use error::{RecvError, SendError};
+pub use typed::{channel, Receiver, Sender};

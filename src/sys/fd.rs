@@ -156,3 +156,8 @@ fn try_lock(fd: BorrowedFd<'_>, op: FlockOperation) -> Result<bool> {
 pub(crate) fn clear_cloexec(fd: BorrowedFd<'_>) -> std::io::Result<()> {
     rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()).map_err(Into::into)
 }
+
+/// A duplicate of `fd` with `FD_CLOEXEC` set.
+pub(crate) fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
+    rustix::io::fcntl_dupfd_cloexec(fd, 0).map_err(|e| Error::io("fcntl(F_DUPFD_CLOEXEC)", e.into()))
+}

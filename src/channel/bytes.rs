@@ -1,0 +1,298 @@
+//! [`ByteSender`] and [`ByteReceiver`]: a blocking channel of
+//! variable-length byte messages over a [`ByteRing`], between two
+//! processes (or threads), with in-place reading.
+
+use super::blocking::{
+    busy, extend, recv_error, ring_open_error, Blocked, ChannelHeader, End, RING_OFFSET,
+};
+use super::error::{RecvError, SendError};
+use crate::error::{Error, Result};
+use crate::region::{LayoutId, Region, RegionOptions};
+use crate::ring::bytes::{ByteRing, Consumer, Producer};
+use crate::ring::RingError;
+use crate::sync::wait::deadline_after;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+const LAYOUT: LayoutId = LayoutId::named("shmkit::channel::bytes", 1);
+
+fn init(region: &Region, capacity: usize, max_message: usize) -> Result<()> {
+    region.place::<ChannelHeader>(0)?;
+    ByteRing::create(region, RING_OFFSET, capacity, max_message)?;
+    Ok(())
+}
+
+fn options(capacity: Option<usize>) -> Result<RegionOptions> {
+    let opts = RegionOptions::new().layout(LAYOUT);
+    Ok(match capacity {
+        Some(c) => opts.size(RING_OFFSET + ByteRing::bytes_for(c)?),
+        None => opts,
+    })
+}
+
+/// The sending end of a byte channel.
+///
+/// ```
+/// use shmkit::channel::byte_channel;
+///
+/// let (tx, rx) = byte_channel(1 << 16, 1024)?;
+/// tx.send(b"hello")?;
+/// let mut buf = Vec::new();
+/// assert_eq!(rx.recv(&mut buf)?, 5);
+/// assert_eq!(buf, b"hello");
+/// // Or read in place, without a copy:
+/// tx.send(b"in place")?;
+/// let len = rx.recv_with(|bytes| bytes.len())?;
+/// assert_eq!(len, 8);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ByteSender {
+    producer: RefCell<Producer<'static>>,
+    peer_gone: Cell<bool>,
+    header: &'static ChannelHeader,
+    entry: usize,
+    region: Region,
+}
+
+/// The receiving end of a byte channel; see [`ByteSender`].
+pub struct ByteReceiver {
+    consumer: RefCell<Consumer<'static>>,
+    peer_gone: Cell<bool>,
+    header: &'static ChannelHeader,
+    entry: usize,
+    region: Region,
+}
+
+/// Creates an anonymous byte channel with a `capacity`-byte ring (a power
+/// of two) carrying messages of at most `max_message` bytes.
+pub fn byte_channel(capacity: usize, max_message: usize) -> Result<(ByteSender, ByteReceiver)> {
+    let region = options(Some(capacity))?.anonymous_with(|r| init(r, capacity, max_message))?;
+    let twin = RegionOptions::new()
+        .layout(LAYOUT)
+        .from_fd(crate::sys::fd::dup(region.as_fd())?)?;
+    Ok((ByteSender::attach(region)?, ByteReceiver::attach(twin)?))
+}
+
+macro_rules! byte_endpoint {
+    ($ty:ident, $side:ident, $end:literal, $handle:ident, $make:ident) => {
+        impl $ty {
+            /// Creates a named byte channel (a `capacity`-byte ring, a
+            /// power of two, for messages of at most `max_message` bytes)
+            /// and attaches this end.
+            pub fn create(name: &str, capacity: usize, max_message: usize) -> Result<Self> {
+                let region = options(Some(capacity))?
+                    .create_with(name, |r| init(r, capacity, max_message))?;
+                Self::attach(region)
+            }
+
+            /// Opens the named byte channel and attaches this end.
+            pub fn open(name: &str) -> Result<Self> {
+                Self::attach(options(None)?.open(name)?)
+            }
+
+            /// Attaches this end to a byte-channel region opened by other
+            /// means.
+            pub fn from_region(region: Region) -> Result<Self> {
+                if region.layout() != LAYOUT {
+                    return Err(Error::LayoutMismatch {
+                        found: region.layout().to_raw(),
+                        expected: LAYOUT.to_raw(),
+                    });
+                }
+                Self::attach(region)
+            }
+
+            /// Opens the byte-channel region a parent passed with
+            /// [`Region::pass_to_child`] under `var`, and attaches this end.
+            ///
+            /// # Safety
+            ///
+            /// As for [`RegionOptions::from_env`].
+            pub unsafe fn from_env(var: &str) -> Result<Self> {
+                // SAFETY: forwarded to the caller.
+                let region = unsafe { options(None)?.from_env(var)? };
+                Self::from_region(region)
+            }
+
+            /// The channel's region (to pass it to a child process).
+            pub fn region(&self) -> &Region {
+                &self.region
+            }
+
+            fn attach(region: Region) -> Result<Self> {
+                let r = extend(&region);
+                let header = r.place::<ChannelHeader>(0)?;
+                let ring = ByteRing::open(r, RING_OFFSET)?;
+                let entry = header.$side.0.attach(1)?.ok_or_else(|| busy($end))?;
+                // SAFETY: `attach(1)` above admitted this handle as the only
+                // live one of its end across all processes, and the handle
+                // is not `Sync`, so no second one exists while it lives.
+                match unsafe { ring.$make() } {
+                    Ok(h) => Ok(Self {
+                        $handle: RefCell::new(h),
+                        peer_gone: Cell::new(false),
+                        header,
+                        entry,
+                        region,
+                    }),
+                    Err(e) => {
+                        header.$side.0.detach(entry);
+                        Err(ring_open_error(e))
+                    }
+                }
+            }
+
+            /// Remembers a disconnect, so that `try_` calls report it too.
+            fn note(&self, b: Blocked) -> Blocked {
+                if b == Blocked::Disconnected {
+                    self.peer_gone.set(true);
+                }
+                b
+            }
+        }
+
+        impl Drop for $ty {
+            fn drop(&mut self) {
+                self.header.$side.0.detach(self.entry);
+                // Wake the other end if it sleeps, so it sees we left.
+                self.header.data.0.notify();
+                self.header.space.0.notify();
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("name", &self.region.name())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+byte_endpoint!(ByteSender, senders, "sender", producer, producer);
+byte_endpoint!(ByteReceiver, receivers, "receiver", consumer, consumer);
+
+fn byte_send_error(b: Blocked) -> SendError<()> {
+    match b {
+        Blocked::Timeout => SendError::Timeout(()),
+        Blocked::Disconnected => SendError::Disconnected(()),
+        Blocked::Corrupted(w) => SendError::Corrupted(w),
+    }
+}
+
+impl ByteSender {
+    fn send_inner(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError<()>> {
+        let max = self.producer.borrow().ring().max_message();
+        if msg.len() > max {
+            return Err(SendError::TooLarge {
+                len: msg.len(),
+                max,
+            });
+        }
+        let mut p = self.producer.borrow_mut();
+        self.header
+            .block_on(End::Sender, deadline, || p.try_send(msg))
+            .map_err(|b| byte_send_error(self.note(b)))
+    }
+
+    /// The largest message this channel carries.
+    pub fn max_message(&self) -> usize {
+        self.producer.borrow().ring().max_message()
+    }
+
+    /// Sends `msg`, waiting while the ring is full. A message longer than
+    /// [`max_message`](Self::max_message) is refused at once.
+    pub fn send(&self, msg: &[u8]) -> Result<(), SendError<()>> {
+        self.send_inner(msg, None)
+    }
+
+    /// Sends `msg` if there is room now.
+    pub fn try_send(&self, msg: &[u8]) -> Result<(), SendError<()>> {
+        if self.peer_gone.get() || self.header.receivers.0.all_detached() {
+            return Err(SendError::Disconnected(()));
+        }
+        match self.producer.borrow_mut().try_send(msg) {
+            Ok(()) => {
+                self.header.data.0.notify();
+                Ok(())
+            }
+            Err(e) => Err(SendError::from_ring(e, ())),
+        }
+    }
+
+    /// Sends `msg`, waiting at most `timeout` for room.
+    pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), SendError<()>> {
+        self.send_inner(msg, deadline_after(timeout))
+    }
+
+    /// Sends `msg`, waiting until `deadline` at the latest.
+    pub fn send_until(&self, msg: &[u8], deadline: Instant) -> Result<(), SendError<()>> {
+        self.send_inner(msg, Some(deadline))
+    }
+}
+
+impl ByteReceiver {
+    /// Receives a message into `buf` (replacing its contents), waiting
+    /// while the channel is empty; returns its length.
+    pub fn recv(&self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+        self.recv_inner(buf, None)
+    }
+
+    /// Receives a message if one is there now.
+    pub fn try_recv(&self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+        let mut c = self.consumer.borrow_mut();
+        match c.try_recv(buf) {
+            Ok(n) => {
+                self.header.space.0.notify();
+                Ok(n)
+            }
+            Err(RingError::Empty)
+                if self.peer_gone.get() || self.header.senders.0.all_detached() =>
+            {
+                c.try_recv(buf)
+                    .inspect(|_| self.header.space.0.notify())
+                    .map_err(|_| RecvError::Disconnected)
+            }
+            Err(e) => Err(RecvError::from_ring(e)),
+        }
+    }
+
+    /// Receives a message, waiting at most `timeout`.
+    pub fn recv_timeout(&self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize, RecvError> {
+        self.recv_inner(buf, deadline_after(timeout))
+    }
+
+    /// Receives a message, waiting until `deadline` at the latest.
+    pub fn recv_until(&self, buf: &mut Vec<u8>, deadline: Instant) -> Result<usize, RecvError> {
+        self.recv_inner(buf, Some(deadline))
+    }
+
+    fn recv_inner(&self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<usize, RecvError> {
+        let mut c = self.consumer.borrow_mut();
+        self.header
+            .block_on(End::Receiver, deadline, || c.try_recv(buf))
+            .map_err(|b| recv_error(self.note(b)))
+    }
+
+    /// Waits for a message and runs `f` on it in place, inside the shared
+    /// ring (no copy), then frees it. The bytes are the sender's: treat
+    /// them as untrusted input.
+    pub fn recv_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
+        let mut f = Some(f);
+        let mut c = self.consumer.borrow_mut();
+        self.header
+            .block_on(End::Receiver, None, || {
+                let guard = c.try_read()?;
+                let f = f
+                    .take()
+                    .expect("called once: only a successful read consumes it");
+                let r = f(&guard);
+                guard.release();
+                Ok(r)
+            })
+            .map_err(|b| recv_error(self.note(b)))
+    }
+}

@@ -1,0 +1,386 @@
+//! [`Sender`] and [`Receiver`]: a blocking, typed channel of `T: Pod`
+//! values over an [`SpscRing`], between two processes (or threads).
+//!
+//! One sender and one receiver at a time: a second `open` of the same end
+//! while the first is attached (and alive) is refused with
+//! [`Error::ChannelBusy`]. Either end may create the channel, by name or
+//! anonymously; the other opens it.
+
+use super::blocking::{
+    busy, extend, recv_error, ring_open_error, send_error, Blocked, ChannelHeader, End, RING_OFFSET,
+};
+use super::error::{RecvError, SendError};
+use crate::error::{Error, Result};
+use crate::region::{LayoutId, Region, RegionOptions};
+use crate::ring::spsc::{Consumer, Producer, SpscRing};
+use crate::ring::RingError;
+use crate::sync::wait::deadline_after;
+use bytemuck::Pod;
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+/// The layout id of a typed channel of `T`.
+fn layout<T>() -> LayoutId {
+    struct TypedChannel<T>(PhantomData<T>);
+    LayoutId::of::<TypedChannel<T>>()
+}
+
+fn options<T: Pod + Send>(capacity: Option<usize>) -> Result<RegionOptions> {
+    let opts = RegionOptions::new().layout(layout::<T>());
+    Ok(match capacity {
+        Some(c) => opts.size(RING_OFFSET + SpscRing::<T>::bytes_for(c)?),
+        None => opts,
+    })
+}
+
+/// Initializes a fresh channel region: the header is valid zeroed; the
+/// ring needs its own header.
+fn init<T: Pod + Send>(region: &Region, capacity: usize) -> Result<()> {
+    region.place::<ChannelHeader>(0)?;
+    SpscRing::<T>::create(region, RING_OFFSET, capacity)?;
+    Ok(())
+}
+
+/// The channel's shared parts, borrowed for the region's lifetime.
+struct Attached<T: Pod> {
+    header: &'static ChannelHeader,
+    ring: SpscRing<'static, T>,
+}
+
+impl<T: Pod + Send> Attached<T> {
+    fn new(region: &Region) -> Result<Self> {
+        let region = extend(region);
+        Ok(Self {
+            header: region.place::<ChannelHeader>(0)?,
+            ring: SpscRing::open(region, RING_OFFSET)?,
+        })
+    }
+}
+
+/// The sending end of a typed channel.
+///
+/// ```
+/// use shmkit::channel::{channel, RecvError};
+///
+/// let (tx, rx) = channel::<u64>(1024)?;
+/// std::thread::spawn(move || {
+///     for i in 0..100 {
+///         tx.send(i).unwrap();
+///     }
+/// });
+/// let mut sum = 0;
+/// loop {
+///     match rx.recv() {
+///         Ok(v) => sum += v,
+///         Err(RecvError::Disconnected) => break,
+///         Err(e) => panic!("{e}"),
+///     }
+/// }
+/// assert_eq!(sum, 4950);
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+pub struct Sender<T: Pod> {
+    producer: std::cell::RefCell<Producer<'static, T>>,
+    /// Set once a call has seen every receiver gone (left or dead).
+    peer_gone: Cell<bool>,
+    shared: Attached<T>,
+    entry: usize,
+    region: Region,
+}
+
+/// The receiving end of a typed channel; see [`Sender`].
+pub struct Receiver<T: Pod> {
+    consumer: std::cell::RefCell<Consumer<'static, T>>,
+    /// Set once a call has seen every sender gone (left or dead).
+    peer_gone: Cell<bool>,
+    shared: Attached<T>,
+    entry: usize,
+    region: Region,
+}
+
+/// Creates an anonymous channel of `capacity` slots (a power of two) and
+/// returns both ends. Hand one to a child with [`Region::pass_to_child`]
+/// (through [`Sender::region`] or [`Receiver::region`]) and drop it here.
+pub fn channel<T: Pod + Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>)> {
+    let region = options::<T>(Some(capacity))?.anonymous_with(|r| init::<T>(r, capacity))?;
+    let twin = RegionOptions::new()
+        .layout(layout::<T>())
+        .from_fd(crate::sys::fd::dup(region.as_fd())?)?;
+    Ok((Sender::attach(region)?, Receiver::attach(twin)?))
+}
+
+macro_rules! endpoint_constructors {
+    ($ty:ident) => {
+        impl<T: Pod + Send> $ty<T> {
+            /// Creates a named channel of `capacity` slots (a power of two)
+            /// and attaches this end.
+            pub fn create(name: &str, capacity: usize) -> Result<Self> {
+                let region =
+                    options::<T>(Some(capacity))?.create_with(name, |r| init::<T>(r, capacity))?;
+                Self::attach(region)
+            }
+
+            /// Opens the named channel and attaches this end; waits for a
+            /// creator that is still initializing it (up to the region
+            /// default timeout).
+            pub fn open(name: &str) -> Result<Self> {
+                Self::attach(options::<T>(None)?.open(name)?)
+            }
+
+            /// Attaches this end to a channel region opened by other means
+            /// (a descriptor received over a socket, say).
+            pub fn from_region(region: Region) -> Result<Self> {
+                if region.layout() != layout::<T>() {
+                    return Err(Error::LayoutMismatch {
+                        found: region.layout().to_raw(),
+                        expected: layout::<T>().to_raw(),
+                    });
+                }
+                Self::attach(region)
+            }
+
+            /// Opens the channel region a parent passed with
+            /// [`Region::pass_to_child`] under the environment variable
+            /// `var`, and attaches this end.
+            ///
+            /// # Safety
+            ///
+            /// As for [`RegionOptions::from_env`]: the descriptor must have
+            /// been inherited for this purpose and be owned by nothing
+            /// else in this process.
+            pub unsafe fn from_env(var: &str) -> Result<Self> {
+                // SAFETY: forwarded to the caller.
+                let region = unsafe { options::<T>(None)?.from_env(var)? };
+                Self::from_region(region)
+            }
+
+            /// The channel's region (to pass it to a child process).
+            pub fn region(&self) -> &Region {
+                &self.region
+            }
+        }
+
+        impl<T: Pod> fmt::Debug for $ty<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("name", &self.region.name())
+                    .field("capacity", &self.shared.ring.capacity())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+endpoint_constructors!(Sender);
+endpoint_constructors!(Receiver);
+
+impl<T: Pod + Send> Sender<T> {
+    fn attach(region: Region) -> Result<Self> {
+        let shared = Attached::<T>::new(&region)?;
+        let entry = shared
+            .header
+            .senders
+            .0
+            .attach(1)?
+            .ok_or_else(|| busy("sender"))?;
+        let producer = match shared.ring.producer() {
+            Ok(p) => p,
+            Err(e) => {
+                shared.header.senders.0.detach(entry);
+                return Err(ring_open_error(e));
+            }
+        };
+        Ok(Self {
+            producer: std::cell::RefCell::new(producer),
+            peer_gone: Cell::new(false),
+            shared,
+            entry,
+            region,
+        })
+    }
+
+    fn send_inner(&self, value: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
+        let mut p = self.producer.borrow_mut();
+        self.shared
+            .header
+            .block_on(End::Sender, deadline, || p.try_push(value))
+            .map_err(|b| send_error(self.note(b), value))
+    }
+
+    /// Remembers a disconnect, so that `try_` calls report it too.
+    fn note(&self, b: Blocked) -> Blocked {
+        if b == Blocked::Disconnected {
+            self.peer_gone.set(true);
+        }
+        b
+    }
+
+    /// Sends `value`, waiting while the channel is full. Fails with
+    /// [`SendError::Disconnected`] once the receiver is gone.
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.send_inner(value, None)
+    }
+
+    /// Sends `value` if there is room now. Notices a receiver that left
+    /// cleanly at once; one that died is noticed by the blocking forms
+    /// (after which this reports it too).
+    pub fn try_send(&self, value: T) -> Result<(), SendError<T>> {
+        let mut p = self.producer.borrow_mut();
+        if self.peer_gone.get() || self.shared.header.receivers.0.all_detached() {
+            return Err(SendError::Disconnected(value));
+        }
+        match p.try_push(value) {
+            Ok(()) => {
+                self.shared.header.data.0.notify();
+                Ok(())
+            }
+            Err(e) => Err(SendError::from_ring(e, value)),
+        }
+    }
+
+    /// Sends `value`, waiting at most `timeout` for room.
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
+        self.send_inner(value, deadline_after(timeout))
+    }
+
+    /// Sends `value`, waiting until `deadline` at the latest.
+    pub fn send_until(&self, value: T, deadline: Instant) -> Result<(), SendError<T>> {
+        self.send_inner(value, Some(deadline))
+    }
+
+    /// Sends every value of `values` in order, as few ring publications as
+    /// room allows, waiting while the channel is full. On failure the
+    /// error carries how many were sent.
+    pub fn send_all(&self, values: &[T]) -> Result<(), SendError<usize>> {
+        let mut p = self.producer.borrow_mut();
+        let mut sent = 0;
+        while sent < values.len() {
+            let rest = &values[sent..];
+            let n = self
+                .shared
+                .header
+                .block_on(End::Sender, None, || match p.push_slice(rest) {
+                    Ok(0) => Err(RingError::Full),
+                    other => other,
+                })
+                .map_err(|b| send_error(self.note(b), sent))?;
+            sent += n;
+        }
+        Ok(())
+    }
+}
+
+impl<T: Pod + Send> Receiver<T> {
+    fn attach(region: Region) -> Result<Self> {
+        let shared = Attached::<T>::new(&region)?;
+        let entry = shared
+            .header
+            .receivers
+            .0
+            .attach(1)?
+            .ok_or_else(|| busy("receiver"))?;
+        let consumer = match shared.ring.consumer() {
+            Ok(c) => c,
+            Err(e) => {
+                shared.header.receivers.0.detach(entry);
+                return Err(ring_open_error(e));
+            }
+        };
+        Ok(Self {
+            consumer: std::cell::RefCell::new(consumer),
+            peer_gone: Cell::new(false),
+            shared,
+            entry,
+            region,
+        })
+    }
+
+    fn recv_inner(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
+        let mut c = self.consumer.borrow_mut();
+        self.shared
+            .header
+            .block_on(End::Receiver, deadline, || c.try_pop())
+            .map_err(|b| recv_error(self.note(b)))
+    }
+
+    /// Remembers a disconnect, so that `try_` calls report it too.
+    fn note(&self, b: Blocked) -> Blocked {
+        if b == Blocked::Disconnected {
+            self.peer_gone.set(true);
+        }
+        b
+    }
+
+    /// Receives a value, waiting while the channel is empty. Fails with
+    /// [`RecvError::Disconnected`] once the sender is gone and everything
+    /// it sent has been received.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.recv_inner(None)
+    }
+
+    /// Receives a value if one is there now. Notices a sender that left
+    /// cleanly at once; one that died is noticed by the blocking forms
+    /// (after which this reports it too).
+    pub fn try_recv(&self) -> Result<T, RecvError> {
+        let mut c = self.consumer.borrow_mut();
+        match c.try_pop() {
+            Ok(v) => {
+                self.shared.header.space.0.notify();
+                Ok(v)
+            }
+            Err(RingError::Empty)
+                if self.peer_gone.get() || self.shared.header.senders.0.all_detached() =>
+            {
+                // Re-check: the sender may have sent just before leaving.
+                c.try_pop()
+                    .inspect(|_| self.shared.header.space.0.notify())
+                    .map_err(|_| RecvError::Disconnected)
+            }
+            Err(e) => Err(RecvError::from_ring(e)),
+        }
+    }
+
+    /// Receives a value, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
+        self.recv_inner(deadline_after(timeout))
+    }
+
+    /// Receives a value, waiting until `deadline` at the latest.
+    pub fn recv_until(&self, deadline: Instant) -> Result<T, RecvError> {
+        self.recv_inner(Some(deadline))
+    }
+
+    /// Receives as many values as are there (at least one, waiting for it)
+    /// into `buf`, in one ring publication; returns how many.
+    pub fn recv_slice(&self, buf: &mut [T]) -> Result<usize, RecvError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut c = self.consumer.borrow_mut();
+        self.shared
+            .header
+            .block_on(End::Receiver, None, || match c.pop_slice(buf) {
+                Ok(0) => Err(RingError::Empty),
+                other => other,
+            })
+            .map_err(|b| recv_error(self.note(b)))
+    }
+}
+
+impl<T: Pod> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.shared.header.senders.0.detach(self.entry);
+        // Wake a receiver sleeping on an empty ring so it sees we left.
+        self.shared.header.data.0.notify();
+    }
+}
+
+impl<T: Pod> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.shared.header.receivers.0.detach(self.entry);
+        self.shared.header.space.0.notify();
+    }
+}
