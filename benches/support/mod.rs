@@ -1,7 +1,7 @@
 //! Shared pieces of shmkit's benchmark harnesses (`harness = false`
 //! benches): run modes, percentile statistics, the result table, machine
-//! facts, CPU pinning, bounded spin-waiting and child processes made by
-//! re-executing the bench binary.
+//! facts, CPU pinning, bounded spin-waiting, child processes made by
+//! re-executing the bench binary and descriptors they inherit.
 //!
 //! Not a benchmark itself: each bench includes it with `mod support;` and
 //! is run with `cargo bench --bench <name>`. See `benches/region.rs` for
@@ -30,6 +30,8 @@
 #![allow(dead_code)]
 
 use std::fmt::{self, Write as _};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -109,6 +111,9 @@ pub struct Stats {
     pub p90: f64,
     /// 99th percentile.
     pub p99: f64,
+    /// 99.9th percentile (shown only by tables that ask for it,
+    /// [`Table::show_p999`]).
+    pub p999: f64,
     /// Smallest sample.
     pub min: f64,
     /// Largest sample.
@@ -134,8 +139,33 @@ impl Stats {
             p50: percentile(samples, 50.0),
             p90: percentile(samples, 90.0),
             p99: percentile(samples, 99.0),
+            p999: percentile(samples, 99.9),
             min: samples[0],
             max: samples[samples.len() - 1],
+        }
+    }
+
+    /// Statistics of the values recorded in `hist`, each multiplied by
+    /// `factor` (to change units). HDR percentiles: exact to the
+    /// histogram's significant digits.
+    ///
+    /// # Panics
+    ///
+    /// If `hist` is empty (a harness bug, not a measurement).
+    pub fn from_histogram(hist: &hdrhistogram::Histogram<u64>, factor: f64) -> Stats {
+        assert!(
+            !hist.is_empty(),
+            "Stats::from_histogram: no samples to summarize"
+        );
+        let at = |q: f64| hist.value_at_quantile(q) as f64 * factor;
+        Stats {
+            n: usize::try_from(hist.len()).unwrap_or(usize::MAX),
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            p999: at(0.999),
+            min: hist.min() as f64 * factor,
+            max: hist.max() as f64 * factor,
         }
     }
 
@@ -146,6 +176,7 @@ impl Stats {
             p50: self.p50 * factor,
             p90: self.p90 * factor,
             p99: self.p99 * factor,
+            p999: self.p999 * factor,
             min: self.min * factor,
             max: self.max * factor,
         }
@@ -193,7 +224,8 @@ pub enum Unit {
     /// Milliseconds (row statistics are given in ns).
     Ms,
     /// Something other than time (messages/s, bytes...): shown as given,
-    /// with no ratio to the floor.
+    /// with no ratio to the floor unless the table has a rate floor
+    /// ([`Table::set_rate_floor`]).
     Other(&'static str),
 }
 
@@ -223,15 +255,20 @@ struct Row {
     stats: Stats,
     unit: Unit,
     ratio: bool,
+    /// Texts of the extra columns ([`Table::add_column`]), in order.
+    cells: Vec<String>,
 }
 
-/// A table of figures: name, p50, p90, p99, min, max, unit and the ratio
-/// of the row's p50 to the floor's p50 (a time row only, once a floor is
-/// set).
+/// A table of figures: name, p50, p90, p99, (p99.9,) min, max, unit, the
+/// ratio of the row's p50 to the floor's p50 (a time row once a floor is
+/// set; another row once a rate floor is set) and any extra columns.
 pub struct Table {
     title: String,
     floor_ns: Option<f64>,
+    rate_floor: Option<f64>,
     ratio_label: String,
+    show_p999: bool,
+    extra: Vec<String>,
     rows: Vec<Row>,
 }
 
@@ -241,9 +278,30 @@ impl Table {
         Table {
             title: title.into(),
             floor_ns: None,
+            rate_floor: None,
             ratio_label: "vs floor".to_owned(),
+            show_p999: false,
+            extra: Vec::new(),
             rows: Vec::new(),
         }
+    }
+
+    /// Adds a p99.9 column (after p99).
+    pub fn show_p999(&mut self) {
+        self.show_p999 = true;
+    }
+
+    /// Sets the reference for the ratio column of rows that are not times
+    /// ([`Unit::Other`]: rates, sizes), in the rows' unit. Such rows show
+    /// no ratio unless this is set.
+    pub fn set_rate_floor(&mut self, value: f64) {
+        self.rate_floor = Some(value);
+    }
+
+    /// Adds a column after the ratio, filled by
+    /// [`Table::row_with_cells`] (`-` where a row gives no text).
+    pub fn add_column(&mut self, label: impl Into<String>) {
+        self.extra.push(label.into());
     }
 
     /// Sets the reference for the ratio column, in nanoseconds.
@@ -266,12 +324,7 @@ impl Table {
     /// Adds a row with a ratio to the floor. For time units `stats` are in
     /// nanoseconds and shown in `unit`.
     pub fn row(&mut self, name: impl Into<String>, stats: Stats, unit: Unit) {
-        self.rows.push(Row {
-            name: name.into(),
-            stats,
-            unit,
-            ratio: true,
-        });
+        self.row_with_cells(name, stats, unit, Vec::new());
     }
 
     /// Adds a row without a ratio.
@@ -281,6 +334,25 @@ impl Table {
             stats,
             unit,
             ratio: false,
+            cells: Vec::new(),
+        });
+    }
+
+    /// Adds a row with a ratio to the floor and the texts of the extra
+    /// columns ([`Table::add_column`]), in order.
+    pub fn row_with_cells(
+        &mut self,
+        name: impl Into<String>,
+        stats: Stats,
+        unit: Unit,
+        cells: Vec<String>,
+    ) {
+        self.rows.push(Row {
+            name: name.into(),
+            stats,
+            unit,
+            ratio: true,
+            cells,
         });
     }
 
@@ -301,12 +373,39 @@ impl Table {
             .max()
             .unwrap_or(5);
         let ratio_w = self.ratio_label.chars().count().max(9);
+        let extra_w: Vec<usize> = self
+            .extra
+            .iter()
+            .enumerate()
+            .map(|(i, label)| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.cells.get(i))
+                    .map(|c| c.chars().count())
+                    .chain([label.chars().count(), 9])
+                    .max()
+                    .unwrap_or(9)
+            })
+            .collect();
+        let mut columns = vec!["p50", "p90", "p99"];
+        if self.show_p999 {
+            columns.push("p99.9");
+        }
+        columns.extend(["min", "max"]);
         let mut out = String::new();
         let _ = writeln!(out, "{}", self.title);
-        let header = format!(
-            "{:<name_w$}  {:>9} {:>9} {:>9} {:>9} {:>9}  {:<unit_w$} {:>ratio_w$}",
-            "figure", "p50", "p90", "p99", "min", "max", "unit", self.ratio_label
+        let mut header = format!("{:<name_w$} ", "figure");
+        for c in &columns {
+            let _ = write!(header, " {c:>9}");
+        }
+        let _ = write!(
+            header,
+            "  {:<unit_w$} {:>ratio_w$}",
+            "unit", self.ratio_label
         );
+        for (label, w) in self.extra.iter().zip(&extra_w) {
+            let _ = write!(header, " {label:>w$}");
+        }
         let _ = writeln!(out, "{header}");
         let _ = writeln!(out, "{}", "-".repeat(header.chars().count()));
         for r in &self.rows {
@@ -314,22 +413,26 @@ impl Table {
                 Some(per) => r.stats.scaled(1.0 / per),
                 None => r.stats,
             };
-            let ratio = match (r.ratio, r.unit.ns(), self.floor_ns) {
-                (true, Some(_), Some(floor)) if floor > 0.0 => fmt_ratio(r.stats.p50 / floor),
+            let ratio = match (r.ratio, r.unit.ns(), self.floor_ns, self.rate_floor) {
+                (true, Some(_), Some(floor), _) if floor > 0.0 => fmt_ratio(r.stats.p50 / floor),
+                (true, None, _, Some(floor)) if floor > 0.0 => fmt_ratio(r.stats.p50 / floor),
                 _ => "-".to_owned(),
             };
-            let _ = writeln!(
-                out,
-                "{:<name_w$}  {:>9} {:>9} {:>9} {:>9} {:>9}  {:<unit_w$} {:>ratio_w$}",
-                r.name,
-                fmt_value(s.p50),
-                fmt_value(s.p90),
-                fmt_value(s.p99),
-                fmt_value(s.min),
-                fmt_value(s.max),
-                r.unit.label(),
-                ratio
-            );
+            let mut values = vec![s.p50, s.p90, s.p99];
+            if self.show_p999 {
+                values.push(s.p999);
+            }
+            values.extend([s.min, s.max]);
+            let mut line = format!("{:<name_w$} ", r.name);
+            for v in values {
+                let _ = write!(line, " {:>9}", fmt_value(v));
+            }
+            let _ = write!(line, "  {:<unit_w$} {:>ratio_w$}", r.unit.label(), ratio);
+            for (i, w) in extra_w.iter().enumerate() {
+                let cell = r.cells.get(i).map_or("-", String::as_str);
+                let _ = write!(line, " {cell:>w$}");
+            }
+            let _ = writeln!(out, "{line}");
         }
         out
     }
@@ -352,7 +455,8 @@ pub fn fmt_value(v: f64) -> String {
     }
 }
 
-fn fmt_ratio(r: f64) -> String {
+/// A ratio as the tables show it (`2.5x`, `312x`).
+pub fn fmt_ratio(r: f64) -> String {
     if r >= 100.0 {
         format!("{r:.0}x")
     } else {
@@ -790,6 +894,72 @@ impl Drop for ChildGuard {
             let _ = child.wait();
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Descriptors for children
+// ---------------------------------------------------------------------------
+
+/// A pipe, both ends close-on-exec: `(read end, write end)`.
+pub fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds: [libc::c_int; 2] = [-1; 2];
+    // SAFETY: `fds` is writable room for the two descriptors pipe2 returns.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both are open descriptors that nothing
+    // else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Makes `cmd`'s child inherit `fd` (its close-on-exec flag is cleared in
+/// the child, between fork and exec) and names it in the child's
+/// environment variable `var`; the child takes it with [`fd_from_env`].
+/// `fd` must stay open until the child is spawned; the parent usually
+/// closes its copy right after, so that the child's end is the only one.
+pub fn pass_fd_to_child(cmd: &mut Command, fd: BorrowedFd<'_>, var: &str) {
+    let raw = fd.as_raw_fd();
+    cmd.env(var, raw.to_string());
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls fcntl(F_SETFD), which is async-signal-safe, on a descriptor
+    // number the parent keeps open until the spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            // SAFETY: fcntl on a descriptor number has no memory-safety
+            // preconditions; an error is reported, not undefined.
+            if libc::fcntl(raw, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// In a child: takes ownership of the descriptor a parent passed with
+/// [`pass_fd_to_child`] under `var`.
+///
+/// # Safety
+///
+/// The descriptor named by `var` must have been inherited for this purpose
+/// and be owned by nothing else in this process; call this at most once
+/// per variable.
+pub unsafe fn fd_from_env(var: &str) -> Result<OwnedFd, String> {
+    let raw: RawFd = std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|fd: &RawFd| *fd >= 0)
+        .ok_or_else(|| format!("environment variable {var} does not name a descriptor"))?;
+    // SAFETY: fcntl(F_GETFD) on a number only asks whether it is open.
+    if unsafe { libc::fcntl(raw, libc::F_GETFD) } == -1 {
+        return Err(format!(
+            "descriptor {raw} named by {var}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: open (checked just above); the caller guarantees that it was
+    // inherited for us and that nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 // ---------------------------------------------------------------------------

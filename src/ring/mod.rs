@@ -59,8 +59,10 @@ impl<T: Pod> Slot<T> {
     #[inline]
     pub(crate) unsafe fn read(&self) -> T {
         // SAFETY: valid, aligned pointer from a live cell; `T: Pod`; the
-        // caller guarantees no concurrent correct writer.
-        self.value.with(|p| unsafe { p.read_volatile() })
+        // caller guarantees no concurrent correct writer. A plain (not
+        // volatile) copy lets the compiler move wide words: a volatile read
+        // of `[u8; 64]` becomes 64 byte loads.
+        self.value.with(|p| unsafe { p.read() })
     }
 
     /// Copies `value` in.
@@ -71,7 +73,7 @@ impl<T: Pod> Slot<T> {
     #[inline]
     pub(crate) unsafe fn write(&self, value: T) {
         // SAFETY: as in `read`; the caller owns the slot exclusively.
-        self.value.with_mut(|p| unsafe { p.write_volatile(value) })
+        self.value.with_mut(|p| unsafe { p.write(value) })
     }
 
     /// A raw pointer to the value, for in-place chunk access.

@@ -159,5 +159,6 @@ pub(crate) fn clear_cloexec(fd: BorrowedFd<'_>) -> std::io::Result<()> {
 
 /// A duplicate of `fd` with `FD_CLOEXEC` set.
 pub(crate) fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
-    rustix::io::fcntl_dupfd_cloexec(fd, 0).map_err(|e| Error::io("fcntl(F_DUPFD_CLOEXEC)", e.into()))
+    rustix::io::fcntl_dupfd_cloexec(fd, 0)
+        .map_err(|e| Error::io("fcntl(F_DUPFD_CLOEXEC)", e.into()))
 }
