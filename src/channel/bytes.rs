@@ -3,7 +3,7 @@
 //! processes (or threads), with in-place reading.
 
 use super::blocking::{
-    busy, extend, recv_error, ring_open_error, Blocked, ChannelHeader, End, RING_OFFSET,
+    busy, extend, recv_error, ring_open_error, send_error, Blocked, ChannelHeader, End, RING_OFFSET,
 };
 use super::error::{RecvError, SendError};
 use crate::error::{Error, Result};
@@ -175,14 +175,6 @@ macro_rules! byte_endpoint {
 byte_endpoint!(ByteSender, senders, "sender", producer, producer);
 byte_endpoint!(ByteReceiver, receivers, "receiver", consumer, consumer);
 
-fn byte_send_error(b: Blocked) -> SendError<()> {
-    match b {
-        Blocked::Timeout => SendError::Timeout(()),
-        Blocked::Disconnected => SendError::Disconnected(()),
-        Blocked::Corrupted(w) => SendError::Corrupted(w),
-    }
-}
-
 impl ByteSender {
     fn send_inner(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError<()>> {
         let max = self.producer.borrow().ring().max_message();
@@ -195,7 +187,7 @@ impl ByteSender {
         let mut p = self.producer.borrow_mut();
         self.header
             .block_on(End::Sender, deadline, || p.try_send(msg))
-            .map_err(|b| byte_send_error(self.note(b)))
+            .map_err(|b| send_error(self.note(b), ()))
     }
 
     /// The largest message this channel carries.
