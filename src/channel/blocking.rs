@@ -95,14 +95,9 @@ impl ChannelHeader {
         if end == End::Sender && peers.all_detached() {
             return Err(Blocked::Disconnected);
         }
-        match attempt() {
-            Ok(r) => {
-                theirs.notify();
-                Ok(r)
-            }
-            Err(RingError::Full | RingError::Empty) => self.block_slow(end, deadline, attempt),
-            Err(RingError::Corrupted(w)) => Err(Blocked::Corrupted(w)),
-            Err(RingError::TooLarge { .. }) => Err(Blocked::Corrupted("unexpected TooLarge")),
+        match outcome(attempt()) {
+            Some(r) => r.inspect(|_| theirs.notify()),
+            None => self.block_slow(end, deadline, attempt),
         }
     }
 
@@ -114,12 +109,7 @@ impl ChannelHeader {
         mut attempt: impl FnMut() -> Result<R, RingError>,
     ) -> Result<R, Blocked> {
         let (sleep_on, theirs, peers) = self.mine(end);
-        let mut try_once = || match attempt() {
-            Ok(r) => Some(Ok(r)),
-            Err(RingError::Full | RingError::Empty) => None,
-            Err(RingError::Corrupted(w)) => Some(Err(Blocked::Corrupted(w))),
-            Err(RingError::TooLarge { .. }) => Some(Err(Blocked::Corrupted("unexpected TooLarge"))),
-        };
+        let mut try_once = || outcome(attempt());
         for _ in 0..SPIN_LIMIT {
             spin_loop();
             if let Some(r) = try_once() {
@@ -142,6 +132,38 @@ impl ChannelHeader {
                 return r.inspect(|_| theirs.notify());
             }
         }
+    }
+}
+
+/// What a ring operation's result means for a blocking call: `None` to
+/// keep waiting (`Full`/`Empty`), `Some` to return.
+fn outcome<R>(r: Result<R, RingError>) -> Option<Result<R, Blocked>> {
+    match r {
+        Ok(r) => Some(Ok(r)),
+        Err(RingError::Full | RingError::Empty) => None,
+        Err(RingError::Corrupted(w)) => Some(Err(Blocked::Corrupted(w))),
+        Err(RingError::TooLarge { .. }) => Some(Err(Blocked::Corrupted("unexpected TooLarge"))),
+    }
+}
+
+/// A handle's memory that the other end has gone (left or died), so that
+/// its `try_` calls report what a blocking call found out.
+#[derive(Debug, Default)]
+pub(crate) struct PeerGone(std::cell::Cell<bool>);
+
+impl PeerGone {
+    /// Passes `b` through, remembering a disconnect.
+    pub(crate) fn note(&self, b: Blocked) -> Blocked {
+        if b == Blocked::Disconnected {
+            self.0.set(true);
+        }
+        b
+    }
+
+    /// Whether the other end is known gone: seen by an earlier call, or
+    /// every handle of `peers` detached cleanly.
+    pub(crate) fn seen(&self, peers: &Side) -> bool {
+        self.0.get() || peers.all_detached()
     }
 }
 

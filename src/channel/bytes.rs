@@ -3,7 +3,8 @@
 //! processes (or threads), with in-place reading.
 
 use super::blocking::{
-    busy, extend, recv_error, ring_open_error, send_error, Blocked, ChannelHeader, End, RING_OFFSET,
+    busy, extend, recv_error, ring_open_error, send_error, ChannelHeader, End, PeerGone,
+    RING_OFFSET,
 };
 use super::error::{RecvError, SendError};
 use crate::error::{Error, Result};
@@ -11,7 +12,7 @@ use crate::region::{LayoutId, Region, RegionOptions};
 use crate::ring::bytes::{ByteRing, Consumer, Producer};
 use crate::ring::RingError;
 use crate::sync::wait::deadline_after;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fmt;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -50,7 +51,7 @@ fn options(capacity: Option<usize>) -> Result<RegionOptions> {
 /// ```
 pub struct ByteSender {
     producer: RefCell<Producer<'static>>,
-    peer_gone: Cell<bool>,
+    peer_gone: PeerGone,
     header: &'static ChannelHeader,
     entry: usize,
     region: Region,
@@ -59,7 +60,7 @@ pub struct ByteSender {
 /// The receiving end of a byte channel; see [`ByteSender`].
 pub struct ByteReceiver {
     consumer: RefCell<Consumer<'static>>,
-    peer_gone: Cell<bool>,
+    peer_gone: PeerGone,
     header: &'static ChannelHeader,
     entry: usize,
     region: Region,
@@ -132,7 +133,7 @@ macro_rules! byte_endpoint {
                 match unsafe { ring.$make() } {
                     Ok(h) => Ok(Self {
                         $handle: RefCell::new(h),
-                        peer_gone: Cell::new(false),
+                        peer_gone: PeerGone::default(),
                         header,
                         entry,
                         region,
@@ -142,14 +143,6 @@ macro_rules! byte_endpoint {
                         Err(ring_open_error(e))
                     }
                 }
-            }
-
-            /// Remembers a disconnect, so that `try_` calls report it too.
-            fn note(&self, b: Blocked) -> Blocked {
-                if b == Blocked::Disconnected {
-                    self.peer_gone.set(true);
-                }
-                b
             }
         }
 
@@ -187,7 +180,7 @@ impl ByteSender {
         let mut p = self.producer.borrow_mut();
         self.header
             .block_on(End::Sender, deadline, || p.try_send(msg))
-            .map_err(|b| send_error(self.note(b), ()))
+            .map_err(|b| send_error(self.peer_gone.note(b), ()))
     }
 
     /// The largest message this channel carries.
@@ -203,7 +196,7 @@ impl ByteSender {
 
     /// Sends `msg` if there is room now.
     pub fn try_send(&self, msg: &[u8]) -> Result<(), SendError<()>> {
-        if self.peer_gone.get() || self.header.receivers.0.all_detached() {
+        if self.peer_gone.seen(&self.header.receivers.0) {
             return Err(SendError::Disconnected(()));
         }
         match self.producer.borrow_mut().try_send(msg) {
@@ -241,13 +234,10 @@ impl ByteReceiver {
                 self.header.space.0.notify();
                 Ok(n)
             }
-            Err(RingError::Empty)
-                if self.peer_gone.get() || self.header.senders.0.all_detached() =>
-            {
-                c.try_recv(buf)
-                    .inspect(|_| self.header.space.0.notify())
-                    .map_err(|_| RecvError::Disconnected)
-            }
+            Err(RingError::Empty) if self.peer_gone.seen(&self.header.senders.0) => c
+                .try_recv(buf)
+                .inspect(|_| self.header.space.0.notify())
+                .map_err(|_| RecvError::Disconnected),
             Err(e) => Err(RecvError::from_ring(e)),
         }
     }
@@ -266,7 +256,7 @@ impl ByteReceiver {
         let mut c = self.consumer.borrow_mut();
         self.header
             .block_on(End::Receiver, deadline, || c.try_recv(buf))
-            .map_err(|b| recv_error(self.note(b)))
+            .map_err(|b| recv_error(self.peer_gone.note(b)))
     }
 
     /// Waits for a message and runs `f` on it in place, inside the shared
@@ -285,6 +275,6 @@ impl ByteReceiver {
                 guard.release();
                 Ok(r)
             })
-            .map_err(|b| recv_error(self.note(b)))
+            .map_err(|b| recv_error(self.peer_gone.note(b)))
     }
 }

@@ -7,7 +7,8 @@
 //! anonymously; the other opens it.
 
 use super::blocking::{
-    busy, extend, recv_error, ring_open_error, send_error, Blocked, ChannelHeader, End, RING_OFFSET,
+    busy, extend, recv_error, ring_open_error, send_error, ChannelHeader, End, PeerGone,
+    RING_OFFSET,
 };
 use super::error::{RecvError, SendError};
 use crate::error::{Error, Result};
@@ -16,7 +17,6 @@ use crate::ring::spsc::{Consumer, Producer, SpscRing};
 use crate::ring::RingError;
 use crate::sync::wait::deadline_after;
 use bytemuck::Pod;
-use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::AsFd;
@@ -85,7 +85,7 @@ impl<T: Pod + Send> Attached<T> {
 pub struct Sender<T: Pod> {
     producer: std::cell::RefCell<Producer<'static, T>>,
     /// Set once a call has seen every receiver gone (left or dead).
-    peer_gone: Cell<bool>,
+    peer_gone: PeerGone,
     shared: Attached<T>,
     entry: usize,
     region: Region,
@@ -95,7 +95,7 @@ pub struct Sender<T: Pod> {
 pub struct Receiver<T: Pod> {
     consumer: std::cell::RefCell<Consumer<'static, T>>,
     /// Set once a call has seen every sender gone (left or dead).
-    peer_gone: Cell<bool>,
+    peer_gone: PeerGone,
     shared: Attached<T>,
     entry: usize,
     region: Region,
@@ -195,7 +195,7 @@ impl<T: Pod + Send> Sender<T> {
         };
         Ok(Self {
             producer: std::cell::RefCell::new(producer),
-            peer_gone: Cell::new(false),
+            peer_gone: PeerGone::default(),
             shared,
             entry,
             region,
@@ -207,15 +207,7 @@ impl<T: Pod + Send> Sender<T> {
         self.shared
             .header
             .block_on(End::Sender, deadline, || p.try_push(value))
-            .map_err(|b| send_error(self.note(b), value))
-    }
-
-    /// Remembers a disconnect, so that `try_` calls report it too.
-    fn note(&self, b: Blocked) -> Blocked {
-        if b == Blocked::Disconnected {
-            self.peer_gone.set(true);
-        }
-        b
+            .map_err(|b| send_error(self.peer_gone.note(b), value))
     }
 
     /// Sends `value`, waiting while the channel is full. Fails with
@@ -229,7 +221,7 @@ impl<T: Pod + Send> Sender<T> {
     /// (after which this reports it too).
     pub fn try_send(&self, value: T) -> Result<(), SendError<T>> {
         let mut p = self.producer.borrow_mut();
-        if self.peer_gone.get() || self.shared.header.receivers.0.all_detached() {
+        if self.peer_gone.seen(&self.shared.header.receivers.0) {
             return Err(SendError::Disconnected(value));
         }
         match p.try_push(value) {
@@ -266,7 +258,7 @@ impl<T: Pod + Send> Sender<T> {
                     Ok(0) => Err(RingError::Full),
                     other => other,
                 })
-                .map_err(|b| send_error(self.note(b), sent))?;
+                .map_err(|b| send_error(self.peer_gone.note(b), sent))?;
             sent += n;
         }
         Ok(())
@@ -291,7 +283,7 @@ impl<T: Pod + Send> Receiver<T> {
         };
         Ok(Self {
             consumer: std::cell::RefCell::new(consumer),
-            peer_gone: Cell::new(false),
+            peer_gone: PeerGone::default(),
             shared,
             entry,
             region,
@@ -303,15 +295,7 @@ impl<T: Pod + Send> Receiver<T> {
         self.shared
             .header
             .block_on(End::Receiver, deadline, || c.try_pop())
-            .map_err(|b| recv_error(self.note(b)))
-    }
-
-    /// Remembers a disconnect, so that `try_` calls report it too.
-    fn note(&self, b: Blocked) -> Blocked {
-        if b == Blocked::Disconnected {
-            self.peer_gone.set(true);
-        }
-        b
+            .map_err(|b| recv_error(self.peer_gone.note(b)))
     }
 
     /// Receives a value, waiting while the channel is empty. Fails with
@@ -331,9 +315,7 @@ impl<T: Pod + Send> Receiver<T> {
                 self.shared.header.space.0.notify();
                 Ok(v)
             }
-            Err(RingError::Empty)
-                if self.peer_gone.get() || self.shared.header.senders.0.all_detached() =>
-            {
+            Err(RingError::Empty) if self.peer_gone.seen(&self.shared.header.senders.0) => {
                 // Re-check: the sender may have sent just before leaving.
                 c.try_pop()
                     .inspect(|_| self.shared.header.space.0.notify())
@@ -366,7 +348,7 @@ impl<T: Pod + Send> Receiver<T> {
                 Ok(0) => Err(RingError::Empty),
                 other => other,
             })
-            .map_err(|b| recv_error(self.note(b)))
+            .map_err(|b| recv_error(self.peer_gone.note(b)))
     }
 }
 
