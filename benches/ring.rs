@@ -16,8 +16,11 @@
 //! the 50 ns being measured. Each timing includes one clock read (its
 //! cost is printed; half of it lands in each one-way figure, alike for
 //! every row, which flatters ratios to the floor: goal (a) also shows its
-//! ratio with it taken out). Rows, each a time budget of round trips
-//! after a warm-up:
+//! ratio with it taken out). The rows are measured in turn, in several
+//! rounds (each a share of the row's time budget, after a warm-up, with a
+//! fresh child), and each row's histogram merges its rounds: a machine
+//! that slows down or speeds up during the run then moves every row alike,
+//! not just the ones measured at that moment. Rows:
 //! 1. **floor**: one cache line bounced (the parent writes odd values, the
 //!    child answers value + 1, both spinning), as in `benches/region.rs`
 //!    (which times batches of round trips instead, so its figure lacks
@@ -67,7 +70,9 @@
 //! run with shorter budgets and fewer repetitions:
 //! `SHMKIT_BENCH_QUICK=1 cargo bench --bench ring` (about 5 s). Run
 //! without `--bench` (as `cargo test --benches` does), it is quick too.
-//! Other arguments are ignored.
+//! `cargo bench --bench ring -- latency` runs section A alone, `-- throughput`
+//! section B alone (goals whose rows were not run say "not measured");
+//! other arguments are ignored.
 //!
 //! Every wait on the other side is bounded or ends when the other side
 //! dies (end of file, a disconnected channel), children die with the
@@ -181,6 +186,7 @@ fn main() {
             latency_warmup: Duration::from_millis(20),
             latency_budget: Duration::from_millis(250),
             max_round_trips: 200_000,
+            latency_rounds: 1,
             pilot_time: Duration::from_millis(5),
             rep_time: Duration::from_millis(20),
             reps: 3,
@@ -191,13 +197,18 @@ fn main() {
             latency_warmup: Duration::from_millis(200),
             latency_budget: Duration::from_millis(2500),
             max_round_trips: 5_000_000,
+            latency_rounds: 5,
             pilot_time: Duration::from_millis(20),
             rep_time: Duration::from_millis(150),
             reps: 10,
             warmup_reps: 1,
         }
     };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let only = |w: &str| args.iter().any(|a| a == w);
     let ctx = Ctx {
+        latency: only("latency") || !only("throughput"),
+        streams: only("throughput") || !only("latency"),
         plan,
         pair: support::pick_cpu_pair(),
         how: Wait::for_machine(),
@@ -242,6 +253,8 @@ struct Plan {
     latency_budget: Duration,
     /// ...but at most this many.
     max_round_trips: u64,
+    /// Latency: rounds over every row, sharing the budget and the count.
+    latency_rounds: u32,
     /// Streams: the calibration run grows until it lasts this long.
     pilot_time: Duration,
     /// Streams: a repetition is sized to last about this long.
@@ -255,6 +268,9 @@ struct Plan {
 /// The run's plan and where its two sides run.
 struct Ctx {
     plan: Plan,
+    /// Whether to run section A (latency) and section B (streams).
+    latency: bool,
+    streams: bool,
     pair: Option<CpuPair>,
     how: Wait,
 }
@@ -520,10 +536,10 @@ trait Echoer {
     fn echo(&mut self) -> Result<bool, String>;
 }
 
-/// One latency figure: round trips timed one by one.
+/// One round of a latency row: round trips timed one by one.
 struct Latency {
-    /// One-way latency (round trip / 2), ns.
-    stats: Stats,
+    /// Round trip times, ns.
+    hist: Histogram<u64>,
     pinned: bool,
 }
 
@@ -538,8 +554,8 @@ fn ping_pong<P: Pinger>(pinger: &mut P, plan: &Plan) -> Result<Histogram<u64>, S
         pinger.ping(seq)?;
         seq += 1;
     }
-    let end = Instant::now() + plan.latency_budget;
-    for _ in 0..plan.max_round_trips {
+    let end = Instant::now() + plan.latency_budget / plan.latency_rounds;
+    for _ in 0..plan.max_round_trips / u64::from(plan.latency_rounds) {
         let t = Instant::now();
         pinger.ping(seq)?;
         hist.saturating_record(t.elapsed().as_nanos() as u64);
@@ -552,7 +568,7 @@ fn ping_pong<P: Pinger>(pinger: &mut P, plan: &Plan) -> Result<Histogram<u64>, S
     Ok(hist)
 }
 
-/// Measures one-way latency over `link` with a child echoing.
+/// Measures one round of round trips over `link` with a child echoing.
 fn latency(link: Link, ctx: &Ctx) -> Result<Latency, String> {
     let control = Shm::<Control>::anonymous(|_| {})
         .map_err(|e| format!("creating the control region: {e}"))?;
@@ -601,10 +617,7 @@ fn latency(link: Link, ctx: &Ctx) -> Result<Latency, String> {
             return Err(format!("no latency measurement over {link:?}"));
         }
     };
-    Ok(Latency {
-        stats: Stats::from_histogram(&hist, 0.5),
-        pinned,
-    })
+    Ok(Latency { hist, pinned })
 }
 
 /// Serves pings until told to stop, once the child is ready.
@@ -1644,21 +1657,48 @@ struct Results {
 fn run(ctx: &Ctx) -> Result<Results, String> {
     let clock_ns = clock_cost();
     let mut pinned = false;
-    let mut lat = Vec::new();
-    for link in LATENCY_LINKS {
-        support::progress(&format!("one-way latency: {}", link.latency_label()));
-        let r = latency(link, ctx).map(|l| {
-            pinned |= l.pinned;
-            l.stats
-        });
-        if link == Link::Line {
-            // Without the floor, no row means anything.
-            r.as_ref().map_err(|e| format!("the floor: {e}"))?;
+    let links: Vec<Link> = LATENCY_LINKS.into_iter().filter(|_| ctx.latency).collect();
+    let mut merged: Vec<Result<Histogram<u64>, String>> = links
+        .iter()
+        .map(|_| Err("no round ran".to_owned()))
+        .collect();
+    for round in 1..=ctx.plan.latency_rounds {
+        for (link, acc) in links.iter().zip(merged.iter_mut()) {
+            if acc.is_err() && round > 1 {
+                continue; // a row that failed once stays failed
+            }
+            support::progress(&format!(
+                "one-way latency, round {round}/{}: {}",
+                ctx.plan.latency_rounds,
+                link.latency_label()
+            ));
+            let r = latency(*link, ctx);
+            if *link == Link::Line {
+                // Without the floor, no row means anything.
+                r.as_ref().map_err(|e| format!("the floor: {e}"))?;
+            }
+            *acc = match (r, std::mem::replace(acc, Err(String::new()))) {
+                (Ok(l), Ok(mut h)) => {
+                    pinned |= l.pinned;
+                    h.add(&l.hist)
+                        .map_err(|e| format!("merging histograms: {e}"))?;
+                    Ok(h)
+                }
+                (Ok(l), Err(_)) => {
+                    pinned |= l.pinned;
+                    Ok(l.hist)
+                }
+                (Err(e), _) => Err(e),
+            };
         }
-        lat.push((link, r));
     }
+    let lat = links
+        .into_iter()
+        .zip(merged)
+        .map(|(link, h)| (link, h.map(|h| Stats::from_histogram(&h, 0.5))))
+        .collect();
     let mut streams = Vec::new();
-    for (link, size) in STREAMS {
+    for (link, size) in STREAMS.into_iter().filter(|_| ctx.streams) {
         support::progress(&format!(
             "throughput, {}: {}",
             size_label(size),
@@ -1733,9 +1773,10 @@ impl Results {
 
         let mut t = Table::new(format!(
             "\nA. one-way latency, 64-byte messages (ns; round trip / 2, every round trip \
-             timed, HDR histogram; up to {} round trips or {:.1} s per row)",
+             timed, HDR histogram; up to {} round trips or {:.1} s per row, in {} rounds)",
             ctx.plan.max_round_trips,
-            ctx.plan.latency_budget.as_secs_f64()
+            ctx.plan.latency_budget.as_secs_f64(),
+            ctx.plan.latency_rounds
         ));
         t.show_p999();
         t.add_column("samples");
@@ -1754,6 +1795,9 @@ impl Results {
         t.print();
 
         for size in SIZES {
+            if !self.streams.iter().any(|(_, s, _)| *s == size) {
+                continue;
+            }
             let (unit, per) = if size >= 4096 {
                 ("kmsg/s", 1e3)
             } else {
