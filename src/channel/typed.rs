@@ -10,14 +10,14 @@ use super::blocking::{
     busy, extend, recv_error, ring_open_error, send_error, ChannelHeader, End, PeerGone,
     RING_OFFSET,
 };
+use super::endpoint::endpoint_constructors;
 use super::error::{RecvError, SendError};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::region::{LayoutId, Region, RegionOptions};
 use crate::ring::spsc::{Consumer, Producer, SpscRing};
 use crate::ring::RingError;
 use crate::sync::wait::deadline_after;
 use bytemuck::Pod;
-use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -57,6 +57,12 @@ impl<T: Pod + Send> Attached<T> {
             header: region.place::<ChannelHeader>(0)?,
             ring: SpscRing::open(region, RING_OFFSET)?,
         })
+    }
+}
+
+impl<T: Pod> Attached<T> {
+    fn capacity(&self) -> usize {
+        self.ring.capacity()
     }
 }
 
@@ -112,70 +118,8 @@ pub fn channel<T: Pod + Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>
     Ok((Sender::attach(region)?, Receiver::attach(twin)?))
 }
 
-macro_rules! endpoint_constructors {
-    ($ty:ident) => {
-        impl<T: Pod + Send> $ty<T> {
-            /// Creates a named channel of `capacity` slots (a power of two)
-            /// and attaches this end.
-            pub fn create(name: &str, capacity: usize) -> Result<Self> {
-                let region =
-                    options::<T>(Some(capacity))?.create_with(name, |r| init::<T>(r, capacity))?;
-                Self::attach(region)
-            }
-
-            /// Opens the named channel and attaches this end; waits for a
-            /// creator that is still initializing it (up to the region
-            /// default timeout).
-            pub fn open(name: &str) -> Result<Self> {
-                Self::attach(options::<T>(None)?.open(name)?)
-            }
-
-            /// Attaches this end to a channel region opened by other means
-            /// (a descriptor received over a socket, say).
-            pub fn from_region(region: Region) -> Result<Self> {
-                if region.layout() != layout::<T>() {
-                    return Err(Error::LayoutMismatch {
-                        found: region.layout().to_raw(),
-                        expected: layout::<T>().to_raw(),
-                    });
-                }
-                Self::attach(region)
-            }
-
-            /// Opens the channel region a parent passed with
-            /// [`Region::pass_to_child`] under the environment variable
-            /// `var`, and attaches this end.
-            ///
-            /// # Safety
-            ///
-            /// As for [`RegionOptions::from_env`]: the descriptor must have
-            /// been inherited for this purpose and be owned by nothing
-            /// else in this process.
-            pub unsafe fn from_env(var: &str) -> Result<Self> {
-                // SAFETY: forwarded to the caller.
-                let region = unsafe { options::<T>(None)?.from_env(var)? };
-                Self::from_region(region)
-            }
-
-            /// The channel's region (to pass it to a child process).
-            pub fn region(&self) -> &Region {
-                &self.region
-            }
-        }
-
-        impl<T: Pod> fmt::Debug for $ty<T> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct(stringify!($ty))
-                    .field("name", &self.region.name())
-                    .field("capacity", &self.shared.ring.capacity())
-                    .finish_non_exhaustive()
-            }
-        }
-    };
-}
-
-endpoint_constructors!(Sender);
-endpoint_constructors!(Receiver);
+endpoint_constructors!(Sender, layout: layout, options: options, init: init);
+endpoint_constructors!(Receiver, layout: layout, options: options, init: init);
 
 impl<T: Pod + Send> Sender<T> {
     fn attach(region: Region) -> Result<Self> {

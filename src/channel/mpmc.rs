@@ -1,0 +1,445 @@
+//! [`MpmcSender`] and [`MpmcReceiver`]: a blocking channel of `T: Pod`
+//! values for many senders and many receivers, threads or processes, over
+//! an [`MpmcRing`]. The user-facing documentation (semantics, handles,
+//! disconnect, what a killed participant leaves behind) is on
+//! [`MpmcSender`], which the `channel` module re-exports.
+//!
+//! A named channel, its ends attached as separate processes would:
+//!
+//! ```
+//! use shmkit::channel::{MpmcReceiver, MpmcSender, RecvError};
+//! # let name = format!("/shmkit-doc-mpmc-{}", std::process::id());
+//! let jobs = MpmcReceiver::<[u32; 2]>::create(&name, 16)?;
+//! let helper = jobs.try_clone()?;
+//! let a = MpmcSender::<[u32; 2]>::open(&name)?;
+//! let b = a.try_clone()?;
+//! a.send([1, 0]).unwrap();
+//! b.send([2, 0]).unwrap();
+//! drop((a, b));
+//! let mut got = vec![jobs.recv().unwrap(), helper.recv().unwrap()];
+//! got.sort();
+//! assert_eq!(got, [[1, 0], [2, 0]]);
+//! assert_eq!(helper.recv(), Err(RecvError::Disconnected));
+//! # Ok::<(), shmkit::Error>(())
+//! ```
+//!
+//! # Layout
+//!
+//! The same as the SPSC channel's ([`super::Sender`]): the channel header
+//! (`blocking.rs`) at offset 0 and an [`MpmcRing`] at `RING_OFFSET`
+//! (1024), under a layout id of its own, so opening an SPSC channel as an
+//! MPMC one (or the reverse, or with another `T`) fails with
+//! [`Error::LayoutMismatch`](crate::Error::LayoutMismatch). Each end's
+//! attachment table (`Side`) holds its 32 handles.
+
+use super::blocking::{
+    busy, extend, recv_error, send_error, Blocked, ChannelHeader, End, RING_OFFSET,
+};
+use super::endpoint::endpoint_constructors;
+use super::error::{RecvError, SendError};
+use super::side::{Side, MAX_HANDLES};
+use crate::error::Result;
+use crate::primitive::{AtomicU32, Ordering};
+use crate::region::{LayoutId, Region, RegionOptions};
+use crate::ring::mpmc::MpmcRing;
+use crate::ring::RingError;
+use crate::sync::wait::deadline_after;
+use bytemuck::Pod;
+use std::marker::PhantomData;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The layout id of an MPMC channel of `T` (not the SPSC channel's).
+fn layout<T>() -> LayoutId {
+    struct MpmcChannel<T>(PhantomData<T>);
+    LayoutId::of::<MpmcChannel<T>>()
+}
+
+fn options<T: Pod + Send>(capacity: Option<usize>) -> Result<RegionOptions> {
+    let opts = RegionOptions::new().layout(layout::<T>());
+    Ok(match capacity {
+        Some(c) => opts.size(RING_OFFSET + MpmcRing::<T>::bytes_for(c)?),
+        None => opts,
+    })
+}
+
+/// Initializes a fresh channel region: the header is valid zeroed; the
+/// ring needs its own header.
+fn init<T: Pod + Send>(region: &Region, capacity: usize) -> Result<()> {
+    region.place::<ChannelHeader>(0)?;
+    MpmcRing::<T>::create(region, RING_OFFSET, capacity)?;
+    Ok(())
+}
+
+/// The channel's shared parts, borrowed for the region's lifetime; every
+/// clone of a handle uses the same views.
+#[derive(Clone, Copy)]
+struct Attached<T: Pod> {
+    header: &'static ChannelHeader,
+    ring: MpmcRing<'static, T>,
+    capacity: usize,
+}
+
+impl<T: Pod + Send> Attached<T> {
+    fn new(region: &Region) -> Result<Self> {
+        let region = extend(region);
+        let ring = MpmcRing::open(region, RING_OFFSET)?;
+        Ok(Self {
+            header: region.place::<ChannelHeader>(0)?,
+            capacity: ring.capacity(),
+            ring,
+        })
+    }
+}
+
+impl<T: Pod> Attached<T> {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The attachment table of `end`.
+    fn side(&self, end: End) -> &Side {
+        match end {
+            End::Sender => &self.header.senders.0,
+            End::Receiver => &self.header.receivers.0,
+        }
+    }
+
+    /// Takes an entry in `end`'s table, or fails with `ChannelBusy`.
+    fn attach(&self, end: End) -> Result<usize> {
+        let name = match end {
+            End::Sender => "sender",
+            End::Receiver => "receiver",
+        };
+        self.side(end)
+            .attach(MAX_HANDLES)?
+            .ok_or_else(|| busy(name))
+    }
+}
+
+/// A handle's memory that the other end has gone (left or died), so that
+/// its `try_` calls report what a blocking call found out. The rules of
+/// the SPSC channel's memo, in an atomic flag so that threads may share
+/// the handle.
+#[derive(Debug, Default)]
+struct AtomicPeerGone(AtomicU32);
+
+impl AtomicPeerGone {
+    fn with(gone: bool) -> Self {
+        Self(AtomicU32::new(u32::from(gone)))
+    }
+
+    fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != 0
+    }
+
+    /// Passes `b` through, remembering a disconnect.
+    fn note(&self, b: Blocked) -> Blocked {
+        if b == Blocked::Disconnected {
+            self.0.store(1, Ordering::Relaxed);
+        }
+        b
+    }
+
+    /// Whether the other end is known gone: seen by an earlier call, or
+    /// every handle of `peers` detached cleanly.
+    fn seen(&self, peers: &Side) -> bool {
+        self.get() || peers.all_detached()
+    }
+}
+
+/// A sending end of an MPMC channel: many senders and many receivers,
+/// threads or processes, over an [`MpmcRing`]; made with
+/// [`mpmc_channel`] or the constructors below.
+///
+/// Each value sent is received exactly once, by whichever receiver claims
+/// it first. Values one thread sends reach any one receiver in the order
+/// they were sent; there is no order between different senders' values, and
+/// none between what different receivers get.
+///
+/// ```
+/// use shmkit::channel::{mpmc_channel, RecvError};
+///
+/// let (tx, rx) = mpmc_channel::<u64>(64)?;
+/// // Three receiving threads, each with its own handle.
+/// let mut workers = Vec::new();
+/// for _ in 0..3 {
+///     let rx = rx.try_clone()?;
+///     workers.push(std::thread::spawn(move || {
+///         let mut sum = 0;
+///         loop {
+///             match rx.recv() {
+///                 Ok(v) => sum += v,
+///                 Err(RecvError::Disconnected) => return sum,
+///                 Err(e) => panic!("{e}"),
+///             }
+///         }
+///     }));
+/// }
+/// drop(rx);
+/// // Two sending threads sharing one handle (handles are `Sync`).
+/// std::thread::scope(|s| {
+///     for t in 0..2 {
+///         let tx = &tx;
+///         s.spawn(move || {
+///             for i in 0..500 {
+///                 tx.send(t * 500 + i).unwrap();
+///             }
+///         });
+///     }
+/// });
+/// // The last sender leaves: the receivers drain the channel, then see
+/// // `Disconnected`.
+/// drop(tx);
+/// let total: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+/// assert_eq!(total, (0..1000).sum::<u64>());
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+///
+/// # Handles
+///
+/// Every handle ([`create`](MpmcSender::create), [`open`](MpmcSender::open),
+/// [`from_region`](MpmcSender::from_region),
+/// [`from_env`](MpmcSender::from_env), [`try_clone`](MpmcSender::try_clone),
+/// and the two ends [`mpmc_channel`] returns) takes one entry in its end's
+/// table in the channel's shared header: at most 32 handles of each end
+/// are attached at once, across all processes, and one more is refused
+/// with [`Error::ChannelBusy`](crate::Error::ChannelBusy). A handle frees
+/// its entry when dropped, and the entries of a process that died are
+/// reused.
+///
+/// Handles are [`Send`] and [`Sync`]: every operation takes `&self`, the
+/// ring is built for concurrent use, and a handle's own state is an atomic
+/// flag. Threads may share one handle (by reference or in an `Arc`), which
+/// costs no entry, or take one each with `try_clone`, which does. A clone
+/// attaches a new entry and so can fail (table full, or the participant
+/// registry unavailable), which is why there is `try_clone` and no
+/// [`Clone`]: `clone` could only report that by panicking.
+///
+/// # Disconnect
+///
+/// Receivers get [`RecvError::Disconnected`] once every sender handle has
+/// been dropped or its process has died, and every value sent has been
+/// received. Senders get [`SendError::Disconnected`] once every receiver
+/// handle is gone the same way. Until any handle of the other end has
+/// attached, the other end is not gone but not there yet: a receiver
+/// created before its senders waits for them. A clean drop is noticed by
+/// every call at once; a death is noticed by the blocking calls (within a
+/// few milliseconds), after which the `try_` calls of that handle report it
+/// too.
+///
+/// # A participant killed mid-operation
+///
+/// The ring's documented limit applies (see [`crate::ring::mpmc`]): a send
+/// is a claim of a position and then its publication. A sender whose
+/// process is killed between the two leaves that slot claimed for good:
+/// receivers that reach it wait (or, once every sender is gone, report
+/// `Disconnected`) even if later values are in the ring, and senders block
+/// on that slot one lap later. A receiver killed between claiming a value
+/// and releasing its slot loses that value and blocks the slot the same
+/// way. The window is a few instructions long, but nothing repairs the
+/// channel afterwards: when it matters, drain what is reachable and create a
+/// new channel. A participant that is only descheduled in that window
+/// delays the others until it runs again.
+pub struct MpmcSender<T: Pod> {
+    /// Set once a call has seen every receiver gone (left or dead).
+    peer_gone: AtomicPeerGone,
+    shared: Attached<T>,
+    entry: usize,
+    /// Shared by this handle's clones in this process; last, so dropped
+    /// after every view borrowed from it.
+    region: Arc<Region>,
+}
+
+/// A receiving end of an MPMC channel; see [`MpmcSender`] for how the
+/// channel behaves.
+///
+/// `Send` and `Sync`; [`try_clone`](Self::try_clone) makes another
+/// receiver (one of at most 32 per channel across all processes).
+pub struct MpmcReceiver<T: Pod> {
+    /// Set once a call has seen every sender gone (left or dead).
+    peer_gone: AtomicPeerGone,
+    shared: Attached<T>,
+    entry: usize,
+    /// As for [`MpmcSender`]: last.
+    region: Arc<Region>,
+}
+
+/// Creates an anonymous MPMC channel of `capacity` slots (a power of two)
+/// and returns a sender and a receiver. Make more of either with
+/// `try_clone`; hand one to a child with [`Region::pass_to_child`]
+/// (through [`MpmcSender::region`] or [`MpmcReceiver::region`]), where
+/// `from_env` attaches it.
+pub fn mpmc_channel<T: Pod + Send>(capacity: usize) -> Result<(MpmcSender<T>, MpmcReceiver<T>)> {
+    let region = options::<T>(Some(capacity))?.anonymous_with(|r| init::<T>(r, capacity))?;
+    let twin = RegionOptions::new()
+        .layout(layout::<T>())
+        .from_fd(crate::sys::fd::dup(region.as_fd())?)?;
+    Ok((MpmcSender::attach(region)?, MpmcReceiver::attach(twin)?))
+}
+
+endpoint_constructors!(MpmcSender, layout: layout, options: options, init: init);
+endpoint_constructors!(MpmcReceiver, layout: layout, options: options, init: init);
+
+impl<T: Pod + Send> MpmcSender<T> {
+    fn attach(region: Region) -> Result<Self> {
+        let shared = Attached::<T>::new(&region)?;
+        Ok(Self {
+            peer_gone: AtomicPeerGone::default(),
+            entry: shared.attach(End::Sender)?,
+            shared,
+            region: Arc::new(region),
+        })
+    }
+
+    /// Another sender on the same channel, attached as a handle of its own
+    /// (the channel stays connected while any sender is attached).
+    ///
+    /// Fails with [`Error::ChannelBusy`](crate::Error::ChannelBusy) if 32 senders are attached
+    /// already, across all processes.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self {
+            peer_gone: AtomicPeerGone::with(self.peer_gone.get()),
+            entry: self.shared.attach(End::Sender)?,
+            shared: self.shared,
+            region: Arc::clone(&self.region),
+        })
+    }
+
+    fn send_inner(&self, value: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
+        let ring = self.shared.ring;
+        self.shared
+            .header
+            .block_on(End::Sender, deadline, || ring.try_push(value))
+            .map_err(|b| send_error(self.peer_gone.note(b), value))
+    }
+
+    /// Sends `value`, waiting while the channel is full. Fails with
+    /// [`SendError::Disconnected`] once every receiver is gone.
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.send_inner(value, None)
+    }
+
+    /// Sends `value` if there is room now; [`SendError::Full`] otherwise
+    /// (also, rarely, when many senders contend for the same slots). Notices
+    /// receivers that all left cleanly at once; their deaths are noticed by
+    /// the blocking forms (after which this reports them too).
+    pub fn try_send(&self, value: T) -> Result<(), SendError<T>> {
+        if self.peer_gone.seen(&self.shared.header.receivers.0) {
+            return Err(SendError::Disconnected(value));
+        }
+        match self.shared.ring.try_push(value) {
+            Ok(()) => {
+                self.shared.header.data.0.notify();
+                Ok(())
+            }
+            Err(e) => Err(SendError::from_ring(e, value)),
+        }
+    }
+
+    /// Sends `value`, waiting at most `timeout` for room.
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
+        self.send_inner(value, deadline_after(timeout))
+    }
+
+    /// Sends `value`, waiting until `deadline` at the latest.
+    pub fn send_until(&self, value: T, deadline: Instant) -> Result<(), SendError<T>> {
+        self.send_inner(value, Some(deadline))
+    }
+}
+
+impl<T: Pod + Send> MpmcReceiver<T> {
+    fn attach(region: Region) -> Result<Self> {
+        let shared = Attached::<T>::new(&region)?;
+        Ok(Self {
+            peer_gone: AtomicPeerGone::default(),
+            entry: shared.attach(End::Receiver)?,
+            shared,
+            region: Arc::new(region),
+        })
+    }
+
+    /// Another receiver on the same channel, attached as a handle of its
+    /// own (senders stay connected while any receiver is attached).
+    ///
+    /// Fails with [`Error::ChannelBusy`](crate::Error::ChannelBusy) if 32 receivers are attached
+    /// already, across all processes.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self {
+            peer_gone: AtomicPeerGone::with(self.peer_gone.get()),
+            entry: self.shared.attach(End::Receiver)?,
+            shared: self.shared,
+            region: Arc::clone(&self.region),
+        })
+    }
+
+    fn recv_inner(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
+        let ring = self.shared.ring;
+        self.shared
+            .header
+            .block_on(End::Receiver, deadline, || ring.try_pop())
+            .map_err(|b| recv_error(self.peer_gone.note(b)))
+    }
+
+    /// Receives a value, waiting while the channel is empty. Fails with
+    /// [`RecvError::Disconnected`] once every sender is gone and everything
+    /// they sent has been received (by this receiver or another).
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.recv_inner(None)
+    }
+
+    /// Receives a value if one is there now; [`RecvError::Empty`] otherwise
+    /// (also, rarely, when many receivers contend for the same slots).
+    /// Notices senders that all left cleanly at once; their deaths are
+    /// noticed by the blocking forms (after which this reports them too).
+    pub fn try_recv(&self) -> Result<T, RecvError> {
+        let ring = self.shared.ring;
+        match ring.try_pop() {
+            Ok(v) => {
+                self.shared.header.space.0.notify();
+                Ok(v)
+            }
+            Err(RingError::Empty) if self.peer_gone.seen(&self.shared.header.senders.0) => {
+                // Re-check: a sender may have sent just before leaving.
+                ring.try_pop()
+                    .inspect(|_| self.shared.header.space.0.notify())
+                    .map_err(|_| RecvError::Disconnected)
+            }
+            Err(e) => Err(RecvError::from_ring(e)),
+        }
+    }
+
+    /// Receives a value, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
+        self.recv_inner(deadline_after(timeout))
+    }
+
+    /// Receives a value, waiting until `deadline` at the latest.
+    pub fn recv_until(&self, deadline: Instant) -> Result<T, RecvError> {
+        self.recv_inner(Some(deadline))
+    }
+}
+
+impl<T: Pod> Drop for MpmcSender<T> {
+    fn drop(&mut self) {
+        self.shared.header.senders.0.detach(self.entry);
+        // Wake receivers sleeping on an empty ring so they see who left.
+        self.shared.header.data.0.notify();
+    }
+}
+
+impl<T: Pod> Drop for MpmcReceiver<T> {
+    fn drop(&mut self) {
+        self.shared.header.receivers.0.detach(self.entry);
+        self.shared.header.space.0.notify();
+    }
+}
+
+/// Handles may be shared between threads (see the module documentation).
+#[cfg(not(shmkit_loom))]
+const _: () = {
+    const fn send_sync<X: Send + Sync>() {}
+    send_sync::<MpmcSender<u64>>();
+    send_sync::<MpmcReceiver<[u8; 64]>>();
+};
