@@ -226,6 +226,23 @@ mod asymmetric {
     }
 }
 
+/// A hint to start bringing the cache line holding `p` into this CPU's
+/// cache, for a reader about to need it. Not a memory access in Rust's
+/// model (it cannot race, fault or be observed), so `p` may point anywhere,
+/// even at memory another process is writing; a no-op where there is no
+/// such instruction, and under loom.
+#[inline(always)]
+pub fn prefetch(p: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(shmkit_loom)))]
+    // SAFETY: `prefetcht0` is a hint: it reads nothing the program can
+    // observe and never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(shmkit_loom))))]
+    let _ = p;
+}
+
 /// A hint that the caller is spinning.
 #[inline]
 #[allow(dead_code)]

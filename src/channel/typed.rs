@@ -236,10 +236,15 @@ impl<T: Pod + Send> Receiver<T> {
 
     fn recv_inner(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
         let mut c = self.consumer.borrow_mut();
+        // The value goes straight to `out`: passed back through the nested
+        // results of the blocking loop, a large `T` was copied piecewise
+        // through the stack several times.
+        let mut out = T::zeroed();
         self.shared
             .header
-            .block_on(End::Receiver, deadline, || c.try_pop())
-            .map_err(|b| recv_error(self.peer_gone.note(b)))
+            .block_on(End::Receiver, deadline, || c.pop_into(&mut out))
+            .map_err(|b| recv_error(self.peer_gone.note(b)))?;
+        Ok(out)
     }
 
     /// Receives a value, waiting while the channel is empty. Fails with

@@ -917,6 +917,11 @@ impl<'a> Consumer<'a> {
         // Both indices are multiples of 8 and 0 < avail <= capacity.
         let mut avail = self.prod_cache.wrapping_sub(cons) as usize;
         let mut pos = (cons & self.ring.mask()) as usize;
+        // The copy's length comes from the frame header, so without this
+        // the line after the header's would be fetched only once the
+        // header arrived: a second round trip to the producer's cache for
+        // every record that crosses a line.
+        crate::primitive::prefetch(self.ring.at(pos).wrapping_add(64));
         let (mut kind, mut len) = self.ring.read_frame(pos);
         if kind == KIND_WRAP {
             if pos == 0 {

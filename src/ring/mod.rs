@@ -65,6 +65,22 @@ impl<T: Pod> Slot<T> {
         self.value.with(|p| unsafe { p.read() })
     }
 
+    /// Copies the value into `out`, without a temporary: returning a large
+    /// `T` through nested results made the compiler copy it piecewise
+    /// through the stack several times.
+    ///
+    /// # Safety
+    ///
+    /// As for [`read`](Self::read).
+    #[inline]
+    pub(crate) unsafe fn read_into(&self, out: &mut T) {
+        // SAFETY: as in `read`; `out` is a valid, exclusive, aligned `T`
+        // that cannot overlap the slot (it is not in shared memory we hand
+        // out references to).
+        self.value
+            .with(|p| unsafe { core::ptr::copy_nonoverlapping(p, out as *mut T, 1) })
+    }
+
     /// Copies `value` in.
     ///
     /// # Safety

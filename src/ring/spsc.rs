@@ -803,15 +803,38 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// Pops one value; [`RingError::Empty`] if there is none.
     #[inline]
     pub fn try_pop(&mut self) -> Result<T, RingError> {
+        let mut value = T::zeroed();
+        self.pop_into(&mut value)?;
+        Ok(value)
+    }
+
+    /// Pops one value into `out`; [`RingError::Empty`] (and `out`
+    /// untouched) if there is none. The same as [`try_pop`](Self::try_pop)
+    /// without moving a large `T` through the result, which for a large
+    /// `T` inside other results can cost more than the ring itself.
+    ///
+    /// ```
+    /// use shmkit::ring::spsc::HeapSpscRing;
+    ///
+    /// let heap = HeapSpscRing::<[u8; 64]>::new(4)?;
+    /// let (mut tx, mut rx) = (heap.ring().producer()?, heap.ring().consumer()?);
+    /// tx.try_push([1; 64])?;
+    /// let mut msg = [0; 64];
+    /// rx.pop_into(&mut msg)?;
+    /// assert_eq!(msg, [1; 64]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn pop_into(&mut self, out: &mut T) -> Result<(), RingError> {
         let head = self.head;
         if head == self.tail_cache && self.refresh_tail()? == 0 {
             return Err(RingError::Empty);
         }
         // SAFETY: `head < tail` (checked above), so slot `head` holds a
         // published value and belongs to the consumer.
-        let value = unsafe { self.ring.slot(head).read() };
+        unsafe { self.ring.slot(head).read_into(out) };
         self.release(1);
-        Ok(value)
+        Ok(())
     }
 
     /// Copies the next value without popping it; [`RingError::Empty`] if
@@ -1198,6 +1221,25 @@ mod tests {
         }
         assert_eq!(heap.header.tail.0.load(Ordering::Relaxed), 40);
         assert_eq!(heap.header.head.0.load(Ordering::Relaxed), 40);
+    }
+
+    #[test]
+    fn pop_into_fills_out_only_when_a_value_is_there() {
+        let heap = HeapSpscRing::<[u8; 64]>::new(2).unwrap();
+        let ring = heap.ring();
+        let (mut p, mut c) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        let mut out = [9u8; 64];
+        assert_eq!(c.pop_into(&mut out), Err(RingError::Empty));
+        assert_eq!(out, [9u8; 64]);
+        for round in 0..3u8 {
+            p.try_push([round; 64]).unwrap();
+            p.try_push([round + 100; 64]).unwrap();
+            c.pop_into(&mut out).unwrap();
+            assert_eq!(out, [round; 64]);
+            c.pop_into(&mut out).unwrap();
+            assert_eq!(out, [round + 100; 64]);
+        }
+        assert_eq!(c.pop_into(&mut out), Err(RingError::Empty));
     }
 
     #[test]
