@@ -45,10 +45,11 @@
 //! column) with percentiles over the repetitions; the ratio columns are
 //! the row's median over the pipe's and the Unix socket's median for the
 //! same size.
-//! - **u64**: the **ideal SPSC stream** (the floor: a hand-rolled ring in
-//!   an anonymous shmkit region, two indices on their own 128-byte lines,
-//!   16 384 slots, both sides publishing their index once per 256 items,
-//!   spinning when full or empty), shmkit's typed channel per message
+//! - **u64**: two **ideal SPSC streams** (the floors: a hand-rolled ring
+//!   in an anonymous shmkit region, two indices on their own 128-byte
+//!   lines, 16 384 slots, each side caching the other's index and
+//!   spinning when full or empty; one publishes its index once per 256
+//!   items, the other after every item), shmkit's typed channel per message
 //!   (`send`/`recv`) and in batches of 256 (`send_all`/`recv_slice`),
 //!   pipe and socket writing and reading 8 bytes per call;
 //! - **64 B**: shmkit's typed channel of `[u8; 64]`, its byte channel,
@@ -64,7 +65,11 @@
 //! medians: (a) 64 B one-way p50 at most 2× the cache-line floor; (b) SPSC
 //! `u64` throughput at least half the ideal stream's; (c) at least 100× a
 //! pipe's `u64` messages/s. (a) is checked for both channels, (b) and (c)
-//! for both the per-message and the batched `u64` rows.
+//! for both the per-message and the batched `u64` rows, (b) against the
+//! ideal ring publishing as often as the row does (per item for
+//! `send`/`recv`, per 256 for `send_all`/`recv_slice`): per message, both
+//! sides pay for moving the index's cache line between CPUs, which no
+//! implementation escapes.
 //!
 //! Run: `cargo bench --bench ring` (under a minute once built). A smoke
 //! run with shorter budgets and fewer repetitions:
@@ -146,8 +151,10 @@ const SIZES: [usize; 4] = [8, 64, 4096, 65536];
 const LATENCY_LINKS: [Link; 5] = [Link::Line, Link::Pipe, Link::Unix, Link::Typed, Link::Bytes];
 
 /// The throughput rows: link and message size.
-const STREAMS: [(Link, usize); 15] = [
+const STREAMS: [(Link, usize); 17] = [
     (Link::Ideal, 8),
+    (Link::IdealEach, 8),
+    (Link::RingChunks, 8),
     (Link::Typed, 8),
     (Link::TypedBatch, 8),
     (Link::Pipe, 8),
@@ -349,8 +356,11 @@ impl Ctx {
 enum Link {
     /// One cache line bounced (the latency floor).
     Line,
-    /// The hand-rolled SPSC `u64` ring (the throughput floor).
+    /// The hand-rolled SPSC `u64` ring publishing once per `BATCH` items
+    /// (the throughput floor for batches).
     Ideal,
+    /// The same ring publishing every item (the floor per message).
+    IdealEach,
     /// Pipes.
     Pipe,
     /// A Unix stream socket pair.
@@ -361,12 +371,17 @@ enum Link {
     TypedBatch,
     /// shmkit's byte channel.
     Bytes,
+    /// shmkit's `SpscRing` itself, whole batches written and read in place
+    /// (`write_chunk`/`read_chunk`), as the ideal ring moves them.
+    RingChunks,
 }
 
 impl Link {
-    const ALL: [Link; 7] = [
+    const ALL: [Link; 9] = [
+        Link::RingChunks,
         Link::Line,
         Link::Ideal,
+        Link::IdealEach,
         Link::Pipe,
         Link::Unix,
         Link::Typed,
@@ -379,11 +394,22 @@ impl Link {
         match self {
             Link::Line => "line",
             Link::Ideal => "ideal",
+            Link::IdealEach => "ideal-each",
             Link::Pipe => "pipe",
             Link::Unix => "unix",
             Link::Typed => "typed",
             Link::TypedBatch => "typed-batch",
             Link::Bytes => "bytes",
+            Link::RingChunks => "ring-chunks",
+        }
+    }
+
+    /// Items the ideal ring publishes at once over this link.
+    fn ideal_batch(self) -> u64 {
+        if self == Link::IdealEach {
+            1
+        } else {
+            BATCH as u64
         }
     }
 
@@ -399,17 +425,19 @@ impl Link {
             Link::Unix => "unix socket pair, 64 B",
             Link::Typed => "shmkit channel<[u8; 64]> send/recv",
             Link::Bytes => "shmkit byte_channel, 64 B records",
-            Link::Ideal | Link::TypedBatch => "?",
+            Link::Ideal | Link::IdealEach | Link::TypedBatch | Link::RingChunks => "?",
         }
     }
 
     /// Names the link in a throughput table (`size`: message bytes).
     fn stream_label(self, size: usize) -> String {
         match self {
-            Link::Ideal => "ideal SPSC (hand-rolled, index per 256)".to_owned(),
+            Link::Ideal => format!("ideal SPSC (hand-rolled, index per {BATCH})"),
+            Link::IdealEach => "ideal SPSC (hand-rolled, index per item)".to_owned(),
             Link::Typed if size == 8 => "shmkit channel<u64> send/recv".to_owned(),
             Link::Typed => format!("shmkit channel<[u8; {size}]> send/recv"),
             Link::TypedBatch => format!("shmkit channel<u64> send_all/recv_slice x{BATCH}"),
+            Link::RingChunks => format!("shmkit SpscRing<u64> chunks of {BATCH}, in place"),
             Link::Bytes => "shmkit byte_channel send/recv".to_owned(),
             Link::Pipe => "pipe write_all/read_exact".to_owned(),
             Link::Unix => "unix socket write_all/read_exact".to_owned(),
@@ -613,7 +641,7 @@ fn latency(link: Link, ctx: &Ctx) -> Result<Latency, String> {
             })?
         }
         Link::Typed | Link::Bytes => shmkit_links::latency(link, ctx, &role, &control)?,
-        Link::Ideal | Link::TypedBatch => {
+        Link::Ideal | Link::IdealEach | Link::TypedBatch | Link::RingChunks => {
             return Err(format!("no latency measurement over {link:?}"));
         }
     };
@@ -838,7 +866,7 @@ fn throughput(link: Link, size: usize, ctx: &Ctx) -> Result<Throughput, String> 
     let role = format!("{ROLE_PRODUCE}:{}:{size}", link.tag());
     let plan = &ctx.plan;
     let ((samples, total), _pinned) = match link {
-        Link::Ideal => {
+        Link::Ideal | Link::IdealEach => {
             if size != 8 {
                 return Err(format!("the ideal ring carries u64s, not {size} bytes"));
             }
@@ -846,7 +874,7 @@ fn throughput(link: Link, size: usize, ctx: &Ctx) -> Result<Throughput, String> 
             let child = ctx.spawn(&role, &control, |cmd| {
                 ring.region.pass_to_child(cmd, LINK_A_VAR);
             })?;
-            let mut consumer = IdealConsumer::new(&ring, ctx.how)?;
+            let mut consumer = IdealConsumer::new(&ring, link.ideal_batch(), ctx.how)?;
             ctx.drive(&role, &control, child, (), || {
                 stream(&mut consumer, &control, plan)
             })?
@@ -871,7 +899,7 @@ fn throughput(link: Link, size: usize, ctx: &Ctx) -> Result<Throughput, String> 
                 stream(&mut consumer, &control, plan)
             })?
         }
-        Link::Typed | Link::TypedBatch | Link::Bytes => {
+        Link::Typed | Link::TypedBatch | Link::Bytes | Link::RingChunks => {
             shmkit_links::throughput(link, size, ctx, &role, &control)?
         }
         Link::Line => return Err("no stream over a single cache line".to_owned()),
@@ -1047,17 +1075,20 @@ struct IdealProducer<'a> {
     published: u64,
     /// The consumer's index as last read.
     head_seen: u64,
+    /// Items written per publication (a divisor of the capacity).
+    batch: u64,
     how: Wait,
 }
 
 impl<'a> IdealProducer<'a> {
-    fn new(ring: &'a Ideal, how: Wait) -> Result<Self, String> {
+    fn new(ring: &'a Ideal, batch: u64, how: Wait) -> Result<Self, String> {
         Ok(IdealProducer {
             head: ring.index(HEAD_AT)?,
             tail: ring.index(TAIL_AT)?,
             slots: ring.slots()?,
             published: 0,
             head_seen: 0,
+            batch,
             how,
         })
     }
@@ -1065,32 +1096,33 @@ impl<'a> IdealProducer<'a> {
 
 impl Producer for IdealProducer<'_> {
     fn produce(&mut self, first: u64, count: u64) -> Result<(), String> {
-        if count % BATCH as u64 != 0 {
-            return Err(format!("{count} items are not whole batches of {BATCH}"));
+        let batch = self.batch;
+        if count % batch != 0 {
+            return Err(format!("{count} items are not whole batches of {batch}"));
         }
         let cap = U64_CAPACITY as u64;
         let mut seq = first;
-        for _ in 0..count / BATCH as u64 {
-            if self.published.wrapping_sub(self.head_seen) + BATCH as u64 > cap {
+        for _ in 0..count / batch {
+            if self.published.wrapping_sub(self.head_seen) + batch > cap {
                 let published = self.published;
                 self.head_seen = support::wait_for(CHILD_IDLE_LIMIT, self.how, || {
                     let h = self.head.load(Ordering::Acquire);
-                    (published.wrapping_sub(h) + BATCH as u64 <= cap).then_some(h)
+                    (published.wrapping_sub(h) + batch <= cap).then_some(h)
                 })
                 .ok_or_else(|| format!("the ring stayed full for {CHILD_IDLE_LIMIT:?}"))?;
             }
             let at = (self.published % cap) as usize;
-            for i in 0..BATCH {
-                // SAFETY: `at` is a multiple of BATCH below the capacity, a
-                // multiple of BATCH, so `at + i` is a slot of the region
+            for i in 0..batch as usize {
+                // SAFETY: `at` is a multiple of the batch below the capacity, a
+                // multiple of the batch, so `at + i` is a slot of the region
                 // (checked by `slots`), u64-aligned. The consumer has taken
                 // these slots' previous items (its index, loaded with
-                // Acquire, is at most capacity - BATCH behind ours) and
+                // Acquire, is at most capacity - batch behind ours) and
                 // reads them only after our Release store below.
                 unsafe { self.slots.add(at + i).write(seq + i as u64) };
             }
-            seq += BATCH as u64;
-            self.published += BATCH as u64;
+            seq += batch;
+            self.published += batch;
             self.tail.store(self.published, Ordering::Release);
         }
         Ok(())
@@ -1106,17 +1138,20 @@ struct IdealConsumer<'a> {
     taken: u64,
     /// The producer's index as last read.
     tail_seen: u64,
+    /// Items read per publication (a divisor of the capacity).
+    batch: u64,
     how: Wait,
 }
 
 impl<'a> IdealConsumer<'a> {
-    fn new(ring: &'a Ideal, how: Wait) -> Result<Self, String> {
+    fn new(ring: &'a Ideal, batch: u64, how: Wait) -> Result<Self, String> {
         Ok(IdealConsumer {
             head: ring.index(HEAD_AT)?,
             tail: ring.index(TAIL_AT)?,
             slots: ring.slots()?,
             taken: 0,
             tail_seen: 0,
+            batch,
             how,
         })
     }
@@ -1124,17 +1159,18 @@ impl<'a> IdealConsumer<'a> {
 
 impl Consumer for IdealConsumer<'_> {
     fn consume(&mut self, first: u64, count: u64) -> Result<(), String> {
-        if count % BATCH as u64 != 0 {
-            return Err(format!("{count} items are not whole batches of {BATCH}"));
+        let batch = self.batch;
+        if count % batch != 0 {
+            return Err(format!("{count} items are not whole batches of {batch}"));
         }
         let cap = U64_CAPACITY as u64;
         let mut expected = first;
-        for _ in 0..count / BATCH as u64 {
-            if self.tail_seen.wrapping_sub(self.taken) < BATCH as u64 {
+        for _ in 0..count / batch {
+            if self.tail_seen.wrapping_sub(self.taken) < batch {
                 let taken = self.taken;
                 self.tail_seen = support::wait_for(PARENT_WAIT_LIMIT, self.how, || {
                     let t = self.tail.load(Ordering::Acquire);
-                    (t.wrapping_sub(taken) >= BATCH as u64).then_some(t)
+                    (t.wrapping_sub(taken) >= batch).then_some(t)
                 })
                 .ok_or_else(|| {
                     format!("no batch at item {expected} within {PARENT_WAIT_LIMIT:?}")
@@ -1142,10 +1178,10 @@ impl Consumer for IdealConsumer<'_> {
             }
             let at = (self.taken % cap) as usize;
             let mut wrong = 0;
-            for i in 0..BATCH {
+            for i in 0..batch as usize {
                 // SAFETY: `at + i` is a slot of the region, u64-aligned (as
                 // in the producer); the producer published it (its index,
-                // loaded with Acquire, is at least BATCH ahead of ours) and
+                // loaded with Acquire, is at least a batch ahead of ours) and
                 // does not write it again before our Release store below.
                 let v = unsafe { self.slots.add(at + i).read() };
                 wrong |= v ^ (expected + i as u64);
@@ -1155,8 +1191,8 @@ impl Consumer for IdealConsumer<'_> {
                     "ideal ring: a batch from item {expected} holds wrong values"
                 ));
             }
-            expected += BATCH as u64;
-            self.taken += BATCH as u64;
+            expected += batch;
+            self.taken += batch;
             self.head.store(self.taken, Ordering::Release);
         }
         Ok(())
@@ -1170,6 +1206,8 @@ impl Consumer for IdealConsumer<'_> {
 mod shmkit_links {
     use super::*;
     use shmkit::channel::{byte_channel, channel, ByteReceiver, ByteSender, Receiver, Sender};
+    use shmkit::ring::spsc::{self, SpscRing};
+    use shmkit::ring::RingError;
 
     /// Latency over shmkit's typed or byte channel: a ping channel to the
     /// child and a pong channel back.
@@ -1232,6 +1270,23 @@ mod shmkit_links {
     ) -> Result<((Vec<f64>, u64), bool), String> {
         let plan = &ctx.plan;
         match (link, size) {
+            (Link::RingChunks, 8) => {
+                let region = ring_options()
+                    .anonymous_with(|r| SpscRing::<u64>::create(r, 0, U64_CAPACITY).map(|_| ()))
+                    .map_err(|e| format!("creating the ring's region: {e}"))?;
+                let child = ctx.spawn(role, control, |cmd| {
+                    region.pass_to_child(cmd, LINK_A_VAR);
+                })?;
+                let ring = SpscRing::<u64>::open(&region, 0)
+                    .map_err(|e| format!("opening the ring: {e}"))?;
+                let rx = ring
+                    .consumer()
+                    .map_err(|e| format!("the ring's consumer: {e}"))?;
+                let mut consumer = ChunkConsumer { rx, how: ctx.how };
+                ctx.drive(role, control, child, (), || {
+                    stream(&mut consumer, control, plan)
+                })
+            }
             (Link::Typed | Link::TypedBatch, 8) => {
                 let (tx, rx) = channel::<u64>(U64_CAPACITY)
                     .map_err(|e| format!("creating the channel: {e}"))?;
@@ -1328,6 +1383,20 @@ mod shmkit_links {
         how: Wait,
     ) -> Result<(), String> {
         match (link, size) {
+            (Link::RingChunks, 8) => {
+                // SAFETY: the parent passed this region with `pass_to_child`
+                // under LINK_A_VAR for exactly this purpose; nothing else in
+                // this process owns it, and this is the only call for the
+                // variable.
+                let region = unsafe { ring_options().from_env(LINK_A_VAR) }
+                    .map_err(|e| format!("opening the inherited ring: {e}"))?;
+                let ring = SpscRing::<u64>::open(&region, 0)
+                    .map_err(|e| format!("opening the ring: {e}"))?;
+                let tx = ring
+                    .producer()
+                    .map_err(|e| format!("the ring's producer: {e}"))?;
+                serve_stream(control, ChunkProducer { tx, how }, how)
+            }
             (Link::Typed | Link::TypedBatch, 8) => {
                 // SAFETY: the parent passed this channel's region with
                 // `pass_to_child` under LINK_A_VAR for exactly this
@@ -1532,6 +1601,93 @@ mod shmkit_links {
                     .send_all(&self.buf[..k])
                     .map_err(|e| format!("sending {seq}..{}: {e}", seq + k as u64))?;
                 seq += k as u64;
+            }
+            Ok(())
+        }
+    }
+
+    /// The region of the bare `SpscRing` row: the ring at offset 0.
+    fn ring_options() -> RegionOptions {
+        RegionOptions::new()
+            .size(SpscRing::<u64>::bytes_for(U64_CAPACITY).unwrap_or(0))
+            .layout(LayoutId::named("shmkit-bench::spsc-ring", 1))
+    }
+
+    /// Writes whole batches in place, waiting (spinning) for room for one.
+    struct ChunkProducer<'a> {
+        tx: spsc::Producer<'a, u64>,
+        how: Wait,
+    }
+
+    impl Producer for ChunkProducer<'_> {
+        fn produce(&mut self, first: u64, count: u64) -> Result<(), String> {
+            if count % BATCH as u64 != 0 {
+                return Err(format!("{count} items are not whole batches of {BATCH}"));
+            }
+            for batch in 0..count / BATCH as u64 {
+                let seq = first + batch * BATCH as u64;
+                let tx = &mut self.tx;
+                support::wait_for(CHILD_IDLE_LIMIT, self.how, || {
+                    let mut chunk = match tx.write_chunk(BATCH) {
+                        Ok(c) if c.len() == BATCH => c,
+                        Ok(_) | Err(RingError::Full) => return None,
+                        Err(e) => return Some(Err(format!("write_chunk: {e}"))),
+                    };
+                    // Two plain loops: a chained iterator does not vectorize.
+                    let (a, b) = chunk.as_mut_slices();
+                    let split = seq + a.len() as u64;
+                    for (i, v) in a.iter_mut().enumerate() {
+                        *v = seq + i as u64;
+                    }
+                    for (i, v) in b.iter_mut().enumerate() {
+                        *v = split + i as u64;
+                    }
+                    chunk.commit_all();
+                    Some(Ok(()))
+                })
+                .ok_or_else(|| format!("the ring stayed full for {CHILD_IDLE_LIMIT:?}"))??;
+            }
+            Ok(())
+        }
+    }
+
+    /// Reads whole batches in place, waiting (spinning) for one.
+    struct ChunkConsumer<'a> {
+        rx: spsc::Consumer<'a, u64>,
+        how: Wait,
+    }
+
+    impl Consumer for ChunkConsumer<'_> {
+        fn consume(&mut self, first: u64, count: u64) -> Result<(), String> {
+            if count % BATCH as u64 != 0 {
+                return Err(format!("{count} items are not whole batches of {BATCH}"));
+            }
+            for batch in 0..count / BATCH as u64 {
+                let seq = first + batch * BATCH as u64;
+                let rx = &mut self.rx;
+                support::wait_for(PARENT_WAIT_LIMIT, self.how, || {
+                    let chunk = match rx.read_chunk(BATCH) {
+                        Ok(c) if c.len() == BATCH => c,
+                        Ok(_) | Err(RingError::Empty) => return None,
+                        Err(e) => return Some(Err(format!("read_chunk: {e}"))),
+                    };
+                    let (a, b) = chunk.as_slices();
+                    let split = seq + a.len() as u64;
+                    let mut wrong = 0;
+                    for (i, v) in a.iter().enumerate() {
+                        wrong |= v ^ (seq + i as u64);
+                    }
+                    for (i, v) in b.iter().enumerate() {
+                        wrong |= v ^ (split + i as u64);
+                    }
+                    chunk.release_all();
+                    Some(if wrong == 0 {
+                        Ok(())
+                    } else {
+                        Err(format!("a chunk from item {seq} holds wrong values"))
+                    })
+                })
+                .ok_or_else(|| format!("no batch at item {seq} within {PARENT_WAIT_LIMIT:?}"))??;
             }
             Ok(())
         }
@@ -1886,14 +2042,23 @@ impl Results {
                 "  (a) 64 B one-way p50 at most 2x the cache-line floor, shmkit {what}: {line}"
             );
         }
-        let ideal = self.rate(Link::Ideal, 8);
         let pipe = self.rate(Link::Pipe, 8);
-        for (link, what) in [
-            (Link::Typed, "send/recv"),
-            (Link::TypedBatch, "send_all/recv_slice"),
+        // Each shmkit row against the ideal ring publishing as often.
+        for (link, what, ideal) in [
+            (
+                Link::RingChunks,
+                "SpscRing chunks vs ideal per batch",
+                Link::Ideal,
+            ),
+            (Link::Typed, "send/recv vs ideal per item", Link::IdealEach),
+            (
+                Link::TypedBatch,
+                "send_all/recv_slice vs ideal per batch",
+                Link::Ideal,
+            ),
         ] {
             let mine = self.rate(link, 8);
-            let line = match (mine, ideal) {
+            let line = match (mine, self.rate(ideal, 8)) {
                 (Some(v), Some(i)) => {
                     let r = v / i;
                     format!(
@@ -2056,16 +2221,22 @@ fn echo_child(link: Link) -> Result<(), String> {
             )
         }
         Link::Typed | Link::Bytes => shmkit_links::echo(link, &control),
-        Link::Ideal | Link::TypedBatch => Err(format!("no echo over {link:?}")),
+        Link::Ideal | Link::IdealEach | Link::TypedBatch | Link::RingChunks => {
+            Err(format!("no echo over {link:?}"))
+        }
     }
 }
 
 fn produce_child(link: Link, size: usize) -> Result<(), String> {
     let (control, how) = child_setup()?;
     match link {
-        Link::Ideal => {
+        Link::Ideal | Link::IdealEach => {
             let ring = Ideal::inherited()?;
-            serve_stream(&control, IdealProducer::new(&ring, how)?, how)
+            serve_stream(
+                &control,
+                IdealProducer::new(&ring, link.ideal_batch(), how)?,
+                how,
+            )
         }
         Link::Pipe => {
             let tx: File = inherited_fd(LINK_A_VAR)?;
@@ -2077,7 +2248,7 @@ fn produce_child(link: Link, size: usize) -> Result<(), String> {
             let msg = patterned(size);
             serve_stream(&control, StreamProducer { tx, msg }, how)
         }
-        Link::Typed | Link::TypedBatch | Link::Bytes => {
+        Link::Typed | Link::TypedBatch | Link::Bytes | Link::RingChunks => {
             shmkit_links::produce(link, size, &control, how)
         }
         Link::Line => Err("no stream over a single cache line".to_owned()),
