@@ -120,9 +120,10 @@ pub enum Error {
         /// The registry's capacity.
         slots: usize,
     },
-    /// The channel end asked for is already attached by a live process
-    /// (an SPSC channel has one sender and one receiver at a time).
-    #[error("the channel's {end} end is already attached by a live process")]
+    /// The channel end asked for has no room for another handle: an SPSC
+    /// channel has one sender and one receiver at a time, an MPMC channel
+    /// at most 32 live handles per end.
+    #[error("the channel's {end} end has no room for another live handle")]
     ChannelBusy {
         /// `"sender"` or `"receiver"`.
         end: &'static str,

@@ -119,6 +119,26 @@ fn a_killed_sender_is_seen_as_disconnected_after_draining() {
 }
 
 #[test]
+fn a_sender_that_replaces_a_killed_one_is_seen_leaving_at_once() {
+    let name = unique_name("replaced-sender");
+    let rx = Receiver::<u64>::create(&name, 64).unwrap();
+    let mut child = spawn("send-then-hang", &[&name]);
+    for i in 0..10 {
+        assert_eq!(rx.recv_timeout(LIMIT).unwrap(), i);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The new sender takes over the dead one's entry; once it leaves
+    // cleanly, nobody is attached, which even `try_recv` (no liveness
+    // probe) must see at once.
+    let tx = Sender::<u64>::open(&name).unwrap();
+    tx.send(42).unwrap();
+    drop(tx);
+    assert_eq!(rx.try_recv(), Ok(42));
+    assert_eq!(rx.try_recv(), Err(RecvError::Disconnected));
+}
+
+#[test]
 fn a_killed_receiver_unblocks_a_sender_waiting_for_room() {
     let name = unique_name("killed-receiver");
     let tx = Sender::<u64>::create(&name, 4).unwrap();

@@ -19,7 +19,7 @@
 use super::error::{RecvError, SendError};
 use super::side::{Side, SideState};
 use crate::error::Error;
-use crate::primitive::spin_loop;
+use crate::primitive::{spin_loop, AtomicU32, Ordering};
 use crate::region::Region;
 use crate::region::ShmSafe;
 use crate::ring::{RingError, Signal};
@@ -147,15 +147,27 @@ fn outcome<R>(r: Result<R, RingError>) -> Option<Result<R, Blocked>> {
 }
 
 /// A handle's memory that the other end has gone (left or died), so that
-/// its `try_` calls report what a blocking call found out.
+/// its `try_` calls report what a blocking call found out. An atomic flag
+/// (in this process's memory), so handles that threads share may hold it.
 #[derive(Debug, Default)]
-pub(crate) struct PeerGone(std::cell::Cell<bool>);
+pub(crate) struct PeerGone(AtomicU32);
 
 impl PeerGone {
+    /// A memo that starts out knowing `gone` (a clone inherits its
+    /// original's).
+    pub(crate) fn with(gone: bool) -> Self {
+        Self(AtomicU32::new(u32::from(gone)))
+    }
+
+    /// Whether a call has seen the other end gone.
+    pub(crate) fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != 0
+    }
+
     /// Passes `b` through, remembering a disconnect.
     pub(crate) fn note(&self, b: Blocked) -> Blocked {
         if b == Blocked::Disconnected {
-            self.0.set(true);
+            self.0.store(1, Ordering::Relaxed);
         }
         b
     }
@@ -163,7 +175,7 @@ impl PeerGone {
     /// Whether the other end is known gone: seen by an earlier call, or
     /// every handle of `peers` detached cleanly.
     pub(crate) fn seen(&self, peers: &Side) -> bool {
-        self.0.get() || peers.all_detached()
+        self.get() || peers.all_detached()
     }
 }
 

@@ -33,13 +33,12 @@
 //! attachment table (`Side`) holds its 32 handles.
 
 use super::blocking::{
-    busy, extend, recv_error, send_error, Blocked, ChannelHeader, End, RING_OFFSET,
+    busy, extend, recv_error, send_error, ChannelHeader, End, PeerGone, RING_OFFSET,
 };
 use super::endpoint::endpoint_constructors;
 use super::error::{RecvError, SendError};
 use super::side::{Side, MAX_HANDLES};
 use crate::error::Result;
-use crate::primitive::{AtomicU32, Ordering};
 use crate::region::{LayoutId, Region, RegionOptions};
 use crate::ring::mpmc::MpmcRing;
 use crate::ring::RingError;
@@ -115,37 +114,6 @@ impl<T: Pod> Attached<T> {
         self.side(end)
             .attach(MAX_HANDLES)?
             .ok_or_else(|| busy(name))
-    }
-}
-
-/// A handle's memory that the other end has gone (left or died), so that
-/// its `try_` calls report what a blocking call found out. The rules of
-/// the SPSC channel's memo, in an atomic flag so that threads may share
-/// the handle.
-#[derive(Debug, Default)]
-struct AtomicPeerGone(AtomicU32);
-
-impl AtomicPeerGone {
-    fn with(gone: bool) -> Self {
-        Self(AtomicU32::new(u32::from(gone)))
-    }
-
-    fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed) != 0
-    }
-
-    /// Passes `b` through, remembering a disconnect.
-    fn note(&self, b: Blocked) -> Blocked {
-        if b == Blocked::Disconnected {
-            self.0.store(1, Ordering::Relaxed);
-        }
-        b
-    }
-
-    /// Whether the other end is known gone: seen by an earlier call, or
-    /// every handle of `peers` detached cleanly.
-    fn seen(&self, peers: &Side) -> bool {
-        self.get() || peers.all_detached()
     }
 }
 
@@ -244,7 +212,7 @@ impl AtomicPeerGone {
 /// delays the others until it runs again.
 pub struct MpmcSender<T: Pod> {
     /// Set once a call has seen every receiver gone (left or dead).
-    peer_gone: AtomicPeerGone,
+    peer_gone: PeerGone,
     shared: Attached<T>,
     entry: usize,
     /// Shared by this handle's clones in this process; last, so dropped
@@ -259,7 +227,7 @@ pub struct MpmcSender<T: Pod> {
 /// receiver (one of at most 32 per channel across all processes).
 pub struct MpmcReceiver<T: Pod> {
     /// Set once a call has seen every sender gone (left or dead).
-    peer_gone: AtomicPeerGone,
+    peer_gone: PeerGone,
     shared: Attached<T>,
     entry: usize,
     /// As for [`MpmcSender`]: last.
@@ -286,7 +254,7 @@ impl<T: Pod + Send> MpmcSender<T> {
     fn attach(region: Region) -> Result<Self> {
         let shared = Attached::<T>::new(&region)?;
         Ok(Self {
-            peer_gone: AtomicPeerGone::default(),
+            peer_gone: PeerGone::default(),
             entry: shared.attach(End::Sender)?,
             shared,
             region: Arc::new(region),
@@ -300,7 +268,7 @@ impl<T: Pod + Send> MpmcSender<T> {
     /// already, across all processes.
     pub fn try_clone(&self) -> Result<Self> {
         Ok(Self {
-            peer_gone: AtomicPeerGone::with(self.peer_gone.get()),
+            peer_gone: PeerGone::with(self.peer_gone.get()),
             entry: self.shared.attach(End::Sender)?,
             shared: self.shared,
             region: Arc::clone(&self.region),
@@ -353,7 +321,7 @@ impl<T: Pod + Send> MpmcReceiver<T> {
     fn attach(region: Region) -> Result<Self> {
         let shared = Attached::<T>::new(&region)?;
         Ok(Self {
-            peer_gone: AtomicPeerGone::default(),
+            peer_gone: PeerGone::default(),
             entry: shared.attach(End::Receiver)?,
             shared,
             region: Arc::new(region),
@@ -367,7 +335,7 @@ impl<T: Pod + Send> MpmcReceiver<T> {
     /// already, across all processes.
     pub fn try_clone(&self) -> Result<Self> {
         Ok(Self {
-            peer_gone: AtomicPeerGone::with(self.peer_gone.get()),
+            peer_gone: PeerGone::with(self.peer_gone.get()),
             entry: self.shared.attach(End::Receiver)?,
             shared: self.shared,
             region: Arc::clone(&self.region),

@@ -4,8 +4,10 @@
 //! ```text
 //! field      meaning
 //! attached   non-zero once any peer ever attached to this side
-//! count      handles attached and not yet detached (a dead process's
-//!            handles stay counted: only `state` sees through them)
+//! count      entries holding a token: handles attached and not yet
+//!            detached (a dead process's handles stay counted until
+//!            another handle takes their entry over; only `state` sees
+//!            through them)
 //! tokens[i]  participant token of the i-th attached handle; 0 = free
 //! ```
 //!
@@ -69,7 +71,11 @@ impl Side {
                     .compare_exchange(t, me.raw(), Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
-                self.count.fetch_add(1, Ordering::AcqRel);
+                // An entry taken over from a dead process is still counted
+                // (it never detached): this handle inherits that count.
+                if t == 0 {
+                    self.count.fetch_add(1, Ordering::AcqRel);
+                }
                 self.attached.store(1, Ordering::Release);
                 return Ok(Some(i));
             }
