@@ -9,6 +9,10 @@
 //!    under a robust `Mutex`; the parent kills one of them with SIGKILL
 //!    while the workers are busy; the others get `OwnerDied`, repair the
 //!    ledger and carry on.
+//! 3. A work queue: the parent hands jobs to three worker processes over
+//!    an MPMC channel and collects the answers over another; every job is
+//!    answered exactly once, and when the parent drops its sender the
+//!    workers see `Disconnected` and exit.
 //!
 //! It prints what happened and how long each step took.
 //!
@@ -17,6 +21,7 @@
 //! ```
 #![allow(clippy::disallowed_types)]
 
+use shmkit::channel::{MpmcReceiver, MpmcSender, RecvError};
 use shmkit::sync::{LockError, Mutex};
 use shmkit::{RegionOptions, SharedCell, Shm, ShmSafe};
 use std::process::{Command, ExitCode};
@@ -69,9 +74,12 @@ fn main() -> ExitCode {
         Ok(role) => match role.split_once(':') {
             Some(("worker", name)) => worker(name),
             Some(("pingpong", name)) => child(name),
+            Some(("queue", names)) => queue_worker(names),
             _ => Err(format!("unknown role {role}").into()),
         },
-        Err(_) => parent().and_then(|()| crash_demo()),
+        Err(_) => parent()
+            .and_then(|()| crash_demo())
+            .and_then(|()| queue_demo()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -360,5 +368,103 @@ fn worker(name: &str) -> DemoResult {
         office.holder.store(0, Ordering::Release);
         drop(g);
     }
+    Ok(())
+}
+
+/// Worker processes of the work queue.
+const QUEUE_WORKERS: usize = 3;
+/// Jobs the parent hands out.
+const JOBS: u64 = 300_000;
+
+/// The answer to job `n` (something a worker must really compute).
+fn answer(n: u64) -> u64 {
+    n.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) ^ n
+}
+
+fn queue_demo() -> DemoResult {
+    println!(
+        "\n--- a work queue: jobs to {QUEUE_WORKERS} worker processes over MPMC channels ---\n"
+    );
+    let pid = std::process::id();
+    let (jobs_name, answers_name) = (
+        format!("/shmkit-demo-jobs-{pid}"),
+        format!("/shmkit-demo-answers-{pid}"),
+    );
+    let jobs = MpmcSender::<u64>::create(&jobs_name, 1024)?;
+    let answers = MpmcReceiver::<[u64; 2]>::create(&answers_name, 1024)?;
+    let mut workers = Vec::new();
+    for _ in 0..QUEUE_WORKERS {
+        workers.push(
+            Command::new(std::env::current_exe()?)
+                .env(ROLE_VAR, format!("queue:{jobs_name},{answers_name}"))
+                .spawn()?,
+        );
+    }
+    let t = Instant::now();
+    // Feed the jobs from a thread while this one collects the answers:
+    // both channels are bounded, so one thread doing both could wait on a
+    // full jobs channel while the workers wait on a full answers channel.
+    let feeder = std::thread::spawn(move || -> Result<(), String> {
+        for n in 0..JOBS {
+            jobs.send(n).map_err(|e| format!("sending job {n}: {e}"))?;
+        }
+        Ok(()) // dropping `jobs` tells the workers there is no more
+    });
+    let mut seen = vec![false; JOBS as usize];
+    let mut answered = 0u64;
+    loop {
+        match answers.recv_timeout(PATIENCE) {
+            Ok([n, a]) => {
+                let slot = seen
+                    .get_mut(n as usize)
+                    .ok_or_else(|| format!("answer to unknown job {n}"))?;
+                if std::mem::replace(slot, true) || a != answer(n) {
+                    return Err(format!("job {n} answered twice or wrongly").into());
+                }
+                answered += 1;
+            }
+            Err(RecvError::Disconnected) => break,
+            Err(e) => return Err(format!("collecting answers: {e}").into()),
+        }
+    }
+    let elapsed = t.elapsed();
+    feeder.join().map_err(|_| "the feeder thread panicked")??;
+    for mut w in workers {
+        let status = w.wait()?;
+        if !status.success() {
+            return Err(format!("worker exited with {status}").into());
+        }
+    }
+    if answered != JOBS {
+        return Err(format!("{answered} of {JOBS} jobs answered").into());
+    }
+    println!(
+        "[parent] {JOBS} jobs out and {answered} answers back, each exactly once, in {elapsed:.0?} \
+         ({:.2} M jobs/s, one every {:.0} ns, {QUEUE_WORKERS} workers and the parent sharing \
+         {} CPUs)",
+        JOBS as f64 / elapsed.as_secs_f64() / 1e6,
+        elapsed.as_nanos() as f64 / JOBS as f64,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!("[parent] the workers saw Disconnected once the jobs ran out, and exited");
+    Ok(())
+}
+
+fn queue_worker(names: &str) -> DemoResult {
+    let (jobs_name, answers_name) = names.split_once(',').ok_or("bad queue role")?;
+    let jobs = MpmcReceiver::<u64>::open(jobs_name)?;
+    let answers = MpmcSender::<[u64; 2]>::open(answers_name)?;
+    let mut done = 0u64;
+    loop {
+        match jobs.recv_timeout(PATIENCE) {
+            Ok(n) => {
+                answers.send([n, answer(n)])?;
+                done += 1;
+            }
+            Err(RecvError::Disconnected) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!("[worker {}] answered {done} jobs", std::process::id());
     Ok(())
 }
