@@ -169,6 +169,7 @@ byte_endpoint!(ByteSender, senders, "sender", producer, producer);
 byte_endpoint!(ByteReceiver, receivers, "receiver", consumer, consumer);
 
 impl ByteSender {
+    #[inline]
     fn send_inner(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError<()>> {
         let max = self.producer.borrow().ring().max_message();
         if msg.len() > max {
@@ -190,11 +191,13 @@ impl ByteSender {
 
     /// Sends `msg`, waiting while the ring is full. A message longer than
     /// [`max_message`](Self::max_message) is refused at once.
+    #[inline]
     pub fn send(&self, msg: &[u8]) -> Result<(), SendError<()>> {
         self.send_inner(msg, None)
     }
 
     /// Sends `msg` if there is room now.
+    #[inline]
     pub fn try_send(&self, msg: &[u8]) -> Result<(), SendError<()>> {
         if self.peer_gone.seen(&self.header.receivers.0) {
             return Err(SendError::Disconnected(()));
@@ -222,11 +225,13 @@ impl ByteSender {
 impl ByteReceiver {
     /// Receives a message into `buf` (replacing its contents), waiting
     /// while the channel is empty; returns its length.
+    #[inline]
     pub fn recv(&self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
         self.recv_inner(buf, None)
     }
 
     /// Receives a message if one is there now.
+    #[inline]
     pub fn try_recv(&self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
         let mut c = self.consumer.borrow_mut();
         match c.try_recv(buf) {
@@ -252,6 +257,7 @@ impl ByteReceiver {
         self.recv_inner(buf, Some(deadline))
     }
 
+    #[inline]
     fn recv_inner(&self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<usize, RecvError> {
         let mut c = self.consumer.borrow_mut();
         self.header
@@ -262,6 +268,7 @@ impl ByteReceiver {
     /// Waits for a message and runs `f` on it in place, inside the shared
     /// ring (no copy), then frees it. The bytes are the sender's: treat
     /// them as untrusted input.
+    #[inline]
     pub fn recv_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
         let mut f = Some(f);
         let mut c = self.consumer.borrow_mut();

@@ -275,6 +275,7 @@ impl<T: Pod + Send> MpmcSender<T> {
         })
     }
 
+    #[inline]
     fn send_inner(&self, value: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
         let ring = self.shared.ring;
         self.shared
@@ -285,6 +286,7 @@ impl<T: Pod + Send> MpmcSender<T> {
 
     /// Sends `value`, waiting while the channel is full. Fails with
     /// [`SendError::Disconnected`] once every receiver is gone.
+    #[inline]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.send_inner(value, None)
     }
@@ -293,6 +295,7 @@ impl<T: Pod + Send> MpmcSender<T> {
     /// (also, rarely, when many senders contend for the same slots). Notices
     /// receivers that all left cleanly at once; their deaths are noticed by
     /// the blocking forms (after which this reports them too).
+    #[inline]
     pub fn try_send(&self, value: T) -> Result<(), SendError<T>> {
         if self.peer_gone.seen(&self.shared.header.receivers.0) {
             return Err(SendError::Disconnected(value));
@@ -342,6 +345,7 @@ impl<T: Pod + Send> MpmcReceiver<T> {
         })
     }
 
+    #[inline]
     fn recv_inner(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
         let ring = self.shared.ring;
         self.shared
@@ -353,6 +357,7 @@ impl<T: Pod + Send> MpmcReceiver<T> {
     /// Receives a value, waiting while the channel is empty. Fails with
     /// [`RecvError::Disconnected`] once every sender is gone and everything
     /// they sent has been received (by this receiver or another).
+    #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.recv_inner(None)
     }
@@ -361,6 +366,7 @@ impl<T: Pod + Send> MpmcReceiver<T> {
     /// (also, rarely, when many receivers contend for the same slots).
     /// Notices senders that all left cleanly at once; their deaths are
     /// noticed by the blocking forms (after which this reports them too).
+    #[inline]
     pub fn try_recv(&self) -> Result<T, RecvError> {
         let ring = self.shared.ring;
         match ring.try_pop() {

@@ -146,6 +146,7 @@ impl<T: Pod + Send> Sender<T> {
         })
     }
 
+    #[inline]
     fn send_inner(&self, value: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
         let mut p = self.producer.borrow_mut();
         self.shared
@@ -156,6 +157,7 @@ impl<T: Pod + Send> Sender<T> {
 
     /// Sends `value`, waiting while the channel is full. Fails with
     /// [`SendError::Disconnected`] once the receiver is gone.
+    #[inline]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.send_inner(value, None)
     }
@@ -163,6 +165,7 @@ impl<T: Pod + Send> Sender<T> {
     /// Sends `value` if there is room now. Notices a receiver that left
     /// cleanly at once; one that died is noticed by the blocking forms
     /// (after which this reports it too).
+    #[inline]
     pub fn try_send(&self, value: T) -> Result<(), SendError<T>> {
         let mut p = self.producer.borrow_mut();
         if self.peer_gone.seen(&self.shared.header.receivers.0) {
@@ -190,6 +193,7 @@ impl<T: Pod + Send> Sender<T> {
     /// Sends every value of `values` in order, as few ring publications as
     /// room allows, waiting while the channel is full. On failure the
     /// error carries how many were sent.
+    #[inline]
     pub fn send_all(&self, values: &[T]) -> Result<(), SendError<usize>> {
         let mut p = self.producer.borrow_mut();
         let mut sent = 0;
@@ -234,6 +238,7 @@ impl<T: Pod + Send> Receiver<T> {
         })
     }
 
+    #[inline]
     fn recv_inner(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
         let mut c = self.consumer.borrow_mut();
         // The value goes straight to `out`: passed back through the nested
@@ -250,6 +255,7 @@ impl<T: Pod + Send> Receiver<T> {
     /// Receives a value, waiting while the channel is empty. Fails with
     /// [`RecvError::Disconnected`] once the sender is gone and everything
     /// it sent has been received.
+    #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.recv_inner(None)
     }
@@ -257,6 +263,7 @@ impl<T: Pod + Send> Receiver<T> {
     /// Receives a value if one is there now. Notices a sender that left
     /// cleanly at once; one that died is noticed by the blocking forms
     /// (after which this reports it too).
+    #[inline]
     pub fn try_recv(&self) -> Result<T, RecvError> {
         let mut c = self.consumer.borrow_mut();
         match c.try_pop() {
@@ -286,6 +293,7 @@ impl<T: Pod + Send> Receiver<T> {
 
     /// Receives as many values as are there (at least one, waiting for it)
     /// into `buf`, in one ring publication; returns how many.
+    #[inline]
     pub fn recv_slice(&self, buf: &mut [T]) -> Result<usize, RecvError> {
         if buf.is_empty() {
             return Ok(0);
