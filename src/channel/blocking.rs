@@ -135,6 +135,48 @@ impl ChannelHeader {
     }
 }
 
+impl ChannelHeader {
+    /// One non-blocking send: `attempt` pushes `value` (given back on
+    /// failure); receivers known gone make it `Disconnected`; a success
+    /// wakes sleeping receivers.
+    #[inline]
+    pub(crate) fn try_send<V>(
+        &self,
+        gone: &PeerGone,
+        value: V,
+        attempt: impl FnOnce() -> Result<(), RingError>,
+    ) -> Result<(), SendError<V>> {
+        if gone.seen(&self.receivers.0) {
+            return Err(SendError::Disconnected(value));
+        }
+        match attempt() {
+            Ok(()) => {
+                self.data.0.notify();
+                Ok(())
+            }
+            Err(e) => Err(SendError::from_ring(e, value)),
+        }
+    }
+
+    /// One non-blocking receive: on `Empty` with the senders known gone it
+    /// tries once more (a sender may have sent just before leaving), then
+    /// reports `Disconnected`; a success wakes sleeping senders.
+    #[inline]
+    pub(crate) fn try_recv<R>(
+        &self,
+        gone: &PeerGone,
+        mut attempt: impl FnMut() -> Result<R, RingError>,
+    ) -> Result<R, RecvError> {
+        let r = match attempt() {
+            Err(RingError::Empty) if gone.seen(&self.senders.0) => {
+                attempt().map_err(|_| RecvError::Disconnected)
+            }
+            other => other.map_err(RecvError::from_ring),
+        };
+        r.inspect(|_| self.space.0.notify())
+    }
+}
+
 /// What a ring operation's result means for a blocking call: `None` to
 /// keep waiting (`Full`/`Empty`), `Some` to return.
 fn outcome<R>(r: Result<R, RingError>) -> Option<Result<R, Blocked>> {

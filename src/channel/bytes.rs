@@ -10,7 +10,6 @@ use super::error::{RecvError, SendError};
 use crate::error::{Error, Result};
 use crate::region::{LayoutId, Region, RegionOptions};
 use crate::ring::bytes::{ByteRing, Consumer, Producer};
-use crate::ring::RingError;
 use crate::sync::wait::deadline_after;
 use std::cell::RefCell;
 use std::fmt;
@@ -199,16 +198,9 @@ impl ByteSender {
     /// Sends `msg` if there is room now.
     #[inline]
     pub fn try_send(&self, msg: &[u8]) -> Result<(), SendError<()>> {
-        if self.peer_gone.seen(&self.header.receivers.0) {
-            return Err(SendError::Disconnected(()));
-        }
-        match self.producer.borrow_mut().try_send(msg) {
-            Ok(()) => {
-                self.header.data.0.notify();
-                Ok(())
-            }
-            Err(e) => Err(SendError::from_ring(e, ())),
-        }
+        let mut p = self.producer.borrow_mut();
+        self.header
+            .try_send(&self.peer_gone, (), || p.try_send(msg))
     }
 
     /// Sends `msg`, waiting at most `timeout` for room.
@@ -234,17 +226,7 @@ impl ByteReceiver {
     #[inline]
     pub fn try_recv(&self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
         let mut c = self.consumer.borrow_mut();
-        match c.try_recv(buf) {
-            Ok(n) => {
-                self.header.space.0.notify();
-                Ok(n)
-            }
-            Err(RingError::Empty) if self.peer_gone.seen(&self.header.senders.0) => c
-                .try_recv(buf)
-                .inspect(|_| self.header.space.0.notify())
-                .map_err(|_| RecvError::Disconnected),
-            Err(e) => Err(RecvError::from_ring(e)),
-        }
+        self.header.try_recv(&self.peer_gone, || c.try_recv(buf))
     }
 
     /// Receives a message, waiting at most `timeout`.

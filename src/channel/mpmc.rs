@@ -41,7 +41,6 @@ use super::side::{Side, MAX_HANDLES};
 use crate::error::Result;
 use crate::region::{LayoutId, Region, RegionOptions};
 use crate::ring::mpmc::MpmcRing;
-use crate::ring::RingError;
 use crate::sync::wait::deadline_after;
 use bytemuck::Pod;
 use std::marker::PhantomData;
@@ -297,16 +296,10 @@ impl<T: Pod + Send> MpmcSender<T> {
     /// the blocking forms (after which this reports them too).
     #[inline]
     pub fn try_send(&self, value: T) -> Result<(), SendError<T>> {
-        if self.peer_gone.seen(&self.shared.header.receivers.0) {
-            return Err(SendError::Disconnected(value));
-        }
-        match self.shared.ring.try_push(value) {
-            Ok(()) => {
-                self.shared.header.data.0.notify();
-                Ok(())
-            }
-            Err(e) => Err(SendError::from_ring(e, value)),
-        }
+        let ring = self.shared.ring;
+        self.shared
+            .header
+            .try_send(&self.peer_gone, value, || ring.try_push(value))
     }
 
     /// Sends `value`, waiting at most `timeout` for room.
@@ -369,19 +362,9 @@ impl<T: Pod + Send> MpmcReceiver<T> {
     #[inline]
     pub fn try_recv(&self) -> Result<T, RecvError> {
         let ring = self.shared.ring;
-        match ring.try_pop() {
-            Ok(v) => {
-                self.shared.header.space.0.notify();
-                Ok(v)
-            }
-            Err(RingError::Empty) if self.peer_gone.seen(&self.shared.header.senders.0) => {
-                // Re-check: a sender may have sent just before leaving.
-                ring.try_pop()
-                    .inspect(|_| self.shared.header.space.0.notify())
-                    .map_err(|_| RecvError::Disconnected)
-            }
-            Err(e) => Err(RecvError::from_ring(e)),
-        }
+        self.shared
+            .header
+            .try_recv(&self.peer_gone, || ring.try_pop())
     }
 
     /// Receives a value, waiting at most `timeout`.

@@ -168,16 +168,9 @@ impl<T: Pod + Send> Sender<T> {
     #[inline]
     pub fn try_send(&self, value: T) -> Result<(), SendError<T>> {
         let mut p = self.producer.borrow_mut();
-        if self.peer_gone.seen(&self.shared.header.receivers.0) {
-            return Err(SendError::Disconnected(value));
-        }
-        match p.try_push(value) {
-            Ok(()) => {
-                self.shared.header.data.0.notify();
-                Ok(())
-            }
-            Err(e) => Err(SendError::from_ring(e, value)),
-        }
+        self.shared
+            .header
+            .try_send(&self.peer_gone, value, || p.try_push(value))
     }
 
     /// Sends `value`, waiting at most `timeout` for room.
@@ -266,19 +259,11 @@ impl<T: Pod + Send> Receiver<T> {
     #[inline]
     pub fn try_recv(&self) -> Result<T, RecvError> {
         let mut c = self.consumer.borrow_mut();
-        match c.try_pop() {
-            Ok(v) => {
-                self.shared.header.space.0.notify();
-                Ok(v)
-            }
-            Err(RingError::Empty) if self.peer_gone.seen(&self.shared.header.senders.0) => {
-                // Re-check: the sender may have sent just before leaving.
-                c.try_pop()
-                    .inspect(|_| self.shared.header.space.0.notify())
-                    .map_err(|_| RecvError::Disconnected)
-            }
-            Err(e) => Err(RecvError::from_ring(e)),
-        }
+        let mut out = T::zeroed();
+        self.shared
+            .header
+            .try_recv(&self.peer_gone, || c.pop_into(&mut out))?;
+        Ok(out)
     }
 
     /// Receives a value, waiting at most `timeout`.
