@@ -37,11 +37,13 @@
 //! **B. Throughput, one direction** (child produces, parent consumes and
 //! checks the sequence stamp of every message, so a lost, repeated or torn
 //! message aborts the run; at the end the child's count of messages sent
-//! must equal the parent's count received). Each row is one child: a
-//! calibration run grows until it lasts 20 ms, then come one warm-up and
-//! 10 measured repetitions, each sized to last about 150 ms at the rate
-//! of the one before and timed from the parent's start signal to the last
-//! message checked. Reported in messages/s (the median in GB/s in a
+//! must equal the parent's count received). The rows run in turn, in 6
+//! rounds, as the latency rows do; in each round a row is one fresh child:
+//! a calibration run grows until it lasts 20 ms, then come one warm-up and
+//! 2 measured repetitions, each sized to last about 100 ms at the rate of
+//! the one before and timed from the parent's start signal to the last
+//! message checked. A row's repetitions from all rounds are merged.
+//! Reported in messages/s (the median in GB/s in a
 //! column) with percentiles over the repetitions; the ratio columns are
 //! the row's median over the pipe's and the Unix socket's median for the
 //! same size.
@@ -198,6 +200,7 @@ fn main() {
             rep_time: Duration::from_millis(20),
             reps: 3,
             warmup_reps: 1,
+            stream_rounds: 1,
         }
     } else {
         Plan {
@@ -206,9 +209,10 @@ fn main() {
             max_round_trips: 5_000_000,
             latency_rounds: 5,
             pilot_time: Duration::from_millis(20),
-            rep_time: Duration::from_millis(150),
-            reps: 10,
+            rep_time: Duration::from_millis(100),
+            reps: 2,
             warmup_reps: 1,
+            stream_rounds: 6,
         }
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -266,10 +270,12 @@ struct Plan {
     pilot_time: Duration,
     /// Streams: a repetition is sized to last about this long.
     rep_time: Duration,
-    /// Streams: measured repetitions.
+    /// Streams: measured repetitions per round.
     reps: usize,
-    /// Streams: discarded repetitions.
+    /// Streams: discarded repetitions per round.
     warmup_reps: usize,
+    /// Streams: rounds over every row, each with a fresh child.
+    stream_rounds: u32,
 }
 
 /// The run's plan and where its two sides run.
@@ -858,14 +864,24 @@ fn rep_size(rate: f64, time: Duration) -> u64 {
     ((rate * time.as_secs_f64() / batch).ceil() * batch).clamp(batch, (1u64 << 36) as f64) as u64
 }
 
+/// One child's stream.
+struct StreamRun {
+    /// Messages/s per measured repetition.
+    samples: Vec<f64>,
+    /// Messages received and checked in all (calibration included).
+    count: u64,
+    /// Whether the parent ran pinned.
+    pinned: bool,
+}
+
 /// Measures a stream of `size`-byte messages over `link`, produced by a
 /// child.
-fn throughput(link: Link, size: usize, ctx: &Ctx) -> Result<Throughput, String> {
+fn throughput(link: Link, size: usize, ctx: &Ctx) -> Result<StreamRun, String> {
     let control = Shm::<Control>::anonymous(|_| {})
         .map_err(|e| format!("creating the control region: {e}"))?;
     let role = format!("{ROLE_PRODUCE}:{}:{size}", link.tag());
     let plan = &ctx.plan;
-    let ((samples, total), _pinned) = match link {
+    let ((samples, total), pinned) = match link {
         Link::Ideal | Link::IdealEach => {
             if size != 8 {
                 return Err(format!("the ideal ring carries u64s, not {size} bytes"));
@@ -910,10 +926,10 @@ fn throughput(link: Link, size: usize, ctx: &Ctx) -> Result<Throughput, String> 
             "{role}: the child sent {produced} messages, the parent received {total}"
         ));
     }
-    let mut samples = samples;
-    Ok(Throughput {
-        stats: Stats::from_samples(&mut samples),
+    Ok(StreamRun {
+        samples,
         count: total,
+        pinned,
     })
 }
 
@@ -1853,21 +1869,60 @@ fn run(ctx: &Ctx) -> Result<Results, String> {
         .zip(merged)
         .map(|(link, h)| (link, h.map(|h| Stats::from_histogram(&h, 0.5))))
         .collect();
-    let mut streams = Vec::new();
-    for (link, size) in STREAMS.into_iter().filter(|_| ctx.streams) {
-        support::progress(&format!(
-            "throughput, {}: {}",
-            size_label(size),
-            link.stream_label(size)
-        ));
-        streams.push((link, size, throughput(link, size, ctx)));
-    }
+    let (streams, streams_pinned) = stream_rounds(ctx);
+    pinned |= streams_pinned;
     Ok(Results {
         pinning: ctx.describe_pinning(pinned),
         clock_ns,
         latency: lat,
         streams,
     })
+}
+
+/// Section B: every stream row in each of `stream_rounds` rounds, each
+/// round a fresh child with its own calibration and repetitions; a row's
+/// samples and counts merge over its rounds, so a machine that changes
+/// speed during the run moves every row alike. A row that fails once stays
+/// failed.
+/// Also returns whether the parent ran pinned.
+fn stream_rounds(ctx: &Ctx) -> (Vec<(Link, usize, Result<Throughput, String>)>, bool) {
+    let mut pinned = false;
+    let rows: Vec<(Link, usize)> = STREAMS.into_iter().filter(|_| ctx.streams).collect();
+    let mut merged: Vec<Result<(Vec<f64>, u64), String>> =
+        rows.iter().map(|_| Ok((Vec::new(), 0))).collect();
+    let rounds = ctx.plan.stream_rounds;
+    for round in 1..=rounds {
+        for (&(link, size), acc) in rows.iter().zip(merged.iter_mut()) {
+            let Ok((samples, count)) = acc else {
+                continue;
+            };
+            support::progress(&format!(
+                "throughput, round {round}/{rounds}, {}: {}",
+                size_label(size),
+                link.stream_label(size)
+            ));
+            match throughput(link, size, ctx) {
+                Ok(mut run) => {
+                    samples.append(&mut run.samples);
+                    *count += run.count;
+                    pinned |= run.pinned;
+                }
+                Err(e) => *acc = Err(e),
+            }
+        }
+    }
+    let rows = rows
+        .into_iter()
+        .zip(merged)
+        .map(|((link, size), acc)| {
+            let tp = acc.map(|(mut samples, count)| Throughput {
+                stats: Stats::from_samples(&mut samples),
+                count,
+            });
+            (link, size, tp)
+        })
+        .collect();
+    (rows, pinned)
 }
 
 /// The p50 cost of one `Instant::now()`, ns.
@@ -1927,28 +1982,30 @@ impl Results {
         );
         let mut failed = Vec::new();
 
-        let mut t = Table::new(format!(
-            "\nA. one-way latency, 64-byte messages (ns; round trip / 2, every round trip \
-             timed, HDR histogram; up to {} round trips or {:.1} s per row, in {} rounds)",
-            ctx.plan.max_round_trips,
-            ctx.plan.latency_budget.as_secs_f64(),
-            ctx.plan.latency_rounds
-        ));
-        t.show_p999();
-        t.add_column("samples");
-        for (link, r) in &self.latency {
-            match r {
-                Ok(s) if *link == Link::Line => {
-                    t.set_floor_ns(s.p50);
-                    t.row_with_cells(link.latency_label(), *s, Unit::Ns, vec![s.n.to_string()]);
+        if !self.latency.is_empty() {
+            let mut t = Table::new(format!(
+                "\nA. one-way latency, 64-byte messages (ns; round trip / 2, every round trip \
+                 timed, HDR histogram; up to {} round trips or {:.1} s per row, in {})",
+                ctx.plan.max_round_trips,
+                ctx.plan.latency_budget.as_secs_f64(),
+                rounds(ctx.plan.latency_rounds)
+            ));
+            t.show_p999();
+            t.add_column("samples");
+            for (link, r) in &self.latency {
+                match r {
+                    Ok(s) if *link == Link::Line => {
+                        t.set_floor_ns(s.p50);
+                        t.row_with_cells(link.latency_label(), *s, Unit::Ns, vec![s.n.to_string()]);
+                    }
+                    Ok(s) => {
+                        t.row_with_cells(link.latency_label(), *s, Unit::Ns, vec![s.n.to_string()]);
+                    }
+                    Err(e) => failed.push(format!("{}: {e}", link.latency_label())),
                 }
-                Ok(s) => {
-                    t.row_with_cells(link.latency_label(), *s, Unit::Ns, vec![s.n.to_string()]);
-                }
-                Err(e) => failed.push(format!("{}: {e}", link.latency_label())),
             }
+            t.print();
         }
-        t.print();
 
         for size in SIZES {
             if !self.streams.iter().any(|(_, s, _)| *s == size) {
@@ -1971,11 +2028,13 @@ impl Results {
                 .unwrap_or(0);
             let mut t = Table::new(format!(
                 "\nB. throughput, {}{} messages, child -> parent ({unit} per repetition; \
-                 {} repetitions of ~{:.0} ms; up to {count} messages checked per row)",
+                 {} repetitions of ~{:.0} ms in each of {}; up to {count} messages checked \
+                 per row)",
                 size_label(size),
                 if size == 8 { " (8-byte)" } else { "" },
                 ctx.plan.reps,
                 ctx.plan.rep_time.as_secs_f64() * 1e3,
+                rounds(ctx.plan.stream_rounds),
             ));
             t.set_ratio_label("vs pipe");
             if let Some(p) = pipe {
@@ -2096,6 +2155,15 @@ impl Results {
             };
             println!("  (c) u64 msg/s at least 100x a pipe's, {what}: {line}");
         }
+    }
+}
+
+/// "1 round", "5 rounds".
+fn rounds(n: u32) -> String {
+    if n == 1 {
+        "1 round".to_owned()
+    } else {
+        format!("{n} rounds")
     }
 }
 
