@@ -1817,13 +1817,15 @@ mod shmkit_links {
 // The run and its report
 // ---------------------------------------------------------------------------
 
+/// Per stream: link, size, messages/s or why it failed.
+type StreamRow = (Link, usize, Result<Throughput, String>);
+
 struct Results {
     pinning: String,
     /// Cost of one `Instant::now()`, ns (p50 of back-to-back pairs).
     clock_ns: f64,
     latency: Vec<(Link, Result<Stats, String>)>,
-    /// Per stream: link, size, messages/s or why it failed.
-    streams: Vec<(Link, usize, Result<Throughput, String>)>,
+    streams: Vec<StreamRow>,
 }
 
 fn run(ctx: &Ctx) -> Result<Results, String> {
@@ -1885,7 +1887,7 @@ fn run(ctx: &Ctx) -> Result<Results, String> {
 /// speed during the run moves every row alike. A row that fails once stays
 /// failed.
 /// Also returns whether the parent ran pinned.
-fn stream_rounds(ctx: &Ctx) -> (Vec<(Link, usize, Result<Throughput, String>)>, bool) {
+fn stream_rounds(ctx: &Ctx) -> (Vec<StreamRow>, bool) {
     let mut pinned = false;
     let rows: Vec<(Link, usize)> = STREAMS.into_iter().filter(|_| ctx.streams).collect();
     let mut merged: Vec<Result<(Vec<f64>, u64), String>> =
