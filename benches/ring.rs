@@ -29,7 +29,10 @@
 //! 3. **Unix socket**: a `UnixStream` pair, the same;
 //! 4. **shmkit channel**: two typed channels of `[u8; 64]` (ping and
 //!    pong), blocking `send`/`recv` (spin, then futex);
-//! 5. **shmkit byte channel**: two byte channels carrying 64-byte records.
+//! 5. **shmkit byte channel**: two byte channels carrying 64-byte records;
+//! 6. **shmkit MPMC channel**: two MPMC channels of `[u8; 64]`, one sender
+//!    and one receiver on each (what one hop costs over the MPMC ring's
+//!    claim-by-CAS and per-slot sequence numbers).
 //!
 //! The ratio column is a row's p50 over the floor's p50; `samples` counts
 //! the timed round trips.
@@ -37,7 +40,7 @@
 //! **B. Throughput, one direction** (child produces, parent consumes and
 //! checks the sequence stamp of every message, so a lost, repeated or torn
 //! message aborts the run; at the end the child's count of messages sent
-//! must equal the parent's count received). The rows run in turn, in 6
+//! must equal the parent's count received). The rows run in turn, in 5
 //! rounds, as the latency rows do; in each round a row is one fresh child:
 //! a calibration run grows until it lasts 20 ms, then come one warm-up and
 //! 2 measured repetitions, each sized to last about 100 ms at the rate of
@@ -53,9 +56,10 @@
 //!   spinning when full or empty; one publishes its index once per 256
 //!   items, the other after every item), shmkit's typed channel per message
 //!   (`send`/`recv`) and in batches of 256 (`send_all`/`recv_slice`),
-//!   pipe and socket writing and reading 8 bytes per call;
-//! - **64 B**: shmkit's typed channel of `[u8; 64]`, its byte channel,
-//!   pipe, socket;
+//!   its MPMC channel per message (one sender, one receiver), pipe and
+//!   socket writing and reading 8 bytes per call;
+//! - **64 B**: shmkit's typed channel of `[u8; 64]`, its byte channel, its
+//!   MPMC channel of `[u8; 64]`, pipe, socket;
 //! - **4 KiB, 64 KiB**: the byte channel, pipe, socket.
 //!
 //! Byte-channel messages are received by copy (`recv` into a `Vec`), as a
@@ -150,19 +154,28 @@ const BYTES_LATENCY_CAPACITY: usize = 64 << 10;
 const SIZES: [usize; 4] = [8, 64, 4096, 65536];
 
 /// The latency rows, floor first.
-const LATENCY_LINKS: [Link; 5] = [Link::Line, Link::Pipe, Link::Unix, Link::Typed, Link::Bytes];
+const LATENCY_LINKS: [Link; 6] = [
+    Link::Line,
+    Link::Pipe,
+    Link::Unix,
+    Link::Typed,
+    Link::Bytes,
+    Link::Mpmc,
+];
 
 /// The throughput rows: link and message size.
-const STREAMS: [(Link, usize); 17] = [
+const STREAMS: [(Link, usize); 19] = [
     (Link::Ideal, 8),
     (Link::IdealEach, 8),
     (Link::RingChunks, 8),
     (Link::Typed, 8),
     (Link::TypedBatch, 8),
+    (Link::Mpmc, 8),
     (Link::Pipe, 8),
     (Link::Unix, 8),
     (Link::Typed, 64),
     (Link::Bytes, 64),
+    (Link::Mpmc, 64),
     (Link::Pipe, 64),
     (Link::Unix, 64),
     (Link::Bytes, 4096),
@@ -212,7 +225,7 @@ fn main() {
             rep_time: Duration::from_millis(100),
             reps: 2,
             warmup_reps: 1,
-            stream_rounds: 6,
+            stream_rounds: 5,
         }
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -377,13 +390,15 @@ enum Link {
     TypedBatch,
     /// shmkit's byte channel.
     Bytes,
+    /// shmkit's MPMC channel, one sender and one receiver, per message.
+    Mpmc,
     /// shmkit's `SpscRing` itself, whole batches written and read in place
     /// (`write_chunk`/`read_chunk`), as the ideal ring moves them.
     RingChunks,
 }
 
 impl Link {
-    const ALL: [Link; 9] = [
+    const ALL: [Link; 10] = [
         Link::RingChunks,
         Link::Line,
         Link::Ideal,
@@ -393,6 +408,7 @@ impl Link {
         Link::Typed,
         Link::TypedBatch,
         Link::Bytes,
+        Link::Mpmc,
     ];
 
     /// Names the link in a child role.
@@ -406,6 +422,7 @@ impl Link {
             Link::Typed => "typed",
             Link::TypedBatch => "typed-batch",
             Link::Bytes => "bytes",
+            Link::Mpmc => "mpmc",
             Link::RingChunks => "ring-chunks",
         }
     }
@@ -431,6 +448,7 @@ impl Link {
             Link::Unix => "unix socket pair, 64 B",
             Link::Typed => "shmkit channel<[u8; 64]> send/recv",
             Link::Bytes => "shmkit byte_channel, 64 B records",
+            Link::Mpmc => "shmkit mpmc_channel<[u8; 64]> send/recv",
             Link::Ideal | Link::IdealEach | Link::TypedBatch | Link::RingChunks => "?",
         }
     }
@@ -445,6 +463,8 @@ impl Link {
             Link::TypedBatch => format!("shmkit channel<u64> send_all/recv_slice x{BATCH}"),
             Link::RingChunks => format!("shmkit SpscRing<u64> chunks of {BATCH}, in place"),
             Link::Bytes => "shmkit byte_channel send/recv".to_owned(),
+            Link::Mpmc if size == 8 => "shmkit mpmc_channel<u64> send/recv".to_owned(),
+            Link::Mpmc => format!("shmkit mpmc_channel<[u8; {size}]> send/recv"),
             Link::Pipe => "pipe write_all/read_exact".to_owned(),
             Link::Unix => "unix socket write_all/read_exact".to_owned(),
             Link::Line => "?".to_owned(),
@@ -646,7 +666,9 @@ fn latency(link: Link, ctx: &Ctx) -> Result<Latency, String> {
                 ping_pong(&mut pinger, plan)
             })?
         }
-        Link::Typed | Link::Bytes => shmkit_links::latency(link, ctx, &role, &control)?,
+        Link::Typed | Link::Bytes | Link::Mpmc => {
+            shmkit_links::latency(link, ctx, &role, &control)?
+        }
         Link::Ideal | Link::IdealEach | Link::TypedBatch | Link::RingChunks => {
             return Err(format!("no latency measurement over {link:?}"));
         }
@@ -915,7 +937,7 @@ fn throughput(link: Link, size: usize, ctx: &Ctx) -> Result<StreamRun, String> {
                 stream(&mut consumer, &control, plan)
             })?
         }
-        Link::Typed | Link::TypedBatch | Link::Bytes | Link::RingChunks => {
+        Link::Typed | Link::TypedBatch | Link::Bytes | Link::Mpmc | Link::RingChunks => {
             shmkit_links::throughput(link, size, ctx, &role, &control)?
         }
         Link::Line => return Err("no stream over a single cache line".to_owned()),
@@ -1221,9 +1243,157 @@ impl Consumer for IdealConsumer<'_> {
 
 mod shmkit_links {
     use super::*;
-    use shmkit::channel::{byte_channel, channel, ByteReceiver, ByteSender, Receiver, Sender};
+    use bytemuck::Pod;
+    use shmkit::channel::{
+        byte_channel, channel, mpmc_channel, ByteReceiver, ByteSender, MpmcReceiver, MpmcSender,
+        Receiver, Sender,
+    };
     use shmkit::ring::spsc::{self, SpscRing};
     use shmkit::ring::RingError;
+
+    /// A typed channel's sending end, SPSC or MPMC, as the rows use it.
+    trait TypedTx<T>: Sized {
+        /// Sends `value`, waiting while the channel is full.
+        fn send(&self, value: T) -> Result<(), String>;
+        /// The channel's region, to pass to a child.
+        fn link_region(&self) -> &Region;
+        /// Opens the end the parent passed under `var`.
+        ///
+        /// # Safety
+        ///
+        /// As for the channels' `from_env`: the descriptor under `var` was
+        /// passed for this purpose and nothing else in this process owns
+        /// it.
+        unsafe fn open_env(var: &str) -> shmkit::Result<Self>;
+    }
+
+    /// A typed channel's receiving end, SPSC or MPMC.
+    trait TypedRx<T>: Sized {
+        /// Receives a value, waiting while the channel is empty.
+        fn recv(&self) -> Result<T, String>;
+        /// The channel's region, to pass to a child.
+        fn link_region(&self) -> &Region;
+        /// Opens the end the parent passed under `var`.
+        ///
+        /// # Safety
+        ///
+        /// As for [`TypedTx::open_env`].
+        unsafe fn open_env(var: &str) -> shmkit::Result<Self>;
+    }
+
+    /// Implements the row traits for a channel's two ends.
+    macro_rules! typed_ends {
+        ($tx:ident, $rx:ident) => {
+            impl<T: Pod + Send> TypedTx<T> for $tx<T> {
+                #[inline]
+                fn send(&self, value: T) -> Result<(), String> {
+                    $tx::send(self, value).map_err(|e| e.to_string())
+                }
+                fn link_region(&self) -> &Region {
+                    self.region()
+                }
+                unsafe fn open_env(var: &str) -> shmkit::Result<Self> {
+                    // SAFETY: the caller upholds `from_env`'s contract.
+                    unsafe { $tx::from_env(var) }
+                }
+            }
+
+            impl<T: Pod + Send> TypedRx<T> for $rx<T> {
+                #[inline]
+                fn recv(&self) -> Result<T, String> {
+                    $rx::recv(self).map_err(|e| e.to_string())
+                }
+                fn link_region(&self) -> &Region {
+                    self.region()
+                }
+                unsafe fn open_env(var: &str) -> shmkit::Result<Self> {
+                    // SAFETY: the caller upholds `from_env`'s contract.
+                    unsafe { $rx::from_env(var) }
+                }
+            }
+        };
+    }
+    typed_ends!(Sender, Receiver);
+    typed_ends!(MpmcSender, MpmcReceiver);
+
+    /// Makes a channel pair of some capacity: `channel` or `mpmc_channel`.
+    type PairFn<S, R> = fn(usize) -> shmkit::Result<(S, R)>;
+
+    /// Latency over two typed channels made by `pair`: ping to the child,
+    /// pong back.
+    fn typed_latency<S: TypedTx<Msg>, R: TypedRx<Msg>>(
+        pair: PairFn<S, R>,
+        ctx: &Ctx,
+        role: &str,
+        control: &Shm<Control>,
+    ) -> Result<(Histogram<u64>, bool), String> {
+        let (ping_tx, ping_rx) =
+            pair(MSG_CAPACITY).map_err(|e| format!("creating the ping channel: {e}"))?;
+        let (pong_tx, pong_rx) =
+            pair(MSG_CAPACITY).map_err(|e| format!("creating the pong channel: {e}"))?;
+        let child = ctx.spawn(role, control, |cmd| {
+            ping_rx.link_region().pass_to_child(cmd, LINK_A_VAR);
+            pong_tx.link_region().pass_to_child(cmd, LINK_B_VAR);
+        })?;
+        let mut pinger = TypedPinger {
+            tx: ping_tx,
+            rx: pong_rx,
+            msg: patterned_msg(),
+        };
+        ctx.drive(role, control, child, (ping_rx, pong_tx), || {
+            ping_pong(&mut pinger, &ctx.plan)
+        })
+    }
+
+    /// A stream over a typed channel made by `pair`, received by the
+    /// consumer `consumer` makes of the receiving end.
+    fn typed_throughput<T, S: TypedTx<T>, R: TypedRx<T>, C: Consumer>(
+        pair: PairFn<S, R>,
+        capacity: usize,
+        ctx: &Ctx,
+        role: &str,
+        control: &Shm<Control>,
+        consumer: impl FnOnce(R) -> C,
+    ) -> Result<((Vec<f64>, u64), bool), String> {
+        let (tx, rx) = pair(capacity).map_err(|e| format!("creating the channel: {e}"))?;
+        let child = ctx.spawn(role, control, |cmd| {
+            tx.link_region().pass_to_child(cmd, LINK_A_VAR);
+        })?;
+        let mut consumer = consumer(rx);
+        ctx.drive(role, control, child, tx, || {
+            stream(&mut consumer, control, &ctx.plan)
+        })
+    }
+
+    /// The child's echo over two typed channels.
+    fn typed_echo<R: TypedRx<Msg>, S: TypedTx<Msg>>(control: &Control) -> Result<(), String> {
+        // SAFETY: the parent passed this channel's region with
+        // `pass_to_child` under LINK_A_VAR for exactly this purpose; nothing
+        // else in this process owns it, and this is the only call for the
+        // variable.
+        let rx = unsafe { R::open_env(LINK_A_VAR) }
+            .map_err(|e| format!("opening the ping channel: {e}"))?;
+        // SAFETY: as above, for LINK_B_VAR.
+        let tx = unsafe { S::open_env(LINK_B_VAR) }
+            .map_err(|e| format!("opening the pong channel: {e}"))?;
+        serve_echo(control, TypedEchoer { rx, tx })
+    }
+
+    /// The child's producer over a typed channel, made by `producer` of
+    /// the sending end.
+    fn typed_produce<T, S: TypedTx<T>, P: Producer>(
+        control: &Control,
+        how: Wait,
+        producer: impl FnOnce(S) -> P,
+    ) -> Result<(), String> {
+        // SAFETY: the parent passed this channel's region with
+        // `pass_to_child` under LINK_A_VAR for exactly this purpose; nothing
+        // else in this process owns it, and this is the only call for the
+        // variable.
+        let tx =
+            unsafe { S::open_env(LINK_A_VAR) }.map_err(|e| format!("opening the channel: {e}"))?;
+        serve_stream(control, producer(tx), how)
+    }
 
     /// Latency over shmkit's typed or byte channel: a ping channel to the
     /// child and a pong channel back.
@@ -1235,24 +1405,8 @@ mod shmkit_links {
     ) -> Result<(Histogram<u64>, bool), String> {
         let plan = &ctx.plan;
         match link {
-            Link::Typed => {
-                let (ping_tx, ping_rx) = channel::<Msg>(MSG_CAPACITY)
-                    .map_err(|e| format!("creating the ping channel: {e}"))?;
-                let (pong_tx, pong_rx) = channel::<Msg>(MSG_CAPACITY)
-                    .map_err(|e| format!("creating the pong channel: {e}"))?;
-                let child = ctx.spawn(role, control, |cmd| {
-                    ping_rx.region().pass_to_child(cmd, LINK_A_VAR);
-                    pong_tx.region().pass_to_child(cmd, LINK_B_VAR);
-                })?;
-                let mut pinger = TypedPinger {
-                    tx: ping_tx,
-                    rx: pong_rx,
-                    msg: patterned_msg(),
-                };
-                ctx.drive(role, control, child, (ping_rx, pong_tx), || {
-                    ping_pong(&mut pinger, plan)
-                })
-            }
+            Link::Typed => typed_latency(channel::<Msg>, ctx, role, control),
+            Link::Mpmc => typed_latency(mpmc_channel::<Msg>, ctx, role, control),
             Link::Bytes => {
                 let (ping_tx, ping_rx) = byte_channel(BYTES_LATENCY_CAPACITY, MSG)
                     .map_err(|e| format!("creating the ping channel: {e}"))?;
@@ -1303,38 +1457,40 @@ mod shmkit_links {
                     stream(&mut consumer, control, plan)
                 })
             }
-            (Link::Typed | Link::TypedBatch, 8) => {
-                let (tx, rx) = channel::<u64>(U64_CAPACITY)
-                    .map_err(|e| format!("creating the channel: {e}"))?;
-                let child = ctx.spawn(role, control, |cmd| {
-                    tx.region().pass_to_child(cmd, LINK_A_VAR);
-                })?;
-                if link == Link::Typed {
-                    let mut consumer = U64Consumer { rx };
-                    ctx.drive(role, control, child, tx, || {
-                        stream(&mut consumer, control, plan)
-                    })
-                } else {
-                    let mut consumer = U64BatchConsumer {
-                        rx,
-                        buf: vec![0; BATCH],
-                    };
-                    ctx.drive(role, control, child, tx, || {
-                        stream(&mut consumer, control, plan)
-                    })
-                }
-            }
-            (Link::Typed, MSG) => {
-                let (tx, rx) = channel::<Msg>(MSG_CAPACITY)
-                    .map_err(|e| format!("creating the channel: {e}"))?;
-                let child = ctx.spawn(role, control, |cmd| {
-                    tx.region().pass_to_child(cmd, LINK_A_VAR);
-                })?;
-                let mut consumer = MsgConsumer { rx };
-                ctx.drive(role, control, child, tx, || {
-                    stream(&mut consumer, control, plan)
+            (Link::Typed, 8) => {
+                typed_throughput(channel::<u64>, U64_CAPACITY, ctx, role, control, |rx| {
+                    U64Consumer { rx }
                 })
             }
+            (Link::TypedBatch, 8) => {
+                typed_throughput(channel::<u64>, U64_CAPACITY, ctx, role, control, |rx| {
+                    U64BatchConsumer {
+                        rx,
+                        buf: vec![0; BATCH],
+                    }
+                })
+            }
+            (Link::Mpmc, 8) => typed_throughput(
+                mpmc_channel::<u64>,
+                U64_CAPACITY,
+                ctx,
+                role,
+                control,
+                |rx| U64Consumer { rx },
+            ),
+            (Link::Typed, MSG) => {
+                typed_throughput(channel::<Msg>, MSG_CAPACITY, ctx, role, control, |rx| {
+                    MsgConsumer { rx }
+                })
+            }
+            (Link::Mpmc, MSG) => typed_throughput(
+                mpmc_channel::<Msg>,
+                MSG_CAPACITY,
+                ctx,
+                role,
+                control,
+                |rx| MsgConsumer { rx },
+            ),
             (Link::Bytes, _) => {
                 let (tx, rx) = byte_channel(BYTES_CAPACITY, size)
                     .map_err(|e| format!("creating the byte channel: {e}"))?;
@@ -1359,20 +1515,13 @@ mod shmkit_links {
     /// The child's echo over two shmkit channels.
     pub(super) fn echo(link: Link, control: &Control) -> Result<(), String> {
         match link {
-            Link::Typed => {
+            Link::Typed => typed_echo::<Receiver<Msg>, Sender<Msg>>(control),
+            Link::Mpmc => typed_echo::<MpmcReceiver<Msg>, MpmcSender<Msg>>(control),
+            Link::Bytes => {
                 // SAFETY: the parent passed this channel's region with
                 // `pass_to_child` under LINK_A_VAR for exactly this
                 // purpose; nothing else in this process owns it, and this
                 // is the only call for the variable.
-                let rx = unsafe { Receiver::<Msg>::from_env(LINK_A_VAR) }
-                    .map_err(|e| format!("opening the ping channel: {e}"))?;
-                // SAFETY: as above, for LINK_B_VAR.
-                let tx = unsafe { Sender::<Msg>::from_env(LINK_B_VAR) }
-                    .map_err(|e| format!("opening the pong channel: {e}"))?;
-                serve_echo(control, TypedEchoer { rx, tx })
-            }
-            Link::Bytes => {
-                // SAFETY: as for the typed channel above.
                 let rx = unsafe { ByteReceiver::from_env(LINK_A_VAR) }
                     .map_err(|e| format!("opening the ping channel: {e}"))?;
                 // SAFETY: as above, for LINK_B_VAR.
@@ -1413,29 +1562,29 @@ mod shmkit_links {
                     .map_err(|e| format!("the ring's producer: {e}"))?;
                 serve_stream(control, ChunkProducer { tx, how }, how)
             }
-            (Link::Typed | Link::TypedBatch, 8) => {
+            (Link::Typed, 8) => typed_produce(control, how, |tx: Sender<u64>| U64Producer { tx }),
+            (Link::TypedBatch, 8) => {
+                typed_produce(control, how, |tx: Sender<u64>| U64BatchProducer {
+                    tx,
+                    buf: vec![0; BATCH],
+                })
+            }
+            (Link::Mpmc, 8) => {
+                typed_produce(control, how, |tx: MpmcSender<u64>| U64Producer { tx })
+            }
+            (Link::Typed, MSG) => typed_produce(control, how, |tx: Sender<Msg>| MsgProducer {
+                tx,
+                msg: patterned_msg(),
+            }),
+            (Link::Mpmc, MSG) => typed_produce(control, how, |tx: MpmcSender<Msg>| MsgProducer {
+                tx,
+                msg: patterned_msg(),
+            }),
+            (Link::Bytes, _) => {
                 // SAFETY: the parent passed this channel's region with
                 // `pass_to_child` under LINK_A_VAR for exactly this
                 // purpose; nothing else in this process owns it, and this
                 // is the only call for the variable.
-                let tx = unsafe { Sender::<u64>::from_env(LINK_A_VAR) }
-                    .map_err(|e| format!("opening the channel: {e}"))?;
-                if link == Link::Typed {
-                    serve_stream(control, U64Producer { tx }, how)
-                } else {
-                    let buf = vec![0; BATCH];
-                    serve_stream(control, U64BatchProducer { tx, buf }, how)
-                }
-            }
-            (Link::Typed, MSG) => {
-                // SAFETY: as above.
-                let tx = unsafe { Sender::<Msg>::from_env(LINK_A_VAR) }
-                    .map_err(|e| format!("opening the channel: {e}"))?;
-                let msg = patterned_msg();
-                serve_stream(control, MsgProducer { tx, msg }, how)
-            }
-            (Link::Bytes, _) => {
-                // SAFETY: as above.
                 let tx = unsafe { ByteSender::from_env(LINK_A_VAR) }
                     .map_err(|e| format!("opening the byte channel: {e}"))?;
                 let msg = patterned(size);
@@ -1454,13 +1603,13 @@ mod shmkit_links {
         msg
     }
 
-    struct TypedPinger {
-        tx: Sender<Msg>,
-        rx: Receiver<Msg>,
+    struct TypedPinger<S, R> {
+        tx: S,
+        rx: R,
         msg: Msg,
     }
 
-    impl Pinger for TypedPinger {
+    impl<S: TypedTx<Msg>, R: TypedRx<Msg>> Pinger for TypedPinger<S, R> {
         #[inline]
         fn ping(&mut self, seq: u64) -> Result<(), String> {
             stamp(&mut self.msg, seq);
@@ -1482,12 +1631,12 @@ mod shmkit_links {
         }
     }
 
-    struct TypedEchoer {
-        rx: Receiver<Msg>,
-        tx: Sender<Msg>,
+    struct TypedEchoer<R, S> {
+        rx: R,
+        tx: S,
     }
 
-    impl Echoer for TypedEchoer {
+    impl<R: TypedRx<Msg>, S: TypedTx<Msg>> Echoer for TypedEchoer<R, S> {
         #[inline]
         fn echo(&mut self) -> Result<bool, String> {
             let msg = self
@@ -1565,11 +1714,11 @@ mod shmkit_links {
             .ok_or_else(|| format!("recv reported {n} bytes, the buffer holds {}", buf.len()))
     }
 
-    struct U64Producer {
-        tx: Sender<u64>,
+    struct U64Producer<S> {
+        tx: S,
     }
 
-    impl Producer for U64Producer {
+    impl<S: TypedTx<u64>> Producer for U64Producer<S> {
         fn produce(&mut self, first: u64, count: u64) -> Result<(), String> {
             for seq in first..first + count {
                 self.tx
@@ -1580,11 +1729,11 @@ mod shmkit_links {
         }
     }
 
-    struct U64Consumer {
-        rx: Receiver<u64>,
+    struct U64Consumer<R> {
+        rx: R,
     }
 
-    impl Consumer for U64Consumer {
+    impl<R: TypedRx<u64>> Consumer for U64Consumer<R> {
         fn consume(&mut self, first: u64, count: u64) -> Result<(), String> {
             for seq in first..first + count {
                 let v = self
@@ -1742,12 +1891,12 @@ mod shmkit_links {
         }
     }
 
-    struct MsgProducer {
-        tx: Sender<Msg>,
+    struct MsgProducer<S> {
+        tx: S,
         msg: Msg,
     }
 
-    impl Producer for MsgProducer {
+    impl<S: TypedTx<Msg>> Producer for MsgProducer<S> {
         fn produce(&mut self, first: u64, count: u64) -> Result<(), String> {
             for seq in first..first + count {
                 stamp(&mut self.msg, seq);
@@ -1759,11 +1908,11 @@ mod shmkit_links {
         }
     }
 
-    struct MsgConsumer {
-        rx: Receiver<Msg>,
+    struct MsgConsumer<R> {
+        rx: R,
     }
 
-    impl Consumer for MsgConsumer {
+    impl<R: TypedRx<Msg>> Consumer for MsgConsumer<R> {
         fn consume(&mut self, first: u64, count: u64) -> Result<(), String> {
             for seq in first..first + count {
                 let msg = self
@@ -2290,7 +2439,7 @@ fn echo_child(link: Link) -> Result<(), String> {
                 },
             )
         }
-        Link::Typed | Link::Bytes => shmkit_links::echo(link, &control),
+        Link::Typed | Link::Bytes | Link::Mpmc => shmkit_links::echo(link, &control),
         Link::Ideal | Link::IdealEach | Link::TypedBatch | Link::RingChunks => {
             Err(format!("no echo over {link:?}"))
         }
@@ -2318,7 +2467,7 @@ fn produce_child(link: Link, size: usize) -> Result<(), String> {
             let msg = patterned(size);
             serve_stream(&control, StreamProducer { tx, msg }, how)
         }
-        Link::Typed | Link::TypedBatch | Link::Bytes | Link::RingChunks => {
+        Link::Typed | Link::TypedBatch | Link::Bytes | Link::Mpmc | Link::RingChunks => {
             shmkit_links::produce(link, size, &control, how)
         }
         Link::Line => Err("no stream over a single cache line".to_owned()),
