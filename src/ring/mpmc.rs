@@ -16,7 +16,7 @@
 //!
 //! ```text
 //! offset  field        written by              meaning
-//!      0  magic        creator, once           b"shmkMPMC" as a little-endian u64
+//!      0  magic        creator, once           MPMC_MAGIC (b"shmkMPMC", LE)
 //!      8  capacity     creator, once           slots; a power of two, 1 ..= MAX_CAPACITY
 //!     16  elem_size    creator, once           size_of::<T>()
 //!     24  elem_align   creator, once           align_of::<T>(), at most 128
@@ -25,6 +25,11 @@
 //!    256  dequeue      consumers (CAS)         next position a pop claims
 //!    384  slots        see below               capacity slots, slot_stride apart
 //! ```
+//!
+//! The constants [`MAGIC_OFFSET`], [`CAPACITY_OFFSET`], [`ELEM_SIZE_OFFSET`],
+//! [`ELEM_ALIGN_OFFSET`], [`SLOT_STRIDE_OFFSET`], [`ENQUEUE_OFFSET`],
+//! [`DEQUEUE_OFFSET`] and [`HEADER_SIZE`] name these positions, and
+//! [`MPMC_MAGIC`] the magic word.
 //!
 //! Positions are `u64` counters that only grow (all arithmetic on them and
 //! on sequence numbers wraps); position `p` lives in slot `p % capacity`. A slot is a
@@ -137,11 +142,28 @@ pub const MAX_CAPACITY: usize = 1 << 32;
 /// stale position) before it gives up with `Full` or `Empty`.
 pub const RETRY_LIMIT: u32 = 1 << 10;
 
-/// `b"shmkMPMC"`: the ring's kind and format; a new format gets a new one.
-const MAGIC: u64 = u64::from_le_bytes(*b"shmkMPMC");
-
-/// Bytes from the ring's offset to its first slot.
-const HEADER_SIZE: usize = 384;
+/// The magic word of an MPMC ring header, `b"shmkMPMC"` read as a
+/// little-endian `u64`: the ring's kind and format; a new format gets a
+/// new one.
+pub const MPMC_MAGIC: u64 = u64::from_le_bytes(*b"shmkMPMC");
+/// Offset of the magic word (`u64`) in the header.
+pub const MAGIC_OFFSET: usize = 0;
+/// Offset of the capacity (`u64`) in the header.
+pub const CAPACITY_OFFSET: usize = 8;
+/// Offset of the element size (`u64`) in the header.
+pub const ELEM_SIZE_OFFSET: usize = 16;
+/// Offset of the element alignment (`u64`) in the header.
+pub const ELEM_ALIGN_OFFSET: usize = 24;
+/// Offset of the slot stride (`u64`) in the header.
+pub const SLOT_STRIDE_OFFSET: usize = 32;
+/// Offset of `enqueue` (`u64`, the next position a push claims) in the
+/// header.
+pub const ENQUEUE_OFFSET: usize = 128;
+/// Offset of `dequeue` (`u64`, the next position a pop claims) in the
+/// header.
+pub const DEQUEUE_OFFSET: usize = 256;
+/// Bytes from the ring's offset to its first slot: the size of the header.
+pub const HEADER_SIZE: usize = 384;
 
 /// The alignment of the header, and the most an element may need.
 const LINE: usize = 128;
@@ -209,10 +231,15 @@ unsafe impl<T: Pod + Send> ShmSafe for MpmcSlot<T> {}
 const _: () = {
     assert!(size_of::<MpmcHeader>() == HEADER_SIZE);
     assert!(align_of::<MpmcHeader>() == LINE);
-    assert!(core::mem::offset_of!(MpmcHeader, capacity) == 8);
-    assert!(core::mem::offset_of!(MpmcHeader, slot_stride) == 32);
-    assert!(core::mem::offset_of!(MpmcHeader, enqueue) == 128);
-    assert!(core::mem::offset_of!(MpmcHeader, dequeue) == 256);
+    assert!(core::mem::offset_of!(MpmcHeader, magic) == MAGIC_OFFSET);
+    assert!(core::mem::offset_of!(MpmcHeader, capacity) == CAPACITY_OFFSET);
+    assert!(core::mem::offset_of!(MpmcHeader, elem_size) == ELEM_SIZE_OFFSET);
+    assert!(core::mem::offset_of!(MpmcHeader, elem_align) == ELEM_ALIGN_OFFSET);
+    assert!(core::mem::offset_of!(MpmcHeader, slot_stride) == SLOT_STRIDE_OFFSET);
+    assert!(core::mem::offset_of!(MpmcHeader, enqueue) == ENQUEUE_OFFSET);
+    assert!(core::mem::offset_of!(MpmcHeader, dequeue) == DEQUEUE_OFFSET);
+    assert!(core::mem::offset_of!(MpmcSlot<u64>, seq) == 0);
+    assert!(core::mem::offset_of!(MpmcSlot<u64>, value) == 8);
     assert!(size_of::<MpmcSlot<u64>>() == 16);
     assert!(size_of::<MpmcSlot<u8>>() == 16);
     assert!(size_of::<MpmcSlot<[u64; 3]>>() == 32);
@@ -379,7 +406,7 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     pub fn open(region: &'a Region, offset: usize) -> Result<Self> {
         check_element::<T>()?;
         let header = region.place::<MpmcHeader>(offset)?;
-        if header.magic.load(Ordering::Acquire) != MAGIC {
+        if header.magic.load(Ordering::Acquire) != MPMC_MAGIC {
             return Err(Error::Corrupted {
                 what: "no MPMC ring at this offset (magic)",
             });
@@ -600,7 +627,7 @@ fn init<T: Pod>(header: &MpmcHeader, slots: &[MpmcSlot<T>]) {
     for (i, slot) in slots.iter().enumerate() {
         slot.seq.store(turn_of_push(i as u64), Ordering::Relaxed);
     }
-    header.magic.store(MAGIC, Ordering::Release);
+    header.magic.store(MPMC_MAGIC, Ordering::Release);
 }
 
 impl<T: Pod + Send> fmt::Debug for MpmcRing<'_, T> {
