@@ -31,36 +31,13 @@
 use libfuzzer_sys::fuzz_target;
 use shmkit::ring::bytes::{max_message_for, Consumer, HeapByteRing, Producer, MIN_CAPACITY};
 use shmkit::ring::RingError;
+use shmkit_fuzz::Input;
 use std::collections::VecDeque;
 
 const KIND_RECORD: u64 = 0x5245_4344;
 const KIND_WRAP: u64 = 0x5752_4150;
 /// Header word offsets a corruption picks from.
 const WORDS: [usize; 5] = [0, 8, 16, 128, 256];
-
-/// Reads the input front to back; past its end, zeros.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn done(&self) -> bool {
-        self.0.is_empty()
-    }
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-    fn u64(&mut self) -> u64 {
-        u64::from_le_bytes(std::array::from_fn(|_| self.u8()))
-    }
-}
 
 /// What the ring should hold and where its indices stand.
 struct Model {
@@ -134,7 +111,7 @@ fn tolerated(r: &Result<usize, RingError>, max: usize) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut inp = Input(data);
+    let mut inp = Input::new(data);
     let cap = MIN_CAPACITY << (inp.u8() % 7);
     let all = max_message_for(cap);
     let pick_max = inp.u8() & 1 == 0;

@@ -61,6 +61,7 @@ use shmkit::ring::mpmc::{
 };
 use shmkit::ring::RingError;
 use shmkit::{Error, Region};
+use shmkit_fuzz::Input;
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 
@@ -81,34 +82,6 @@ const WORDS: [usize; 7] = [
     ELEM_ALIGN_OFFSET,
     SLOT_STRIDE_OFFSET,
 ];
-
-/// Reads the input front to back; past its end, zeros.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn done(&self) -> bool {
-        self.0.is_empty()
-    }
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-    fn u64(&mut self) -> u64 {
-        u64::from_le_bytes(std::array::from_fn(|_| self.u8()))
-    }
-    /// A size in `0..=max`, biased to small ones and to `max` itself.
-    fn size(&mut self, max: usize) -> usize {
-        match self.u8() {
-            255 => max,
-            b => b as usize % (max + 1),
-        }
-    }
-}
 
 /// The ring's shared words, as a participant that works the protocol by
 /// hand (or breaks it) sees them.
@@ -218,7 +191,7 @@ fn check_open(raw: &Raw<'_>, got: &Result<MpmcRing<'_, u64>, Error>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut input = Input(data);
+    let mut input = Input::new(data);
     let cap = 1usize << (input.u8() % 7);
     let salt = input.u64();
     let start_mode = input.u8();

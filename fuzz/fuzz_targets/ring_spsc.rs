@@ -36,35 +36,8 @@ use shmkit::ring::spsc::{
     MAGIC_OFFSET, SPSC_MAGIC, TAIL_OFFSET,
 };
 use shmkit::ring::RingError;
+use shmkit_fuzz::Input;
 use std::collections::VecDeque;
-
-/// Reads the input front to back; past its end, zeros.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn done(&self) -> bool {
-        self.0.is_empty()
-    }
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-    fn u64(&mut self) -> u64 {
-        u64::from_le_bytes(std::array::from_fn(|_| self.u8()))
-    }
-    /// A size in `0..=max`, biased to small ones and to `max` itself.
-    fn size(&mut self, max: usize) -> usize {
-        match self.u8() {
-            255 => max,
-            b => b as usize % (max + 1),
-        }
-    }
-}
 
 /// What the ring should hold.
 struct Model {
@@ -156,7 +129,7 @@ fn is_corrupted<T>(r: &Result<T, RingError>) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut input = Input(data);
+    let mut input = Input::new(data);
     let cap = 1usize << (input.u8() % 7);
     let salt = input.u64();
     let heap = HeapSpscRing::<u64>::new(cap).unwrap();
