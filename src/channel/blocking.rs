@@ -19,9 +19,9 @@
 use super::error::{RecvError, SendError};
 use super::side::{Side, SideState};
 use crate::error::Error;
+use crate::error::Result;
 use crate::primitive::{spin_loop, AtomicU32, Ordering};
-use crate::region::Region;
-use crate::region::ShmSafe;
+use crate::region::{LayoutId, Region, RegionOptions, ShmSafe};
 use crate::ring::{RingError, Signal};
 use crate::sync::wait::{expired, probe_slice, SPIN_LIMIT};
 use std::time::Instant;
@@ -234,6 +234,31 @@ pub(crate) fn extend(region: &Region) -> &'static Region {
     // SAFETY: see above; the reference itself is used only while building
     // the views, while `region` is alive.
     unsafe { &*(region as *const Region) }
+}
+
+/// The options of a channel region with `layout`; with a capacity, sized
+/// for the header and a ring of `ring_bytes(capacity)` bytes.
+pub(crate) fn region_options(
+    layout: LayoutId,
+    capacity: Option<usize>,
+    ring_bytes: impl FnOnce(usize) -> Result<usize>,
+) -> Result<RegionOptions> {
+    let opts = RegionOptions::new().layout(layout);
+    Ok(match capacity {
+        Some(c) => opts.size(RING_OFFSET + ring_bytes(c)?),
+        None => opts,
+    })
+}
+
+/// Lays out a fresh channel region: the header is valid zeroed (this
+/// checks it fits); `create_ring` writes the ring's own header at
+/// [`RING_OFFSET`].
+pub(crate) fn init_region(
+    region: &Region,
+    create_ring: impl FnOnce(&Region) -> Result<()>,
+) -> Result<()> {
+    region.place::<ChannelHeader>(0)?;
+    create_ring(region)
 }
 
 pub(crate) fn busy(end: &'static str) -> Error {

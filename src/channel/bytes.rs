@@ -3,8 +3,8 @@
 //! processes (or threads), with in-place reading.
 
 use super::blocking::{
-    busy, extend, recv_error, ring_open_error, send_error, ChannelHeader, End, PeerGone,
-    RING_OFFSET,
+    busy, extend, init_region, recv_error, region_options, ring_open_error, send_error,
+    ChannelHeader, End, PeerGone, RING_OFFSET,
 };
 use super::error::{RecvError, SendError};
 use crate::error::{Error, Result};
@@ -19,17 +19,13 @@ use std::time::{Duration, Instant};
 const LAYOUT: LayoutId = LayoutId::named("shmkit::channel::bytes", 1);
 
 fn init(region: &Region, capacity: usize, max_message: usize) -> Result<()> {
-    region.place::<ChannelHeader>(0)?;
-    ByteRing::create(region, RING_OFFSET, capacity, max_message)?;
-    Ok(())
+    init_region(region, |r| {
+        ByteRing::create(r, RING_OFFSET, capacity, max_message).map(drop)
+    })
 }
 
 fn options(capacity: Option<usize>) -> Result<RegionOptions> {
-    let opts = RegionOptions::new().layout(LAYOUT);
-    Ok(match capacity {
-        Some(c) => opts.size(RING_OFFSET + ByteRing::bytes_for(c)?),
-        None => opts,
-    })
+    region_options(LAYOUT, capacity, ByteRing::bytes_for)
 }
 
 /// The sending end of a byte channel.

@@ -33,7 +33,8 @@
 //! attachment table (`Side`) holds its 32 handles.
 
 use super::blocking::{
-    busy, extend, recv_error, send_error, ChannelHeader, End, PeerGone, RING_OFFSET,
+    busy, extend, init_region, recv_error, region_options, send_error, ChannelHeader, End,
+    PeerGone, RING_OFFSET,
 };
 use super::endpoint::endpoint_constructors;
 use super::error::{RecvError, SendError};
@@ -55,19 +56,13 @@ fn layout<T>() -> LayoutId {
 }
 
 fn options<T: Pod + Send>(capacity: Option<usize>) -> Result<RegionOptions> {
-    let opts = RegionOptions::new().layout(layout::<T>());
-    Ok(match capacity {
-        Some(c) => opts.size(RING_OFFSET + MpmcRing::<T>::bytes_for(c)?),
-        None => opts,
-    })
+    region_options(layout::<T>(), capacity, MpmcRing::<T>::bytes_for)
 }
 
-/// Initializes a fresh channel region: the header is valid zeroed; the
-/// ring needs its own header.
 fn init<T: Pod + Send>(region: &Region, capacity: usize) -> Result<()> {
-    region.place::<ChannelHeader>(0)?;
-    MpmcRing::<T>::create(region, RING_OFFSET, capacity)?;
-    Ok(())
+    init_region(region, |r| {
+        MpmcRing::<T>::create(r, RING_OFFSET, capacity).map(drop)
+    })
 }
 
 /// The channel's shared parts, borrowed for the region's lifetime; every
