@@ -164,10 +164,11 @@ const LATENCY_LINKS: [Link; 6] = [
 ];
 
 /// The throughput rows: link and message size.
-const STREAMS: [(Link, usize); 19] = [
+const STREAMS: [(Link, usize); 20] = [
     (Link::Ideal, 8),
     (Link::IdealEach, 8),
     (Link::RingChunks, 8),
+    (Link::RingEach, 8),
     (Link::Typed, 8),
     (Link::TypedBatch, 8),
     (Link::Mpmc, 8),
@@ -395,11 +396,15 @@ enum Link {
     /// shmkit's `SpscRing` itself, whole batches written and read in place
     /// (`write_chunk`/`read_chunk`), as the ideal ring moves them.
     RingChunks,
+    /// shmkit's `SpscRing` itself, one `try_push`/`pop_into` per item,
+    /// spinning when full or empty, as the ideal ring per item does.
+    RingEach,
 }
 
 impl Link {
-    const ALL: [Link; 10] = [
+    const ALL: [Link; 11] = [
         Link::RingChunks,
+        Link::RingEach,
         Link::Line,
         Link::Ideal,
         Link::IdealEach,
@@ -424,6 +429,7 @@ impl Link {
             Link::Bytes => "bytes",
             Link::Mpmc => "mpmc",
             Link::RingChunks => "ring-chunks",
+            Link::RingEach => "ring-each",
         }
     }
 
@@ -449,7 +455,11 @@ impl Link {
             Link::Typed => "shmkit channel<[u8; 64]> send/recv",
             Link::Bytes => "shmkit byte_channel, 64 B records",
             Link::Mpmc => "shmkit mpmc_channel<[u8; 64]> send/recv",
-            Link::Ideal | Link::IdealEach | Link::TypedBatch | Link::RingChunks => "?",
+            Link::Ideal
+            | Link::IdealEach
+            | Link::TypedBatch
+            | Link::RingChunks
+            | Link::RingEach => "?",
         }
     }
 
@@ -462,6 +472,7 @@ impl Link {
             Link::Typed => format!("shmkit channel<[u8; {size}]> send/recv"),
             Link::TypedBatch => format!("shmkit channel<u64> send_all/recv_slice x{BATCH}"),
             Link::RingChunks => format!("shmkit SpscRing<u64> chunks of {BATCH}, in place"),
+            Link::RingEach => "shmkit SpscRing<u64> try_push/pop_into".to_owned(),
             Link::Bytes => "shmkit byte_channel send/recv".to_owned(),
             Link::Mpmc if size == 8 => "shmkit mpmc_channel<u64> send/recv".to_owned(),
             Link::Mpmc => format!("shmkit mpmc_channel<[u8; {size}]> send/recv"),
@@ -669,7 +680,7 @@ fn latency(link: Link, ctx: &Ctx) -> Result<Latency, String> {
         Link::Typed | Link::Bytes | Link::Mpmc => {
             shmkit_links::latency(link, ctx, &role, &control)?
         }
-        Link::Ideal | Link::IdealEach | Link::TypedBatch | Link::RingChunks => {
+        Link::Ideal | Link::IdealEach | Link::TypedBatch | Link::RingChunks | Link::RingEach => {
             return Err(format!("no latency measurement over {link:?}"));
         }
     };
@@ -937,9 +948,12 @@ fn throughput(link: Link, size: usize, ctx: &Ctx) -> Result<StreamRun, String> {
                 stream(&mut consumer, &control, plan)
             })?
         }
-        Link::Typed | Link::TypedBatch | Link::Bytes | Link::Mpmc | Link::RingChunks => {
-            shmkit_links::throughput(link, size, ctx, &role, &control)?
-        }
+        Link::Typed
+        | Link::TypedBatch
+        | Link::Bytes
+        | Link::Mpmc
+        | Link::RingChunks
+        | Link::RingEach => shmkit_links::throughput(link, size, ctx, &role, &control)?,
         Link::Line => return Err("no stream over a single cache line".to_owned()),
     };
     let produced = control.produced.load(Ordering::Acquire);
@@ -1440,7 +1454,7 @@ mod shmkit_links {
     ) -> Result<((Vec<f64>, u64), bool), String> {
         let plan = &ctx.plan;
         match (link, size) {
-            (Link::RingChunks, 8) => {
+            (Link::RingChunks | Link::RingEach, 8) => {
                 let region = ring_options()
                     .anonymous_with(|r| SpscRing::<u64>::create(r, 0, U64_CAPACITY).map(|_| ()))
                     .map_err(|e| format!("creating the ring's region: {e}"))?;
@@ -1452,10 +1466,17 @@ mod shmkit_links {
                 let rx = ring
                     .consumer()
                     .map_err(|e| format!("the ring's consumer: {e}"))?;
-                let mut consumer = ChunkConsumer { rx, how: ctx.how };
-                ctx.drive(role, control, child, (), || {
-                    stream(&mut consumer, control, plan)
-                })
+                if link == Link::RingEach {
+                    let mut consumer = ItemConsumer { rx, how: ctx.how };
+                    ctx.drive(role, control, child, (), || {
+                        stream(&mut consumer, control, plan)
+                    })
+                } else {
+                    let mut consumer = ChunkConsumer { rx, how: ctx.how };
+                    ctx.drive(role, control, child, (), || {
+                        stream(&mut consumer, control, plan)
+                    })
+                }
             }
             (Link::Typed, 8) => {
                 typed_throughput(channel::<u64>, U64_CAPACITY, ctx, role, control, |rx| {
@@ -1548,7 +1569,7 @@ mod shmkit_links {
         how: Wait,
     ) -> Result<(), String> {
         match (link, size) {
-            (Link::RingChunks, 8) => {
+            (Link::RingChunks | Link::RingEach, 8) => {
                 // SAFETY: the parent passed this region with `pass_to_child`
                 // under LINK_A_VAR for exactly this purpose; nothing else in
                 // this process owns it, and this is the only call for the
@@ -1560,7 +1581,11 @@ mod shmkit_links {
                 let tx = ring
                     .producer()
                     .map_err(|e| format!("the ring's producer: {e}"))?;
-                serve_stream(control, ChunkProducer { tx, how }, how)
+                if link == Link::RingEach {
+                    serve_stream(control, ItemProducer { tx, how }, how)
+                } else {
+                    serve_stream(control, ChunkProducer { tx, how }, how)
+                }
             }
             (Link::Typed, 8) => typed_produce(control, how, |tx: Sender<u64>| U64Producer { tx }),
             (Link::TypedBatch, 8) => {
@@ -1811,6 +1836,52 @@ mod shmkit_links {
                     Some(Ok(()))
                 })
                 .ok_or_else(|| format!("the ring stayed full for {CHILD_IDLE_LIMIT:?}"))??;
+            }
+            Ok(())
+        }
+    }
+
+    /// Pushes one item at a time, waiting (spinning) for room.
+    struct ItemProducer<'a> {
+        tx: spsc::Producer<'a, u64>,
+        how: Wait,
+    }
+
+    impl Producer for ItemProducer<'_> {
+        fn produce(&mut self, first: u64, count: u64) -> Result<(), String> {
+            for seq in first..first + count {
+                let tx = &mut self.tx;
+                support::wait_for(CHILD_IDLE_LIMIT, self.how, || match tx.try_push(seq) {
+                    Ok(()) => Some(Ok(())),
+                    Err(RingError::Full) => None,
+                    Err(e) => Some(Err(format!("try_push: {e}"))),
+                })
+                .ok_or_else(|| format!("the ring stayed full for {CHILD_IDLE_LIMIT:?}"))??;
+            }
+            Ok(())
+        }
+    }
+
+    /// Pops one item at a time, waiting (spinning) for one.
+    struct ItemConsumer<'a> {
+        rx: spsc::Consumer<'a, u64>,
+        how: Wait,
+    }
+
+    impl Consumer for ItemConsumer<'_> {
+        fn consume(&mut self, first: u64, count: u64) -> Result<(), String> {
+            let mut v = 0;
+            for seq in first..first + count {
+                let rx = &mut self.rx;
+                support::wait_for(PARENT_WAIT_LIMIT, self.how, || match rx.pop_into(&mut v) {
+                    Ok(()) => Some(Ok(())),
+                    Err(RingError::Empty) => None,
+                    Err(e) => Some(Err(format!("pop_into: {e}"))),
+                })
+                .ok_or_else(|| format!("no item {seq} within {PARENT_WAIT_LIMIT:?}"))??;
+                if v != seq {
+                    return Err(out_of_sequence(v, seq));
+                }
             }
             Ok(())
         }
@@ -2440,7 +2511,7 @@ fn echo_child(link: Link) -> Result<(), String> {
             )
         }
         Link::Typed | Link::Bytes | Link::Mpmc => shmkit_links::echo(link, &control),
-        Link::Ideal | Link::IdealEach | Link::TypedBatch | Link::RingChunks => {
+        Link::Ideal | Link::IdealEach | Link::TypedBatch | Link::RingChunks | Link::RingEach => {
             Err(format!("no echo over {link:?}"))
         }
     }
@@ -2467,9 +2538,12 @@ fn produce_child(link: Link, size: usize) -> Result<(), String> {
             let msg = patterned(size);
             serve_stream(&control, StreamProducer { tx, msg }, how)
         }
-        Link::Typed | Link::TypedBatch | Link::Bytes | Link::Mpmc | Link::RingChunks => {
-            shmkit_links::produce(link, size, &control, how)
-        }
+        Link::Typed
+        | Link::TypedBatch
+        | Link::Bytes
+        | Link::Mpmc
+        | Link::RingChunks
+        | Link::RingEach => shmkit_links::produce(link, size, &control, how),
         Link::Line => Err("no stream over a single cache line".to_owned()),
     }
 }
