@@ -178,6 +178,8 @@ fn one_sender_and_one_receiver_at_a_time() {
     let name = unique_name("busy");
     let rx = Receiver::<u64>::create(&name, 8).unwrap();
     let tx = Sender::<u64>::open(&name).unwrap();
+    // The opener learns the capacity from the region.
+    assert_eq!((tx.capacity(), rx.capacity()), (8, 8));
     assert!(matches!(
         Sender::<u64>::open(&name),
         Err(Error::ChannelBusy { end: "sender" })
@@ -329,6 +331,7 @@ fn a_killed_byte_sender_is_seen_as_disconnected_after_draining() {
 fn byte_channel_limits_and_timeouts() {
     let (tx, rx) = byte_channel(256, 64).unwrap();
     assert_eq!(tx.max_message(), 64);
+    assert_eq!((tx.capacity(), rx.capacity()), (256, 256));
     assert!(matches!(
         tx.send(&[0; 65]),
         Err(SendError::TooLarge { len: 65, max: 64 })

@@ -239,6 +239,7 @@ fn killed_sender_processes_are_seen_as_disconnected_after_draining() {
     let name = unique_name("mpmc-killed-senders");
     let rx = MpmcReceiver::<u64>::create(&name, 64).unwrap();
     let rx2 = rx.try_clone().unwrap();
+    assert_eq!((rx.capacity(), rx2.capacity()), (64, 64));
     let mut children: Vec<_> = (0..4u64)
         .map(|id| spawn("send-then-hang", &[&name, &id.to_string()]))
         .collect();

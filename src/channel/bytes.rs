@@ -117,6 +117,12 @@ macro_rules! byte_endpoint {
                 &self.region
             }
 
+            /// The ring's size in bytes, frames included (as validated
+            /// when this end attached).
+            pub fn capacity(&self) -> usize {
+                self.$handle.borrow().ring().capacity()
+            }
+
             fn attach(region: Region) -> Result<Self> {
                 let r = extend(&region);
                 let header = r.place::<ChannelHeader>(0)?;

@@ -70,6 +70,12 @@ macro_rules! endpoint_constructors {
             pub fn region(&self) -> &$crate::region::Region {
                 &self.region
             }
+
+            /// How many values the channel holds at most: its ring's slots
+            /// (as validated when this end attached).
+            pub fn capacity(&self) -> usize {
+                self.shared.capacity()
+            }
         }
 
         impl<T: ::bytemuck::Pod> ::core::fmt::Debug for $ty<T> {
