@@ -82,8 +82,12 @@
 //! `SHMKIT_BENCH_QUICK=1 cargo bench --bench ring` (about 5 s). Run
 //! without `--bench` (as `cargo test --benches` does), it is quick too.
 //! `cargo bench --bench ring -- latency` runs section A alone, `-- throughput`
-//! section B alone (goals whose rows were not run say "not measured");
-//! other arguments are ignored.
+//! section B alone (goals whose rows were not run say "not measured").
+//! Any other word selects the rows whose label contains it, the stream
+//! rows' labels starting with their size (`u64: `, `64 B: `, `4 KiB: `),
+//! as the progress lines show them; the floor and the pipe rows the
+//! ratios need come along. `cargo bench --bench ring -- throughput u64`
+//! runs the `u64` streams alone, `-- mpmc` every MPMC row.
 //!
 //! Every wait on the other side is bounded or ends when the other side
 //! dies (end of file, a disconnected channel), children die with the
@@ -234,6 +238,11 @@ fn main() {
     let ctx = Ctx {
         latency: only("latency") || !only("throughput"),
         streams: only("throughput") || !only("latency"),
+        filters: args
+            .iter()
+            .filter(|a| !a.starts_with('-') && *a != "latency" && *a != "throughput")
+            .cloned()
+            .collect(),
         plan,
         pair: support::pick_cpu_pair(),
         how: Wait::for_machine(),
@@ -298,11 +307,19 @@ struct Ctx {
     /// Whether to run section A (latency) and section B (streams).
     latency: bool,
     streams: bool,
+    /// Words a row's label must contain one of to run (none: every row).
+    /// The baselines the ratios need run anyway.
+    filters: Vec<String>,
     pair: Option<CpuPair>,
     how: Wait,
 }
 
 impl Ctx {
+    /// Whether the row labelled `label` is selected.
+    fn selects(&self, label: &str) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| label.contains(f.as_str()))
+    }
+
     fn describe_pinning(&self, pinned: bool) -> String {
         match self.pair {
             Some(p) if pinned => p.to_string(),
@@ -2051,7 +2068,10 @@ struct Results {
 fn run(ctx: &Ctx) -> Result<Results, String> {
     let clock_ns = clock_cost();
     let mut pinned = false;
-    let links: Vec<Link> = LATENCY_LINKS.into_iter().filter(|_| ctx.latency).collect();
+    let links: Vec<Link> = LATENCY_LINKS
+        .into_iter()
+        .filter(|l| ctx.latency && (*l == Link::Line || ctx.selects(l.latency_label())))
+        .collect();
     let mut merged: Vec<Result<Histogram<u64>, String>> = links
         .iter()
         .map(|_| Err("no round ran".to_owned()))
@@ -2109,7 +2129,15 @@ fn run(ctx: &Ctx) -> Result<Results, String> {
 /// Also returns whether the parent ran pinned.
 fn stream_rounds(ctx: &Ctx) -> (Vec<StreamRow>, bool) {
     let mut pinned = false;
-    let rows: Vec<(Link, usize)> = STREAMS.into_iter().filter(|_| ctx.streams).collect();
+    let chosen = |(l, size): &(Link, usize)| {
+        ctx.selects(&format!("{}: {}", size_label(*size), l.stream_label(*size)))
+    };
+    // A selected row's size brings its pipe baseline along.
+    let sizes: Vec<usize> = STREAMS.iter().filter(|r| chosen(r)).map(|r| r.1).collect();
+    let rows: Vec<(Link, usize)> = STREAMS
+        .into_iter()
+        .filter(|r| ctx.streams && (chosen(r) || (r.0 == Link::Pipe && sizes.contains(&r.1))))
+        .collect();
     let mut merged: Vec<Result<(Vec<f64>, u64), String>> =
         rows.iter().map(|_| Ok((Vec::new(), 0))).collect();
     let rounds = ctx.plan.stream_rounds;
