@@ -18,8 +18,7 @@
 
 use super::error::{RecvError, SendError};
 use super::side::{Side, SideState};
-use crate::error::Error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::primitive::{spin_loop, AtomicU32, Ordering};
 use crate::region::{LayoutId, Region, RegionOptions, ShmSafe};
 use crate::ring::{RingError, Signal};
