@@ -77,7 +77,7 @@
 //! sides pay for moving the index's cache line between CPUs, which no
 //! implementation escapes.
 //!
-//! Run: `cargo bench --bench ring` (under a minute once built). A smoke
+//! Run: `cargo bench --bench ring` (about a minute once built). A smoke
 //! run with shorter budgets and fewer repetitions:
 //! `SHMKIT_BENCH_QUICK=1 cargo bench --bench ring` (about 5 s). Run
 //! without `--bench` (as `cargo test --benches` does), it is quick too.
