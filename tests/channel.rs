@@ -118,6 +118,76 @@ fn a_killed_sender_is_seen_as_disconnected_after_draining() {
     assert_eq!(rx.try_recv(), Err(RecvError::Disconnected));
 }
 
+/// Sends 7 to a "recv-then-hang" child through a 4-slot channel, then
+/// fills the channel: the child takes 7 and nothing more, so after four
+/// more values (sent whenever it has taken 7) the channel is full for
+/// good.
+fn fill_behind_one_recv(tx: &Sender<u64>) {
+    assert_eq!(tx.capacity(), 4);
+    tx.send(7).unwrap();
+    for _ in 0..4 {
+        tx.send_timeout(1, LIMIT).unwrap();
+    }
+    assert!(matches!(tx.try_send(1), Err(SendError::Full(1))));
+}
+
+/// Polls `op` until it stops reporting that it would block, for at most
+/// 10 s (a death is due within milliseconds); returns what it reported.
+fn poll_until<T>(mut op: impl FnMut() -> Option<T>) -> T {
+    let limit = Duration::from_secs(10);
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = op() {
+            return v;
+        }
+        assert!(Instant::now() < end, "still would block after {limit:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn try_recv_alone_notices_a_killed_sender() {
+    let name = unique_name("try-killed-sender");
+    let rx = Receiver::<u64>::create(&name, 64).unwrap();
+    let mut child = spawn("send-then-hang", &[&name]);
+    for i in 0..10 {
+        assert_eq!(
+            poll_until(|| match rx.try_recv() {
+                Err(RecvError::Empty) => None,
+                other => Some(other),
+            }),
+            Ok(i)
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // No blocking call ever runs: the polling loop itself must learn that
+    // nobody will send again.
+    let got = poll_until(|| match rx.try_recv() {
+        Err(RecvError::Empty) => None,
+        other => Some(other),
+    });
+    assert_eq!(got, Err(RecvError::Disconnected));
+}
+
+#[test]
+fn try_send_alone_notices_a_killed_receiver() {
+    let name = unique_name("try-killed-receiver");
+    let tx = Sender::<u64>::create(&name, 4).unwrap();
+    let mut child = spawn("recv-then-hang", &[&name]);
+    fill_behind_one_recv(&tx);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let got = poll_until(|| match tx.try_send(9) {
+        Err(SendError::Full(_)) => None,
+        other => Some(other),
+    });
+    assert!(
+        matches!(got, Err(SendError::Disconnected(9))),
+        "expected Disconnected(9), got {got:?}"
+    );
+}
+
 #[test]
 fn a_sender_that_replaces_a_killed_one_is_seen_leaving_at_once() {
     let name = unique_name("replaced-sender");
@@ -143,10 +213,7 @@ fn a_killed_receiver_unblocks_a_sender_waiting_for_room() {
     let name = unique_name("killed-receiver");
     let tx = Sender::<u64>::create(&name, 4).unwrap();
     let mut child = spawn("recv-then-hang", &[&name]);
-    tx.send(7).unwrap();
-    // Fill the ring so the next send has to wait.
-    while tx.try_send(1).is_ok() {}
-    std::thread::sleep(Duration::from_millis(50));
+    fill_behind_one_recv(&tx);
     child.kill().unwrap();
     child.wait().unwrap();
     let t = Instant::now();

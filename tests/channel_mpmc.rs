@@ -251,13 +251,23 @@ fn killed_sender_processes_are_seen_as_disconnected_after_draining() {
         kill(c);
     }
     let t = Instant::now();
-    let drain = |rx: MpmcReceiver<u64>| {
+    // One receiver blocks, the other only polls: both must learn that the
+    // senders are dead.
+    let drain = |rx: MpmcReceiver<u64>, poll: bool| {
         std::thread::spawn(move || {
             let mut got = Vec::new();
             loop {
-                match rx.recv_timeout(LIMIT) {
+                let r = if poll {
+                    rx.try_recv()
+                } else {
+                    rx.recv_timeout(LIMIT)
+                };
+                match r {
                     Ok(v) => got.push(v),
                     Err(RecvError::Disconnected) => break,
+                    Err(RecvError::Empty) if t.elapsed() < LIMIT => {
+                        std::thread::sleep(Duration::from_millis(1))
+                    }
                     Err(e) => panic!("recv: {e}"),
                 }
             }
@@ -265,7 +275,7 @@ fn killed_sender_processes_are_seen_as_disconnected_after_draining() {
             got
         })
     };
-    let (a, b) = (drain(rx), drain(rx2));
+    let (a, b) = (drain(rx, false), drain(rx2, true));
     let mut got = a.join().unwrap();
     got.extend(b.join().unwrap());
     assert!(t.elapsed() < NOTICE, "{:?}", t.elapsed());

@@ -19,10 +19,10 @@
 use super::error::{RecvError, SendError};
 use super::side::{Side, SideState};
 use crate::error::{Error, Result};
-use crate::primitive::{spin_loop, AtomicU32, Ordering};
+use crate::primitive::{spin_loop, AtomicU32, AtomicU64, Ordering};
 use crate::region::{LayoutId, Region, RegionOptions, ShmSafe};
 use crate::ring::{RingError, Signal};
-use crate::sync::wait::{expired, probe_slice, SPIN_LIMIT};
+use crate::sync::wait::{expired, probe_slice, PROBE_INTERVAL, SPIN_LIMIT};
 use std::time::Instant;
 
 /// Where the ring starts in a channel region's data.
@@ -136,8 +136,9 @@ impl ChannelHeader {
 
 impl ChannelHeader {
     /// One non-blocking send: `attempt` pushes `value` (given back on
-    /// failure); receivers known gone make it `Disconnected`; a success
-    /// wakes sleeping receivers.
+    /// failure); receivers known gone make it `Disconnected`, and so do
+    /// receivers found dead when the ring is full; a success wakes
+    /// sleeping receivers.
     #[inline]
     pub(crate) fn try_send<V>(
         &self,
@@ -153,13 +154,17 @@ impl ChannelHeader {
                 self.data.0.notify();
                 Ok(())
             }
+            Err(RingError::Full) if gone.probe(&self.receivers.0) => {
+                Err(SendError::Disconnected(value))
+            }
             Err(e) => Err(SendError::from_ring(e, value)),
         }
     }
 
-    /// One non-blocking receive: on `Empty` with the senders known gone it
-    /// tries once more (a sender may have sent just before leaving), then
-    /// reports `Disconnected`; a success wakes sleeping senders.
+    /// One non-blocking receive: on `Empty` with the senders known gone (or
+    /// found dead) it tries once more (a sender may have sent just before
+    /// leaving), then reports `Disconnected`; a success wakes sleeping
+    /// senders.
     #[inline]
     pub(crate) fn try_recv<R>(
         &self,
@@ -167,7 +172,7 @@ impl ChannelHeader {
         mut attempt: impl FnMut() -> Result<R, RingError>,
     ) -> Result<R, RecvError> {
         let r = match attempt() {
-            Err(RingError::Empty) if gone.seen(&self.senders.0) => {
+            Err(RingError::Empty) if gone.probe(&self.senders.0) => {
                 attempt().map_err(|_| RecvError::Disconnected)
             }
             other => other.map_err(RecvError::from_ring),
@@ -188,27 +193,36 @@ fn outcome<R>(r: Result<R, RingError>) -> Option<Result<R, Blocked>> {
 }
 
 /// A handle's memory that the other end has gone (left or died), so that
-/// its `try_` calls report what a blocking call found out. An atomic flag
-/// (in this process's memory), so handles that threads share may hold it.
+/// its `try_` calls report what a blocking call found out, and when a
+/// `try_` call that would block may next check whether the other end's
+/// processes are alive. Atomics (in this process's memory), so handles
+/// that threads share may hold it.
 #[derive(Debug, Default)]
-pub(crate) struct PeerGone(AtomicU32);
+pub(crate) struct PeerGone {
+    gone: AtomicU32,
+    /// Nanoseconds after [`epoch`] before which no `try_` call probes.
+    next_probe: AtomicU64,
+}
 
 impl PeerGone {
     /// A memo that starts out knowing `gone` (a clone inherits its
     /// original's).
     pub(crate) fn with(gone: bool) -> Self {
-        Self(AtomicU32::new(u32::from(gone)))
+        Self {
+            gone: AtomicU32::new(u32::from(gone)),
+            next_probe: AtomicU64::new(0),
+        }
     }
 
     /// Whether a call has seen the other end gone.
     pub(crate) fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed) != 0
+        self.gone.load(Ordering::Relaxed) != 0
     }
 
     /// Passes `b` through, remembering a disconnect.
     pub(crate) fn note(&self, b: Blocked) -> Blocked {
         if b == Blocked::Disconnected {
-            self.0.store(1, Ordering::Relaxed);
+            self.gone.store(1, Ordering::Relaxed);
         }
         b
     }
@@ -218,6 +232,36 @@ impl PeerGone {
     pub(crate) fn seen(&self, peers: &Side) -> bool {
         self.get() || peers.all_detached()
     }
+
+    /// For a `try_` call that would block: whether the other end is gone,
+    /// as [`seen`](Self::seen) says or, at most once per
+    /// [`PROBE_INTERVAL`] for this handle, as the liveness of `peers`'
+    /// processes says (a few system calls). So a loop of `try_` calls
+    /// learns of a killed peer as a blocking call would, without paying
+    /// for a probe on every call.
+    #[cold]
+    pub(crate) fn probe(&self, peers: &Side) -> bool {
+        if self.seen(peers) {
+            return true;
+        }
+        let now = epoch().elapsed().as_nanos() as u64;
+        if now < self.next_probe.load(Ordering::Relaxed) {
+            return false;
+        }
+        let interval = PROBE_INTERVAL.as_nanos() as u64;
+        self.next_probe.store(now + interval, Ordering::Relaxed);
+        if peers.state() == SideState::Closed {
+            self.gone.store(1, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+}
+
+/// A fixed instant of this process, for times kept as nanoseconds.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 /// `region`, borrowed for `'static`, to build views of its mapping that a

@@ -187,9 +187,9 @@ impl<T: Pod> Attached<T> {
 /// handle is gone the same way. Until any handle of the other end has
 /// attached, the other end is not gone but not there yet: a receiver
 /// created before its senders waits for them. A clean drop is noticed by
-/// every call at once; a death is noticed by the blocking calls (within a
-/// few milliseconds), after which the `try_` calls of that handle report it
-/// too.
+/// every call at once; a death is noticed within a few milliseconds by the
+/// blocking calls, and by the `try_` calls that find nothing to do (a
+/// liveness check, at most once per 10 ms per handle).
 ///
 /// # A participant killed mid-operation
 ///
@@ -287,8 +287,9 @@ impl<T: Pod + Send> MpmcSender<T> {
 
     /// Sends `value` if there is room now; [`SendError::Full`] otherwise
     /// (also, rarely, when many senders contend for the same slots). Notices
-    /// receivers that all left cleanly at once; their deaths are noticed by
-    /// the blocking forms (after which this reports them too).
+    /// receivers that all left cleanly at once; their deaths when the
+    /// channel is full (a liveness check, at most once per 10 ms per
+    /// handle) or once a blocking call has seen them.
     #[inline]
     pub fn try_send(&self, value: T) -> Result<(), SendError<T>> {
         let ring = self.shared.ring;
@@ -352,8 +353,9 @@ impl<T: Pod + Send> MpmcReceiver<T> {
 
     /// Receives a value if one is there now; [`RecvError::Empty`] otherwise
     /// (also, rarely, when many receivers contend for the same slots).
-    /// Notices senders that all left cleanly at once; their deaths are
-    /// noticed by the blocking forms (after which this reports them too).
+    /// Notices senders that all left cleanly at once; their deaths when the
+    /// channel is empty (a liveness check, at most once per 10 ms per
+    /// handle) or once a blocking call has seen them.
     #[inline]
     pub fn try_recv(&self) -> Result<T, RecvError> {
         let ring = self.shared.ring;

@@ -157,8 +157,9 @@ impl<T: Pod + Send> Sender<T> {
     }
 
     /// Sends `value` if there is room now. Notices a receiver that left
-    /// cleanly at once; one that died is noticed by the blocking forms
-    /// (after which this reports it too).
+    /// cleanly at once; one that died when the channel is full (a liveness
+    /// check, at most once per 10 ms per handle) or once a blocking call
+    /// has seen it.
     #[inline]
     pub fn try_send(&self, value: T) -> Result<(), SendError<T>> {
         let mut p = self.producer.borrow_mut();
@@ -248,8 +249,10 @@ impl<T: Pod + Send> Receiver<T> {
     }
 
     /// Receives a value if one is there now. Notices a sender that left
-    /// cleanly at once; one that died is noticed by the blocking forms
-    /// (after which this reports it too).
+    /// cleanly at once; one that died when the channel is empty (a
+    /// liveness check, at most once per 10 ms per handle) or once a
+    /// blocking call has seen it. So a loop of `try_recv` ends with
+    /// [`RecvError::Disconnected`] as `recv` does.
     #[inline]
     pub fn try_recv(&self) -> Result<T, RecvError> {
         let mut c = self.consumer.borrow_mut();
