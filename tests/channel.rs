@@ -388,6 +388,12 @@ fn a_killed_byte_sender_is_seen_as_disconnected_after_draining() {
     child.kill().unwrap();
     child.wait().unwrap();
     let mut buf = Vec::new();
+    // Polling alone learns it too.
+    let got = poll_until(|| match rx.try_recv(&mut buf) {
+        Err(RecvError::Empty) => None,
+        other => Some(other),
+    });
+    assert_eq!(got, Err(RecvError::Disconnected));
     assert_eq!(
         rx.recv_timeout(&mut buf, LIMIT),
         Err(RecvError::Disconnected)
