@@ -105,7 +105,7 @@ const _: () = {
 
 impl Header {
     /// A header as zero-filled pages hold it: what loom models start from.
-    #[cfg(any(test, shmkit_loom))]
+    #[cfg(test)]
     pub(crate) fn zeroed() -> Self {
         Self {
             magic: AtomicU64::new(0),

@@ -273,6 +273,7 @@ impl Barrier {
     }
 
     /// Waits for `generation` (which we have arrived in) to complete.
+    #[cfg_attr(shmkit_loom, allow(clippy::reversed_empty_ranges))] // no spins under loom
     fn wait_for(
         &self,
         generation: u32,
@@ -439,6 +440,12 @@ mod loom_tests {
         leaders: [AtomicU32; 2],
         cells: [UnsafeCell<u32>; 2],
     }
+
+    // SAFETY: the model's protocol: thread `i` alone writes `cells[i]`,
+    // before the first barrier; the other thread reads it only after that
+    // barrier, which is what the model checks (loom reports any access
+    // the barrier does not order).
+    unsafe impl Sync for Shared {}
 
     /// Two threads, two generations: one leader per generation, and what
     /// each wrote before the barrier is visible (ordered) after it.

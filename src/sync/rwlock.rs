@@ -222,6 +222,7 @@ impl RawRwLock {
 
     /// Spins while `keep_spinning(state)`, at most [`SPINS`] reads.
     #[inline]
+    #[cfg_attr(shmkit_loom, allow(clippy::reversed_empty_ranges))] // no spins under loom
     fn spin(&self, mut keep_spinning: impl FnMut(u64) -> bool) {
         for _ in 0..SPINS {
             if !keep_spinning(self.state.load(Ordering::Relaxed)) {
