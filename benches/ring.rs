@@ -54,10 +54,13 @@
 //!   in an anonymous shmkit region, two indices on their own 128-byte
 //!   lines, 16 384 slots, each side caching the other's index and
 //!   spinning when full or empty; one publishes its index once per 256
-//!   items, the other after every item), shmkit's typed channel per message
-//!   (`send`/`recv`) and in batches of 256 (`send_all`/`recv_slice`),
-//!   its MPMC channel per message (one sender, one receiver), pipe and
-//!   socket writing and reading 8 bytes per call;
+//!   items, the other after every item), shmkit's `SpscRing` itself
+//!   (whole chunks of 256 written and read in place, and one
+//!   `try_push`/`pop_into` per item, spinning as the ideal rings do),
+//!   shmkit's typed channel per message (`send`/`recv`) and in batches of
+//!   256 (`send_all`/`recv_slice`), its MPMC channel per message (one
+//!   sender, one receiver), pipe and socket writing and reading 8 bytes
+//!   per call;
 //! - **64 B**: shmkit's typed channel of `[u8; 64]`, its byte channel, its
 //!   MPMC channel of `[u8; 64]`, pipe, socket;
 //! - **4 KiB, 64 KiB**: the byte channel, pipe, socket.
