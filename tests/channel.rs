@@ -304,6 +304,60 @@ fn every_timeout_form() {
 }
 
 #[test]
+fn every_batch_form() {
+    let (tx, rx) = channel::<u64>(4).unwrap();
+    let mut buf = [0u64; 8];
+    assert_eq!(rx.try_recv_slice(&mut buf), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv_slice(&mut []), Ok(0));
+    let t = Instant::now();
+    assert_eq!(
+        rx.recv_slice_timeout(&mut buf, Duration::from_millis(50)),
+        Err(RecvError::Timeout)
+    );
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    assert_eq!(
+        rx.recv_slice_until(&mut buf, Instant::now() - Duration::from_secs(1)),
+        Err(RecvError::Timeout)
+    );
+    // As much as fits now, then nothing.
+    assert_eq!(tx.try_send_all(&[]), Ok(0));
+    assert_eq!(tx.try_send_all(&[1, 2, 3]), Ok(3));
+    assert_eq!(tx.try_send_all(&[4, 5, 6]), Ok(1));
+    assert!(matches!(tx.try_send_all(&[5]), Err(SendError::Full(0))));
+    // A timed batch that finds no room sends none and says so.
+    let t = Instant::now();
+    assert!(matches!(
+        tx.send_all_timeout(&[5, 6], Duration::from_millis(50)),
+        Err(SendError::Timeout(0))
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    assert_eq!(rx.try_recv_slice(&mut buf[..3]), Ok(3));
+    assert_eq!(buf[..3], [1, 2, 3]);
+    // Room for three of five: those go, the deadline stops the rest.
+    assert!(matches!(
+        tx.send_all_until(&[5, 6, 7, 8, 9], Instant::now() - Duration::from_secs(1)),
+        Err(SendError::Timeout(3))
+    ));
+    assert_eq!(
+        rx.recv_slice_timeout(&mut buf, Duration::from_millis(50)),
+        Ok(4)
+    );
+    assert_eq!(buf[..4], [4, 5, 6, 7]);
+    tx.send_all_timeout(&[10, 11], Duration::from_millis(50))
+        .unwrap();
+    assert_eq!(rx.recv_slice(&mut buf), Ok(2));
+    drop(rx);
+    assert!(matches!(
+        tx.try_send_all(&[1]),
+        Err(SendError::Disconnected(0))
+    ));
+    assert!(matches!(
+        tx.send_all_timeout(&[1], Duration::from_millis(50)),
+        Err(SendError::Disconnected(0))
+    ));
+}
+
+#[test]
 fn a_receiver_waits_for_a_sender_that_has_not_come_yet() {
     let name = unique_name("idle");
     let rx = Receiver::<u64>::create(&name, 8).unwrap();
@@ -418,6 +472,24 @@ fn byte_channel_limits_and_timeouts() {
     assert_eq!(
         rx.recv_timeout(&mut buf, Duration::from_millis(20)),
         Err(RecvError::Timeout)
+    );
+    // The in-place forms: `f` runs only on a record.
+    let ran = std::cell::Cell::new(false);
+    let mark = |_: &[u8]| ran.set(true);
+    assert_eq!(rx.try_recv_with(mark), Err(RecvError::Empty));
+    assert_eq!(
+        rx.recv_with_timeout(mark, Duration::from_millis(20)),
+        Err(RecvError::Timeout)
+    );
+    assert_eq!(
+        rx.recv_with_until(mark, Instant::now() - Duration::from_secs(1)),
+        Err(RecvError::Timeout)
+    );
+    assert!(!ran.get());
+    tx.send(b"abc").unwrap();
+    assert_eq!(
+        rx.recv_with_until(|m| m.to_vec(), Instant::now() - Duration::from_secs(1)),
+        Ok(b"abc".to_vec())
     );
     tx.send(b"").unwrap();
     assert_eq!(rx.recv(&mut buf), Ok(0));

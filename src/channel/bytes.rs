@@ -10,6 +10,7 @@ use super::error::{RecvError, SendError};
 use crate::error::{Error, Result};
 use crate::region::{LayoutId, Region, RegionOptions};
 use crate::ring::bytes::{ByteRing, Consumer, Producer};
+use crate::ring::RingError;
 use crate::sync::wait::deadline_after;
 use std::cell::RefCell;
 use std::fmt;
@@ -254,18 +255,75 @@ impl ByteReceiver {
     /// them as untrusted input.
     #[inline]
     pub fn recv_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
+        self.recv_with_inner(f, None)
+    }
+
+    /// [`recv_with`](Self::recv_with) if a message is there now;
+    /// [`RecvError::Empty`] (and `f` not run) otherwise.
+    ///
+    /// ```
+    /// use shmkit::channel::{byte_channel, RecvError};
+    ///
+    /// let (tx, rx) = byte_channel(1024, 64)?;
+    /// assert_eq!(rx.try_recv_with(|m| m.len()), Err(RecvError::Empty));
+    /// tx.send(b"hello").unwrap();
+    /// assert_eq!(rx.try_recv_with(|m| m == b"hello"), Ok(true));
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_recv_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
         let mut f = Some(f);
         let mut c = self.consumer.borrow_mut();
         self.header
-            .block_on(End::Receiver, None, || {
-                let guard = c.try_read()?;
-                let f = f
-                    .take()
-                    .expect("called once: only a successful read consumes it");
-                let r = f(&guard);
-                guard.release();
-                Ok(r)
-            })
+            .try_recv(&self.peer_gone, || read_with(&mut c, &mut f))
+    }
+
+    /// [`recv_with`](Self::recv_with), waiting at most `timeout`.
+    pub fn recv_with_timeout<R>(
+        &self,
+        f: impl FnOnce(&[u8]) -> R,
+        timeout: Duration,
+    ) -> Result<R, RecvError> {
+        self.recv_with_inner(f, deadline_after(timeout))
+    }
+
+    /// [`recv_with`](Self::recv_with), waiting until `deadline` at the
+    /// latest.
+    pub fn recv_with_until<R>(
+        &self,
+        f: impl FnOnce(&[u8]) -> R,
+        deadline: Instant,
+    ) -> Result<R, RecvError> {
+        self.recv_with_inner(f, Some(deadline))
+    }
+
+    #[inline]
+    fn recv_with_inner<R>(
+        &self,
+        f: impl FnOnce(&[u8]) -> R,
+        deadline: Option<Instant>,
+    ) -> Result<R, RecvError> {
+        let mut f = Some(f);
+        let mut c = self.consumer.borrow_mut();
+        self.header
+            .block_on(End::Receiver, deadline, || read_with(&mut c, &mut f))
             .map_err(|b| recv_error(self.peer_gone.note(b)))
     }
+}
+
+/// One attempt of the `recv_with` forms: runs `f` (taken, so at most once)
+/// on the next record in place and frees it, or fails as `try_read` does
+/// and leaves `f` for the next attempt.
+#[inline]
+fn read_with<R>(
+    c: &mut Consumer<'static>,
+    f: &mut Option<impl FnOnce(&[u8]) -> R>,
+) -> core::result::Result<R, RingError> {
+    let guard = c.try_read()?;
+    let f = f
+        .take()
+        .expect("called once: only a successful read consumes it");
+    let r = f(&guard);
+    guard.release();
+    Ok(r)
 }

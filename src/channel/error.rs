@@ -4,6 +4,7 @@ use crate::ring::RingError;
 use std::fmt;
 
 /// Why a value was not sent; the value comes back to the caller.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum SendError<T> {
     /// A `try_` send found the ring full.
     Full(T),

@@ -178,11 +178,12 @@ impl<T: Pod + Send> Sender<T> {
         self.send_inner(value, Some(deadline))
     }
 
-    /// Sends every value of `values` in order, as few ring publications as
-    /// room allows, waiting while the channel is full. On failure the
-    /// error carries how many were sent.
     #[inline]
-    pub fn send_all(&self, values: &[T]) -> Result<(), SendError<usize>> {
+    fn send_all_inner(
+        &self,
+        values: &[T],
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError<usize>> {
         let mut p = self.producer.borrow_mut();
         let mut sent = 0;
         while sent < values.len() {
@@ -190,7 +191,7 @@ impl<T: Pod + Send> Sender<T> {
             let n = self
                 .shared
                 .header
-                .block_on(End::Sender, None, || match p.push_slice(rest) {
+                .block_on(End::Sender, deadline, || match p.push_slice(rest) {
                     Ok(0) => Err(RingError::Full),
                     other => other,
                 })
@@ -198,6 +199,67 @@ impl<T: Pod + Send> Sender<T> {
             sent += n;
         }
         Ok(())
+    }
+
+    /// Sends every value of `values` in order, as few ring publications as
+    /// room allows, waiting while the channel is full. On failure the
+    /// error carries how many were sent (those are delivered).
+    #[inline]
+    pub fn send_all(&self, values: &[T]) -> Result<(), SendError<usize>> {
+        self.send_all_inner(values, None)
+    }
+
+    /// Sends as many values from the front of `values` as there is room
+    /// for now, in one ring publication; returns how many (0 only for an
+    /// empty `values`). [`SendError::Full(0)`](SendError::Full) if there
+    /// is no room at all; receivers gone as for
+    /// [`try_send`](Self::try_send).
+    ///
+    /// ```
+    /// use shmkit::channel::{channel, SendError};
+    ///
+    /// let (tx, rx) = channel::<u32>(4)?;
+    /// assert_eq!(tx.try_send_all(&[1, 2, 3, 4, 5, 6]), Ok(4));
+    /// assert_eq!(tx.try_send_all(&[5, 6]), Err(SendError::Full(0)));
+    /// let mut buf = [0; 8];
+    /// assert_eq!(rx.try_recv_slice(&mut buf), Ok(4));
+    /// assert_eq!(buf[..4], [1, 2, 3, 4]);
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_send_all(&self, values: &[T]) -> Result<usize, SendError<usize>> {
+        if values.is_empty() {
+            return Ok(0);
+        }
+        let mut p = self.producer.borrow_mut();
+        let mut sent = 0;
+        self.shared
+            .header
+            .try_send(&self.peer_gone, 0, || match p.push_slice(values) {
+                Ok(0) => Err(RingError::Full),
+                Ok(n) => {
+                    sent = n;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            })?;
+        Ok(sent)
+    }
+
+    /// [`send_all`](Self::send_all), waiting at most `timeout` in all; on
+    /// [`SendError::Timeout`] the error carries how many were sent.
+    pub fn send_all_timeout(
+        &self,
+        values: &[T],
+        timeout: Duration,
+    ) -> Result<(), SendError<usize>> {
+        self.send_all_inner(values, deadline_after(timeout))
+    }
+
+    /// [`send_all`](Self::send_all), waiting until `deadline` at the
+    /// latest.
+    pub fn send_all_until(&self, values: &[T], deadline: Instant) -> Result<(), SendError<usize>> {
+        self.send_all_inner(values, Some(deadline))
     }
 }
 
@@ -273,21 +335,60 @@ impl<T: Pod + Send> Receiver<T> {
         self.recv_inner(Some(deadline))
     }
 
-    /// Receives as many values as are there (at least one, waiting for it)
-    /// into `buf`, in one ring publication; returns how many.
     #[inline]
-    pub fn recv_slice(&self, buf: &mut [T]) -> Result<usize, RecvError> {
+    fn recv_slice_inner(
+        &self,
+        buf: &mut [T],
+        deadline: Option<Instant>,
+    ) -> Result<usize, RecvError> {
         if buf.is_empty() {
             return Ok(0);
         }
         let mut c = self.consumer.borrow_mut();
         self.shared
             .header
-            .block_on(End::Receiver, None, || match c.pop_slice(buf) {
+            .block_on(End::Receiver, deadline, || match c.pop_slice(buf) {
                 Ok(0) => Err(RingError::Empty),
                 other => other,
             })
             .map_err(|b| recv_error(self.peer_gone.note(b)))
+    }
+
+    /// Receives as many values as are there (at least one, waiting for it)
+    /// into `buf`, in one ring publication; returns how many (0 only for
+    /// an empty `buf`).
+    #[inline]
+    pub fn recv_slice(&self, buf: &mut [T]) -> Result<usize, RecvError> {
+        self.recv_slice_inner(buf, None)
+    }
+
+    /// Receives as many values as are there now into `buf`, in one ring
+    /// publication; returns how many (0 only for an empty `buf`).
+    /// [`RecvError::Empty`] if there are none; senders gone as for
+    /// [`try_recv`](Self::try_recv).
+    #[inline]
+    pub fn try_recv_slice(&self, buf: &mut [T]) -> Result<usize, RecvError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut c = self.consumer.borrow_mut();
+        self.shared
+            .header
+            .try_recv(&self.peer_gone, || match c.pop_slice(buf) {
+                Ok(0) => Err(RingError::Empty),
+                other => other,
+            })
+    }
+
+    /// [`recv_slice`](Self::recv_slice), waiting at most `timeout`.
+    pub fn recv_slice_timeout(&self, buf: &mut [T], timeout: Duration) -> Result<usize, RecvError> {
+        self.recv_slice_inner(buf, deadline_after(timeout))
+    }
+
+    /// [`recv_slice`](Self::recv_slice), waiting until `deadline` at the
+    /// latest.
+    pub fn recv_slice_until(&self, buf: &mut [T], deadline: Instant) -> Result<usize, RecvError> {
+        self.recv_slice_inner(buf, Some(deadline))
     }
 }
 
