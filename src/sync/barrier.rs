@@ -441,10 +441,9 @@ mod loom_tests {
         cells: [UnsafeCell<u32>; 2],
     }
 
-    // SAFETY: the model's protocol: thread `i` alone writes `cells[i]`,
-    // before the first barrier; the other thread reads it only after that
-    // barrier, which is what the model checks (loom reports any access
-    // the barrier does not order).
+    // SAFETY: thread `i` alone writes `cells[i]`, before the first barrier;
+    // the other reads it only after it, the order the model checks (loom
+    // reports any access the barrier does not order).
     unsafe impl Sync for Shared {}
 
     /// Two threads, two generations: one leader per generation, and what
