@@ -299,9 +299,8 @@ fn killed_receiver_processes_unblock_a_sender_waiting_for_room() {
     let waiter = std::thread::spawn({
         let tx = tx.try_clone().unwrap();
         move || {
-            let t = Instant::now();
             let r = tx.send_timeout(9, LIMIT);
-            (tx, r, t.elapsed())
+            (tx, r, Instant::now())
         }
     });
     std::thread::sleep(Duration::from_millis(50));
@@ -309,12 +308,11 @@ fn killed_receiver_processes_unblock_a_sender_waiting_for_room() {
     for c in children {
         kill(c);
     }
-    let (clone, r, waited) = waiter.join().unwrap();
+    let (clone, r, returned) = waiter.join().unwrap();
     assert!(matches!(r, Err(SendError::Disconnected(9))), "{r:?}");
-    assert!(
-        waited >= Duration::from_millis(50),
-        "it did wait: {waited:?}"
-    );
+    // It waited for the kill (the thread may start late under load, so
+    // its own clock would not show that).
+    assert!(returned >= killed, "returned before the kill");
     assert!(killed.elapsed() < NOTICE, "{:?}", killed.elapsed());
     // The handle that saw it remembers, so its `try_send` knows too; the
     // other handle finds out with its own blocking call.
