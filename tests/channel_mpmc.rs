@@ -9,12 +9,13 @@
 
 mod common;
 
-use common::{child_command, child_role, finish, report, spawn, unique_name, wait_until};
+use common::{
+    child_command, child_role, finish, kill, report, spawn, unique_name, wait_for_line, wait_until,
+};
 use shmkit::channel::{
     mpmc_channel, MpmcReceiver, MpmcSender, Receiver, RecvError, SendError, Sender,
 };
 use shmkit::{Error, LayoutId, RegionOptions, ShmSafe};
-use std::io::{BufRead, BufReader};
 use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -210,28 +211,6 @@ fn four_sender_and_four_receiver_processes_deliver_every_value_exactly_once() {
         };
         assert_eq!(word.load(Ordering::Relaxed), all, "word {w}");
     }
-}
-
-/// Waits for a child's first `RESULT` line (its stdout is piped).
-fn wait_for_line(child: &mut Child) -> String {
-    let out = child.stdout.as_mut().expect("piped stdout");
-    let mut reader = BufReader::new(out);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            reader.read_line(&mut line).expect("read child") > 0,
-            "child exited early"
-        );
-        if let Some(r) = line.trim_end().strip_prefix("RESULT ") {
-            return r.to_owned();
-        }
-    }
-}
-
-fn kill(mut child: Child) {
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]

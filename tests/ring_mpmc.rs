@@ -1,9 +1,13 @@
 //! The MPMC ring: order, wrap-around and the full/empty edges in one
 //! process; header validation on open; scribbled positions and sequence
-//! numbers (once, and continuously from another process) giving
-//! `Corrupted` or another bounded answer; a claimed but unpublished slot
-//! reading as `Empty`; and 4 producer and 4 consumer processes moving a
-//! million values through one ring, each delivered exactly once.
+//! words (once, exhaustively against the module documentation's table, and
+//! continuously from another process) giving `Corrupted` or another
+//! bounded answer; a claimed but unpublished slot reading as `Empty`; the
+//! recovery of slots held by a stopped participant (`stalled_push`,
+//! `stalled_pop`, `repair`, `release_claims`), by hand in one process and
+//! against producer processes killed mid-push; and 4 producer and 4
+//! consumer processes moving a million values through one ring, each
+//! delivered exactly once.
 // Tests use `std`'s atomics as a library user would; the ban on naming
 // them is for the library's own code.
 #![allow(clippy::disallowed_types)]
@@ -11,9 +15,11 @@
 mod common;
 
 use common::{child_command, child_role, finish, report, wait_until};
-use shmkit::ring::mpmc::{HeapMpmc, MpmcRing, MAX_CAPACITY};
+use shmkit::ring::mpmc::seq::{self, word, State};
+use shmkit::ring::mpmc::{HeapMpmc, Holder, MpmcRing, Participant, Stall, MAX_CAPACITY};
 use shmkit::ring::RingError;
 use shmkit::{Error, LayoutId, Region, RegionOptions, ShmSafe};
+use std::os::unix::process::ExitStatusExt;
 use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,9 +34,29 @@ const STRIDE_FIELD: usize = 32;
 const ENQUEUE: usize = 128;
 const DEQUEUE: usize = 256;
 
-/// Offset of slot `i`'s sequence number in a ring of `u64` at `ring`.
+/// Offset of slot `i`'s sequence word in a ring of `u64` at `ring`.
 fn seq_at(ring: usize, i: usize) -> usize {
     ring + SLOTS + 16 * i
+}
+
+/// Slot `i`'s sequence word in a ring of `u64` at offset 0.
+fn word_of(region: &Region, i: usize) -> u64 {
+    region.read(seq_at(0, i)).unwrap()
+}
+
+/// Writes slot `i`'s sequence word in a ring of `u64` at offset 0, as a
+/// participant stopped mid-operation (or a scribbling peer) leaves it.
+fn set_word(region: &Region, i: usize, w: u64) {
+    region.write(seq_at(0, i), &w).unwrap();
+}
+
+/// Every slot's sequence word in a ring of `u64` at offset 0.
+fn words(region: &Region, capacity: usize) -> Vec<u64> {
+    (0..capacity).map(|i| word_of(region, i)).collect()
+}
+
+fn participant(id: u8) -> Participant {
+    Participant::new(id).unwrap()
 }
 
 fn layout() -> LayoutId {
@@ -151,6 +177,7 @@ fn child_entry() {
                 push_blocking(&ring, i, &mut idle);
             }
         }
+        "killable-producer" => killable_producer(&args),
         "scribbler" => {
             // SAFETY: as above.
             let region = unsafe { RegionOptions::new().layout(layout()).from_env(FD_VAR) }
@@ -285,6 +312,384 @@ fn named_region_ring_fed_by_a_child_process() {
     }
     finish(child, LIMIT);
     assert!(ring.is_empty());
+}
+
+// ---------------------------------------------------------------------
+// Cross-process: producers killed mid-push, their claims repaired.
+
+/// Producer processes killed per round.
+const KILLED: usize = 2;
+const KILL_ROUNDS: u64 = 40;
+const KILL_CAPACITY: usize = 1 << 16;
+/// The progress block (one counter per producer of the round), then the
+/// ring.
+const KILL_RING: usize = 128;
+/// Generous: a round takes a few milliseconds.
+const ROUND_LIMIT: Duration = Duration::from_secs(30);
+/// The parent's participant ids: its consumer, and its fresh producer.
+const CONSUMER_ID: u8 = 62;
+const PROBE_ID: u8 = 61;
+/// The tag of the parent's fresh producer's values.
+const PROBE_TAG: u64 = 0xffff_ffff;
+
+/// Pushes `tag << 32 | seq` for seq = 0, 1, ... as participant `id` into
+/// the named ring, as fast as it can, storing how many pushes returned in
+/// its progress counter after each; runs until killed (or, orphaned,
+/// for a minute).
+fn killable_producer(args: &[String]) {
+    let region = RegionOptions::new()
+        .layout(layout())
+        .open(&args[0])
+        .expect("open named");
+    let id: u8 = args[1].parse().unwrap();
+    let tag: u64 = args[2].parse().unwrap();
+    let progress = &region.place_slice::<AtomicU64>(0, KILLED).unwrap()[id as usize];
+    let ring = MpmcRing::<u64>::open(&region, KILL_RING).expect("open ring");
+    let me = participant(id);
+    let orphaned = Instant::now() + Duration::from_secs(60);
+    for seq in 0.. {
+        loop {
+            match ring.try_push_as(me, tag << 32 | seq) {
+                Ok(()) => break,
+                Err(RingError::Full) => {
+                    assert!(Instant::now() < orphaned, "never killed");
+                    std::hint::spin_loop();
+                }
+                Err(e) => panic!("push {seq}: {e}"),
+            }
+        }
+        progress.store(seq + 1, Ordering::Release);
+    }
+}
+
+/// Kills (and reaps) the children still in it when dropped, so that a
+/// failing test leaves no producer behind.
+struct Kids(Vec<Option<Child>>);
+
+impl Kids {
+    /// SIGKILLs child `k`, waits for it, and checks that it was running
+    /// until then (it died of this signal, not of a failure of its own).
+    fn kill(&mut self, k: usize) {
+        let mut child = self.0[k].take().expect("killed twice");
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "producer {k} ended by itself: {status:?}"
+        );
+    }
+}
+
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for child in self.0.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How the parent gives back the slots killed producers hold, by round.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cleanup {
+    /// Its pops repair what they wait on, as soon as its holder is dead
+    /// (while the other producer still runs, too).
+    Pops,
+    /// Its pops stop at a dead producer's claim; a fresh producer then
+    /// pushes until it waits, and repairs what `stalled_push` names.
+    FreshPush,
+    /// `release_claims` for each dead id, as a successor taking the id
+    /// over would.
+    Release,
+}
+
+/// What the parent learns in the kill test.
+#[derive(Default)]
+struct KillStats {
+    /// Per producer of the current round: the next sequence number
+    /// expected from it.
+    next: [u64; KILLED],
+    /// Per producer of the current round: the slots it still held when
+    /// it was reaped.
+    left: [u32; KILLED],
+    /// Per producer of the current round: how many of its slots were
+    /// repaired.
+    repaired: [u32; KILLED],
+    probe_sent: u64,
+    probe_got: u64,
+    via_pop: u32,
+    via_push: u32,
+    via_release: u32,
+    delivered: u64,
+}
+
+impl KillStats {
+    /// Accepts a value popped in `round`: a value of one of the round's
+    /// producers must be the next one it pushed (so: every value at most
+    /// once, each producer's in order, none lost but a killed one's
+    /// unfinished push), a probe the next probe.
+    fn accept(&mut self, round: u64, v: u64) {
+        let (tag, seq) = (v >> 32, v & 0xffff_ffff);
+        if tag == PROBE_TAG {
+            assert_eq!(seq, self.probe_got, "probe value {v:#x}");
+            self.probe_got += 1;
+        } else {
+            let k = tag.wrapping_sub(round * KILLED as u64);
+            assert!(
+                k < KILLED as u64,
+                "round {round}: value {v:#x} of another round"
+            );
+            assert_eq!(seq, self.next[k as usize], "round {round}: producer {k}");
+            self.next[k as usize] += 1;
+        }
+        self.delivered += 1;
+    }
+
+    /// Repairs a stall an operation waits on, which must be the claim of
+    /// one of the round's producers, dead (killed and reaped before the
+    /// stall was read, so that nothing can change its word).
+    fn repair(&mut self, ring: &MpmcRing<'_, u64>, stall: Stall, dead: &[bool; KILLED]) {
+        let k = holder_of(stall);
+        assert!(dead[k], "repairing live producer {k}'s {stall:?}");
+        assert!(
+            ring.repair(stall),
+            "a dead producer's claim changed: {stall:?}"
+        );
+        self.repaired[k] += 1;
+    }
+}
+
+/// The killable producer whose claim `stall` is.
+fn holder_of(stall: Stall) -> usize {
+    let k = match stall.holder() {
+        Holder::Producer(p) if (p.id() as usize) < KILLED => p.id() as usize,
+        other => panic!("{stall:?} held by {other:?}, not a killable producer"),
+    };
+    let (position, state, _) = seq::parts(stall.word());
+    assert_eq!(state, State::Claimed, "{stall:?}");
+    assert_eq!(position % KILL_CAPACITY as u64, stall.slot() as u64);
+    k
+}
+
+/// Producer processes pushing as participants 0 and 1 are SIGKILLed at
+/// random moments, round after round, while the parent pops (as
+/// participant 62). Slots a killed producer still holds are given back by
+/// the parent's pops (`stalled_pop`, `repair`), by a fresh producer of
+/// the parent's (participant 61) that finds them in its way
+/// (`stalled_push`, `repair`), or by `release_claims`, by turns. The ring
+/// never wedges (each round finishes within a generous deadline); values
+/// arrive at most once, each producer's in order, and all of those its
+/// pushes returned for; a producer killed mid-push loses exactly that
+/// value; exactly the claims killed producers left (counted by scanning
+/// the ring when each is reaped) are repaired, none is left for the next
+/// round's producer that reuses the id. Whether a kill lands mid-push is
+/// chance: the number of repairs is printed, not required.
+#[test]
+fn producers_killed_mid_push_are_repaired() {
+    let name = common::unique_name("mpmc-kill");
+    let region = RegionOptions::new()
+        .size(KILL_RING + MpmcRing::<u64>::bytes_for(KILL_CAPACITY).unwrap())
+        .layout(layout())
+        .create_with(&name, |r| {
+            MpmcRing::<u64>::create(r, KILL_RING, KILL_CAPACITY).map(drop)
+        })
+        .unwrap();
+    let ring = MpmcRing::<u64>::open(&region, KILL_RING).unwrap();
+    let progress = region.place_slice::<AtomicU64>(0, KILLED).unwrap();
+    // Each slot's word, then its value.
+    let slots = region
+        .place_slice::<AtomicU64>(KILL_RING + SLOTS, 2 * KILL_CAPACITY)
+        .unwrap();
+    let (consumer, probe) = (participant(CONSUMER_ID), participant(PROBE_ID));
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut rng = Rng(seed | 1);
+    let mut stats = KillStats::default();
+    let (mut repairs, mut left) = (0u32, 0u32);
+    let started = Instant::now();
+    for round in 0..KILL_ROUNDS {
+        let cleanup = [Cleanup::Pops, Cleanup::FreshPush, Cleanup::Release][round as usize % 3];
+        let deadline = Instant::now() + ROUND_LIMIT;
+        let wedged = |what: &str| {
+            assert!(
+                Instant::now() < deadline,
+                "round {round} ({cleanup:?}) wedged: {what} (seed {seed:#x})"
+            );
+        };
+        // The ids are reused: nothing of the last round's producers may
+        // still hold a slot.
+        for (k, counter) in progress.iter().enumerate() {
+            let holder = Holder::Producer(participant(k as u8));
+            assert_eq!(ring.release_claims(holder), 0, "round {round}: {holder:?}");
+            counter.store(0, Ordering::Relaxed);
+        }
+        stats.next = [0; KILLED];
+        stats.left = [0; KILLED];
+        stats.repaired = [0; KILLED];
+        let mut kids = Kids(
+            (0..KILLED)
+                .map(|k| {
+                    let tag = round * KILLED as u64 + k as u64;
+                    let args = [name.as_str(), &k.to_string(), &tag.to_string()];
+                    Some(common::spawn("killable-producer", &args))
+                })
+                .collect(),
+        );
+        // Each producer dies 0..1 ms after its first push returned (the
+        // ring is large enough that it rarely fills by then, so that the
+        // producers are mostly pushing, not waiting).
+        let mut kill_at = [None::<Instant>; KILLED];
+        let mut dead = [false; KILLED];
+        while !dead.iter().all(|&d| d) {
+            wedged("producers running");
+            match ring.try_pop_as(consumer) {
+                Ok(v) => stats.accept(round, v),
+                Err(RingError::Empty) => {
+                    if let Some(stall) = ring.stalled_pop() {
+                        let k = holder_of(stall);
+                        if dead[k] && cleanup == Cleanup::Pops {
+                            stats.repair(&ring, stall, &dead);
+                            stats.via_pop += 1;
+                        }
+                    }
+                }
+                Err(e) => panic!("round {round}: pop: {e}"),
+            }
+            let now = Instant::now();
+            for k in 0..KILLED {
+                match kill_at[k] {
+                    _ if dead[k] => {}
+                    None if progress[k].load(Ordering::Acquire) > 0 => {
+                        kill_at[k] = Some(now + Duration::from_micros(rng.next() % 1000));
+                    }
+                    Some(at) if now >= at => {
+                        kids.kill(k);
+                        // Reaped: what it holds now, it holds for good.
+                        stats.left[k] = slots
+                            .iter()
+                            .step_by(2)
+                            .map(|w| seq::parts(w.load(Ordering::Acquire)))
+                            .filter(|&(_, state, who)| state == State::Claimed && who as usize == k)
+                            .count() as u32;
+                        dead[k] = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        // Pops until one would wait; returns what it waits on, if anyone.
+        let pop_until_wait = |stats: &mut KillStats| loop {
+            wedged("pops");
+            match ring.try_pop_as(consumer) {
+                Ok(v) => stats.accept(round, v),
+                Err(RingError::Empty) => return ring.stalled_pop(),
+                Err(e) => panic!("round {round}: pop: {e}"),
+            }
+        };
+        // Pops everything, repairing what the pops wait on.
+        let drain = |stats: &mut KillStats| {
+            while let Some(stall) = pop_until_wait(stats) {
+                stats.repair(&ring, stall, &dead);
+                stats.via_pop += 1;
+            }
+        };
+        // A fresh producer's push of the next probe.
+        let push_probe = |stats: &mut KillStats| {
+            let r = ring.try_push_as(probe, PROBE_TAG << 32 | stats.probe_sent);
+            match r {
+                Ok(()) => stats.probe_sent += 1,
+                Err(RingError::Full) => {}
+                Err(e) => panic!("round {round}: fresh push: {e}"),
+            }
+            r
+        };
+        match cleanup {
+            Cleanup::Pops => {
+                drain(&mut stats);
+                assert_eq!(push_probe(&mut stats), Ok(()), "round {round}: drained");
+                drain(&mut stats);
+            }
+            Cleanup::FreshPush => {
+                // The pops stop at the first dead claim, if any; the
+                // fresh producer fills the ring up to it, a lap on.
+                let first = pop_until_wait(&mut stats);
+                let mut named = Vec::new();
+                loop {
+                    wedged("fresh pushes");
+                    if push_probe(&mut stats).is_ok() {
+                        continue;
+                    }
+                    match ring.stalled_push() {
+                        Some(stall) => {
+                            named.push(stall);
+                            stats.repair(&ring, stall, &dead);
+                            stats.via_push += 1;
+                        }
+                        None => break, // full of values
+                    }
+                }
+                assert_eq!(named.first().copied(), first, "round {round}");
+                drain(&mut stats);
+            }
+            Cleanup::Release => {
+                for k in 0..KILLED {
+                    let n = ring.release_claims(Holder::Producer(participant(k as u8)));
+                    stats.repaired[k] += n as u32;
+                    stats.via_release += n as u32;
+                }
+                assert_eq!(pop_until_wait(&mut stats), None, "round {round}: released");
+                assert_eq!(push_probe(&mut stats), Ok(()), "round {round}: drained");
+                assert_eq!(pop_until_wait(&mut stats), None, "round {round}: released");
+            }
+        }
+        // Drained and healthy.
+        assert_eq!(
+            stats.probe_got, stats.probe_sent,
+            "round {round}: probe lost"
+        );
+        assert_eq!(ring.stalled_pop(), None);
+        assert_eq!(ring.stalled_push(), None);
+        assert_eq!(ring.len(), 0, "round {round}");
+        assert_eq!(ring.try_pop_as(consumer), Err(RingError::Empty));
+        // Producer k's pushes 0..P returned (P its progress; or 0..=P if
+        // it died between its last push and storing its progress): those
+        // arrived, nothing more. One that left a claim died inside push
+        // P: exactly 0..P arrived.
+        for (k, counter) in progress.iter().enumerate() {
+            let returned = counter.load(Ordering::Acquire);
+            let got = stats.next[k];
+            let what = format!("round {round} ({cleanup:?}): producer {k}");
+            assert!(returned > 0, "{what} never pushed");
+            assert!(stats.left[k] <= 1, "{what} held {} slots", stats.left[k]);
+            assert_eq!(stats.repaired[k], stats.left[k], "{what}: repairs");
+            if stats.left[k] == 1 {
+                assert_eq!(got, returned, "{what} killed mid-push");
+            } else {
+                assert!(
+                    got == returned || got == returned + 1,
+                    "{what}: {got} arrived, {returned} returned"
+                );
+            }
+            repairs += stats.repaired[k];
+            left += stats.left[k];
+        }
+    }
+    assert_eq!(repairs, left);
+    assert_eq!(repairs, stats.via_pop + stats.via_push + stats.via_release);
+    eprintln!(
+        "{} producers killed in {:?} (seed {seed:#x}): {} values delivered; {repairs} claims \
+         left and repaired ({} by pops, {} by fresh pushes, {} released)",
+        KILL_ROUNDS * KILLED as u64,
+        started.elapsed(),
+        stats.delivered,
+        stats.via_pop,
+        stats.via_push,
+        stats.via_release
+    );
 }
 
 // ---------------------------------------------------------------------
@@ -518,47 +923,243 @@ fn open_validates_the_header() {
     ));
 }
 
-/// A ring of `u64` of capacity 4 at offset 0 holding `0` and `1` (at
-/// positions 0 and 1).
-fn two_values() -> Region {
-    let region = ring_region(0, 4);
+/// The capacity of the rings the scribble tests scribble on.
+const SCRIBBLE_CAP: u64 = 4;
+
+/// A ring of `u64` of capacity 4 at offset 0, three laps on: positions
+/// `0..12` pushed and popped, then `112` and `113` pushed at positions 12
+/// and 13 (the value at position `p` is `100 + p`). Slot 0 holds
+/// `Full(12)`, slot 1 `Full(13)`, slot 2 `Empty(14)`, slot 3 `Empty(15)`;
+/// `enqueue` is 14, `dequeue` 12.
+fn three_laps() -> Region {
+    let region = ring_region(0, SCRIBBLE_CAP as usize);
     let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
-    ring.try_push(0).unwrap();
-    ring.try_push(1).unwrap();
+    for p in 0..12 {
+        ring.try_push(100 + p).unwrap();
+        assert_eq!(ring.try_pop(), Ok(100 + p));
+    }
+    ring.try_push(112).unwrap();
+    ring.try_push(113).unwrap();
+    assert_eq!(
+        words(&region, 4),
+        [
+            word(12, State::Full, 0),
+            word(13, State::Full, 0),
+            word(14, State::Empty, 0),
+            word(15, State::Empty, 0),
+        ]
+    );
+    assert_eq!(region.read::<u64>(ENQUEUE).unwrap(), 14);
+    assert_eq!(region.read::<u64>(DEQUEUE).unwrap(), 12);
     region
 }
 
-fn is_corrupted<T: std::fmt::Debug>(r: Result<T, RingError>) {
-    assert!(matches!(r, Err(RingError::Corrupted(_))), "{r:?}");
+/// What one `try_push` on a scribbled ring must answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PushAnswer {
+    /// `Ok`, the value landing at this position (slot `Full(p)`,
+    /// `enqueue` then `p + 1`).
+    At(u64),
+    Full,
+    Corrupted,
 }
 
+/// What one `try_pop` on a scribbled ring must answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PopAnswer {
+    /// `Ok(100 + p)`, taken from this position (slot then
+    /// `Empty(p + capacity)`, `dequeue` `p + 1`).
+    At(u64),
+    Empty,
+    Corrupted,
+}
+
+/// Runs one `try_push` of 999 on `region` (a ring of capacity 4 at offset
+/// 0) and checks it gives `expected`: where the value landed, or, for a
+/// refusal, that nothing in the ring changed.
+fn check_push(region: &Region, expected: PushAnswer, what: &str) {
+    let ring = MpmcRing::<u64>::open(region, 0).unwrap();
+    let before = words(region, 4);
+    let enqueue = region.read::<u64>(ENQUEUE).unwrap();
+    let dequeue = region.read::<u64>(DEQUEUE).unwrap();
+    let r = ring.try_push(999);
+    match expected {
+        PushAnswer::At(p) => {
+            assert_eq!(r, Ok(()), "{what}");
+            let slot = (p % SCRIBBLE_CAP) as usize;
+            assert_eq!(word_of(region, slot), word(p, State::Full, 0), "{what}");
+            assert_eq!(region.read::<u64>(seq_at(0, slot) + 8).unwrap(), 999);
+            assert_eq!(region.read::<u64>(ENQUEUE).unwrap(), p + 1, "{what}");
+        }
+        PushAnswer::Full | PushAnswer::Corrupted => {
+            if expected == PushAnswer::Full {
+                assert_eq!(r, Err(RingError::Full), "{what}");
+            } else {
+                assert!(matches!(r, Err(RingError::Corrupted(_))), "{what}: {r:?}");
+            }
+            assert_eq!(words(region, 4), before, "{what}: words changed");
+            assert_eq!(region.read::<u64>(ENQUEUE).unwrap(), enqueue, "{what}");
+        }
+    }
+    assert_eq!(region.read::<u64>(DEQUEUE).unwrap(), dequeue, "{what}");
+}
+
+/// [`check_push`] for one `try_pop`.
+fn check_pop(region: &Region, expected: PopAnswer, what: &str) {
+    let ring = MpmcRing::<u64>::open(region, 0).unwrap();
+    let before = words(region, 4);
+    let enqueue = region.read::<u64>(ENQUEUE).unwrap();
+    let dequeue = region.read::<u64>(DEQUEUE).unwrap();
+    let r = ring.try_pop();
+    match expected {
+        PopAnswer::At(p) => {
+            assert_eq!(r, Ok(100 + (p & seq::POSITION_MASK)), "{what}");
+            let slot = (p % SCRIBBLE_CAP) as usize;
+            let next = p.wrapping_add(SCRIBBLE_CAP);
+            assert_eq!(word_of(region, slot), word(next, State::Empty, 0), "{what}");
+            assert_eq!(region.read::<u64>(DEQUEUE).unwrap(), p + 1, "{what}");
+        }
+        PopAnswer::Empty | PopAnswer::Corrupted => {
+            if expected == PopAnswer::Empty {
+                assert_eq!(r, Err(RingError::Empty), "{what}");
+            } else {
+                assert!(matches!(r, Err(RingError::Corrupted(_))), "{what}: {r:?}");
+            }
+            assert_eq!(words(region, 4), before, "{what}: words changed");
+            assert_eq!(region.read::<u64>(DEQUEUE).unwrap(), dequeue, "{what}");
+        }
+    }
+    assert_eq!(region.read::<u64>(ENQUEUE).unwrap(), enqueue, "{what}");
+}
+
+/// A position counter set to each value in a window of three laps either
+/// side of the ring's positions, and to far values: each gives exactly the
+/// answer the module documentation's table predicts for the slot it lands
+/// on (in [`three_laps`], slots 0..4 hold `Full(12)`, `Full(13)`,
+/// `Empty(14)`, `Empty(15)`), and an operation that refuses changes
+/// nothing.
 #[test]
 fn scribbled_positions_give_corrupted() {
-    // The enqueue position far ahead: the slot there is a lap behind.
-    let region = two_values();
-    let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
-    region.write(ENQUEUE, &1000u64).unwrap();
-    is_corrupted(ring.try_push(9));
-    // ... and moved backwards: the slot claims a turn nobody gave it.
-    region.write(ENQUEUE, &0u64).unwrap();
-    is_corrupted(ring.try_push(9));
-    // Restored, the ring works again (nothing was written meanwhile).
-    region.write(ENQUEUE, &2u64).unwrap();
-    ring.try_push(2).unwrap();
-    assert_eq!(ring.try_pop(), Ok(0));
+    use PopAnswer as Pop;
+    use PushAnswer as Push;
+    let c = SCRIBBLE_CAP;
+    // enqueue = e. Behind by up to a lap over done positions (Full(p) and
+    // Empty(p + c) mean "help"), the stale-looking counter is helped on to
+    // 14. 9 and 8 find Full(p + c) (reload: the counter did not move), 7
+    // and below a later lap. 15 finds its turn (a plausible but wrong
+    // value: position 14 is skipped). 16 and 17 find Full(p - c): a full
+    // ring. 18 and 19 find Empty(p - c), and 20 on are two laps behind.
+    let push_expected = |e: u64| match e {
+        10..=14 => Push::At(14),
+        15 => Push::At(15),
+        16 | 17 => Push::Full,
+        _ => Push::Corrupted,
+    };
+    for e in 14 - 3 * c..=14 + 3 * c {
+        let region = three_laps();
+        region.write(ENQUEUE, &e).unwrap();
+        check_push(&region, push_expected(e), &format!("enqueue {e}"));
+    }
+    // Far values: two laps behind or ahead (mod 2^56), and bits above the
+    // 56 a word keeps, which positions ignore.
+    for (e, expected) in [
+        (0, Push::Corrupted),
+        (1000, Push::Corrupted),
+        (u64::MAX, Push::Corrupted),
+        (1 << 63, Push::Corrupted),
+        (14 - 2 * c, Push::Corrupted),
+        (14 + (1 << 56), Push::At(14 + (1 << 56))),
+        (16 + (1 << 56), Push::Full),
+        (18 + (1 << 56), Push::Corrupted),
+    ] {
+        let region = three_laps();
+        region.write(ENQUEUE, &e).unwrap();
+        check_push(&region, expected, &format!("enqueue {e:#x}"));
+    }
+    // Pushes that refused changed nothing: with the counter restored,
+    // the ring works on.
+    let region = three_laps();
+    region.write(ENQUEUE, &9u64).unwrap();
+    check_push(&region, Push::Corrupted, "enqueue 9");
+    region.write(ENQUEUE, &14u64).unwrap();
+    check_push(&region, Push::At(14), "enqueue restored");
 
-    // The dequeue position far ahead, then backwards over a consumed slot.
-    region.write(DEQUEUE, &1001u64).unwrap();
-    is_corrupted(ring.try_pop());
-    region.write(DEQUEUE, &0u64).unwrap();
-    is_corrupted(ring.try_pop());
-    region.write(DEQUEUE, &u64::MAX).unwrap();
-    is_corrupted(ring.try_pop());
-    region.write(DEQUEUE, &1u64).unwrap();
-    assert_eq!(ring.try_pop(), Ok(1));
-    assert_eq!(ring.try_pop(), Ok(2));
+    // dequeue = d. Behind, over done positions (Empty and Full of later
+    // laps mean "help", any number of laps on: repairs can leave a slot
+    // laps ahead of its consumers): helped on to 12. 13 takes position 13
+    // (a plausible but wrong value: 112 is skipped). 14 and 15 find their
+    // producer's turn: an empty ring. 16 and on find Full or Empty of a
+    // lap behind: no consumer sees that.
+    let pop_expected = |d: u64| match d {
+        0..=12 => Pop::At(12),
+        13 => Pop::At(13),
+        14 | 15 => Pop::Empty,
+        _ => Pop::Corrupted,
+    };
+    for d in 12 - 3 * c..=12 + 3 * c {
+        let region = three_laps();
+        region.write(DEQUEUE, &d).unwrap();
+        check_pop(&region, pop_expected(d), &format!("dequeue {d}"));
+    }
+    for (d, expected) in [
+        (1001, Pop::Corrupted),
+        (16 + (1 << 56), Pop::Corrupted),
+        // 200 laps behind: helped on, one position a step.
+        (12u64.wrapping_sub(200 * c), Pop::At(12)),
+        (u64::MAX, Pop::At(12)),
+        // Bits above the 56 a word keeps are ignored.
+        (1 << 63, Pop::At((1 << 63) + 12)),
+        (12 + (1 << 56), Pop::At(12 + (1 << 56))),
+        (14 + (1 << 56), Pop::Empty),
+    ] {
+        let region = three_laps();
+        region.write(DEQUEUE, &d).unwrap();
+        check_pop(&region, expected, &format!("dequeue {d:#x}"));
+    }
+    // 2000 laps behind: more steps than one operation takes
+    // (`RETRY_LIMIT`); each pop gives up with `Empty`, having moved the
+    // counter on (and changed nothing else), until one gets there.
+    let region = three_laps();
+    let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
+    let mut d = 12u64.wrapping_sub(2000 * c);
+    region.write(DEQUEUE, &d).unwrap();
+    let before = words(&region, 4);
+    let mut gave_up = 0;
+    loop {
+        match ring.try_pop() {
+            Ok(v) => {
+                assert_eq!(v, 112);
+                break;
+            }
+            Err(RingError::Empty) => {
+                let now = region.read::<u64>(DEQUEUE).unwrap();
+                assert!(seq::distance(now, d) > 0, "dequeue {d:#x} to {now:#x}");
+                assert!(seq::distance(now, 12) < 0, "dequeue passed 12: {now:#x}");
+                assert_eq!(words(&region, 4), before);
+                d = now;
+                gave_up += 1;
+                assert!(gave_up <= 8000, "no progress");
+            }
+            Err(e) => panic!("dequeue {d:#x}: {e}"),
+        }
+    }
+    assert!(gave_up > 0);
+    assert_eq!(ring.try_pop(), Ok(113));
+    assert_eq!(ring.try_pop(), Err(RingError::Empty));
+    assert_eq!(ring.len(), 0);
+
+    let region = three_laps();
+    region.write(DEQUEUE, &16u64).unwrap();
+    check_pop(&region, Pop::Corrupted, "dequeue 16");
+    region.write(DEQUEUE, &12u64).unwrap();
+    check_pop(&region, Pop::At(12), "dequeue restored");
+    check_pop(&region, Pop::At(13), "dequeue restored, second");
+    check_pop(&region, Pop::Empty, "dequeue restored, empty");
 
     // `len` stays within the capacity whatever the positions say.
+    let region = three_laps();
+    let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
+    assert_eq!(ring.len(), 2);
     region.write(ENQUEUE, &1_000_000u64).unwrap();
     assert_eq!(ring.len(), 4);
     region.write(DEQUEUE, &10u64).unwrap();
@@ -566,82 +1167,653 @@ fn scribbled_positions_give_corrupted() {
     assert_eq!(ring.len(), 0);
 }
 
+/// Every word a slot can hold for positions within three laps of the
+/// position the next operation serves, in every state, naming no
+/// participant, participant 1, 62 or the anonymous one, and words far
+/// ahead: the words the module documentation's table lists give exactly
+/// its answer, every other word `Corrupted` (a position not in this slot,
+/// `Empty`/`Full` naming a participant, a lap behind in another state, two
+/// laps behind, `Taking` ahead, or anything ahead of a producer, with the
+/// counter not moved), and refusals change nothing.
 #[test]
 fn scribbled_sequence_numbers_give_corrupted() {
-    // Capacity 4, so a lap is 8 half steps. The next push is position 2
-    // (slot 2, turn 4): only 4, 4 - 8 and 4 - 7 are plausible there, and
-    // values ahead only if the enqueue position moved, which it did not.
-    for value in [3u64, 1, 4 + 64, u64::MAX, 1 << 63] {
-        let region = two_values();
-        let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
-        region.write(seq_at(0, 2), &value).unwrap();
-        is_corrupted(ring.try_push(9));
-    }
-    // The next pop is position 0 (slot 0, turn 1): 1, 1 - 1 and 1 - 8.
-    for value in [0u64, 3, 100, u64::MAX] {
-        let region = two_values();
-        let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
-        region.write(seq_at(0, 0), &value).unwrap();
-        let r = ring.try_pop();
-        // 0 is "awaiting the producer of position 0": not corrupt, empty.
-        if value == 0 {
-            assert_eq!(r, Err(RingError::Empty));
-        } else {
-            is_corrupted(r);
+    use PopAnswer as Pop;
+    use PushAnswer as Push;
+    use State::{Claimed, Empty, Full, Taking};
+    let c = SCRIBBLE_CAP;
+    let candidates = |p: u64| {
+        let mut all = Vec::new();
+        for q in p - 3 * c..=p + 3 * c {
+            for state in [Empty, Claimed, Full, Taking] {
+                for who in [0, 1, 62, 63] {
+                    all.push((q, state, who));
+                }
+            }
         }
+        all
+    };
+    // `Empty` and `Full` name no participant.
+    let well_formed = |state, who| matches!(state, Claimed | Taking) || who == 0;
+
+    // The next push is position 14, in slot 2.
+    let p = 14;
+    let mut plausible = 0;
+    for (q, state, who) in candidates(p) {
+        let expected = if !well_formed(state, who) {
+            Push::Corrupted
+        } else {
+            match (q as i64 - p as i64, state) {
+                (0, Empty) => Push::At(p),
+                (0, Claimed | Full | Taking) => Push::At(p + 1),
+                (4, Empty) => Push::At(p + 1),
+                (-4, Claimed | Full | Taking) => Push::Full,
+                _ => Push::Corrupted,
+            }
+        };
+        plausible += u32::from(expected != Push::Corrupted);
+        let region = three_laps();
+        set_word(&region, 2, word(q, state, who));
+        check_push(
+            &region,
+            expected,
+            &format!("push at {p} over {state:?}({q}, {who})"),
+        );
+    }
+    // Empty(p); Empty(p + c); Claimed(p), Taking(p), Claimed(p - c),
+    // Taking(p - c) by 4 participants each; Full(p), Full(p - c).
+    assert_eq!(plausible, 2 + 4 * 4 + 2);
+
+    // The next pop is position 12, in slot 0.
+    let p = 12;
+    let mut plausible = 0;
+    for (q, state, who) in candidates(p) {
+        let expected = if !well_formed(state, who) {
+            Pop::Corrupted
+        } else {
+            match (q as i64 - p as i64, state) {
+                (0, Full) => Pop::At(p),
+                (0, Empty | Claimed) => Pop::Empty,
+                (0, Taking) => Pop::At(p + 1),
+                // Any number of laps ahead: helped past.
+                (d, Empty | Claimed | Full) if d > 0 && d % 4 == 0 => Pop::At(p + 1),
+                (-4, Taking) => Pop::Empty,
+                _ => Pop::Corrupted,
+            }
+        };
+        plausible += u32::from(expected != Pop::Corrupted);
+        let region = three_laps();
+        set_word(&region, 0, word(q, state, who));
+        check_pop(
+            &region,
+            expected,
+            &format!("pop at {p} over {state:?}({q}, {who})"),
+        );
+    }
+    // Full(p), Empty(p); Claimed(p), Taking(p), Taking(p - c) by 4
+    // participants each; Empty and Full of 3 laps ahead, Claimed by 4.
+    assert_eq!(plausible, 2 + 3 * 4 + 3 * (2 + 4));
+
+    // Far ahead, as far as a position can be (2^55 - 1 before it wraps to
+    // behind): consumers help past Empty, Claimed and Full (not Taking),
+    // producers reload and find the counter unmoved.
+    for q in [12 + 1000 * c, 12 + (1 << 55) - c] {
+        for (state, who, pop) in [
+            (Empty, 0, Pop::At(13)),
+            (Full, 0, Pop::At(13)),
+            (Claimed, 7, Pop::At(13)),
+            (Taking, 7, Pop::Corrupted),
+        ] {
+            let region = three_laps();
+            set_word(&region, 0, word(q, state, who));
+            check_pop(&region, pop, &format!("pop over {state:?}({q:#x})"));
+            let region = three_laps();
+            set_word(&region, 2, word(q + 2, state, who));
+            let what = format!("push over {state:?}({:#x})", q + 2);
+            check_push(&region, Push::Corrupted, &what);
+        }
+    }
+    // 2^55 ahead is as far behind.
+    for state in [Empty, Full] {
+        let region = three_laps();
+        set_word(&region, 0, word(12 + (1 << 55), state, 0));
+        check_pop(
+            &region,
+            Pop::Corrupted,
+            &format!("pop over {state:?}(12 + 2^55)"),
+        );
+    }
+
+    // Raw values: corrupt for both, but for `1 << 63`, which is
+    // Empty(2^55): 2^55 - 12 ahead of the pop's position 12, a multiple of
+    // the capacity (helped past), and not in the push's slot.
+    for (raw, pop) in [
+        (0u64, Pop::Corrupted),
+        (1, Pop::Corrupted),
+        (u64::MAX, Pop::Corrupted),
+        (1 << 63, Pop::At(13)),
+        (0xdead_beef, Pop::Corrupted),
+        (word(14, Empty, 0) | 1, Pop::Corrupted),
+    ] {
+        let region = three_laps();
+        set_word(&region, 2, raw);
+        check_push(&region, Push::Corrupted, &format!("push over {raw:#x}"));
+        let region = three_laps();
+        set_word(&region, 0, raw);
+        check_pop(&region, pop, &format!("pop over {raw:#x}"));
     }
 }
 
 /// A producer that claims a position and stops before publishing it (as
-/// if killed) makes consumers see `Empty` at that position, and producers
-/// `Full` a lap later; nobody hangs, and the ring resumes when the slot is
-/// published.
+/// if killed, having moved `enqueue` past it or not) makes consumers see
+/// `Empty` at that position though later values are queued, and
+/// producers `Full` a lap later; nobody hangs, and the ring resumes when
+/// the slot is published.
 #[test]
 fn claimed_but_unpublished_slot_reads_as_empty() {
-    let region = ring_region(0, 4);
-    let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
-    ring.try_push(10).unwrap();
-    // A producer claims position 1 and stalls.
-    region.write(ENQUEUE, &2u64).unwrap();
-    ring.try_push(12).unwrap();
-    ring.try_push(13).unwrap();
-    assert_eq!(ring.try_pop(), Ok(10));
-    let t = Instant::now();
-    for _ in 0..1000 {
+    for helped in [true, false] {
+        let region = ring_region(0, 4);
+        let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
+        ring.try_push(10).unwrap();
+        // Participant 7 claims position 1 and stalls.
+        set_word(&region, 1, word(1, State::Claimed, 7));
+        if helped {
+            region.write(ENQUEUE, &2u64).unwrap();
+        }
+        ring.try_push(12).unwrap();
+        ring.try_push(13).unwrap();
+        assert_eq!(ring.try_pop(), Ok(10));
+        for _ in 0..1000 {
+            assert_eq!(ring.try_pop(), Err(RingError::Empty), "helped: {helped}");
+        }
+        assert_eq!(ring.len(), 3, "values claimed and published count");
+        ring.try_push(14).unwrap();
+        assert_eq!(ring.try_push(15), Err(RingError::Full));
+        assert_eq!(word_of(&region, 1), word(1, State::Claimed, 7));
+        // The stalled producer resumes: writes its value, publishes Full(1).
+        region.write(seq_at(0, 1) + 8, &11u64).unwrap();
+        set_word(&region, 1, word(1, State::Full, 0));
+        for v in 11..=14 {
+            assert_eq!(ring.try_pop(), Ok(v));
+        }
         assert_eq!(ring.try_pop(), Err(RingError::Empty));
+        ring.try_push(15).unwrap();
+        assert_eq!(ring.try_pop(), Ok(15));
     }
-    assert!(t.elapsed() < Duration::from_secs(1));
-    assert_eq!(ring.len(), 3, "values claimed and published count");
-    ring.try_push(14).unwrap();
-    assert_eq!(ring.try_push(15), Err(RingError::Full));
-    // The stalled producer resumes: writes its value, publishes 2*1+1.
-    region.write(seq_at(0, 1) + 8, &11u64).unwrap();
-    region.write(seq_at(0, 1), &3u64).unwrap();
-    for v in 11..=14 {
-        assert_eq!(ring.try_pop(), Ok(v));
-    }
-    assert_eq!(ring.try_pop(), Err(RingError::Empty));
-    ring.try_push(15).unwrap();
-    assert_eq!(ring.try_pop(), Ok(15));
 }
 
 /// A consumer that claims a position and stops before releasing the slot
-/// makes producers see `Full` when they come round to it.
+/// makes producers see `Full` when they come round to it, and consumers
+/// `Empty` there; it resumes by releasing the slot for the next lap.
 #[test]
 fn claimed_but_unreleased_slot_reads_as_full() {
+    for helped in [true, false] {
+        let region = ring_region(0, 2);
+        let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
+        ring.try_push(0).unwrap();
+        ring.try_push(1).unwrap();
+        // Participant 9 claims position 0 and stalls.
+        set_word(&region, 0, word(0, State::Taking, 9));
+        if helped {
+            region.write(DEQUEUE, &1u64).unwrap();
+        }
+        assert_eq!(ring.try_pop(), Ok(1));
+        assert_eq!(ring.try_push(2), Err(RingError::Full), "helped: {helped}");
+        assert_eq!(ring.try_pop(), Err(RingError::Empty));
+        assert_eq!(word_of(&region, 0), word(0, State::Taking, 9));
+        // It resumes: releases slot 0 for position 2.
+        set_word(&region, 0, word(2, State::Empty, 0));
+        ring.try_push(2).unwrap();
+        assert_eq!(ring.try_pop(), Ok(2));
+        assert_eq!(ring.try_pop(), Err(RingError::Empty));
+    }
+}
+
+// ---------------------------------------------------------------------
+// Recovery from a participant that stopped mid-operation, in one process:
+// its claim is written by hand, as a process killed there leaves it.
+
+/// A producer stopped after claiming position 1 (with or without having
+/// moved `enqueue` past it) is named by `stalled_pop` once consumers reach
+/// it, and by `stalled_push` once producers come round a lap later;
+/// `repair` gives the slot back once, after which the later values are
+/// delivered, producers a lap later pass, and the stopped producer's value
+/// never arrives.
+#[test]
+fn stopped_producer_is_named_and_repaired() {
+    for helped in [true, false] {
+        let region = ring_region(0, 4);
+        let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
+        ring.try_push(10).unwrap();
+        region.write(seq_at(0, 1) + 8, &11u64).unwrap();
+        set_word(&region, 1, word(1, State::Claimed, 5));
+        if helped {
+            region.write(ENQUEUE, &2u64).unwrap();
+        }
+        ring.try_push(12).unwrap();
+        ring.try_push(13).unwrap();
+        // Nothing is stuck yet: the push at 4 has its turn, the pop at 0
+        // its value.
+        assert_eq!(ring.stalled_pop(), None);
+        assert_eq!(ring.stalled_push(), None);
+        assert_eq!(ring.try_pop(), Ok(10));
+        for _ in 0..10 {
+            assert_eq!(ring.try_pop(), Err(RingError::Empty), "helped: {helped}");
+        }
+        let stall = ring.stalled_pop().expect("a pop waits for producer 5");
+        assert_eq!(stall.holder(), Holder::Producer(participant(5)));
+        assert_eq!(stall.slot(), 1);
+        assert_eq!(stall.word(), word(1, State::Claimed, 5));
+        // Asking again finds the same slot and changes nothing.
+        assert_eq!(ring.stalled_pop(), Some(stall));
+        assert_eq!(word_of(&region, 1), word(1, State::Claimed, 5));
+        // Producers a lap later are blocked by the same slot.
+        assert_eq!(ring.stalled_push(), None);
+        ring.try_push(14).unwrap();
+        assert_eq!(ring.try_push(15), Err(RingError::Full));
+        assert_eq!(ring.stalled_push(), Some(stall));
+
+        assert!(ring.repair(stall));
+        assert_eq!(word_of(&region, 1), word(5, State::Empty, 0));
+        assert!(!ring.repair(stall), "a second repair of the same stall");
+        assert_eq!(word_of(&region, 1), word(5, State::Empty, 0));
+        assert_eq!(ring.stalled_pop(), None);
+        assert_eq!(ring.stalled_push(), None);
+        // The producer a lap later proceeds; every later value arrives,
+        // in order, and 11 (never published) does not.
+        ring.try_push(15).unwrap();
+        for v in 12..=15 {
+            assert_eq!(ring.try_pop(), Ok(v), "helped: {helped}");
+        }
+        assert_eq!(ring.try_pop(), Err(RingError::Empty));
+        assert_eq!(ring.len(), 0);
+        // And the ring goes on for laps.
+        exercise(ring, 5);
+        assert_eq!(ring.stalled_pop(), None);
+        assert_eq!(ring.stalled_push(), None);
+    }
+}
+
+/// A consumer stopped while taking position 0 blocks producers a lap
+/// later (`Full`); `stalled_push` names it; after `repair` pushes proceed,
+/// and the value it took is never delivered.
+#[test]
+fn stopped_consumer_is_named_and_repaired() {
+    for helped in [true, false] {
+        let region = ring_region(0, 2);
+        let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
+        ring.try_push(100).unwrap();
+        ring.try_push(101).unwrap();
+        set_word(&region, 0, word(0, State::Taking, 9));
+        if helped {
+            region.write(DEQUEUE, &1u64).unwrap();
+        }
+        assert_eq!(ring.try_pop(), Ok(101));
+        for _ in 0..10 {
+            assert_eq!(ring.try_push(102), Err(RingError::Full), "helped: {helped}");
+        }
+        let stall = ring.stalled_push().expect("a push waits for consumer 9");
+        assert_eq!(stall.holder(), Holder::Consumer(participant(9)));
+        assert_eq!(stall.slot(), 0);
+        assert_eq!(stall.word(), word(0, State::Taking, 9));
+        // The pop at 2 waits for the push at 2, which waits for consumer
+        // 9: `stalled_pop` names it too.
+        assert_eq!(ring.stalled_pop(), Some(stall));
+
+        assert!(ring.repair(stall));
+        assert_eq!(word_of(&region, 0), word(2, State::Empty, 0));
+        assert!(!ring.repair(stall));
+        assert_eq!(ring.stalled_push(), None);
+        assert_eq!(ring.stalled_pop(), None);
+        ring.try_push(102).unwrap();
+        ring.try_push(103).unwrap();
+        assert_eq!(ring.try_push(104), Err(RingError::Full));
+        assert_eq!(ring.stalled_push(), None, "full of values: no holder");
+        assert_eq!(ring.try_pop(), Ok(102));
+        assert_eq!(ring.try_pop(), Ok(103));
+        assert_eq!(ring.try_pop(), Err(RingError::Empty));
+        exercise(ring, 5);
+    }
+}
+
+/// On healthy rings (empty, partly filled, full; at every lap; heap and
+/// region) nothing holds a slot: `stalled_push` and `stalled_pop` are
+/// `None`, including when an operation waits for ordinary producers or
+/// consumers, and asking does not disturb the ring.
+#[test]
+fn no_stall_on_healthy_rings() {
+    fn check(ring: MpmcRing<'_, u64>) {
+        let cap = ring.capacity() as u64;
+        let none = |what: &str| {
+            assert_eq!(ring.stalled_push(), None, "stalled_push, {what}");
+            assert_eq!(ring.stalled_pop(), None, "stalled_pop, {what}");
+        };
+        for lap in 0..3u64 {
+            none("empty");
+            assert_eq!(ring.try_pop(), Err(RingError::Empty));
+            none("empty, after a pop");
+            for i in 0..cap {
+                ring.try_push(lap << 32 | i).unwrap();
+                none("filling");
+            }
+            assert_eq!(ring.try_push(0), Err(RingError::Full));
+            none("full");
+            for i in 0..cap {
+                assert_eq!(ring.try_pop(), Ok(lap << 32 | i));
+                none("draining");
+            }
+            // A partial lap, so that the next one starts mid-ring.
+            ring.try_push(7).unwrap();
+            none("one value");
+            assert_eq!(ring.try_pop(), Ok(7));
+        }
+        assert!(ring.is_empty());
+    }
+    for cap in [1usize, 2, 4, 8] {
+        check(HeapMpmc::new(cap).unwrap().ring());
+        let region = ring_region(128, cap);
+        check(MpmcRing::open(&region, 128).unwrap());
+    }
+}
+
+/// `release_claims` repairs exactly the slots one participant holds in
+/// one role, and returns how many: other participants' claims, and the
+/// same participant's claims in the other role, are untouched.
+#[test]
+fn release_claims_repairs_one_participants_slots() {
+    use State::{Claimed, Empty, Full, Taking};
+    let region = ring_region(0, 8);
+    let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
+    for v in 100..104 {
+        ring.try_push(v).unwrap();
+    }
+    assert_eq!(ring.try_pop(), Ok(100));
+    // Consumers 3 and 4 took positions 1 and 2; producers 3, 4 and 3
+    // claimed positions 4, 5 and 6; all moved their counters on.
+    set_word(&region, 1, word(1, Taking, 3));
+    set_word(&region, 2, word(2, Taking, 4));
+    region.write(DEQUEUE, &3u64).unwrap();
+    set_word(&region, 4, word(4, Claimed, 3));
+    set_word(&region, 5, word(5, Claimed, 4));
+    set_word(&region, 6, word(6, Claimed, 3));
+    region.write(ENQUEUE, &7u64).unwrap();
+    let mut expected = vec![
+        word(8, Empty, 0),
+        word(1, Taking, 3),
+        word(2, Taking, 4),
+        word(3, Full, 0),
+        word(4, Claimed, 3),
+        word(5, Claimed, 4),
+        word(6, Claimed, 3),
+        word(7, Empty, 0),
+    ];
+    assert_eq!(words(&region, 8), expected);
+
+    assert_eq!(ring.release_claims(Holder::Producer(participant(3))), 2);
+    expected[4] = word(12, Empty, 0);
+    expected[6] = word(14, Empty, 0);
+    assert_eq!(words(&region, 8), expected);
+    for holder in [
+        Holder::Producer(participant(3)),
+        Holder::Producer(participant(5)),
+        Holder::Consumer(participant(5)),
+        Holder::Producer(Participant::ANONYMOUS),
+        Holder::Consumer(Participant::ANONYMOUS),
+    ] {
+        assert_eq!(ring.release_claims(holder), 0, "{holder:?}");
+    }
+    assert_eq!(words(&region, 8), expected);
+
+    // The pop at 3 gets 103, the one at 4 passes the released slot and
+    // waits at 5 for producer 4.
+    assert_eq!(ring.try_pop(), Ok(103));
+    assert_eq!(ring.try_pop(), Err(RingError::Empty));
+    let stall = ring.stalled_pop().unwrap();
+    assert_eq!(
+        (stall.holder(), stall.slot()),
+        (Holder::Producer(participant(4)), 5)
+    );
+    // Pushes at 7 and 8 proceed; the one at 9 waits for consumer 3.
+    ring.try_push(107).unwrap();
+    ring.try_push(108).unwrap();
+    assert_eq!(ring.try_push(109), Err(RingError::Full));
+    let stall = ring.stalled_push().unwrap();
+    assert_eq!(
+        (stall.holder(), stall.slot()),
+        (Holder::Consumer(participant(3)), 1)
+    );
+    assert_eq!(ring.release_claims(Holder::Consumer(participant(3))), 1);
+    ring.try_push(109).unwrap();
+    // The push at 10 waits for consumer 4, whose producer role's release
+    // does not free it.
+    assert_eq!(ring.try_push(110), Err(RingError::Full));
+    assert_eq!(ring.release_claims(Holder::Producer(participant(4))), 1);
+    assert_eq!(word_of(&region, 2), word(2, Taking, 4));
+    assert_eq!(ring.try_push(110), Err(RingError::Full));
+    assert_eq!(ring.release_claims(Holder::Consumer(participant(4))), 1);
+    ring.try_push(110).unwrap();
+    // The values of the stopped participants never arrive.
+    for v in [107, 108, 109, 110] {
+        assert_eq!(ring.try_pop(), Ok(v));
+    }
+    assert_eq!(ring.try_pop(), Err(RingError::Empty));
+    for id in [3, 4] {
+        assert_eq!(ring.release_claims(Holder::Producer(participant(id))), 0);
+        assert_eq!(ring.release_claims(Holder::Consumer(participant(id))), 0);
+    }
+    assert_eq!(ring.stalled_pop(), None);
+    assert_eq!(ring.stalled_push(), None);
+    exercise(ring, 3);
+}
+
+/// A dead producer's slot repaired on two laps running before any consumer
+/// passes it (the first repair by the push a lap later, the second by
+/// `release_claims` for the id's next holder, which died too) is two laps
+/// ahead of the consumer when it gets there: the consumer passes it (the
+/// module documentation's footnote), takes the value behind it, and the
+/// ring goes on.
+#[test]
+fn repairs_on_several_laps_before_a_consumer_passes() {
     let region = ring_region(0, 2);
     let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
-    ring.try_push(0).unwrap();
-    ring.try_push(1).unwrap();
-    // A consumer claims position 0 and stalls.
-    region.write(DEQUEUE, &1u64).unwrap();
-    assert_eq!(ring.try_pop(), Ok(1));
-    assert_eq!(ring.try_push(2), Err(RingError::Full));
+    // Producer 1 claims position 0 and dies; 101 is pushed at 1.
+    set_word(&region, 0, word(0, State::Claimed, 1));
+    region.write(ENQUEUE, &1u64).unwrap();
+    ring.try_push(101).unwrap();
+    assert_eq!(ring.try_push(102), Err(RingError::Full));
+    let stall = ring.stalled_push().unwrap();
+    assert_eq!(stall.holder(), Holder::Producer(participant(1)));
+    assert!(ring.repair(stall));
+    // Its successor (id 1 again) claims position 2 and dies too.
+    set_word(&region, 0, word(2, State::Claimed, 1));
+    region.write(ENQUEUE, &3u64).unwrap();
+    assert_eq!(ring.release_claims(Holder::Producer(participant(1))), 1);
+    assert_eq!(word_of(&region, 0), word(4, State::Empty, 0));
+    assert_eq!(region.read::<u64>(DEQUEUE).unwrap(), 0);
+    // The consumer at 0 finds Empty(4), passes it, and gets 101.
+    assert_eq!(ring.try_pop(), Ok(101));
     assert_eq!(ring.try_pop(), Err(RingError::Empty));
-    // It resumes: releases slot 0 for position 2.
-    region.write(seq_at(0, 0), &4u64).unwrap();
+    assert_eq!(ring.stalled_pop(), None);
+    ring.try_push(103).unwrap();
+    ring.try_push(104).unwrap();
+    assert_eq!(ring.try_pop(), Ok(103));
+    assert_eq!(ring.try_pop(), Ok(104));
+    assert_eq!(ring.try_pop(), Err(RingError::Empty));
+    exercise(ring, 5);
+}
+
+/// A `Stall` whose holder finished after it was found (or whose slot has
+/// moved on to a later claim by the same participant) is not repaired:
+/// `repair` returns `false` and changes nothing.
+#[test]
+fn repair_of_a_finished_holder_changes_nothing() {
+    // A producer, slow rather than dead.
+    let region = ring_region(0, 4);
+    let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
+    set_word(&region, 0, word(0, State::Claimed, 2));
+    region.write(ENQUEUE, &1u64).unwrap();
+    let stall = ring.stalled_pop().unwrap();
+    assert_eq!(stall.holder(), Holder::Producer(participant(2)));
+    region.write(seq_at(0, 0) + 8, &50u64).unwrap();
+    set_word(&region, 0, word(0, State::Full, 0));
+    let before = words(&region, 4);
+    assert!(!ring.repair(stall));
+    assert_eq!(words(&region, 4), before);
+    assert_eq!(ring.try_pop(), Ok(50));
+    // A lap later the same producer holds the same slot again: the old
+    // stall names another position, and is not repaired.
+    for v in 51..54 {
+        ring.try_push(v).unwrap();
+        assert_eq!(ring.try_pop(), Ok(v));
+    }
+    set_word(&region, 0, word(4, State::Claimed, 2));
+    region.write(ENQUEUE, &5u64).unwrap();
+    let before = words(&region, 4);
+    assert!(!ring.repair(stall));
+    assert_eq!(words(&region, 4), before);
+    let again = ring.stalled_pop().unwrap();
+    assert_ne!(again, stall);
+    assert_eq!(again.word(), word(4, State::Claimed, 2));
+    region.write(seq_at(0, 0) + 8, &54u64).unwrap();
+    set_word(&region, 0, word(4, State::Full, 0));
+    assert!(!ring.repair(again));
+    assert_eq!(ring.try_pop(), Ok(54));
+    assert_eq!(ring.try_pop(), Err(RingError::Empty));
+
+    // A consumer, slow rather than dead.
+    let region = ring_region(0, 2);
+    let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
+    ring.try_push(1).unwrap();
     ring.try_push(2).unwrap();
+    set_word(&region, 0, word(0, State::Taking, 6));
+    region.write(DEQUEUE, &1u64).unwrap();
     assert_eq!(ring.try_pop(), Ok(2));
+    assert_eq!(ring.try_push(3), Err(RingError::Full));
+    let stall = ring.stalled_push().unwrap();
+    assert_eq!(stall.holder(), Holder::Consumer(participant(6)));
+    set_word(&region, 0, word(2, State::Empty, 0));
+    let before = words(&region, 2);
+    assert!(!ring.repair(stall));
+    assert_eq!(words(&region, 2), before);
+    ring.try_push(3).unwrap();
+    assert_eq!(ring.try_pop(), Ok(3));
+    assert_eq!(ring.try_pop(), Err(RingError::Empty));
+}
+
+/// Participant ids: 0..=62, 63 being the anonymous claimant; `try_push_as`
+/// and `try_pop_as` behave as `try_push` and `try_pop` for any of them,
+/// anonymous included; a claim written by the anonymous participant is
+/// named as such.
+#[test]
+fn participants_and_anonymous_ops() {
+    assert_eq!(Participant::MAX_ID, 62);
+    assert_eq!(Participant::new(63), None);
+    assert_eq!(Participant::new(255), None);
+    assert_eq!(participant(0).id(), 0);
+    assert_eq!(participant(62).id(), 62);
+    assert_eq!(Participant::ANONYMOUS.id(), 63);
+    assert_ne!(participant(62), Participant::ANONYMOUS);
+
+    let heap = HeapMpmc::<u64>::new(4).unwrap();
+    let ring = heap.ring();
+    let ids = [
+        participant(0),
+        participant(17),
+        participant(62),
+        Participant::ANONYMOUS,
+    ];
+    for (lap, who) in ids.into_iter().enumerate() {
+        let other = ids[(lap + 1) % ids.len()];
+        for i in 0..4u64 {
+            ring.try_push_as(who, 10 * lap as u64 + i).unwrap();
+        }
+        assert_eq!(ring.try_push_as(who, 99), Err(RingError::Full));
+        assert_eq!(ring.try_push(99), Err(RingError::Full));
+        assert_eq!(ring.try_pop_as(who), Ok(10 * lap as u64));
+        assert_eq!(ring.try_pop_as(other), Ok(10 * lap as u64 + 1));
+        assert_eq!(ring.try_pop(), Ok(10 * lap as u64 + 2));
+        ring.try_push(5).unwrap();
+        assert_eq!(
+            ring.try_pop_as(Participant::ANONYMOUS),
+            Ok(10 * lap as u64 + 3)
+        );
+        assert_eq!(ring.try_pop_as(who), Ok(5));
+        assert_eq!(ring.try_pop_as(who), Err(RingError::Empty));
+        assert_eq!(ring.try_pop(), Err(RingError::Empty));
+    }
+
+    let region = ring_region(0, 4);
+    let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
+    set_word(&region, 0, word(0, State::Claimed, 63));
+    let stall = ring.stalled_pop().unwrap();
+    assert_eq!(stall.holder(), Holder::Producer(Participant::ANONYMOUS));
+    assert_eq!(ring.release_claims(Holder::Producer(participant(0))), 0);
+    assert_eq!(
+        ring.release_claims(Holder::Producer(Participant::ANONYMOUS)),
+        1
+    );
+    assert_eq!(ring.stalled_pop(), None);
+    ring.try_push(1).unwrap();
+    assert_eq!(ring.try_pop(), Ok(1));
+}
+
+/// An element big enough that copying it takes a while, so that another
+/// thread can see the slot mid-operation.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Big([u64; 8192]);
+
+/// Claims name their participant: a thread pushes as participant 5 and
+/// pops as 9 (values of 64 KiB, so that copies take long), while this one
+/// watches the slot's word; every `Claimed` word it sees names 5, every
+/// `Taking` word 9, and it sees both (the watch runs until it has, within
+/// a generous deadline).
+#[test]
+fn claims_name_their_participant() {
+    let size = MpmcRing::<Big>::bytes_for(1).unwrap();
+    let region = RegionOptions::new()
+        .size(size)
+        .anonymous_with(|r| MpmcRing::<Big>::create(r, 0, 1).map(drop))
+        .unwrap();
+    let ring = MpmcRing::<Big>::open(&region, 0).unwrap();
+    let stop = AtomicU64::new(0);
+    let (mut claimed, mut taking, mut reads) = (0u64, 0u64, 0u64);
+    let mut bad = None;
+    std::thread::scope(|s| {
+        let stop = &stop;
+        let worker = s.spawn(move || {
+            let mut i = 0u64;
+            while stop.load(Ordering::Relaxed) == 0 {
+                ring.try_push_as(participant(5), Big([i; 8192])).unwrap();
+                let v = ring.try_pop_as(participant(9)).unwrap();
+                assert!(v.0.iter().all(|&x| x == i), "value {i} torn");
+                i += 1;
+            }
+        });
+        // Stop the worker whatever happens here, before asserting.
+        let deadline = Instant::now() + LIMIT;
+        while (claimed == 0 || taking == 0)
+            && bad.is_none()
+            && !worker.is_finished()
+            && Instant::now() < deadline
+        {
+            let w: u64 = region.read(SLOTS).unwrap();
+            let (_, state, who) = seq::parts(w);
+            match (state, who) {
+                (State::Claimed, 5) => claimed += 1,
+                (State::Taking, 9) => taking += 1,
+                (State::Empty | State::Full, 0) => {}
+                _ => bad = Some(w),
+            }
+            reads += 1;
+        }
+        stop.store(1, Ordering::Relaxed);
+    });
+    assert_eq!(bad, None, "a word naming someone else");
+    assert!(
+        claimed > 0 && taking > 0,
+        "saw {claimed} claims, {taking} takes in {reads} reads"
+    );
+    eprintln!("{reads} reads: {claimed} Claimed(_, 5), {taking} Taking(_, 9)");
 }
 
 /// A tiny deterministic generator (xorshift64*).

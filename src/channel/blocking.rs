@@ -87,6 +87,20 @@ impl ChannelHeader {
         &self,
         end: End,
         deadline: Option<Instant>,
+        attempt: impl FnMut() -> Result<R, RingError>,
+    ) -> Result<R, Blocked> {
+        self.block_on_repairing(end, deadline, &NoRepair, attempt)
+    }
+
+    /// [`block_on`](Self::block_on) over a ring in which a dead
+    /// participant can hold a slot: while it waits, it has `repair` give
+    /// back what keeps it waiting, once per probe slice.
+    #[inline]
+    pub(crate) fn block_on_repairing<R>(
+        &self,
+        end: End,
+        deadline: Option<Instant>,
+        repair: &impl Repair,
         mut attempt: impl FnMut() -> Result<R, RingError>,
     ) -> Result<R, Blocked> {
         let (_, theirs, peers) = self.mine(end);
@@ -96,7 +110,7 @@ impl ChannelHeader {
         }
         match outcome(attempt()) {
             Some(r) => r.inspect(|_| theirs.notify()),
-            None => self.block_slow(end, deadline, attempt),
+            None => self.block_slow(end, deadline, repair, attempt),
         }
     }
 
@@ -105,6 +119,7 @@ impl ChannelHeader {
         &self,
         end: End,
         deadline: Option<Instant>,
+        repair: &impl Repair,
         mut attempt: impl FnMut() -> Result<R, RingError>,
     ) -> Result<R, Blocked> {
         let (sleep_on, theirs, peers) = self.mine(end);
@@ -118,8 +133,10 @@ impl ChannelHeader {
         loop {
             if peers.all_detached() || peers.state() == SideState::Closed {
                 // Whatever was sent before the last sender left is still
-                // delivered; after that, nothing more will come.
-                return match try_once() {
+                // delivered (past slots dead senders held); after that,
+                // nothing more will come.
+                let drained = drain(end, repair, &mut try_once);
+                return match drained {
                     Some(r) => r.inspect(|_| theirs.notify()),
                     None => Err(Blocked::Disconnected),
                 };
@@ -127,10 +144,60 @@ impl ChannelHeader {
             if expired(deadline) {
                 return Err(Blocked::Timeout);
             }
+            if repair.repair(end) {
+                // Others of this end may wait on the same slot.
+                sleep_on.notify();
+                if let Some(r) = try_once() {
+                    return r.inspect(|_| theirs.notify());
+                }
+            }
             if let Some(r) = sleep_on.wait_until(probe_slice(deadline), &mut try_once) {
                 return r.inspect(|_| theirs.notify());
             }
         }
+    }
+}
+
+/// Slots a dead participant holds that [`drain`] gives back before a
+/// receiver reports `Disconnected`; a bound, so that a peer that keeps
+/// writing claims cannot keep a receiver here.
+const DRAIN_REPAIRS: usize = 1024;
+
+/// The last attempts of an end whose peers are all gone: a receiver
+/// tries once more after each slot a dead participant held is given
+/// back; a sender tries once.
+fn drain<R>(
+    end: End,
+    repair: &impl Repair,
+    try_once: &mut impl FnMut() -> Option<Result<R, Blocked>>,
+) -> Option<Result<R, Blocked>> {
+    for _ in 0..DRAIN_REPAIRS {
+        if let Some(r) = try_once() {
+            return Some(r);
+        }
+        if end == End::Sender || !repair.repair(end) {
+            return None;
+        }
+    }
+    None
+}
+
+/// What a blocking or `try_` call can do about a ring that stays full or
+/// empty because a dead participant holds a slot: the MPMC ring's claims
+/// name their holder, so its channel gives such slots back. The SPSC and
+/// byte rings hand over by one index store, so nothing is ever held.
+pub(crate) trait Repair {
+    /// Gives back the slot that keeps `end` waiting, if its holder is
+    /// dead; whether anything changed.
+    fn repair(&self, end: End) -> bool;
+}
+
+/// Rings in which nobody holds a slot.
+pub(crate) struct NoRepair;
+
+impl Repair for NoRepair {
+    fn repair(&self, _: End) -> bool {
+        false
     }
 }
 
@@ -144,18 +211,40 @@ impl ChannelHeader {
         &self,
         gone: &PeerGone,
         value: V,
-        attempt: impl FnOnce() -> Result<(), RingError>,
+        attempt: impl FnMut() -> Result<(), RingError>,
+    ) -> Result<(), SendError<V>> {
+        self.try_send_repairing(gone, value, &NoRepair, attempt)
+    }
+
+    /// [`try_send`](Self::try_send) over a ring in which a dead
+    /// participant can hold a slot: a full ring is also probed (at most
+    /// once per [`PROBE_INTERVAL`] per handle) for a slot to give back,
+    /// and tried again if one was.
+    #[inline]
+    pub(crate) fn try_send_repairing<V>(
+        &self,
+        gone: &PeerGone,
+        value: V,
+        repair: &impl Repair,
+        mut attempt: impl FnMut() -> Result<(), RingError>,
     ) -> Result<(), SendError<V>> {
         if gone.seen(&self.receivers.0) {
             return Err(SendError::Disconnected(value));
         }
-        match attempt() {
+        let r = match attempt() {
+            Err(RingError::Full) => {
+                match gone.probe(&self.receivers.0, || repair.repair(End::Sender)) {
+                    Probe::Gone => return Err(SendError::Disconnected(value)),
+                    Probe::Repaired => attempt(),
+                    Probe::Nothing => Err(RingError::Full),
+                }
+            }
+            other => other,
+        };
+        match r {
             Ok(()) => {
                 self.data.0.notify();
                 Ok(())
-            }
-            Err(RingError::Full) if gone.probe(&self.receivers.0) => {
-                Err(SendError::Disconnected(value))
             }
             Err(e) => Err(SendError::from_ring(e, value)),
         }
@@ -169,11 +258,43 @@ impl ChannelHeader {
     pub(crate) fn try_recv<R>(
         &self,
         gone: &PeerGone,
+        attempt: impl FnMut() -> Result<R, RingError>,
+    ) -> Result<R, RecvError> {
+        self.try_recv_repairing(gone, &NoRepair, attempt)
+    }
+
+    /// [`try_recv`](Self::try_recv) over a ring in which a dead
+    /// participant can hold a slot: an empty ring is also probed for a
+    /// slot to give back, and tried again if one was; senders found gone
+    /// first have every slot they held given back, so that what they sent
+    /// behind it is still received.
+    #[inline]
+    pub(crate) fn try_recv_repairing<R>(
+        &self,
+        gone: &PeerGone,
+        repair: &impl Repair,
         mut attempt: impl FnMut() -> Result<R, RingError>,
     ) -> Result<R, RecvError> {
         let r = match attempt() {
-            Err(RingError::Empty) if gone.probe(&self.senders.0) => {
-                attempt().map_err(|_| RecvError::Disconnected)
+            Err(RingError::Empty) => {
+                match gone.probe(&self.senders.0, || repair.repair(End::Receiver)) {
+                    Probe::Gone => {
+                        let mut once = || match attempt() {
+                            Err(RingError::Empty) => None,
+                            other => Some(other.map_err(|e| match e {
+                                RingError::Corrupted(w) => Blocked::Corrupted(w),
+                                _ => Blocked::Disconnected,
+                            })),
+                        };
+                        return match drain(End::Receiver, repair, &mut once) {
+                            Some(r) => r.map_err(recv_error),
+                            None => Err(RecvError::Disconnected),
+                        }
+                        .inspect(|_| self.space.0.notify());
+                    }
+                    Probe::Repaired => attempt().map_err(RecvError::from_ring),
+                    Probe::Nothing => Err(RecvError::Empty),
+                }
             }
             other => other.map_err(RecvError::from_ring),
         };
@@ -236,26 +357,42 @@ impl PeerGone {
     /// For a `try_` call that would block: whether the other end is gone,
     /// as [`seen`](Self::seen) says or, at most once per
     /// [`PROBE_INTERVAL`] for this handle, as the liveness of `peers`'
-    /// processes says (a few system calls). So a loop of `try_` calls
-    /// learns of a killed peer as a blocking call would, without paying
-    /// for a probe on every call.
+    /// processes says (a few system calls); in that same probe, if the
+    /// other end is there, `repair` may give back a slot a dead
+    /// participant held. So a loop of `try_` calls learns of a killed peer
+    /// as a blocking call would, without paying for a probe on every call.
     #[cold]
-    pub(crate) fn probe(&self, peers: &Side) -> bool {
+    pub(crate) fn probe(&self, peers: &Side, repair: impl FnOnce() -> bool) -> Probe {
         if self.seen(peers) {
-            return true;
+            return Probe::Gone;
         }
         let now = epoch().elapsed().as_nanos() as u64;
         if now < self.next_probe.load(Ordering::Relaxed) {
-            return false;
+            return Probe::Nothing;
         }
         let interval = PROBE_INTERVAL.as_nanos() as u64;
         self.next_probe.store(now + interval, Ordering::Relaxed);
         if peers.state() == SideState::Closed {
             self.gone.store(1, Ordering::Relaxed);
-            return true;
+            return Probe::Gone;
         }
-        false
+        if repair() {
+            Probe::Repaired
+        } else {
+            Probe::Nothing
+        }
     }
+}
+
+/// What [`PeerGone::probe`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// The other end is gone.
+    Gone,
+    /// A slot a dead participant held was given back: worth trying again.
+    Repaired,
+    /// Nothing new.
+    Nothing,
 }
 
 /// A fixed instant of this process, for times kept as nanoseconds.

@@ -34,14 +34,14 @@
 
 use super::blocking::{
     busy, extend, init_region, recv_error, region_options, send_error, ChannelHeader, End,
-    PeerGone, RING_OFFSET,
+    PeerGone, Repair, RING_OFFSET,
 };
 use super::endpoint::endpoint_constructors;
 use super::error::{RecvError, SendError};
 use super::side::{Side, MAX_HANDLES};
 use crate::error::Result;
 use crate::region::{LayoutId, Region, RegionOptions};
-use crate::ring::mpmc::MpmcRing;
+use crate::ring::mpmc::{Holder, MpmcRing, Participant};
 use crate::sync::wait::deadline_after;
 use bytemuck::Pod;
 use std::marker::PhantomData;
@@ -98,16 +98,53 @@ impl<T: Pod> Attached<T> {
             End::Receiver => &self.header.receivers.0,
         }
     }
+}
 
-    /// Takes an entry in `end`'s table, or fails with `ChannelBusy`.
+impl<T: Pod + Send> Attached<T> {
+    /// Takes an entry in `end`'s table for a new handle (or fails with
+    /// `ChannelBusy`); returns it. An entry taken over
+    /// from a dead process first gives back every slot that process
+    /// claimed under it: from now on, claims under that entry are this
+    /// handle's, which is alive, so no waiter would repair them.
     fn attach(&self, end: End) -> Result<usize> {
-        let name = match end {
-            End::Sender => "sender",
-            End::Receiver => "receiver",
+        let (name, holder): (_, fn(Participant) -> Holder) = match end {
+            End::Sender => ("sender", Holder::Producer),
+            End::Receiver => ("receiver", Holder::Consumer),
         };
-        self.side(end)
-            .attach(MAX_HANDLES)?
-            .ok_or_else(|| busy(name))
+        let entry = self
+            .side(end)
+            .attach_entry(MAX_HANDLES)?
+            .ok_or_else(|| busy(name))?;
+        if entry.inherited {
+            self.ring.release_claims(holder(participant(entry.index)));
+        }
+        Ok(entry.index)
+    }
+}
+
+/// The ring participant of the handle holding `entry`.
+fn participant(entry: usize) -> Participant {
+    const _: () = assert!(MAX_HANDLES <= Participant::MAX_ID as usize + 1);
+    Participant::new(entry as u8).unwrap_or(Participant::ANONYMOUS)
+}
+
+impl<T: Pod + Send> Repair for Attached<T> {
+    /// Gives back the slot that keeps `end` waiting if the handle that
+    /// holds it belongs to a dead process (or has detached, which a handle
+    /// never does mid-operation).
+    fn repair(&self, end: End) -> bool {
+        let stall = match end {
+            End::Sender => self.ring.stalled_push(),
+            End::Receiver => self.ring.stalled_pop(),
+        };
+        let Some(stall) = stall else {
+            return false;
+        };
+        let (side, p) = match stall.holder() {
+            Holder::Producer(p) => (End::Sender, p),
+            Holder::Consumer(p) => (End::Receiver, p),
+        };
+        self.side(side).holder_gone(usize::from(p.id())) && self.ring.repair(stall)
     }
 }
 
@@ -193,22 +230,30 @@ impl<T: Pod> Attached<T> {
 ///
 /// # A participant killed mid-operation
 ///
-/// The ring's documented limit applies (see [`crate::ring::mpmc`]): a send
-/// is a claim of a position and then its publication. A sender whose
-/// process is killed between the two leaves that slot claimed for good:
-/// receivers that reach it wait (or, once every sender is gone, report
-/// `Disconnected`) even if later values are in the ring, and senders block
-/// on that slot one lap later. A receiver killed between claiming a value
-/// and releasing its slot loses that value and blocks the slot the same
-/// way. The window is a few instructions long, but nothing repairs the
-/// channel afterwards: when it matters, drain what is reachable and create a
-/// new channel. A participant that is only descheduled in that window
-/// delays the others until it runs again.
+/// A send claims a slot and then publishes it; a receive claims one and
+/// then releases it (see [`crate::ring::mpmc`]). The claim names the
+/// handle's entry, so a process killed between the two steps does not
+/// wedge the channel: a call that waits on that slot checks, once per
+/// probe (at most every 10 ms), whether the entry's process is alive, and
+/// if it is dead hands the slot on. A dead sender's value was never sent
+/// (its `send` did not return), so receivers skip the slot and receive
+/// what was sent behind it; before reporting `Disconnected` they do this
+/// for every slot dead senders hold. A dead receiver's value is lost with
+/// it, as a job a killed worker took: at most once, never twice. A handle
+/// that takes over a dead process's entry hands on that process's claims
+/// when it attaches. A participant that is only descheduled between its
+/// two steps delays the others until it runs again.
+///
+/// Handles must not be used across `fork`: a child inherits its parent's
+/// entries and would be taken for dead once the parent is. Open the
+/// channel again in the child.
 pub struct MpmcSender<T: Pod> {
     /// Set once a call has seen every receiver gone (left or dead).
     peer_gone: PeerGone,
     shared: Attached<T>,
     entry: usize,
+    /// Who this handle's claims name in the ring: its entry.
+    me: Participant,
     /// Shared by this handle's clones in this process; last, so dropped
     /// after every view borrowed from it.
     region: Arc<Region>,
@@ -224,6 +269,8 @@ pub struct MpmcReceiver<T: Pod> {
     peer_gone: PeerGone,
     shared: Attached<T>,
     entry: usize,
+    /// Who this handle's claims name in the ring: its entry.
+    me: Participant,
     /// As for [`MpmcSender`]: last.
     region: Arc<Region>,
 }
@@ -247,9 +294,11 @@ endpoint_constructors!(MpmcReceiver, layout: layout, options: options, init: ini
 impl<T: Pod + Send> MpmcSender<T> {
     fn attach(region: Region) -> Result<Self> {
         let shared = Attached::<T>::new(&region)?;
+        let entry = shared.attach(End::Sender)?;
         Ok(Self {
             peer_gone: PeerGone::default(),
-            entry: shared.attach(End::Sender)?,
+            entry,
+            me: participant(entry),
             shared,
             region: Arc::new(region),
         })
@@ -261,9 +310,11 @@ impl<T: Pod + Send> MpmcSender<T> {
     /// Fails with [`Error::ChannelBusy`](crate::Error::ChannelBusy) if 32 senders are attached
     /// already, across all processes.
     pub fn try_clone(&self) -> Result<Self> {
+        let entry = self.shared.attach(End::Sender)?;
         Ok(Self {
             peer_gone: PeerGone::with(self.peer_gone.get()),
-            entry: self.shared.attach(End::Sender)?,
+            entry,
+            me: participant(entry),
             shared: self.shared,
             region: Arc::clone(&self.region),
         })
@@ -274,7 +325,9 @@ impl<T: Pod + Send> MpmcSender<T> {
         let ring = self.shared.ring;
         self.shared
             .header
-            .block_on(End::Sender, deadline, || ring.try_push(value))
+            .block_on_repairing(End::Sender, deadline, &self.shared, || {
+                ring.try_push_as(self.me, value)
+            })
             .map_err(|b| send_error(self.peer_gone.note(b), value))
     }
 
@@ -295,7 +348,9 @@ impl<T: Pod + Send> MpmcSender<T> {
         let ring = self.shared.ring;
         self.shared
             .header
-            .try_send(&self.peer_gone, value, || ring.try_push(value))
+            .try_send_repairing(&self.peer_gone, value, &self.shared, || {
+                ring.try_push_as(self.me, value)
+            })
     }
 
     /// Sends `value`, waiting at most `timeout` for room.
@@ -312,9 +367,11 @@ impl<T: Pod + Send> MpmcSender<T> {
 impl<T: Pod + Send> MpmcReceiver<T> {
     fn attach(region: Region) -> Result<Self> {
         let shared = Attached::<T>::new(&region)?;
+        let entry = shared.attach(End::Receiver)?;
         Ok(Self {
             peer_gone: PeerGone::default(),
-            entry: shared.attach(End::Receiver)?,
+            entry,
+            me: participant(entry),
             shared,
             region: Arc::new(region),
         })
@@ -326,9 +383,11 @@ impl<T: Pod + Send> MpmcReceiver<T> {
     /// Fails with [`Error::ChannelBusy`](crate::Error::ChannelBusy) if 32 receivers are attached
     /// already, across all processes.
     pub fn try_clone(&self) -> Result<Self> {
+        let entry = self.shared.attach(End::Receiver)?;
         Ok(Self {
             peer_gone: PeerGone::with(self.peer_gone.get()),
-            entry: self.shared.attach(End::Receiver)?,
+            entry,
+            me: participant(entry),
             shared: self.shared,
             region: Arc::clone(&self.region),
         })
@@ -339,7 +398,9 @@ impl<T: Pod + Send> MpmcReceiver<T> {
         let ring = self.shared.ring;
         self.shared
             .header
-            .block_on(End::Receiver, deadline, || ring.try_pop())
+            .block_on_repairing(End::Receiver, deadline, &self.shared, || {
+                ring.try_pop_as(self.me)
+            })
             .map_err(|b| recv_error(self.peer_gone.note(b)))
     }
 
@@ -361,7 +422,7 @@ impl<T: Pod + Send> MpmcReceiver<T> {
         let ring = self.shared.ring;
         self.shared
             .header
-            .try_recv(&self.peer_gone, || ring.try_pop())
+            .try_recv_repairing(&self.peer_gone, &self.shared, || ring.try_pop_as(self.me))
     }
 
     /// Receives a value, waiting at most `timeout`.

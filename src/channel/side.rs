@@ -35,6 +35,15 @@ pub(crate) enum SideState {
     Closed,
 }
 
+/// An entry [`Side::attach_entry`] gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// Its index in the table.
+    pub(crate) index: usize,
+    /// Whether it was taken over from a dead process rather than free.
+    pub(crate) inherited: bool,
+}
+
 /// One side's attachment table; lives in shared memory, zero = idle.
 #[repr(C)]
 #[derive(Debug, Default)]
@@ -52,6 +61,12 @@ impl Side {
     /// Attaches this process, at most `limit` handles at a time; returns the
     /// entry to detach later, or `None` if `limit` live handles are attached.
     pub(crate) fn attach(&self, limit: usize) -> crate::Result<Option<usize>> {
+        Ok(self.attach_entry(limit)?.map(|e| e.index))
+    }
+
+    /// [`attach`](Self::attach), also saying whether the entry was taken
+    /// over from a dead process (which may have left claims under it).
+    pub(crate) fn attach_entry(&self, limit: usize) -> crate::Result<Option<Entry>> {
         let me = owner::current()?;
         let limit = limit.min(MAX_HANDLES);
         let live = (0..MAX_HANDLES)
@@ -77,10 +92,23 @@ impl Side {
                     self.count.fetch_add(1, Ordering::AcqRel);
                 }
                 self.attached.store(1, Ordering::Release);
-                return Ok(Some(i));
+                return Ok(Some(Entry {
+                    index: i,
+                    inherited: t != 0,
+                }));
             }
         }
         Ok(None)
+    }
+
+    /// Whether entry `i` is held by no live process: free, or holding a
+    /// dead process's token (a system call). `false` for an `i` past the
+    /// table, whose holder nobody can know.
+    pub(crate) fn holder_gone(&self, i: usize) -> bool {
+        self.tokens.get(i).is_some_and(|e| {
+            let t = e.load(Ordering::Acquire);
+            t == 0 || owner::liveness(Token::from_raw(t)) != Liveness::Alive
+        })
     }
 
     /// Detaches the handle holding entry `i`.

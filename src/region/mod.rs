@@ -125,6 +125,8 @@ pub struct Region {
 pub struct RegionOptions {
     size: Option<usize>,
     layout: LayoutId,
+    /// Open whatever layout the region holds.
+    any_layout: bool,
     timeout: Option<Duration>,
     keep: bool,
 }
@@ -143,6 +145,7 @@ impl RegionOptions {
         Self {
             size: None,
             layout: LayoutId::BYTES,
+            any_layout: false,
             timeout: Some(DEFAULT_TIMEOUT),
             keep: false,
         }
@@ -168,6 +171,27 @@ impl RegionOptions {
     /// with [`Error::LayoutMismatch`].
     pub fn layout(mut self, layout: LayoutId) -> Self {
         self.layout = layout;
+        self
+    }
+
+    /// Opens a region whatever layout it holds (creating still writes
+    /// [`layout`](Self::layout)), for tools that inspect regions of any
+    /// kind; [`Region::layout`] then says what was found. Everything else
+    /// is still checked. What the data holds is the caller's to validate:
+    /// the layout check was what vouched for it.
+    ///
+    /// ```
+    /// use shmkit::{LayoutId, RegionOptions};
+    /// # let name = format!("/shmkit-doc-any-layout-{}", std::process::id());
+    /// let jobs = LayoutId::named("jobs", 1);
+    /// let _owner = RegionOptions::new().size(64).layout(jobs).create(&name)?;
+    /// assert!(RegionOptions::new().open(&name).is_err());
+    /// let seen = RegionOptions::new().any_layout().open(&name)?;
+    /// assert_eq!(seen.layout(), jobs);
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn any_layout(mut self) -> Self {
+        self.any_layout = true;
         self
     }
 
@@ -521,7 +545,7 @@ impl RegionOptions {
                 what: "creator uid in header differs from the object's owner",
             });
         }
-        if fields.layout != self.layout.to_raw() {
+        if !self.any_layout && fields.layout != self.layout.to_raw() {
             return Err(Error::LayoutMismatch {
                 found: fields.layout,
                 expected: self.layout.to_raw(),

@@ -7,6 +7,7 @@
 //! `RESULT ` are collected for the parent.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -114,4 +115,27 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_micros(200));
     }
+}
+
+/// Waits for a child's first `RESULT` line (its stdout is piped).
+pub fn wait_for_line(child: &mut Child) -> String {
+    let out = child.stdout.as_mut().expect("piped stdout");
+    let mut reader = BufReader::new(out);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).expect("read child") > 0,
+            "child exited early"
+        );
+        if let Some(r) = line.trim_end().strip_prefix("RESULT ") {
+            return r.to_owned();
+        }
+    }
+}
+
+/// Kills a child with SIGKILL and reaps it.
+pub fn kill(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

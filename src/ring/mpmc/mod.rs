@@ -1,0 +1,927 @@
+//! [`MpmcRing`]: a bounded queue of `T: Pod` values for any number of
+//! producers and consumers, threads or processes, through shared memory,
+//! in which a slot held by a participant that died can be given back.
+//!
+//! # Algorithm
+//!
+//! Dmitry Vyukov's "Bounded MPMC queue" (1024cores.net,
+//! <https://www.1024cores.net/home/lock-free-algorithms/queues/bounded-mpmc-queue>;
+//! crossbeam's `ArrayQueue` is the Rust rendering to compare with), with
+//! one change: a position is claimed on its slot, not on the counter.
+//! Each slot carries a sequence word (see [`seq`]) that says which
+//! position it serves, in which state, and who holds it. A producer at
+//! position `p` CASes the slot's word from `Empty(p)` to `Claimed(p, who)`,
+//! then moves `enqueue` from `p` to `p + 1` (a CAS that anyone who finds
+//! the slot claimed also tries: the counter is a hint that lags by at most
+//! one), writes the value and stores `Full(p)`. A consumer CASes `Full(p)`
+//! to `Taking(p, who)`, helps `dequeue` on, reads the value and stores
+//! `Empty(p + capacity)`, handing the slot to the next lap's producer.
+//! There is no lock and no system call.
+//!
+//! Vyukov's queue claims with one CAS on the counter, after which nothing
+//! in shared memory says who holds the position: a participant killed
+//! between its claim and its hand-over wedges the ring for good, since
+//! nobody can tell it from a slow one. Here the claim names its holder, so
+//! the layer that knows which participants are alive can give such a slot
+//! back ([`MpmcRing::stalled_push`], [`MpmcRing::stalled_pop`],
+//! [`MpmcRing::repair`], [`MpmcRing::release_claims`]). The price is a
+//! second CAS per operation, on the counter, usually uncontended.
+//!
+//! # Layout
+//!
+//! At a 128-byte-aligned `offset` in the region's data:
+//!
+//! ```text
+//! offset  field        written by              meaning
+//!      0  magic        creator, once           MPMC_MAGIC (b"shmkMPC2", LE)
+//!      8  capacity     creator, once           slots; a power of two, 1 ..= MAX_CAPACITY
+//!     16  elem_size    creator, once           size_of::<T>()
+//!     24  elem_align   creator, once           align_of::<T>(), at most 128
+//!     32  slot_stride  creator, once           size_of of one slot (below)
+//!    128  enqueue      producers (CAS)         at most one past the last claimed position
+//!    256  dequeue      consumers (CAS)         likewise for consumers
+//!    384  slots        see below               capacity slots, slot_stride apart
+//! ```
+//!
+//! The constants [`MAGIC_OFFSET`], [`CAPACITY_OFFSET`], [`ELEM_SIZE_OFFSET`],
+//! [`ELEM_ALIGN_OFFSET`], [`SLOT_STRIDE_OFFSET`], [`ENQUEUE_OFFSET`],
+//! [`DEQUEUE_OFFSET`] and [`HEADER_SIZE`] name these positions, and
+//! [`MPMC_MAGIC`] the magic word.
+//!
+//! Positions are `u64` counters that only grow (all arithmetic on them
+//! wraps); position `p` lives in slot `p % capacity`. A slot is a
+//! `#[repr(C)]` pair `{ seq: u64, value: T }` (`value` at offset 8, or at
+//! `align_of::<T>()` if that is larger); [`seq`] documents the word.
+//!
+//! # Untrusted memory
+//!
+//! Positions and sequence words live where any peer can write, so every
+//! value is checked before it is believed, against what a correct ring can
+//! hold. Every position before a counter's value has been claimed on its
+//! slot, and the counter is loaded with `Acquire` after the claim was
+//! seen, so a participant at position `p` (its counter's value, or an
+//! older copy of it) legitimately finds in slot `p % capacity`, with `c`
+//! the capacity:
+//!
+//! ```text
+//! word                                 producer at p           consumer at p
+//! Empty(p)                             claim it (CAS)          Empty
+//! Claimed(p, _)                        help the counter on     Empty (stalled?)
+//! Full(p)                              help                    claim it (CAS)
+//! Taking(p, _)                         help                    help
+//! Empty(p + c)                         help (p is done)        help
+//! Claimed(p + c, _), Full(p + c)       p is stale: reload      help
+//! Empty/Claimed/Full(p + kc), k >= 2   p is stale: reload      help (*)
+//! Taking(p + kc, _), k >= 1            p is stale: reload      p is stale: reload
+//! Claimed(p - c, _)                    Full (stalled?)         Corrupted
+//! Full(p - c)                          Full                    Corrupted
+//! Taking(p - c, _)                     Full (stalled?)         Empty
+//! anything else                        Corrupted               Corrupted
+//! ```
+//!
+//! (*) A repair hands a dead producer's slot to the next lap before any
+//! consumer has passed it, so after repairs on several laps of one slot a
+//! consumer can legitimately find it any number of laps ahead.
+//!
+//! A reload must find the counter moved forward; if it did not (the slot
+//! claims to be ahead of a position nobody moved), or it moved backwards,
+//! the ring is `Corrupted`. So is a word for a position that is not in
+//! this slot, or an `Empty`/`Full` word naming a participant. Every retry
+//! is caused by a counter that moved, so a corrupted value that can never
+//! become valid ends in `Corrupted` within a few steps, with one
+//! exception the (*) row makes: a `dequeue` scribbled behind its slots
+//! reads as positions to skip, and each pop moves it forward by up to
+//! [`RETRY_LIMIT`] positions (answering `Empty`) until it catches up, as
+//! for a long run of repaired claims. A peer that keeps
+//! moving the counters (or overwhelming contention) can only keep an
+//! operation retrying for [`RETRY_LIMIT`] steps, after which it gives up
+//! with `Full` or `Empty`, as a `try_` operation may. Slot indices are
+//! `p % capacity` with the capacity the view checked when it was opened,
+//! so no value a peer writes can make an access leave the ring. A peer
+//! that writes a plausible but wrong value can still lose, duplicate or
+//! tear `T` values (any bytes are a valid `T: Pod`); it cannot make this
+//! process access memory outside the ring, panic, or hang.
+//!
+//! # A participant that stops mid-operation
+//!
+//! A producer stopped between its claim and its `Full` store leaves slot
+//! `p` `Claimed`: consumers that reach `p` get `Empty`, even if later
+//! positions hold values, and producers a lap later get `Full` there. A
+//! consumer stopped while `Taking` blocks producers a lap later the same
+//! way. A slow participant unblocks the ring when it resumes. For a dead
+//! one, [`stalled_push`](MpmcRing::stalled_push) and
+//! [`stalled_pop`](MpmcRing::stalled_pop) name the slot (and its holder)
+//! that keeps an operation from proceeding, and [`repair`](MpmcRing::repair)
+//! hands that slot to the next lap with one CAS, which fails if the holder
+//! moved on meanwhile. A dead producer's value was never sent (its push
+//! did not return); a dead consumer's value is lost with it, as a job a
+//! killed worker took. [`release_claims`](MpmcRing::release_claims) does
+//! the same for every slot one participant holds, for a participant that
+//! takes over a dead one's id. The ring cannot tell dead from slow itself:
+//! repairing a live holder's slot would let its late store hand on a slot
+//! that is no longer its own. Liveness is the caller's to know.
+//!
+//! # Memory ordering
+//!
+//! The value is written after the `AcqRel` CAS that claimed the slot from
+//! the consumer of the previous lap's `Release` store, and before the
+//! `Release` store that hands it on; it is read symmetrically; so the
+//! slot's value never has two correct users at once. Counters are loaded
+//! with `Acquire` and moved with `AcqRel`: a counter's value then carries
+//! every claim that came before it, which is what lets a word behind the
+//! counter count as corruption rather than as a stale read. On x86 the
+//! orderings cost nothing: the loads are plain loads and every CAS is a
+//! locked instruction either way. The loom models check delivery exactly
+//! once, per-producer order, and repair of a claim whose holder stopped,
+//! against participants that keep going.
+
+pub mod seq;
+
+use super::{RingError, Slot};
+use crate::error::{Error, Result};
+#[cfg(not(shmkit_loom))]
+use crate::primitive::spin_loop;
+use crate::primitive::{AtomicU64, Ordering};
+use crate::region::{Region, ShmSafe};
+use bytemuck::Pod;
+use core::fmt;
+use core::mem::{align_of, size_of};
+pub use seq::Participant;
+use seq::{State, Word};
+
+/// The largest capacity a ring may have (2^32 slots).
+pub const MAX_CAPACITY: usize = 1 << 32;
+
+/// How many times one operation retries after losing a race (or finding a
+/// stale position) before it gives up with `Full` or `Empty`.
+pub const RETRY_LIMIT: u32 = 1 << 10;
+
+/// The magic word of an MPMC ring header, `b"shmkMPC2"` read as a
+/// little-endian `u64`: the ring's kind and format; a new format gets a
+/// new one.
+pub const MPMC_MAGIC: u64 = u64::from_le_bytes(*b"shmkMPC2");
+/// Offset of the magic word (`u64`) in the header.
+pub const MAGIC_OFFSET: usize = 0;
+/// Offset of the capacity (`u64`) in the header.
+pub const CAPACITY_OFFSET: usize = 8;
+/// Offset of the element size (`u64`) in the header.
+pub const ELEM_SIZE_OFFSET: usize = 16;
+/// Offset of the element alignment (`u64`) in the header.
+pub const ELEM_ALIGN_OFFSET: usize = 24;
+/// Offset of the slot stride (`u64`) in the header.
+pub const SLOT_STRIDE_OFFSET: usize = 32;
+/// Offset of `enqueue` (`u64`, the next position a push claims) in the
+/// header.
+pub const ENQUEUE_OFFSET: usize = 128;
+/// Offset of `dequeue` (`u64`, the next position a pop claims) in the
+/// header.
+pub const DEQUEUE_OFFSET: usize = 256;
+/// Bytes from the ring's offset to its first slot: the size of the header.
+pub const HEADER_SIZE: usize = 384;
+
+/// The alignment of the header, and the most an element may need.
+const LINE: usize = 128;
+
+/// Backoff after a lost CAS spins at most `2^SPIN_SHIFT` times.
+#[cfg(not(shmkit_loom))]
+const SPIN_SHIFT: u32 = 6;
+
+/// A position counter alone on its 128-byte line (two 64-byte lines, as
+/// adjacent-line prefetchers pair them).
+#[repr(C, align(128))]
+#[derive(Debug)]
+struct Line(AtomicU64);
+
+/// The ring's header; see the [module documentation](self) for the layout.
+#[repr(C, align(128))]
+#[derive(Debug)]
+struct MpmcHeader {
+    magic: AtomicU64,
+    capacity: AtomicU64,
+    elem_size: AtomicU64,
+    elem_align: AtomicU64,
+    slot_stride: AtomicU64,
+    /// Next position a push claims; only grows.
+    enqueue: Line,
+    /// Next position a pop claims (give or take one, as `enqueue`); only
+    /// grows. It can pass `enqueue` by one when consumers skip a
+    /// repaired claim before any producer has moved `enqueue` past it.
+    dequeue: Line,
+}
+
+// SAFETY: repr(C), only u64 atomics (and padding nobody reads): any bytes
+// are a valid header, zero is the (invalid, refused by `open`) initial
+// value, no pointers, no Drop.
+unsafe impl ShmSafe for MpmcHeader {}
+
+impl MpmcHeader {
+    /// An all-zero header, for the heap-backed ring.
+    fn zeroed() -> Self {
+        Self {
+            magic: AtomicU64::new(0),
+            capacity: AtomicU64::new(0),
+            elem_size: AtomicU64::new(0),
+            elem_align: AtomicU64::new(0),
+            slot_stride: AtomicU64::new(0),
+            enqueue: Line(AtomicU64::new(0)),
+            dequeue: Line(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// One slot: whose turn it is, and the value.
+#[repr(C)]
+#[derive(Debug)]
+struct MpmcSlot<T: Pod> {
+    /// Which position the slot serves, in which state, held by whom
+    /// ([`seq`]).
+    seq: AtomicU64,
+    value: Slot<T>,
+}
+
+// SAFETY: repr(C) of a u64 atomic and a `Slot<T>` (itself ShmSafe for
+// `T: Pod + Send`): any bytes valid, zero valid, no pointers, no Drop; the
+// value is only accessed by copy under the sequence protocol.
+unsafe impl<T: Pod + Send> ShmSafe for MpmcSlot<T> {}
+
+#[cfg(not(shmkit_loom))]
+const _: () = {
+    assert!(size_of::<MpmcHeader>() == HEADER_SIZE);
+    assert!(align_of::<MpmcHeader>() == LINE);
+    assert!(core::mem::offset_of!(MpmcHeader, magic) == MAGIC_OFFSET);
+    assert!(core::mem::offset_of!(MpmcHeader, capacity) == CAPACITY_OFFSET);
+    assert!(core::mem::offset_of!(MpmcHeader, elem_size) == ELEM_SIZE_OFFSET);
+    assert!(core::mem::offset_of!(MpmcHeader, elem_align) == ELEM_ALIGN_OFFSET);
+    assert!(core::mem::offset_of!(MpmcHeader, slot_stride) == SLOT_STRIDE_OFFSET);
+    assert!(core::mem::offset_of!(MpmcHeader, enqueue) == ENQUEUE_OFFSET);
+    assert!(core::mem::offset_of!(MpmcHeader, dequeue) == DEQUEUE_OFFSET);
+    assert!(core::mem::offset_of!(MpmcSlot<u64>, seq) == 0);
+    assert!(core::mem::offset_of!(MpmcSlot<u64>, value) == 8);
+    assert!(size_of::<MpmcSlot<u64>>() == 16);
+    assert!(size_of::<MpmcSlot<u8>>() == 16);
+    assert!(size_of::<MpmcSlot<[u64; 3]>>() == 32);
+};
+
+/// `a - b` as a signed distance between two wrapping counters.
+#[inline]
+fn dist(a: u64, b: u64) -> i64 {
+    a.wrapping_sub(b) as i64
+}
+
+/// Spins a little longer each time after a lost race (not under loom,
+/// where a spin is a yield and only multiplies the schedules to explore).
+#[inline]
+fn backoff(step: &mut u32) {
+    #[cfg(not(shmkit_loom))]
+    for _ in 0..1u32 << (*step).min(SPIN_SHIFT) {
+        spin_loop();
+    }
+    *step += 1;
+}
+
+/// Checks that `T` fits a slot.
+fn check_element<T>() -> Result<()> {
+    if align_of::<T>() > LINE {
+        return Err(Error::InvalidSize {
+            size: align_of::<T>() as u64,
+            reason: "ring elements may need an alignment of at most 128",
+        });
+    }
+    Ok(())
+}
+
+/// Checks a capacity given to `create`/`bytes_for`.
+fn check_capacity(capacity: usize) -> Result<()> {
+    if !capacity.is_power_of_two() {
+        return Err(Error::InvalidSize {
+            size: capacity as u64,
+            reason: "an MPMC ring's capacity must be a power of two (and not 0)",
+        });
+    }
+    if capacity > MAX_CAPACITY {
+        return Err(Error::InvalidSize {
+            size: capacity as u64,
+            reason: "an MPMC ring's capacity may be at most 2^32",
+        });
+    }
+    Ok(())
+}
+
+/// Where the slots start, for a ring at `offset`.
+fn slots_offset(region: &Region, offset: usize) -> Result<usize> {
+    offset.checked_add(HEADER_SIZE).ok_or(Error::OutOfBounds {
+        offset,
+        size: HEADER_SIZE,
+        len: region.len(),
+    })
+}
+
+/// A view of a bounded MPMC ring of `T` values: in a [`Region`], or on the
+/// heap ([`HeapMpmc`]). Any number of threads and processes push and pop
+/// through their own views of the same ring at once; the view is `Copy`,
+/// `Send` and `Sync`.
+///
+/// ```
+/// use shmkit::ring::mpmc::MpmcRing;
+/// use shmkit::ring::RingError;
+/// use shmkit::{LayoutId, RegionOptions};
+///
+/// let bytes = MpmcRing::<u64>::bytes_for(8)?;
+/// let region = RegionOptions::new()
+///     .size(bytes)
+///     .layout(LayoutId::named("jobs", 1))
+///     .anonymous_with(|r| MpmcRing::<u64>::create(r, 0, 8).map(drop))?;
+/// // Every participant (here the creator again) opens a view:
+/// let ring = MpmcRing::<u64>::open(&region, 0)?;
+/// std::thread::scope(|s| {
+///     for t in 0..2u64 {
+///         s.spawn(move || {
+///             for i in 0..100 {
+///                 while ring.try_push(t << 32 | i) == Err(RingError::Full) {
+///                     std::thread::yield_now();
+///                 }
+///             }
+///         });
+///     }
+///     let mut got = 0;
+///     while got < 200 {
+///         match ring.try_pop() {
+///             Ok(_) => got += 1,
+///             Err(RingError::Empty) => std::thread::yield_now(),
+///             Err(e) => panic!("{e}"),
+///         }
+///     }
+/// });
+/// assert!(ring.is_empty());
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+pub struct MpmcRing<'a, T: Pod> {
+    header: &'a MpmcHeader,
+    /// Exactly `capacity` slots, checked once: every index is `pos & mask`
+    /// with `mask = slots.len() - 1`.
+    slots: &'a [MpmcSlot<T>],
+}
+
+impl<T: Pod> Clone for MpmcRing<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Pod> Copy for MpmcRing<'_, T> {}
+
+impl<'a, T: Pod + Send> MpmcRing<'a, T> {
+    /// How many region data bytes a ring of `capacity` `T`s needs at a
+    /// 128-byte-aligned offset: the 384-byte header and the slots.
+    ///
+    /// Fails with [`Error::InvalidSize`] if `capacity` is not a power of two
+    /// in `1..=MAX_CAPACITY`, or `T` needs an alignment above 128.
+    pub fn bytes_for(capacity: usize) -> Result<usize> {
+        check_element::<T>()?;
+        check_capacity(capacity)?;
+        capacity
+            .checked_mul(size_of::<MpmcSlot<T>>())
+            .and_then(|s| s.checked_add(HEADER_SIZE))
+            .filter(|b| *b <= isize::MAX as usize)
+            .ok_or(Error::InvalidSize {
+                size: capacity as u64,
+                reason: "an MPMC ring of this capacity is too large",
+            })
+    }
+
+    /// Lays out an empty ring of `capacity` at `offset` in `region`'s data
+    /// (128-byte aligned; [`bytes_for`](Self::bytes_for) bytes) and returns
+    /// a view of it.
+    ///
+    /// Meant for an init closure of
+    /// [`RegionOptions::create_with`](crate::RegionOptions::create_with) or
+    /// [`anonymous_with`](crate::RegionOptions::anonymous_with): the memory
+    /// must not be in use by anyone yet (creating over a live ring resets
+    /// it under its users, who may then lose or duplicate values).
+    pub fn create(region: &'a Region, offset: usize, capacity: usize) -> Result<Self> {
+        Self::bytes_for(capacity)?;
+        let header = region.place::<MpmcHeader>(offset)?;
+        let slots = region.place_slice::<MpmcSlot<T>>(slots_offset(region, offset)?, capacity)?;
+        init(header, slots);
+        Ok(Self { header, slots })
+    }
+
+    /// A view of the ring a creator laid out at `offset` in `region`,
+    /// after checking its header.
+    ///
+    /// Fails with [`Error::Corrupted`] if there is no ring there (zeroed
+    /// memory included) or its header is inconsistent, with
+    /// [`Error::LayoutMismatch`] if it holds elements of another size or
+    /// alignment than `T` (`found` and `expected` are then
+    /// `size << 32 | align`), and with the region's placement errors
+    /// ([`Error::Misaligned`], [`Error::OutOfBounds`]) if the ring does not
+    /// fit the region where it claims to be.
+    ///
+    /// The capacity is read once here; the view never reads it again, so
+    /// a peer that overwrites the header later cannot make this view reach
+    /// outside its slots.
+    pub fn open(region: &'a Region, offset: usize) -> Result<Self> {
+        check_element::<T>()?;
+        let header = region.place::<MpmcHeader>(offset)?;
+        if header.magic.load(Ordering::Acquire) != MPMC_MAGIC {
+            return Err(Error::Corrupted {
+                what: "no MPMC ring at this offset (magic)",
+            });
+        }
+        let size = header.elem_size.load(Ordering::Relaxed);
+        let align = header.elem_align.load(Ordering::Relaxed);
+        if (size, align) != (size_of::<T>() as u64, align_of::<T>() as u64) {
+            return Err(Error::LayoutMismatch {
+                found: size << 32 | align,
+                expected: (size_of::<T>() as u64) << 32 | align_of::<T>() as u64,
+            });
+        }
+        if header.slot_stride.load(Ordering::Relaxed) != size_of::<MpmcSlot<T>>() as u64 {
+            return Err(Error::Corrupted {
+                what: "MPMC ring slot stride",
+            });
+        }
+        let capacity = usize::try_from(header.capacity.load(Ordering::Relaxed))
+            .ok()
+            .filter(|c| check_capacity(*c).is_ok())
+            .ok_or(Error::Corrupted {
+                what: "MPMC ring capacity",
+            })?;
+        let slots = region.place_slice::<MpmcSlot<T>>(slots_offset(region, offset)?, capacity)?;
+        Ok(Self { header, slots })
+    }
+
+    /// Pushes `value`, claiming its slot as [`Participant::ANONYMOUS`], or
+    /// pushes nothing and fails with:
+    /// - [`RingError::Full`]: no free slot at the next position (or, after
+    ///   [`RETRY_LIMIT`] lost races in a row, too much contention: retry as
+    ///   for a full ring);
+    /// - [`RingError::Corrupted`]: the positions or sequence words hold
+    ///   values no correct participant writes.
+    #[inline]
+    pub fn try_push(&self, value: T) -> Result<(), RingError> {
+        self.try_push_as(Participant::ANONYMOUS, value)
+    }
+
+    /// [`try_push`](Self::try_push), claiming the slot as `who`: should
+    /// this process stop between the claim and the hand-over, the slot
+    /// names `who` as its holder (see [`stalled_pop`](Self::stalled_pop)).
+    #[inline]
+    pub fn try_push_as(&self, who: Participant, value: T) -> Result<(), RingError> {
+        let (slot, pos) = self.claim(Role::Producer, who)?;
+        // SAFETY: the CAS in `claim` made this producer the holder of
+        // position `pos`, from the `Release` store (or repair) that handed
+        // the slot over, so the previous lap's consumer has finished
+        // reading; no correct participant touches the value until the
+        // store below hands it on. (A peer that breaks the protocol can
+        // only race on this `T: Pod` inside our own slot: a torn value,
+        // still a valid `T`.)
+        unsafe { slot.value.write(value) };
+        slot.seq
+            .store(seq::word(pos, State::Full, 0), Ordering::Release);
+        Ok(())
+    }
+
+    /// Pops the oldest value, claiming its slot as
+    /// [`Participant::ANONYMOUS`], or pops nothing and fails with:
+    /// - [`RingError::Empty`]: no published value at the next position
+    ///   (also when its producer has claimed it but not finished, see the
+    ///   [module documentation](self); or, after [`RETRY_LIMIT`] lost
+    ///   races in a row, too much contention: retry as for an empty ring);
+    /// - [`RingError::Corrupted`]: the positions or sequence words hold
+    ///   values no correct participant writes.
+    #[inline]
+    pub fn try_pop(&self) -> Result<T, RingError> {
+        self.try_pop_as(Participant::ANONYMOUS)
+    }
+
+    /// [`try_pop`](Self::try_pop), claiming the slot as `who`: should this
+    /// process stop between the claim and the release, the slot names
+    /// `who` as its holder (see [`stalled_push`](Self::stalled_push)).
+    #[inline]
+    pub fn try_pop_as(&self, who: Participant) -> Result<T, RingError> {
+        let (slot, pos) = self.claim(Role::Consumer, who)?;
+        // SAFETY: the CAS in `claim` made this consumer the holder of
+        // position `pos`, from the producer's `Release` store of `Full`, so
+        // the value is written; no correct participant writes it until the
+        // store below hands the slot on (a protocol-breaking peer can only
+        // make the copy torn, still a `T`).
+        let value = unsafe { slot.value.read() };
+        let next = pos.wrapping_add(self.slots.len() as u64);
+        slot.seq
+            .store(seq::word(next, State::Empty, 0), Ordering::Release);
+        Ok(value)
+    }
+
+    /// Claims the next position for `role` on its slot (the CAS from the
+    /// turn's word to the claim's), helps the counter past it, and returns
+    /// the slot and the position.
+    #[inline]
+    fn claim(&self, role: Role, who: Participant) -> Result<(&MpmcSlot<T>, u64), RingError> {
+        let counter = self.counter(role);
+        let mut pos = counter.load(Ordering::Acquire);
+        let mut step = 0;
+        for _ in 0..RETRY_LIMIT {
+            let slot = self.slot(pos);
+            let found = slot.seq.load(Ordering::Acquire);
+            if found == role.turn(pos) {
+                let claimed = seq::word(pos, role.claim(), who.id());
+                if slot
+                    .seq
+                    .compare_exchange_weak(found, claimed, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    // Whoever finds the slot claimed helps the same way, so
+                    // a failure here means someone already did.
+                    let _ = counter.compare_exchange(
+                        pos,
+                        pos.wrapping_add(1),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    );
+                    return Ok((slot, pos));
+                }
+                backoff(&mut step);
+                continue;
+            }
+            pos = self.step(role, counter, pos, found)?;
+        }
+        Err(role.would_block())
+    }
+
+    /// The slow path of [`claim`](Self::claim): the slot of `pos` holds
+    /// `found`, which is not the turn; returns the position to try next,
+    /// or why to give up.
+    #[cold]
+    fn step(
+        &self,
+        role: Role,
+        counter: &AtomicU64,
+        pos: u64,
+        found: u64,
+    ) -> Result<u64, RingError> {
+        match self.classify(role, pos, found) {
+            Find::Turn => Ok(pos),
+            Find::Passed => help(counter, pos),
+            Find::Ahead => reload(counter, pos),
+            Find::Wait => Err(role.would_block()),
+            Find::Bad => Err(RingError::Corrupted(match role {
+                Role::Producer => "MPMC slot sequence word impossible at the enqueue position",
+                Role::Consumer => "MPMC slot sequence word impossible at the dequeue position",
+            })),
+        }
+    }
+
+    /// What `found`, in the slot of `pos`, means to a participant of `role`
+    /// at `pos`: the table in the [module documentation](self).
+    fn classify(&self, role: Role, pos: u64, found: u64) -> Find {
+        let cap = self.slots.len() as i64;
+        let w = Word::of(found);
+        let d = seq::distance(w.position, pos);
+        if !w.well_formed() || d & (cap - 1) != 0 {
+            return Find::Bad;
+        }
+        use State::{Claimed, Empty, Full, Taking};
+        match (role, d / cap, w.state) {
+            // Repairs hand a dead producer's slot to the next lap before
+            // any consumer passes it, so a correct ring can show consumers
+            // a slot any number of laps ahead (all of its skipped
+            // positions then lie behind).
+            (Role::Consumer, 1.., Empty | Claimed | Full) | (Role::Producer, 1, Empty) => {
+                Find::Passed
+            }
+            (_, 1.., _) => Find::Ahead,
+            (Role::Producer, 0, Empty) | (Role::Consumer, 0, Full) => Find::Turn,
+            (Role::Producer, 0, _) | (Role::Consumer, 0, Taking) => Find::Passed,
+            (Role::Consumer, 0, Empty | Claimed) => Find::Wait,
+            (Role::Producer, -1, Claimed | Full | Taking) | (Role::Consumer, -1, Taking) => {
+                Find::Wait
+            }
+            _ => Find::Bad,
+        }
+    }
+
+    /// The slot that keeps [`try_push`](Self::try_push) from proceeding
+    /// because a participant holds it: the previous lap's slot, still
+    /// `Claimed` by its producer or `Taking` by its consumer. `None` if a
+    /// push would not wait, waits only for consumers to come, or the ring
+    /// is corrupted (the operation reports that itself). Moves `enqueue`
+    /// past positions already claimed, as a push would.
+    ///
+    /// A holder that is alive will hand the slot on by itself; one known
+    /// to be dead can be [`repair`](Self::repair)ed.
+    pub fn stalled_push(&self) -> Option<Stall> {
+        self.stalled(Role::Producer)
+    }
+
+    /// The slot that keeps [`try_pop`](Self::try_pop) from proceeding
+    /// because a participant holds it: `Claimed` by the producer of the
+    /// next position, which has not published it (values may wait behind
+    /// it), or still `Taking` by the previous lap's consumer (which keeps
+    /// producers from filling it). `None` if a pop would not wait, waits
+    /// only for producers to come, or the ring is corrupted. Moves
+    /// `dequeue` past positions already claimed, as a pop would.
+    pub fn stalled_pop(&self) -> Option<Stall> {
+        self.stalled(Role::Consumer)
+    }
+
+    fn stalled(&self, role: Role) -> Option<Stall> {
+        let counter = self.counter(role);
+        let mut pos = counter.load(Ordering::Acquire);
+        for _ in 0..RETRY_LIMIT {
+            let slot = (pos & (self.slots.len() as u64 - 1)) as usize;
+            let word = self.slots[slot].seq.load(Ordering::Acquire);
+            match self.classify(role, pos, word) {
+                Find::Turn | Find::Bad => return None,
+                Find::Passed => pos = help(counter, pos).ok()?,
+                Find::Ahead => pos = reload(counter, pos).ok()?,
+                Find::Wait => {
+                    return matches!(Word::of(word).state, State::Claimed | State::Taking)
+                        .then_some(Stall { slot, word });
+                }
+            }
+        }
+        None
+    }
+
+    /// Hands a stalled slot on as if its holder had finished: a `Claimed`
+    /// slot (the value was never published, and its push never returned)
+    /// or a `Taking` one (the value goes with its consumer) becomes `Empty`
+    /// for the next lap. One CAS: returns `false`, changing nothing, if
+    /// the slot no longer holds what `stall` saw (its holder moved on, or
+    /// someone repaired it first).
+    ///
+    /// Only for a holder known to be dead (or known never to touch the
+    /// ring again): a live one would still write its slot after this, and
+    /// values could be lost, duplicated or torn.
+    pub fn repair(&self, stall: Stall) -> bool {
+        let cap = self.slots.len() as u64;
+        let w = Word::of(stall.word);
+        let held = matches!(w.state, State::Claimed | State::Taking);
+        match self.slots.get(stall.slot) {
+            Some(slot) if held && (w.position & (cap - 1)) as usize == stall.slot => {
+                let next = seq::word(w.position.wrapping_add(cap), State::Empty, 0);
+                slot.seq
+                    .compare_exchange(stall.word, next, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// [`repair`](Self::repair)s every slot `holder` holds; returns how
+    /// many. For a participant that takes over the id of a dead one,
+    /// before its first operation: claims under that id are then the dead
+    /// one's. Reads every slot once.
+    pub fn release_claims(&self, holder: Holder) -> usize {
+        let (state, who) = match holder {
+            Holder::Producer(p) => (State::Claimed, p.id()),
+            Holder::Consumer(p) => (State::Taking, p.id()),
+        };
+        (0..self.slots.len())
+            .filter(|&slot| {
+                let word = self.slots[slot].seq.load(Ordering::Acquire);
+                let w = Word::of(word);
+                w.state == state && w.who == who && self.repair(Stall { slot, word })
+            })
+            .count()
+    }
+
+    #[inline]
+    fn counter(&self, role: Role) -> &AtomicU64 {
+        match role {
+            Role::Producer => &self.header.enqueue.0,
+            Role::Consumer => &self.header.dequeue.0,
+        }
+    }
+
+    #[inline]
+    fn slot(&self, pos: u64) -> &MpmcSlot<T> {
+        &self.slots[(pos & (self.slots.len() as u64 - 1)) as usize]
+    }
+
+    /// The number of values in the ring, as a snapshot that may be stale by
+    /// the time it returns; values claimed by a push or a pop that has not
+    /// finished count as present. Clamped to `0..=capacity` whatever the
+    /// positions hold.
+    pub fn len(&self) -> usize {
+        let head = self.header.dequeue.0.load(Ordering::Acquire);
+        let tail = self.header.enqueue.0.load(Ordering::Acquire);
+        dist(tail, head).clamp(0, self.slots.len() as i64) as usize
+    }
+
+    /// Whether [`len`](Self::len) is 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many values the ring holds at most.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+/// Which side of the ring an operation is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Producer,
+    Consumer,
+}
+
+impl Role {
+    /// The word that makes the slot of `pos` this role's to claim.
+    #[inline]
+    fn turn(self, pos: u64) -> u64 {
+        match self {
+            Role::Producer => seq::word(pos, State::Empty, 0),
+            Role::Consumer => seq::word(pos, State::Full, 0),
+        }
+    }
+
+    /// The state this role's claim puts the slot in.
+    #[inline]
+    fn claim(self) -> State {
+        match self {
+            Role::Producer => State::Claimed,
+            Role::Consumer => State::Taking,
+        }
+    }
+
+    fn would_block(self) -> RingError {
+        match self {
+            Role::Producer => RingError::Full,
+            Role::Consumer => RingError::Empty,
+        }
+    }
+}
+
+/// What a participant finds in the slot of its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Find {
+    /// Its turn: claim the slot.
+    Turn,
+    /// The position is taken (or done): help the counter past it.
+    Passed,
+    /// The slot is ahead of the position, which must be stale: reload.
+    Ahead,
+    /// The slot still serves an earlier step: `Full`/`Empty` for now.
+    Wait,
+    /// No correct ring holds this.
+    Bad,
+}
+
+/// Moves `counter` past `pos`, whose slot someone claimed; returns where
+/// it is now, which must be past `pos`.
+#[inline]
+fn help(counter: &AtomicU64, pos: u64) -> Result<u64, RingError> {
+    match counter.compare_exchange(
+        pos,
+        pos.wrapping_add(1),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => Ok(pos.wrapping_add(1)),
+        Err(now) if dist(now, pos) > 0 => Ok(now),
+        Err(_) => Err(RingError::Corrupted("MPMC position moved backwards")),
+    }
+}
+
+/// Reloads `counter` for a participant at `pos` whose slot is ahead: the
+/// counter must have moved past `pos`.
+#[inline]
+fn reload(counter: &AtomicU64, pos: u64) -> Result<u64, RingError> {
+    let now = counter.load(Ordering::Acquire);
+    if dist(now, pos) <= 0 {
+        return Err(RingError::Corrupted(
+            "MPMC slot sequence word ahead of its position",
+        ));
+    }
+    Ok(now)
+}
+
+/// A slot that keeps an operation waiting because a participant holds
+/// it: what [`MpmcRing::stalled_push`] and [`MpmcRing::stalled_pop`] find,
+/// and what [`MpmcRing::repair`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    slot: usize,
+    word: u64,
+}
+
+impl Stall {
+    /// Who holds the slot.
+    pub fn holder(&self) -> Holder {
+        let w = Word::of(self.word);
+        let who = Participant::from_bits(w.who);
+        match w.state {
+            State::Taking => Holder::Consumer(who),
+            _ => Holder::Producer(who),
+        }
+    }
+
+    /// The slot's index.
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// The slot's sequence word when it was found (see [`seq`]).
+    pub fn word(&self) -> u64 {
+        self.word
+    }
+}
+
+/// Who holds a slot: a producer that claimed it and has not published
+/// it, or a consumer that is taking its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Holder {
+    /// A producer, between its claim and its `Full` store.
+    Producer(Participant),
+    /// A consumer, between its claim and its release.
+    Consumer(Participant),
+}
+
+/// Writes an empty ring's header and sequence numbers; the magic last.
+fn init<T: Pod>(header: &MpmcHeader, slots: &[MpmcSlot<T>]) {
+    header.capacity.store(slots.len() as u64, Ordering::Relaxed);
+    header
+        .elem_size
+        .store(size_of::<T>() as u64, Ordering::Relaxed);
+    header
+        .elem_align
+        .store(align_of::<T>() as u64, Ordering::Relaxed);
+    header
+        .slot_stride
+        .store(size_of::<MpmcSlot<T>>() as u64, Ordering::Relaxed);
+    header.enqueue.0.store(0, Ordering::Relaxed);
+    header.dequeue.0.store(0, Ordering::Relaxed);
+    for (i, slot) in slots.iter().enumerate() {
+        slot.seq
+            .store(seq::word(i as u64, State::Empty, 0), Ordering::Relaxed);
+    }
+    header.magic.store(MPMC_MAGIC, Ordering::Release);
+}
+
+impl<T: Pod + Send> fmt::Debug for MpmcRing<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MpmcRing")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// An MPMC ring on the heap, for threads of one process, unit tests and
+/// loom models; [`ring`](Self::ring) gives the same [`MpmcRing`] view a
+/// region does.
+///
+/// ```
+/// use shmkit::ring::mpmc::HeapMpmc;
+/// use shmkit::ring::RingError;
+///
+/// let heap = HeapMpmc::<[u8; 4]>::new(2)?;
+/// let ring = heap.ring();
+/// ring.try_push(*b"ping")?;
+/// ring.try_push(*b"pong")?;
+/// assert_eq!(ring.try_push(*b"full"), Err(RingError::Full));
+/// assert_eq!(ring.try_pop()?, *b"ping");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct HeapMpmc<T: Pod> {
+    header: Box<MpmcHeader>,
+    slots: Box<[MpmcSlot<T>]>,
+}
+
+impl<T: Pod + Send> HeapMpmc<T> {
+    /// An empty ring of `capacity` slots (a power of two in
+    /// `1..=MAX_CAPACITY`, else [`Error::InvalidSize`]).
+    pub fn new(capacity: usize) -> Result<Self> {
+        check_element::<T>()?;
+        check_capacity(capacity)?;
+        let header = Box::new(MpmcHeader::zeroed());
+        let slots: Box<[MpmcSlot<T>]> = (0..capacity)
+            .map(|_| MpmcSlot {
+                seq: AtomicU64::new(0),
+                value: Slot::new(T::zeroed()),
+            })
+            .collect();
+        init(&header, &slots);
+        Ok(Self { header, slots })
+    }
+
+    /// A view of the ring.
+    pub fn ring(&self) -> MpmcRing<'_, T> {
+        MpmcRing {
+            header: &self.header,
+            slots: &self.slots,
+        }
+    }
+}
+
+impl<T: Pod + Send> fmt::Debug for HeapMpmc<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("HeapMpmc").field(&self.ring()).finish()
+    }
+}
+
+#[cfg(all(test, shmkit_loom))]
+mod loom_tests;
