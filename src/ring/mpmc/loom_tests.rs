@@ -90,11 +90,7 @@ fn check(ring: MpmcRing<'_, u64>, consumed: Vec<Vec<u64>>, pushed: &[(u64, u64)]
 
 #[test]
 fn two_producers_one_consumer() {
-    // With two CAS per operation this shape takes minutes at three
-    // preemptions, so it runs at two (at most); the others keep three.
-    let mut model = loom::model::Builder::new();
-    model.preemption_bound = Some(model.preemption_bound.map_or(2, |b| b.min(2)));
-    model.check(|| {
+    loom::model(|| {
         let heap = Arc::new(HeapMpmc::<u64>::new(2).unwrap());
         let producers: Vec<_> = (0..2u64)
             .map(|p| {
