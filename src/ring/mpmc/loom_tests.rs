@@ -229,19 +229,23 @@ fn check_after_stop(
     assert_eq!(all, expected, "lost {lost:?}");
 }
 
+/// Runs `f` on the ring beside the main thread, with `stopped` at hand.
+fn beside<R: Send + 'static>(
+    heap: &Arc<HeapMpmc<u64>>,
+    stopped: &Arc<Stopped>,
+    f: impl FnOnce(MpmcRing<'_, u64>, &Stopped) -> R + Send + 'static,
+) -> loom::thread::JoinHandle<R> {
+    let (heap, stopped) = (heap.clone(), stopped.clone());
+    loom::thread::spawn(move || f(heap.ring(), &stopped))
+}
+
 #[test]
 fn a_producer_stopped_after_its_claim_is_repaired() {
     loom::model(|| {
         let heap = Arc::new(HeapMpmc::<u64>::new(2).unwrap());
         let stopped = Arc::new(Stopped::new(5));
-        let dier = {
-            let (heap, stopped) = (heap.clone(), stopped.clone());
-            loom::thread::spawn(move || stopped.claim_and_die(heap.ring(), Role::Producer))
-        };
-        let producer = {
-            let (heap, stopped) = (heap.clone(), stopped.clone());
-            loom::thread::spawn(move || push_repairing(heap.ring(), 2, &stopped))
-        };
+        let dier = beside(&heap, &stopped, |r, s| s.claim_and_die(r, Role::Producer));
+        let producer = beside(&heap, &stopped, |r, s| push_repairing(r, 2, s));
         let got = pop_repairing(heap.ring(), &stopped);
         dier.join().unwrap();
         let pushed = producer.join().unwrap();
@@ -256,14 +260,8 @@ fn a_consumer_stopped_while_taking_is_repaired() {
     loom::model(|| {
         let heap = Arc::new(HeapMpmc::<u64>::new(1).unwrap());
         let stopped = Arc::new(Stopped::new(5));
-        let dier = {
-            let (heap, stopped) = (heap.clone(), stopped.clone());
-            loom::thread::spawn(move || stopped.claim_and_die(heap.ring(), Role::Consumer))
-        };
-        let consumer = {
-            let (heap, stopped) = (heap.clone(), stopped.clone());
-            loom::thread::spawn(move || pop_repairing(heap.ring(), &stopped))
-        };
+        let dier = beside(&heap, &stopped, |r, s| s.claim_and_die(r, Role::Consumer));
+        let consumer = beside(&heap, &stopped, pop_repairing);
         let pushed = push_repairing(heap.ring(), 2, &stopped);
         dier.join().unwrap();
         let got = consumer.join().unwrap();
