@@ -251,9 +251,9 @@ pub struct MpmcSender<T: Pod> {
     /// Set once a call has seen every receiver gone (left or dead).
     peer_gone: PeerGone,
     shared: Attached<T>,
+    /// Its entry in its end's table, which also names its claims in the
+    /// ring.
     entry: usize,
-    /// Who this handle's claims name in the ring: its entry.
-    me: Participant,
     /// Shared by this handle's clones in this process; last, so dropped
     /// after every view borrowed from it.
     region: Arc<Region>,
@@ -268,9 +268,9 @@ pub struct MpmcReceiver<T: Pod> {
     /// Set once a call has seen every sender gone (left or dead).
     peer_gone: PeerGone,
     shared: Attached<T>,
+    /// Its entry in its end's table, which also names its claims in the
+    /// ring.
     entry: usize,
-    /// Who this handle's claims name in the ring: its entry.
-    me: Participant,
     /// As for [`MpmcSender`]: last.
     region: Arc<Region>,
 }
@@ -294,11 +294,9 @@ endpoint_constructors!(MpmcReceiver, layout: layout, options: options, init: ini
 impl<T: Pod + Send> MpmcSender<T> {
     fn attach(region: Region) -> Result<Self> {
         let shared = Attached::<T>::new(&region)?;
-        let entry = shared.attach(End::Sender)?;
         Ok(Self {
             peer_gone: PeerGone::default(),
-            entry,
-            me: participant(entry),
+            entry: shared.attach(End::Sender)?,
             shared,
             region: Arc::new(region),
         })
@@ -310,11 +308,9 @@ impl<T: Pod + Send> MpmcSender<T> {
     /// Fails with [`Error::ChannelBusy`](crate::Error::ChannelBusy) if 32 senders are attached
     /// already, across all processes.
     pub fn try_clone(&self) -> Result<Self> {
-        let entry = self.shared.attach(End::Sender)?;
         Ok(Self {
             peer_gone: PeerGone::with(self.peer_gone.get()),
-            entry,
-            me: participant(entry),
+            entry: self.shared.attach(End::Sender)?,
             shared: self.shared,
             region: Arc::clone(&self.region),
         })
@@ -326,7 +322,7 @@ impl<T: Pod + Send> MpmcSender<T> {
         self.shared
             .header
             .block_on_repairing(End::Sender, deadline, &self.shared, || {
-                ring.try_push_as(self.me, value)
+                ring.try_push_as(participant(self.entry), value)
             })
             .map_err(|b| send_error(self.peer_gone.note(b), value))
     }
@@ -349,7 +345,7 @@ impl<T: Pod + Send> MpmcSender<T> {
         self.shared
             .header
             .try_send_repairing(&self.peer_gone, value, &self.shared, || {
-                ring.try_push_as(self.me, value)
+                ring.try_push_as(participant(self.entry), value)
             })
     }
 
@@ -367,11 +363,9 @@ impl<T: Pod + Send> MpmcSender<T> {
 impl<T: Pod + Send> MpmcReceiver<T> {
     fn attach(region: Region) -> Result<Self> {
         let shared = Attached::<T>::new(&region)?;
-        let entry = shared.attach(End::Receiver)?;
         Ok(Self {
             peer_gone: PeerGone::default(),
-            entry,
-            me: participant(entry),
+            entry: shared.attach(End::Receiver)?,
             shared,
             region: Arc::new(region),
         })
@@ -383,11 +377,9 @@ impl<T: Pod + Send> MpmcReceiver<T> {
     /// Fails with [`Error::ChannelBusy`](crate::Error::ChannelBusy) if 32 receivers are attached
     /// already, across all processes.
     pub fn try_clone(&self) -> Result<Self> {
-        let entry = self.shared.attach(End::Receiver)?;
         Ok(Self {
             peer_gone: PeerGone::with(self.peer_gone.get()),
-            entry,
-            me: participant(entry),
+            entry: self.shared.attach(End::Receiver)?,
             shared: self.shared,
             region: Arc::clone(&self.region),
         })
@@ -399,7 +391,7 @@ impl<T: Pod + Send> MpmcReceiver<T> {
         self.shared
             .header
             .block_on_repairing(End::Receiver, deadline, &self.shared, || {
-                ring.try_pop_as(self.me)
+                ring.try_pop_as(participant(self.entry))
             })
             .map_err(|b| recv_error(self.peer_gone.note(b)))
     }
@@ -422,7 +414,9 @@ impl<T: Pod + Send> MpmcReceiver<T> {
         let ring = self.shared.ring;
         self.shared
             .header
-            .try_recv_repairing(&self.peer_gone, &self.shared, || ring.try_pop_as(self.me))
+            .try_recv_repairing(&self.peer_gone, &self.shared, || {
+                ring.try_pop_as(participant(self.entry))
+            })
     }
 
     /// Receives a value, waiting at most `timeout`.

@@ -19,13 +19,18 @@ use std::sync::Arc;
 /// `Full`/`Empty` answers in a row before a participant gives up.
 const PATIENCE: u32 = 1;
 
-/// Pushes `producer << 8 | i` for `i` in `0..count`; returns how many.
-fn push_some(ring: MpmcRing<'_, u64>, producer: u64, count: u64) -> u64 {
+/// Pushes `producer << 8 | i` for `i` in `0..count` as participant
+/// `producer`, repairing stalls of `stopped` if there is one; returns how
+/// many it pushed.
+fn push_some(ring: MpmcRing<'_, u64>, producer: u64, count: u64, stopped: Option<&Stopped>) -> u64 {
+    let me = Participant::new(producer as u8).unwrap();
+    let repaired = || stopped.is_some_and(|s| s.repair(ring, ring.stalled_push()));
     for i in 0..count {
         let mut refused = 0;
         loop {
-            match ring.try_push(producer << 8 | i) {
+            match ring.try_push_as(me, producer << 8 | i) {
                 Ok(()) => break,
+                Err(RingError::Full) if repaired() => {}
                 Err(RingError::Full) if refused < PATIENCE => {
                     refused += 1;
                     spin_loop();
@@ -38,8 +43,10 @@ fn push_some(ring: MpmcRing<'_, u64>, producer: u64, count: u64) -> u64 {
     count
 }
 
-/// Pops until `PATIENCE + 1` `Empty` answers in a row.
-fn pop_some(ring: MpmcRing<'_, u64>) -> Vec<u64> {
+/// Pops (as an anonymous participant) until `PATIENCE + 1` `Empty`
+/// answers in a row, repairing stalls of `stopped` if there is one.
+fn pop_some(ring: MpmcRing<'_, u64>, stopped: Option<&Stopped>) -> Vec<u64> {
+    let repaired = || stopped.is_some_and(|s| s.repair(ring, ring.stalled_pop()));
     let mut got = Vec::new();
     let mut refused = 0;
     loop {
@@ -48,6 +55,7 @@ fn pop_some(ring: MpmcRing<'_, u64>) -> Vec<u64> {
                 got.push(v);
                 refused = 0;
             }
+            Err(RingError::Empty) if repaired() => {}
             Err(RingError::Empty) if refused < PATIENCE => {
                 refused += 1;
                 spin_loop();
@@ -72,7 +80,7 @@ fn check_fifo(got: &[u64]) {
 /// consumer's values followed by the drained ones are in order per
 /// producer, and that the values delivered are exactly those pushed.
 fn check(ring: MpmcRing<'_, u64>, consumed: Vec<Vec<u64>>, pushed: &[(u64, u64)]) {
-    let rest = pop_some(ring);
+    let rest = pop_some(ring, None);
     assert!(ring.is_empty());
     let mut all = rest.clone();
     for got in consumed {
@@ -95,10 +103,10 @@ fn two_producers_one_consumer() {
         let producers: Vec<_> = (0..2u64)
             .map(|p| {
                 let heap = heap.clone();
-                loom::thread::spawn(move || (p, push_some(heap.ring(), p, 2)))
+                loom::thread::spawn(move || (p, push_some(heap.ring(), p, 2, None)))
             })
             .collect();
-        let got = pop_some(heap.ring());
+        let got = pop_some(heap.ring(), None);
         let pushed: Vec<_> = producers.into_iter().map(|p| p.join().unwrap()).collect();
         check(heap.ring(), vec![got], &pushed);
     });
@@ -110,13 +118,13 @@ fn one_producer_two_consumers() {
         let heap = Arc::new(HeapMpmc::<u64>::new(2).unwrap());
         let consumer = {
             let heap = heap.clone();
-            loom::thread::spawn(move || pop_some(heap.ring()))
+            loom::thread::spawn(move || pop_some(heap.ring(), None))
         };
         let producer = {
             let heap = heap.clone();
-            loom::thread::spawn(move || push_some(heap.ring(), 0, 3))
+            loom::thread::spawn(move || push_some(heap.ring(), 0, 3, None))
         };
-        let mine = pop_some(heap.ring());
+        let mine = pop_some(heap.ring(), None);
         let pushed = producer.join().unwrap();
         let theirs = consumer.join().unwrap();
         check(heap.ring(), vec![mine, theirs], &[(0, pushed)]);
@@ -162,51 +170,6 @@ impl Stopped {
     }
 }
 
-/// Pushes `producer << 8 | i` for `i` in `0..count` as participant 0,
-/// repairing stalls of `stopped`; returns how many it pushed.
-fn push_repairing(ring: MpmcRing<'_, u64>, count: u64, stopped: &Stopped) -> u64 {
-    let me = Participant::new(0).unwrap();
-    for i in 0..count {
-        let mut refused = 0;
-        loop {
-            match ring.try_push_as(me, i) {
-                Ok(()) => break,
-                Err(RingError::Full) if stopped.repair(ring, ring.stalled_push()) => {}
-                Err(RingError::Full) if refused < PATIENCE => {
-                    refused += 1;
-                    spin_loop();
-                }
-                Err(RingError::Full) => return i,
-                Err(e) => panic!("push: {e}"),
-            }
-        }
-    }
-    count
-}
-
-/// Pops as participant 1 until `PATIENCE + 1` `Empty` answers in a row,
-/// repairing stalls of `stopped`.
-fn pop_repairing(ring: MpmcRing<'_, u64>, stopped: &Stopped) -> Vec<u64> {
-    let me = Participant::new(1).unwrap();
-    let mut got = Vec::new();
-    let mut refused = 0;
-    loop {
-        match ring.try_pop_as(me) {
-            Ok(v) => {
-                got.push(v);
-                refused = 0;
-            }
-            Err(RingError::Empty) if stopped.repair(ring, ring.stalled_pop()) => {}
-            Err(RingError::Empty) if refused < PATIENCE => {
-                refused += 1;
-                spin_loop();
-            }
-            Err(RingError::Empty) => return got,
-            Err(e) => panic!("pop: {e}"),
-        }
-    }
-}
-
 /// Once everyone has joined: gives back what `stopped` still holds (a
 /// sweep under its id, as a participant taking the id over would), drains
 /// the ring, and checks that `got` followed by the rest is `0..pushed`
@@ -220,7 +183,7 @@ fn check_after_stop(
 ) {
     ring.release_claims(Holder::Producer(stopped.who));
     ring.release_claims(Holder::Consumer(stopped.who));
-    let rest = pop_repairing(ring, stopped);
+    let rest = pop_some(ring, Some(stopped));
     assert!(ring.is_empty(), "drained");
     assert_eq!(ring.stalled_pop(), None);
     assert_eq!(ring.stalled_push(), None);
@@ -245,8 +208,8 @@ fn a_producer_stopped_after_its_claim_is_repaired() {
         let heap = Arc::new(HeapMpmc::<u64>::new(2).unwrap());
         let stopped = Arc::new(Stopped::new(5));
         let dier = beside(&heap, &stopped, |r, s| s.claim_and_die(r, Role::Producer));
-        let producer = beside(&heap, &stopped, |r, s| push_repairing(r, 2, s));
-        let got = pop_repairing(heap.ring(), &stopped);
+        let producer = beside(&heap, &stopped, |r, s| push_some(r, 0, 2, Some(s)));
+        let got = pop_some(heap.ring(), Some(&stopped));
         dier.join().unwrap();
         let pushed = producer.join().unwrap();
         // A stopped producer wrote nothing, so nothing is lost: its
@@ -261,8 +224,8 @@ fn a_consumer_stopped_while_taking_is_repaired() {
         let heap = Arc::new(HeapMpmc::<u64>::new(1).unwrap());
         let stopped = Arc::new(Stopped::new(5));
         let dier = beside(&heap, &stopped, |r, s| s.claim_and_die(r, Role::Consumer));
-        let consumer = beside(&heap, &stopped, pop_repairing);
-        let pushed = push_repairing(heap.ring(), 2, &stopped);
+        let consumer = beside(&heap, &stopped, |r, s| pop_some(r, Some(s)));
+        let pushed = push_some(heap.ring(), 0, 2, Some(&stopped));
         dier.join().unwrap();
         let got = consumer.join().unwrap();
         // The one producer pushes value i at position i, so the value the
