@@ -541,9 +541,8 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
             ) {
                 Ok(_) => return Ok((slot, pos)),
                 Err(found) => {
-                    if seq::distance(found >> seq::POSITION_SHIFT, pos) == 0 {
-                        // Another participant took this very position: a
-                        // lost race, so give the winner's line some room.
+                    if role.lost_race(pos, found) {
+                        // Give the winner's line some room.
                         backoff(&mut step);
                     }
                     pos = self.step(role, counter, pos, found)?;
@@ -764,6 +763,19 @@ impl Role {
             Role::Producer => State::Claimed,
             Role::Consumer => State::Taking,
         }
+    }
+
+    /// Whether `found`, in the slot of `pos`, says another participant of
+    /// this role took `pos` first (not that the slot awaits the other
+    /// side: a consumer polling an empty ring must not back off).
+    #[inline]
+    fn lost_race(self, pos: u64, found: u64) -> bool {
+        let w = Word::of(found);
+        seq::distance(w.position, pos) == 0
+            && match self {
+                Role::Producer => w.state != State::Empty,
+                Role::Consumer => w.state == State::Taking,
+            }
     }
 
     fn would_block(self) -> RingError {
