@@ -13,8 +13,10 @@
 //! A blocking call tries its ring operation, spins a little retrying it,
 //! then sleeps on its [`Signal`] in slices of `PROBE_INTERVAL`; between
 //! slices it checks whether the other side is still there (attached and
-//! alive). A receiver reports `Disconnected` only once the ring is empty,
-//! so nothing sent before the last sender left is lost.
+//! alive) and, over a ring where a participant can hold a slot (MPMC),
+//! has [`Repair`] give back a slot whose holder died. A receiver reports
+//! `Disconnected` only once the ring is empty (past every slot a dead
+//! sender held), so nothing sent before the last sender left is lost.
 
 use super::error::{RecvError, SendError};
 use super::side::{Side, SideState};
