@@ -261,6 +261,18 @@ fn in_place_chunks_from_a_child_arrive_in_order() {
     let region = ring_region(64);
     let ring = SpscRing::<u64>::open(&region, 0).unwrap();
     let mut rx = ring.consumer().unwrap();
+    // Start the positions off a multiple of the capacity. When the two
+    // processes take turns filling and draining the whole ring (as on a
+    // loaded machine), every turn then spans the ring's end, so chunks
+    // wrap; from position 0 every turn would end exactly there, and no
+    // chunk would ever wrap.
+    {
+        let mut tx = ring.producer().unwrap();
+        for v in 0..7 {
+            tx.try_push(v).unwrap();
+            assert_eq!(rx.try_pop(), Ok(v));
+        }
+    }
     let mut child = spawn_with(&region, "produce-chunks", &[&N.to_string()]);
     {
         let mut spin = Spin::new(Some(&mut child));
