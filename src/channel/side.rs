@@ -69,18 +69,13 @@ impl Side {
     pub(crate) fn attach_entry(&self, limit: usize) -> crate::Result<Option<Entry>> {
         let me = owner::current()?;
         let limit = limit.min(MAX_HANDLES);
-        let live = (0..MAX_HANDLES)
-            .filter(|&i| {
-                let t = self.tokens[i].load(Ordering::Acquire);
-                t != 0 && owner::liveness(Token::from_raw(t)) == Liveness::Alive
-            })
-            .count();
+        let live = self.tokens.iter().filter(|e| self::live(e)).count();
         if live >= limit {
             return Ok(None);
         }
         for i in 0..MAX_HANDLES {
             let t = self.tokens[i].load(Ordering::Acquire);
-            let free = t == 0 || owner::liveness(Token::from_raw(t)) != Liveness::Alive;
+            let free = !held_by_live(t);
             if free
                 && self.tokens[i]
                     .compare_exchange(t, me.raw(), Ordering::AcqRel, Ordering::Relaxed)
@@ -105,10 +100,7 @@ impl Side {
     /// dead process's token (a system call). `false` for an `i` past the
     /// table, whose holder nobody can know.
     pub(crate) fn holder_gone(&self, i: usize) -> bool {
-        self.tokens.get(i).is_some_and(|e| {
-            let t = e.load(Ordering::Acquire);
-            t == 0 || owner::liveness(Token::from_raw(t)) != Liveness::Alive
-        })
+        self.tokens.get(i).is_some_and(|e| !live(e))
     }
 
     /// Detaches the handle holding entry `i`.
@@ -133,14 +125,22 @@ impl Side {
         if self.attached.load(Ordering::Acquire) == 0 {
             return SideState::Idle;
         }
-        let open = self.tokens.iter().any(|e| {
-            let t = e.load(Ordering::Acquire);
-            t != 0 && owner::liveness(Token::from_raw(t)) == Liveness::Alive
-        });
+        let open = self.tokens.iter().any(live);
         if open {
             SideState::Open
         } else {
             SideState::Closed
         }
     }
+}
+
+/// Whether `entry` is held by a live process.
+fn live(entry: &AtomicU32) -> bool {
+    held_by_live(entry.load(Ordering::Acquire))
+}
+
+/// Whether an entry holding token `t` belongs to a live process (0 is a
+/// free entry; a system call otherwise).
+fn held_by_live(t: u32) -> bool {
+    t != 0 && owner::liveness(Token::from_raw(t)) == Liveness::Alive
 }
