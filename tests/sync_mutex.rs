@@ -343,7 +343,7 @@ fn corrupted_lock_words_give_typed_errors() {
     r.write::<u32>(0, &u32::MAX).unwrap();
     assert!(matches!(m.lock(), Err(LockError::NotRecoverable)));
     // A well-formed token of a slot nobody holds: a dead owner.
-    r.write::<u32>(0, &((1234u32 << 19 | 1) << 1)).unwrap();
+    r.write::<u32>(0, &((300u32 << 21 | 1) << 1)).unwrap();
     let mut g = m.lock().unwrap_err().into_owner_died().expect("OwnerDied");
     g.mark_consistent();
     drop(g);

@@ -480,7 +480,7 @@ fn corrupted_rwlock_states_are_typed_errors_never_hangs() {
     }
     // A writer token in range that no process was ever given (generation
     // 0): found out by the first liveness probe, a few ms in.
-    scribble(&s, (5u64 << 19) << 32);
+    scribble(&s, (5u64 << 21) << 32);
     assert!(corrupted(s.try_read()), "gen 0: try_read");
     let t = Instant::now();
     assert!(corrupted(s.read_timeout(forever)), "gen 0: read");

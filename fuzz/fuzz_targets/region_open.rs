@@ -79,7 +79,7 @@ const R_KEEP_STATE: u8 = 1 << 2;
 const R_KEEP_CHECKSUM: u8 = 1 << 3;
 /// total_size = the object's size.
 const R_FIX_TOTAL: u8 = 1 << 4;
-/// data_offset = 128.
+/// data_offset = the data's offset (after the participant table).
 const R_FIX_OFFSET: u8 = 1 << 5;
 /// creator_uid = this process's euid.
 const R_FIX_UID: u8 = 1 << 6;
@@ -91,8 +91,10 @@ const OTHER_UID: u32 = 65534;
 
 const PREFIX: usize = 60;
 const HEADER: usize = 128;
+/// Where the data starts: after the header and the participant table.
+const DATA: usize = HEADER + 8192;
 const MAGIC: u64 = u64::from_le_bytes(*b"shmkit\0R");
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const READY: u32 = 2;
 const ABANDONED: u32 = 3;
 /// Largest object the size selector picks: big enough to span many pages,
@@ -168,7 +170,7 @@ fn object_size(sel: u64, written: usize) -> u64 {
         // 0..=255: empty, below the header, just above it.
         0 => v % 256,
         // A header and up to 16 KiB of data.
-        1 => HEADER as u64 + v % (16 << 10),
+        1 => DATA as u64 + v % (16 << 10),
         // Around what was written: cut it a little, or zero-extend it.
         2 => (written as i64 + i64::from(v as i8)).max(0) as u64,
         _ => v % (MAX_SIZE + 1),
@@ -262,7 +264,7 @@ fn predict(
     if total < img.size {
         return Err("Corrupted");
     }
-    if img.u64(32) != HEADER as u64 {
+    if img.u64(32) != DATA as u64 || total < DATA as u64 {
         return Err("Corrupted");
     }
     if img.u32(44) != owner {
@@ -271,7 +273,7 @@ fn predict(
     if img.u64(16) != layout.to_raw() {
         return Err("LayoutMismatch");
     }
-    if size_opt.is_some_and(|s| s as u64 != img.size - HEADER as u64) {
+    if size_opt.is_some_and(|s| s as u64 != img.size - DATA as u64) {
         return Err("InvalidSize");
     }
     Ok(())
@@ -299,7 +301,7 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
     let len = region.len();
     assert_eq!(
         len as u64,
-        img.size - HEADER as u64,
+        img.size - DATA as u64,
         "len() is not the object's data size"
     );
     assert_eq!(region.is_empty(), len == 0);
@@ -314,7 +316,7 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
         written
             .get(&at)
             .copied()
-            .unwrap_or_else(|| img.byte((HEADER + at) as u64))
+            .unwrap_or_else(|| img.byte((DATA + at) as u64))
     };
     let fits = |off: usize, size: usize, align: usize| {
         off.checked_add(size).is_some_and(|end| end <= len) && off.is_multiple_of(align)
@@ -503,7 +505,7 @@ fuzz_target!(|data: &[u8]| {
             bytes[24..32].copy_from_slice(&total.to_le_bytes());
         }
         if repair & R_FIX_OFFSET != 0 {
-            bytes[32..40].copy_from_slice(&(HEADER as u64).to_le_bytes());
+            bytes[32..40].copy_from_slice(&(DATA as u64).to_le_bytes());
         }
         if repair & R_FIX_UID != 0 {
             bytes[44..48].copy_from_slice(&euid().to_le_bytes());
@@ -538,7 +540,7 @@ fuzz_target!(|data: &[u8]| {
     if flags & F_SIZE != 0 {
         let sel = input.u64(20);
         let s = if sel & 1 == 0 {
-            size.saturating_sub(HEADER as u64) as usize
+            size.saturating_sub(DATA as u64) as usize
         } else {
             (sel >> 1) as usize
         };

@@ -67,7 +67,7 @@ impl Side {
     /// [`attach`](Self::attach), also saying whether the entry was taken
     /// over from a dead process (which may have left claims under it).
     pub(crate) fn attach_entry(&self, limit: usize) -> crate::Result<Option<Entry>> {
-        let me = owner::current()?;
+        let me = owner::current(self);
         let limit = limit.min(MAX_HANDLES);
         let live = self.tokens.iter().filter(|e| self::live(e)).count();
         if live >= limit {
@@ -75,7 +75,7 @@ impl Side {
         }
         for i in 0..MAX_HANDLES {
             let t = self.tokens[i].load(Ordering::Acquire);
-            let free = !held_by_live(t);
+            let free = !held_by_live(&self.tokens[i], t);
             if free
                 && self.tokens[i]
                     .compare_exchange(t, me.raw(), Ordering::AcqRel, Ordering::Relaxed)
@@ -136,11 +136,11 @@ impl Side {
 
 /// Whether `entry` is held by a live process.
 fn live(entry: &AtomicU32) -> bool {
-    held_by_live(entry.load(Ordering::Acquire))
+    held_by_live(entry, entry.load(Ordering::Acquire))
 }
 
-/// Whether an entry holding token `t` belongs to a live process (0 is a
+/// Whether `entry`, holding token `t`, belongs to a live handle (0 is a
 /// free entry; a system call otherwise).
-fn held_by_live(t: u32) -> bool {
-    t != 0 && owner::liveness(Token::from_raw(t)) == Liveness::Alive
+fn held_by_live(entry: &AtomicU32, t: u32) -> bool {
+    t != 0 && owner::liveness(entry, Token::from_raw(t)) == Liveness::Alive
 }

@@ -9,7 +9,7 @@
 //!                       or a recoverer    EMPTY/INITIALIZING -> ABANDONED
 //!     16  layout        creator           LayoutId of what the data holds
 //!     24  total_size    creator           header + data, bytes
-//!     32  data_offset   creator           always HEADER_SIZE in version 1
+//!     32  data_offset   creator           always DATA_OFFSET in version 2
 //!     40  creator_pid   creator
 //!     44  creator_uid   creator
 //!     48  checksum      creator           FNV-1a of the fields above
@@ -37,10 +37,13 @@ use std::time::{Duration, Instant};
 /// `b"shmkit\0R"` read as a little-endian integer.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmkit\0R");
 /// The format version this build writes and reads.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 /// Bytes in the header; the data starts here (a multiple of the cache line
 /// and of every alignment a placed type may ask for up to 128).
 pub(crate) const HEADER_SIZE: usize = 128;
+/// Where the data starts: after the header and the participant table
+/// (version 2; version 1 had no table and started the data at 128).
+pub(crate) const DATA_OFFSET: usize = HEADER_SIZE + super::participants::TABLE_SIZE;
 
 /// `state` before the creator touched the header (zero-filled pages).
 const EMPTY: u32 = 0;

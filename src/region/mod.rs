@@ -48,17 +48,20 @@ mod cell;
 pub(crate) mod header;
 mod layout;
 mod name;
+pub(crate) mod participants;
 mod typed;
 
 pub use cell::{SharedCell, ShmSafe};
 pub use layout::LayoutId;
 pub use name::MAX_NAME_LEN;
+pub use participants::MAX_PARTICIPANTS;
 pub use typed::Shm;
 
 use crate::error::{Error, Result};
 use crate::sys::{self, fd::Created, map::Mapping};
 use bytemuck::Pod;
-use header::{Fields, Header, HEADER_SIZE, VERSION};
+use header::{Fields, Header, DATA_OFFSET, HEADER_SIZE, VERSION};
+use participants::Membership;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -98,6 +101,9 @@ enum Kind {
 /// ```
 #[derive(Debug)]
 pub struct Region {
+    /// Held for its lock on the participant slot. Declared first: it
+    /// leaves the participant table before the mapping goes away.
+    _membership: Membership,
     map: Mapping,
     fd: OwnedFd,
     kind: Kind,
@@ -376,7 +382,7 @@ impl RegionOptions {
             size: 0,
             reason: "a size is required to create a region",
         })?;
-        data.checked_add(HEADER_SIZE)
+        data.checked_add(DATA_OFFSET)
             .filter(|t| *t <= isize::MAX as usize)
             .map(|t| t as u64)
             .ok_or(Error::InvalidSize {
@@ -439,11 +445,12 @@ impl RegionOptions {
             version: VERSION,
             layout: self.layout.to_raw(),
             total_size: total,
-            data_offset: HEADER_SIZE as u64,
+            data_offset: DATA_OFFSET as u64,
             creator_pid: sys::fd::pid(),
             creator_uid: sys::fd::euid(),
         };
         let region = Region {
+            _membership: join(&map, total as usize, fd.as_fd())?,
             map,
             fd,
             kind,
@@ -535,7 +542,7 @@ impl RegionOptions {
                 what: "object is larger than its header claims",
             });
         }
-        if fields.data_offset != HEADER_SIZE as u64 {
+        if fields.data_offset != DATA_OFFSET as u64 || fields.total_size < fields.data_offset {
             return Err(Error::Corrupted {
                 what: "data offset in header",
             });
@@ -569,12 +576,31 @@ impl RegionOptions {
             });
         }
         Ok(Region {
+            _membership: join(&map, len, fd.as_fd())?,
             map,
             fd,
             kind,
             created: false,
             fields,
         })
+    }
+}
+
+/// Joins the participant table of the object `map` maps (`len` bytes, at
+/// least [`DATA_OFFSET`]), through `fd`.
+fn join(map: &Mapping, len: usize, fd: BorrowedFd<'_>) -> Result<Membership> {
+    debug_assert!(len >= DATA_OFFSET);
+    // SAFETY: the table lies at HEADER_SIZE, inside the mapping (`len >=
+    // DATA_OFFSET`, checked by every caller); every `Region` declares its
+    // membership before its mapping, so the membership is dropped (and
+    // leaves the table) first.
+    unsafe {
+        participants::join(
+            fd,
+            map.ptr(),
+            len,
+            map.ptr().add(HEADER_SIZE) as *const participants::Table,
+        )
     }
 }
 
@@ -657,7 +683,7 @@ impl Region {
     /// accessors.
     pub fn as_ptr(&self) -> *mut u8 {
         // SAFETY: the mapping is at least `data_offset` bytes long (checked
-        // at open: total_size >= data_offset == HEADER_SIZE).
+        // at open: total_size >= data_offset == DATA_OFFSET).
         unsafe { self.map.ptr().add(self.fields.data_offset as usize) }
     }
 

@@ -233,7 +233,7 @@ impl Barrier {
         if s & BROKEN != 0 {
             return Err(WaitError::Broken);
         }
-        let me = owner::current().map_err(WaitError::Registry)?;
+        let me = owner::current(&self.state);
         self.register(me)?;
         let generation = loop {
             if s & BROKEN != 0 {
@@ -352,7 +352,7 @@ impl Barrier {
             if t == 0 || t == me.raw() {
                 continue;
             }
-            match owner::liveness(Token::from_raw(t)) {
+            match owner::liveness(&self.state, Token::from_raw(t)) {
                 Liveness::Alive => {}
                 Liveness::Dead => return Ok(true),
                 Liveness::Invalid => {

@@ -22,9 +22,6 @@ pub enum LockError<G> {
     Timeout,
     /// The lock's shared state holds a value no correct participant writes.
     Corrupted(&'static str),
-    /// This process could not register as a lock owner (see
-    /// [`crate::Error`]).
-    Registry(crate::Error),
 }
 
 impl<G> LockError<G> {
@@ -44,7 +41,6 @@ impl<G> LockError<G> {
             LockError::WouldBlock => LockError::WouldBlock,
             LockError::Timeout => LockError::Timeout,
             LockError::Corrupted(w) => LockError::Corrupted(w),
-            LockError::Registry(e) => LockError::Registry(e),
         }
     }
 }
@@ -57,7 +53,6 @@ impl<G> fmt::Debug for LockError<G> {
             LockError::WouldBlock => f.write_str("WouldBlock"),
             LockError::Timeout => f.write_str("Timeout"),
             LockError::Corrupted(w) => f.debug_tuple("Corrupted").field(w).finish(),
-            LockError::Registry(e) => f.debug_tuple("Registry").field(e).finish(),
         }
     }
 }
@@ -72,19 +67,11 @@ impl<G> fmt::Display for LockError<G> {
             LockError::WouldBlock => f.write_str("the lock is held"),
             LockError::Timeout => f.write_str("timed out waiting for the lock"),
             LockError::Corrupted(w) => write!(f, "lock state is corrupted: {w}"),
-            LockError::Registry(e) => write!(f, "cannot register as a lock owner: {e}"),
         }
     }
 }
 
-impl<G> std::error::Error for LockError<G> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            LockError::Registry(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+impl<G> std::error::Error for LockError<G> {}
 
 /// Why a wait (semaphore, event, barrier) ended without success.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +93,8 @@ pub enum WaitError {
     /// Shared state holds a value no correct participant writes.
     #[error("shared state is corrupted: {0}")]
     Corrupted(&'static str),
-    /// This process could not register as a participant.
+    /// A barrier's table of parties is full: more processes than it can
+    /// track have waited on it.
     #[error("cannot register as a participant: {0}")]
     Registry(#[source] crate::Error),
 }

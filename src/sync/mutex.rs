@@ -132,7 +132,6 @@ pub(crate) fn lock_error<G>(e: RawLockError) -> LockError<G> {
         RawLockError::WouldBlock => LockError::WouldBlock,
         RawLockError::Timeout => LockError::Timeout,
         RawLockError::Corrupted(w) => LockError::Corrupted(w),
-        RawLockError::Registry(e) => LockError::Registry(e),
     }
 }
 

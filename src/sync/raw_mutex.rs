@@ -43,7 +43,6 @@ pub(crate) enum RawLockError {
     WouldBlock,
     Timeout,
     Corrupted(&'static str),
-    Registry(crate::Error),
 }
 
 /// A robust, process-shared mutex without data.
@@ -70,15 +69,16 @@ impl RawMutex {
         }
     }
 
+    /// The token this handle writes into the word.
     #[inline]
-    fn me() -> Result<Token, RawLockError> {
-        owner::current().map_err(RawLockError::Registry)
+    fn me(&self) -> Token {
+        owner::current(&self.word)
     }
 
     /// Takes the lock without waiting.
     #[inline]
     pub(crate) fn try_lock(&self) -> Result<Acquired, RawLockError> {
-        let me = Self::me()?;
+        let me = self.me();
         match self.word.compare_exchange(
             UNLOCKED,
             me.raw() << 1,
@@ -87,7 +87,7 @@ impl RawMutex {
         ) {
             Ok(_) => Ok(Acquired::Clean),
             Err(NOT_RECOVERABLE) => Err(RawLockError::NotRecoverable),
-            Err(word) => match owner::liveness(Token::from_raw(word >> 1)) {
+            Err(word) => match owner::liveness(&self.word, Token::from_raw(word >> 1)) {
                 Liveness::Alive => Err(RawLockError::WouldBlock),
                 Liveness::Dead => self
                     .take_over(word, me)
@@ -100,7 +100,7 @@ impl RawMutex {
     /// Takes the lock, waiting until `deadline` (`None`: no limit).
     #[inline]
     pub(crate) fn lock(&self, deadline: Option<Instant>) -> Result<Acquired, RawLockError> {
-        let me = Self::me()?;
+        let me = self.me();
         if self
             .word
             .compare_exchange(
@@ -153,7 +153,7 @@ impl RawMutex {
             match watched {
                 Some((h, since)) if h == holder => {
                     if since.elapsed() >= PROBE_INTERVAL {
-                        match owner::liveness(Token::from_raw(holder)) {
+                        match owner::liveness(&self.word, Token::from_raw(holder)) {
                             Liveness::Alive => watched = Some((holder, Instant::now())),
                             Liveness::Dead => match self.take_over(word, me) {
                                 Ok(acquired) => return Ok(acquired),

@@ -215,9 +215,10 @@ impl RawRwLock {
         }
     }
 
+    /// The token this handle writes into the state word.
     #[inline]
-    fn me() -> Result<Token, Fail> {
-        owner::current().map_err(LockError::Registry)
+    fn me(&self) -> Token {
+        owner::current(&self.state)
     }
 
     /// Spins while `keep_spinning(state)`, at most [`SPINS`] reads.
@@ -296,7 +297,7 @@ impl RawRwLock {
         loop {
             let (new, acquired) = match read_step(s)? {
                 ReadStep::Enter(new, acquired) => (new, acquired),
-                ReadStep::Blocked(w) => match owner::liveness(Token::from_raw(w)) {
+                ReadStep::Blocked(w) => match owner::liveness(&self.state, Token::from_raw(w)) {
                     Liveness::Alive => return Err(LockError::WouldBlock),
                     Liveness::Invalid => return Err(corrupted_token()),
                     Liveness::Dead => {
@@ -349,7 +350,7 @@ impl RawRwLock {
                 ReadStep::Blocked(w) => w,
             };
             if Self::probe_due(&mut watched, w) {
-                match owner::liveness(Token::from_raw(w)) {
+                match owner::liveness(&self.state, Token::from_raw(w)) {
                     Liveness::Alive => {}
                     Liveness::Invalid => return Err(corrupted_token()),
                     Liveness::Dead => {
@@ -418,7 +419,7 @@ impl RawRwLock {
     }
 
     fn try_write(&self) -> Result<Acquired, Fail> {
-        let me = Self::me()?;
+        let me = self.me();
         if self.try_write_fast(me) {
             return Ok(Acquired::Clean);
         }
@@ -432,7 +433,7 @@ impl RawRwLock {
                 }
                 ((s & PARKED) | with_writer(me), Acquired::from_orphaned(s))
             } else {
-                match owner::liveness(Token::from_raw(w)) {
+                match owner::liveness(&self.state, Token::from_raw(w)) {
                     Liveness::Alive => return Err(LockError::WouldBlock),
                     Liveness::Invalid => return Err(corrupted_token()),
                     Liveness::Dead if readers(s) == 0 => {
@@ -473,7 +474,7 @@ impl RawRwLock {
 
     #[inline]
     fn write(&self, deadline: Option<Instant>) -> Result<Acquired, Fail> {
-        let me = Self::me()?;
+        let me = self.me();
         if self.try_write_fast(me) {
             return Ok(Acquired::Clean);
         }
@@ -522,7 +523,7 @@ impl RawRwLock {
             } else {
                 claimed = false;
                 if Self::probe_due(&mut watched, w) {
-                    match owner::liveness(Token::from_raw(w)) {
+                    match owner::liveness(&self.state, Token::from_raw(w)) {
                         Liveness::Alive => {}
                         Liveness::Invalid => return Err(corrupted_token()),
                         Liveness::Dead => {

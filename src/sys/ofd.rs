@@ -42,9 +42,15 @@ pub(crate) fn try_lock_byte(fd: BorrowedFd<'_>, offset: u64) -> Result<bool> {
 /// Whether another open file description holds a lock on byte `offset`.
 pub(crate) fn byte_locked_by_other(fd: BorrowedFd<'_>, offset: u64) -> Result<bool> {
     let mut fl = byte(offset, libc::F_WRLCK as libc::c_short);
+    get_lock(fd, &mut fl)
+}
+
+/// `F_OFD_GETLK` for the range `fl` describes: whether another open file
+/// description holds a lock that conflicts with it.
+fn get_lock(fd: BorrowedFd<'_>, fl: &mut libc::flock) -> Result<bool> {
     loop {
         // SAFETY: as in `try_lock_byte`.
-        let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+        let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut *fl) };
         if r == 0 {
             return Ok(fl.l_type != libc::F_UNLCK as libc::c_short);
         }
@@ -53,4 +59,13 @@ pub(crate) fn byte_locked_by_other(fd: BorrowedFd<'_>, offset: u64) -> Result<bo
             return Err(Error::io("fcntl(F_OFD_GETLK)", e));
         }
     }
+}
+
+/// Whether another open file description holds a lock on any byte of
+/// `offset..offset + len`.
+#[allow(dead_code)]
+pub(crate) fn range_locked_by_other(fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<bool> {
+    let mut fl = byte(offset, libc::F_WRLCK as libc::c_short);
+    fl.l_len = len as libc::off_t;
+    get_lock(fd, &mut fl)
 }
