@@ -29,9 +29,9 @@
 //!
 //! # Owner death
 //!
-//! Only waiters look for dead parties. A waiter that has waited
-//! [`PROBE_INTERVAL`] checks the liveness of every other registered
-//! process, and again every interval after that. If one is dead, it sets
+//! Only waiters look for dead parties. A waiter checks the liveness of
+//! every other registered participant on the schedule of a [`Probe`]
+//! (after 1 ms of waiting, then at most every 10 ms). If one is dead, it sets
 //! `BROKEN` with a CAS from a state read *after* the process was found
 //! dead, and only while that state is still the waiter's own generation.
 //! A process that completed a generation and then exited moved the
@@ -45,7 +45,7 @@
 
 use super::error::WaitError;
 use super::owner::{self, Liveness, Token};
-use super::wait::{deadline_after, expired, probe_slice, PROBE_INTERVAL, SPIN_LIMIT};
+use super::wait::{deadline_after, expired, Probe, SPIN_LIMIT};
 use crate::primitive::{futex_wait, futex_wake_all, spin_loop, AtomicU32, Ordering};
 use crate::region::ShmSafe;
 use std::fmt;
@@ -281,7 +281,7 @@ impl Barrier {
         me: Token,
         deadline: Option<Instant>,
     ) -> Result<BarrierWaitResult, WaitError> {
-        let mut last_probe = Instant::now();
+        let mut probe = Probe::start();
         loop {
             for _ in 0..SPINS {
                 if self.state.load(Ordering::Relaxed) & (GENERATION | BROKEN) != generation {
@@ -300,11 +300,8 @@ impl Barrier {
             if arrived == 0 || arrived >= n {
                 return Err(WaitError::Corrupted("barrier arrivals exceed its parties"));
             }
-            if !cfg!(shmkit_loom) && last_probe.elapsed() >= PROBE_INTERVAL {
-                if self.a_party_is_dead(me)? {
-                    return self.break_generation(generation);
-                }
-                last_probe = Instant::now();
+            if !cfg!(shmkit_loom) && probe.due() && self.a_party_is_dead(me)? {
+                return self.break_generation(generation);
             }
             if expired(deadline) {
                 return self.withdraw(generation);
@@ -317,7 +314,7 @@ impl Barrier {
             {
                 continue;
             }
-            futex_wait(&self.state, s | SLEEPERS, probe_slice(deadline));
+            futex_wait(&self.state, s | SLEEPERS, probe.slice(deadline));
         }
     }
 

@@ -12,14 +12,15 @@
 //!
 //! Lock: one CAS `0 -> me << 1`. Unlock: one swap to 0, plus a futex wake
 //! only if the waiters bit was set. A contended locker spins, sets the
-//! waiters bit, then sleeps in slices of [`PROBE_INTERVAL`]; each time a
+//! waiters bit, then sleeps in slices that a [`Probe`] schedules (1 ms,
+//! growing to 10 ms while the same owner keeps the lock); each time a
 //! slice passes with the same owner in the word, it checks that owner's
 //! liveness and, if it is dead, takes the lock over with a CAS from the
 //! exact word it saw (so two waiters can never both take it over) and
-//! reports `OwnerDied`.
+//! reports `OwnerDied`. A waiter whose owners keep changing never probes.
 
 use super::owner::{self, Liveness, Token};
-use super::wait::{expired, probe_slice, spin_while, PROBE_INTERVAL};
+use super::wait::{expired, spin_while, Probe};
 use crate::primitive::{futex_wait, futex_wake, futex_wake_all, AtomicU32, Ordering};
 use std::time::Instant;
 
@@ -125,8 +126,8 @@ impl RawMutex {
         // After sleeping we no longer know whether others sleep too, so we
         // take the lock with the waiters bit set (one spare wake at worst).
         let mut waiters_bit = 0;
-        // The owner we have been waiting on, and since when.
-        let mut watched: Option<(u32, Instant)> = None;
+        // The owner we have been waiting on, and when to probe it.
+        let mut watched: Option<(u32, Probe)> = None;
         let mut word = spin_while(&self.word, |w| w != UNLOCKED && w & WAITERS == 0);
         loop {
             if word == UNLOCKED {
@@ -150,11 +151,11 @@ impl RawMutex {
             if !Token::is_well_formed(holder) {
                 return Err(RawLockError::Corrupted("lock word holds no owner"));
             }
-            match watched {
-                Some((h, since)) if h == holder => {
-                    if since.elapsed() >= PROBE_INTERVAL {
+            match &mut watched {
+                Some((h, probe)) if *h == holder => {
+                    if probe.due() {
                         match owner::liveness(&self.word, Token::from_raw(holder)) {
-                            Liveness::Alive => watched = Some((holder, Instant::now())),
+                            Liveness::Alive => {}
                             Liveness::Dead => match self.take_over(word, me) {
                                 Ok(acquired) => return Ok(acquired),
                                 Err(w) => {
@@ -168,7 +169,7 @@ impl RawMutex {
                         }
                     }
                 }
-                _ => watched = Some((holder, Instant::now())),
+                _ => watched = Some((holder, Probe::start())),
             }
             if word & WAITERS == 0 {
                 if let Err(w) = self.word.compare_exchange(
@@ -185,7 +186,9 @@ impl RawMutex {
             if expired(deadline) {
                 return Err(RawLockError::Timeout);
             }
-            futex_wait(&self.word, word, probe_slice(deadline));
+            // (`watched` was set just above.)
+            let slice = watched.map_or(deadline, |(_, p)| p.slice(deadline));
+            futex_wait(&self.word, word, slice);
             waiters_bit = WAITERS;
             word = spin_while(&self.word, |w| w != UNLOCKED);
         }

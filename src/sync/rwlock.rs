@@ -46,9 +46,9 @@
 //!
 //! # Owner death (the protocol; the contract is on [`RwLock`])
 //!
-//! A waiter (reader or writer) that has seen the same writer token for
-//! [`PROBE_INTERVAL`] checks whether that token's process is alive (one
-//! probe per interval per waiter). If it is dead, the waiter acts with one
+//! A waiter (reader or writer) that keeps seeing the same writer token
+//! checks whether that token's holder is alive, on the schedule of a
+//! [`Probe`] (after 1 ms, then at most every 10 ms). If it is dead, the waiter acts with one
 //! CAS from the exact state it saw, so two waiters can never both act on
 //! the same death, and a token cannot be confused with a later process's
 //! (tokens carry their registry slot's generation):
@@ -75,7 +75,7 @@
 
 use super::error::LockError;
 use super::owner::{self, Liveness, Token};
-use super::wait::{deadline_after, expired, probe_slice, PROBE_INTERVAL, SPIN_LIMIT};
+use super::wait::{deadline_after, expired, probe_slice, Probe, SPIN_LIMIT};
 use crate::primitive::{
     futex_wait, futex_wake_all, spin_loop, AtomicU32, AtomicU64, Ordering, UnsafeCell,
 };
@@ -241,10 +241,11 @@ impl RawRwLock {
         futex_wake_all(&self.epoch);
     }
 
-    /// Sleeps on `epoch` (read as `e` before `s` was) for at most one
-    /// probe interval, after making sure `s` carries `PARKED`. Returns
+    /// Sleeps on `epoch` (read as `e` before `s` was) until the next probe
+    /// of the writer `watched` watches is due (one probe interval if none)
+    /// or `deadline`, after making sure `s` carries `PARKED`. Returns
     /// without sleeping if the state moved on.
-    fn park(&self, e: u32, s: u64, deadline: Option<Instant>) {
+    fn park(&self, e: u32, s: u64, watched: &Option<(u32, Probe)>, deadline: Option<Instant>) {
         if s & PARKED == 0
             && self
                 .state
@@ -253,24 +254,18 @@ impl RawRwLock {
         {
             return;
         }
-        futex_wait(&self.epoch, e, probe_slice(deadline));
+        let until = watched.map_or(probe_slice(deadline), |(_, p)| p.slice(deadline));
+        futex_wait(&self.epoch, e, until);
     }
 
-    /// Whether the writer `w`, watched since `watched`, should be probed
-    /// now; updates the watch. Rate-limits liveness checks to one per
-    /// [`PROBE_INTERVAL`] per waiter and per writer.
-    fn probe_due(watched: &mut Option<(u32, Instant)>, w: u32) -> bool {
-        match *watched {
-            Some((h, since)) if h == w => {
-                if since.elapsed() >= PROBE_INTERVAL {
-                    *watched = Some((w, Instant::now()));
-                    true
-                } else {
-                    false
-                }
-            }
+    /// Whether the writer `w`, as `watched` has watched it, should be
+    /// probed now; updates the watch. Rate-limits liveness checks as
+    /// [`Probe`] says, per waiter and per writer.
+    fn probe_due(watched: &mut Option<(u32, Probe)>, w: u32) -> bool {
+        match watched {
+            Some((h, probe)) if *h == w => probe.due(),
             _ => {
-                *watched = Some((w, Instant::now()));
+                *watched = Some((w, Probe::start()));
                 false
             }
         }
@@ -372,7 +367,7 @@ impl RawRwLock {
             if expired(deadline) {
                 return Err(LockError::Timeout);
             }
-            self.park(e, s, deadline);
+            self.park(e, s, &watched, deadline);
         }
     }
 
@@ -556,7 +551,7 @@ impl RawRwLock {
                     Err(LockError::Timeout)
                 };
             }
-            self.park(e, s, deadline);
+            self.park(e, s, &watched, deadline);
         }
     }
 

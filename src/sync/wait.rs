@@ -16,8 +16,61 @@ pub(crate) const SPIN_LIMIT: u32 = 100;
 pub(crate) const SPIN_LIMIT: u32 = 1;
 
 /// How long a parked waiter sleeps before it re-checks whether the
-/// process it waits for is still alive.
+/// process it waits for is still alive (channels; locks use [`Probe`]).
 pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The shortest interval between two liveness probes of one lock holder.
+pub(crate) const MIN_PROBE: Duration = Duration::from_millis(1);
+/// The longest interval between two liveness probes of one lock holder.
+pub(crate) const MAX_PROBE: Duration = Duration::from_millis(10);
+
+/// When a waiter checks whether the holder it waits for is still alive.
+///
+/// A holder that lets go wakes its waiters itself, so probing only matters
+/// for one that keeps the lock: the interval is a tenth of how long this
+/// waiter has watched the same holder, clamped to [`MIN_PROBE`]..=
+/// [`MAX_PROBE`]. A holder killed early in a short hold is found within
+/// about a millisecond; a long wait costs at most one probe per 10 ms; and
+/// a waiter whose holders keep changing never probes at all.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe {
+    since: Instant,
+    last: Instant,
+}
+
+impl Probe {
+    /// Starts watching a holder now.
+    pub(crate) fn start() -> Self {
+        let now = Instant::now();
+        Self {
+            since: now,
+            last: now,
+        }
+    }
+
+    fn interval(&self, now: Instant) -> Duration {
+        (now.saturating_duration_since(self.since) / 10).clamp(MIN_PROBE, MAX_PROBE)
+    }
+
+    /// Whether a probe is due now; if so, counts it as done.
+    pub(crate) fn due(&mut self) -> bool {
+        let now = Instant::now();
+        if now.saturating_duration_since(self.last) >= self.interval(now) {
+            self.last = now;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How long to sleep before the next probe: until it is due, or until
+    /// `deadline` if that comes first.
+    pub(crate) fn slice(&self, deadline: Option<Instant>) -> Option<Instant> {
+        let now = Instant::now();
+        let next = self.last + self.interval(now);
+        Some(deadline.map_or(next, |d| d.min(next)))
+    }
+}
 
 /// Spins on `word` while `keep_spinning(value)` holds, at most
 /// [`SPIN_LIMIT`] times; returns the last value read.
