@@ -25,7 +25,7 @@
 //!     20    8  size option selector, u64 LE (with F_SIZE)
 //!     28   32  four accesses, 8 bytes each:
 //!              offset u32 LE, kind u8, len u16 LE, arg u8
-//!     60    -  the object's contents (header at 0, data at 128)
+//!     60    -  the object's contents (header at 0, data after the participant table)
 //! ```
 //!
 //! `fuzz/seeds.py` writes a few seed inputs in this format.
@@ -140,7 +140,7 @@ fn fnv(words: &[u64]) -> u64 {
     h
 }
 
-/// The header checksum over the fields as they are in `b` (>= 56 bytes).
+/// The header checksum over the fields as they are in `b` (>= 60 bytes).
 fn checksum(b: &[u8]) -> u64 {
     fnv(&[
         MAGIC,
@@ -150,6 +150,7 @@ fn checksum(b: &[u8]) -> u64 {
         get_u64(b, 32),
         u64::from(get_u32(b, 40)),
         u64::from(get_u32(b, 44)),
+        u64::from(get_u32(b, 56)),
     ])
 }
 
@@ -244,7 +245,7 @@ fn predict(
             if img.u32(8) != VERSION {
                 return Err("VersionMismatch");
             }
-            let b: Vec<u8> = (0..56).map(|i| img.byte(i)).collect();
+            let b: Vec<u8> = (0..60).map(|i| img.byte(i)).collect();
             if get_u64(&b, 48) != checksum(&b) {
                 return Err("Corrupted");
             }
@@ -484,8 +485,8 @@ fuzz_target!(|data: &[u8]| {
     };
 
     if flags & F_REPAIR != 0 {
-        if bytes.len() < 56 {
-            bytes.resize(56, 0);
+        if bytes.len() < 60 {
+            bytes.resize(60, 0);
         }
         if repair & R_KEEP_MAGIC == 0 {
             bytes[0..8].copy_from_slice(&MAGIC.to_le_bytes());

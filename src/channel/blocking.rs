@@ -22,7 +22,7 @@ use super::error::{RecvError, SendError};
 use super::side::{Side, SideState};
 use crate::error::{Error, Result};
 use crate::primitive::{spin_loop, AtomicU32, AtomicU64, Ordering};
-use crate::region::{LayoutId, Region, RegionOptions, ShmSafe};
+use crate::region::{LayoutId, ObjectKind, Region, RegionOptions, ShmSafe};
 use crate::ring::{RingError, Signal};
 use crate::sync::wait::{expired, probe_slice, PROBE_INTERVAL, SPIN_LIMIT};
 use std::time::Instant;
@@ -421,11 +421,12 @@ pub(crate) fn extend(region: &Region) -> &'static Region {
 /// The options of a channel region with `layout`; with a capacity, sized
 /// for the header and a ring of `ring_bytes(capacity)` bytes.
 pub(crate) fn region_options(
+    kind: ObjectKind,
     layout: LayoutId,
     capacity: Option<usize>,
     ring_bytes: impl FnOnce(usize) -> Result<usize>,
 ) -> Result<RegionOptions> {
-    let opts = RegionOptions::new().layout(layout);
+    let opts = RegionOptions::new().layout(layout).kind(kind);
     Ok(match capacity {
         Some(c) => opts.size(RING_OFFSET + ring_bytes(c)?),
         None => opts,

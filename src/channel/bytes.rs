@@ -8,7 +8,7 @@ use super::blocking::{
 };
 use super::error::{RecvError, SendError};
 use crate::error::{Error, Result};
-use crate::region::{LayoutId, Region, RegionOptions};
+use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
 use crate::ring::bytes::{ByteRing, Consumer, Producer};
 use crate::ring::RingError;
 use crate::sync::wait::deadline_after;
@@ -26,7 +26,12 @@ fn init(region: &Region, capacity: usize, max_message: usize) -> Result<()> {
 }
 
 fn options(capacity: Option<usize>) -> Result<RegionOptions> {
-    region_options(LAYOUT, capacity, ByteRing::bytes_for)
+    region_options(
+        ObjectKind::ByteChannel,
+        LAYOUT,
+        capacity,
+        ByteRing::bytes_for,
+    )
 }
 
 /// The sending end of a byte channel.
@@ -87,6 +92,19 @@ macro_rules! byte_endpoint {
             /// Opens the named byte channel and attaches this end.
             pub fn open(name: &str) -> Result<Self> {
                 Self::attach(options(None)?.open(name)?)
+            }
+
+            /// Opens the named byte channel, or creates it as
+            /// [`create`](Self::create) does if there is none, and attaches
+            /// this end. An existing channel must have a `capacity`-byte
+            /// ring ([`Error::InvalidSize`] otherwise) and keeps its own
+            /// `max_message`. A half-made channel whose creator died is
+            /// replaced; one whose processes all died is reused, this end
+            /// taking over a dead handle's place.
+            pub fn open_or_create(name: &str, capacity: usize, max_message: usize) -> Result<Self> {
+                let region = options(Some(capacity))?
+                    .open_or_create_with(name, |r| init(r, capacity, max_message))?;
+                Self::attach(region)
             }
 
             /// Attaches this end to a byte-channel region opened by other

@@ -6,7 +6,7 @@
 //! [`MpmcSender`]: super::MpmcSender
 //! [`MpmcReceiver`]: super::MpmcReceiver
 
-/// Implements `create`, `open`, `from_region`, `from_env`, `region` and
+/// Implements `create`, `open`, `open_or_create`, `from_region`, `from_env`, `region` and
 /// `Debug` for the channel end `$ty<T>`.
 ///
 /// The invoking module supplies, by name:
@@ -36,6 +36,20 @@ macro_rules! endpoint_constructors {
             /// default timeout).
             pub fn open(name: &str) -> $crate::error::Result<Self> {
                 Self::attach($options::<T>(None)?.open(name)?)
+            }
+
+            /// Opens the named channel, or creates it as
+            /// [`create`](Self::create) does if there is none, and attaches
+            /// this end: what a program that may be restarted calls. An
+            /// existing channel must have `capacity` slots
+            /// ([`Error::InvalidSize`](crate::Error::InvalidSize)
+            /// otherwise). A half-made channel whose creator died is
+            /// replaced; one whose processes all died is reused, this end
+            /// taking over a dead handle's place.
+            pub fn open_or_create(name: &str, capacity: usize) -> $crate::error::Result<Self> {
+                let region = $options::<T>(Some(capacity))?
+                    .open_or_create_with(name, |r| $init::<T>(r, capacity))?;
+                Self::attach(region)
             }
 
             /// Attaches this end to a channel region opened by other means

@@ -40,7 +40,7 @@ use super::endpoint::endpoint_constructors;
 use super::error::{RecvError, SendError};
 use super::side::{Side, MAX_HANDLES};
 use crate::error::Result;
-use crate::region::{LayoutId, Region, RegionOptions};
+use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
 use crate::ring::mpmc::{Holder, MpmcRing, Participant};
 use crate::sync::wait::deadline_after;
 use bytemuck::Pod;
@@ -56,7 +56,12 @@ fn layout<T>() -> LayoutId {
 }
 
 fn options<T: Pod + Send>(capacity: Option<usize>) -> Result<RegionOptions> {
-    region_options(layout::<T>(), capacity, MpmcRing::<T>::bytes_for)
+    region_options(
+        ObjectKind::MpmcChannel,
+        layout::<T>(),
+        capacity,
+        MpmcRing::<T>::bytes_for,
+    )
 }
 
 fn init<T: Pod + Send>(region: &Region, capacity: usize) -> Result<()> {

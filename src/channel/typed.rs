@@ -13,7 +13,7 @@ use super::blocking::{
 use super::endpoint::endpoint_constructors;
 use super::error::{RecvError, SendError};
 use crate::error::Result;
-use crate::region::{LayoutId, Region, RegionOptions};
+use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
 use crate::ring::spsc::{Consumer, Producer, SpscRing};
 use crate::ring::RingError;
 use crate::sync::wait::deadline_after;
@@ -29,7 +29,12 @@ fn layout<T>() -> LayoutId {
 }
 
 fn options<T: Pod + Send>(capacity: Option<usize>) -> Result<RegionOptions> {
-    region_options(layout::<T>(), capacity, SpscRing::<T>::bytes_for)
+    region_options(
+        ObjectKind::SpscChannel,
+        layout::<T>(),
+        capacity,
+        SpscRing::<T>::bytes_for,
+    )
 }
 
 fn init<T: Pod + Send>(region: &Region, capacity: usize) -> Result<()> {

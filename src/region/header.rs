@@ -12,8 +12,9 @@
 //!     32  data_offset   creator           always DATA_OFFSET in version 2
 //!     40  creator_pid   creator
 //!     44  creator_uid   creator
-//!     48  checksum      creator           FNV-1a of the fields above
-//!     56  reserved      nobody            zero
+//!     48  checksum      creator           FNV-1a of the other fields
+//!     56  kind          creator           what the region holds (ObjectKind), for listings
+//!     60  reserved      nobody            zero
 //! ```
 //!
 //! Invariants: every field is an atomic, so a peer scribbling on the header
@@ -67,6 +68,7 @@ pub(crate) struct Fields {
     pub data_offset: u64,
     pub creator_pid: u32,
     pub creator_uid: u32,
+    pub kind: u32,
 }
 
 impl Fields {
@@ -80,6 +82,7 @@ impl Fields {
         h.write_u64(self.data_offset);
         h.write_u64(u64::from(self.creator_pid));
         h.write_u64(u64::from(self.creator_uid));
+        h.write_u64(u64::from(self.kind));
         h.finish()
     }
 }
@@ -97,7 +100,9 @@ pub(crate) struct Header {
     creator_pid: AtomicU32,
     creator_uid: AtomicU32,
     checksum: AtomicU64,
-    reserved: [AtomicU64; 9],
+    kind: AtomicU32,
+    reserved_32: AtomicU32,
+    reserved: [AtomicU64; 8],
 }
 
 #[cfg(not(shmkit_loom))]
@@ -120,6 +125,8 @@ impl Header {
             creator_pid: AtomicU32::new(0),
             creator_uid: AtomicU32::new(0),
             checksum: AtomicU64::new(0),
+            kind: AtomicU32::new(0),
+            reserved_32: AtomicU32::new(0),
             reserved: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -134,6 +141,7 @@ impl Header {
         self.data_offset.store(f.data_offset, Ordering::Relaxed);
         self.creator_pid.store(f.creator_pid, Ordering::Relaxed);
         self.creator_uid.store(f.creator_uid, Ordering::Relaxed);
+        self.kind.store(f.kind, Ordering::Relaxed);
         self.checksum.store(f.checksum(), Ordering::Relaxed);
         self.magic.store(MAGIC, Ordering::Relaxed);
     }
@@ -240,6 +248,7 @@ impl Header {
             data_offset: self.data_offset.load(Ordering::Relaxed),
             creator_pid: self.creator_pid.load(Ordering::Relaxed),
             creator_uid: self.creator_uid.load(Ordering::Relaxed),
+            kind: self.kind.load(Ordering::Relaxed),
         };
         if self.checksum.load(Ordering::Relaxed) != f.checksum() {
             return Err(Error::Corrupted {
@@ -248,6 +257,68 @@ impl Header {
         }
         Ok(f)
     }
+}
+
+/// What the bytes of a header say, read by copy: listings never map an
+/// object they do not trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// Not a shmkit object (a non-zero foreign magic).
+    Foreign,
+    /// Nothing written yet: a creator before its header, or one that died
+    /// there.
+    Empty,
+    /// A creator that has not published (or died before publishing).
+    Initializing,
+    /// Marked abandoned: its creator died, or it was removed.
+    Abandoned,
+    /// A shmkit object of another format version.
+    OtherVersion(u32),
+    /// A shmkit header holding values no creator writes.
+    Corrupted(&'static str),
+    /// Published; its fields passed the checksum.
+    Ready(Fields),
+}
+
+/// Reads a header from its first [`HEADER_SIZE`] bytes (fewer: what is
+/// there, the rest taken as zero).
+pub(crate) fn inspect(bytes: &[u8]) -> Seen {
+    let u32_at = |at: usize| {
+        u32::from_le_bytes(std::array::from_fn(|i| {
+            bytes.get(at + i).copied().unwrap_or(0)
+        }))
+    };
+    let u64_at = |at: usize| u64::from(u32_at(at)) | (u64::from(u32_at(at + 4)) << 32);
+    let magic = u64_at(0);
+    if magic == 0 {
+        return Seen::Empty;
+    }
+    if magic != MAGIC {
+        return Seen::Foreign;
+    }
+    let version = u32_at(8);
+    if version != VERSION {
+        return Seen::OtherVersion(version);
+    }
+    match u32_at(12) {
+        EMPTY | INITIALIZING => return Seen::Initializing,
+        ABANDONED => return Seen::Abandoned,
+        READY => {}
+        _ => return Seen::Corrupted("header state word"),
+    }
+    let f = Fields {
+        version,
+        layout: u64_at(16),
+        total_size: u64_at(24),
+        data_offset: u64_at(32),
+        creator_pid: u32_at(40),
+        creator_uid: u32_at(44),
+        kind: u32_at(56),
+    };
+    if u64_at(48) != f.checksum() {
+        return Seen::Corrupted("header checksum");
+    }
+    Seen::Ready(f)
 }
 
 #[cfg(all(test, not(shmkit_loom)))]
@@ -263,6 +334,7 @@ mod tests {
             data_offset: HEADER_SIZE as u64,
             creator_pid: 1,
             creator_uid: 2,
+            kind: 3,
         }
     }
 
@@ -382,6 +454,7 @@ mod loom_tests {
                 data_offset: HEADER_SIZE as u64,
                 creator_pid: 10,
                 creator_uid: 20,
+                kind: 1,
             };
             let opener = {
                 let h = h.clone();

@@ -48,12 +48,14 @@ mod cell;
 pub(crate) mod header;
 mod layout;
 mod name;
+mod objects;
 pub(crate) mod participants;
 mod typed;
 
 pub use cell::{SharedCell, ShmSafe};
 pub use layout::LayoutId;
 pub use name::MAX_NAME_LEN;
+pub use objects::{inspect, list, remove_if_unused, sweep, ObjectInfo, ObjectKind, ObjectState};
 pub use participants::MAX_PARTICIPANTS;
 pub use typed::Shm;
 
@@ -135,6 +137,8 @@ pub struct RegionOptions {
     any_layout: bool,
     timeout: Option<Duration>,
     keep: bool,
+    /// What the creator records the region as holding, for listings.
+    kind: ObjectKind,
 }
 
 impl Default for RegionOptions {
@@ -154,7 +158,15 @@ impl RegionOptions {
             any_layout: false,
             timeout: Some(DEFAULT_TIMEOUT),
             keep: false,
+            kind: ObjectKind::Region,
         }
+    }
+
+    /// Records what the region holds in its header (shown by
+    /// [`list`](objects::list)); the crate's own types set it.
+    pub(crate) fn kind(mut self, kind: ObjectKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// Options for a region holding one `T` at offset 0: size and layout
@@ -163,6 +175,7 @@ impl RegionOptions {
         Self::new()
             .size(core::mem::size_of::<T>())
             .layout(LayoutId::of::<T>())
+            .kind(ObjectKind::Value)
     }
 
     /// Bytes of data (the header comes on top). Required to create; when
@@ -448,6 +461,7 @@ impl RegionOptions {
             data_offset: DATA_OFFSET as u64,
             creator_pid: sys::fd::pid(),
             creator_uid: sys::fd::euid(),
+            kind: self.kind.to_raw(),
         };
         let region = Region {
             _membership: join(&map, total as usize, fd.as_fd())?,
@@ -575,13 +589,53 @@ impl RegionOptions {
                 actual: now.size,
             });
         }
+        let membership = join(&map, len, fd.as_fd())?;
+        if let Kind::Named { name, .. } = &kind {
+            // SAFETY: as for `header` above; the mapping is still alive.
+            let header = unsafe { &*(map.ptr() as *const Header) };
+            confirm_not_removed(name, fd.as_fd(), header, deadline, started)?;
+        }
         Ok(Region {
-            _membership: join(&map, len, fd.as_fd())?,
+            _membership: membership,
             map,
             fd,
             kind,
             created: false,
             fields,
+        })
+    }
+}
+
+/// An opener's last step, after joining the participants: makes sure no
+/// [`remove_if_unused`](objects::remove_if_unused) removed the object
+/// meanwhile. A remover holds the object's exclusive `flock` from before
+/// it checks for participants until the name is gone, and marks the
+/// object abandoned first: so under the shared `flock`, an object still
+/// ready was not (and now cannot be) removed under us.
+fn confirm_not_removed(
+    name: &str,
+    fd: BorrowedFd<'_>,
+    header: &Header,
+    deadline: Option<Instant>,
+    started: Instant,
+) -> Result<()> {
+    let mut backoff = Duration::from_micros(20);
+    while !sys::fd::try_lock_shared(fd)? {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::InitTimeout {
+                waited: started.elapsed(),
+            });
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_millis(2));
+    }
+    let ready = header.is_ready();
+    sys::fd::unlock(fd);
+    if ready {
+        Ok(())
+    } else {
+        Err(Error::NotFound {
+            name: name.to_owned(),
         })
     }
 }

@@ -143,21 +143,10 @@ pub(crate) const TABLE_SIZE: usize = (core::mem::size_of::<Table>() + 127) & !12
 #[cfg(not(shmkit_loom))]
 const _: () = assert!(TABLE_SIZE == 8192);
 
-#[allow(dead_code)] // pid, used_slots: for the object listing, next
 impl Table {
     /// The slot's current generation, as a peer may have written it.
     fn gen(&self, slot: usize) -> u32 {
         self.gens[slot].load(Ordering::Acquire)
-    }
-
-    /// The pid the slot's latest holder recorded (diagnostics only).
-    pub(crate) fn pid(&self, slot: usize) -> u32 {
-        self.pids.get(slot).map_or(0, |p| p.load(Ordering::Relaxed))
-    }
-
-    /// Slots that were ever used (generation non-zero).
-    pub(crate) fn used_slots(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..SLOTS).filter(|&s| self.gen(s) != 0)
     }
 
     /// Records that this handle won `slot` (whose lock byte it holds):
@@ -176,8 +165,7 @@ impl Table {
 }
 
 #[cfg(not(shmkit_loom))]
-#[allow(unused_imports)] // is_in_use: for the object listing, next
-pub(crate) use real::{current, is_in_use, join, liveness, Membership};
+pub(crate) use real::{attached, current, is_in_use, join, liveness, Membership};
 
 #[cfg(not(shmkit_loom))]
 mod real {
@@ -389,14 +377,35 @@ mod real {
 
     /// Whether any open file description other than `fd`'s holds a slot
     /// lock of the object: some handle, in some live process, has it open.
-    #[allow(dead_code)]
     pub(crate) fn is_in_use(fd: BorrowedFd<'_>) -> Result<bool> {
         sys::ofd::range_locked_by_other(fd, LOCK_BASE, SLOTS as u64)
+    }
+
+    /// The pids recorded by the slots of `table` (a copy of the table's
+    /// bytes, perhaps short) whose lock some open file description other
+    /// than `fd`'s holds: one per live handle.
+    pub(crate) fn attached(fd: BorrowedFd<'_>, table: &[u8]) -> Result<Vec<u32>> {
+        let word = |at: usize| {
+            table
+                .get(at..at + 4)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let gens = core::mem::offset_of!(Table, gens);
+        let pids = core::mem::offset_of!(Table, pids);
+        let mut out = Vec::new();
+        for slot in 0..SLOTS {
+            if word(gens + 4 * slot) != 0
+                && sys::ofd::byte_locked_by_other(fd, LOCK_BASE + slot as u64)?
+            {
+                out.push(word(pids + 4 * slot));
+            }
+        }
+        Ok(out)
     }
 }
 
 #[cfg(shmkit_loom)]
-pub(crate) use model::{current, is_in_use, join, liveness, Membership};
+pub(crate) use model::{attached, current, is_in_use, join, liveness, Membership};
 
 /// Loom cannot see atomics in a mapping, so regions are never used under
 /// it; these stand-ins keep the crate compiling, and the lock protocols'
@@ -423,6 +432,10 @@ mod model {
 
     pub(crate) fn is_in_use(_fd: BorrowedFd<'_>) -> Result<bool> {
         Ok(true)
+    }
+
+    pub(crate) fn attached(_fd: BorrowedFd<'_>, _table: &[u8]) -> Result<Vec<u32>> {
+        Ok(Vec::new())
     }
 
     /// Hands out loom-thread tokens; outside the model, so plain std.

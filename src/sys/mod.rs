@@ -13,3 +13,4 @@ pub(crate) mod map;
 pub(crate) mod membarrier;
 #[cfg(not(shmkit_loom))]
 pub(crate) mod ofd;
+pub(crate) mod shmdir;

@@ -63,7 +63,6 @@ fn get_lock(fd: BorrowedFd<'_>, fl: &mut libc::flock) -> Result<bool> {
 
 /// Whether another open file description holds a lock on any byte of
 /// `offset..offset + len`.
-#[allow(dead_code)]
 pub(crate) fn range_locked_by_other(fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<bool> {
     let mut fl = byte(offset, libc::F_WRLCK as libc::c_short);
     fl.l_len = len as libc::off_t;
