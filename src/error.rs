@@ -69,6 +69,17 @@ pub enum Error {
         /// The object's permission bits.
         mode: u32,
     },
+    /// [`RegionOptions::open_or_create`](crate::RegionOptions::open_or_create)
+    /// gave up: the name kept changing under it (other processes created,
+    /// removed or replaced the object between its attempts to create and
+    /// to open it).
+    #[error("gave up on shared memory name {name:?} after {attempts} attempts: other processes kept creating and removing it")]
+    NameUnstable {
+        /// The name asked for.
+        name: String,
+        /// How many times creating and opening were tried.
+        attempts: u32,
+    },
     /// The object is owned by another user: opening it could hand this
     /// process memory an untrusted user controls.
     #[error("region is owned by uid {owner}, not by this process's uid {expected}")]

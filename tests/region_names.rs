@@ -313,6 +313,40 @@ fn a_wide_mode_is_refused_before_a_stale_object_is_replaced() {
 }
 
 #[test]
+fn a_stale_object_that_cannot_be_removed_is_reported_not_spun_on() {
+    // Zeros nobody initializes: stale. But another open file description
+    // keeps a shared lock on it, so the exclusive lock needed to remove it
+    // can never be had. Every attempt ends "creator died, removal busy";
+    // `open_or_create` must give up and say so, not retry forever.
+    let name = unique_name("stale-locked");
+    let path = shm_path(&name);
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    let _g = Planted(path.clone());
+    f.set_len(4096).unwrap();
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).unwrap();
+    let before = snapshot(&path);
+    let err = returns_soon("open_or_create", {
+        let n = name.clone();
+        move || {
+            RegionOptions::new()
+                .size(64)
+                .timeout(None)
+                .open_or_create(&n)
+        }
+    })
+    .unwrap_err();
+    assert!(matches!(err, Error::CreatorDied { pid: 0 }), "{err:?}");
+    assert_eq!(snapshot(&path), before);
+    drop(f);
+}
+
+#[test]
 fn anonymous_regions_are_not_held_to_the_named_mode() {
     // A memfd's mode is 0777 by nature; it is reachable by descriptor only.
     let region = Region::anonymous(64).unwrap();

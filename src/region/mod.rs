@@ -54,7 +54,9 @@
 //!   mode lets other users write the memory.
 //!
 //! [`RegionOptions::open_or_create`] never replaces or removes such an
-//! object, and returns these errors at once. Anonymous
+//! object, and returns these errors at once: it retries only when the name
+//! vanished between its create and its open, or held a stale region, and
+//! that a bounded number of times ([`Error::NameUnstable`]). Anonymous
 //! regions are reached by descriptor only; a memfd's mode is `0777` by
 //! nature and is not checked.
 //!
@@ -94,6 +96,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an empty, unlocked named object must stay so before an opener
 /// takes its creator for dead (see [`RegionOptions::open`]).
 const STALE_GRACE: Duration = Duration::from_millis(100);
+
+/// How many times [`RegionOptions::open_or_create`] tries to create or open
+/// a name that other processes keep creating and removing under it before
+/// it gives up with [`Error::NameUnstable`] (with its back-off, about 0.1 s
+/// of trying).
+const OPEN_OR_CREATE_ATTEMPTS: u32 = 100;
 
 /// Where a region's memory comes from.
 #[derive(Debug)]
@@ -298,7 +306,11 @@ impl RegionOptions {
     /// [`open`](Self::open) refuses without waiting (a symbolic link, a
     /// directory, a fifo, a socket, another user's object, an object
     /// others may write) is returned at once and left alone, whatever the
-    /// timeout.
+    /// timeout. If the name keeps vanishing under it (other processes
+    /// creating and removing it), this gives up after a bounded number of
+    /// attempts with [`Error::NameUnstable`]; a stale object that cannot be
+    /// removed (another process keeps a lock on it) ends the same way with
+    /// [`Error::CreatorDied`].
     pub fn open_or_create(&self, name: &str) -> Result<Region> {
         self.open_or_create_with(name, |_| Ok(()))
     }
@@ -314,27 +326,53 @@ impl RegionOptions {
         let total = self.total_size()?;
         let started = Instant::now();
         let deadline = self.deadline(started);
+        let mut attempts = 0;
+        let mut backoff = Duration::from_micros(10);
         loop {
-            match sys::fd::shm_create_excl(name)? {
+            // Only two outcomes are worth another attempt, both left by
+            // other processes working on the same name: it vanished between
+            // our create and our open, or it held a stale region that was
+            // (or is being) removed. Anything else is final: a name that
+            // will not open (a link, a directory, another user's object...)
+            // will not open on the next attempt either.
+            let stale = match sys::fd::shm_create_excl(name)? {
                 Created::New(fd) => {
                     if claim(name, &fd)? {
                         return self.init_named(name, fd, total, init);
                     }
                     // Declared stale and removed before we locked it.
+                    None
                 }
                 Created::Exists => match self.open(name) {
                     // Removed between our create and open.
-                    Err(Error::NotFound { .. }) => {}
-                    Err(Error::CreatorDied { .. }) => remove_stale(name)?,
+                    Err(Error::NotFound { .. }) => None,
+                    Err(e @ Error::CreatorDied { .. }) => {
+                        remove_stale(name)?;
+                        Some(e)
+                    }
                     other => return other,
                 },
-            }
+            };
+            attempts += 1;
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::InitTimeout {
                     waited: started.elapsed(),
                 });
             }
-            std::thread::yield_now();
+            if attempts >= OPEN_OR_CREATE_ATTEMPTS {
+                // A stale object that stays (someone keeps a lock on it, so
+                // it cannot be removed) is reported as what it is.
+                return Err(stale.unwrap_or_else(|| Error::NameUnstable {
+                    name: name.to_owned(),
+                    attempts,
+                }));
+            }
+            if attempts < 4 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_millis(1));
+            }
         }
     }
 
