@@ -6,9 +6,10 @@
 //!    64-byte messages through it by spinning on atomics: no system call
 //!    per message.
 //! 2. A crash under a lock: three worker processes update a shared ledger
-//!    under a robust `Mutex`; the parent kills one of them with SIGKILL
-//!    while the workers are busy; the others get `OwnerDied`, repair the
-//!    ledger and carry on.
+//!    under a robust `Mutex`; the parent asks the next worker to take the
+//!    lock to stay inside it halfway through an update, and kills that
+//!    worker with SIGKILL once it says it is there; the next locker gets
+//!    `OwnerDied`, repairs the ledger and the others carry on.
 //! 3. A work queue: the parent hands jobs to three worker processes over
 //!    an MPMC channel and collects the answers over another; every job is
 //!    answered exactly once, and when the parent drops its sender the
@@ -248,14 +249,30 @@ struct Office {
     stop: AtomicU64,
     /// Workers that have started.
     started: AtomicU64,
-    /// Pid of the worker inside the lock, 0 if none (for the parent to aim
-    /// its kill).
-    holder: AtomicU64,
+    /// Where the parent's kill aims: 0 (nowhere yet), [`WANTED`] (the next
+    /// worker inside the lock is to stay there), or the pid of the worker
+    /// that took that role, written from inside the lock, halfway through
+    /// its update, which it never finishes.
+    victim: AtomicU64,
 }
 // SAFETY: repr(C); every field is ShmSafe.
 unsafe impl ShmSafe for Office {}
 
 const WORKERS: usize = 3;
+/// [`Office::victim`]: the next worker to hold the lock is to stay there.
+const WANTED: u64 = u64::MAX;
+
+/// Repairs a ledger whose last holder died between its two writes, and
+/// says what was repaired.
+fn repair(l: &mut Ledger) -> String {
+    let what = format!(
+        "entries {} but check {}: an update left half done; set check to {}",
+        l.entries, l.check, l.entries
+    );
+    l.check = l.entries;
+    l.repairs += 1;
+    what
+}
 
 fn crash_demo() -> DemoResult {
     println!("\n--- a worker killed while holding a lock ---\n");
@@ -274,17 +291,36 @@ fn crash_demo() -> DemoResult {
         office.started.load(Ordering::Acquire) == WORKERS as u64
     })?;
     std::thread::sleep(Duration::from_millis(100));
-    let mut victim = workers.remove(0);
-    // Strike while the victim is inside the lock, between its two writes.
-    let victim_pid = u64::from(victim.id());
-    let aimed = spin_until("the victim to hold the lock", || {
-        office.holder.load(Ordering::Acquire) == victim_pid
+    // Ask the next worker to take the lock to stay inside it, and wait for
+    // it to say it is there: a kill then lands inside the lock for sure.
+    office.victim.store(WANTED, Ordering::Release);
+    let mut victim_pid = 0;
+    let aimed = spin_until("a worker to be inside the lock", || {
+        victim_pid = office.victim.load(Ordering::Acquire);
+        victim_pid != WANTED
+    })
+    .and_then(|()| {
+        workers
+            .iter()
+            .position(|w| u64::from(w.id()) == victim_pid)
+            .ok_or_else(|| format!("no worker has pid {victim_pid}"))
     });
+    let index = match aimed {
+        Ok(i) => i,
+        Err(e) => {
+            office.stop.store(1, Ordering::Release);
+            for mut w in workers {
+                let _ = w.kill();
+                let _ = w.wait();
+            }
+            return Err(e.into());
+        }
+    };
+    let mut victim = workers.remove(index);
     let killed = victim.kill();
     let reaped = victim.wait();
-    let outcome: DemoResult = aimed
+    let outcome: DemoResult = killed
         .map_err(Into::into)
-        .and(killed.map_err(Into::into))
         .and(reaped.map(drop).map_err(Into::into));
     if outcome.is_err() {
         office.stop.store(1, Ordering::Release);
@@ -292,7 +328,7 @@ fn crash_demo() -> DemoResult {
     }
     let killed_at = t.elapsed();
     println!(
-        "[parent] {WORKERS} workers sharing the ledger for {killed_at:.0?}; killed worker {} (SIGKILL) while it held the lock",
+        "[parent] {WORKERS} workers sharing the ledger for {killed_at:.0?}; killed worker {} (SIGKILL) while it held the lock, halfway through an update",
         victim.id()
     );
     std::thread::sleep(Duration::from_millis(100));
@@ -306,11 +342,10 @@ fn crash_demo() -> DemoResult {
     let ledger = match office.ledger.lock() {
         Ok(g) => *g,
         Err(LockError::OwnerDied(mut g)) => {
-            // The victim died holding it and nobody locked it since.
-            let l = &mut *g;
-            l.check = l.entries;
-            l.repairs += 1;
+            // The victim died holding it and no survivor locked it since.
+            let what = repair(&mut g);
             g.mark_consistent();
+            println!("[parent] got OwnerDied: the last holder died mid-update; {what}");
             *g
         }
         Err(e) => return Err(e.to_string().into()),
@@ -318,13 +353,13 @@ fn crash_demo() -> DemoResult {
     if ledger.entries != ledger.check {
         return Err("ledger left inconsistent".into());
     }
+    if ledger.repairs != 1 {
+        return Err(format!("{} repairs after one kill inside the lock", ledger.repairs).into());
+    }
     println!(
         "[parent] survivors finished: {} updates in all, ledger consistent, {} repair(s) after the kill",
         ledger.entries, ledger.repairs
     );
-    if ledger.repairs == 0 {
-        println!("[parent] (the kill landed outside the lock this time: nothing to repair)");
-    }
     Ok(())
 }
 
@@ -342,12 +377,10 @@ fn worker(name: &str) -> DemoResult {
             Ok(g) => g,
             Err(LockError::OwnerDied(mut g)) => {
                 let t = Instant::now();
-                let l = &mut *g;
-                l.check = l.entries;
-                l.repairs += 1;
+                let what = repair(&mut g);
                 g.mark_consistent();
                 println!(
-                    "[worker {}] got OwnerDied: the last holder died mid-update; repaired in {:.1?}",
+                    "[worker {}] got OwnerDied: the last holder died mid-update ({what}); repaired in {:.1?}",
                     std::process::id(),
                     t.elapsed()
                 );
@@ -355,17 +388,26 @@ fn worker(name: &str) -> DemoResult {
             }
             Err(e) => return Err(e.to_string().into()),
         };
-        office
-            .holder
-            .store(u64::from(std::process::id()), Ordering::Release);
         g.entries += 1;
+        let me = u64::from(std::process::id());
+        if office
+            .victim
+            .compare_exchange(WANTED, me, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // The parent wants a worker killed inside the lock, and this is
+            // it: stay here, update half done, until the kill comes.
+            while Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            return Err("was to be killed inside the lock, but no kill came".into());
+        }
         // Some work between the two halves of the update.
         let t = Instant::now();
         while t.elapsed() < Duration::from_micros(20) {
             std::hint::spin_loop();
         }
         g.check = g.entries;
-        office.holder.store(0, Ordering::Release);
         drop(g);
     }
     Ok(())

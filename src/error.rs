@@ -39,6 +39,47 @@ pub enum Error {
         /// The name asked for.
         name: String,
     },
+    /// What the name leads to in `/dev/shm` is not a regular file, so not a
+    /// shared memory object: a symbolic link (whatever it points at, even
+    /// nothing), a directory, a fifo, a socket or a device.
+    ///
+    /// Names are opened without following symbolic links, as `shm_open`
+    /// does: `/dev/shm` is writable by every user, and a link planted there
+    /// would otherwise make this process open, and write, a file of the
+    /// planter's choosing. Nothing is read from or written to what was found,
+    /// and [`RegionOptions::open_or_create`](crate::RegionOptions::open_or_create)
+    /// does not replace it: remove it yourself if it is yours.
+    #[error("{name:?} in /dev/shm is a {found}, not a shared memory object")]
+    NotARegularFile {
+        /// The name asked for.
+        name: String,
+        /// What was found: `"symbolic link"`, `"directory"`, `"fifo"`,
+        /// `"socket"`, `"character device"`, `"block device"` or
+        /// `"file of unknown type"`.
+        found: &'static str,
+    },
+    /// The named object's permissions let other users at it (group or
+    /// other bits set): whoever else can write it could change the memory
+    /// under this process, or replace what it reads. shmkit creates regions
+    /// with mode `0600`; a wider mode was set by someone else afterwards.
+    #[error("shared memory region {name:?} has mode {mode:04o}: other users could read or write it (regions are created 0600)")]
+    InsecureMode {
+        /// The name asked for.
+        name: String,
+        /// The object's permission bits.
+        mode: u32,
+    },
+    /// [`RegionOptions::open_or_create`](crate::RegionOptions::open_or_create)
+    /// gave up: the name kept changing under it (other processes created,
+    /// removed or replaced the object between its attempts to create and
+    /// to open it).
+    #[error("gave up on shared memory name {name:?} after {attempts} attempts: other processes kept creating and removing it")]
+    NameUnstable {
+        /// The name asked for.
+        name: String,
+        /// How many times creating and opening were tried.
+        attempts: u32,
+    },
     /// The object is owned by another user: opening it could hand this
     /// process memory an untrusted user controls.
     #[error("region is owned by uid {owner}, not by this process's uid {expected}")]

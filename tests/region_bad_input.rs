@@ -8,7 +8,7 @@ use common::unique_name;
 use shmkit::{Error, LayoutId, Region, RegionOptions, SharedCell, Shm, ShmSafe};
 use std::fs::OpenOptions;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
@@ -33,12 +33,14 @@ fn set_len(name: &str, len: u64) {
     f.set_len(len).unwrap();
 }
 
-/// A named object that shmkit did not create, holding `bytes`.
+/// A named object that shmkit did not create, holding `bytes`, private to
+/// this user (as a region is, so that only its contents are wrong).
 fn foreign_object(bytes: &[u8]) -> String {
     let name = unique_name("foreign");
     let f = OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path(&name))
         .unwrap();
     f.write_all_at(bytes, 0).unwrap();

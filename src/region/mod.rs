@@ -35,13 +35,39 @@
 //! waiters give up too) and creates a fresh one. A lock, unlike a pid,
 //! cannot be fooled by pid reuse: the kernel drops it when the holder dies.
 //!
+//! # Untrusted names
+//!
+//! `/dev/shm` is writable by every user, so what a name leads to may have
+//! been put there by anyone. Before a named object's contents are looked
+//! at, opening refuses:
+//! - a symbolic link, whatever it points at: names are opened with
+//!   `O_NOFOLLOW` (as `shm_open` does), so a link planted by another user
+//!   cannot make this process open, map and write a file of the planter's
+//!   choosing ([`Error::NotARegularFile`]);
+//! - anything else that is not a regular file: a directory, a fifo, a
+//!   socket, a device (also [`Error::NotARegularFile`]; a fifo is opened
+//!   non-blocking so it cannot stall the open);
+//! - an object owned by another user ([`Error::ForeignOwner`]): its owner
+//!   could change or shrink it at any time;
+//! - an object whose mode has group or other bits set
+//!   ([`Error::InsecureMode`]): shmkit creates regions `0600`, and a wider
+//!   mode lets other users write the memory.
+//!
+//! [`RegionOptions::open_or_create`] never replaces or removes such an
+//! object, and returns these errors at once: it retries only when the name
+//! vanished between its create and its open, or held a stale region, and
+//! that a bounded number of times ([`Error::NameUnstable`]). Anonymous
+//! regions are reached by descriptor only; a memfd's mode is `0777` by
+//! nature and is not checked.
+//!
 //! Invariants kept by [`Region`]:
 //! - the mapping covers exactly the object's size as `fstat` reported it
 //!   when opened, and that size was at least what the header claims, so no
 //!   access inside [`Region::len`] touches a page past the end of the file;
 //! - anonymous regions are sealed against shrinking and growing, so that
-//!   stays true whatever a peer does; named regions are mode 0600 and owned
-//!   by this user, so only this user's processes could shrink them;
+//!   stays true whatever a peer does; named regions are regular files of
+//!   mode 0600 (or narrower) owned by this user, so only this user's
+//!   processes could shrink them;
 //! - every typed access is checked for bounds and alignment first.
 
 mod cell;
@@ -76,6 +102,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// takes its creator for dead (see [`RegionOptions::open`]).
 const STALE_GRACE: Duration = Duration::from_millis(100);
 
+/// How many times [`RegionOptions::open_or_create`] tries to create or open
+/// a name that other processes keep creating and removing under it before
+/// it gives up with [`Error::NameUnstable`] (with its back-off, about 0.1 s
+/// of trying).
+const OPEN_OR_CREATE_ATTEMPTS: u32 = 100;
+
 /// Where a region's memory comes from.
 #[derive(Debug)]
 enum Kind {
@@ -87,7 +119,10 @@ enum Kind {
 
 /// A mapped, validated shared memory region.
 ///
-/// See the [module documentation](self) for what is checked. A region
+/// See the [module documentation](self) for what is checked; in short, a
+/// name is refused if it leads to a symbolic link or anything else than a
+/// regular file, to another user's object, or to an object others may
+/// write (see [Untrusted names](self#untrusted-names)). A region
 /// created by name removes its name when dropped unless
 /// [`RegionOptions::keep`] or [`Region::keep`] says otherwise; openers never
 /// remove it.
@@ -115,6 +150,13 @@ pub struct Region {
 
 /// How to create or open a [`Region`]: data size, layout, timeout, and
 /// whether the name outlives the creator.
+///
+/// Opening a name checks what it leads to before anything else (see
+/// [Untrusted names](self#untrusted-names)): a symbolic link, a directory,
+/// a fifo, a socket or a device is [`Error::NotARegularFile`], another
+/// user's object [`Error::ForeignOwner`], and an object with group or
+/// other permission bits set [`Error::InsecureMode`]. These errors come at
+/// once, whatever the timeout, and the object is left as found.
 ///
 /// ```
 /// use shmkit::{LayoutId, RegionOptions};
@@ -254,6 +296,11 @@ impl RegionOptions {
 
     /// Opens a named region, waiting up to the timeout for its creator to
     /// publish it, and validates it.
+    ///
+    /// The name is opened without following a symbolic link, and refused
+    /// at once unless it is a regular file owned by this user with no
+    /// group or other permission bits ([`Error::NotARegularFile`],
+    /// [`Error::ForeignOwner`], [`Error::InsecureMode`]).
     pub fn open(&self, name: &str) -> Result<Region> {
         name::validate(name)?;
         let started = Instant::now();
@@ -274,7 +321,15 @@ impl RegionOptions {
     /// others wait for it to be published, up to the timeout.
     ///
     /// A stale object whose creator died before publishing it
-    /// ([`Error::CreatorDied`]) is removed and replaced.
+    /// ([`Error::CreatorDied`]) is removed and replaced. Anything that
+    /// [`open`](Self::open) refuses without waiting (a symbolic link, a
+    /// directory, a fifo, a socket, another user's object, an object
+    /// others may write) is returned at once and left alone, whatever the
+    /// timeout. If the name keeps vanishing under it (other processes
+    /// creating and removing it), this gives up after a bounded number of
+    /// attempts with [`Error::NameUnstable`]; a stale object that cannot be
+    /// removed (another process keeps a lock on it) ends the same way with
+    /// [`Error::CreatorDied`].
     pub fn open_or_create(&self, name: &str) -> Result<Region> {
         self.open_or_create_with(name, |_| Ok(()))
     }
@@ -290,27 +345,53 @@ impl RegionOptions {
         let total = self.total_size()?;
         let started = Instant::now();
         let deadline = self.deadline(started);
+        let mut attempts = 0;
+        let mut backoff = Duration::from_micros(10);
         loop {
-            match sys::fd::shm_create_excl(name)? {
+            // Only two outcomes are worth another attempt, both left by
+            // other processes working on the same name: it vanished between
+            // our create and our open, or it held a stale region that was
+            // (or is being) removed. Anything else is final: a name that
+            // will not open (a link, a directory, another user's object...)
+            // will not open on the next attempt either.
+            let stale = match sys::fd::shm_create_excl(name)? {
                 Created::New(fd) => {
                     if claim(name, &fd)? {
                         return self.init_named(name, fd, total, init);
                     }
                     // Declared stale and removed before we locked it.
+                    None
                 }
                 Created::Exists => match self.open(name) {
                     // Removed between our create and open.
-                    Err(Error::NotFound { .. }) => {}
-                    Err(Error::CreatorDied { .. }) => remove_stale(name)?,
+                    Err(Error::NotFound { .. }) => None,
+                    Err(e @ Error::CreatorDied { .. }) => {
+                        remove_stale(name)?;
+                        Some(e)
+                    }
                     other => return other,
                 },
-            }
+            };
+            attempts += 1;
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::InitTimeout {
                     waited: started.elapsed(),
                 });
             }
-            std::thread::yield_now();
+            if attempts >= OPEN_OR_CREATE_ATTEMPTS {
+                // A stale object that stays (someone keeps a lock on it, so
+                // it cannot be removed) is reported as what it is.
+                return Err(stale.unwrap_or_else(|| Error::NameUnstable {
+                    name: name.to_owned(),
+                    attempts,
+                }));
+            }
+            if attempts < 4 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_millis(1));
+            }
         }
     }
 
@@ -501,11 +582,17 @@ impl RegionOptions {
         let mut unlocked_since: Option<Instant> = None;
         let info = loop {
             let info = sys::fd::info(fd.as_fd())?;
-            if info.uid != euid {
-                return Err(Error::ForeignOwner {
-                    owner: info.uid,
-                    expected: euid,
-                });
+            match &kind {
+                Kind::Named { name, .. } => check_private(name, &info)?,
+                // A memfd is mode 0777 by nature, and reachable only by
+                // descriptor: its owner is what says who made it.
+                Kind::Anonymous if info.uid != euid => {
+                    return Err(Error::ForeignOwner {
+                        owner: info.uid,
+                        expected: euid,
+                    })
+                }
+                Kind::Anonymous => {}
             }
             // A size of zero is a creator between `O_EXCL` and `ftruncate`.
             if info.size != 0 {
@@ -884,6 +971,27 @@ impl Drop for Region {
     }
 }
 
+/// Refuses a named object that is not this user's private object: owned
+/// by another uid ([`Error::ForeignOwner`]), or with group or other
+/// permission bits set ([`Error::InsecureMode`]), which would let another
+/// user write it.
+fn check_private(name: &str, info: &sys::fd::FileInfo) -> Result<()> {
+    let euid = sys::fd::euid();
+    if info.uid != euid {
+        return Err(Error::ForeignOwner {
+            owner: info.uid,
+            expected: euid,
+        });
+    }
+    if info.mode & 0o077 != 0 {
+        return Err(Error::InsecureMode {
+            name: name.to_owned(),
+            mode: info.mode,
+        });
+    }
+    Ok(())
+}
+
 /// Whether `name` still names the object `ours` refers to.
 fn names_object(name: &str, ours: BorrowedFd<'_>) -> bool {
     let Ok(mine) = sys::fd::info(ours) else {
@@ -935,13 +1043,7 @@ fn remove_stale(name: &str) -> Result<()> {
         return Ok(());
     }
     let info = sys::fd::info(fd.as_fd())?;
-    let euid = sys::fd::euid();
-    if info.uid != euid {
-        return Err(Error::ForeignOwner {
-            owner: info.uid,
-            expected: euid,
-        });
-    }
+    check_private(name, &info)?;
     if info.size >= HEADER_SIZE as u64 {
         let map = Mapping::new(fd.as_fd(), HEADER_SIZE)?;
         // SAFETY: the mapping is HEADER_SIZE bytes of an object at least

@@ -2,9 +2,8 @@
 //! asked of them (size, owner, mode, seals, locks).
 
 use crate::error::{Error, Result};
-use rustix::fs::{self, FlockOperation, MemfdFlags, Mode, SealFlags};
+use rustix::fs::{self, AtFlags, FileType, FlockOperation, MemfdFlags, Mode, OFlags, SealFlags};
 use rustix::io::Errno;
-use rustix::shm;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 /// The seals every anonymous region carries: its size can never change.
@@ -17,6 +16,8 @@ pub(crate) const REQUIRED_SEALS: SealFlags = SealFlags::SHRINK
 pub(crate) struct FileInfo {
     pub size: u64,
     pub uid: u32,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
     pub dev: u64,
     pub ino: u64,
 }
@@ -27,34 +28,110 @@ pub(crate) enum Created {
     Exists,
 }
 
-/// `shm_open(name, O_CREAT|O_EXCL|O_RDWR, 0600)` then `fchmod(0600)` so the
-/// umask can neither widen nor narrow the mode.
+/// Where Linux keeps POSIX shared-memory names (as glibc's `shm_open`).
+const SHM_DIR: &str = "/dev/shm";
+
+/// The path of a validated name (`/` then no other `/` nor NUL).
+fn shm_path(name: &str) -> String {
+    debug_assert!(name.starts_with('/') && !name[1..].contains('/'));
+    format!("{SHM_DIR}{name}")
+}
+
+/// Creates `name` as a new object: `open("/dev/shm/<name>",
+/// O_CREAT|O_EXCL|O_NOFOLLOW|O_RDWR|O_CLOEXEC, 0600)`, then `fchmod(0600)`
+/// so the umask can neither widen nor narrow the mode. `O_EXCL` never
+/// follows a symbolic link (a link under the name, even a dangling one, is
+/// [`Created::Exists`]); `O_NOFOLLOW` says so again.
 pub(crate) fn shm_create_excl(name: &str) -> Result<Created> {
-    let flags = shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR;
-    match shm::open(name, flags, Mode::RUSR | Mode::WUSR) {
+    let path = shm_path(name);
+    let flags = OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC;
+    match fs::open(path.as_str(), flags, Mode::RUSR | Mode::WUSR) {
         Ok(fd) => {
             if let Err(e) = fs::fchmod(&fd, Mode::RUSR | Mode::WUSR) {
-                let _ = shm::unlink(name);
+                let _ = fs::unlink(path.as_str());
                 return Err(Error::io("fchmod", e.into()));
             }
             Ok(Created::New(fd))
         }
         Err(Errno::EXIST) => Ok(Created::Exists),
-        Err(e) => Err(name_error(name, "shm_open", e)),
+        Err(e) => Err(open_error(name, &path, "shm_open", e)),
     }
 }
 
-/// `shm_open(name, O_RDWR)`.
+/// Opens the existing object `name` read-write, refusing anything but a
+/// regular file with [`Error::NotARegularFile`].
+///
+/// `O_NOFOLLOW`: a symbolic link under the name is refused (`ELOOP`), never
+/// followed to a file elsewhere (glibc's `shm_open` does the same).
+/// `O_NONBLOCK`: a fifo under the name cannot block the open (cleared again
+/// once the descriptor is known to be a regular file). `O_NOCTTY`: a
+/// terminal cannot become the controlling one. The type is then checked on
+/// the descriptor itself, so what is checked is what was opened.
 pub(crate) fn shm_open(name: &str) -> Result<OwnedFd> {
-    shm::open(name, shm::OFlags::RDWR, Mode::empty()).map_err(|e| name_error(name, "shm_open", e))
+    let path = shm_path(name);
+    let flags =
+        OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = fs::open(path.as_str(), flags, Mode::empty())
+        .map_err(|e| open_error(name, &path, "shm_open", e))?;
+    let st = fs::fstat(&fd).map_err(|e| Error::io("fstat", e.into()))?;
+    let kind = FileType::from_raw_mode(st.st_mode);
+    if kind != FileType::RegularFile {
+        return Err(not_regular(name, kind));
+    }
+    let status = fs::fcntl_getfl(&fd).map_err(|e| Error::io("fcntl(F_GETFL)", e.into()))?;
+    fs::fcntl_setfl(&fd, status - OFlags::NONBLOCK)
+        .map_err(|e| Error::io("fcntl(F_SETFL)", e.into()))?;
+    Ok(fd)
 }
 
-/// `shm_unlink(name)`.
+/// `unlink("/dev/shm/<name>")` (`shm_unlink`): removes the name, never
+/// what a symbolic link under it points at.
 pub(crate) fn shm_unlink(name: &str) -> Result<()> {
-    shm::unlink(name).map_err(|e| name_error(name, "shm_unlink", e))
+    let path = shm_path(name);
+    fs::unlink(path.as_str()).map_err(|e| open_error(name, &path, "shm_unlink", e))
 }
 
-fn name_error(name: &str, op: &'static str, e: Errno) -> Error {
+/// What a file type is called in [`Error::NotARegularFile`].
+fn kind_name(kind: FileType) -> &'static str {
+    match kind {
+        FileType::RegularFile => "regular file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symbolic link",
+        FileType::Fifo => "fifo",
+        FileType::Socket => "socket",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
+        FileType::Unknown => "file of unknown type",
+    }
+}
+
+fn not_regular(name: &str, kind: FileType) -> Error {
+    Error::NotARegularFile {
+        name: name.to_owned(),
+        found: kind_name(kind),
+    }
+}
+
+/// The error for a failed open (or unlink) of `path`. The errors that an
+/// object other than a regular file gives (`ELOOP` for a symbolic link
+/// under `O_NOFOLLOW`, `EISDIR` for a directory, `ENXIO` for a socket or a
+/// device without a driver) become [`Error::NotARegularFile`], naming what
+/// `lstat` finds there.
+fn open_error(name: &str, path: &str, op: &'static str, e: Errno) -> Error {
+    if matches!(e, Errno::LOOP | Errno::ISDIR | Errno::NXIO | Errno::NODEV) {
+        let found = fs::statat(fs::CWD, path, AtFlags::SYMLINK_NOFOLLOW)
+            .map(|st| FileType::from_raw_mode(st.st_mode))
+            .ok()
+            .filter(|k| *k != FileType::RegularFile);
+        let fallback = match e {
+            Errno::LOOP => Some(FileType::Symlink),
+            Errno::ISDIR => Some(FileType::Directory),
+            _ => None,
+        };
+        if let Some(kind) = found.or(fallback) {
+            return not_regular(name, kind);
+        }
+    }
     match e {
         Errno::NOENT => Error::NotFound {
             name: name.to_owned(),
@@ -97,6 +174,7 @@ pub(crate) fn info(fd: BorrowedFd<'_>) -> Result<FileInfo> {
     Ok(FileInfo {
         size: u64::try_from(st.st_size).unwrap_or(0),
         uid: st.st_uid,
+        mode: st.st_mode & 0o7777,
         dev: st.st_dev,
         ino: st.st_ino,
     })

@@ -134,6 +134,41 @@ pub fn wait_for_line(child: &mut Child) -> String {
     }
 }
 
+/// The uid (and gid) of `nobody`, which tests that need another user's
+/// process switch to.
+pub const NOBODY: u32 = 65534;
+
+/// Whether this process runs as root (and so can start a child that
+/// becomes [`NOBODY`]).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Makes this process (every thread of it) [`NOBODY`]: no supplementary
+/// groups, gid and uid 65534. For a child started by a root parent; panics
+/// if the switch fails.
+pub fn become_nobody() {
+    // SAFETY: plain libc calls with valid arguments (a null list of length
+    // 0 for setgroups); glibc applies setgid/setuid to every thread.
+    let rc = unsafe {
+        let mut rc = libc::setgroups(0, std::ptr::null());
+        if rc == 0 {
+            rc = libc::setgid(NOBODY);
+        }
+        if rc == 0 {
+            rc = libc::setuid(NOBODY);
+        }
+        rc
+    };
+    assert_eq!(
+        rc,
+        0,
+        "dropping privileges: {}",
+        std::io::Error::last_os_error()
+    );
+    assert_eq!(rustix::process::geteuid().as_raw(), NOBODY);
+}
+
 /// Kills a child with SIGKILL and reaps it.
 pub fn kill(mut child: Child) {
     child.kill().unwrap();
