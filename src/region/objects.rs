@@ -169,7 +169,7 @@ pub fn inspect(name: &str) -> Result<ObjectInfo> {
 }
 
 fn inspect_named(name: &str) -> Result<Option<ObjectInfo>> {
-    let fd = shmdir::open(name, false)?;
+    let fd = sys::fd::shm_open(name)?;
     check_owner(fd.as_fd())?;
     let info = sys::fd::info(fd.as_fd())?;
     let mut head = [0u8; HEADER_SIZE];
@@ -270,7 +270,7 @@ fn creating(fd: BorrowedFd<'_>) -> Result<bool> {
 /// ```
 pub fn remove_if_unused(name: &str) -> Result<bool> {
     super::name::validate(name)?;
-    let fd = shmdir::open(name, true)?;
+    let fd = sys::fd::shm_open(name)?;
     check_owner(fd.as_fd())?;
     // Held until the name is gone: creators hold it while initializing,
     // openers take it shared after joining.

@@ -29,7 +29,7 @@ pub(crate) enum Created {
 }
 
 /// Where Linux keeps POSIX shared-memory names (as glibc's `shm_open`).
-const SHM_DIR: &str = "/dev/shm";
+pub(crate) const SHM_DIR: &str = "/dev/shm";
 
 /// The path of a validated name (`/` then no other `/` nor NUL).
 fn shm_path(name: &str) -> String {

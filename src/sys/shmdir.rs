@@ -1,13 +1,12 @@
-//! The shared-memory directory (`/dev/shm`) as a listing sees it: its
-//! entries, and objects opened for inspection without following a link or
-//! blocking on a special file.
+//! The shared-memory directory as a listing sees it: its entries, and
+//! objects read by copy (a listing never maps what it does not trust).
+//! Objects are opened with [`super::fd::shm_open`], which never follows a
+//! link nor blocks on a special file.
 
+use super::fd::SHM_DIR as DIR;
 use crate::error::{Error, Result};
 use rustix::fs::{self, FileType, Mode, OFlags};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-
-/// Where POSIX shm names live on Linux.
-pub(crate) const DIR: &str = "/dev/shm";
+use std::os::fd::BorrowedFd;
 
 /// The names (with their leading `/`) of the regular files in [`DIR`].
 pub(crate) fn names() -> Result<Vec<String>> {
@@ -33,40 +32,6 @@ pub(crate) fn names() -> Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
-}
-
-/// Opens `/dev/shm` + `name` for inspection: never through a symlink
-/// (`O_NOFOLLOW`), never blocking (a fifo), only if it is a regular file
-/// (checked on the descriptor). `write` asks for a read-write descriptor.
-pub(crate) fn open(name: &str, write: bool) -> Result<OwnedFd> {
-    let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
-    let flags = access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let path = format!("{DIR}{name}");
-    let fd = fs::open(path.as_str(), flags, Mode::empty()).map_err(|e| match e {
-        rustix::io::Errno::NOENT => Error::NotFound {
-            name: name.to_owned(),
-        },
-        rustix::io::Errno::ACCESS | rustix::io::Errno::PERM => Error::PermissionDenied {
-            name: name.to_owned(),
-        },
-        rustix::io::Errno::LOOP => Error::InvalidName {
-            name: name.to_owned(),
-            reason: "names a symbolic link",
-        },
-        e => Error::io("open a /dev/shm object", e.into()),
-    })?;
-    if !is_regular(fd.as_fd())? {
-        return Err(Error::InvalidName {
-            name: name.to_owned(),
-            reason: "does not name a regular file",
-        });
-    }
-    Ok(fd)
-}
-
-fn is_regular(fd: BorrowedFd<'_>) -> Result<bool> {
-    let st = fs::fstat(fd).map_err(|e| Error::io("fstat", e.into()))?;
-    Ok(FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
 }
 
 /// Reads up to `buf.len()` bytes at `offset` (fewer at the end of the
