@@ -10,13 +10,18 @@
 //!   1024  the ring
 //! ```
 //!
+//! Each attachment table (`Side`, `side.rs`) holds `attached` at +0,
+//! `count` at +4, its 32 entries at +8 and `epoch` at +136.
+//!
 //! A blocking call tries its ring operation, spins a little retrying it,
 //! then sleeps on its [`Signal`] in slices of `PROBE_INTERVAL`; between
 //! slices it checks whether the other side is still there (attached and
-//! alive) and, over a ring where a participant can hold a slot (MPMC),
-//! has [`Repair`] give back a slot whose holder died. A receiver reports
-//! `Disconnected` only once the ring is empty (past every slot a dead
-//! sender held), so nothing sent before the last sender left is lost.
+//! alive; a table whose count contradicts its entries is `Corrupted`,
+//! never a clean end) and, over a ring where a participant can hold a
+//! slot (MPMC), has [`Repair`] give back a slot whose holder died. A
+//! receiver reports `Disconnected` only once the ring is empty (past every
+//! slot a dead sender held), so nothing sent before the last sender left
+//! is lost.
 
 use super::error::{RecvError, SendError};
 use super::side::{Side, SideState};
@@ -108,7 +113,9 @@ impl ChannelHeader {
         let (_, theirs, peers) = self.mine(end);
         // Sending into a channel every receiver left cleanly is pointless.
         if end == End::Sender && peers.all_detached() {
-            return Err(Blocked::Disconnected);
+            if let Some(b) = left(peers) {
+                return Err(b);
+            }
         }
         match outcome(attempt()) {
             Some(r) => r.inspect(|_| theirs.notify()),
@@ -133,15 +140,19 @@ impl ChannelHeader {
             }
         }
         loop {
-            if peers.all_detached() || peers.state() == SideState::Closed {
-                // Whatever was sent before the last sender left is still
-                // delivered (past slots dead senders held); after that,
-                // nothing more will come.
-                let drained = drain(end, repair, &mut try_once);
-                return match drained {
-                    Some(r) => r.inspect(|_| theirs.notify()),
-                    None => Err(Blocked::Disconnected),
-                };
+            match peers.state() {
+                SideState::Closed => {
+                    // Whatever was sent before the last sender left is
+                    // still delivered (past slots dead senders held);
+                    // after that, nothing more will come.
+                    let drained = drain(end, repair, &mut try_once);
+                    return match drained {
+                        Some(r) => r.inspect(|_| theirs.notify()),
+                        None => Err(Blocked::Disconnected),
+                    };
+                }
+                SideState::Corrupted(w) => return Err(Blocked::Corrupted(w)),
+                SideState::Idle | SideState::Open => {}
             }
             if expired(deadline) {
                 return Err(Blocked::Timeout);
@@ -157,6 +168,19 @@ impl ChannelHeader {
                 return r.inspect(|_| theirs.notify());
             }
         }
+    }
+}
+
+/// What a hot path does once [`Side::all_detached`] said `peers` may all
+/// have left: asks [`Side::state`], which checks the count against the
+/// entries. `Disconnected` for a clean end, `Corrupted` for a table that
+/// contradicts itself, `None` (carry on) if somebody is there after all.
+#[cold]
+fn left(peers: &Side) -> Option<Blocked> {
+    match peers.state() {
+        SideState::Closed => Some(Blocked::Disconnected),
+        SideState::Corrupted(w) => Some(Blocked::Corrupted(w)),
+        SideState::Idle | SideState::Open => None,
     }
 }
 
@@ -230,13 +254,14 @@ impl ChannelHeader {
         repair: &impl Repair,
         mut attempt: impl FnMut() -> Result<(), RingError>,
     ) -> Result<(), SendError<V>> {
-        if gone.seen(&self.receivers.0) {
-            return Err(SendError::Disconnected(value));
+        if let Some(b) = gone.seen(&self.receivers.0) {
+            return Err(send_error(b, value));
         }
         let r = match attempt() {
             Err(RingError::Full) => {
                 match gone.probe(&self.receivers.0, || repair.repair(End::Sender)) {
                     Probe::Gone => return Err(SendError::Disconnected(value)),
+                    Probe::Corrupted(w) => return Err(SendError::Corrupted(w)),
                     Probe::Repaired => attempt(),
                     Probe::Nothing => Err(RingError::Full),
                 }
@@ -294,6 +319,7 @@ impl ChannelHeader {
                         }
                         .inspect(|_| self.space.0.notify());
                     }
+                    Probe::Corrupted(w) => return Err(RecvError::Corrupted(w)),
                     Probe::Repaired => attempt().map_err(RecvError::from_ring),
                     Probe::Nothing => Err(RecvError::Empty),
                 }
@@ -351,9 +377,17 @@ impl PeerGone {
     }
 
     /// Whether the other end is known gone: seen by an earlier call, or
-    /// every handle of `peers` detached cleanly.
-    pub(crate) fn seen(&self, peers: &Side) -> bool {
-        self.get() || peers.all_detached()
+    /// every handle of `peers` detached cleanly (the one-load hint,
+    /// confirmed against the entries); or `peers`' table is corrupted.
+    #[inline]
+    pub(crate) fn seen(&self, peers: &Side) -> Option<Blocked> {
+        if self.get() {
+            Some(Blocked::Disconnected)
+        } else if peers.all_detached() {
+            left(peers)
+        } else {
+            None
+        }
     }
 
     /// For a `try_` call that would block: whether the other end is gone,
@@ -365,8 +399,10 @@ impl PeerGone {
     /// as a blocking call would, without paying for a probe on every call.
     #[cold]
     pub(crate) fn probe(&self, peers: &Side, repair: impl FnOnce() -> bool) -> Probe {
-        if self.seen(peers) {
-            return Probe::Gone;
+        match self.seen(peers) {
+            Some(Blocked::Corrupted(w)) => return Probe::Corrupted(w),
+            Some(_) => return Probe::Gone,
+            None => {}
         }
         let now = epoch().elapsed().as_nanos() as u64;
         if now < self.next_probe.load(Ordering::Relaxed) {
@@ -374,9 +410,13 @@ impl PeerGone {
         }
         let interval = PROBE_INTERVAL.as_nanos() as u64;
         self.next_probe.store(now + interval, Ordering::Relaxed);
-        if peers.state() == SideState::Closed {
-            self.gone.store(1, Ordering::Relaxed);
-            return Probe::Gone;
+        match peers.state() {
+            SideState::Closed => {
+                self.gone.store(1, Ordering::Relaxed);
+                return Probe::Gone;
+            }
+            SideState::Corrupted(w) => return Probe::Corrupted(w),
+            SideState::Idle | SideState::Open => {}
         }
         if repair() {
             Probe::Repaired
@@ -391,6 +431,8 @@ impl PeerGone {
 pub(crate) enum Probe {
     /// The other end is gone.
     Gone,
+    /// The other end's attachment table is corrupted.
+    Corrupted(&'static str),
     /// A slot a dead participant held was given back: worth trying again.
     Repaired,
     /// Nothing new.

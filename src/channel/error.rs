@@ -20,7 +20,9 @@ pub enum SendError<T> {
         /// The most the channel carries.
         max: usize,
     },
-    /// The channel's shared state is corrupted.
+    /// The channel's shared state is corrupted: a ring index out of its
+    /// bounds, say, or an attachment table whose count contradicts its
+    /// entries (a peer wrote garbage into the shared memory).
     Corrupted(&'static str),
 }
 
@@ -92,7 +94,8 @@ pub enum RecvError {
     /// died: nothing more will ever arrive.
     #[error("every sender is gone and the channel is drained")]
     Disconnected,
-    /// The channel's shared state is corrupted.
+    /// The channel's shared state is corrupted, as for
+    /// [`SendError::Corrupted`].
     #[error("channel state is corrupted: {0}")]
     Corrupted(&'static str),
 }

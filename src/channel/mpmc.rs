@@ -231,7 +231,11 @@ impl<T: Pod + Send> Repair for Attached<T> {
 /// created before its senders waits for them. A clean drop is noticed by
 /// every call at once; a death is noticed within a few milliseconds by the
 /// blocking calls, and by the `try_` calls that find nothing to do (a
-/// liveness check, at most once per 10 ms per handle).
+/// liveness check, at most once per 10 ms per handle). An end whose
+/// attachment table was scribbled on (its count below the handles
+/// attached, or past any count a healthy table reaches) is reported as
+/// [`RecvError::Corrupted`] / [`SendError::Corrupted`], never as
+/// disconnected.
 ///
 /// # A participant killed mid-operation
 ///
