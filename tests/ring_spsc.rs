@@ -137,14 +137,16 @@ fn child_entry() {
     let mut spin = Spin::new(None);
     match role.as_str() {
         "produce-single" => {
-            let mut tx = ring.producer().expect("attach producer");
+            // SAFETY: this process's only producer; the parent consumes.
+            let mut tx = unsafe { ring.producer() }.expect("attach producer");
             for v in 0..n {
                 spin.retry(RingError::Full, "room", || tx.try_push(v));
             }
             report(format!("pushed={n}"));
         }
         "consume-slices" => {
-            let mut rx = ring.consumer().expect("attach consumer");
+            // SAFETY: this process's only consumer; the parent produces.
+            let mut rx = unsafe { ring.consumer() }.expect("attach consumer");
             let mut sizes = Sizes(0x9e37_79b9_7f4a_7c15);
             let mut buf = vec![0u64; 300];
             let mut want = 0;
@@ -164,7 +166,8 @@ fn child_entry() {
             report(format!("received={want}"));
         }
         "produce-chunks" => {
-            let mut tx = ring.producer().expect("attach producer");
+            // SAFETY: this process's only producer; the parent consumes.
+            let mut tx = unsafe { ring.producer() }.expect("attach producer");
             let mut sizes = Sizes(0x2545_f491_4f6c_dd1d);
             let mut next = 0;
             let mut wrapped = 0u64;
@@ -205,7 +208,8 @@ fn child_entry() {
 fn ten_million_values_one_at_a_time_from_a_child_arrive_in_order() {
     let region = ring_region(1024);
     let ring = SpscRing::<u64>::open(&region, 0).unwrap();
-    let mut rx = ring.consumer().unwrap();
+    // SAFETY: the only consumer; the child produces.
+    let mut rx = unsafe { ring.consumer() }.unwrap();
     let mut child = spawn_with(&region, "produce-single", &[&TEN_MILLION.to_string()]);
     let started = Instant::now();
     {
@@ -227,7 +231,8 @@ fn ten_million_values_one_at_a_time_from_a_child_arrive_in_order() {
 fn ten_million_values_in_slices_to_a_child_arrive_in_order() {
     let region = ring_region(4096);
     let ring = SpscRing::<u64>::open(&region, 0).unwrap();
-    let mut tx = ring.producer().unwrap();
+    // SAFETY: the only producer; the child consumes.
+    let mut tx = unsafe { ring.producer() }.unwrap();
     let mut child = spawn_with(&region, "consume-slices", &[&TEN_MILLION.to_string()]);
     let started = Instant::now();
     {
@@ -260,14 +265,16 @@ fn in_place_chunks_from_a_child_arrive_in_order() {
     const N: u64 = 2_000_000;
     let region = ring_region(64);
     let ring = SpscRing::<u64>::open(&region, 0).unwrap();
-    let mut rx = ring.consumer().unwrap();
+    // SAFETY: the only consumer; the child produces once `tx` is gone.
+    let mut rx = unsafe { ring.consumer() }.unwrap();
     // Start the positions off a multiple of the capacity. When the two
     // processes take turns filling and draining the whole ring (as on a
     // loaded machine), every turn then spans the ring's end, so chunks
     // wrap; from position 0 every turn would end exactly there, and no
     // chunk would ever wrap.
     {
-        let mut tx = ring.producer().unwrap();
+        // SAFETY: the only producer, dropped before the child attaches its own.
+        let mut tx = unsafe { ring.producer() }.unwrap();
         for v in 0..7 {
             tx.try_push(v).unwrap();
             assert_eq!(rx.try_pop(), Ok(v));
@@ -314,7 +321,8 @@ fn in_place_chunks_from_a_child_arrive_in_order() {
 fn wrap_around_of_the_slot_array() {
     let region = ring_region(4);
     let ring = SpscRing::<u64>::open(&region, 0).unwrap();
-    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    // SAFETY: the only producer and consumer of this test's ring.
+    let (mut tx, mut rx) = unsafe { (ring.producer().unwrap(), ring.consumer().unwrap()) };
     let mut next = 0;
     for round in 0..1000u64 {
         let n = 1 + round % 4;
@@ -345,7 +353,8 @@ fn wrap_around_of_the_slot_array() {
     // Capacity 1: every push is a full lap.
     let one = ring_region(1);
     let ring = SpscRing::<u64>::open(&one, 0).unwrap();
-    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    // SAFETY: the only producer and consumer of this test's ring.
+    let (mut tx, mut rx) = unsafe { (ring.producer().unwrap(), ring.consumer().unwrap()) };
     for v in 0..100 {
         tx.try_push(v).unwrap();
         assert_eq!(tx.try_push(v), Err(RingError::Full));
@@ -363,7 +372,8 @@ fn wrap_around_of_the_u64_counters() {
     region.write::<u64>(HEAD_OFFSET, &start).unwrap();
     region.write::<u64>(TAIL_OFFSET, &start).unwrap();
     let ring = SpscRing::<u64>::open(&region, 0).unwrap();
-    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    // SAFETY: the only producer and consumer of this test's ring.
+    let (mut tx, mut rx) = unsafe { (ring.producer().unwrap(), ring.consumer().unwrap()) };
     let mut next = 0;
     let mut want = 0;
     for _ in 0..10 {
@@ -472,9 +482,13 @@ fn bytes_for_and_create_reject_bad_parameters() {
     // Two rings side by side.
     let a = SpscRing::<u64>::create(&region, 0, 256).unwrap();
     let b = SpscRing::<u32>::create(&region, 2432, 4).unwrap();
-    a.producer().unwrap().try_push(1).unwrap();
-    b.producer().unwrap().try_push(2).unwrap();
-    assert_eq!(a.consumer().unwrap().try_pop(), Ok(1));
+    // SAFETY: each handle is its ring's only one of its side, and lives
+    // for one statement.
+    unsafe {
+        a.producer().unwrap().try_push(1).unwrap();
+        b.producer().unwrap().try_push(2).unwrap();
+        assert_eq!(a.consumer().unwrap().try_pop(), Ok(1));
+    }
     assert_eq!(SpscRing::<u32>::open(&region, 2432).unwrap().len(), Ok(1));
 }
 
@@ -604,7 +618,8 @@ fn open_checks_the_header_and_says_which_check_failed() {
 /// Attaches both sides to a full 8-slot ring in `region`.
 fn full_pair(region: &Region) -> (Producer<'_, u64>, Consumer<'_, u64>) {
     let ring = SpscRing::<u64>::open(region, 0).unwrap();
-    let (mut tx, rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    // SAFETY: the only producer and consumer of the caller's ring.
+    let (mut tx, rx) = unsafe { (ring.producer().unwrap(), ring.consumer().unwrap()) };
     assert_eq!(tx.push_slice(&[0, 1, 2, 3, 4, 5, 6, 7]).unwrap(), 8);
     (tx, rx)
 }
@@ -628,10 +643,10 @@ fn a_scribbled_head_is_reported_to_the_producer() {
         ));
         assert_eq!(tx.len(), Err(RingError::Corrupted(BAD_HEAD)));
         let ring = SpscRing::<u64>::open(&region, 0).unwrap();
-        assert_eq!(
-            ring.producer().unwrap_err(),
-            RingError::Corrupted(BAD_INDICES)
-        );
+        // SAFETY: the call fails (the indices are invalid): no second
+        // producer is made.
+        let second = unsafe { ring.producer() };
+        assert_eq!(second.unwrap_err(), RingError::Corrupted(BAD_INDICES));
         // Put back, the producer carries on.
         region.write::<u64>(HEAD_OFFSET, &1).unwrap();
         assert_eq!(tx.try_push(8), Ok(()));
@@ -668,10 +683,10 @@ fn a_scribbled_tail_is_reported_to_the_consumer() {
         ));
         assert_eq!(rx.len(), Err(RingError::Corrupted(BAD_TAIL)));
         let ring = SpscRing::<u64>::open(&region, 0).unwrap();
-        assert_eq!(
-            ring.consumer().unwrap_err(),
-            RingError::Corrupted(BAD_INDICES)
-        );
+        // SAFETY: the call fails (the indices are invalid): no second
+        // consumer is made.
+        let second = unsafe { ring.consumer() };
+        assert_eq!(second.unwrap_err(), RingError::Corrupted(BAD_INDICES));
         region.write::<u64>(TAIL_OFFSET, &8).unwrap();
         assert_eq!(rx.try_pop(), Ok(0));
     }

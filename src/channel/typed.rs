@@ -124,7 +124,13 @@ impl<T: Pod + Send> Sender<T> {
             .0
             .attach(1)?
             .ok_or_else(|| busy("sender"))?;
-        let producer = match shared.ring.producer() {
+        // SAFETY: `attach(1)` above admitted this handle as the only live
+        // sender across all processes (the `Side` table holds one entry per
+        // live handle), the handle is not `Sync`, and it detaches only when
+        // dropped, with the producer; so no second producer of this ring
+        // exists while this one lives. The ring's memory is this channel's
+        // region, which the channel writes only through its ring handles.
+        let producer = match unsafe { shared.ring.producer() } {
             Ok(p) => p,
             Err(e) => {
                 shared.header.senders.0.detach(entry);
@@ -272,7 +278,10 @@ impl<T: Pod + Send> Receiver<T> {
             .0
             .attach(1)?
             .ok_or_else(|| busy("receiver"))?;
-        let consumer = match shared.ring.consumer() {
+        // SAFETY: as in `Sender::attach`: `attach(1)` admitted this handle
+        // as the only live receiver, so no second consumer of this ring
+        // exists while this one lives.
+        let consumer = match unsafe { shared.ring.consumer() } {
             Ok(c) => c,
             Err(e) => {
                 shared.header.receivers.0.detach(entry);
