@@ -452,10 +452,11 @@ impl KillStats {
     fn repair(&mut self, ring: &MpmcRing<'_, u64>, stall: Stall, dead: &[bool; KILLED]) {
         let k = holder_of(stall);
         assert!(dead[k], "repairing live producer {k}'s {stall:?}");
-        assert!(
-            ring.repair(stall),
-            "a dead producer's claim changed: {stall:?}"
-        );
+        // SAFETY: the claim is a child producer's (this process pushes as
+        // `probe` and pops as `consumer`, other ids): no thread of this
+        // process holds it.
+        let repaired = unsafe { ring.repair(stall) };
+        assert!(repaired, "a dead producer's claim changed: {stall:?}");
         self.repaired[k] += 1;
     }
 }
@@ -523,7 +524,10 @@ fn producers_killed_mid_push_are_repaired() {
         // still hold a slot.
         for (k, counter) in progress.iter().enumerate() {
             let holder = Holder::Producer(participant(k as u8));
-            assert_eq!(ring.release_claims(holder), 0, "round {round}: {holder:?}");
+            // SAFETY: these ids are the child producers'; this process
+            // pushes and pops under other ids.
+            let released = unsafe { ring.release_claims(holder) };
+            assert_eq!(released, 0, "round {round}: {holder:?}");
             counter.store(0, Ordering::Relaxed);
         }
         stats.next = [0; KILLED];
@@ -637,7 +641,8 @@ fn producers_killed_mid_push_are_repaired() {
             }
             Cleanup::Release => {
                 for k in 0..KILLED {
-                    let n = ring.release_claims(Holder::Producer(participant(k as u8)));
+                    // SAFETY: as above: a child producer's id.
+                    let n = unsafe { ring.release_claims(Holder::Producer(participant(k as u8))) };
                     stats.repaired[k] += n as u32;
                     stats.via_release += n as u32;
                 }
@@ -1412,9 +1417,16 @@ fn stopped_producer_is_named_and_repaired() {
         assert_eq!(ring.try_push(15), Err(RingError::Full));
         assert_eq!(ring.stalled_push(), Some(stall));
 
-        assert!(ring.repair(stall));
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        assert!(unsafe { ring.repair(stall) });
         assert_eq!(word_of(&region, 1), word(5, State::Empty, 0));
-        assert!(!ring.repair(stall), "a second repair of the same stall");
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        assert!(
+            !unsafe { ring.repair(stall) },
+            "a second repair of the same stall"
+        );
         assert_eq!(word_of(&region, 1), word(5, State::Empty, 0));
         assert_eq!(ring.stalled_pop(), None);
         assert_eq!(ring.stalled_push(), None);
@@ -1459,9 +1471,13 @@ fn stopped_consumer_is_named_and_repaired() {
         // 9: `stalled_pop` names it too.
         assert_eq!(ring.stalled_pop(), Some(stall));
 
-        assert!(ring.repair(stall));
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        assert!(unsafe { ring.repair(stall) });
         assert_eq!(word_of(&region, 0), word(2, State::Empty, 0));
-        assert!(!ring.repair(stall));
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        assert!(!unsafe { ring.repair(stall) });
         assert_eq!(ring.stalled_push(), None);
         assert_eq!(ring.stalled_pop(), None);
         ring.try_push(102).unwrap();
@@ -1548,7 +1564,12 @@ fn release_claims_repairs_one_participants_slots() {
     ];
     assert_eq!(words(&region, 8), expected);
 
-    assert_eq!(ring.release_claims(Holder::Producer(participant(3))), 2);
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert_eq!(
+        unsafe { ring.release_claims(Holder::Producer(participant(3))) },
+        2
+    );
     expected[4] = word(12, Empty, 0);
     expected[6] = word(14, Empty, 0);
     assert_eq!(words(&region, 8), expected);
@@ -1559,7 +1580,9 @@ fn release_claims_repairs_one_participants_slots() {
         Holder::Producer(Participant::ANONYMOUS),
         Holder::Consumer(Participant::ANONYMOUS),
     ] {
-        assert_eq!(ring.release_claims(holder), 0, "{holder:?}");
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        assert_eq!(unsafe { ring.release_claims(holder) }, 0, "{holder:?}");
     }
     assert_eq!(words(&region, 8), expected);
 
@@ -1581,15 +1604,30 @@ fn release_claims_repairs_one_participants_slots() {
         (stall.holder(), stall.slot()),
         (Holder::Consumer(participant(3)), 1)
     );
-    assert_eq!(ring.release_claims(Holder::Consumer(participant(3))), 1);
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert_eq!(
+        unsafe { ring.release_claims(Holder::Consumer(participant(3))) },
+        1
+    );
     ring.try_push(109).unwrap();
     // The push at 10 waits for consumer 4, whose producer role's release
     // does not free it.
     assert_eq!(ring.try_push(110), Err(RingError::Full));
-    assert_eq!(ring.release_claims(Holder::Producer(participant(4))), 1);
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert_eq!(
+        unsafe { ring.release_claims(Holder::Producer(participant(4))) },
+        1
+    );
     assert_eq!(word_of(&region, 2), word(2, Taking, 4));
     assert_eq!(ring.try_push(110), Err(RingError::Full));
-    assert_eq!(ring.release_claims(Holder::Consumer(participant(4))), 1);
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert_eq!(
+        unsafe { ring.release_claims(Holder::Consumer(participant(4))) },
+        1
+    );
     ring.try_push(110).unwrap();
     // The values of the stopped participants never arrive.
     for v in [107, 108, 109, 110] {
@@ -1597,8 +1635,18 @@ fn release_claims_repairs_one_participants_slots() {
     }
     assert_eq!(ring.try_pop(), Err(RingError::Empty));
     for id in [3, 4] {
-        assert_eq!(ring.release_claims(Holder::Producer(participant(id))), 0);
-        assert_eq!(ring.release_claims(Holder::Consumer(participant(id))), 0);
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        assert_eq!(
+            unsafe { ring.release_claims(Holder::Producer(participant(id))) },
+            0
+        );
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        assert_eq!(
+            unsafe { ring.release_claims(Holder::Consumer(participant(id))) },
+            0
+        );
     }
     assert_eq!(ring.stalled_pop(), None);
     assert_eq!(ring.stalled_push(), None);
@@ -1622,11 +1670,18 @@ fn repairs_on_several_laps_before_a_consumer_passes() {
     assert_eq!(ring.try_push(102), Err(RingError::Full));
     let stall = ring.stalled_push().unwrap();
     assert_eq!(stall.holder(), Holder::Producer(participant(1)));
-    assert!(ring.repair(stall));
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert!(unsafe { ring.repair(stall) });
     // Its successor (id 1 again) claims position 2 and dies too.
     set_word(&region, 0, word(2, State::Claimed, 1));
     region.write(ENQUEUE, &3u64).unwrap();
-    assert_eq!(ring.release_claims(Holder::Producer(participant(1))), 1);
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert_eq!(
+        unsafe { ring.release_claims(Holder::Producer(participant(1))) },
+        1
+    );
     assert_eq!(word_of(&region, 0), word(4, State::Empty, 0));
     assert_eq!(region.read::<u64>(DEQUEUE).unwrap(), 0);
     // The consumer at 0 finds Empty(4), passes it, and gets 101.
@@ -1656,7 +1711,9 @@ fn repair_of_a_finished_holder_changes_nothing() {
     region.write(seq_at(0, 0) + 8, &50u64).unwrap();
     set_word(&region, 0, word(0, State::Full, 0));
     let before = words(&region, 4);
-    assert!(!ring.repair(stall));
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert!(!unsafe { ring.repair(stall) });
     assert_eq!(words(&region, 4), before);
     assert_eq!(ring.try_pop(), Ok(50));
     // A lap later the same producer holds the same slot again: the old
@@ -1668,14 +1725,18 @@ fn repair_of_a_finished_holder_changes_nothing() {
     set_word(&region, 0, word(4, State::Claimed, 2));
     region.write(ENQUEUE, &5u64).unwrap();
     let before = words(&region, 4);
-    assert!(!ring.repair(stall));
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert!(!unsafe { ring.repair(stall) });
     assert_eq!(words(&region, 4), before);
     let again = ring.stalled_pop().unwrap();
     assert_ne!(again, stall);
     assert_eq!(again.word(), word(4, State::Claimed, 2));
     region.write(seq_at(0, 0) + 8, &54u64).unwrap();
     set_word(&region, 0, word(4, State::Full, 0));
-    assert!(!ring.repair(again));
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert!(!unsafe { ring.repair(again) });
     assert_eq!(ring.try_pop(), Ok(54));
     assert_eq!(ring.try_pop(), Err(RingError::Empty));
 
@@ -1692,7 +1753,9 @@ fn repair_of_a_finished_holder_changes_nothing() {
     assert_eq!(stall.holder(), Holder::Consumer(participant(6)));
     set_word(&region, 0, word(2, State::Empty, 0));
     let before = words(&region, 2);
-    assert!(!ring.repair(stall));
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert!(!unsafe { ring.repair(stall) });
     assert_eq!(words(&region, 2), before);
     ring.try_push(3).unwrap();
     assert_eq!(ring.try_pop(), Ok(3));
@@ -1746,9 +1809,16 @@ fn participants_and_anonymous_ops() {
     set_word(&region, 0, word(0, State::Claimed, 63));
     let stall = ring.stalled_pop().unwrap();
     assert_eq!(stall.holder(), Holder::Producer(Participant::ANONYMOUS));
-    assert_eq!(ring.release_claims(Holder::Producer(participant(0))), 0);
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
     assert_eq!(
-        ring.release_claims(Holder::Producer(Participant::ANONYMOUS)),
+        unsafe { ring.release_claims(Holder::Producer(participant(0))) },
+        0
+    );
+    assert_eq!(
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        unsafe { ring.release_claims(Holder::Producer(Participant::ANONYMOUS)) },
         1
     );
     assert_eq!(ring.stalled_pop(), None);

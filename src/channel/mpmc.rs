@@ -116,7 +116,11 @@ impl<T: Pod + Send> Attached<T> {
             .attach_entry(MAX_HANDLES)?
             .ok_or_else(|| busy(name))?;
         if entry.inherited {
-            self.ring.release_claims(holder(participant(entry.index)));
+            // SAFETY: the entry held a dead process's token, so every claim
+            // under its participant id is that process's: the `Side` table
+            // gives an entry to one handle at a time, and this handle, the
+            // only one of this process with the id, has not operated yet.
+            unsafe { self.ring.release_claims(holder(participant(entry.index))) };
         }
         Ok(entry.index)
     }
@@ -144,7 +148,13 @@ impl<T: Pod + Send> Repair for Attached<T> {
             Holder::Producer(p) => (End::Sender, p),
             Holder::Consumer(p) => (End::Receiver, p),
         };
-        self.side(side).holder_gone(usize::from(p.id())) && self.ring.repair(stall)
+        // SAFETY: `holder_gone` found the holder's entry free or holding a
+        // dead process's token. Handles of this process hold live tokens
+        // and detach only when dropped, never mid-operation, so no thread
+        // of this process holds the claim `stall` names; a later handle
+        // that takes the entry claims other positions (the CAS in `repair`
+        // is on the exact word seen).
+        self.side(side).holder_gone(usize::from(p.id())) && unsafe { self.ring.repair(stall) }
     }
 }
 

@@ -447,12 +447,24 @@ impl<'a> ByteRing<'a> {
     ///
     /// # Safety
     ///
-    /// While the returned handle lives, no other [`Producer`] of this ring
-    /// may exist, in this process or any other. The ring cannot check
-    /// this without a claim word that a crashed process would leave held
-    /// (recovering it needs liveness, the channel layer's job): two
-    /// producers in one process could hand out aliasing `&mut [u8]`
-    /// [`Grant`]s. A second producer in *another* process is a peer
+    /// While the returned handle lives:
+    /// - no other [`Producer`] of this ring may exist, in this process or
+    ///   any other. The ring cannot check this without a claim word that a
+    ///   crashed process would leave held (recovering it needs liveness,
+    ///   the channel layer's job): two producers in one process could hand
+    ///   out aliasing `&mut [u8]` [`Grant`]s;
+    /// - nothing else in this process writes the ring's memory, its
+    ///   indices included, from another thread (that would race with the
+    ///   handles' accesses), or in a way that makes one handle reach bytes
+    ///   under the other's live [`Grant`] or [`ReadGuard`] (a scribbled
+    ///   index does that to a handle's later operations). So no
+    ///   [`create`](Self::create) over the ring, and no raw writes to it
+    ///   ([`Region::write`](crate::Region::write),
+    ///   [`HeapByteRing::corrupt_word`]) except, from the thread using the
+    ///   handles and with no grant or guard of one alive while the other
+    ///   operates, the scribbles tests use to play a misbehaving peer.
+    ///
+    /// A second producer or a scribbler in *another* process is a peer
     /// breaking the protocol, which this process survives as described in
     /// the module documentation.
     pub unsafe fn producer(&self) -> Result<Producer<'a>> {
@@ -473,8 +485,10 @@ impl<'a> ByteRing<'a> {
     /// # Safety
     ///
     /// While the returned handle lives, no other [`Consumer`] of this ring
-    /// may exist, in this process or any other (as for
-    /// [`producer`](Self::producer)).
+    /// may exist, in this process or any other, and nothing else in this
+    /// process writes the ring's memory as [`producer`](Self::producer)
+    /// rules out. (Two consumers could free the bytes under the other's
+    /// [`ReadGuard`] for the producer to overwrite.)
     pub unsafe fn consumer(&self) -> Result<Consumer<'a>> {
         let cons = self.header.cons.0.load(Ordering::Acquire);
         let prod = self.header.prod.0.load(Ordering::Acquire);
@@ -1158,6 +1172,12 @@ impl HeapByteRing {
     /// index, 256 consumer index) with `value`, as a misbehaving peer
     /// could. For tests and fuzzing. Views keep the capacity and maximum
     /// they validated, so only the indices matter to existing handles.
+    ///
+    /// Safe: the words are atomics, so the store races with nothing, and
+    /// handles from [`split`](Self::split) borrow `self` mutably, so none
+    /// is alive to act on a scribbled index. Handles attached through
+    /// [`ring`](Self::ring) are `unsafe` to make, and their contract
+    /// ([`ByteRing::producer`]) says when such a scribble is allowed.
     ///
     /// # Panics
     ///

@@ -122,7 +122,26 @@
 //! the same for every slot one participant holds, for a participant that
 //! takes over a dead one's id. The ring cannot tell dead from slow itself:
 //! repairing a live holder's slot would let its late store hand on a slot
-//! that is no longer its own. Liveness is the caller's to know.
+//! that is no longer its own, and let the next lap's participant copy the
+//! value while the holder still does. Liveness is the caller's to know, so
+//! `repair` and `release_claims` are `unsafe`: their contract is that no
+//! thread of this process still holds the claim (the channel layer keeps
+//! it with its attachment tables). A live holder in *another* process is
+//! a peer breaking the protocol, which costs torn or lost values.
+//!
+//! # Why pushing and popping are safe
+//!
+//! No reference to a slot's value is ever handed out: [`MpmcRing::try_push`]
+//! copies the value in and [`MpmcRing::try_pop`] copies it out, each
+//! between the CAS that claimed the slot and the `Release` store that
+//! hands it on. A claim is one successful CAS on the slot's word from the
+//! one state that allows it, so two threads of this process never hold
+//! the same slot at once, and never copy the same value concurrently,
+//! however many views, threads and participant ids they use; only a slot
+//! handed on early (by `repair` or `release_claims`, hence `unsafe`) could
+//! break that. So any number of views may push and pop from any threads
+//! without `unsafe`, unlike the SPSC and byte rings, whose in-place chunks
+//! lend references and whose sides keep unshared indices.
 //!
 //! # Memory ordering
 //!
@@ -672,7 +691,17 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     /// Only for a holder known to be dead (or known never to touch the
     /// ring again): a live one would still write its slot after this, and
     /// values could be lost, duplicated or torn.
-    pub fn repair(&self, stall: Stall) -> bool {
+    ///
+    /// # Safety
+    ///
+    /// No thread of this process holds the claim `stall` names (is between
+    /// that claim and its hand-over), nor ever will: its holder is a
+    /// participant of a dead process, or one of this process known to have
+    /// stopped for good. Otherwise, once the slot is handed on, the next
+    /// lap's participant copies the value while the holder still does: a
+    /// data race. (A live holder in another process instead garbles or
+    /// loses values, as any peer that breaks the protocol.)
+    pub unsafe fn repair(&self, stall: Stall) -> bool {
         let cap = self.slots.len() as u64;
         let w = Word::of(stall.word);
         let held = matches!(w.state, State::Claimed | State::Taking);
@@ -691,7 +720,14 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     /// many. For a participant that takes over the id of a dead one,
     /// before its first operation: claims under that id are then the dead
     /// one's. Reads every slot once.
-    pub fn release_claims(&self, holder: Holder) -> usize {
+    ///
+    /// # Safety
+    ///
+    /// As for [`repair`](Self::repair), for every claim under `holder`: no
+    /// thread of this process holds, or will again make, a claim under
+    /// that id and role while this runs (this process's own participant
+    /// taking over the id has not operated yet).
+    pub unsafe fn release_claims(&self, holder: Holder) -> usize {
         let (state, who) = match holder {
             Holder::Producer(p) => (State::Claimed, p.id()),
             Holder::Consumer(p) => (State::Taking, p.id()),
@@ -700,7 +736,9 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
             .filter(|&slot| {
                 let word = self.slots[slot].seq.load(Ordering::Acquire);
                 let w = Word::of(word);
-                w.state == state && w.who == who && self.repair(Stall { slot, word })
+                // SAFETY: the slot's claim is `holder`'s, which the caller
+                // guarantees no thread of this process holds.
+                w.state == state && w.who == who && unsafe { self.repair(Stall { slot, word }) }
             })
             .count()
     }
