@@ -129,7 +129,8 @@ fn child_entry() {
     if role == "scribble" {
         let offset: usize = args[0].parse().unwrap();
         let value: u64 = args[1].parse().unwrap();
-        region.write::<u64>(offset, &value).expect("scribble");
+        // SAFETY: this child uses nothing else of the region.
+        unsafe { region.write::<u64>(offset, &value) }.expect("scribble");
         return;
     }
     let ring = SpscRing::<u64>::open(&region, 0).expect("open the ring");
@@ -222,8 +223,16 @@ fn ten_million_values_one_at_a_time_from_a_child_arrive_in_order() {
     let took = started.elapsed();
     assert_eq!(finish(child, LIMIT), ["pushed=10000000"]);
     assert_eq!(rx.try_pop(), Err(RingError::Empty));
-    assert_eq!(region.read::<u64>(TAIL_OFFSET).unwrap(), TEN_MILLION);
-    assert_eq!(region.read::<u64>(HEAD_OFFSET).unwrap(), TEN_MILLION);
+    // SAFETY (both): the child has exited, and the words are the header's
+    // atomics, which no reference to plain data covers.
+    assert_eq!(
+        unsafe { region.read::<u64>(TAIL_OFFSET) }.unwrap(),
+        TEN_MILLION
+    );
+    assert_eq!(
+        unsafe { region.read::<u64>(HEAD_OFFSET) }.unwrap(),
+        TEN_MILLION
+    );
     eprintln!("10M single values in {took:?}");
 }
 
@@ -330,11 +339,15 @@ fn wrap_around_of_the_slot_array() {
             tx.try_push(next).unwrap();
             next += 1;
         }
-        assert_eq!(region.read::<u64>(TAIL_OFFSET).unwrap(), next);
+        // SAFETY (every raw copy in this test): one thread uses the ring, no
+        // chunk is alive during a write, and the words copied are the header's
+        // atomics, which no reference to plain data covers; writes play a peer
+        // scribbling on the ring.
+        assert_eq!(unsafe { region.read::<u64>(TAIL_OFFSET) }.unwrap(), next);
         for i in 0..n {
             assert_eq!(rx.try_pop(), Ok(next - n + i));
         }
-        assert_eq!(region.read::<u64>(HEAD_OFFSET).unwrap(), next);
+        assert_eq!(unsafe { region.read::<u64>(HEAD_OFFSET) }.unwrap(), next);
     }
     // head = tail = 2500 (slot 0); move to slot 3, then a chunk of 3 wraps.
     assert_eq!(tx.push_slice(&[1, 2, 3]).unwrap(), 3);
@@ -369,8 +382,12 @@ fn wrap_around_of_the_slot_array() {
 fn wrap_around_of_the_u64_counters() {
     let region = ring_region(8);
     let start = u64::MAX - 5;
-    region.write::<u64>(HEAD_OFFSET, &start).unwrap();
-    region.write::<u64>(TAIL_OFFSET, &start).unwrap();
+    // SAFETY (every raw copy in this test): one thread uses the ring, no
+    // chunk is alive during a write, and the words copied are the header's
+    // atomics, which no reference to plain data covers; writes play a peer
+    // scribbling on the ring.
+    unsafe { region.write::<u64>(HEAD_OFFSET, &start) }.unwrap();
+    unsafe { region.write::<u64>(TAIL_OFFSET, &start) }.unwrap();
     let ring = SpscRing::<u64>::open(&region, 0).unwrap();
     // SAFETY: the only producer and consumer of this test's ring.
     let (mut tx, mut rx) = unsafe { (ring.producer().unwrap(), ring.consumer().unwrap()) };
@@ -392,10 +409,10 @@ fn wrap_around_of_the_u64_counters() {
         }
     }
     assert_eq!(
-        region.read::<u64>(TAIL_OFFSET).unwrap(),
+        unsafe { region.read::<u64>(TAIL_OFFSET) }.unwrap(),
         start.wrapping_add(50)
     );
-    assert_eq!(region.read::<u64>(HEAD_OFFSET).unwrap(), 44);
+    assert_eq!(unsafe { region.read::<u64>(HEAD_OFFSET) }.unwrap(), 44);
 }
 
 fn layout(size: u64, align: u64) -> u64 {
@@ -497,10 +514,17 @@ fn open_checks_the_header_and_says_which_check_failed() {
     let region = ring_region(8);
     let bytes = region.len();
     assert_eq!(bytes, 384 + 64);
-    assert_eq!(region.read::<u64>(MAGIC_OFFSET).unwrap(), SPSC_MAGIC);
-    assert_eq!(region.read::<u64>(CAPACITY_OFFSET).unwrap(), 8);
-    assert_eq!(region.read::<u32>(ELEM_SIZE_OFFSET).unwrap(), 8);
-    assert_eq!(region.read::<u32>(ELEM_ALIGN_OFFSET).unwrap(), 8);
+    // SAFETY (every raw copy in this test): one thread uses the ring, no
+    // chunk is alive during a write, and the words copied are the header's
+    // atomics, which no reference to plain data covers; writes play a peer
+    // scribbling on the ring.
+    assert_eq!(
+        unsafe { region.read::<u64>(MAGIC_OFFSET) }.unwrap(),
+        SPSC_MAGIC
+    );
+    assert_eq!(unsafe { region.read::<u64>(CAPACITY_OFFSET) }.unwrap(), 8);
+    assert_eq!(unsafe { region.read::<u32>(ELEM_SIZE_OFFSET) }.unwrap(), 8);
+    assert_eq!(unsafe { region.read::<u32>(ELEM_ALIGN_OFFSET) }.unwrap(), 8);
     assert_eq!(SpscRing::<u64>::open(&region, 0).unwrap().capacity(), 8);
 
     // Another element size.
@@ -527,7 +551,7 @@ fn open_checks_the_header_and_says_which_check_failed() {
 
     // Capacities that are not powers of two.
     for bad in [0u64, 3, 6, u64::MAX] {
-        region.write::<u64>(CAPACITY_OFFSET, &bad).unwrap();
+        unsafe { region.write::<u64>(CAPACITY_OFFSET, &bad) }.unwrap();
         let err = SpscRing::<u64>::open(&region, 0).unwrap_err();
         assert!(
             matches!(
@@ -540,7 +564,7 @@ fn open_checks_the_header_and_says_which_check_failed() {
         );
     }
     // A capacity the region cannot hold.
-    region.write::<u64>(CAPACITY_OFFSET, &16).unwrap();
+    unsafe { region.write::<u64>(CAPACITY_OFFSET, &16) }.unwrap();
     let err = SpscRing::<u64>::open(&region, 0).unwrap_err();
     assert!(
         matches!(
@@ -553,19 +577,17 @@ fn open_checks_the_header_and_says_which_check_failed() {
         ),
         "{err:?}"
     );
-    region.write::<u64>(CAPACITY_OFFSET, &(1 << 62)).unwrap();
+    unsafe { region.write::<u64>(CAPACITY_OFFSET, &(1 << 62)) }.unwrap();
     let err = SpscRing::<u64>::open(&region, 0).unwrap_err();
     assert!(
         matches!(err, Error::OutOfBounds { offset: 384, .. }),
         "{err:?}"
     );
-    region.write::<u64>(CAPACITY_OFFSET, &8).unwrap();
+    unsafe { region.write::<u64>(CAPACITY_OFFSET, &8) }.unwrap();
     SpscRing::<u64>::open(&region, 0).unwrap();
 
     // A wrong magic, and a header that was never written.
-    region
-        .write::<u64>(MAGIC_OFFSET, &(SPSC_MAGIC ^ 1))
-        .unwrap();
+    unsafe { region.write::<u64>(MAGIC_OFFSET, &(SPSC_MAGIC ^ 1)) }.unwrap();
     let err = SpscRing::<u64>::open(&region, 0).unwrap_err();
     assert!(
         matches!(
@@ -634,7 +656,11 @@ fn a_scribbled_head_is_reported_to_the_producer() {
         let region = ring_region(8);
         let (mut tx, mut rx) = full_pair(&region);
         assert_eq!(rx.try_pop(), Ok(0));
-        region.write::<u64>(HEAD_OFFSET, &bad).unwrap();
+        // SAFETY (every raw copy in this test): one thread uses the ring, no
+        // chunk is alive during a write, and the words copied are the header's
+        // atomics, which no reference to plain data covers; writes play a peer
+        // scribbling on the ring.
+        unsafe { region.write::<u64>(HEAD_OFFSET, &bad) }.unwrap();
         assert_eq!(tx.try_push(8), Err(RingError::Corrupted(BAD_HEAD)), "{why}");
         assert_eq!(tx.push_slice(&[8]), Err(RingError::Corrupted(BAD_HEAD)));
         assert!(matches!(
@@ -648,7 +674,7 @@ fn a_scribbled_head_is_reported_to_the_producer() {
         let second = unsafe { ring.producer() };
         assert_eq!(second.unwrap_err(), RingError::Corrupted(BAD_INDICES));
         // Put back, the producer carries on.
-        region.write::<u64>(HEAD_OFFSET, &1).unwrap();
+        unsafe { region.write::<u64>(HEAD_OFFSET, &1) }.unwrap();
         assert_eq!(tx.try_push(8), Ok(()));
     }
     // Backwards: the producer saw head 4, then head reads 2.
@@ -657,7 +683,7 @@ fn a_scribbled_head_is_reported_to_the_producer() {
     let mut buf = [0; 4];
     rx.pop_slice(&mut buf).unwrap();
     assert_eq!(tx.push_slice(&[8, 9, 10, 11]).unwrap(), 4);
-    region.write::<u64>(HEAD_OFFSET, &2).unwrap();
+    unsafe { region.write::<u64>(HEAD_OFFSET, &2) }.unwrap();
     assert_eq!(tx.try_push(12), Err(RingError::Corrupted(BAD_HEAD)));
 }
 
@@ -670,7 +696,11 @@ fn a_scribbled_tail_is_reported_to_the_consumer() {
     ] {
         let region = ring_region(8);
         let (_tx, mut rx) = full_pair(&region);
-        region.write::<u64>(TAIL_OFFSET, &bad).unwrap();
+        // SAFETY (every raw copy in this test): one thread uses the ring, no
+        // chunk is alive during a write, and the words copied are the header's
+        // atomics, which no reference to plain data covers; writes play a peer
+        // scribbling on the ring.
+        unsafe { region.write::<u64>(TAIL_OFFSET, &bad) }.unwrap();
         assert_eq!(rx.try_pop(), Err(RingError::Corrupted(BAD_TAIL)), "{why}");
         assert_eq!(rx.peek(), Err(RingError::Corrupted(BAD_TAIL)));
         assert_eq!(
@@ -687,14 +717,14 @@ fn a_scribbled_tail_is_reported_to_the_consumer() {
         // consumer is made.
         let second = unsafe { ring.consumer() };
         assert_eq!(second.unwrap_err(), RingError::Corrupted(BAD_INDICES));
-        region.write::<u64>(TAIL_OFFSET, &8).unwrap();
+        unsafe { region.write::<u64>(TAIL_OFFSET, &8) }.unwrap();
         assert_eq!(rx.try_pop(), Ok(0));
     }
     // Backwards: the consumer saw tail 8, then tail reads 5.
     let region = ring_region(8);
     let (_tx, mut rx) = full_pair(&region);
     assert_eq!(rx.try_pop(), Ok(0));
-    region.write::<u64>(TAIL_OFFSET, &5).unwrap();
+    unsafe { region.write::<u64>(TAIL_OFFSET, &5) }.unwrap();
     let mut buf = [0; 7];
     // The seven values already seen are still delivered from the cache...
     assert_eq!(rx.pop_slice(&mut buf), Ok(7));
@@ -712,7 +742,11 @@ fn a_scribbled_tail_is_reported_to_the_consumer() {
 fn a_scribbled_capacity_only_affects_new_openers() {
     let region = ring_region(8);
     let (mut tx, mut rx) = full_pair(&region);
-    region.write::<u64>(CAPACITY_OFFSET, &(1 << 20)).unwrap();
+    // SAFETY (every raw copy in this test): one thread uses the ring, no
+    // chunk is alive during a write, and the words copied are the header's
+    // atomics, which no reference to plain data covers; writes play a peer
+    // scribbling on the ring.
+    unsafe { region.write::<u64>(CAPACITY_OFFSET, &(1 << 20)) }.unwrap();
     for v in 0..100 {
         assert_eq!(rx.try_pop(), Ok(v));
         tx.try_push(v + 8).unwrap();

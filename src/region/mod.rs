@@ -43,6 +43,26 @@
 //!   stays true whatever a peer does; named regions are mode 0600 and owned
 //!   by this user, so only this user's processes could shrink them;
 //! - every typed access is checked for bounds and alignment first.
+//!
+//! # What this process may do with the bytes
+//!
+//! Another process may write any byte at any time; that is the untrusted
+//! peer the whole crate is built around (values are checked, plain data is
+//! `Pod`, and a scribble garbles values but never makes this process read
+//! or write out of bounds). Inside this process, Rust's rules apply as to
+//! any other memory, and the safe API keeps them:
+//! - [`place`](Region::place) and [`Shm`] hand out `&T` only for
+//!   [`ShmSafe`] types, whose contents are atomics, [`SharedCell`]s (copied
+//!   in and out by relaxed atomic bytes), or plain data reached only
+//!   through a lock guard, whose protocol excludes every other access while
+//!   it lives;
+//! - the rings lend slices of their slots only to the one side the
+//!   protocol reserves them to, and attaching a side is `unsafe` where the
+//!   ring cannot prove it is the only one ([`ring`](crate::ring));
+//! - raw copies, [`Region::read`], [`Region::write`] and their byte forms,
+//!   bypass all of that: they are `unsafe`, with the rule that no thread of
+//!   this process accesses the bytes concurrently and that no reference
+//!   they would break covers them (a lock guard's `&mut T`, a ring chunk).
 
 mod cell;
 pub(crate) mod header;
@@ -91,9 +111,11 @@ enum Kind {
 /// use shmkit::Region;
 /// # let name = format!("/shmkit-doc-region-{}", std::process::id());
 /// let a = Region::create(&name, 4096)?;
-/// a.write::<u64>(8, &42)?;
+/// // SAFETY: nothing else in this process uses these bytes.
+/// unsafe { a.write::<u64>(8, &42)? };
 /// let b = Region::open(&name)?;          // in another process, usually
-/// assert_eq!(b.read::<u64>(8)?, 42);
+/// // SAFETY: as above.
+/// assert_eq!(unsafe { b.read::<u64>(8)? }, 42);
 /// # Ok::<(), shmkit::Error>(())
 /// ```
 #[derive(Debug)]
@@ -715,46 +737,134 @@ impl Region {
     }
 
     /// Copies the `T` at `offset` out of the region.
-    pub fn read<T: Pod>(&self, offset: usize) -> Result<T> {
+    ///
+    /// Fails with [`Error::OutOfBounds`] or [`Error::Misaligned`] as
+    /// [`place`](Self::place) does. Another process may write the bytes
+    /// at any time: the copy is then some mix of old and new bytes, which
+    /// is still a valid `T: Pod`.
+    ///
+    /// # Safety
+    ///
+    /// This is a plain (not atomic) read of the bytes, so for as long as
+    /// it runs, in this process:
+    /// - no other thread writes them (atomically or not: a plain read
+    ///   racing with any write is a data race), and
+    /// - no `&mut` to them is alive (a [`MutexGuard`] or
+    ///   [`RwLockWriteGuard`] of a lock whose data they are, a
+    ///   [`WriteChunk`] or [`Grant`] of a ring whose slots they are).
+    ///
+    /// Shared references to the bytes may be alive. Writes by *other
+    /// processes* are the untrusted-peer case above, not a breach of this
+    /// contract.
+    ///
+    /// [`MutexGuard`]: crate::sync::MutexGuard
+    /// [`RwLockWriteGuard`]: crate::sync::RwLockWriteGuard
+    /// [`WriteChunk`]: crate::ring::spsc::WriteChunk
+    /// [`Grant`]: crate::ring::bytes::Grant
+    pub unsafe fn read<T: Pod>(&self, offset: usize) -> Result<T> {
         let p = self.check(
             offset,
             core::mem::size_of::<T>(),
             core::mem::align_of::<T>(),
         )?;
         // SAFETY: in bounds and aligned (checked); any bytes are a valid
-        // `T: Pod`; a volatile read never creates a reference to memory a
-        // peer may change.
+        // `T: Pod`; the caller guarantees no write of this process races
+        // with the read and no `&mut` covers the bytes; a volatile read
+        // creates no reference to memory a peer may change.
         Ok(unsafe { (p as *const T).read_volatile() })
     }
 
     /// Copies `value` into the region at `offset`.
-    pub fn write<T: Pod>(&self, offset: usize, value: &T) -> Result<()> {
+    ///
+    /// Fails with [`Error::OutOfBounds`] or [`Error::Misaligned`] as
+    /// [`place`](Self::place) does.
+    ///
+    /// # Safety
+    ///
+    /// This is a plain (not atomic) write of the bytes, so for as long as
+    /// it runs, in this process:
+    /// - no other thread accesses them (a plain write racing with any
+    ///   access, an atomic load included, is a data race), and
+    /// - no reference to them is alive except shared references to types
+    ///   whose bytes lie inside an `UnsafeCell` (atomics, [`SharedCell`],
+    ///   the lock and ring types). Not, in particular, the `&T`/`&mut T`
+    ///   of a lock guard ([`MutexGuard`], [`RwLockReadGuard`],
+    ///   [`RwLockWriteGuard`]), a ring's in-place chunk, grant or read
+    ///   guard, or any other `&[u8]`/`&T` of plain data.
+    ///
+    /// Writing the words of a lock or a ring that is in use also plays a
+    /// misbehaving peer for it: it can break that object's protocol
+    /// (wrongly unlock a mutex, make a ring side hand out slots the other
+    /// holds), so it is only allowed where the object's own contract
+    /// allows it (see [`SpscRing::producer`]). Writes by *other processes*
+    /// are the untrusted-peer case, not a breach of this contract.
+    ///
+    /// Without `unsafe`, writing the bytes behind a locked mutex's guard
+    /// does not compile:
+    ///
+    /// ```compile_fail,E0133
+    /// use shmkit::sync::Mutex;
+    /// use shmkit::Shm;
+    ///
+    /// let total = Shm::<Mutex<u64>>::anonymous(|_| {})?;
+    /// let mut guard = total.lock().unwrap();
+    /// // The data follows the 4-byte lock word, at offset 8: this would
+    /// // change the `u64` under the guard's `&mut`.
+    /// total.region().write::<u64>(8, &7)?;
+    /// *guard += 1;
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    ///
+    /// [`MutexGuard`]: crate::sync::MutexGuard
+    /// [`RwLockReadGuard`]: crate::sync::RwLockReadGuard
+    /// [`RwLockWriteGuard`]: crate::sync::RwLockWriteGuard
+    /// [`SpscRing::producer`]: crate::ring::spsc::SpscRing::producer
+    pub unsafe fn write<T: Pod>(&self, offset: usize, value: &T) -> Result<()> {
         let p = self.check(
             offset,
             core::mem::size_of::<T>(),
             core::mem::align_of::<T>(),
         )?;
         // SAFETY: in bounds and aligned (checked); the mapping is writable;
-        // no reference to these bytes exists in this process.
+        // the caller guarantees that no access of another thread races with
+        // the write and that no reference this write could invalidate
+        // covers the bytes.
         unsafe { (p as *mut T).write_volatile(*value) };
         Ok(())
     }
 
     /// Copies `buf.len()` bytes at `offset` out of the region.
-    pub fn read_bytes(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+    ///
+    /// Fails with [`Error::OutOfBounds`] if they are not all in the data.
+    ///
+    /// # Safety
+    ///
+    /// As for [`read`](Self::read), for these bytes.
+    pub unsafe fn read_bytes(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         let p = self.check(offset, buf.len(), 1)?;
-        // SAFETY: source in bounds (checked); the destination is a distinct
-        // local buffer, so they cannot overlap.
+        // SAFETY: source in bounds (checked), and read under the caller's
+        // guarantee (no racing write, no `&mut` to it in this process); the
+        // destination is a `&mut [u8]`, so no other reference (in
+        // particular none to the region's bytes) overlaps it.
         unsafe { core::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
         Ok(())
     }
 
     /// Copies `bytes` into the region at `offset`.
-    pub fn write_bytes(&self, offset: usize, bytes: &[u8]) -> Result<()> {
+    ///
+    /// Fails with [`Error::OutOfBounds`] if they do not all fit in the data.
+    ///
+    /// # Safety
+    ///
+    /// As for [`write`](Self::write), for these bytes. `bytes` may be a
+    /// slice of this very region (a byte ring's read guard, say) only if
+    /// it does not overlap the destination: that would be writing under a
+    /// live `&[u8]`.
+    pub unsafe fn write_bytes(&self, offset: usize, bytes: &[u8]) -> Result<()> {
         let p = self.check(offset, bytes.len(), 1)?;
-        // SAFETY: destination in bounds and writable (checked); the source
-        // is a valid slice; `copy` (memmove) is correct even if the caller
-        // passed a slice of this very region.
+        // SAFETY: destination in bounds and writable (checked), and written
+        // under the caller's guarantee; the source is a valid slice;
+        // `copy` (memmove) is correct even if the ranges overlap.
         unsafe { core::ptr::copy(bytes.as_ptr(), p, bytes.len()) };
         Ok(())
     }
