@@ -299,6 +299,7 @@ impl<T> UnsafeCell<T> {
 /// [`atomic_store`] copy a `T` in: its alignment, at most 8. A `T`'s size
 /// is a multiple of its alignment, so the words tile it exactly, and a
 /// `T`-aligned address is aligned for them.
+#[cfg(not(shmkit_loom))]
 pub const fn atomic_width<T>() -> usize {
     let align = core::mem::align_of::<T>();
     if align >= 8 {

@@ -75,8 +75,16 @@ struct Attached<T: Pod> {
 }
 
 impl<T: Pod + Send> Attached<T> {
-    fn new(region: &Region) -> Result<Self> {
-        let region = extend(region);
+    /// The views of `region`'s channel, for every clone of a handle.
+    ///
+    /// # Safety
+    ///
+    /// As for [`extend`]: the caller stores the result (and every copy of
+    /// it) in a handle holding an `Arc` of `region`, in a field declared
+    /// before it, and never lends the views out as `'static`.
+    unsafe fn new(region: &Region) -> Result<Self> {
+        // SAFETY: forwarded to the caller; the reference is used here only.
+        let region = unsafe { extend(region) };
         let ring = MpmcRing::open(region, RING_OFFSET)?;
         Ok(Self {
             header: region.place::<ChannelHeader>(0)?,
@@ -303,7 +311,10 @@ endpoint_constructors!(MpmcReceiver, layout: layout, options: options, init: ini
 
 impl<T: Pod + Send> MpmcSender<T> {
     fn attach(region: Region) -> Result<Self> {
-        let shared = Attached::<T>::new(&region)?;
+        // SAFETY: `shared` goes into `Self` beside `region` (as an `Arc`),
+        // whose field comes last; clones copy both together; the handle
+        // lends the views only through `&self`.
+        let shared = unsafe { Attached::<T>::new(&region)? };
         Ok(Self {
             peer_gone: PeerGone::default(),
             entry: shared.attach(End::Sender)?,
@@ -372,7 +383,8 @@ impl<T: Pod + Send> MpmcSender<T> {
 
 impl<T: Pod + Send> MpmcReceiver<T> {
     fn attach(region: Region) -> Result<Self> {
-        let shared = Attached::<T>::new(&region)?;
+        // SAFETY: as in `MpmcSender::attach`.
+        let shared = unsafe { Attached::<T>::new(&region)? };
         Ok(Self {
             peer_gone: PeerGone::default(),
             entry: shared.attach(End::Receiver)?,

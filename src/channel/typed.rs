@@ -45,8 +45,16 @@ struct Attached<T: Pod> {
 }
 
 impl<T: Pod + Send> Attached<T> {
-    fn new(region: &Region) -> Result<Self> {
-        let region = extend(region);
+    /// The views of `region`'s channel.
+    ///
+    /// # Safety
+    ///
+    /// As for [`extend`]: the caller stores the result in the handle that
+    /// owns `region`, in a field declared before it, and never lends the
+    /// views out as `'static`.
+    unsafe fn new(region: &Region) -> Result<Self> {
+        // SAFETY: forwarded to the caller; the reference is used here only.
+        let region = unsafe { extend(region) };
         Ok(Self {
             header: region.place::<ChannelHeader>(0)?,
             ring: SpscRing::open(region, RING_OFFSET)?,
@@ -117,7 +125,9 @@ endpoint_constructors!(Receiver, layout: layout, options: options, init: init);
 
 impl<T: Pod + Send> Sender<T> {
     fn attach(region: Region) -> Result<Self> {
-        let shared = Attached::<T>::new(&region)?;
+        // SAFETY: `shared` goes into `Self` beside `region`, whose field
+        // comes last; the handle lends the views only through `&self`.
+        let shared = unsafe { Attached::<T>::new(&region)? };
         let entry = shared
             .header
             .senders
@@ -271,7 +281,8 @@ impl<T: Pod + Send> Sender<T> {
 
 impl<T: Pod + Send> Receiver<T> {
     fn attach(region: Region) -> Result<Self> {
-        let shared = Attached::<T>::new(&region)?;
+        // SAFETY: as in `Sender::attach`.
+        let shared = unsafe { Attached::<T>::new(&region)? };
         let entry = shared
             .header
             .receivers

@@ -506,35 +506,49 @@ impl<'a> ByteRing<'a> {
     }
 
     /// Reads the frame header at `pos`: `(kind, len)`.
+    ///
+    /// # Safety
+    ///
+    /// `pos` is a multiple of 8 below the capacity, and the caller is the
+    /// consumer, which owns the 8 bytes there under the protocol (they lie
+    /// in its published range), so no correct writer races with the read.
     #[inline]
-    fn read_frame(&self, pos: usize) -> (u32, usize) {
+    unsafe fn read_frame(&self, pos: usize) -> (u32, usize) {
         debug_assert!(pos % FRAME_HEADER == 0 && pos + FRAME_HEADER <= self.capacity);
         self.track(pos, FRAME_HEADER, false);
         // SAFETY: pos is a multiple of 8 below `capacity`, a multiple of
-        // 8, so the 8 bytes lie in the buffer, aligned; any bytes are a
-        // valid u64; volatile so the word is read exactly once.
+        // 8, so the 8 bytes lie in the buffer, aligned (the caller's
+        // promise); the consumer owns them; any bytes are a valid u64;
+        // volatile so the word is read exactly once.
         let word = unsafe { (self.buf.as_ptr().add(pos) as *const u64).read_volatile() };
         ((word >> 32) as u32, (word & 0xffff_ffff) as usize)
     }
 
-    /// Writes a frame header at `pos`, which the producer owns.
+    /// Writes a frame header at `pos`.
+    ///
+    /// # Safety
+    ///
+    /// `pos` is a multiple of 8 below the capacity, and the caller is the
+    /// producer, which owns the 8 bytes there under the protocol (they lie
+    /// in its free range) and lends no reference to them meanwhile.
     #[inline]
-    fn write_frame(&self, pos: usize, kind: u32, len: usize) {
+    unsafe fn write_frame(&self, pos: usize, kind: u32, len: usize) {
         debug_assert!(pos % FRAME_HEADER == 0 && pos + FRAME_HEADER <= self.capacity);
         debug_assert!(len <= u32::MAX as usize);
         self.track(pos, FRAME_HEADER, true);
         let word = (kind as u64) << 32 | len as u64;
-        // SAFETY: in bounds and aligned as in `read_frame`; the caller (the
-        // one producer) owns these bytes under the protocol.
+        // SAFETY: in bounds and aligned (the caller's promise, checked in
+        // debug builds); the caller (the one producer) owns these bytes
+        // and lends no reference to them.
         unsafe { (self.buf.as_ptr().add(pos) as *mut u64).write_volatile(word) };
     }
 
-    /// A pointer to byte `pos` of the buffer.
+    /// A pointer to byte `pos` of the buffer (computing it is safe
+    /// whatever `pos`; using it is the caller's to justify).
     #[inline]
     fn at(&self, pos: usize) -> *mut u8 {
         debug_assert!(pos <= self.capacity);
-        // SAFETY: pos <= capacity: in the buffer or one past its end.
-        unsafe { self.buf.as_ptr().add(pos) }
+        self.buf.as_ptr().wrapping_add(pos)
     }
 
     /// Under loom: tells loom about an access to the words covering
@@ -655,7 +669,11 @@ impl<'a> Producer<'a> {
         let start = if skip == 0 {
             pos
         } else {
-            self.ring.write_frame(pos, KIND_WRAP, 0);
+            // SAFETY: `pos` is `prod` masked, a multiple of 8 below the
+            // capacity; the `need` free bytes from `prod` on, the wrap
+            // frame's among them, are this producer's, and no grant is
+            // alive (`try_reserve` borrows the producer mutably).
+            unsafe { self.ring.write_frame(pos, KIND_WRAP, 0) };
             0
         };
         self.ring.track(start, fp, true);
@@ -688,7 +706,10 @@ impl<'a> Producer<'a> {
     /// Publishes the frame the grant reserved.
     #[inline]
     fn publish(&mut self, start: usize, skip: usize, len: usize) {
-        self.ring.write_frame(start, KIND_RECORD, len);
+        // SAFETY: `start` is where `try_reserve` placed the record, a
+        // multiple of 8 whose footprint fits before the end, in the free
+        // bytes it found; the grant that lent the payload is consumed.
+        unsafe { self.ring.write_frame(start, KIND_RECORD, len) };
         let fp = footprint(len);
         self.ring.track(start, fp, true);
         self.prod = self.prod.wrapping_add((skip + fp) as u64);
@@ -936,7 +957,11 @@ impl<'a> Consumer<'a> {
         // header arrived: a second round trip to the producer's cache for
         // every record that crosses a line.
         crate::primitive::prefetch(self.ring.at(pos).wrapping_add(64));
-        let (mut kind, mut len) = self.ring.read_frame(pos);
+        // SAFETY: `pos` is `cons` masked, a multiple of 8 below the
+        // capacity, and `avail > 0` published bytes start there, so the
+        // frame header (8 bytes, as `avail` is a multiple of 8) is the
+        // consumer's.
+        let (mut kind, mut len) = unsafe { self.ring.read_frame(pos) };
         if kind == KIND_WRAP {
             if pos == 0 {
                 return Err(RingError::Corrupted(
@@ -953,7 +978,9 @@ impl<'a> Consumer<'a> {
             cons = cons.wrapping_add(skip as u64);
             avail -= skip;
             pos = 0;
-            (kind, len) = self.ring.read_frame(0);
+            // SAFETY: offset 0 is where the published range goes on after
+            // the wrap, and `skip < avail` leaves at least 8 of its bytes.
+            (kind, len) = unsafe { self.ring.read_frame(0) };
             if kind == KIND_WRAP {
                 return Err(RingError::Corrupted("two wrap frames in a row"));
             }
