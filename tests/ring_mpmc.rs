@@ -19,6 +19,7 @@ use shmkit::ring::mpmc::seq::{self, word, State};
 use shmkit::ring::mpmc::{HeapMpmc, Holder, MpmcRing, Participant, Stall, MAX_CAPACITY};
 use shmkit::ring::RingError;
 use shmkit::{Error, LayoutId, Region, RegionOptions, ShmSafe};
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,6 +77,19 @@ fn ring_region(offset: usize, capacity: usize) -> Region {
         .layout(layout())
         .anonymous_with(|r| MpmcRing::<u64>::create(r, offset, capacity).map(drop))
         .unwrap()
+}
+
+/// Another handle of `region`'s object, mapped afresh: it keeps its own
+/// record of what it placed, so it may view the ring's words as plain
+/// atomics, as another process would (the first handle refuses to place
+/// anything over its ring).
+fn second_handle(region: &Region) -> Region {
+    let opts = RegionOptions::new().any_layout();
+    match region.name() {
+        Some(name) => opts.open(name),
+        None => opts.from_fd(region.as_fd().try_clone_to_owned().unwrap()),
+    }
+    .unwrap()
 }
 
 /// Waits for a spinning loop: mostly `spin_loop`, a `yield_now` every so
@@ -505,8 +519,10 @@ fn producers_killed_mid_push_are_repaired() {
         .unwrap();
     let ring = MpmcRing::<u64>::open(&region, KILL_RING).unwrap();
     let progress = region.place_slice::<AtomicU64>(0, KILLED).unwrap();
-    // Each slot's word, then its value.
-    let slots = region
+    // Each slot's word, then its value, seen through another handle (this
+    // one holds the ring's slots as such).
+    let watch = second_handle(&region);
+    let slots = watch
         .place_slice::<AtomicU64>(KILL_RING + SLOTS, 2 * KILL_CAPACITY)
         .unwrap();
     let (consumer, probe) = (participant(CONSUMER_ID), participant(PROBE_ID));
@@ -907,9 +923,19 @@ fn open_validates_the_header() {
         MpmcRing::<[u32; 2]>::open(&region, 128),
         Err(Error::LayoutMismatch { .. })
     ));
-    // Not where the ring is.
-    corrupted(MpmcRing::<u64>::open(&region, 0));
-    corrupted(MpmcRing::<u64>::open(&region, 256));
+    // Not where the ring is: this handle placed the ring's header and
+    // slots there, and refuses another header over them; a handle that
+    // placed nothing finds no ring header there.
+    for offset in [0, 256] {
+        assert!(matches!(
+            MpmcRing::<u64>::open(&region, offset),
+            Err(Error::PlacementConflict {
+                placed_offset: 128,
+                ..
+            })
+        ));
+        corrupted(MpmcRing::<u64>::open(&second_handle(&region), offset));
+    }
 
     // Scribbled header fields.
     let scribbled = |offset: usize, value: u64| {
@@ -1915,9 +1941,11 @@ fn claims_name_their_participant() {
         .anonymous_with(|r| MpmcRing::<Big>::create(r, 0, 1).map(drop))
         .unwrap();
     let ring = MpmcRing::<Big>::open(&region, 0).unwrap();
-    // The slot's word, loaded atomically: the worker thread CASes it
-    // meanwhile, so a plain copy would be a data race.
-    let word = region.place::<AtomicU64>(SLOTS).unwrap();
+    // The slot's word, loaded atomically (the worker thread CASes it
+    // meanwhile, so a plain copy would be a data race), through another
+    // handle (this one holds the ring's slots as such).
+    let watch = second_handle(&region);
+    let word = watch.place::<AtomicU64>(SLOTS).unwrap();
     let stop = AtomicU64::new(0);
     let (mut claimed, mut taking, mut reads) = (0u64, 0u64, 0u64);
     let mut bad = None;

@@ -9,8 +9,10 @@
 //!   checks in `src/region/mod.rs` and `header.rs`), and `open` must succeed
 //!   exactly when it is;
 //! - on success, every access at a fuzzer-chosen offset must succeed exactly
-//!   when it is in bounds and aligned, and must see the bytes written to the
-//!   object (or by earlier accesses).
+//!   when it is in bounds and aligned (and, for a placement, agrees with the
+//!   earlier placements it overlaps: the same type, a whole number of
+//!   values apart), and must see the bytes written to the object (or by
+//!   earlier accesses).
 //!
 //! Input layout (bytes past the end read as zero, so every input is used):
 //!
@@ -295,6 +297,11 @@ fn write_object(fd: OwnedFd, bytes: &[u8], resize: Option<u64>, chown: bool) -> 
 }
 
 /// Exercises an opened region and checks what it sees against the image.
+/// Whether a placement failed because it conflicts with an earlier one.
+fn is_conflict<T>(r: &Result<T, shmkit::Error>) -> bool {
+    matches!(r, Err(shmkit::Error::PlacementConflict { .. }))
+}
+
 fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
     let len = region.len();
     assert_eq!(
@@ -319,7 +326,20 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
     let fits = |off: usize, size: usize, align: usize| {
         off.checked_add(size).is_some_and(|end| end <= len) && off.is_multiple_of(align)
     };
-
+    // What the region has placed: start, end, type (0 SharedCell<u64>, 1
+    // AtomicU64, 2 AtomicU32), value size. A placement that overlaps one
+    // of another type, or of its type off its value boundaries, conflicts.
+    let mut placed: Vec<(usize, usize, u8, usize)> = Vec::new();
+    let mut place = |off: usize, size: usize, ty: u8, stride: usize| -> bool {
+        let clash = size > 0
+            && placed.iter().any(|&(s, e, t, st)| {
+                s < off + size && off < e && (t != ty || st != stride || s.abs_diff(off) % st != 0)
+            });
+        if !clash && size > 0 {
+            placed.push((off, off + size, ty, stride));
+        }
+        !clash
+    };
     // SAFETY (every raw copy in this target): one thread uses the region,
     // and the only references to its bytes are the atomics and shared
     // cells placed below, which raw copies may overwrite; none is used
@@ -369,11 +389,10 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
             }
             1 => {
                 let r = region.place::<SharedCell<u64>>(off);
-                assert_eq!(
-                    r.is_ok(),
-                    fits(off, 8, 8),
-                    "place::<SharedCell<u64>>({off}) of {len}"
-                );
+                let fit = fits(off, 8, 8);
+                let free = fit && place(off, 8, 0, 8);
+                assert_eq!(r.is_ok(), free, "place::<SharedCell<u64>>({off}) of {len}");
+                assert_eq!(is_conflict(&r), fit && !free, "{r:?}");
                 if let Ok(cell) = r {
                     let want =
                         u64::from_le_bytes(std::array::from_fn(|i| expect(&written, off + i)));
@@ -434,12 +453,14 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
                     n
                 };
                 let r = region.place_slice::<AtomicU64>(off, count);
-                let ok = count.checked_mul(8).is_some_and(|size| fits(off, size, 8));
+                let fit = count.checked_mul(8).is_some_and(|size| fits(off, size, 8));
+                let free = fit && place(off, count * 8, 1, 8);
                 assert_eq!(
                     r.is_ok(),
-                    ok,
+                    free,
                     "place_slice::<AtomicU64>({off}, {count}) of {len}"
                 );
+                assert_eq!(is_conflict(&r), fit && !free, "{r:?}");
                 if let Ok(s) = r {
                     assert_eq!(s.len(), count);
                     if let Some(last) = s.last() {
@@ -459,11 +480,10 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
             }
             _ => {
                 let r = region.place::<AtomicU32>(off);
-                assert_eq!(
-                    r.is_ok(),
-                    fits(off, 4, 4),
-                    "place::<AtomicU32>({off}) of {len}"
-                );
+                let fit = fits(off, 4, 4);
+                let free = fit && place(off, 4, 2, 4);
+                assert_eq!(r.is_ok(), free, "place::<AtomicU32>({off}) of {len}");
+                assert_eq!(is_conflict(&r), fit && !free, "{r:?}");
                 if let Ok(a) = r {
                     let want =
                         u32::from_le_bytes(std::array::from_fn(|i| expect(&written, off + i)));

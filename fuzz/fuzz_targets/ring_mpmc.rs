@@ -113,9 +113,10 @@ use shmkit::ring::mpmc::{
     RETRY_LIMIT, SLOT_STRIDE_OFFSET,
 };
 use shmkit::ring::RingError;
-use shmkit::{Error, Region};
+use shmkit::{Error, Region, RegionOptions};
 use shmkit_fuzz::Input;
 use std::collections::VecDeque;
+use std::os::fd::AsFd;
 use std::sync::OnceLock;
 
 /// Views of the ring, one per simulated participant.
@@ -591,17 +592,27 @@ fuzz_target!(|data: &[u8]| {
 
     let bytes = MpmcRing::<u64>::bytes_for(cap).unwrap();
     assert_eq!(bytes, HEADER_SIZE + cap * STRIDE);
-    // One region per capacity for the whole run (creating a memfd region
-    // costs more than most inputs), zeroed each time: as good as new.
+    // One memfd per capacity for the whole run (creating one costs more
+    // than most inputs), mapped afresh for each input and zeroed: as good
+    // as new. Two handles: one for the ring's views, one for the raw words
+    // (a handle refuses to place plain atomics over a ring it placed, as
+    // it would anything that overlaps another type).
     static REGIONS: [OnceLock<Region>; 7] = [const { OnceLock::new() }; 7];
-    let region =
+    let pool =
         REGIONS[cap.trailing_zeros() as usize].get_or_init(|| Region::anonymous(bytes).unwrap());
+    let handle = || {
+        RegionOptions::new()
+            .from_fd(pool.as_fd().try_clone_to_owned().unwrap())
+            .unwrap()
+    };
+    let (ring_handle, raw_handle) = (handle(), handle());
+    let region = &ring_handle;
     // SAFETY: libFuzzer runs one input at a time on one thread, so the
-    // last input's views are gone and nothing else uses the region.
+    // last input's views are gone, and this input placed nothing yet.
     unsafe { region.write_bytes(0, &vec![0; bytes]) }.unwrap();
     let ring = MpmcRing::<u64>::create(region, 0, cap).unwrap();
     let raw = Raw {
-        region,
+        region: &raw_handle,
         cap: cap as u64,
     };
     let c = cap as u64;

@@ -53,9 +53,17 @@
 //! any other memory, and the safe API keeps them:
 //! - [`place`](Region::place) and [`Shm`] hand out `&T` only for
 //!   [`ShmSafe`] types, whose contents are atomics, [`SharedCell`]s (copied
-//!   in and out by relaxed atomic bytes), or plain data reached only
+//!   in and out as relaxed atomic words), or plain data reached only
 //!   through a lock guard, whose protocol excludes every other access while
 //!   it lives;
+//! - each handle records what it placed where, and refuses to place
+//!   anything over those bytes but the same type at the same places
+//!   ([`Error::PlacementConflict`]): a cell over a locked mutex's data, or
+//!   atomics of two sizes over the same word, could break the rules even
+//!   though each type alone keeps them. The rings' headers, slots and
+//!   buffers are placements too, and a ring's `create` wants bytes this
+//!   handle never placed (laying a ring out again resets it under its
+//!   users);
 //! - the rings lend slices of their slots only to the one side the
 //!   protocol reserves them to, and attaching a side is `unsafe` where the
 //!   ring cannot prove it is the only one ([`ring`](crate::ring));
@@ -68,6 +76,7 @@ mod cell;
 pub(crate) mod header;
 mod layout;
 mod name;
+mod placement;
 mod typed;
 
 pub use cell::{SharedCell, ShmSafe};
@@ -79,6 +88,8 @@ use crate::error::{Error, Result};
 use crate::sys::{self, fd::Created, map::Mapping};
 use bytemuck::Pod;
 use header::{Fields, Header, HEADER_SIZE, VERSION};
+pub(crate) use placement::Placed;
+use placement::Placements;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -125,6 +136,8 @@ pub struct Region {
     kind: Kind,
     created: bool,
     fields: Fields,
+    /// What this handle handed out references to (see [`Region::place`]).
+    placements: Placements,
 }
 
 /// How to create or open a [`Region`]: data size, layout, timeout, and
@@ -471,6 +484,7 @@ impl RegionOptions {
             kind,
             created: true,
             fields,
+            placements: Placements::default(),
         };
         region.header().begin_init(&fields);
         if let Err(e) = init(&region) {
@@ -596,6 +610,7 @@ impl RegionOptions {
             kind,
             created: false,
             fields,
+            placements: Placements::default(),
         })
     }
 }
@@ -708,22 +723,55 @@ impl Region {
     /// A reference to the `T` at `offset` in the data.
     ///
     /// `T: ShmSafe` means any bytes there are a valid `T` and all access
-    /// through `&T` is atomic or by copy, so the reference is sound even
-    /// while peers write the same memory.
+    /// through `&T` is atomic, by copy, or under a lock's protocol, so the
+    /// reference is sound even while peers write the same memory.
+    ///
+    /// Fails with [`Error::OutOfBounds`] or [`Error::Misaligned`] if the
+    /// `T` does not fit at `offset`, and with [`Error::PlacementConflict`]
+    /// if this handle already placed something else over any of its bytes:
+    /// another type, or a `T` at an offset not a whole number of `T`s away
+    /// (a ring's header and slots count as placed). Bytes used as two
+    /// different things at once could break Rust's rules inside this
+    /// process (a cell written under a locked mutex's `&mut`, atomics of
+    /// two sizes racing), so each byte of a handle is one type's for as
+    /// long as the handle lives; placing the same `T` at the same offset
+    /// again is what sharing `&T` is, and always allowed. Another handle
+    /// of the same object keeps its own record, and is to this one a peer.
+    ///
+    /// ```
+    /// use shmkit::sync::Mutex;
+    /// use shmkit::{Error, Region, SharedCell};
+    ///
+    /// let region = Region::anonymous(64)?;
+    /// let lock = region.place::<Mutex<u64>>(0)?;
+    /// assert!(std::ptr::eq(lock, region.place::<Mutex<u64>>(0)?));
+    /// // The mutex's data is at 8: a cell there could write under a guard.
+    /// assert!(matches!(
+    ///     region.place::<SharedCell<u64>>(8),
+    ///     Err(Error::PlacementConflict { offset: 8, placed_offset: 0, .. })
+    /// ));
+    /// region.place::<SharedCell<u64>>(16)?.set(7); // past the mutex: fine
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
     pub fn place<T: ShmSafe>(&self, offset: usize) -> Result<&T> {
-        let p = self.check(
-            offset,
-            core::mem::size_of::<T>(),
-            core::mem::align_of::<T>(),
-        )?;
-        // SAFETY: in bounds and aligned (checked); valid for any bytes and
-        // shared-mutation-safe (`T: ShmSafe`); the mapping lives as long as
-        // `&self`.
-        Ok(unsafe { &*(p as *const T) })
+        let spot = self.spot::<T>(offset, 1)?;
+        self.claim(&[spot.placed()], false)?;
+        // SAFETY: just claimed in this region.
+        Ok(unsafe { &spot.get()[0] })
     }
 
-    /// A slice of `count` values of `T` starting at `offset`.
+    /// A slice of `count` values of `T` starting at `offset`; fails as
+    /// [`place`](Self::place) does.
     pub fn place_slice<T: ShmSafe>(&self, offset: usize, count: usize) -> Result<&[T]> {
+        let spot = self.spot::<T>(offset, count)?;
+        self.claim(&[spot.placed()], false)?;
+        // SAFETY: just claimed in this region.
+        Ok(unsafe { spot.get() })
+    }
+
+    /// Checks that `count` values of `T` fit at `offset` (bounds and
+    /// alignment); records nothing yet (see [`claim`](Self::claim)).
+    pub(crate) fn spot<T: ShmSafe>(&self, offset: usize, count: usize) -> Result<Spot<'_, T>> {
         let size = core::mem::size_of::<T>()
             .checked_mul(count)
             .ok_or(Error::OutOfBounds {
@@ -732,8 +780,46 @@ impl Region {
                 len: self.len(),
             })?;
         let p = self.check(offset, size, core::mem::align_of::<T>())?;
-        // SAFETY: as in `place`, for `count` consecutive values.
-        Ok(unsafe { core::slice::from_raw_parts(p as *const T, count) })
+        Ok(Spot {
+            ptr: p as *const T,
+            count,
+            placed: Placed::of::<T>(offset, count),
+            _region: core::marker::PhantomData,
+        })
+    }
+
+    /// Records `parts` (spots of this region) as placed, all or none: they
+    /// must agree with every earlier placement they overlap or, if
+    /// `fresh`, overlap none at all (for laying out a new object, which
+    /// would reset one in use); otherwise [`Error::PlacementConflict`].
+    pub(crate) fn claim(&self, parts: &[Placed], fresh: bool) -> Result<()> {
+        self.placements.add(parts, fresh)
+    }
+
+    /// Places the `T` at `offset` (as [`place`](Self::place) does) and
+    /// runs `check` on it; if `check` fails, gives the claim back, so that
+    /// a failed probe (an opener that finds no object there) leaves the
+    /// bytes free for a later `create`.
+    pub(crate) fn place_checked<T: ShmSafe, R>(
+        &self,
+        offset: usize,
+        check: impl FnOnce(&T) -> Result<R>,
+    ) -> Result<(&T, R)> {
+        let spot = self.spot::<T>(offset, 1)?;
+        let placed = spot.placed();
+        self.claim(&[placed], false)?;
+        // SAFETY: just claimed in this region.
+        let value = unsafe { &spot.get()[0] };
+        match check(value) {
+            Ok(r) => Ok((value, r)),
+            Err(e) => {
+                // SAFETY: claimed above and not given back; `check` got a
+                // reference for its call only (it cannot keep it: its
+                // lifetime is the call's), and `value` is not used again.
+                unsafe { self.placements.release(&[placed]) };
+                Err(e)
+            }
+        }
     }
 
     /// Copies the `T` at `offset` out of the region.
@@ -986,4 +1072,34 @@ fn remove_stale(name: &str) -> Result<()> {
         sys::fd::shm_unlink(name)?;
     }
     Ok(())
+}
+
+/// `count` values of `T` at a checked offset of a region, not yet claimed:
+/// see [`Region::spot`] and [`Region::claim`].
+pub(crate) struct Spot<'a, T> {
+    ptr: *const T,
+    count: usize,
+    placed: Placed,
+    _region: core::marker::PhantomData<&'a Region>,
+}
+
+impl<'a, T: ShmSafe> Spot<'a, T> {
+    /// What [`Region::claim`] records for it.
+    pub(crate) fn placed(&self) -> Placed {
+        self.placed
+    }
+
+    /// The values.
+    ///
+    /// # Safety
+    ///
+    /// The spot's placement was claimed in the region it came from.
+    pub(crate) unsafe fn get(self) -> &'a [T] {
+        // SAFETY: in bounds and aligned (checked by `spot`); valid for any
+        // bytes and used only through `&T` (`T: ShmSafe`); the mapping
+        // lives as long as the region, borrowed for `'a`; and the claim
+        // (the caller's promise) makes these bytes this type's alone in
+        // this handle.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.count) }
+    }
 }

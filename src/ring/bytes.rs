@@ -117,7 +117,7 @@ use super::{Result, RingError};
 #[cfg(shmkit_loom)]
 use crate::primitive::UnsafeCell;
 use crate::primitive::{AtomicU64, Ordering};
-use crate::region::{Region, ShmSafe};
+use crate::region::{Placed, Region, ShmSafe};
 use crate::Error;
 use core::fmt;
 use core::ops::{Deref, DerefMut};
@@ -359,9 +359,12 @@ impl<'a> ByteRing<'a> {
     ///
     /// Meant for fresh memory, inside the `init` closure of
     /// [`RegionOptions::create_with`](crate::RegionOptions::create_with)
-    /// or [`anonymous_with`](crate::RegionOptions::anonymous_with): it
-    /// overwrites whatever ring was there, and must not race with users of
-    /// one.
+    /// or [`anonymous_with`](crate::RegionOptions::anonymous_with). This
+    /// region handle refuses, with [`Error::PlacementConflict`], bytes it
+    /// has placed anything over already, a ring made or opened there
+    /// included: laying a ring out again resets it under its users. (A
+    /// reset through another handle or from another process is a peer
+    /// scribbling on the ring.)
     pub fn create(
         region: &'a Region,
         offset: usize,
@@ -369,12 +372,18 @@ impl<'a> ByteRing<'a> {
         max_message: usize,
     ) -> crate::Result<Self> {
         check_params(capacity, max_message)?;
-        let header = region.place::<Header>(offset)?;
+        let header = region.spot::<Header>(offset, 1)?;
         let buf = Self::buffer_in(region, offset, capacity).ok_or(Error::OutOfBounds {
             offset,
             size: HEADER_SIZE.saturating_add(capacity),
             len: region.len(),
         })?;
+        region.claim(
+            &[header.placed(), Self::buffer_placed(offset, capacity)],
+            true,
+        )?;
+        // SAFETY: claimed just above.
+        let header = unsafe { &header.get()[0] };
         header.init(capacity, max_message);
         // SAFETY: `buf` is `capacity` bytes of the region right after the
         // header (checked by `buffer_in`), which live as long as `region`.
@@ -387,13 +396,29 @@ impl<'a> ByteRing<'a> {
     /// lies inside the region. Region errors for an offset out of bounds
     /// or not 128-aligned.
     pub fn open(region: &'a Region, offset: usize) -> crate::Result<Self> {
-        let header = region.place::<Header>(offset)?;
-        let (capacity, max_message) = header.validate()?;
-        let buf = Self::buffer_in(region, offset, capacity).ok_or(Error::Corrupted {
-            what: "byte ring capacity exceeds the region",
-        })?;
+        // A failed check gives the header's placement back, so that a
+        // failed probe leaves the bytes free for `create`.
+        let (header, (capacity, max_message, buf)) =
+            region.place_checked::<Header, _>(offset, |header| {
+                let (capacity, max_message) = header.validate()?;
+                let buf = Self::buffer_in(region, offset, capacity).ok_or(Error::Corrupted {
+                    what: "byte ring capacity exceeds the region",
+                })?;
+                region.claim(&[Self::buffer_placed(offset, capacity)], false)?;
+                Ok((capacity, max_message, buf))
+            })?;
         // SAFETY: as in `create`.
         Ok(unsafe { Self::from_parts(header, buf, capacity, max_message) })
+    }
+
+    /// The placement of the buffer of a ring at `offset` (which
+    /// [`buffer_in`](Self::buffer_in) found fits), one object of its own
+    /// kind: its bytes are lent out as `&[u8]` and `&mut [u8]`, so nothing
+    /// else may be placed over them.
+    fn buffer_placed(offset: usize, capacity: usize) -> Placed {
+        /// What the buffer's bytes are.
+        struct Buffer;
+        Placed::bytes::<Buffer>(offset + HEADER_SIZE, capacity)
     }
 
     /// The buffer of a ring whose header is at `offset`, if `capacity`

@@ -356,9 +356,12 @@ impl<'a, T: Pod> SpscRing<'a, T> {
     /// Call it on memory nobody else uses yet, typically inside the
     /// `init` closure of [`RegionOptions::create_with`] or
     /// [`RegionOptions::anonymous_with`]. Fails with [`Error::InvalidSize`]
-    /// for the reasons of [`bytes_for`](Self::bytes_for), and with
+    /// for the reasons of [`bytes_for`](Self::bytes_for), with
     /// [`Error::Misaligned`] or [`Error::OutOfBounds`] if `offset` is not
-    /// 128-aligned or the ring does not fit.
+    /// 128-aligned or the ring does not fit, and with
+    /// [`Error::PlacementConflict`] if this region handle has placed
+    /// anything over those bytes already (a ring made there before
+    /// included: laying it out again would reset it under its users).
     ///
     /// [`RegionOptions::create_with`]: crate::RegionOptions::create_with
     /// [`RegionOptions::anonymous_with`]: crate::RegionOptions::anonymous_with
@@ -367,8 +370,11 @@ impl<'a, T: Pod> SpscRing<'a, T> {
         T: Send,
     {
         check_params::<T>(capacity)?;
-        let header = region.place::<SpscHeader>(offset)?;
-        let slots = region.place_slice::<Slot<T>>(slots_offset(region, offset)?, capacity)?;
+        let header = region.spot::<SpscHeader>(offset, 1)?;
+        let slots = region.spot::<Slot<T>>(slots_offset(region, offset)?, capacity)?;
+        region.claim(&[header.placed(), slots.placed()], true)?;
+        // SAFETY: both claimed just above.
+        let (header, slots) = unsafe { (&header.get()[0], slots.get()) };
         init_header::<T>(header, capacity);
         Ok(Self { header, slots })
     }
@@ -387,9 +393,12 @@ impl<'a, T: Pod> SpscRing<'a, T> {
         T: Send,
     {
         check_params::<T>(1)?;
-        let header = region.place::<SpscHeader>(offset)?;
-        let capacity = validate_header::<T>(header)?;
-        let slots = region.place_slice::<Slot<T>>(slots_offset(region, offset)?, capacity)?;
+        // A failed check gives the header's placement back, so that a
+        // failed probe leaves the bytes free for `create`.
+        let (header, slots) = region.place_checked::<SpscHeader, _>(offset, |header| {
+            let capacity = validate_header::<T>(header)?;
+            region.place_slice::<Slot<T>>(slots_offset(region, offset)?, capacity)
+        })?;
         Ok(Self { header, slots })
     }
 

@@ -139,7 +139,8 @@
 //! the same slot at once, and never copy the same value concurrently,
 //! however many views, threads and participant ids they use; only a slot
 //! handed on early (by `repair` or `release_claims`, hence `unsafe`) could
-//! break that. So any number of views may push and pop from any threads
+//! break that, or the ring laid out again under its users, which a region
+//! handle refuses ([`MpmcRing::create`] wants bytes it never placed). So any number of views may push and pop from any threads
 //! without `unsafe`, unlike the SPSC and byte rings, whose in-place chunks
 //! lend references and whose sides keep unshared indices.
 //!
@@ -417,13 +418,21 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     ///
     /// Meant for an init closure of
     /// [`RegionOptions::create_with`](crate::RegionOptions::create_with) or
-    /// [`anonymous_with`](crate::RegionOptions::anonymous_with): the memory
-    /// must not be in use by anyone yet (creating over a live ring resets
-    /// it under its users, who may then lose or duplicate values).
+    /// [`anonymous_with`](crate::RegionOptions::anonymous_with), on memory
+    /// nobody uses yet. This region handle refuses, with
+    /// [`Error::PlacementConflict`], bytes it has placed anything over
+    /// already, a ring made there before included: creating over a live
+    /// ring would reset it under its users, and two participants of this
+    /// process could then claim the same slot. (Through another handle or
+    /// from another process, it is a peer resetting the ring: users may
+    /// lose or duplicate values.)
     pub fn create(region: &'a Region, offset: usize, capacity: usize) -> Result<Self> {
         Self::bytes_for(capacity)?;
-        let header = region.place::<MpmcHeader>(offset)?;
-        let slots = region.place_slice::<MpmcSlot<T>>(slots_offset(region, offset)?, capacity)?;
+        let header = region.spot::<MpmcHeader>(offset, 1)?;
+        let slots = region.spot::<MpmcSlot<T>>(slots_offset(region, offset)?, capacity)?;
+        region.claim(&[header.placed(), slots.placed()], true)?;
+        // SAFETY: both claimed just above.
+        let (header, slots) = unsafe { (&header.get()[0], slots.get()) };
         init(header, slots);
         Ok(Self { header, slots })
     }
@@ -444,32 +453,35 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     /// outside its slots.
     pub fn open(region: &'a Region, offset: usize) -> Result<Self> {
         check_element::<T>()?;
-        let header = region.place::<MpmcHeader>(offset)?;
-        if header.magic.load(Ordering::Acquire) != MPMC_MAGIC {
-            return Err(Error::Corrupted {
-                what: "no MPMC ring at this offset (magic)",
-            });
-        }
-        let size = header.elem_size.load(Ordering::Relaxed);
-        let align = header.elem_align.load(Ordering::Relaxed);
-        if (size, align) != (size_of::<T>() as u64, align_of::<T>() as u64) {
-            return Err(Error::LayoutMismatch {
-                found: size << 32 | align,
-                expected: (size_of::<T>() as u64) << 32 | align_of::<T>() as u64,
-            });
-        }
-        if header.slot_stride.load(Ordering::Relaxed) != size_of::<MpmcSlot<T>>() as u64 {
-            return Err(Error::Corrupted {
-                what: "MPMC ring slot stride",
-            });
-        }
-        let capacity = usize::try_from(header.capacity.load(Ordering::Relaxed))
-            .ok()
-            .filter(|c| check_capacity(*c).is_ok())
-            .ok_or(Error::Corrupted {
-                what: "MPMC ring capacity",
-            })?;
-        let slots = region.place_slice::<MpmcSlot<T>>(slots_offset(region, offset)?, capacity)?;
+        // A failed check gives the header's placement back, so that a
+        // failed probe leaves the bytes free for `create`.
+        let (header, slots) = region.place_checked::<MpmcHeader, _>(offset, |header| {
+            if header.magic.load(Ordering::Acquire) != MPMC_MAGIC {
+                return Err(Error::Corrupted {
+                    what: "no MPMC ring at this offset (magic)",
+                });
+            }
+            let size = header.elem_size.load(Ordering::Relaxed);
+            let align = header.elem_align.load(Ordering::Relaxed);
+            if (size, align) != (size_of::<T>() as u64, align_of::<T>() as u64) {
+                return Err(Error::LayoutMismatch {
+                    found: size << 32 | align,
+                    expected: (size_of::<T>() as u64) << 32 | align_of::<T>() as u64,
+                });
+            }
+            if header.slot_stride.load(Ordering::Relaxed) != size_of::<MpmcSlot<T>>() as u64 {
+                return Err(Error::Corrupted {
+                    what: "MPMC ring slot stride",
+                });
+            }
+            let capacity = usize::try_from(header.capacity.load(Ordering::Relaxed))
+                .ok()
+                .filter(|c| check_capacity(*c).is_ok())
+                .ok_or(Error::Corrupted {
+                    what: "MPMC ring capacity",
+                })?;
+            region.place_slice::<MpmcSlot<T>>(slots_offset(region, offset)?, capacity)
+        })?;
         Ok(Self { header, slots })
     }
 
