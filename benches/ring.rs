@@ -1483,9 +1483,9 @@ mod shmkit_links {
                 })?;
                 let ring = SpscRing::<u64>::open(&region, 0)
                     .map_err(|e| format!("opening the ring: {e}"))?;
-                let rx = ring
-                    .consumer()
-                    .map_err(|e| format!("the ring's consumer: {e}"))?;
+                // SAFETY: the only consumer of this ring; the child produces.
+                let rx =
+                    unsafe { ring.consumer() }.map_err(|e| format!("the ring's consumer: {e}"))?;
                 if link == Link::RingEach {
                     let mut consumer = ItemConsumer { rx, how: ctx.how };
                     ctx.drive(role, control, child, (), || {
@@ -1598,9 +1598,9 @@ mod shmkit_links {
                     .map_err(|e| format!("opening the inherited ring: {e}"))?;
                 let ring = SpscRing::<u64>::open(&region, 0)
                     .map_err(|e| format!("opening the ring: {e}"))?;
-                let tx = ring
-                    .producer()
-                    .map_err(|e| format!("the ring's producer: {e}"))?;
+                // SAFETY: the only producer of this ring; the parent consumes.
+                let tx =
+                    unsafe { ring.producer() }.map_err(|e| format!("the ring's producer: {e}"))?;
                 if link == Link::RingEach {
                     serve_stream(control, ItemProducer { tx, how }, how)
                 } else {

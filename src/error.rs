@@ -195,6 +195,25 @@ pub enum Error {
         /// The alignment the type needs.
         align: usize,
     },
+    /// Bytes asked for as one object overlap an object this region handle
+    /// already placed there as another type, or at an offset that does not
+    /// line up with it; or a ring is laid out over bytes already in use
+    /// (see [`Region::place`](crate::Region::place)).
+    #[error(
+        "bytes {offset}..+{size} of the region overlap a {placed} placed at {placed_offset}..+{placed_size}"
+    )]
+    PlacementConflict {
+        /// Offset of the bytes asked for, from the start of the data.
+        offset: usize,
+        /// How many bytes were asked for.
+        size: usize,
+        /// The type the earlier placement holds (`core::any::type_name`).
+        placed: &'static str,
+        /// Where the earlier placement starts.
+        placed_offset: usize,
+        /// How many bytes it covers.
+        placed_size: usize,
+    },
     /// A system call failed for a reason with no variant of its own.
     #[error("{op} failed: {source}")]
     Io {

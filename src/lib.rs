@@ -26,7 +26,19 @@
 //!
 //! Memory another process can write is treated as untrusted input: every
 //! value read from it is checked before use, and a bad one is an
-//! [`Error`], never a panic or undefined behaviour.
+//! [`Error`], never a panic or an access outside the region; data a peer
+//! garbles is still a valid value (plain data is `Pod`).
+//!
+//! Inside one process, safe code cannot break Rust's rules on shared
+//! memory: plain data is reached only by copy or through a reference that
+//! a protocol (a lock guard, a ring side's chunk) keeps exclusive while it
+//! lives, and a region handle keeps each placed byte to one type. What the
+//! type system cannot check is `unsafe`, with its contract under
+//! `# Safety`: attaching an SPSC or byte ring side
+//! ([`ring::spsc::SpscRing::producer`]), raw copies ([`Region::read`],
+//! [`Region::write`]), handing on a stalled MPMC slot
+//! ([`ring::mpmc::MpmcRing::repair`]). See [`ShmSafe`] for the whole
+//! argument.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 

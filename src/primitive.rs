@@ -295,6 +295,100 @@ impl<T> UnsafeCell<T> {
     }
 }
 
+/// The width of the relaxed atomic words [`atomic_load`] and
+/// [`atomic_store`] copy a `T` in: its alignment, at most 8. A `T`'s size
+/// is a multiple of its alignment, so the words tile it exactly, and a
+/// `T`-aligned address is aligned for them.
+#[cfg(not(shmkit_loom))]
+pub const fn atomic_width<T>() -> usize {
+    let align = core::mem::align_of::<T>();
+    if align >= 8 {
+        8
+    } else {
+        align
+    }
+}
+
+/// Copies the `T` at `src` into `dst` as relaxed atomic loads of
+/// [`atomic_width::<T>()`](atomic_width) bytes each, in order.
+///
+/// Every access to the source made this way, and by [`atomic_store`],
+/// uses words of the same size at the same places, so copies that run at
+/// the same time from several threads are not data races (a plain copy
+/// would be). They can tear: `dst` may get some words of one store and
+/// some of another.
+///
+/// # Safety
+///
+/// `src` is valid for reads of a `T`, aligned, and for as long as the copy
+/// runs every other access to those bytes in this process is an atomic
+/// access of the same width (or a read); `dst` is valid for writes of a
+/// `T` and aligned. `T` has no padding bytes and any bytes are a valid
+/// `T` (as for a `Pod` type).
+#[cfg(not(shmkit_loom))]
+#[inline]
+pub unsafe fn atomic_load<T>(src: *const T, dst: *mut T) {
+    macro_rules! words {
+        ($atomic:ident, $int:ty) => {
+            for i in 0..core::mem::size_of::<T>() / core::mem::size_of::<$int>() {
+                // SAFETY: word `i` lies inside the source `T` (the words tile
+                // it) and is aligned (the `T` is, to at least the width);
+                // the caller guarantees every concurrent access to it is an
+                // atomic of this width, as `from_ptr` requires.
+                let word = unsafe {
+                    core::sync::atomic::$atomic::from_ptr(src.cast::<$int>().add(i).cast_mut())
+                };
+                let v = word.load(Ordering::Relaxed);
+                // SAFETY: the same word of the destination, which the caller
+                // guarantees is valid for writes and aligned.
+                unsafe { dst.cast::<$int>().add(i).write(v) };
+            }
+        };
+    }
+    match atomic_width::<T>() {
+        8 => words!(AtomicU64, u64),
+        4 => words!(AtomicU32, u32),
+        2 => words!(AtomicU16, u16),
+        _ => words!(AtomicU8, u8),
+    }
+}
+
+/// Copies `*src` into the `T` at `dst` as relaxed atomic stores of
+/// [`atomic_width::<T>()`](atomic_width) bytes each, in order; the
+/// counterpart of [`atomic_load`].
+///
+/// # Safety
+///
+/// `dst` is valid for writes of a `T`, aligned, and for as long as the
+/// copy runs every other access to those bytes in this process is an
+/// atomic access of the same width; no reference to them other than to
+/// the `UnsafeCell` holding them is alive. `T` has no padding bytes (as
+/// for a `Pod` type), so every word of `*src` is initialized.
+#[cfg(not(shmkit_loom))]
+#[inline]
+pub unsafe fn atomic_store<T>(dst: *mut T, src: &T) {
+    let src: *const T = src;
+    macro_rules! words {
+        ($atomic:ident, $int:ty) => {
+            for i in 0..core::mem::size_of::<T>() / core::mem::size_of::<$int>() {
+                // SAFETY: word `i` of `*src`, a valid, aligned `T` that
+                // nothing writes meanwhile (it is borrowed shared).
+                let v = unsafe { src.cast::<$int>().add(i).read() };
+                let at = dst.cast::<$int>();
+                // SAFETY: as in `atomic_load`, for the destination's word.
+                let word = unsafe { core::sync::atomic::$atomic::from_ptr(at.add(i)) };
+                word.store(v, Ordering::Relaxed);
+            }
+        };
+    }
+    match atomic_width::<T>() {
+        8 => words!(AtomicU64, u64),
+        4 => words!(AtomicU32, u32),
+        2 => words!(AtomicU16, u16),
+        _ => words!(AtomicU8, u8),
+    }
+}
+
 /// Sleeps while `word` holds `expected`, until woken, until `deadline`
 /// (if any) passes, or spuriously.
 ///

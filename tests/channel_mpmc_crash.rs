@@ -91,10 +91,16 @@ fn child_entry() {
 fn claim_by_hand(name: &str, state: State, counter: usize, entry: u8) -> u64 {
     let region = RegionOptions::new().any_layout().open(name).expect("open");
     let ring = MpmcRing::<u64>::open(&region, RING).expect("ring");
-    let pos: u64 = region.read(RING + counter).unwrap();
+    // SAFETY: this mapping is this function's own, and no thread of this
+    // process uses the words it copies (the channel's handles, if any, are
+    // in other processes or use other mappings): to them it is a peer.
+    let pos: u64 = unsafe { region.read(RING + counter) }.unwrap();
     let slot = RING + HEADER_SIZE + (pos as usize & (ring.capacity() - 1)) * STRIDE;
-    region.write(slot, &word(pos, state, entry)).unwrap();
-    region.write(RING + counter, &(pos + 1)).unwrap();
+    // SAFETY: as above.
+    unsafe {
+        region.write(slot, &word(pos, state, entry)).unwrap();
+        region.write(RING + counter, &(pos + 1)).unwrap();
+    }
     pos
 }
 

@@ -426,8 +426,10 @@ fn sealed_descriptors_are_validated_like_names() {
 #[test]
 fn placement_is_checked_for_bounds_and_alignment() {
     let r = Region::anonymous(64).unwrap();
+    // SAFETY (every raw copy below): one thread, and the only reference to
+    // the region's bytes is a slice of atomics, which a write may overwrite.
     assert!(matches!(
-        r.read::<u64>(60),
+        unsafe { r.read::<u64>(60) },
         Err(Error::OutOfBounds {
             offset: 60,
             size: 8,
@@ -435,18 +437,18 @@ fn placement_is_checked_for_bounds_and_alignment() {
         })
     ));
     assert!(matches!(
-        r.read::<u64>(usize::MAX - 2),
+        unsafe { r.read::<u64>(usize::MAX - 2) },
         Err(Error::OutOfBounds { .. })
     ));
     assert!(matches!(
-        r.read::<u64>(4),
+        unsafe { r.read::<u64>(4) },
         Err(Error::Misaligned {
             offset: 4,
             align: 8
         })
     ));
     assert!(matches!(
-        r.write::<u32>(62, &1),
+        unsafe { r.write::<u32>(62, &1) },
         Err(Error::OutOfBounds { .. })
     ));
     assert!(matches!(
@@ -465,13 +467,13 @@ fn placement_is_checked_for_bounds_and_alignment() {
         Err(Error::OutOfBounds { .. })
     ));
     assert!(matches!(
-        r.write_bytes(60, &[0; 5]),
+        unsafe { r.write_bytes(60, &[0; 5]) },
         Err(Error::OutOfBounds { .. })
     ));
     assert_eq!(r.place_slice::<AtomicU64>(0, 8).unwrap().len(), 8);
-    r.write_bytes(60, &[1, 2, 3, 4]).unwrap();
+    unsafe { r.write_bytes(60, &[1, 2, 3, 4]) }.unwrap();
     let mut back = [0u8; 4];
-    r.read_bytes(60, &mut back).unwrap();
+    unsafe { r.read_bytes(60, &mut back) }.unwrap();
     assert_eq!(back, [1, 2, 3, 4]);
 }
 

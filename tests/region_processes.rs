@@ -262,9 +262,13 @@ fn creator_removes_the_name_on_drop_unless_kept() {
         .keep(true)
         .create(&name)
         .unwrap();
-    kept.write::<u32>(0, &5).unwrap();
+    // SAFETY (both): nothing else in this process uses the region.
+    unsafe { kept.write::<u32>(0, &5) }.unwrap();
     drop(kept);
-    assert_eq!(Region::open(&name).unwrap().read::<u32>(0).unwrap(), 5);
+    assert_eq!(
+        unsafe { Region::open(&name).unwrap().read::<u32>(0) }.unwrap(),
+        5
+    );
     Region::unlink(&name).unwrap();
     assert!(matches!(Region::open(&name), Err(Error::NotFound { .. })));
     assert!(matches!(Region::unlink(&name), Err(Error::NotFound { .. })));
@@ -300,7 +304,9 @@ fn open_waits_for_a_slow_creator() {
             .size(64)
             .create_with(&n2, |r| {
                 std::thread::sleep(Duration::from_millis(150));
-                r.write::<u64>(0, &0xfeed)
+                // SAFETY: the region is not published yet: nothing else
+                // uses it.
+                unsafe { r.write::<u64>(0, &0xfeed) }
             })
             .unwrap()
     });
@@ -310,6 +316,7 @@ fn open_waits_for_a_slow_creator() {
         std::path::Path::new(&format!("/dev/shm{name}")).exists()
     });
     let r = Region::open(&name).unwrap();
-    assert_eq!(r.read::<u64>(0).unwrap(), 0xfeed);
+    // SAFETY: nothing in this process writes the region.
+    assert_eq!(unsafe { r.read::<u64>(0) }.unwrap(), 0xfeed);
     drop(creator.join().unwrap());
 }

@@ -19,6 +19,7 @@ use shmkit::ring::mpmc::seq::{self, word, State};
 use shmkit::ring::mpmc::{HeapMpmc, Holder, MpmcRing, Participant, Stall, MAX_CAPACITY};
 use shmkit::ring::RingError;
 use shmkit::{Error, LayoutId, Region, RegionOptions, ShmSafe};
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,15 +40,20 @@ fn seq_at(ring: usize, i: usize) -> usize {
     ring + SLOTS + 16 * i
 }
 
-/// Slot `i`'s sequence word in a ring of `u64` at offset 0.
+/// Slot `i`'s sequence word in a ring of `u64` at offset 0. Like
+/// `set_word`, for tests in which one thread uses the ring.
 fn word_of(region: &Region, i: usize) -> u64 {
-    region.read(seq_at(0, i)).unwrap()
+    // SAFETY: no other thread uses the ring (see above), and the word is an
+    // atomic, which no `&mut` covers.
+    unsafe { region.read(seq_at(0, i)) }.unwrap()
 }
 
 /// Writes slot `i`'s sequence word in a ring of `u64` at offset 0, as a
 /// participant stopped mid-operation (or a scribbling peer) leaves it.
 fn set_word(region: &Region, i: usize, w: u64) {
-    region.write(seq_at(0, i), &w).unwrap();
+    // SAFETY: no other thread uses the ring (see `word_of`), and the word
+    // is an atomic, which no reference to plain data covers.
+    unsafe { region.write(seq_at(0, i), &w) }.unwrap();
 }
 
 /// Every slot's sequence word in a ring of `u64` at offset 0.
@@ -71,6 +77,19 @@ fn ring_region(offset: usize, capacity: usize) -> Region {
         .layout(layout())
         .anonymous_with(|r| MpmcRing::<u64>::create(r, offset, capacity).map(drop))
         .unwrap()
+}
+
+/// Another handle of `region`'s object, mapped afresh: it keeps its own
+/// record of what it placed, so it may view the ring's words as plain
+/// atomics, as another process would (the first handle refuses to place
+/// anything over its ring).
+fn second_handle(region: &Region) -> Region {
+    let opts = RegionOptions::new().any_layout();
+    match region.name() {
+        Some(name) => opts.open(name),
+        None => opts.from_fd(region.as_fd().try_clone_to_owned().unwrap()),
+    }
+    .unwrap()
 }
 
 /// Waits for a spinning loop: mostly `spin_loop`, a `yield_now` every so
@@ -188,7 +207,9 @@ fn child_entry() {
             let mut writes = 0u64;
             while Instant::now() < until {
                 let (offset, value) = scribble(&mut rng, capacity);
-                region.write(offset, &value).unwrap();
+                // SAFETY: this child does nothing else with the region: the
+                // ring's users are other processes, to which it is a peer.
+                unsafe { region.write(offset, &value) }.unwrap();
                 writes += 1;
             }
             report(writes);
@@ -452,10 +473,11 @@ impl KillStats {
     fn repair(&mut self, ring: &MpmcRing<'_, u64>, stall: Stall, dead: &[bool; KILLED]) {
         let k = holder_of(stall);
         assert!(dead[k], "repairing live producer {k}'s {stall:?}");
-        assert!(
-            ring.repair(stall),
-            "a dead producer's claim changed: {stall:?}"
-        );
+        // SAFETY: the claim is a child producer's (this process pushes as
+        // `probe` and pops as `consumer`, other ids): no thread of this
+        // process holds it.
+        let repaired = unsafe { ring.repair(stall) };
+        assert!(repaired, "a dead producer's claim changed: {stall:?}");
         self.repaired[k] += 1;
     }
 }
@@ -497,8 +519,10 @@ fn producers_killed_mid_push_are_repaired() {
         .unwrap();
     let ring = MpmcRing::<u64>::open(&region, KILL_RING).unwrap();
     let progress = region.place_slice::<AtomicU64>(0, KILLED).unwrap();
-    // Each slot's word, then its value.
-    let slots = region
+    // Each slot's word, then its value, seen through another handle (this
+    // one holds the ring's slots as such).
+    let watch = second_handle(&region);
+    let slots = watch
         .place_slice::<AtomicU64>(KILL_RING + SLOTS, 2 * KILL_CAPACITY)
         .unwrap();
     let (consumer, probe) = (participant(CONSUMER_ID), participant(PROBE_ID));
@@ -523,7 +547,10 @@ fn producers_killed_mid_push_are_repaired() {
         // still hold a slot.
         for (k, counter) in progress.iter().enumerate() {
             let holder = Holder::Producer(participant(k as u8));
-            assert_eq!(ring.release_claims(holder), 0, "round {round}: {holder:?}");
+            // SAFETY: these ids are the child producers'; this process
+            // pushes and pops under other ids.
+            let released = unsafe { ring.release_claims(holder) };
+            assert_eq!(released, 0, "round {round}: {holder:?}");
             counter.store(0, Ordering::Relaxed);
         }
         stats.next = [0; KILLED];
@@ -637,7 +664,8 @@ fn producers_killed_mid_push_are_repaired() {
             }
             Cleanup::Release => {
                 for k in 0..KILLED {
-                    let n = ring.release_claims(Holder::Producer(participant(k as u8)));
+                    // SAFETY: as above: a child producer's id.
+                    let n = unsafe { ring.release_claims(Holder::Producer(participant(k as u8))) };
                     stats.repaired[k] += n as u32;
                     stats.via_release += n as u32;
                 }
@@ -895,14 +923,27 @@ fn open_validates_the_header() {
         MpmcRing::<[u32; 2]>::open(&region, 128),
         Err(Error::LayoutMismatch { .. })
     ));
-    // Not where the ring is.
-    corrupted(MpmcRing::<u64>::open(&region, 0));
-    corrupted(MpmcRing::<u64>::open(&region, 256));
+    // Not where the ring is: this handle placed the ring's header and
+    // slots there, and refuses another header over them; a handle that
+    // placed nothing finds no ring header there.
+    for offset in [0, 256] {
+        assert!(matches!(
+            MpmcRing::<u64>::open(&region, offset),
+            Err(Error::PlacementConflict {
+                placed_offset: 128,
+                ..
+            })
+        ));
+        corrupted(MpmcRing::<u64>::open(&second_handle(&region), offset));
+    }
 
     // Scribbled header fields.
     let scribbled = |offset: usize, value: u64| {
         let region = ring_region(128, 8);
-        region.write(128 + offset, &value).unwrap();
+        // SAFETY (every raw copy in this test): one thread uses the ring, and
+        // the MPMC ring lends no reference to its memory, so a copy races with
+        // nothing and breaks no borrow; writes play a peer scribbling on it.
+        unsafe { region.write(128 + offset, &value) }.unwrap();
         MpmcRing::<u64>::open(&region, 128).map(|r| r.capacity())
     };
     corrupted(scribbled(0, 0));
@@ -949,8 +990,11 @@ fn three_laps() -> Region {
             word(15, State::Empty, 0),
         ]
     );
-    assert_eq!(region.read::<u64>(ENQUEUE).unwrap(), 14);
-    assert_eq!(region.read::<u64>(DEQUEUE).unwrap(), 12);
+    // SAFETY (every raw copy in this test): one thread uses the ring, and
+    // the MPMC ring lends no reference to its memory, so a copy races with
+    // nothing and breaks no borrow; writes play a peer scribbling on it.
+    assert_eq!(unsafe { region.read::<u64>(ENQUEUE) }.unwrap(), 14);
+    assert_eq!(unsafe { region.read::<u64>(DEQUEUE) }.unwrap(), 12);
     region
 }
 
@@ -980,16 +1024,26 @@ enum PopAnswer {
 fn check_push(region: &Region, expected: PushAnswer, what: &str) {
     let ring = MpmcRing::<u64>::open(region, 0).unwrap();
     let before = words(region, 4);
-    let enqueue = region.read::<u64>(ENQUEUE).unwrap();
-    let dequeue = region.read::<u64>(DEQUEUE).unwrap();
+    // SAFETY (every raw copy in this test): one thread uses the ring, and
+    // the MPMC ring lends no reference to its memory, so a copy races with
+    // nothing and breaks no borrow; writes play a peer scribbling on it.
+    let enqueue = unsafe { region.read::<u64>(ENQUEUE) }.unwrap();
+    let dequeue = unsafe { region.read::<u64>(DEQUEUE) }.unwrap();
     let r = ring.try_push(999);
     match expected {
         PushAnswer::At(p) => {
             assert_eq!(r, Ok(()), "{what}");
             let slot = (p % SCRIBBLE_CAP) as usize;
             assert_eq!(word_of(region, slot), word(p, State::Full, 0), "{what}");
-            assert_eq!(region.read::<u64>(seq_at(0, slot) + 8).unwrap(), 999);
-            assert_eq!(region.read::<u64>(ENQUEUE).unwrap(), p + 1, "{what}");
+            assert_eq!(
+                unsafe { region.read::<u64>(seq_at(0, slot) + 8) }.unwrap(),
+                999
+            );
+            assert_eq!(
+                unsafe { region.read::<u64>(ENQUEUE) }.unwrap(),
+                p + 1,
+                "{what}"
+            );
         }
         PushAnswer::Full | PushAnswer::Corrupted => {
             if expected == PushAnswer::Full {
@@ -998,18 +1052,29 @@ fn check_push(region: &Region, expected: PushAnswer, what: &str) {
                 assert!(matches!(r, Err(RingError::Corrupted(_))), "{what}: {r:?}");
             }
             assert_eq!(words(region, 4), before, "{what}: words changed");
-            assert_eq!(region.read::<u64>(ENQUEUE).unwrap(), enqueue, "{what}");
+            assert_eq!(
+                unsafe { region.read::<u64>(ENQUEUE) }.unwrap(),
+                enqueue,
+                "{what}"
+            );
         }
     }
-    assert_eq!(region.read::<u64>(DEQUEUE).unwrap(), dequeue, "{what}");
+    assert_eq!(
+        unsafe { region.read::<u64>(DEQUEUE) }.unwrap(),
+        dequeue,
+        "{what}"
+    );
 }
 
 /// [`check_push`] for one `try_pop`.
 fn check_pop(region: &Region, expected: PopAnswer, what: &str) {
     let ring = MpmcRing::<u64>::open(region, 0).unwrap();
     let before = words(region, 4);
-    let enqueue = region.read::<u64>(ENQUEUE).unwrap();
-    let dequeue = region.read::<u64>(DEQUEUE).unwrap();
+    // SAFETY (every raw copy in this test): one thread uses the ring, and
+    // the MPMC ring lends no reference to its memory, so a copy races with
+    // nothing and breaks no borrow; writes play a peer scribbling on it.
+    let enqueue = unsafe { region.read::<u64>(ENQUEUE) }.unwrap();
+    let dequeue = unsafe { region.read::<u64>(DEQUEUE) }.unwrap();
     let r = ring.try_pop();
     match expected {
         PopAnswer::At(p) => {
@@ -1017,7 +1082,11 @@ fn check_pop(region: &Region, expected: PopAnswer, what: &str) {
             let slot = (p % SCRIBBLE_CAP) as usize;
             let next = p.wrapping_add(SCRIBBLE_CAP);
             assert_eq!(word_of(region, slot), word(next, State::Empty, 0), "{what}");
-            assert_eq!(region.read::<u64>(DEQUEUE).unwrap(), p + 1, "{what}");
+            assert_eq!(
+                unsafe { region.read::<u64>(DEQUEUE) }.unwrap(),
+                p + 1,
+                "{what}"
+            );
         }
         PopAnswer::Empty | PopAnswer::Corrupted => {
             if expected == PopAnswer::Empty {
@@ -1026,10 +1095,18 @@ fn check_pop(region: &Region, expected: PopAnswer, what: &str) {
                 assert!(matches!(r, Err(RingError::Corrupted(_))), "{what}: {r:?}");
             }
             assert_eq!(words(region, 4), before, "{what}: words changed");
-            assert_eq!(region.read::<u64>(DEQUEUE).unwrap(), dequeue, "{what}");
+            assert_eq!(
+                unsafe { region.read::<u64>(DEQUEUE) }.unwrap(),
+                dequeue,
+                "{what}"
+            );
         }
     }
-    assert_eq!(region.read::<u64>(ENQUEUE).unwrap(), enqueue, "{what}");
+    assert_eq!(
+        unsafe { region.read::<u64>(ENQUEUE) }.unwrap(),
+        enqueue,
+        "{what}"
+    );
 }
 
 /// A position counter set to each value in a window of three laps either
@@ -1057,7 +1134,10 @@ fn scribbled_positions_give_corrupted() {
     };
     for e in 14 - 3 * c..=14 + 3 * c {
         let region = three_laps();
-        region.write(ENQUEUE, &e).unwrap();
+        // SAFETY (every raw copy in this test): one thread uses the ring, and
+        // the MPMC ring lends no reference to its memory, so a copy races with
+        // nothing and breaks no borrow; writes play a peer scribbling on it.
+        unsafe { region.write(ENQUEUE, &e) }.unwrap();
         check_push(&region, push_expected(e), &format!("enqueue {e}"));
     }
     // Far values: two laps behind or ahead (mod 2^56), and bits above the
@@ -1073,15 +1153,15 @@ fn scribbled_positions_give_corrupted() {
         (18 + (1 << 56), Push::Corrupted),
     ] {
         let region = three_laps();
-        region.write(ENQUEUE, &e).unwrap();
+        unsafe { region.write(ENQUEUE, &e) }.unwrap();
         check_push(&region, expected, &format!("enqueue {e:#x}"));
     }
     // Pushes that refused changed nothing: with the counter restored,
     // the ring works on.
     let region = three_laps();
-    region.write(ENQUEUE, &9u64).unwrap();
+    unsafe { region.write(ENQUEUE, &9u64) }.unwrap();
     check_push(&region, Push::Corrupted, "enqueue 9");
-    region.write(ENQUEUE, &14u64).unwrap();
+    unsafe { region.write(ENQUEUE, &14u64) }.unwrap();
     check_push(&region, Push::At(14), "enqueue restored");
 
     // dequeue = d. Behind, over done positions (Empty and Full of later
@@ -1098,7 +1178,7 @@ fn scribbled_positions_give_corrupted() {
     };
     for d in 12 - 3 * c..=12 + 3 * c {
         let region = three_laps();
-        region.write(DEQUEUE, &d).unwrap();
+        unsafe { region.write(DEQUEUE, &d) }.unwrap();
         check_pop(&region, pop_expected(d), &format!("dequeue {d}"));
     }
     for (d, expected) in [
@@ -1113,7 +1193,7 @@ fn scribbled_positions_give_corrupted() {
         (14 + (1 << 56), Pop::Empty),
     ] {
         let region = three_laps();
-        region.write(DEQUEUE, &d).unwrap();
+        unsafe { region.write(DEQUEUE, &d) }.unwrap();
         check_pop(&region, expected, &format!("dequeue {d:#x}"));
     }
     // 2000 laps behind: more steps than one operation takes
@@ -1122,7 +1202,7 @@ fn scribbled_positions_give_corrupted() {
     let region = three_laps();
     let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
     let mut d = 12u64.wrapping_sub(2000 * c);
-    region.write(DEQUEUE, &d).unwrap();
+    unsafe { region.write(DEQUEUE, &d) }.unwrap();
     let before = words(&region, 4);
     let mut gave_up = 0;
     loop {
@@ -1132,7 +1212,7 @@ fn scribbled_positions_give_corrupted() {
                 break;
             }
             Err(RingError::Empty) => {
-                let now = region.read::<u64>(DEQUEUE).unwrap();
+                let now = unsafe { region.read::<u64>(DEQUEUE) }.unwrap();
                 assert!(seq::distance(now, d) > 0, "dequeue {d:#x} to {now:#x}");
                 assert!(seq::distance(now, 12) < 0, "dequeue passed 12: {now:#x}");
                 assert_eq!(words(&region, 4), before);
@@ -1149,9 +1229,9 @@ fn scribbled_positions_give_corrupted() {
     assert_eq!(ring.len(), 0);
 
     let region = three_laps();
-    region.write(DEQUEUE, &16u64).unwrap();
+    unsafe { region.write(DEQUEUE, &16u64) }.unwrap();
     check_pop(&region, Pop::Corrupted, "dequeue 16");
-    region.write(DEQUEUE, &12u64).unwrap();
+    unsafe { region.write(DEQUEUE, &12u64) }.unwrap();
     check_pop(&region, Pop::At(12), "dequeue restored");
     check_pop(&region, Pop::At(13), "dequeue restored, second");
     check_pop(&region, Pop::Empty, "dequeue restored, empty");
@@ -1160,10 +1240,10 @@ fn scribbled_positions_give_corrupted() {
     let region = three_laps();
     let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
     assert_eq!(ring.len(), 2);
-    region.write(ENQUEUE, &1_000_000u64).unwrap();
+    unsafe { region.write(ENQUEUE, &1_000_000u64) }.unwrap();
     assert_eq!(ring.len(), 4);
-    region.write(DEQUEUE, &10u64).unwrap();
-    region.write(ENQUEUE, &5u64).unwrap();
+    unsafe { region.write(DEQUEUE, &10u64) }.unwrap();
+    unsafe { region.write(ENQUEUE, &5u64) }.unwrap();
     assert_eq!(ring.len(), 0);
 }
 
@@ -1317,7 +1397,10 @@ fn claimed_but_unpublished_slot_reads_as_empty() {
         // Participant 7 claims position 1 and stalls.
         set_word(&region, 1, word(1, State::Claimed, 7));
         if helped {
-            region.write(ENQUEUE, &2u64).unwrap();
+            // SAFETY (every raw copy in this test): one thread uses the ring, and
+            // the MPMC ring lends no reference to its memory, so a copy races with
+            // nothing and breaks no borrow; writes play a peer scribbling on it.
+            unsafe { region.write(ENQUEUE, &2u64) }.unwrap();
         }
         ring.try_push(12).unwrap();
         ring.try_push(13).unwrap();
@@ -1330,7 +1413,7 @@ fn claimed_but_unpublished_slot_reads_as_empty() {
         assert_eq!(ring.try_push(15), Err(RingError::Full));
         assert_eq!(word_of(&region, 1), word(1, State::Claimed, 7));
         // The stalled producer resumes: writes its value, publishes Full(1).
-        region.write(seq_at(0, 1) + 8, &11u64).unwrap();
+        unsafe { region.write(seq_at(0, 1) + 8, &11u64) }.unwrap();
         set_word(&region, 1, word(1, State::Full, 0));
         for v in 11..=14 {
             assert_eq!(ring.try_pop(), Ok(v));
@@ -1354,7 +1437,10 @@ fn claimed_but_unreleased_slot_reads_as_full() {
         // Participant 9 claims position 0 and stalls.
         set_word(&region, 0, word(0, State::Taking, 9));
         if helped {
-            region.write(DEQUEUE, &1u64).unwrap();
+            // SAFETY (every raw copy in this test): one thread uses the ring, and
+            // the MPMC ring lends no reference to its memory, so a copy races with
+            // nothing and breaks no borrow; writes play a peer scribbling on it.
+            unsafe { region.write(DEQUEUE, &1u64) }.unwrap();
         }
         assert_eq!(ring.try_pop(), Ok(1));
         assert_eq!(ring.try_push(2), Err(RingError::Full), "helped: {helped}");
@@ -1384,10 +1470,13 @@ fn stopped_producer_is_named_and_repaired() {
         let region = ring_region(0, 4);
         let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
         ring.try_push(10).unwrap();
-        region.write(seq_at(0, 1) + 8, &11u64).unwrap();
+        // SAFETY (every raw copy in this test): one thread uses the ring, and
+        // the MPMC ring lends no reference to its memory, so a copy races with
+        // nothing and breaks no borrow; writes play a peer scribbling on it.
+        unsafe { region.write(seq_at(0, 1) + 8, &11u64) }.unwrap();
         set_word(&region, 1, word(1, State::Claimed, 5));
         if helped {
-            region.write(ENQUEUE, &2u64).unwrap();
+            unsafe { region.write(ENQUEUE, &2u64) }.unwrap();
         }
         ring.try_push(12).unwrap();
         ring.try_push(13).unwrap();
@@ -1412,9 +1501,16 @@ fn stopped_producer_is_named_and_repaired() {
         assert_eq!(ring.try_push(15), Err(RingError::Full));
         assert_eq!(ring.stalled_push(), Some(stall));
 
-        assert!(ring.repair(stall));
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        assert!(unsafe { ring.repair(stall) });
         assert_eq!(word_of(&region, 1), word(5, State::Empty, 0));
-        assert!(!ring.repair(stall), "a second repair of the same stall");
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        assert!(
+            !unsafe { ring.repair(stall) },
+            "a second repair of the same stall"
+        );
         assert_eq!(word_of(&region, 1), word(5, State::Empty, 0));
         assert_eq!(ring.stalled_pop(), None);
         assert_eq!(ring.stalled_push(), None);
@@ -1445,7 +1541,10 @@ fn stopped_consumer_is_named_and_repaired() {
         ring.try_push(101).unwrap();
         set_word(&region, 0, word(0, State::Taking, 9));
         if helped {
-            region.write(DEQUEUE, &1u64).unwrap();
+            // SAFETY (every raw copy in this test): one thread uses the ring, and
+            // the MPMC ring lends no reference to its memory, so a copy races with
+            // nothing and breaks no borrow; writes play a peer scribbling on it.
+            unsafe { region.write(DEQUEUE, &1u64) }.unwrap();
         }
         assert_eq!(ring.try_pop(), Ok(101));
         for _ in 0..10 {
@@ -1459,9 +1558,13 @@ fn stopped_consumer_is_named_and_repaired() {
         // 9: `stalled_pop` names it too.
         assert_eq!(ring.stalled_pop(), Some(stall));
 
-        assert!(ring.repair(stall));
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        assert!(unsafe { ring.repair(stall) });
         assert_eq!(word_of(&region, 0), word(2, State::Empty, 0));
-        assert!(!ring.repair(stall));
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        assert!(!unsafe { ring.repair(stall) });
         assert_eq!(ring.stalled_push(), None);
         assert_eq!(ring.stalled_pop(), None);
         ring.try_push(102).unwrap();
@@ -1531,11 +1634,14 @@ fn release_claims_repairs_one_participants_slots() {
     // claimed positions 4, 5 and 6; all moved their counters on.
     set_word(&region, 1, word(1, Taking, 3));
     set_word(&region, 2, word(2, Taking, 4));
-    region.write(DEQUEUE, &3u64).unwrap();
+    // SAFETY (every raw copy in this test): one thread uses the ring, and
+    // the MPMC ring lends no reference to its memory, so a copy races with
+    // nothing and breaks no borrow; writes play a peer scribbling on it.
+    unsafe { region.write(DEQUEUE, &3u64) }.unwrap();
     set_word(&region, 4, word(4, Claimed, 3));
     set_word(&region, 5, word(5, Claimed, 4));
     set_word(&region, 6, word(6, Claimed, 3));
-    region.write(ENQUEUE, &7u64).unwrap();
+    unsafe { region.write(ENQUEUE, &7u64) }.unwrap();
     let mut expected = vec![
         word(8, Empty, 0),
         word(1, Taking, 3),
@@ -1548,7 +1654,12 @@ fn release_claims_repairs_one_participants_slots() {
     ];
     assert_eq!(words(&region, 8), expected);
 
-    assert_eq!(ring.release_claims(Holder::Producer(participant(3))), 2);
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert_eq!(
+        unsafe { ring.release_claims(Holder::Producer(participant(3))) },
+        2
+    );
     expected[4] = word(12, Empty, 0);
     expected[6] = word(14, Empty, 0);
     assert_eq!(words(&region, 8), expected);
@@ -1559,7 +1670,9 @@ fn release_claims_repairs_one_participants_slots() {
         Holder::Producer(Participant::ANONYMOUS),
         Holder::Consumer(Participant::ANONYMOUS),
     ] {
-        assert_eq!(ring.release_claims(holder), 0, "{holder:?}");
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        assert_eq!(unsafe { ring.release_claims(holder) }, 0, "{holder:?}");
     }
     assert_eq!(words(&region, 8), expected);
 
@@ -1581,15 +1694,30 @@ fn release_claims_repairs_one_participants_slots() {
         (stall.holder(), stall.slot()),
         (Holder::Consumer(participant(3)), 1)
     );
-    assert_eq!(ring.release_claims(Holder::Consumer(participant(3))), 1);
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert_eq!(
+        unsafe { ring.release_claims(Holder::Consumer(participant(3))) },
+        1
+    );
     ring.try_push(109).unwrap();
     // The push at 10 waits for consumer 4, whose producer role's release
     // does not free it.
     assert_eq!(ring.try_push(110), Err(RingError::Full));
-    assert_eq!(ring.release_claims(Holder::Producer(participant(4))), 1);
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert_eq!(
+        unsafe { ring.release_claims(Holder::Producer(participant(4))) },
+        1
+    );
     assert_eq!(word_of(&region, 2), word(2, Taking, 4));
     assert_eq!(ring.try_push(110), Err(RingError::Full));
-    assert_eq!(ring.release_claims(Holder::Consumer(participant(4))), 1);
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert_eq!(
+        unsafe { ring.release_claims(Holder::Consumer(participant(4))) },
+        1
+    );
     ring.try_push(110).unwrap();
     // The values of the stopped participants never arrive.
     for v in [107, 108, 109, 110] {
@@ -1597,8 +1725,18 @@ fn release_claims_repairs_one_participants_slots() {
     }
     assert_eq!(ring.try_pop(), Err(RingError::Empty));
     for id in [3, 4] {
-        assert_eq!(ring.release_claims(Holder::Producer(participant(id))), 0);
-        assert_eq!(ring.release_claims(Holder::Consumer(participant(id))), 0);
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        assert_eq!(
+            unsafe { ring.release_claims(Holder::Producer(participant(id))) },
+            0
+        );
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        assert_eq!(
+            unsafe { ring.release_claims(Holder::Consumer(participant(id))) },
+            0
+        );
     }
     assert_eq!(ring.stalled_pop(), None);
     assert_eq!(ring.stalled_push(), None);
@@ -1617,18 +1755,28 @@ fn repairs_on_several_laps_before_a_consumer_passes() {
     let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
     // Producer 1 claims position 0 and dies; 101 is pushed at 1.
     set_word(&region, 0, word(0, State::Claimed, 1));
-    region.write(ENQUEUE, &1u64).unwrap();
+    // SAFETY (every raw copy in this test): one thread uses the ring, and
+    // the MPMC ring lends no reference to its memory, so a copy races with
+    // nothing and breaks no borrow; writes play a peer scribbling on it.
+    unsafe { region.write(ENQUEUE, &1u64) }.unwrap();
     ring.try_push(101).unwrap();
     assert_eq!(ring.try_push(102), Err(RingError::Full));
     let stall = ring.stalled_push().unwrap();
     assert_eq!(stall.holder(), Holder::Producer(participant(1)));
-    assert!(ring.repair(stall));
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert!(unsafe { ring.repair(stall) });
     // Its successor (id 1 again) claims position 2 and dies too.
     set_word(&region, 0, word(2, State::Claimed, 1));
-    region.write(ENQUEUE, &3u64).unwrap();
-    assert_eq!(ring.release_claims(Holder::Producer(participant(1))), 1);
+    unsafe { region.write(ENQUEUE, &3u64) }.unwrap();
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert_eq!(
+        unsafe { ring.release_claims(Holder::Producer(participant(1))) },
+        1
+    );
     assert_eq!(word_of(&region, 0), word(4, State::Empty, 0));
-    assert_eq!(region.read::<u64>(DEQUEUE).unwrap(), 0);
+    assert_eq!(unsafe { region.read::<u64>(DEQUEUE) }.unwrap(), 0);
     // The consumer at 0 finds Empty(4), passes it, and gets 101.
     assert_eq!(ring.try_pop(), Ok(101));
     assert_eq!(ring.try_pop(), Err(RingError::Empty));
@@ -1650,13 +1798,18 @@ fn repair_of_a_finished_holder_changes_nothing() {
     let region = ring_region(0, 4);
     let ring = MpmcRing::<u64>::open(&region, 0).unwrap();
     set_word(&region, 0, word(0, State::Claimed, 2));
-    region.write(ENQUEUE, &1u64).unwrap();
+    // SAFETY (every raw copy in this test): one thread uses the ring, and
+    // the MPMC ring lends no reference to its memory, so a copy races with
+    // nothing and breaks no borrow; writes play a peer scribbling on it.
+    unsafe { region.write(ENQUEUE, &1u64) }.unwrap();
     let stall = ring.stalled_pop().unwrap();
     assert_eq!(stall.holder(), Holder::Producer(participant(2)));
-    region.write(seq_at(0, 0) + 8, &50u64).unwrap();
+    unsafe { region.write(seq_at(0, 0) + 8, &50u64) }.unwrap();
     set_word(&region, 0, word(0, State::Full, 0));
     let before = words(&region, 4);
-    assert!(!ring.repair(stall));
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert!(!unsafe { ring.repair(stall) });
     assert_eq!(words(&region, 4), before);
     assert_eq!(ring.try_pop(), Ok(50));
     // A lap later the same producer holds the same slot again: the old
@@ -1666,16 +1819,20 @@ fn repair_of_a_finished_holder_changes_nothing() {
         assert_eq!(ring.try_pop(), Ok(v));
     }
     set_word(&region, 0, word(4, State::Claimed, 2));
-    region.write(ENQUEUE, &5u64).unwrap();
+    unsafe { region.write(ENQUEUE, &5u64) }.unwrap();
     let before = words(&region, 4);
-    assert!(!ring.repair(stall));
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert!(!unsafe { ring.repair(stall) });
     assert_eq!(words(&region, 4), before);
     let again = ring.stalled_pop().unwrap();
     assert_ne!(again, stall);
     assert_eq!(again.word(), word(4, State::Claimed, 2));
-    region.write(seq_at(0, 0) + 8, &54u64).unwrap();
+    unsafe { region.write(seq_at(0, 0) + 8, &54u64) }.unwrap();
     set_word(&region, 0, word(4, State::Full, 0));
-    assert!(!ring.repair(again));
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert!(!unsafe { ring.repair(again) });
     assert_eq!(ring.try_pop(), Ok(54));
     assert_eq!(ring.try_pop(), Err(RingError::Empty));
 
@@ -1685,14 +1842,16 @@ fn repair_of_a_finished_holder_changes_nothing() {
     ring.try_push(1).unwrap();
     ring.try_push(2).unwrap();
     set_word(&region, 0, word(0, State::Taking, 6));
-    region.write(DEQUEUE, &1u64).unwrap();
+    unsafe { region.write(DEQUEUE, &1u64) }.unwrap();
     assert_eq!(ring.try_pop(), Ok(2));
     assert_eq!(ring.try_push(3), Err(RingError::Full));
     let stall = ring.stalled_push().unwrap();
     assert_eq!(stall.holder(), Holder::Consumer(participant(6)));
     set_word(&region, 0, word(2, State::Empty, 0));
     let before = words(&region, 2);
-    assert!(!ring.repair(stall));
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
+    assert!(!unsafe { ring.repair(stall) });
     assert_eq!(words(&region, 2), before);
     ring.try_push(3).unwrap();
     assert_eq!(ring.try_pop(), Ok(3));
@@ -1746,9 +1905,16 @@ fn participants_and_anonymous_ops() {
     set_word(&region, 0, word(0, State::Claimed, 63));
     let stall = ring.stalled_pop().unwrap();
     assert_eq!(stall.holder(), Holder::Producer(Participant::ANONYMOUS));
-    assert_eq!(ring.release_claims(Holder::Producer(participant(0))), 0);
+    // SAFETY: the claims were written by hand (or by an operation
+    // that finished): no thread holds them.
     assert_eq!(
-        ring.release_claims(Holder::Producer(Participant::ANONYMOUS)),
+        unsafe { ring.release_claims(Holder::Producer(participant(0))) },
+        0
+    );
+    assert_eq!(
+        // SAFETY: the claims were written by hand (or by an operation
+        // that finished): no thread holds them.
+        unsafe { ring.release_claims(Holder::Producer(Participant::ANONYMOUS)) },
         1
     );
     assert_eq!(ring.stalled_pop(), None);
@@ -1775,6 +1941,11 @@ fn claims_name_their_participant() {
         .anonymous_with(|r| MpmcRing::<Big>::create(r, 0, 1).map(drop))
         .unwrap();
     let ring = MpmcRing::<Big>::open(&region, 0).unwrap();
+    // The slot's word, loaded atomically (the worker thread CASes it
+    // meanwhile, so a plain copy would be a data race), through another
+    // handle (this one holds the ring's slots as such).
+    let watch = second_handle(&region);
+    let word = watch.place::<AtomicU64>(SLOTS).unwrap();
     let stop = AtomicU64::new(0);
     let (mut claimed, mut taking, mut reads) = (0u64, 0u64, 0u64);
     let mut bad = None;
@@ -1796,7 +1967,7 @@ fn claims_name_their_participant() {
             && !worker.is_finished()
             && Instant::now() < deadline
         {
-            let w: u64 = region.read(SLOTS).unwrap();
+            let w = word.load(Ordering::Acquire);
             let (_, state, who) = seq::parts(w);
             match (state, who) {
                 (State::Claimed, 5) => claimed += 1,
@@ -1864,7 +2035,10 @@ fn random_scribbles_give_bounded_answers() {
         for i in 0..20_000u64 {
             if rng.next() % 4 == 0 {
                 let (offset, value) = scribble(&mut rng, cap);
-                region.write(offset, &value).unwrap();
+                // SAFETY (every raw copy in this test): one thread uses the ring, and
+                // the MPMC ring lends no reference to its memory, so a copy races with
+                // nothing and breaks no borrow; writes play a peer scribbling on it.
+                unsafe { region.write(offset, &value) }.unwrap();
             }
             if rng.next() % 2 == 0 {
                 any_outcome(ring.try_push(i));

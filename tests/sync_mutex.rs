@@ -330,8 +330,11 @@ fn condvar_ping_pong_between_processes() {
 fn corrupted_lock_words_give_typed_errors() {
     let r = RegionOptions::for_type::<Mutex<u64>>().anonymous().unwrap();
     let m = r.place::<Mutex<u64>>(0).unwrap();
+    // SAFETY (every write below): one thread, and no guard is alive while
+    // the lock word (an atomic, not the data) is written; the writes play
+    // a peer scribbling on it.
     // A token no participant was ever given.
-    r.write::<u32>(0, &0xFFFF_FFFE).unwrap();
+    unsafe { r.write::<u32>(0, &0xFFFF_FFFE) }.unwrap();
     assert!(matches!(m.try_lock(), Err(LockError::Corrupted(_))));
     let t = Instant::now();
     assert!(matches!(
@@ -340,10 +343,10 @@ fn corrupted_lock_words_give_typed_errors() {
     ));
     assert!(t.elapsed() < Duration::from_secs(5));
     // The not-recoverable marker.
-    r.write::<u32>(0, &u32::MAX).unwrap();
+    unsafe { r.write::<u32>(0, &u32::MAX) }.unwrap();
     assert!(matches!(m.lock(), Err(LockError::NotRecoverable)));
     // A well-formed token of a slot nobody holds: a dead owner.
-    r.write::<u32>(0, &((300u32 << 21 | 1) << 1)).unwrap();
+    unsafe { r.write::<u32>(0, &((300u32 << 21 | 1) << 1)) }.unwrap();
     let mut g = m.lock().unwrap_err().into_owner_died().expect("OwnerDied");
     g.mark_consistent();
     drop(g);

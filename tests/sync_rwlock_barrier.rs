@@ -449,8 +449,15 @@ fn a_killed_reader_is_not_recovered_but_writers_only_wait_until_their_deadline()
 }
 
 /// Writes `state` over the lock word of the rwlock at offset 0.
-fn scribble(s: &Shm<RwLock<Words>>, state: u64) {
-    s.region().write::<u64>(0, &state).unwrap();
+///
+/// # Safety
+///
+/// No guard of the lock is alive and no other thread of this process uses
+/// it: the write plays a peer scribbling on the word.
+unsafe fn scribble(s: &Shm<RwLock<Words>>, state: u64) {
+    // SAFETY: the word is an atomic (no reference to plain data covers
+    // it), and the caller guarantees no concurrent access.
+    unsafe { s.region().write::<u64>(0, &state) }.unwrap();
 }
 
 fn corrupted<G>(r: Result<G, LockError<G>>) -> bool {
@@ -470,7 +477,8 @@ fn corrupted_rwlock_states_are_typed_errors_never_hangs() {
             (0x7FFF_FFFEu64 << 32) | 3,
         ),
     ] {
-        scribble(&s, garbage);
+        // SAFETY (every scribble below): one thread, no guard alive.
+        unsafe { scribble(&s, garbage) };
         let t = Instant::now();
         assert!(corrupted(s.try_read()), "{what}: try_read");
         assert!(corrupted(s.read_timeout(forever)), "{what}: read");
@@ -480,19 +488,20 @@ fn corrupted_rwlock_states_are_typed_errors_never_hangs() {
     }
     // A writer token in range that no process was ever given (generation
     // 0): found out by the first liveness probe, a few ms in.
-    scribble(&s, (5u64 << 21) << 32);
+    unsafe { scribble(&s, (5u64 << 21) << 32) };
     assert!(corrupted(s.try_read()), "gen 0: try_read");
     let t = Instant::now();
     assert!(corrupted(s.read_timeout(forever)), "gen 0: read");
     assert!(corrupted(s.write_timeout(forever)), "gen 0: write");
     assert!(t.elapsed() < PROMPT, "gen 0: took {:?}", t.elapsed());
     // All ones is the not-recoverable mark.
-    scribble(&s, u64::MAX);
+    unsafe { scribble(&s, u64::MAX) };
     assert!(matches!(s.read(), Err(LockError::NotRecoverable)));
     // Zeroing the word makes the lock usable again; garbage in the futex
     // epoch is harmless.
-    scribble(&s, 0);
-    s.region().write::<u32>(8, &u32::MAX).unwrap();
+    unsafe { scribble(&s, 0) };
+    // SAFETY: as for `scribble`, on the futex epoch word.
+    unsafe { s.region().write::<u32>(8, &u32::MAX) }.unwrap();
     *s.write().unwrap() = [4; WORDS];
     assert_eq!(*s.read().unwrap(), [4; WORDS]);
 }
@@ -540,7 +549,10 @@ fn threads_of_one_process_count_as_parties() {
 /// Arrivals in the current generation, read from the barrier's state
 /// word (the barrier is the first field).
 fn arrived(s: &Shm<BarrierShared>) -> u32 {
-    s.region().read::<u32>(B_STATE).unwrap() & 0x7F
+    // SAFETY: the word is an atomic that no reference to plain data
+    // covers, and no thread of this process waits on the barrier while
+    // this is called (the waiters are child processes).
+    unsafe { s.region().read::<u32>(B_STATE) }.unwrap() & 0x7F
 }
 
 /// Parses a child's `waits` report lines.
@@ -690,29 +702,32 @@ fn corrupted_barriers_are_typed_errors_never_hangs() {
 
     let b = Shm::<Barrier>::anonymous(|b| b.init(4)).unwrap();
     let r = b.region();
+    // SAFETY (every raw copy below): one thread, and the words written
+    // are atomics of the barrier, which no reference to plain data covers;
+    // the writes play a peer scribbling on them.
     for parties in [65u32, 1000, u32::MAX] {
-        r.write::<u32>(B_PARTIES, &parties).unwrap();
+        unsafe { r.write::<u32>(B_PARTIES, &parties) }.unwrap();
         assert!(matches!(
             b.wait_timeout(forever),
             Err(WaitError::Corrupted(_))
         ));
     }
-    r.write::<u32>(B_PARTIES, &4).unwrap();
+    unsafe { r.write::<u32>(B_PARTIES, &4) }.unwrap();
     // Arrivals not below the parties, in any generation.
     for state in [4u32, 5, 0x7F, (123 << 9) | 4] {
-        r.write::<u32>(B_STATE, &state).unwrap();
+        unsafe { r.write::<u32>(B_STATE, &state) }.unwrap();
         assert!(matches!(
             b.wait_timeout(forever),
             Err(WaitError::Corrupted(_))
         ));
     }
     // A table entry that is no token: found by the first probe.
-    r.write::<u32>(B_STATE, &0).unwrap();
+    unsafe { r.write::<u32>(B_STATE, &0) }.unwrap();
     let mut garbage_slot = None;
     for i in 0..Barrier::MAX_PARTIES {
-        if r.read::<u32>(B_TOKENS + 4 * i).unwrap() == 0 {
+        if unsafe { r.read::<u32>(B_TOKENS + 4 * i) }.unwrap() == 0 {
             garbage_slot = Some(i);
-            r.write::<u32>(B_TOKENS + 4 * i, &0x7FFF_FFFF).unwrap();
+            unsafe { r.write::<u32>(B_TOKENS + 4 * i, &0x7FFF_FFFF) }.unwrap();
             break;
         }
     }
@@ -726,9 +741,7 @@ fn corrupted_barriers_are_typed_errors_never_hangs() {
     // A table full of strangers refuses newcomers.
     let full = Shm::<Barrier>::anonymous(|b| b.init(2)).unwrap();
     for i in 0..Barrier::MAX_PARTIES {
-        full.region()
-            .write::<u32>(B_TOKENS + 4 * i, &0x7FFF_FFFF)
-            .unwrap();
+        unsafe { full.region().write::<u32>(B_TOKENS + 4 * i, &0x7FFF_FFFF) }.unwrap();
     }
     assert!(matches!(full.wait(), Err(WaitError::Registry(_))));
 }

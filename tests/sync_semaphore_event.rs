@@ -11,7 +11,8 @@ mod common;
 
 use common::{child_role, finish, report, spawn, unique_name, wait_until};
 use shmkit::sync::{Event, EventMode, Semaphore, WaitError};
-use shmkit::{Region, Shm, ShmSafe};
+use shmkit::{Region, RegionOptions, Shm, ShmSafe};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -46,9 +47,33 @@ struct EventBoard {
 // SAFETY: repr(C); every field is ShmSafe.
 unsafe impl ShmSafe for EventBoard {}
 
-/// The 32-bit word at `offset`, to read or scribble on as a peer would.
-fn word(region: &Region, offset: usize) -> &AtomicU32 {
-    region.place::<AtomicU32>(offset).expect("word in bounds")
+/// The 32-bit word at `offset`, to read or scribble on as a peer would:
+/// through another handle of the region's object, since `region` holds
+/// the board there and refuses an `AtomicU32` over its words.
+fn word(region: &Region, offset: usize) -> Word {
+    let opts = RegionOptions::new().any_layout();
+    let peer = match region.name() {
+        Some(name) => opts.open(name),
+        None => opts.from_fd(region.as_fd().try_clone_to_owned().unwrap()),
+    }
+    .expect("another handle");
+    peer.place::<AtomicU32>(offset).expect("word in bounds");
+    Word(peer, offset)
+}
+
+/// A word of a region, seen through a handle of its own.
+struct Word(Region, usize);
+
+impl Word {
+    fn load(&self, order: Ordering) -> u32 {
+        self.0.place::<AtomicU32>(self.1).unwrap().load(order)
+    }
+    fn store(&self, value: u32, order: Ordering) {
+        self.0
+            .place::<AtomicU32>(self.1)
+            .unwrap()
+            .store(value, order)
+    }
 }
 
 fn corrupted<T: std::fmt::Debug>(r: Result<T, WaitError>) -> bool {

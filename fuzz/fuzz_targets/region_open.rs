@@ -9,8 +9,10 @@
 //!   checks in `src/region/mod.rs` and `header.rs`), and `open` must succeed
 //!   exactly when it is;
 //! - on success, every access at a fuzzer-chosen offset must succeed exactly
-//!   when it is in bounds and aligned, and must see the bytes written to the
-//!   object (or by earlier accesses).
+//!   when it is in bounds and aligned (and, for a placement, agrees with the
+//!   earlier placements it overlaps: the same type, a whole number of
+//!   values apart), and must see the bytes written to the object (or by
+//!   earlier accesses).
 //!
 //! Input layout (bytes past the end read as zero, so every input is used):
 //!
@@ -298,6 +300,11 @@ fn write_object(fd: OwnedFd, bytes: &[u8], resize: Option<u64>, chown: bool) -> 
 }
 
 /// Exercises an opened region and checks what it sees against the image.
+/// Whether a placement failed because it conflicts with an earlier one.
+fn is_conflict<T>(r: &Result<T, shmkit::Error>) -> bool {
+    matches!(r, Err(shmkit::Error::PlacementConflict { .. }))
+}
+
 fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
     let len = region.len();
     assert_eq!(
@@ -322,19 +329,39 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
     let fits = |off: usize, size: usize, align: usize| {
         off.checked_add(size).is_some_and(|end| end <= len) && off.is_multiple_of(align)
     };
-
+    // What the region has placed: start, end, type (0 SharedCell<u64>, 1
+    // AtomicU64, 2 AtomicU32), value size. A placement that overlaps one
+    // of another type, or of its type off its value boundaries, conflicts.
+    let mut placed: Vec<(usize, usize, u8, usize)> = Vec::new();
+    let mut place = |off: usize, size: usize, ty: u8, stride: usize| -> bool {
+        let clash = size > 0
+            && placed.iter().any(|&(s, e, t, st)| {
+                s < off + size && off < e && (t != ty || st != stride || s.abs_diff(off) % st != 0)
+            });
+        if !clash && size > 0 {
+            placed.push((off, off + size, ty, stride));
+        }
+        !clash
+    };
+    // SAFETY (every raw copy in this target): one thread uses the region,
+    // and the only references to its bytes are the atomics and shared
+    // cells placed below, which raw copies may overwrite; none is used
+    // while a copy runs.
     if len > 0 {
         let mut last = [0u8];
-        region.read_bytes(len - 1, &mut last).expect("last byte");
+        unsafe { region.read_bytes(len - 1, &mut last) }.expect("last byte");
         assert_eq!(last[0], expect(&written, len - 1), "last byte");
-        assert_eq!(region.read::<u8>(len - 1).expect("last byte"), last[0]);
+        assert_eq!(
+            unsafe { region.read::<u8>(len - 1) }.expect("last byte"),
+            last[0]
+        );
         let mut first = [0u8];
-        region.read_bytes(0, &mut first).expect("first byte");
+        unsafe { region.read_bytes(0, &mut first) }.expect("first byte");
         assert_eq!(first[0], expect(&written, 0), "first byte");
     }
     // Never in bounds, whatever the length.
-    assert!(region.read::<u8>(len).is_err());
-    assert!(region.read_bytes(usize::MAX, &mut [0u8; 2]).is_err());
+    assert!(unsafe { region.read::<u8>(len) }.is_err());
+    assert!(unsafe { region.read_bytes(usize::MAX, &mut [0u8; 2]) }.is_err());
 
     for op in 0..4 {
         let at = 26 + op * 8;
@@ -351,7 +378,7 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
         };
         match kind & 7 {
             0 => {
-                let r = region.read::<u64>(off);
+                let r = unsafe { region.read::<u64>(off) };
                 assert_eq!(
                     r.is_ok(),
                     fits(off, 8, 8),
@@ -365,11 +392,10 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
             }
             1 => {
                 let r = region.place::<SharedCell<u64>>(off);
-                assert_eq!(
-                    r.is_ok(),
-                    fits(off, 8, 8),
-                    "place::<SharedCell<u64>>({off}) of {len}"
-                );
+                let fit = fits(off, 8, 8);
+                let free = fit && place(off, 8, 0, 8);
+                assert_eq!(r.is_ok(), free, "place::<SharedCell<u64>>({off}) of {len}");
+                assert_eq!(is_conflict(&r), fit && !free, "{r:?}");
                 if let Ok(cell) = r {
                     let want =
                         u64::from_le_bytes(std::array::from_fn(|i| expect(&written, off + i)));
@@ -385,7 +411,7 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
             }
             2 => {
                 let mut buf = vec![0u8; n];
-                let r = region.read_bytes(off, &mut buf);
+                let r = unsafe { region.read_bytes(off, &mut buf) };
                 assert_eq!(
                     r.is_ok(),
                     fits(off, n, 1),
@@ -399,7 +425,7 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
             }
             3 => {
                 let buf = vec![arg; n];
-                let r = region.write_bytes(off, &buf);
+                let r = unsafe { region.write_bytes(off, &buf) };
                 assert_eq!(
                     r.is_ok(),
                     fits(off, n, 1),
@@ -413,13 +439,13 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
             }
             4 => {
                 let v = u64::from(arg).wrapping_mul(0x0001_0001_0001_0001);
-                let r = region.write::<u64>(off, &v);
+                let r = unsafe { region.write::<u64>(off, &v) };
                 assert_eq!(r.is_ok(), fits(off, 8, 8), "write::<u64>({off}) of {len}");
                 if r.is_ok() {
                     for (i, b) in v.to_le_bytes().into_iter().enumerate() {
                         written.insert(off + i, b);
                     }
-                    assert_eq!(region.read::<u64>(off).unwrap(), v);
+                    assert_eq!(unsafe { region.read::<u64>(off) }.unwrap(), v);
                 }
             }
             5 => {
@@ -430,12 +456,14 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
                     n
                 };
                 let r = region.place_slice::<AtomicU64>(off, count);
-                let ok = count.checked_mul(8).is_some_and(|size| fits(off, size, 8));
+                let fit = count.checked_mul(8).is_some_and(|size| fits(off, size, 8));
+                let free = fit && place(off, count * 8, 1, 8);
                 assert_eq!(
                     r.is_ok(),
-                    ok,
+                    free,
                     "place_slice::<AtomicU64>({off}, {count}) of {len}"
                 );
+                assert_eq!(is_conflict(&r), fit && !free, "{r:?}");
                 if let Ok(s) = r {
                     assert_eq!(s.len(), count);
                     if let Some(last) = s.last() {
@@ -447,7 +475,7 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
                 }
             }
             6 => {
-                let r = region.read::<u8>(off);
+                let r = unsafe { region.read::<u8>(off) };
                 assert_eq!(r.is_ok(), fits(off, 1, 1), "read::<u8>({off}) of {len}");
                 if let Ok(v) = r {
                     assert_eq!(v, expect(&written, off));
@@ -455,11 +483,10 @@ fn exercise(region: &Region, img: &Image<'_>, input: &Input<'_>) {
             }
             _ => {
                 let r = region.place::<AtomicU32>(off);
-                assert_eq!(
-                    r.is_ok(),
-                    fits(off, 4, 4),
-                    "place::<AtomicU32>({off}) of {len}"
-                );
+                let fit = fits(off, 4, 4);
+                let free = fit && place(off, 4, 2, 4);
+                assert_eq!(r.is_ok(), free, "place::<AtomicU32>({off}) of {len}");
+                assert_eq!(is_conflict(&r), fit && !free, "{r:?}");
                 if let Ok(a) = r {
                     let want =
                         u32::from_le_bytes(std::array::from_fn(|i| expect(&written, off + i)));

@@ -113,9 +113,10 @@ use shmkit::ring::mpmc::{
     RETRY_LIMIT, SLOT_STRIDE_OFFSET,
 };
 use shmkit::ring::RingError;
-use shmkit::{Error, Region};
+use shmkit::{Error, Region, RegionOptions};
 use shmkit_fuzz::Input;
 use std::collections::VecDeque;
+use std::os::fd::AsFd;
 use std::sync::OnceLock;
 
 /// Views of the ring, one per simulated participant.
@@ -591,15 +592,27 @@ fuzz_target!(|data: &[u8]| {
 
     let bytes = MpmcRing::<u64>::bytes_for(cap).unwrap();
     assert_eq!(bytes, HEADER_SIZE + cap * STRIDE);
-    // One region per capacity for the whole run (creating a memfd region
-    // costs more than most inputs), zeroed each time: as good as new.
+    // One memfd per capacity for the whole run (creating one costs more
+    // than most inputs), mapped afresh for each input and zeroed: as good
+    // as new. Two handles: one for the ring's views, one for the raw words
+    // (a handle refuses to place plain atomics over a ring it placed, as
+    // it would anything that overlaps another type).
     static REGIONS: [OnceLock<Region>; 7] = [const { OnceLock::new() }; 7];
-    let region =
+    let pool =
         REGIONS[cap.trailing_zeros() as usize].get_or_init(|| Region::anonymous(bytes).unwrap());
-    region.write_bytes(0, &vec![0; bytes]).unwrap();
+    let handle = || {
+        RegionOptions::new()
+            .from_fd(pool.as_fd().try_clone_to_owned().unwrap())
+            .unwrap()
+    };
+    let (ring_handle, raw_handle) = (handle(), handle());
+    let region = &ring_handle;
+    // SAFETY: libFuzzer runs one input at a time on one thread, so the
+    // last input's views are gone, and this input placed nothing yet.
+    unsafe { region.write_bytes(0, &vec![0; bytes]) }.unwrap();
     let ring = MpmcRing::<u64>::create(region, 0, cap).unwrap();
     let raw = Raw {
-        region,
+        region: &raw_handle,
         cap: cap as u64,
     };
     let c = cap as u64;
@@ -860,7 +873,10 @@ fuzz_target!(|data: &[u8]| {
                     if then != 2 {
                         // Its holder died: hand its slot on.
                         let dead = stalled.died(s.word());
-                        let repaired = view.repair(s);
+                        // SAFETY: one thread; the claim is a hand-made
+                        // participant's, counted dead from now on and never
+                        // completed.
+                        let repaired = unsafe { view.repair(s) };
                         if !corrupted {
                             assert!(repaired, "repair of {s:?}");
                             let (role, h) = dead.expect("the holder of a stall is a stalled one");
@@ -883,7 +899,8 @@ fuzz_target!(|data: &[u8]| {
                     // as dead from now on.
                     let want = !corrupted && m.slot_word(s.slot() as u64) == s.word();
                     let dead = if want { stalled.died(s.word()) } else { None };
-                    let repaired = view.repair(s);
+                    // SAFETY: as above.
+                    let repaired = unsafe { view.repair(s) };
                     if !corrupted {
                         assert_eq!(repaired, want, "repair of a kept {s:?}");
                         if let Some((role, h)) = dead {
@@ -906,7 +923,9 @@ fuzz_target!(|data: &[u8]| {
                     Role::Producer => Holder::Producer(participant(id)),
                     Role::Consumer => Holder::Consumer(participant(id)),
                 };
-                let got = view.release_claims(holder);
+                // SAFETY: one thread; claims under `holder` are hand-made
+                // participants', all counted dead below and never completed.
+                let got = unsafe { view.release_claims(holder) };
                 assert!(got <= view.capacity(), "released {got} claims");
                 // Every claim of that participant's is dead now.
                 let hands = stalled.of(role);

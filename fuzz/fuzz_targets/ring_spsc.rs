@@ -135,8 +135,12 @@ fuzz_target!(|data: &[u8]| {
     let heap = HeapSpscRing::<u64>::new(cap).unwrap();
     let ring = heap.ring();
     let header = ring.header();
-    let mut tx = ring.producer().unwrap();
-    let mut rx = ring.consumer().unwrap();
+    // SAFETY (both): the only producer and the only consumer; a handle is
+    // dropped before its successor is made, and chunks never outlive the
+    // operation that took them, so scribbled indices cannot make one side
+    // reach slots under the other's chunk.
+    let mut txo = Some(unsafe { ring.producer() }.unwrap());
+    let mut rxo = Some(unsafe { ring.consumer() }.unwrap());
     let mut m = Model {
         cap,
         salt,
@@ -159,8 +163,19 @@ fuzz_target!(|data: &[u8]| {
         if input.done() {
             break;
         }
+        // Handles that failed to re-attach (only after a corruption) are
+        // retried before each operation.
+        if txo.is_none() {
+            // SAFETY: no other producer exists (txo is None).
+            txo = unsafe { ring.producer() }.ok();
+        }
+        if rxo.is_none() {
+            // SAFETY: no other consumer exists (rxo is None).
+            rxo = unsafe { ring.consumer() }.ok();
+        }
         match input.u8() % 12 {
             0 => {
+                let Some(tx) = txo.as_mut() else { continue };
                 let got = tx.try_push(m.value(m.pushed));
                 if corrupted {
                     assert!(matches!(got, Ok(()) | Err(RingError::Full)) || is_corrupted(&got));
@@ -172,6 +187,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             1 => {
+                let Some(rx) = rxo.as_mut() else { continue };
                 let got = rx.try_pop();
                 if corrupted {
                     assert!(matches!(got, Ok(_) | Err(RingError::Empty)) || is_corrupted(&got));
@@ -184,6 +200,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             2 => {
+                let Some(tx) = txo.as_mut() else { continue };
                 let len = input.size(2 * cap);
                 let src: Vec<u64> = (0..len as u64).map(|i| m.value(m.pushed + i)).collect();
                 let got = tx.push_slice(&src);
@@ -196,6 +213,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             3 => {
+                let Some(rx) = rxo.as_mut() else { continue };
                 let len = input.size(2 * cap);
                 buf.fill(SENTINEL);
                 let got = rx.pop_slice(&mut buf[..len]);
@@ -211,6 +229,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(buf[n..].iter().all(|&v| v == SENTINEL));
             }
             4 => {
+                let Some(rx) = rxo.as_mut() else { continue };
                 let got = rx.peek();
                 if corrupted {
                     assert!(matches!(got, Ok(_) | Err(RingError::Empty)) || is_corrupted(&got));
@@ -219,6 +238,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             5 => {
+                let Some(tx) = txo.as_mut() else { continue };
                 let n = input.size(2 * cap);
                 let commit = input.u8();
                 let got = tx.write_chunk(n);
@@ -270,6 +290,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             6 => {
+                let Some(rx) = rxo.as_mut() else { continue };
                 let n = input.size(2 * cap);
                 let release = input.u8();
                 let got = rx.read_chunk(n);
@@ -320,6 +341,8 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             7 => {
+                let Some(tx) = txo.as_mut() else { continue };
+                let Some(rx) = rxo.as_mut() else { continue };
                 let sizes = [
                     tx.len(),
                     rx.len(),
@@ -374,14 +397,23 @@ fuzz_target!(|data: &[u8]| {
                 // but the model stops here anyway: simpler and stricter.
                 corrupted = true;
             }
-            9 => match ring.producer() {
-                Ok(p) => tx = p,
-                Err(e) => assert!(corrupted && matches!(e, RingError::Corrupted(_)), "{e:?}"),
-            },
-            10 => match ring.consumer() {
-                Ok(c) => rx = c,
-                Err(e) => assert!(corrupted && matches!(e, RingError::Corrupted(_)), "{e:?}"),
-            },
+            9 => {
+                // The old handle goes before its successor is made.
+                txo.take();
+                // SAFETY: the previous producer was dropped above.
+                match unsafe { ring.producer() } {
+                    Ok(p) => txo = Some(p),
+                    Err(e) => assert!(corrupted && matches!(e, RingError::Corrupted(_)), "{e:?}"),
+                }
+            }
+            10 => {
+                rxo.take();
+                // SAFETY: the previous consumer was dropped above.
+                match unsafe { ring.consumer() } {
+                    Ok(c) => rxo = Some(c),
+                    Err(e) => assert!(corrupted && matches!(e, RingError::Corrupted(_)), "{e:?}"),
+                }
+            }
             _ => {
                 let got = heap.open();
                 assert_eq!(got.is_ok(), words.intact(), "{:?}", got.err());

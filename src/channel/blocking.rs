@@ -448,15 +448,20 @@ fn epoch() -> Instant {
 /// `region`, borrowed for `'static`, to build views of its mapping that a
 /// handle stores next to the `Region` itself.
 ///
-/// Sound only for views that point into the mapping and never at the
-/// `Region` value (the ring views and `place` references qualify): the
-/// mapping stays put when the `Region` moves and lives until it drops.
-/// Every handle declares its `Region` field after (so drops it after)
-/// everything borrowed from it, and never lends those views out beyond
-/// `&self`.
-pub(crate) fn extend(region: &Region) -> &'static Region {
-    // SAFETY: see above; the reference itself is used only while building
-    // the views, while `region` is alive.
+/// # Safety
+///
+/// The caller
+/// - uses the returned reference only while `region` is borrowed, to build
+///   views that point into the mapping and never at the `Region` value
+///   (the ring views and `place` references qualify): the mapping stays
+///   put when the `Region` moves, and lives until it drops;
+/// - keeps every such view from outliving the `Region`: it stores them in
+///   the handle that owns the `Region` (or an `Arc` of it), in fields
+///   declared before it (so dropped first), and lends them out only for
+///   borrows of that handle, never as `'static`.
+pub(crate) unsafe fn extend(region: &Region) -> &'static Region {
+    // SAFETY: the reference is valid now; the caller keeps every use of it,
+    // and of what is built from it, within the `Region`'s life.
     unsafe { &*(region as *const Region) }
 }
 

@@ -143,7 +143,11 @@ macro_rules! byte_endpoint {
             }
 
             fn attach(region: Region) -> Result<Self> {
-                let r = extend(&region);
+                // SAFETY: the views built from `r` (the header and the
+                // ring's handle) go into `Self` beside `region`, whose field
+                // comes last; the handle lends them only through `&self`
+                // (`recv_with` passes the record to a closure).
+                let r = unsafe { extend(&region) };
                 let header = r.place::<ChannelHeader>(0)?;
                 let ring = ByteRing::open(r, RING_OFFSET)?;
                 let entry = header.$side.0.attach(1)?.ok_or_else(|| busy($end))?;

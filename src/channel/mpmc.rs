@@ -80,8 +80,16 @@ struct Attached<T: Pod> {
 }
 
 impl<T: Pod + Send> Attached<T> {
-    fn new(region: &Region) -> Result<Self> {
-        let region = extend(region);
+    /// The views of `region`'s channel, for every clone of a handle.
+    ///
+    /// # Safety
+    ///
+    /// As for [`extend`]: the caller stores the result (and every copy of
+    /// it) in a handle holding an `Arc` of `region`, in a field declared
+    /// before it, and never lends the views out as `'static`.
+    unsafe fn new(region: &Region) -> Result<Self> {
+        // SAFETY: forwarded to the caller; the reference is used here only.
+        let region = unsafe { extend(region) };
         let ring = MpmcRing::open(region, RING_OFFSET)?;
         Ok(Self {
             header: region.place::<ChannelHeader>(0)?,
@@ -121,7 +129,11 @@ impl<T: Pod + Send> Attached<T> {
             .attach_entry(MAX_HANDLES)?
             .ok_or_else(|| busy(name))?;
         if entry.inherited {
-            self.ring.release_claims(holder(participant(entry.index)));
+            // SAFETY: the entry held a dead process's token, so every claim
+            // under its participant id is that process's: the `Side` table
+            // gives an entry to one handle at a time, and this handle, the
+            // only one of this process with the id, has not operated yet.
+            unsafe { self.ring.release_claims(holder(participant(entry.index))) };
         }
         Ok(entry.index)
     }
@@ -149,7 +161,13 @@ impl<T: Pod + Send> Repair for Attached<T> {
             Holder::Producer(p) => (End::Sender, p),
             Holder::Consumer(p) => (End::Receiver, p),
         };
-        self.side(side).holder_gone(usize::from(p.id())) && self.ring.repair(stall)
+        // SAFETY: `holder_gone` found the holder's entry free or holding a
+        // dead process's token. Handles of this process hold live tokens
+        // and detach only when dropped, never mid-operation, so no thread
+        // of this process holds the claim `stall` names; a later handle
+        // that takes the entry claims other positions (the CAS in `repair`
+        // is on the exact word seen).
+        self.side(side).holder_gone(usize::from(p.id())) && unsafe { self.ring.repair(stall) }
     }
 }
 
@@ -302,7 +320,10 @@ endpoint_constructors!(MpmcReceiver, layout: layout, options: options, init: ini
 
 impl<T: Pod + Send> MpmcSender<T> {
     fn attach(region: Region) -> Result<Self> {
-        let shared = Attached::<T>::new(&region)?;
+        // SAFETY: `shared` goes into `Self` beside `region` (as an `Arc`),
+        // whose field comes last; clones copy both together; the handle
+        // lends the views only through `&self`.
+        let shared = unsafe { Attached::<T>::new(&region)? };
         Ok(Self {
             peer_gone: PeerGone::default(),
             entry: shared.attach(End::Sender)?,
@@ -371,7 +392,8 @@ impl<T: Pod + Send> MpmcSender<T> {
 
 impl<T: Pod + Send> MpmcReceiver<T> {
     fn attach(region: Region) -> Result<Self> {
-        let shared = Attached::<T>::new(&region)?;
+        // SAFETY: as in `MpmcSender::attach`.
+        let shared = unsafe { Attached::<T>::new(&region)? };
         Ok(Self {
             peer_gone: PeerGone::default(),
             entry: shared.attach(End::Receiver)?,

@@ -50,8 +50,16 @@ struct Attached<T: Pod> {
 }
 
 impl<T: Pod + Send> Attached<T> {
-    fn new(region: &Region) -> Result<Self> {
-        let region = extend(region);
+    /// The views of `region`'s channel.
+    ///
+    /// # Safety
+    ///
+    /// As for [`extend`]: the caller stores the result in the handle that
+    /// owns `region`, in a field declared before it, and never lends the
+    /// views out as `'static`.
+    unsafe fn new(region: &Region) -> Result<Self> {
+        // SAFETY: forwarded to the caller; the reference is used here only.
+        let region = unsafe { extend(region) };
         Ok(Self {
             header: region.place::<ChannelHeader>(0)?,
             ring: SpscRing::open(region, RING_OFFSET)?,
@@ -122,14 +130,22 @@ endpoint_constructors!(Receiver, layout: layout, options: options, init: init);
 
 impl<T: Pod + Send> Sender<T> {
     fn attach(region: Region) -> Result<Self> {
-        let shared = Attached::<T>::new(&region)?;
+        // SAFETY: `shared` goes into `Self` beside `region`, whose field
+        // comes last; the handle lends the views only through `&self`.
+        let shared = unsafe { Attached::<T>::new(&region)? };
         let entry = shared
             .header
             .senders
             .0
             .attach(1)?
             .ok_or_else(|| busy("sender"))?;
-        let producer = match shared.ring.producer() {
+        // SAFETY: `attach(1)` above admitted this handle as the only live
+        // sender across all processes (the `Side` table holds one entry per
+        // live handle), the handle is not `Sync`, and it detaches only when
+        // dropped, with the producer; so no second producer of this ring
+        // exists while this one lives. The ring's memory is this channel's
+        // region, which the channel writes only through its ring handles.
+        let producer = match unsafe { shared.ring.producer() } {
             Ok(p) => p,
             Err(e) => {
                 shared.header.senders.0.detach(entry);
@@ -270,14 +286,18 @@ impl<T: Pod + Send> Sender<T> {
 
 impl<T: Pod + Send> Receiver<T> {
     fn attach(region: Region) -> Result<Self> {
-        let shared = Attached::<T>::new(&region)?;
+        // SAFETY: as in `Sender::attach`.
+        let shared = unsafe { Attached::<T>::new(&region)? };
         let entry = shared
             .header
             .receivers
             .0
             .attach(1)?
             .ok_or_else(|| busy("receiver"))?;
-        let consumer = match shared.ring.consumer() {
+        // SAFETY: as in `Sender::attach`: `attach(1)` admitted this handle
+        // as the only live receiver, so no second consumer of this ring
+        // exists while this one lives.
+        let consumer = match unsafe { shared.ring.consumer() } {
             Ok(c) => c,
             Err(e) => {
                 shared.header.receivers.0.detach(entry);

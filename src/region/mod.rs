@@ -69,6 +69,34 @@
 //!   mode 0600 (or narrower) owned by this user, so only this user's
 //!   processes could shrink them;
 //! - every typed access is checked for bounds and alignment first.
+//!
+//! # What this process may do with the bytes
+//!
+//! Another process may write any byte at any time; that is the untrusted
+//! peer the whole crate is built around (values are checked, plain data is
+//! `Pod`, and a scribble garbles values but never makes this process read
+//! or write out of bounds). Inside this process, Rust's rules apply as to
+//! any other memory, and the safe API keeps them:
+//! - [`place`](Region::place) and [`Shm`] hand out `&T` only for
+//!   [`ShmSafe`] types, whose contents are atomics, [`SharedCell`]s (copied
+//!   in and out as relaxed atomic words), or plain data reached only
+//!   through a lock guard, whose protocol excludes every other access while
+//!   it lives;
+//! - each handle records what it placed where, and refuses to place
+//!   anything over those bytes but the same type at the same places
+//!   ([`Error::PlacementConflict`]): a cell over a locked mutex's data, or
+//!   atomics of two sizes over the same word, could break the rules even
+//!   though each type alone keeps them. The rings' headers, slots and
+//!   buffers are placements too, and a ring's `create` wants bytes this
+//!   handle never placed (laying a ring out again resets it under its
+//!   users);
+//! - the rings lend slices of their slots only to the one side the
+//!   protocol reserves them to, and attaching a side is `unsafe` where the
+//!   ring cannot prove it is the only one ([`ring`](crate::ring));
+//! - raw copies, [`Region::read`], [`Region::write`] and their byte forms,
+//!   bypass all of that: they are `unsafe`, with the rule that no thread of
+//!   this process accesses the bytes concurrently and that no reference
+//!   they would break covers them (a lock guard's `&mut T`, a ring chunk).
 
 mod cell;
 pub(crate) mod header;
@@ -76,6 +104,7 @@ mod layout;
 mod name;
 mod objects;
 pub(crate) mod participants;
+mod placement;
 mod typed;
 
 pub use cell::{SharedCell, ShmSafe};
@@ -90,6 +119,8 @@ use crate::sys::{self, fd::Created, map::Mapping};
 use bytemuck::Pod;
 use header::{Fields, Header, DATA_OFFSET, HEADER_SIZE, VERSION};
 use participants::Membership;
+pub(crate) use placement::Placed;
+use placement::Placements;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -131,9 +162,11 @@ enum Kind {
 /// use shmkit::Region;
 /// # let name = format!("/shmkit-doc-region-{}", std::process::id());
 /// let a = Region::create(&name, 4096)?;
-/// a.write::<u64>(8, &42)?;
+/// // SAFETY: nothing else in this process uses these bytes.
+/// unsafe { a.write::<u64>(8, &42)? };
 /// let b = Region::open(&name)?;          // in another process, usually
-/// assert_eq!(b.read::<u64>(8)?, 42);
+/// // SAFETY: as above.
+/// assert_eq!(unsafe { b.read::<u64>(8)? }, 42);
 /// # Ok::<(), shmkit::Error>(())
 /// ```
 #[derive(Debug)]
@@ -146,6 +179,8 @@ pub struct Region {
     kind: Kind,
     created: bool,
     fields: Fields,
+    /// What this handle handed out references to (see [`Region::place`]).
+    placements: Placements,
 }
 
 /// How to create or open a [`Region`]: data size, layout, timeout, and
@@ -551,6 +586,7 @@ impl RegionOptions {
             kind,
             created: true,
             fields,
+            placements: Placements::default(),
         };
         region.header().begin_init(&fields);
         if let Err(e) = init(&region) {
@@ -689,6 +725,7 @@ impl RegionOptions {
             kind,
             created: false,
             fields,
+            placements: Placements::default(),
         })
     }
 }
@@ -853,22 +890,55 @@ impl Region {
     /// A reference to the `T` at `offset` in the data.
     ///
     /// `T: ShmSafe` means any bytes there are a valid `T` and all access
-    /// through `&T` is atomic or by copy, so the reference is sound even
-    /// while peers write the same memory.
+    /// through `&T` is atomic, by copy, or under a lock's protocol, so the
+    /// reference is sound even while peers write the same memory.
+    ///
+    /// Fails with [`Error::OutOfBounds`] or [`Error::Misaligned`] if the
+    /// `T` does not fit at `offset`, and with [`Error::PlacementConflict`]
+    /// if this handle already placed something else over any of its bytes:
+    /// another type, or a `T` at an offset not a whole number of `T`s away
+    /// (a ring's header and slots count as placed). Bytes used as two
+    /// different things at once could break Rust's rules inside this
+    /// process (a cell written under a locked mutex's `&mut`, atomics of
+    /// two sizes racing), so each byte of a handle is one type's for as
+    /// long as the handle lives; placing the same `T` at the same offset
+    /// again is what sharing `&T` is, and always allowed. Another handle
+    /// of the same object keeps its own record, and is to this one a peer.
+    ///
+    /// ```
+    /// use shmkit::sync::Mutex;
+    /// use shmkit::{Error, Region, SharedCell};
+    ///
+    /// let region = Region::anonymous(64)?;
+    /// let lock = region.place::<Mutex<u64>>(0)?;
+    /// assert!(std::ptr::eq(lock, region.place::<Mutex<u64>>(0)?));
+    /// // The mutex's data is at 8: a cell there could write under a guard.
+    /// assert!(matches!(
+    ///     region.place::<SharedCell<u64>>(8),
+    ///     Err(Error::PlacementConflict { offset: 8, placed_offset: 0, .. })
+    /// ));
+    /// region.place::<SharedCell<u64>>(16)?.set(7); // past the mutex: fine
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
     pub fn place<T: ShmSafe>(&self, offset: usize) -> Result<&T> {
-        let p = self.check(
-            offset,
-            core::mem::size_of::<T>(),
-            core::mem::align_of::<T>(),
-        )?;
-        // SAFETY: in bounds and aligned (checked); valid for any bytes and
-        // shared-mutation-safe (`T: ShmSafe`); the mapping lives as long as
-        // `&self`.
-        Ok(unsafe { &*(p as *const T) })
+        let spot = self.spot::<T>(offset, 1)?;
+        self.claim(&[spot.placed()], false)?;
+        // SAFETY: just claimed in this region.
+        Ok(unsafe { &spot.get()[0] })
     }
 
-    /// A slice of `count` values of `T` starting at `offset`.
+    /// A slice of `count` values of `T` starting at `offset`; fails as
+    /// [`place`](Self::place) does.
     pub fn place_slice<T: ShmSafe>(&self, offset: usize, count: usize) -> Result<&[T]> {
+        let spot = self.spot::<T>(offset, count)?;
+        self.claim(&[spot.placed()], false)?;
+        // SAFETY: just claimed in this region.
+        Ok(unsafe { spot.get() })
+    }
+
+    /// Checks that `count` values of `T` fit at `offset` (bounds and
+    /// alignment); records nothing yet (see [`claim`](Self::claim)).
+    pub(crate) fn spot<T: ShmSafe>(&self, offset: usize, count: usize) -> Result<Spot<'_, T>> {
         let size = core::mem::size_of::<T>()
             .checked_mul(count)
             .ok_or(Error::OutOfBounds {
@@ -877,51 +947,177 @@ impl Region {
                 len: self.len(),
             })?;
         let p = self.check(offset, size, core::mem::align_of::<T>())?;
-        // SAFETY: as in `place`, for `count` consecutive values.
-        Ok(unsafe { core::slice::from_raw_parts(p as *const T, count) })
+        Ok(Spot {
+            ptr: p as *const T,
+            count,
+            placed: Placed::of::<T>(offset, count),
+            _region: core::marker::PhantomData,
+        })
+    }
+
+    /// Records `parts` (spots of this region) as placed, all or none: they
+    /// must agree with every earlier placement they overlap or, if
+    /// `fresh`, overlap none at all (for laying out a new object, which
+    /// would reset one in use); otherwise [`Error::PlacementConflict`].
+    pub(crate) fn claim(&self, parts: &[Placed], fresh: bool) -> Result<()> {
+        self.placements.add(parts, fresh)
+    }
+
+    /// Places the `T` at `offset` (as [`place`](Self::place) does) and
+    /// runs `check` on it; if `check` fails, gives the claim back, so that
+    /// a failed probe (an opener that finds no object there) leaves the
+    /// bytes free for a later `create`.
+    pub(crate) fn place_checked<T: ShmSafe, R>(
+        &self,
+        offset: usize,
+        check: impl FnOnce(&T) -> Result<R>,
+    ) -> Result<(&T, R)> {
+        let spot = self.spot::<T>(offset, 1)?;
+        let placed = spot.placed();
+        self.claim(&[placed], false)?;
+        // SAFETY: just claimed in this region.
+        let value = unsafe { &spot.get()[0] };
+        match check(value) {
+            Ok(r) => Ok((value, r)),
+            Err(e) => {
+                // SAFETY: claimed above and not given back; `check` got a
+                // reference for its call only (it cannot keep it: its
+                // lifetime is the call's), and `value` is not used again.
+                unsafe { self.placements.release(&[placed]) };
+                Err(e)
+            }
+        }
     }
 
     /// Copies the `T` at `offset` out of the region.
-    pub fn read<T: Pod>(&self, offset: usize) -> Result<T> {
+    ///
+    /// Fails with [`Error::OutOfBounds`] or [`Error::Misaligned`] as
+    /// [`place`](Self::place) does. Another process may write the bytes
+    /// at any time: the copy is then some mix of old and new bytes, which
+    /// is still a valid `T: Pod`.
+    ///
+    /// # Safety
+    ///
+    /// This is a plain (not atomic) read of the bytes, so for as long as
+    /// it runs, in this process:
+    /// - no other thread writes them (atomically or not: a plain read
+    ///   racing with any write is a data race), and
+    /// - no `&mut` to them is alive (a [`MutexGuard`] or
+    ///   [`RwLockWriteGuard`] of a lock whose data they are, a
+    ///   [`WriteChunk`] or [`Grant`] of a ring whose slots they are).
+    ///
+    /// Shared references to the bytes may be alive. Writes by *other
+    /// processes* are the untrusted-peer case above, not a breach of this
+    /// contract.
+    ///
+    /// [`MutexGuard`]: crate::sync::MutexGuard
+    /// [`RwLockWriteGuard`]: crate::sync::RwLockWriteGuard
+    /// [`WriteChunk`]: crate::ring::spsc::WriteChunk
+    /// [`Grant`]: crate::ring::bytes::Grant
+    pub unsafe fn read<T: Pod>(&self, offset: usize) -> Result<T> {
         let p = self.check(
             offset,
             core::mem::size_of::<T>(),
             core::mem::align_of::<T>(),
         )?;
         // SAFETY: in bounds and aligned (checked); any bytes are a valid
-        // `T: Pod`; a volatile read never creates a reference to memory a
-        // peer may change.
+        // `T: Pod`; the caller guarantees no write of this process races
+        // with the read and no `&mut` covers the bytes; a volatile read
+        // creates no reference to memory a peer may change.
         Ok(unsafe { (p as *const T).read_volatile() })
     }
 
     /// Copies `value` into the region at `offset`.
-    pub fn write<T: Pod>(&self, offset: usize, value: &T) -> Result<()> {
+    ///
+    /// Fails with [`Error::OutOfBounds`] or [`Error::Misaligned`] as
+    /// [`place`](Self::place) does.
+    ///
+    /// # Safety
+    ///
+    /// This is a plain (not atomic) write of the bytes, so for as long as
+    /// it runs, in this process:
+    /// - no other thread accesses them (a plain write racing with any
+    ///   access, an atomic load included, is a data race), and
+    /// - no reference to them is alive except shared references to types
+    ///   whose bytes lie inside an `UnsafeCell` (atomics, [`SharedCell`],
+    ///   the lock and ring types). Not, in particular, the `&T`/`&mut T`
+    ///   of a lock guard ([`MutexGuard`], [`RwLockReadGuard`],
+    ///   [`RwLockWriteGuard`]), a ring's in-place chunk, grant or read
+    ///   guard, or any other `&[u8]`/`&T` of plain data.
+    ///
+    /// Writing the words of a lock or a ring that is in use also plays a
+    /// misbehaving peer for it: it can break that object's protocol
+    /// (wrongly unlock a mutex, make a ring side hand out slots the other
+    /// holds), so it is only allowed where the object's own contract
+    /// allows it (see [`SpscRing::producer`]). Writes by *other processes*
+    /// are the untrusted-peer case, not a breach of this contract.
+    ///
+    /// Without `unsafe`, writing the bytes behind a locked mutex's guard
+    /// does not compile:
+    ///
+    /// ```compile_fail,E0133
+    /// use shmkit::sync::Mutex;
+    /// use shmkit::Shm;
+    ///
+    /// let total = Shm::<Mutex<u64>>::anonymous(|_| {})?;
+    /// let mut guard = total.lock().unwrap();
+    /// // The data follows the 4-byte lock word, at offset 8: this would
+    /// // change the `u64` under the guard's `&mut`.
+    /// total.region().write::<u64>(8, &7)?;
+    /// *guard += 1;
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    ///
+    /// [`MutexGuard`]: crate::sync::MutexGuard
+    /// [`RwLockReadGuard`]: crate::sync::RwLockReadGuard
+    /// [`RwLockWriteGuard`]: crate::sync::RwLockWriteGuard
+    /// [`SpscRing::producer`]: crate::ring::spsc::SpscRing::producer
+    pub unsafe fn write<T: Pod>(&self, offset: usize, value: &T) -> Result<()> {
         let p = self.check(
             offset,
             core::mem::size_of::<T>(),
             core::mem::align_of::<T>(),
         )?;
         // SAFETY: in bounds and aligned (checked); the mapping is writable;
-        // no reference to these bytes exists in this process.
+        // the caller guarantees that no access of another thread races with
+        // the write and that no reference this write could invalidate
+        // covers the bytes.
         unsafe { (p as *mut T).write_volatile(*value) };
         Ok(())
     }
 
     /// Copies `buf.len()` bytes at `offset` out of the region.
-    pub fn read_bytes(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+    ///
+    /// Fails with [`Error::OutOfBounds`] if they are not all in the data.
+    ///
+    /// # Safety
+    ///
+    /// As for [`read`](Self::read), for these bytes.
+    pub unsafe fn read_bytes(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         let p = self.check(offset, buf.len(), 1)?;
-        // SAFETY: source in bounds (checked); the destination is a distinct
-        // local buffer, so they cannot overlap.
+        // SAFETY: source in bounds (checked), and read under the caller's
+        // guarantee (no racing write, no `&mut` to it in this process); the
+        // destination is a `&mut [u8]`, so no other reference (in
+        // particular none to the region's bytes) overlaps it.
         unsafe { core::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
         Ok(())
     }
 
     /// Copies `bytes` into the region at `offset`.
-    pub fn write_bytes(&self, offset: usize, bytes: &[u8]) -> Result<()> {
+    ///
+    /// Fails with [`Error::OutOfBounds`] if they do not all fit in the data.
+    ///
+    /// # Safety
+    ///
+    /// As for [`write`](Self::write), for these bytes. `bytes` may be a
+    /// slice of this very region (a byte ring's read guard, say) only if
+    /// it does not overlap the destination: that would be writing under a
+    /// live `&[u8]`.
+    pub unsafe fn write_bytes(&self, offset: usize, bytes: &[u8]) -> Result<()> {
         let p = self.check(offset, bytes.len(), 1)?;
-        // SAFETY: destination in bounds and writable (checked); the source
-        // is a valid slice; `copy` (memmove) is correct even if the caller
-        // passed a slice of this very region.
+        // SAFETY: destination in bounds and writable (checked), and written
+        // under the caller's guarantee; the source is a valid slice;
+        // `copy` (memmove) is correct even if the ranges overlap.
         unsafe { core::ptr::copy(bytes.as_ptr(), p, bytes.len()) };
         Ok(())
     }
@@ -1058,4 +1254,34 @@ fn remove_stale(name: &str) -> Result<()> {
         sys::fd::shm_unlink(name)?;
     }
     Ok(())
+}
+
+/// `count` values of `T` at a checked offset of a region, not yet claimed:
+/// see [`Region::spot`] and [`Region::claim`].
+pub(crate) struct Spot<'a, T> {
+    ptr: *const T,
+    count: usize,
+    placed: Placed,
+    _region: core::marker::PhantomData<&'a Region>,
+}
+
+impl<'a, T: ShmSafe> Spot<'a, T> {
+    /// What [`Region::claim`] records for it.
+    pub(crate) fn placed(&self) -> Placed {
+        self.placed
+    }
+
+    /// The values.
+    ///
+    /// # Safety
+    ///
+    /// The spot's placement was claimed in the region it came from.
+    pub(crate) unsafe fn get(self) -> &'a [T] {
+        // SAFETY: in bounds and aligned (checked by `spot`); valid for any
+        // bytes and used only through `&T` (`T: ShmSafe`); the mapping
+        // lives as long as the region, borrowed for `'a`; and the claim
+        // (the caller's promise) makes these bytes this type's alone in
+        // this handle.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.count) }
+    }
 }

@@ -117,7 +117,7 @@ use super::{Result, RingError};
 #[cfg(shmkit_loom)]
 use crate::primitive::UnsafeCell;
 use crate::primitive::{AtomicU64, Ordering};
-use crate::region::{Region, ShmSafe};
+use crate::region::{Placed, Region, ShmSafe};
 use crate::Error;
 use core::fmt;
 use core::ops::{Deref, DerefMut};
@@ -359,9 +359,12 @@ impl<'a> ByteRing<'a> {
     ///
     /// Meant for fresh memory, inside the `init` closure of
     /// [`RegionOptions::create_with`](crate::RegionOptions::create_with)
-    /// or [`anonymous_with`](crate::RegionOptions::anonymous_with): it
-    /// overwrites whatever ring was there, and must not race with users of
-    /// one.
+    /// or [`anonymous_with`](crate::RegionOptions::anonymous_with). This
+    /// region handle refuses, with [`Error::PlacementConflict`], bytes it
+    /// has placed anything over already, a ring made or opened there
+    /// included: laying a ring out again resets it under its users. (A
+    /// reset through another handle or from another process is a peer
+    /// scribbling on the ring.)
     pub fn create(
         region: &'a Region,
         offset: usize,
@@ -369,12 +372,18 @@ impl<'a> ByteRing<'a> {
         max_message: usize,
     ) -> crate::Result<Self> {
         check_params(capacity, max_message)?;
-        let header = region.place::<Header>(offset)?;
+        let header = region.spot::<Header>(offset, 1)?;
         let buf = Self::buffer_in(region, offset, capacity).ok_or(Error::OutOfBounds {
             offset,
             size: HEADER_SIZE.saturating_add(capacity),
             len: region.len(),
         })?;
+        region.claim(
+            &[header.placed(), Self::buffer_placed(offset, capacity)],
+            true,
+        )?;
+        // SAFETY: claimed just above.
+        let header = unsafe { &header.get()[0] };
         header.init(capacity, max_message);
         // SAFETY: `buf` is `capacity` bytes of the region right after the
         // header (checked by `buffer_in`), which live as long as `region`.
@@ -387,13 +396,29 @@ impl<'a> ByteRing<'a> {
     /// lies inside the region. Region errors for an offset out of bounds
     /// or not 128-aligned.
     pub fn open(region: &'a Region, offset: usize) -> crate::Result<Self> {
-        let header = region.place::<Header>(offset)?;
-        let (capacity, max_message) = header.validate()?;
-        let buf = Self::buffer_in(region, offset, capacity).ok_or(Error::Corrupted {
-            what: "byte ring capacity exceeds the region",
-        })?;
+        // A failed check gives the header's placement back, so that a
+        // failed probe leaves the bytes free for `create`.
+        let (header, (capacity, max_message, buf)) =
+            region.place_checked::<Header, _>(offset, |header| {
+                let (capacity, max_message) = header.validate()?;
+                let buf = Self::buffer_in(region, offset, capacity).ok_or(Error::Corrupted {
+                    what: "byte ring capacity exceeds the region",
+                })?;
+                region.claim(&[Self::buffer_placed(offset, capacity)], false)?;
+                Ok((capacity, max_message, buf))
+            })?;
         // SAFETY: as in `create`.
         Ok(unsafe { Self::from_parts(header, buf, capacity, max_message) })
+    }
+
+    /// The placement of the buffer of a ring at `offset` (which
+    /// [`buffer_in`](Self::buffer_in) found fits), one object of its own
+    /// kind: its bytes are lent out as `&[u8]` and `&mut [u8]`, so nothing
+    /// else may be placed over them.
+    fn buffer_placed(offset: usize, capacity: usize) -> Placed {
+        /// What the buffer's bytes are.
+        struct Buffer;
+        Placed::bytes::<Buffer>(offset + HEADER_SIZE, capacity)
     }
 
     /// The buffer of a ring whose header is at `offset`, if `capacity`
@@ -447,12 +472,24 @@ impl<'a> ByteRing<'a> {
     ///
     /// # Safety
     ///
-    /// While the returned handle lives, no other [`Producer`] of this ring
-    /// may exist, in this process or any other. The ring cannot check
-    /// this without a claim word that a crashed process would leave held
-    /// (recovering it needs liveness, the channel layer's job): two
-    /// producers in one process could hand out aliasing `&mut [u8]`
-    /// [`Grant`]s. A second producer in *another* process is a peer
+    /// While the returned handle lives:
+    /// - no other [`Producer`] of this ring may exist, in this process or
+    ///   any other. The ring cannot check this without a claim word that a
+    ///   crashed process would leave held (recovering it needs liveness,
+    ///   the channel layer's job): two producers in one process could hand
+    ///   out aliasing `&mut [u8]` [`Grant`]s;
+    /// - nothing else in this process writes the ring's memory, its
+    ///   indices included, from another thread (that would race with the
+    ///   handles' accesses), or in a way that makes one handle reach bytes
+    ///   under the other's live [`Grant`] or [`ReadGuard`] (a scribbled
+    ///   index does that to a handle's later operations). So no
+    ///   [`create`](Self::create) over the ring, and no raw writes to it
+    ///   ([`Region::write`](crate::Region::write),
+    ///   [`HeapByteRing::corrupt_word`]) except, from the thread using the
+    ///   handles and with no grant or guard of one alive while the other
+    ///   operates, the scribbles tests use to play a misbehaving peer.
+    ///
+    /// A second producer or a scribbler in *another* process is a peer
     /// breaking the protocol, which this process survives as described in
     /// the module documentation.
     pub unsafe fn producer(&self) -> Result<Producer<'a>> {
@@ -473,8 +510,10 @@ impl<'a> ByteRing<'a> {
     /// # Safety
     ///
     /// While the returned handle lives, no other [`Consumer`] of this ring
-    /// may exist, in this process or any other (as for
-    /// [`producer`](Self::producer)).
+    /// may exist, in this process or any other, and nothing else in this
+    /// process writes the ring's memory as [`producer`](Self::producer)
+    /// rules out. (Two consumers could free the bytes under the other's
+    /// [`ReadGuard`] for the producer to overwrite.)
     pub unsafe fn consumer(&self) -> Result<Consumer<'a>> {
         let cons = self.header.cons.0.load(Ordering::Acquire);
         let prod = self.header.prod.0.load(Ordering::Acquire);
@@ -492,35 +531,49 @@ impl<'a> ByteRing<'a> {
     }
 
     /// Reads the frame header at `pos`: `(kind, len)`.
+    ///
+    /// # Safety
+    ///
+    /// `pos` is a multiple of 8 below the capacity, and the caller is the
+    /// consumer, which owns the 8 bytes there under the protocol (they lie
+    /// in its published range), so no correct writer races with the read.
     #[inline]
-    fn read_frame(&self, pos: usize) -> (u32, usize) {
+    unsafe fn read_frame(&self, pos: usize) -> (u32, usize) {
         debug_assert!(pos % FRAME_HEADER == 0 && pos + FRAME_HEADER <= self.capacity);
         self.track(pos, FRAME_HEADER, false);
         // SAFETY: pos is a multiple of 8 below `capacity`, a multiple of
-        // 8, so the 8 bytes lie in the buffer, aligned; any bytes are a
-        // valid u64; volatile so the word is read exactly once.
+        // 8, so the 8 bytes lie in the buffer, aligned (the caller's
+        // promise); the consumer owns them; any bytes are a valid u64;
+        // volatile so the word is read exactly once.
         let word = unsafe { (self.buf.as_ptr().add(pos) as *const u64).read_volatile() };
         ((word >> 32) as u32, (word & 0xffff_ffff) as usize)
     }
 
-    /// Writes a frame header at `pos`, which the producer owns.
+    /// Writes a frame header at `pos`.
+    ///
+    /// # Safety
+    ///
+    /// `pos` is a multiple of 8 below the capacity, and the caller is the
+    /// producer, which owns the 8 bytes there under the protocol (they lie
+    /// in its free range) and lends no reference to them meanwhile.
     #[inline]
-    fn write_frame(&self, pos: usize, kind: u32, len: usize) {
+    unsafe fn write_frame(&self, pos: usize, kind: u32, len: usize) {
         debug_assert!(pos % FRAME_HEADER == 0 && pos + FRAME_HEADER <= self.capacity);
         debug_assert!(len <= u32::MAX as usize);
         self.track(pos, FRAME_HEADER, true);
         let word = (kind as u64) << 32 | len as u64;
-        // SAFETY: in bounds and aligned as in `read_frame`; the caller (the
-        // one producer) owns these bytes under the protocol.
+        // SAFETY: in bounds and aligned (the caller's promise, checked in
+        // debug builds); the caller (the one producer) owns these bytes
+        // and lends no reference to them.
         unsafe { (self.buf.as_ptr().add(pos) as *mut u64).write_volatile(word) };
     }
 
-    /// A pointer to byte `pos` of the buffer.
+    /// A pointer to byte `pos` of the buffer (computing it is safe
+    /// whatever `pos`; using it is the caller's to justify).
     #[inline]
     fn at(&self, pos: usize) -> *mut u8 {
         debug_assert!(pos <= self.capacity);
-        // SAFETY: pos <= capacity: in the buffer or one past its end.
-        unsafe { self.buf.as_ptr().add(pos) }
+        self.buf.as_ptr().wrapping_add(pos)
     }
 
     /// Under loom: tells loom about an access to the words covering
@@ -641,7 +694,11 @@ impl<'a> Producer<'a> {
         let start = if skip == 0 {
             pos
         } else {
-            self.ring.write_frame(pos, KIND_WRAP, 0);
+            // SAFETY: `pos` is `prod` masked, a multiple of 8 below the
+            // capacity; the `need` free bytes from `prod` on, the wrap
+            // frame's among them, are this producer's, and no grant is
+            // alive (`try_reserve` borrows the producer mutably).
+            unsafe { self.ring.write_frame(pos, KIND_WRAP, 0) };
             0
         };
         self.ring.track(start, fp, true);
@@ -674,7 +731,10 @@ impl<'a> Producer<'a> {
     /// Publishes the frame the grant reserved.
     #[inline]
     fn publish(&mut self, start: usize, skip: usize, len: usize) {
-        self.ring.write_frame(start, KIND_RECORD, len);
+        // SAFETY: `start` is where `try_reserve` placed the record, a
+        // multiple of 8 whose footprint fits before the end, in the free
+        // bytes it found; the grant that lent the payload is consumed.
+        unsafe { self.ring.write_frame(start, KIND_RECORD, len) };
         let fp = footprint(len);
         self.ring.track(start, fp, true);
         self.prod = self.prod.wrapping_add((skip + fp) as u64);
@@ -922,7 +982,11 @@ impl<'a> Consumer<'a> {
         // header arrived: a second round trip to the producer's cache for
         // every record that crosses a line.
         crate::primitive::prefetch(self.ring.at(pos).wrapping_add(64));
-        let (mut kind, mut len) = self.ring.read_frame(pos);
+        // SAFETY: `pos` is `cons` masked, a multiple of 8 below the
+        // capacity, and `avail > 0` published bytes start there, so the
+        // frame header (8 bytes, as `avail` is a multiple of 8) is the
+        // consumer's.
+        let (mut kind, mut len) = unsafe { self.ring.read_frame(pos) };
         if kind == KIND_WRAP {
             if pos == 0 {
                 return Err(RingError::Corrupted(
@@ -939,7 +1003,9 @@ impl<'a> Consumer<'a> {
             cons = cons.wrapping_add(skip as u64);
             avail -= skip;
             pos = 0;
-            (kind, len) = self.ring.read_frame(0);
+            // SAFETY: offset 0 is where the published range goes on after
+            // the wrap, and `skip < avail` leaves at least 8 of its bytes.
+            (kind, len) = unsafe { self.ring.read_frame(0) };
             if kind == KIND_WRAP {
                 return Err(RingError::Corrupted("two wrap frames in a row"));
             }
@@ -1158,6 +1224,12 @@ impl HeapByteRing {
     /// index, 256 consumer index) with `value`, as a misbehaving peer
     /// could. For tests and fuzzing. Views keep the capacity and maximum
     /// they validated, so only the indices matter to existing handles.
+    ///
+    /// Safe: the words are atomics, so the store races with nothing, and
+    /// handles from [`split`](Self::split) borrow `self` mutably, so none
+    /// is alive to act on a scribbled index. Handles attached through
+    /// [`ring`](Self::ring) are `unsafe` to make, and their contract
+    /// ([`ByteRing::producer`]) says when such a scribble is allowed.
     ///
     /// # Panics
     ///

@@ -68,12 +68,20 @@
 //! # One producer, one consumer
 //!
 //! At most one [`Producer`] and one [`Consumer`] may be attached at a time,
-//! across all processes. This is a logic requirement, not a safety one
-//! (the channel layer enforces it): two producers in two processes cannot
-//! be stopped by this process's type system anyway, and what they cause is
-//! what a scribbling peer causes, values lost, duplicated or garbled, or
-//! `Corrupted`; every index is still masked into the slot array and every
-//! peer index still checked. `producer` and `consumer` are therefore safe.
+//! across all processes and threads. The ring cannot check this itself (a
+//! claim word would stay held by a process that crashed, and recovering
+//! it needs liveness, the channel layer's job), and inside one process
+//! breaking it is undefined behaviour: two consumers could hand out a
+//! [`ReadChunk`] whose slots the other frees for the producer to
+//! overwrite under the chunk's `&[T]`, and two producers would race on
+//! plain slot writes. So [`SpscRing::producer`] and
+//! [`SpscRing::consumer`] are `unsafe`, with that rule as their contract;
+//! [`HeapSpscRing::split`] proves it with `&mut` and is safe, and the
+//! channel layer ([`crate::channel`]) keeps it with its attachment
+//! tables. A second side in *another* process is a peer breaking the
+//! protocol, which this process survives as described above: values
+//! lost, duplicated or garbled, or `Corrupted`; every index is still
+//! masked into the slot array and every peer index still checked.
 //!
 //! ```
 //! use shmkit::ring::spsc::SpscRing;
@@ -85,13 +93,35 @@
 //!     .anonymous_with(|r| SpscRing::<u64>::create(r, 0, 1024).map(drop))?;
 //! // Usually in another process, after `Region::pass_to_child`:
 //! let ring = SpscRing::<u64>::open(&region, 0)?;
-//! let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+//! // SAFETY: this is the only producer and the only consumer of the ring,
+//! // and nothing else touches its memory.
+//! let (mut tx, mut rx) = unsafe { (ring.producer()?, ring.consumer()?) };
 //! tx.try_push(7)?;
 //! assert_eq!(tx.push_slice(&[8, 9])?, 2);
 //! assert_eq!(rx.try_pop()?, 7);
 //! let mut buf = [0; 4];
 //! assert_eq!(rx.pop_slice(&mut buf)?, 2);
 //! assert_eq!(buf[..2], [8, 9]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Attaching a second consumer without `unsafe` does not compile, so the
+//! sequence that would change a chunk under its borrow (take a chunk with
+//! one consumer, drain and free its slots with another, push again) cannot
+//! be written in safe code:
+//!
+//! ```compile_fail,E0133
+//! use shmkit::ring::spsc::HeapSpscRing;
+//!
+//! let heap = HeapSpscRing::<u64>::new(4)?;
+//! let ring = heap.ring();
+//! let (mut tx, mut rx1, mut rx2) = (ring.producer()?, ring.consumer()?, ring.consumer()?);
+//! tx.push_slice(&[1, 2, 3, 4])?;
+//! let chunk = rx1.read_chunk(4)?;
+//! let (seen, _) = chunk.as_slices();
+//! rx2.pop_slice(&mut [0; 4])?;
+//! tx.push_slice(&[5, 6, 7, 8])?;
+//! assert_eq!(seen, [1, 2, 3, 4]); // would see 5, 6, 7, 8
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -254,23 +284,26 @@ fn validate_header<T: Pod>(header: &SpscHeader) -> crate::Result<usize> {
 
 /// A view of an SPSC ring: the shared header and the slots. Cheap to copy;
 /// attach the sides with [`producer`](Self::producer) and
-/// [`consumer`](Self::consumer).
+/// [`consumer`](Self::consumer) (`unsafe`: at most one of each may live,
+/// see the [module documentation](self#one-producer-one-consumer)).
 ///
 /// See the [module documentation](self) for the protocol. A ring lives in
 /// a [`Region`] ([`create`](Self::create), [`open`](Self::open)) or, for
-/// tests and models, on the heap ([`HeapSpscRing`]).
+/// tests and models, on the heap ([`HeapSpscRing`], whose
+/// [`split`](HeapSpscRing::split) attaches both sides safely).
 ///
 /// ```
 /// use shmkit::ring::spsc::HeapSpscRing;
 /// use shmkit::ring::RingError;
 ///
-/// let heap = HeapSpscRing::<u32>::new(2)?;
+/// let mut heap = HeapSpscRing::<u32>::new(2)?;
 /// let ring = heap.ring();
-/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// assert_eq!(ring.capacity(), 2);
+/// let (mut tx, mut rx) = heap.split()?;
 /// tx.try_push(1)?;
 /// tx.try_push(2)?;
 /// assert_eq!(tx.try_push(3), Err(RingError::Full));
-/// assert_eq!(ring.len()?, 2);
+/// assert_eq!(tx.ring().len()?, 2);
 /// assert_eq!(rx.try_pop()?, 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -323,9 +356,12 @@ impl<'a, T: Pod> SpscRing<'a, T> {
     /// Call it on memory nobody else uses yet, typically inside the
     /// `init` closure of [`RegionOptions::create_with`] or
     /// [`RegionOptions::anonymous_with`]. Fails with [`Error::InvalidSize`]
-    /// for the reasons of [`bytes_for`](Self::bytes_for), and with
+    /// for the reasons of [`bytes_for`](Self::bytes_for), with
     /// [`Error::Misaligned`] or [`Error::OutOfBounds`] if `offset` is not
-    /// 128-aligned or the ring does not fit.
+    /// 128-aligned or the ring does not fit, and with
+    /// [`Error::PlacementConflict`] if this region handle has placed
+    /// anything over those bytes already (a ring made there before
+    /// included: laying it out again would reset it under its users).
     ///
     /// [`RegionOptions::create_with`]: crate::RegionOptions::create_with
     /// [`RegionOptions::anonymous_with`]: crate::RegionOptions::anonymous_with
@@ -334,8 +370,11 @@ impl<'a, T: Pod> SpscRing<'a, T> {
         T: Send,
     {
         check_params::<T>(capacity)?;
-        let header = region.place::<SpscHeader>(offset)?;
-        let slots = region.place_slice::<Slot<T>>(slots_offset(region, offset)?, capacity)?;
+        let header = region.spot::<SpscHeader>(offset, 1)?;
+        let slots = region.spot::<Slot<T>>(slots_offset(region, offset)?, capacity)?;
+        region.claim(&[header.placed(), slots.placed()], true)?;
+        // SAFETY: both claimed just above.
+        let (header, slots) = unsafe { (&header.get()[0], slots.get()) };
         init_header::<T>(header, capacity);
         Ok(Self { header, slots })
     }
@@ -354,9 +393,12 @@ impl<'a, T: Pod> SpscRing<'a, T> {
         T: Send,
     {
         check_params::<T>(1)?;
-        let header = region.place::<SpscHeader>(offset)?;
-        let capacity = validate_header::<T>(header)?;
-        let slots = region.place_slice::<Slot<T>>(slots_offset(region, offset)?, capacity)?;
+        // A failed check gives the header's placement back, so that a
+        // failed probe leaves the bytes free for `create`.
+        let (header, slots) = region.place_checked::<SpscHeader, _>(offset, |header| {
+            let capacity = validate_header::<T>(header)?;
+            region.place_slice::<Slot<T>>(slots_offset(region, offset)?, capacity)
+        })?;
         Ok(Self { header, slots })
     }
 
@@ -396,12 +438,33 @@ impl<'a, T: Pod> SpscRing<'a, T> {
     }
 
     /// Attaches the producing side: reads `tail` (its own index from now
-    /// on) and `head`, and checks that they make sense together.
+    /// on) and `head`, and checks that they make sense together. A
+    /// producer that was dropped leaves nothing behind, so another may
+    /// attach after it and resume where it stopped.
     ///
-    /// At most one producer may be attached at a time, across all
-    /// processes (see the [module documentation](self)). A producer that
-    /// was dropped leaves nothing behind, so another may attach after it.
-    pub fn producer(&self) -> Result<Producer<'a, T>, RingError> {
+    /// Fails with [`RingError::Corrupted`] if the indices are invalid.
+    ///
+    /// # Safety
+    ///
+    /// While the returned handle lives:
+    /// - no other [`Producer`] of this ring exists, in this process or any
+    ///   other (see the [module documentation](self#one-producer-one-consumer));
+    /// - nothing else in this process writes the ring's memory, its
+    ///   indices included, from another thread (that would race with the
+    ///   sides' accesses), or in a way that makes one side reach slots
+    ///   covered by the other side's live [`ReadChunk`] or [`WriteChunk`]
+    ///   (a scribbled index does that to a side's later operations). So no
+    ///   [`create`](Self::create) over the ring, and no raw writes to it
+    ///   ([`Region::write`], [`Region::as_ptr`]) except, from the thread
+    ///   using the sides and with no chunk of one side alive while the
+    ///   other side operates, the scribbles tests use to play a
+    ///   misbehaving peer.
+    ///
+    /// A second producer or a scribbler in *another* process is a peer
+    /// breaking the protocol, which this process survives (values
+    /// garbled, or [`RingError::Corrupted`]); in this process it would be
+    /// undefined behaviour.
+    pub unsafe fn producer(&self) -> Result<Producer<'a, T>, RingError> {
         // Tail first: with no other producer it is fixed, and the head
         // loaded after it is at most tail and at least tail - capacity.
         let tail = self.header.tail.0.load(Ordering::Acquire);
@@ -420,9 +483,17 @@ impl<'a, T: Pod> SpscRing<'a, T> {
     /// Attaches the consuming side: reads `head` (its own index from now
     /// on) and `tail`, and checks that they make sense together.
     ///
-    /// At most one consumer may be attached at a time, across all
-    /// processes (see the [module documentation](self)).
-    pub fn consumer(&self) -> Result<Consumer<'a, T>, RingError> {
+    /// Fails with [`RingError::Corrupted`] if the indices are invalid.
+    ///
+    /// # Safety
+    ///
+    /// As for [`producer`](Self::producer), with the roles swapped: while
+    /// the returned handle lives, no other [`Consumer`] of this ring
+    /// exists, in this process or any other, and nothing else in this
+    /// process writes the ring's memory as that section rules out. (Two
+    /// consumers would let one free the slots of the other's
+    /// [`ReadChunk`] for the producer to overwrite under its `&[T]`.)
+    pub unsafe fn consumer(&self) -> Result<Consumer<'a, T>, RingError> {
         let head = self.header.head.0.load(Ordering::Acquire);
         let tail = self.header.tail.0.load(Ordering::Acquire);
         if tail.wrapping_sub(head) > self.cap() {
@@ -552,12 +623,10 @@ fn slots_offset(region: &Region, offset: usize) -> crate::Result<usize> {
 /// ```
 /// use shmkit::ring::spsc::HeapSpscRing;
 ///
-/// let heap = HeapSpscRing::<u64>::new(8)?;
-/// let ring = heap.ring();
-/// let mut tx = ring.producer()?;
+/// let mut heap = HeapSpscRing::<u64>::new(8)?;
+/// let (mut tx, mut rx) = heap.split()?;
 /// std::thread::scope(|s| {
-///     s.spawn(|| {
-///         let mut rx = ring.consumer().unwrap();
+///     s.spawn(move || {
 ///         let mut want = 0;
 ///         while want < 100 {
 ///             match rx.try_pop() {
@@ -658,8 +727,8 @@ impl<'a, T: Pod> Producer<'a, T> {
     /// ```
     /// use shmkit::ring::spsc::HeapSpscRing;
     ///
-    /// let heap = HeapSpscRing::<u64>::new(4)?;
-    /// let (mut tx, mut rx) = (heap.ring().producer()?, heap.ring().consumer()?);
+    /// let mut heap = HeapSpscRing::<u64>::new(4)?;
+    /// let (mut tx, mut rx) = heap.split()?;
     /// let mut chunk = tx.write_chunk(3)?;
     /// let (a, b) = chunk.as_mut_slices();
     /// for (i, v) in a.iter_mut().chain(b.iter_mut()).enumerate() {
@@ -746,8 +815,8 @@ impl<'a, T: Pod> Producer<'a, T> {
 /// use shmkit::ring::spsc::HeapSpscRing;
 /// use shmkit::ring::RingError;
 ///
-/// let heap = HeapSpscRing::<[u8; 4]>::new(4)?;
-/// let (mut tx, mut rx) = (heap.ring().producer()?, heap.ring().consumer()?);
+/// let mut heap = HeapSpscRing::<[u8; 4]>::new(4)?;
+/// let (mut tx, mut rx) = heap.split()?;
 /// assert_eq!(rx.try_pop(), Err(RingError::Empty));
 /// tx.try_push(*b"ping")?;
 /// assert_eq!(rx.peek()?, *b"ping");
@@ -816,8 +885,8 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// ```
     /// use shmkit::ring::spsc::HeapSpscRing;
     ///
-    /// let heap = HeapSpscRing::<[u8; 64]>::new(4)?;
-    /// let (mut tx, mut rx) = (heap.ring().producer()?, heap.ring().consumer()?);
+    /// let mut heap = HeapSpscRing::<[u8; 64]>::new(4)?;
+    /// let (mut tx, mut rx) = heap.split()?;
     /// tx.try_push([1; 64])?;
     /// let mut msg = [0; 64];
     /// rx.pop_into(&mut msg)?;
@@ -869,8 +938,8 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// ```
     /// use shmkit::ring::spsc::HeapSpscRing;
     ///
-    /// let heap = HeapSpscRing::<u64>::new(4)?;
-    /// let (mut tx, mut rx) = (heap.ring().producer()?, heap.ring().consumer()?);
+    /// let mut heap = HeapSpscRing::<u64>::new(4)?;
+    /// let (mut tx, mut rx) = heap.split()?;
     /// tx.push_slice(&[1, 2, 3])?;
     /// let chunk = rx.read_chunk(8)?;
     /// let (a, b) = chunk.as_slices();
@@ -947,8 +1016,8 @@ impl<'a, T: Pod> Consumer<'a, T> {
 /// ```
 /// use shmkit::ring::spsc::HeapSpscRing;
 ///
-/// let heap = HeapSpscRing::<u32>::new(4)?;
-/// let (mut tx, mut rx) = (heap.ring().producer()?, heap.ring().consumer()?);
+/// let mut heap = HeapSpscRing::<u32>::new(4)?;
+/// let (mut tx, mut rx) = heap.split()?;
 /// tx.push_slice(&[0, 0, 0])?;
 /// rx.pop_slice(&mut [0; 3])?;
 /// // Three slots from index 3 on: slot 3, then slots 0 and 1.
@@ -1054,8 +1123,8 @@ impl<T: Pod> WriteChunk<'_, '_, T> {
 /// ```
 /// use shmkit::ring::spsc::HeapSpscRing;
 ///
-/// let heap = HeapSpscRing::<u32>::new(4)?;
-/// let (mut tx, mut rx) = (heap.ring().producer()?, heap.ring().consumer()?);
+/// let mut heap = HeapSpscRing::<u32>::new(4)?;
+/// let (mut tx, mut rx) = heap.split()?;
 /// tx.push_slice(&[1, 2, 3])?;
 /// let chunk = rx.read_chunk(2)?;
 /// assert_eq!(chunk.as_slices(), (&[1, 2][..], &[][..]));
@@ -1143,8 +1212,10 @@ impl<T: Pod> ReadChunk<'_, '_, T> {
     }
 }
 
-/// An SPSC ring on the heap, for unit tests and loom models (loom cannot
-/// see atomics inside mapped memory). Its view is the same [`SpscRing`].
+/// An SPSC ring on the heap, for unit tests, loom models, fuzzing and
+/// threads of one process (loom cannot see atomics inside mapped memory).
+/// Its view is the same [`SpscRing`]; [`split`](Self::split) attaches
+/// both sides without `unsafe`.
 ///
 /// ```
 /// use shmkit::ring::spsc::HeapSpscRing;
@@ -1195,6 +1266,51 @@ impl<T: Pod> HeapSpscRing<T> {
         }
         Ok(self.ring())
     }
+
+    /// The producer and the consumer. Safe: `&mut self` stays borrowed
+    /// while they live, so no other handle of this ring exists or can be
+    /// made (a view from [`ring`](Self::ring) needs `&self`), and the ring
+    /// is on the heap, out of reach of any other process. Once both are
+    /// dropped, `split` again resumes where they stopped.
+    ///
+    /// Fails with [`RingError::Corrupted`] if the indices are invalid
+    /// (they are private to this type, so only its own tests scribble on
+    /// them).
+    ///
+    /// ```
+    /// use shmkit::ring::spsc::HeapSpscRing;
+    ///
+    /// let mut heap = HeapSpscRing::<u64>::new(4)?;
+    /// let (mut tx, mut rx) = heap.split()?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(move || {
+    ///         for i in 0..100 {
+    ///             while tx.try_push(i).is_err() {
+    ///                 std::thread::yield_now();
+    ///             }
+    ///         }
+    ///     });
+    ///     for want in 0..100 {
+    ///         loop {
+    ///             match rx.try_pop() {
+    ///                 Ok(v) => break assert_eq!(v, want),
+    ///                 Err(_) => std::thread::yield_now(),
+    ///             }
+    ///         }
+    ///     }
+    /// });
+    /// let (_tx, mut rx) = heap.split()?; // resumes: empty, at index 100
+    /// assert!(rx.try_pop().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn split(&mut self) -> Result<(Producer<'_, T>, Consumer<'_, T>), RingError> {
+        let ring = self.ring();
+        // SAFETY: `&mut self` is borrowed for as long as both handles
+        // live, so no other view, and hence no other handle, of this ring
+        // exists meanwhile; the header and slots are this value's own heap
+        // allocations, which nothing else can write.
+        unsafe { Ok((ring.producer()?, ring.consumer()?)) }
+    }
 }
 
 #[cfg(all(test, not(shmkit_loom)))]
@@ -1205,7 +1321,9 @@ mod tests {
     fn fills_and_drains_with_wrap_around() {
         let heap = HeapSpscRing::<u64>::new(4).unwrap();
         let ring = heap.ring();
-        let (mut p, mut c) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        // SAFETY: the only producer and consumer of a ring that only this
+        // test touches.
+        let (mut p, mut c) = unsafe { (ring.producer().unwrap(), ring.consumer().unwrap()) };
         for round in 0..10u64 {
             for i in 0..4 {
                 p.try_push(round * 4 + i).unwrap();
@@ -1225,9 +1343,8 @@ mod tests {
 
     #[test]
     fn pop_into_fills_out_only_when_a_value_is_there() {
-        let heap = HeapSpscRing::<[u8; 64]>::new(2).unwrap();
-        let ring = heap.ring();
-        let (mut p, mut c) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        let mut heap = HeapSpscRing::<[u8; 64]>::new(2).unwrap();
+        let (mut p, mut c) = heap.split().unwrap();
         let mut out = [9u8; 64];
         assert_eq!(c.pop_into(&mut out), Err(RingError::Empty));
         assert_eq!(out, [9u8; 64]);
@@ -1244,9 +1361,8 @@ mod tests {
 
     #[test]
     fn slices_and_chunks_split_at_the_end_of_the_array() {
-        let heap = HeapSpscRing::<u32>::new(8).unwrap();
-        let ring = heap.ring();
-        let (mut p, mut c) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        let mut heap = HeapSpscRing::<u32>::new(8).unwrap();
+        let (mut p, mut c) = heap.split().unwrap();
         assert_eq!(p.push_slice(&[0, 1, 2, 3, 4, 5]).unwrap(), 6);
         let mut buf = [0; 5];
         assert_eq!(c.pop_slice(&mut buf).unwrap(), 5);
@@ -1278,10 +1394,44 @@ mod tests {
     }
 
     #[test]
+    fn split_attaches_both_sides_and_resumes_where_they_stopped() {
+        let mut heap = HeapSpscRing::<u64>::new(4).unwrap();
+        {
+            let (mut p, mut c) = heap.split().unwrap();
+            assert_eq!(p.push_slice(&[1, 2, 3]), Ok(3));
+            assert_eq!(c.try_pop(), Ok(1));
+        }
+        // New handles start from the shared indices: 2 and 3 are there.
+        let (mut p, mut c) = heap.split().unwrap();
+        assert_eq!((p.len(), c.len()), (Ok(2), Ok(2)));
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                for v in 4..1000 {
+                    while p.try_push(v) == Err(RingError::Full) {
+                        std::thread::yield_now();
+                    }
+                }
+            });
+            for want in 2..1000 {
+                loop {
+                    match c.try_pop() {
+                        Ok(v) => break assert_eq!(v, want),
+                        Err(RingError::Empty) => std::thread::yield_now(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        });
+        assert_eq!(heap.header.tail.0.load(Ordering::Relaxed), 999);
+        assert_eq!(heap.header.head.0.load(Ordering::Relaxed), 999);
+        heap.header.head.0.store(999 + 5, Ordering::Relaxed);
+        assert_eq!(heap.split().unwrap_err(), RingError::Corrupted(BAD_INDICES));
+    }
+
+    #[test]
     fn capacity_one_works() {
-        let heap = HeapSpscRing::<u8>::new(1).unwrap();
-        let ring = heap.ring();
-        let (mut p, mut c) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        let mut heap = HeapSpscRing::<u8>::new(1).unwrap();
+        let (mut p, mut c) = heap.split().unwrap();
         for i in 0..5 {
             p.try_push(i).unwrap();
             assert_eq!(p.try_push(i), Err(RingError::Full));
@@ -1293,7 +1443,9 @@ mod tests {
     fn scribbled_indices_are_reported_not_followed() {
         let heap = HeapSpscRing::<u64>::new(4).unwrap();
         let ring = heap.ring();
-        let (mut p, mut c) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        // SAFETY: the only producer and consumer of a ring that only this
+        // test touches.
+        let (mut p, mut c) = unsafe { (ring.producer().unwrap(), ring.consumer().unwrap()) };
         p.push_slice(&[1, 2, 3, 4]).unwrap();
         assert_eq!(c.try_pop(), Ok(1)); // sees tail = 4
         assert_eq!(p.try_push(5), Ok(())); // sees head = 1
@@ -1313,14 +1465,11 @@ mod tests {
         heap.header.tail.0.store(5, Ordering::Relaxed); // restored
         assert_eq!(c.try_pop(), Ok(5));
         heap.header.head.0.store(100, Ordering::Relaxed);
-        assert_eq!(
-            ring.producer().unwrap_err(),
-            RingError::Corrupted(BAD_INDICES)
-        );
-        assert_eq!(
-            ring.consumer().unwrap_err(),
-            RingError::Corrupted(BAD_INDICES)
-        );
+        // SAFETY: both calls fail (the indices are invalid), so no second
+        // producer or consumer is made.
+        let (p2, c2) = unsafe { (ring.producer(), ring.consumer()) };
+        assert_eq!(p2.unwrap_err(), RingError::Corrupted(BAD_INDICES));
+        assert_eq!(c2.unwrap_err(), RingError::Corrupted(BAD_INDICES));
         assert_eq!(ring.len(), Err(RingError::Corrupted(BAD_INDICES)));
         assert!(HeapSpscRing::<u64>::new(4).unwrap().open().is_ok());
         heap.header.capacity.store(8, Ordering::Relaxed);
@@ -1365,11 +1514,13 @@ mod loom_tests {
                 let (heap, produce) = (heap.clone(), produce.clone());
                 loom::thread::spawn(move || {
                     let ring = heap.ring();
-                    produce(&mut ring.producer().unwrap());
+                    // SAFETY: the model's only producer.
+                    produce(&mut unsafe { ring.producer() }.unwrap());
                 })
             };
             let ring = heap.ring();
-            let mut c = ring.consumer().unwrap();
+            // SAFETY: the model's only consumer.
+            let mut c = unsafe { ring.consumer() }.unwrap();
             let got = consume(&mut c);
             assert_eq!(got, (0..N).collect::<Vec<_>>());
             producer.join().unwrap();
@@ -1498,12 +1649,14 @@ mod loom_tests {
                     loom::thread::spawn(move || {
                         let ring = heap.ring();
                         if side == 0 {
-                            let mut p = ring.producer().unwrap();
+                            // SAFETY: the model's only producer.
+                            let mut p = unsafe { ring.producer() }.unwrap();
                             for v in 0..2 {
                                 retry(RingError::Full, || p.try_push(v));
                             }
                         } else {
-                            let mut c = ring.consumer().unwrap();
+                            // SAFETY: the model's only consumer.
+                            let mut c = unsafe { ring.consumer() }.unwrap();
                             for v in 0..2 {
                                 assert_eq!(retry(RingError::Empty, || c.try_pop()), v);
                             }

@@ -122,7 +122,27 @@
 //! the same for every slot one participant holds, for a participant that
 //! takes over a dead one's id. The ring cannot tell dead from slow itself:
 //! repairing a live holder's slot would let its late store hand on a slot
-//! that is no longer its own. Liveness is the caller's to know.
+//! that is no longer its own, and let the next lap's participant copy the
+//! value while the holder still does. Liveness is the caller's to know, so
+//! `repair` and `release_claims` are `unsafe`: their contract is that no
+//! thread of this process still holds the claim (the channel layer keeps
+//! it with its attachment tables). A live holder in *another* process is
+//! a peer breaking the protocol, which costs torn or lost values.
+//!
+//! # Why pushing and popping are safe
+//!
+//! No reference to a slot's value is ever handed out: [`MpmcRing::try_push`]
+//! copies the value in and [`MpmcRing::try_pop`] copies it out, each
+//! between the CAS that claimed the slot and the `Release` store that
+//! hands it on. A claim is one successful CAS on the slot's word from the
+//! one state that allows it, so two threads of this process never hold
+//! the same slot at once, and never copy the same value concurrently,
+//! however many views, threads and participant ids they use; only a slot
+//! handed on early (by `repair` or `release_claims`, hence `unsafe`) could
+//! break that, or the ring laid out again under its users, which a region
+//! handle refuses ([`MpmcRing::create`] wants bytes it never placed). So any number of views may push and pop from any threads
+//! without `unsafe`, unlike the SPSC and byte rings, whose in-place chunks
+//! lend references and whose sides keep unshared indices.
 //!
 //! # Memory ordering
 //!
@@ -398,13 +418,21 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     ///
     /// Meant for an init closure of
     /// [`RegionOptions::create_with`](crate::RegionOptions::create_with) or
-    /// [`anonymous_with`](crate::RegionOptions::anonymous_with): the memory
-    /// must not be in use by anyone yet (creating over a live ring resets
-    /// it under its users, who may then lose or duplicate values).
+    /// [`anonymous_with`](crate::RegionOptions::anonymous_with), on memory
+    /// nobody uses yet. This region handle refuses, with
+    /// [`Error::PlacementConflict`], bytes it has placed anything over
+    /// already, a ring made there before included: creating over a live
+    /// ring would reset it under its users, and two participants of this
+    /// process could then claim the same slot. (Through another handle or
+    /// from another process, it is a peer resetting the ring: users may
+    /// lose or duplicate values.)
     pub fn create(region: &'a Region, offset: usize, capacity: usize) -> Result<Self> {
         Self::bytes_for(capacity)?;
-        let header = region.place::<MpmcHeader>(offset)?;
-        let slots = region.place_slice::<MpmcSlot<T>>(slots_offset(region, offset)?, capacity)?;
+        let header = region.spot::<MpmcHeader>(offset, 1)?;
+        let slots = region.spot::<MpmcSlot<T>>(slots_offset(region, offset)?, capacity)?;
+        region.claim(&[header.placed(), slots.placed()], true)?;
+        // SAFETY: both claimed just above.
+        let (header, slots) = unsafe { (&header.get()[0], slots.get()) };
         init(header, slots);
         Ok(Self { header, slots })
     }
@@ -425,32 +453,35 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     /// outside its slots.
     pub fn open(region: &'a Region, offset: usize) -> Result<Self> {
         check_element::<T>()?;
-        let header = region.place::<MpmcHeader>(offset)?;
-        if header.magic.load(Ordering::Acquire) != MPMC_MAGIC {
-            return Err(Error::Corrupted {
-                what: "no MPMC ring at this offset (magic)",
-            });
-        }
-        let size = header.elem_size.load(Ordering::Relaxed);
-        let align = header.elem_align.load(Ordering::Relaxed);
-        if (size, align) != (size_of::<T>() as u64, align_of::<T>() as u64) {
-            return Err(Error::LayoutMismatch {
-                found: size << 32 | align,
-                expected: (size_of::<T>() as u64) << 32 | align_of::<T>() as u64,
-            });
-        }
-        if header.slot_stride.load(Ordering::Relaxed) != size_of::<MpmcSlot<T>>() as u64 {
-            return Err(Error::Corrupted {
-                what: "MPMC ring slot stride",
-            });
-        }
-        let capacity = usize::try_from(header.capacity.load(Ordering::Relaxed))
-            .ok()
-            .filter(|c| check_capacity(*c).is_ok())
-            .ok_or(Error::Corrupted {
-                what: "MPMC ring capacity",
-            })?;
-        let slots = region.place_slice::<MpmcSlot<T>>(slots_offset(region, offset)?, capacity)?;
+        // A failed check gives the header's placement back, so that a
+        // failed probe leaves the bytes free for `create`.
+        let (header, slots) = region.place_checked::<MpmcHeader, _>(offset, |header| {
+            if header.magic.load(Ordering::Acquire) != MPMC_MAGIC {
+                return Err(Error::Corrupted {
+                    what: "no MPMC ring at this offset (magic)",
+                });
+            }
+            let size = header.elem_size.load(Ordering::Relaxed);
+            let align = header.elem_align.load(Ordering::Relaxed);
+            if (size, align) != (size_of::<T>() as u64, align_of::<T>() as u64) {
+                return Err(Error::LayoutMismatch {
+                    found: size << 32 | align,
+                    expected: (size_of::<T>() as u64) << 32 | align_of::<T>() as u64,
+                });
+            }
+            if header.slot_stride.load(Ordering::Relaxed) != size_of::<MpmcSlot<T>>() as u64 {
+                return Err(Error::Corrupted {
+                    what: "MPMC ring slot stride",
+                });
+            }
+            let capacity = usize::try_from(header.capacity.load(Ordering::Relaxed))
+                .ok()
+                .filter(|c| check_capacity(*c).is_ok())
+                .ok_or(Error::Corrupted {
+                    what: "MPMC ring capacity",
+                })?;
+            region.place_slice::<MpmcSlot<T>>(slots_offset(region, offset)?, capacity)
+        })?;
         Ok(Self { header, slots })
     }
 
@@ -672,7 +703,17 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     /// Only for a holder known to be dead (or known never to touch the
     /// ring again): a live one would still write its slot after this, and
     /// values could be lost, duplicated or torn.
-    pub fn repair(&self, stall: Stall) -> bool {
+    ///
+    /// # Safety
+    ///
+    /// No thread of this process holds the claim `stall` names (is between
+    /// that claim and its hand-over), nor ever will: its holder is a
+    /// participant of a dead process, or one of this process known to have
+    /// stopped for good. Otherwise, once the slot is handed on, the next
+    /// lap's participant copies the value while the holder still does: a
+    /// data race. (A live holder in another process instead garbles or
+    /// loses values, as any peer that breaks the protocol.)
+    pub unsafe fn repair(&self, stall: Stall) -> bool {
         let cap = self.slots.len() as u64;
         let w = Word::of(stall.word);
         let held = matches!(w.state, State::Claimed | State::Taking);
@@ -691,7 +732,14 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     /// many. For a participant that takes over the id of a dead one,
     /// before its first operation: claims under that id are then the dead
     /// one's. Reads every slot once.
-    pub fn release_claims(&self, holder: Holder) -> usize {
+    ///
+    /// # Safety
+    ///
+    /// As for [`repair`](Self::repair), for every claim under `holder`: no
+    /// thread of this process holds, or will again make, a claim under
+    /// that id and role while this runs (this process's own participant
+    /// taking over the id has not operated yet).
+    pub unsafe fn release_claims(&self, holder: Holder) -> usize {
         let (state, who) = match holder {
             Holder::Producer(p) => (State::Claimed, p.id()),
             Holder::Consumer(p) => (State::Taking, p.id()),
@@ -700,7 +748,9 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
             .filter(|&slot| {
                 let word = self.slots[slot].seq.load(Ordering::Acquire);
                 let w = Word::of(word);
-                w.state == state && w.who == who && self.repair(Stall { slot, word })
+                // SAFETY: the slot's claim is `holder`'s, which the caller
+                // guarantees no thread of this process holds.
+                w.state == state && w.who == who && unsafe { self.repair(Stall { slot, word }) }
             })
             .count()
     }
