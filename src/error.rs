@@ -154,11 +154,12 @@ pub enum Error {
         /// What was found wrong.
         what: &'static str,
     },
-    /// Every participant slot of this user's registry is held by a live
-    /// process.
+    /// Every participant slot of a table is held by a live handle: the
+    /// region's table ([`MAX_PARTICIPANTS`](crate::region::MAX_PARTICIPANTS)
+    /// open handles at once) or a barrier's table of parties.
     #[error("all {slots} participant slots are in use by live processes")]
     TooManyParticipants {
-        /// The registry's capacity.
+        /// The table's capacity.
         slots: usize,
     },
     /// The channel end asked for has no room for another handle: an SPSC

@@ -39,6 +39,11 @@
 //! [`Region::write`]), handing on a stalled MPMC slot
 //! ([`ring::mpmc::MpmcRing::repair`]). See [`ShmSafe`] for the whole
 //! argument.
+//!
+//! The trust model as a whole (who can reach an object, what a peer that
+//! can write it can still do, how liveness is decided and why no name in
+//! `/dev/shm` can fool it, what survives `SIGKILL`) is written once, in the
+//! *Trust model* section of the README.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 

@@ -235,8 +235,7 @@ impl<T: Pod + Send> Repair for Attached<T> {
 /// ring is built for concurrent use, and a handle's own state is an atomic
 /// flag. Threads may share one handle (by reference or in an `Arc`), which
 /// costs no entry, or take one each with `try_clone`, which does. A clone
-/// attaches a new entry and so can fail (table full, or the participant
-/// registry unavailable), which is why there is `try_clone` and no
+/// attaches a new entry and so can fail (the table is full), which is why there is `try_clone` and no
 /// [`Clone`]: `clone` could only report that by panicking.
 ///
 /// # Disconnect

@@ -24,11 +24,13 @@
 //! # Owner death
 //!
 //! A process that takes a lock writes its participant *token* into the
-//! lock word: a slot in the per-user registry
-//! `/shmkit-participants-v1-<uid>` plus a generation, never a pid. A waiter that has slept a few milliseconds
-//! without progress checks whether the token's process is alive — through
-//! an OFD lock that the kernel drops when the process dies, so a reused
-//! pid cannot fool it — and, if not, takes the lock over and gets
+//! lock word: the slot and generation its region handle holds in the
+//! region's own participant table, never a pid. A waiter that keeps
+//! seeing the same holder for a millisecond checks whether that handle is
+//! alive — through an OFD lock on the region's own file that the kernel
+//! drops when the handle closes or its process dies, so neither a reused
+//! pid nor anything done to names in `/dev/shm` can fool it — and, if not,
+//! takes the lock over and gets
 //! [`LockError::OwnerDied`] with the guard: the data may be half-updated.
 //! The caller repairs it and calls `mark_consistent()`; dropping that guard
 //! without doing so marks the lock [not recoverable](LockError::NotRecoverable)

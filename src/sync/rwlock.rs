@@ -51,7 +51,7 @@
 //! [`Probe`] (after 1 ms, then at most every 10 ms). If it is dead, the waiter acts with one
 //! CAS from the exact state it saw, so two waiters can never both act on
 //! the same death, and a token cannot be confused with a later process's
-//! (tokens carry their registry slot's generation):
+//! (tokens carry their participant slot's generation):
 //!
 //! | state seen (`w` dead)     | a writer installs            | a reader installs                        |
 //! |---------------------------|------------------------------|------------------------------------------|
