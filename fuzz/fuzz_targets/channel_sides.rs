@@ -5,21 +5,30 @@
 //!
 //! Handles are real: an attach is a `try_clone` of an existing handle of
 //! that end (or, with none left, `from_region` on a fresh mapping), a
-//! detach is a drop. Every handle is this process's, so every entry it
-//! takes holds this process's token, which is alive. Scribbles write the
-//! table words as a misbehaving peer could: a count (0, the entries held,
-//! one off either way, the limit, one past it, `u32::MAX`, anything), an
-//! entry (free, this process's token, or a word of 32 bits with the top
-//! one set, which no process has as a token: tokens are 31 bits), the
-//! `attached` flag, or the epoch. The model predicts each table's words
-//! exactly after every operation (which entry an attach takes, the count
-//! it leaves, the epoch), and what the other end's calls return:
+//! detach is a drop. Every `Region` handle has a participant token of its
+//! own (`slot << 21 | generation`, 31 bits, never 0), alive while that
+//! `Region` is open: a clone shares its source's `Region`, so its token;
+//! a handle made with `from_region` brings a new `Region`, whose token
+//! dies with the last handle using it. The first sender and receiver have
+//! a `Region` each, and so has the mapping the target scribbles through,
+//! whose token stays alive throughout. The model records each handle's
+//! token (a clone's is its source's; a new `Region`'s is read from the
+//! entry the model predicts it takes, and must be well formed and never
+//! seen before), and counts a token alive while a live handle or the
+//! scribbling mapping has it. Scribbles write the table words as a
+//! misbehaving peer could: a count (0, the entries held, one off either
+//! way, the limit, one past it, `u32::MAX`, anything), an entry (free, a
+//! live token, or a word of 32 bits with the top one set, which no handle
+//! has as a token: tokens are 31 bits), the `attached` flag, or the
+//! epoch. The model predicts each table's words exactly after every
+//! operation (which entry an attach takes, the token and count it leaves,
+//! the epoch), and what the other end's calls return:
 //!
 //! ```text
 //! a table's state: count > 65536 (the limit)           Corrupted
 //!                  count < entries held (non-zero)     Corrupted
 //!                  attached == 0                       Idle
-//!                  an entry holds our token            Open
+//!                  an entry holds a live token         Open
 //!                  otherwise                           Closed
 //! hint:            count == 0 && attached != 0, or count > 65536
 //! ```
@@ -36,11 +45,13 @@
 //! one from the predicted state, and follows whichever came.
 //!
 //! The model's attach: refused (`ChannelBusy`) with 32 entries holding
-//! our token; otherwise the first entry not holding it: a free one raises
-//! the count (unless it is at the limit: then it is passed over) and the
-//! epoch, a foreign one is taken over as it is. A detach frees its entry
-//! (even one another handle has taken over since a scribble) and lowers
-//! the count, wrapping.
+//! live tokens; otherwise the first entry not holding one: a free one
+//! raises the count (unless it is at the limit: then it is passed over)
+//! and the epoch, one holding a dead token or garbage is taken over as it
+//! is; either way the entry gets the attaching handle's token. A detach
+//! frees its entry (even one another handle has taken over since a
+//! scribble) and lowers the count, wrapping; the handle's token dies with
+//! it if no other live handle shares its `Region`.
 //!
 //! Input layout (bytes past the end read as zero):
 //!
@@ -61,7 +72,9 @@
 //!  2  drop a sender              (handle byte)
 //!  3  drop a receiver            (handle byte)
 //!  4  scribble the count         (selector byte, u32 LE for "anything")
-//!  5  scribble an entry          (index byte, kind byte, u32 LE)
+//!  5  scribble an entry          (index byte, kind byte, u32 LE: for
+//!                                 a live token, the (u32 % n)-th of the
+//!                                 n live ones, in increasing order)
 //!  6  scribble `attached`        (selector byte, u32 LE)
 //!  7  scribble the epoch         (u32 LE)
 //!  8  recv_timeout(0)            (handle byte)
@@ -71,13 +84,18 @@
 //! ```
 //!
 //! The table offsets (channel header in `src/channel/blocking.rs`, `Side`
-//! in `src/channel/side.rs`) and the count limit are the library's, written
-//! out here.
+//! in `src/channel/side.rs`), the count limit and the token format
+//! (`src/region/participants.rs`) are the library's, written out here. So
+//! is the mutex's lock word (`src/sync/raw_mutex.rs`: `token << 1` while
+//! locked), which tells the scribbling mapping's token: it locks a mutex
+//! in the unused bytes between the channel header (768 bytes) and the ring
+//! (at 1024), and the first sender's mapping reads the word.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use shmkit::atomic::{AtomicU32, Ordering};
 use shmkit::channel::{mpmc_channel, MpmcReceiver, MpmcSender, RecvError, SendError};
+use shmkit::sync::Mutex;
 use shmkit::{Error, Region, RegionOptions};
 use shmkit_fuzz::Input;
 use std::collections::VecDeque;
@@ -97,6 +115,16 @@ const EPOCH: usize = 136;
 const ENTRIES: usize = 32;
 /// The most a healthy count is.
 const COUNT_LIMIT: u32 = 1 << 16;
+/// Bits of a token holding its slot's generation.
+const GEN_BITS: u32 = 21;
+const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
+/// Slots in a region's participant table (`0..SLOTS`).
+const SLOTS: u32 = 1023;
+/// The largest token.
+const TOKEN_MAX: u32 = ((SLOTS - 1) << GEN_BITS) | GEN_MASK;
+/// Where the scribbling mapping locks a mutex to show its token: past the
+/// channel header, before the ring.
+const PROBE: usize = 768;
 /// Handles of each end the target keeps at most (past 32, attaches are
 /// refused anyway).
 const POOL: usize = 40;
@@ -127,12 +155,13 @@ impl Table {
         self.tokens.iter().filter(|&&t| t != 0).count() as u32
     }
 
-    fn state(&self, me: u32) -> State {
+    /// The table's state, with `live` the tokens alive now.
+    fn state(&self, live: &[u32]) -> State {
         if self.count > COUNT_LIMIT || self.count < self.held() {
             State::Corrupted
         } else if self.attached == 0 {
             State::Idle
-        } else if self.tokens.contains(&me) {
+        } else if self.tokens.iter().any(|t| live.contains(t)) {
             State::Open
         } else {
             State::Closed
@@ -144,14 +173,17 @@ impl Table {
         (self.count == 0 && self.attached != 0) || self.count > COUNT_LIMIT
     }
 
-    /// The entry an attach takes, or `None` for `ChannelBusy`.
-    fn attach(&mut self, me: u32) -> Option<usize> {
-        if self.tokens.iter().filter(|&&t| t == me).count() >= ENTRIES {
+    /// The entry an attach takes while the tokens in `live` are alive, or
+    /// `None` for `ChannelBusy`. The entry gets the attaching handle's
+    /// token: the caller writes it (a new `Region`'s is only known once
+    /// it is there).
+    fn attach(&mut self, live: &[u32]) -> Option<usize> {
+        if self.tokens.iter().filter(|t| live.contains(t)).count() >= ENTRIES {
             return None;
         }
         for i in 0..ENTRIES {
             let t = self.tokens[i];
-            if t == me {
+            if live.contains(&t) {
                 continue;
             }
             if t == 0 {
@@ -161,7 +193,6 @@ impl Table {
                 self.count += 1;
                 self.epoch = self.epoch.wrapping_add(1);
             }
-            self.tokens[i] = me;
             self.attached = 1;
             return Some(i);
         }
@@ -178,6 +209,8 @@ impl Table {
 struct Handle<H> {
     h: H,
     entry: usize,
+    /// The token of the `Region` it uses.
+    token: u32,
     /// Whether it has seen the other end gone (a blocking call's
     /// `Disconnected`, or a `try_` call's probe).
     gone: bool,
@@ -240,6 +273,37 @@ fn read_table(region: &Region, t: usize) -> Table {
     }
 }
 
+/// Whether `t` could be a token: non-zero, in range, with a non-zero
+/// generation.
+fn well_formed(t: u32) -> bool {
+    t != 0 && t <= TOKEN_MAX && t & GEN_MASK != 0
+}
+
+/// The tokens alive now, in increasing order: the scribbling mapping's
+/// and every live handle's.
+fn live_tokens<S, R>(scribbler: u32, senders: &[Handle<S>], receivers: &[Handle<R>]) -> Vec<u32> {
+    let mut live: Vec<u32> = std::iter::once(scribbler)
+        .chain(senders.iter().map(|h| h.token))
+        .chain(receivers.iter().map(|h| h.token))
+        .collect();
+    live.sort_unstable();
+    live.dedup();
+    live
+}
+
+/// The token a new `Region` wrote into entry `entry` of table `t` when it
+/// attached: any well-formed one no handle had before; `seen` records it.
+fn new_token(region: &Region, t: usize, entry: usize, seen: &mut Vec<u32>) -> u32 {
+    let token = word(region, t, TOKENS + 4 * entry).load(Ordering::SeqCst);
+    assert!(well_formed(token), "table {t}: a new token: {token:#x}");
+    assert!(
+        !seen.contains(&token),
+        "table {t}: a new token {token:#x} seen before: {seen:x?}"
+    );
+    seen.push(token);
+    token
+}
+
 /// The `(b % n)`-th index of `n`, if any.
 fn pick(b: u8, n: usize) -> Option<usize> {
     (n > 0).then(|| b as usize % n)
@@ -265,23 +329,45 @@ fuzz_target!(|data: &[u8]| {
         .from_fd(tx0.region().as_fd().try_clone_to_owned().expect("dup"))
         .expect("open the channel region");
     let fd = || region.as_fd().try_clone_to_owned().expect("dup");
-    let me = word(&region, SENDERS, TOKENS).load(Ordering::SeqCst);
-    assert!(me != 0 && me < 1 << 31, "a token: {me:#x}");
-    let first = Table {
+    // The scribbling mapping's token, as its mutex's lock word shows it to
+    // another mapping.
+    let scribbler = {
+        let lock = region.place::<Mutex<u32>>(PROBE).expect("a mutex");
+        let guard = lock.lock().expect("lock");
+        let w = tx0
+            .region()
+            .place::<AtomicU32>(PROBE)
+            .expect("the lock word")
+            .load(Ordering::SeqCst);
+        drop(guard);
+        assert_eq!(w & 1, 0, "lock word {w:#x}");
+        w >> 1
+    };
+    let tx0_token = word(&region, SENDERS, TOKENS).load(Ordering::SeqCst);
+    let rx0_token = word(&region, RECEIVERS, TOKENS).load(Ordering::SeqCst);
+    // Every token a handle or the scribbling mapping has had.
+    let mut seen = vec![scribbler, tx0_token, rx0_token];
+    for (k, &t) in seen.iter().enumerate() {
+        assert!(well_formed(t), "a token: {t:#x}");
+        assert!(!seen[..k].contains(&t), "tokens not distinct: {seen:x?}");
+    }
+    let first = |me| Table {
         attached: 1,
         count: 1,
         tokens: std::array::from_fn(|i| if i == 0 { me } else { 0 }),
         epoch: 1,
     };
-    let mut tables = [first.clone(), first];
+    let mut tables = [first(tx0_token), first(rx0_token)];
     let mut senders = vec![Handle {
         h: tx0,
         entry: 0,
+        token: tx0_token,
         gone: false,
     }];
     let mut receivers = vec![Handle {
         h: rx0,
         entry: 0,
+        token: rx0_token,
         gone: false,
     }];
     let mut queue = VecDeque::new();
@@ -293,6 +379,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let op = input.u8();
         let t = usize::from(op / OPS % 2);
+        let live = live_tokens(scribbler, &senders, &receivers);
         match op % OPS {
             0 if senders.len() < POOL => {
                 let h = match senders.first() {
@@ -303,8 +390,19 @@ fuzz_target!(|data: &[u8]| {
                     }
                 };
                 let gone = senders.first().is_some_and(|s| s.gone);
-                match (tables[SENDERS].attach(me), h) {
-                    (Some(entry), Some(h)) => senders.push(Handle { h, entry, gone }),
+                let source = senders.first().map(|s| s.token);
+                match (tables[SENDERS].attach(&live), h) {
+                    (Some(entry), Some(h)) => {
+                        let token =
+                            source.unwrap_or_else(|| new_token(&region, SENDERS, entry, &mut seen));
+                        tables[SENDERS].tokens[entry] = token;
+                        senders.push(Handle {
+                            h,
+                            entry,
+                            token,
+                            gone,
+                        });
+                    }
                     (None, None) => {}
                     (want, got) => panic!("sender attach: want {want:?}, got {}", got.is_some()),
                 }
@@ -318,8 +416,19 @@ fuzz_target!(|data: &[u8]| {
                     }
                 };
                 let gone = receivers.first().is_some_and(|r| r.gone);
-                match (tables[RECEIVERS].attach(me), h) {
-                    (Some(entry), Some(h)) => receivers.push(Handle { h, entry, gone }),
+                let source = receivers.first().map(|r| r.token);
+                match (tables[RECEIVERS].attach(&live), h) {
+                    (Some(entry), Some(h)) => {
+                        let token = source
+                            .unwrap_or_else(|| new_token(&region, RECEIVERS, entry, &mut seen));
+                        tables[RECEIVERS].tokens[entry] = token;
+                        receivers.push(Handle {
+                            h,
+                            entry,
+                            token,
+                            gone,
+                        });
+                    }
                     (None, None) => {}
                     (want, got) => {
                         panic!("receiver attach: want {want:?}, got {}", got.is_some())
@@ -361,7 +470,7 @@ fuzz_target!(|data: &[u8]| {
                 let any = u32::from_le_bytes(std::array::from_fn(|_| input.u8()));
                 let v = match kind % 3 {
                     0 => 0,
-                    1 => me,
+                    1 => live[any as usize % live.len()],
                     _ => any | 1 << 31,
                 };
                 word(&region, t, TOKENS + 4 * i).store(v, Ordering::SeqCst);
@@ -389,7 +498,7 @@ fuzz_target!(|data: &[u8]| {
                     let got = recv_got(r.h.recv_timeout(Duration::ZERO));
                     let want = match queue.front() {
                         Some(&v) => Got::Ok(Some(v)),
-                        None => blocked(tables[SENDERS].state(me)),
+                        None => blocked(tables[SENDERS].state(&live)),
                     };
                     assert_eq!(got, want, "recv_timeout");
                     match got {
@@ -405,7 +514,7 @@ fuzz_target!(|data: &[u8]| {
                     let v = sent ^ salt;
                     let got = send_got(s.h.send_timeout(v, Duration::ZERO));
                     let peers = &tables[RECEIVERS];
-                    let state = peers.state(me);
+                    let state = peers.state(&live);
                     let want = if peers.hint() && matches!(state, State::Closed | State::Corrupted)
                     {
                         blocked(state)
@@ -430,7 +539,7 @@ fuzz_target!(|data: &[u8]| {
                     let r = &mut receivers[k];
                     let got = recv_got(r.h.try_recv());
                     let peers = &tables[SENDERS];
-                    let state = peers.state(me);
+                    let state = peers.state(&live);
                     if let Some(&v) = queue.front() {
                         assert_eq!(got, Got::Ok(Some(v)), "try_recv");
                         queue.pop_front();
@@ -466,7 +575,7 @@ fuzz_target!(|data: &[u8]| {
                     let v = sent ^ salt;
                     let got = send_got(s.h.try_send(v));
                     let peers = &tables[RECEIVERS];
-                    let state = peers.state(me);
+                    let state = peers.state(&live);
                     let probed = match state {
                         State::Closed => Got::Disconnected,
                         State::Corrupted => Got::Corrupted,
