@@ -34,10 +34,36 @@
 //! without doing so marks the lock [not recoverable](LockError::NotRecoverable)
 //! for everyone, as `pthread` robust mutexes do.
 
+// First, so that `stop_point!` is defined for the modules below.
+#[macro_use]
+#[cfg_attr(not(shmkit_loom), allow(unused_macros))]
+mod stop {
+    /// Returns (`$ret`) from the enclosing function if the calling loom
+    /// thread was told to stop at step `$step` (`model::stop_after`), so a
+    /// model can stop a participant mid-protocol as a kill would; nothing
+    /// outside loom.
+    macro_rules! stop_point {
+        ($step:literal) => {
+            #[cfg(shmkit_loom)]
+            if $crate::sync::model::stops_at($step) {
+                return;
+            }
+        };
+        ($step:literal => $ret:expr) => {
+            #[cfg(shmkit_loom)]
+            if $crate::sync::model::stops_at($step) {
+                return $ret;
+            }
+        };
+    }
+}
+
 mod barrier;
 mod condvar;
 mod error;
 mod event;
+#[cfg(shmkit_loom)]
+pub(crate) mod model;
 mod mutex;
 pub(crate) mod owner;
 mod raw_mutex;
