@@ -3,7 +3,7 @@
 //! | type | like Python's | when a participant dies |
 //! |---|---|---|
 //! | [`Mutex<T>`] | `Lock` | next locker gets [`LockError::OwnerDied`] |
-//! | [`RwLock<T>`] | — | a dead *writer* is recovered like a mutex holder; read holds of dead processes are not |
+//! | [`RwLock<T>`] | — | a dead *writer* is recovered like a mutex holder; a dead reader's holds are dropped (the next writer's guard is clean) |
 //! | [`Condvar`] | `Condition` | its mutex reports the death on relock |
 //! | [`Semaphore`] | `Semaphore`, `BoundedSemaphore` | permits are not owned, so not recovered |
 //! | [`Event`] | `Event` | nothing to recover: no owner |
