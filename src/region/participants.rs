@@ -430,10 +430,10 @@ mod model {
         /// token, and whatever a protocol derives from it, is the same each
         /// time loom replays a schedule). Not a model variable: plain std.
         static ref NEXT: std::sync::Mutex<u32> = std::sync::Mutex::new(1);
-        /// The one token a model has declared dead (0: none); a model
-        /// variable, so that whoever learns of the death also sees
+        /// The (up to two) tokens a model has declared dead (0: none);
+        /// model variables, so that whoever learns of a death also sees
         /// everything the dead participant did before it.
-        static ref DEAD: AtomicU32 = AtomicU32::new(0);
+        static ref DEAD: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
     }
 
     loom::thread_local! {
@@ -459,7 +459,7 @@ mod model {
         if !Token::is_well_formed(t.raw()) {
             return Liveness::Invalid;
         }
-        if DEAD.load(Ordering::Acquire) == t.raw() {
+        if DEAD.iter().any(|d| d.load(Ordering::Acquire) == t.raw()) {
             Liveness::Dead
         } else {
             Liveness::Alive
@@ -470,6 +470,12 @@ mod model {
     /// killed process: the thread must do nothing more to shared state
     /// (it stops, as a killed process would, after its last step).
     pub(crate) fn declare_dead() {
-        DEAD.store(current(core::ptr::null()).raw(), Ordering::Release);
+        let me = current(core::ptr::null()).raw();
+        if DEAD[0]
+            .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            DEAD[1].store(me, Ordering::Release);
+        }
     }
 }

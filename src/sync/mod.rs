@@ -5,7 +5,7 @@
 //! | [`Mutex<T>`] | `Lock` | next locker gets [`LockError::OwnerDied`] |
 //! | [`RwLock<T>`] | — | a dead *writer* is recovered like a mutex holder; a dead reader's holds are dropped (the next writer's guard is clean) |
 //! | [`Condvar`] | `Condition` | its mutex reports the death on relock |
-//! | [`Semaphore`] | `Semaphore`, `BoundedSemaphore` | permits are not owned, so not recovered |
+//! | [`Semaphore`] | `Semaphore`, `BoundedSemaphore` | owned permits ([`SemaphorePermit`]) are given back by the next acquirer; plain ones are not owned, so not recovered |
 //! | [`Event`] | `Event` | nothing to recover: no owner |
 //! | [`Barrier`] | `Barrier` | every waiter gets [`WaitError::Broken`] |
 //!
@@ -77,4 +77,4 @@ pub use error::{LockError, WaitError};
 pub use event::{Event, EventMode};
 pub use mutex::{Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-pub use semaphore::Semaphore;
+pub use semaphore::{Semaphore, SemaphorePermit};
