@@ -391,11 +391,16 @@ impl RawRwLock {
         }
     }
 
-    /// The first entry holding read locks, if any (`SeqCst`: the load side
-    /// of the pairs in the module docs).
+    /// Whether some entry holds read locks (`SeqCst`: the load side of the
+    /// pairs in the module docs). Every entry is loaded, with no branch
+    /// between the loads (about 10 ns for the 32 entries, uncontended).
     #[inline]
-    fn first_reader(&self) -> Option<usize> {
-        (0..ENTRIES).find(|&i| entry_count(self.readers[i].load(Ordering::SeqCst)) != 0)
+    fn readers_in(&self) -> bool {
+        self.readers
+            .iter()
+            .fold(0, |any, e| any | e.load(Ordering::SeqCst))
+            & COUNT
+            != 0
     }
 
     /// Spins a little while some entry holds read locks; returns whether
@@ -404,7 +409,7 @@ impl RawRwLock {
     fn spin_readers(&self) -> bool {
         for _ in 0..SPINS {
             spin_loop();
-            if self.first_reader().is_none() {
+            if !self.readers_in() {
                 return true;
             }
         }
@@ -685,7 +690,7 @@ impl RawRwLock {
     /// is left, clear `PARKED` and wake everyone.
     #[cold]
     fn last_reader_wake(&self) {
-        if self.first_reader().is_some() {
+        if self.readers_in() {
             // That reader wakes the writer when it leaves (or, if it is
             // dead, the writer's probe finds it).
             return;
@@ -718,9 +723,9 @@ impl RawRwLock {
             let new = if w == 0 {
                 // Readers in, live: no need to claim (and hold up new
                 // readers) at all.
-                if self.first_reader().is_some() {
+                if self.readers_in() {
                     self.clear_dead_readers(me)?;
-                    if self.first_reader().is_some() {
+                    if self.readers_in() {
                         return Err(LockError::WouldBlock);
                     }
                 }
@@ -741,7 +746,7 @@ impl RawRwLock {
             }
         };
         pair_fence();
-        if self.first_reader().is_some() {
+        if self.readers_in() {
             // A reader counted itself in meanwhile (it will back out), or
             // the dead writer's: look once more, then give the claim up.
             if let Err(e) = self.clear_dead_readers(me) {
@@ -767,7 +772,7 @@ impl RawRwLock {
         {
             stop_point!("rwlock.write.claimed" => Err(LockError::WouldBlock));
             pair_fence();
-            if self.first_reader().is_none() {
+            if !self.readers_in() {
                 return Ok(Acquired::Clean);
             }
             return self.write_contended(me, deadline, true);
@@ -809,7 +814,7 @@ impl RawRwLock {
             }
             if claimed && w == me.raw() {
                 pair_fence();
-                if self.first_reader().is_none() {
+                if !self.readers_in() {
                     if s & CLAIMING != 0
                         && self
                             .state
@@ -857,7 +862,7 @@ impl RawRwLock {
                         continue;
                     }
                     pair_fence();
-                    if self.first_reader().is_none() {
+                    if !self.readers_in() {
                         continue;
                     }
                 }
@@ -901,7 +906,7 @@ impl RawRwLock {
                 return Err(LockError::Timeout);
             }
             pair_fence();
-            let (new, acquired) = if self.first_reader().is_none() {
+            let (new, acquired) = if !self.readers_in() {
                 (s & !CLAIMING, Some(Acquired::from_orphaned(s)))
             } else {
                 (s & !(WRITER | CLAIMING | PARKED), None)
