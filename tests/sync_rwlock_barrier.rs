@@ -1,7 +1,9 @@
 //! RwLock and Barrier across processes: readers sharing while a writer
 //! updates a multi-word invariant, a writer killed holding the lock
 //! (taken over by a writer, reported to readers, or left unrecoverable),
-//! a reader killed holding the lock, every timeout form, corrupted state;
+//! readers killed holding the lock or at random points of taking it (a
+//! waiting writer gets in, never while a live reader holds it), a full
+//! table of readers, every timeout form, corrupted state;
 //! a barrier passed by four processes for many generations, aborted, broken
 //! by a killed party, and fed garbage.
 #![allow(clippy::disallowed_types)]
@@ -163,6 +165,36 @@ fn rw_child(role: &str, args: &[String]) {
             s.started.store(1, Ordering::Release);
             std::thread::sleep(LIMIT);
             drop(g);
+        }
+        "churn-read" => {
+            // Take and release read locks as fast as possible (sometimes
+            // holding one a little), until killed.
+            let mut n = 0u64;
+            loop {
+                let g = s.lock.read().expect("read");
+                assert!(all_equal(&g), "a reader saw a torn update: {:?}", *g);
+                if n % 64 == 0 {
+                    spin_for(Duration::from_micros(20));
+                }
+                drop(g);
+                n += 1;
+                if n == 1000 {
+                    s.started.store(1, Ordering::Release);
+                }
+            }
+        }
+        "read-until-done" => {
+            // A live reader beside the killed ones: it must never see a
+            // writer's update half done.
+            let mut reads = 0u64;
+            while s.writer_done.load(Ordering::Acquire) == 0 {
+                let g = s.lock.read().expect("read");
+                assert!(all_equal(&g), "a reader saw a torn update: {:?}", *g);
+                spin_for(Duration::from_micros(5));
+                drop(g);
+                reads += 1;
+            }
+            report(format!("reads={reads}"));
         }
         other => panic!("unknown role rw-{other}"),
     }
@@ -436,16 +468,184 @@ fn every_timeout_form_against_a_reader_in_another_process_and_writer_preference(
 }
 
 #[test]
-fn a_killed_reader_is_not_recovered_but_writers_only_wait_until_their_deadline() {
+fn a_writer_waiting_on_a_killed_reader_gets_the_lock_clean_and_promptly() {
     let (name, s) = rw_shared("rw-dead-reader");
     let child = spawn_holder(&s, &name, "rw-hold-read");
+    assert!(matches!(s.lock.try_write(), Err(LockError::WouldBlock)));
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let r = s.lock.write_timeout(Duration::from_secs(20));
+            let at = Instant::now();
+            let mut g = r.unwrap_or_else(|e| panic!("expected a clean guard, got {e:?}"));
+            assert!(g.is_consistent());
+            g[0] = 1;
+            at
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let killed = kill(child);
+        let at = writer.join().unwrap();
+        let delay = at - killed;
+        eprintln!("writer got the lock {delay:?} after the reader was killed");
+        assert!(delay < PROMPT, "took {delay:?}");
+    });
+    // Everything works normally afterwards.
+    assert_eq!(s.lock.try_read().unwrap()[0], 1);
+    assert!(s.lock.try_write().is_ok());
+    assert!(format!("{:?}", s.lock).contains("readers: 0"));
+}
+
+#[test]
+fn a_try_write_after_a_reader_was_killed_gets_the_lock() {
+    let (name, s) = rw_shared("rw-dead-reader-try");
+    let child = spawn_holder(&s, &name, "rw-hold-read");
+    assert!(matches!(s.lock.try_write(), Err(LockError::WouldBlock)));
     kill(child);
-    let d = Duration::from_millis(100);
+    // try_write probes the readers it finds: the dead one is cleared.
+    assert!(s.lock.try_write().is_ok());
+    assert!(s.lock.try_read().is_ok());
+}
+
+#[test]
+fn a_killed_reader_beside_a_live_one_does_not_let_a_writer_in() {
+    let (name, s) = rw_shared("rw-dead-and-live");
+    let live = spawn_holder(&s, &name, "rw-hold-read-until-released");
+    let dead = spawn_holder(&s, &name, "rw-hold-read");
+    kill(dead);
+    // Long enough for many probes: the dead reader is cleared, the live
+    // one is waited for.
+    let d = Duration::from_millis(300);
     assert_times_out("write_timeout", d, || s.lock.write_timeout(d));
     assert!(matches!(s.lock.try_write(), Err(LockError::WouldBlock)));
-    // Readers are unaffected.
-    assert_eq!(*s.lock.try_read().unwrap(), [0; WORDS]);
-    assert!(s.lock.read_timeout(d).is_ok());
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut g = s.lock.write_timeout(Duration::from_secs(20)).unwrap();
+            assert!(g.is_consistent());
+            g[0] = 3;
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !writer.is_finished(),
+            "the writer got in beside a live reader"
+        );
+        s.release.store(1, Ordering::Release);
+        writer.join().unwrap();
+    });
+    finish(live, LIMIT);
+    assert_eq!(s.lock.read().unwrap()[0], 3);
+}
+
+/// xorshift64.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[test]
+fn readers_killed_at_random_points_never_block_a_writer_nor_let_it_in_early() {
+    const ROUNDS: u64 = 100;
+    let (name, s) = rw_shared("rw-churn");
+    let live = spawn("rw-read-until-done", &[&name]);
+    let mut seed = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
+    let mut slowest = Duration::ZERO;
+    for round in 1..=ROUNDS {
+        let child = spawn_holder(&s, &name, "rw-churn-read");
+        // A kill point up to ~2 ms into the churn: usually inside read()
+        // or its unlock, or holding.
+        std::thread::sleep(Duration::from_micros(next(&mut seed) % 2000));
+        let killed = kill(child);
+        let mut g = s
+            .lock
+            .write_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("round {round}: expected a clean guard, got {e:?}"));
+        slowest = slowest.max(killed.elapsed());
+        for i in 0..WORDS {
+            g[i] = round;
+            if i == WORDS / 2 {
+                spin_for(Duration::from_micros(20));
+            }
+        }
+        drop(g);
+    }
+    eprintln!("slowest write after a kill: {slowest:?}");
+    assert!(slowest < PROMPT, "took {slowest:?}");
+    s.writer_done.store(1, Ordering::Release);
+    let lines = finish(live, LIMIT);
+    eprintln!("live reader: {lines:?}");
+    assert_eq!(*s.lock.read().unwrap(), [ROUNDS; WORDS]);
+}
+
+#[test]
+fn a_reader_finding_every_entry_taken_waits_and_dead_entries_are_reclaimed() {
+    let name = unique_name("rw-full");
+    let first = Shm::<RwShared>::create(&name, |_| {}).unwrap();
+    let slots = RwLock::<Words>::READER_SLOTS;
+    assert_eq!(slots, 32);
+    // One region handle per reader: each is its own participant.
+    let handles: Vec<_> = (0..slots)
+        .map(|_| Shm::<RwShared>::open(&name).unwrap())
+        .collect();
+    let guards: Vec<_> = handles.iter().map(|h| h.lock.read().unwrap()).collect();
+    // A 33rd participant finds no entry: it waits as for a writer.
+    assert!(matches!(first.lock.try_read(), Err(LockError::WouldBlock)));
+    let d = Duration::from_millis(50);
+    assert_times_out("read_timeout", d, || first.lock.read_timeout(d));
+    // Other threads of a holding handle share its entry.
+    assert!(handles[0].lock.try_read().is_ok());
+    // An entry freed by a live reader is found within a poll.
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| first.lock.read_timeout(Duration::from_secs(20)).map(|_| ()));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!waiter.is_finished());
+        let mut guards = guards;
+        guards.pop();
+        waiter.join().unwrap().unwrap();
+        // Handles whose holds are never released and which are then
+        // closed are dead participants: their entries are reclaimed.
+        for g in guards {
+            std::mem::forget(g);
+        }
+    });
+    drop(handles);
+    let others: Vec<_> = (0..slots - 1)
+        .map(|_| Shm::<RwShared>::open(&name).unwrap())
+        .collect();
+    let _held: Vec<_> = others.iter().map(|h| h.lock.read().unwrap()).collect();
+    assert!(first.lock.try_read().is_ok());
+    drop(_held);
+    let mut w = first.lock.write_timeout(Duration::from_secs(5)).unwrap();
+    w[0] = 5;
+}
+
+#[test]
+fn uncontended_costs_are_printed() {
+    // No assertion on time: a record of what each call costs, in-thread.
+    const N: u32 = 1_000_000;
+    let s = Shm::<RwLock<Words>>::anonymous(|_| {}).unwrap();
+    let time = |what: &str, f: &mut dyn FnMut()| {
+        for _ in 0..N / 10 {
+            f();
+        }
+        let t = Instant::now();
+        for _ in 0..N {
+            f();
+        }
+        eprintln!(
+            "{what}: {:.1} ns",
+            t.elapsed().as_nanos() as f64 / f64::from(N)
+        );
+    };
+    time("read + unlock", &mut || {
+        drop(std::hint::black_box(s.read().unwrap()))
+    });
+    time("write + unlock", &mut || {
+        drop(std::hint::black_box(s.write().unwrap()))
+    });
+    let m = Shm::<shmkit::sync::Mutex<Words>>::anonymous(|_| {}).unwrap();
+    time("mutex lock + unlock", &mut || {
+        drop(std::hint::black_box(m.lock().unwrap()))
+    });
 }
 
 /// Writes `state` over the lock word of the rwlock at offset 0.
@@ -460,6 +660,20 @@ unsafe fn scribble(s: &Shm<RwLock<Words>>, state: u64) {
     unsafe { s.region().write::<u64>(0, &state) }.unwrap();
 }
 
+/// Documented offset of the first reader entry.
+const RW_READERS: usize = 64;
+
+/// Writes `entry` over reader entry `i`.
+///
+/// # Safety
+///
+/// As for [`scribble`]: no guard alive, no other thread using the lock.
+unsafe fn scribble_entry(s: &Shm<RwLock<Words>>, i: usize, entry: u64) {
+    // SAFETY: entries are atomics; the caller guarantees no concurrent
+    // access.
+    unsafe { s.region().write::<u64>(RW_READERS + 8 * i, &entry) }.unwrap();
+}
+
 fn corrupted<G>(r: Result<G, LockError<G>>) -> bool {
     matches!(r, Err(LockError::Corrupted(_)))
 }
@@ -470,7 +684,8 @@ fn corrupted_rwlock_states_are_typed_errors_never_hangs() {
     let forever = Duration::from_secs(20);
     for (what, garbage) in [
         ("reserved bit", 1u64 << 63),
-        ("reader count at its limit", (1 << 30) - 1),
+        ("low reserved bits", (1 << 29) - 1),
+        ("claim without a writer", 1 << 29),
         ("writer token out of range", 0x7FFF_FFFEu64 << 32),
         (
             "writer token out of range, with readers",
@@ -494,6 +709,23 @@ fn corrupted_rwlock_states_are_typed_errors_never_hangs() {
     assert!(corrupted(s.read_timeout(forever)), "gen 0: read");
     assert!(corrupted(s.write_timeout(forever)), "gen 0: write");
     assert!(t.elapsed() < PROMPT, "gen 0: took {:?}", t.elapsed());
+    // Reader entries no participant writes: found by the writer probing
+    // the entries that keep it waiting; readers are unaffected.
+    unsafe { scribble(&s, 0) };
+    for (what, garbage) in [
+        ("a count without a token", 3u64),
+        ("a token out of range", (0x7FFF_FFFEu64 << 32) | 1),
+        ("a token with generation 0", ((7u64 << 21) << 32) | 1),
+        ("a token with bit 63 set", (1u64 << 63) | 1),
+    ] {
+        unsafe { scribble_entry(&s, 5, garbage) };
+        let t = Instant::now();
+        assert!(corrupted(s.try_write()), "{what}: try_write");
+        assert!(corrupted(s.write_timeout(forever)), "{what}: write");
+        assert!(t.elapsed() < PROMPT, "{what}: took {:?}", t.elapsed());
+        assert!(s.try_read().is_ok(), "{what}: try_read");
+        unsafe { scribble_entry(&s, 5, 0) };
+    }
     // All ones is the not-recoverable mark.
     unsafe { scribble(&s, u64::MAX) };
     assert!(matches!(s.read(), Err(LockError::NotRecoverable)));
@@ -502,6 +734,10 @@ fn corrupted_rwlock_states_are_typed_errors_never_hangs() {
     unsafe { scribble(&s, 0) };
     // SAFETY: as for `scribble`, on the futex epoch word.
     unsafe { s.region().write::<u32>(8, &u32::MAX) }.unwrap();
+    assert_eq!(
+        std::mem::size_of::<RwLock<Words>>(),
+        RW_READERS + 8 * 32 + 8 * WORDS
+    );
     *s.write().unwrap() = [4; WORDS];
     assert_eq!(*s.read().unwrap(), [4; WORDS]);
 }

@@ -1,8 +1,9 @@
 //! Semaphore and Event across processes: a semaphore limiting concurrency
 //! among 4 processes, the bounded overflow, every timeout form, manual-
-//! and auto-reset events waking waiters in other processes, permits lost
-//! with a killed holder, and corrupted state written by a peer (including
-//! while a waiter sleeps).
+//! and auto-reset events waking waiters in other processes, plain permits
+//! lost with a killed holder, and corrupted state written by a peer
+//! (including while a waiter sleeps). Owned permits are in
+//! `sync_semaphore_owned.rs`.
 // Tests use `std`'s atomics as a library user would; the ban on naming
 // them is for the library's own code.
 #![allow(clippy::disallowed_types)]
@@ -13,15 +14,16 @@ use common::{child_role, finish, report, spawn, unique_name, wait_until};
 use shmkit::sync::{Event, EventMode, Semaphore, WaitError};
 use shmkit::{Region, RegionOptions, Shm, ShmSafe};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// Documented offsets of the shared words.
-const SEM_COUNT: usize = 0;
-const SEM_LIMIT: usize = 4;
-const SEM_SLEEPERS: u32 = 1 << 31;
+const SEM_STATE: usize = 0;
+const SEM_LIMIT: usize = 8;
+const SEM_PERMITS: u64 = 0x7FFF_FFFF;
+const SEM_SLEEPERS: u64 = 1 << 31;
 const EVENT_STATE: usize = 0;
 const EVENT_MODE: usize = 4;
 const EVENT_SLEEPERS: u32 = 2;
@@ -51,12 +53,7 @@ unsafe impl ShmSafe for EventBoard {}
 /// through another handle of the region's object, since `region` holds
 /// the board there and refuses an `AtomicU32` over its words.
 fn word(region: &Region, offset: usize) -> Word {
-    let opts = RegionOptions::new().any_layout();
-    let peer = match region.name() {
-        Some(name) => opts.open(name),
-        None => opts.from_fd(region.as_fd().try_clone_to_owned().unwrap()),
-    }
-    .expect("another handle");
+    let peer = peer(region);
     peer.place::<AtomicU32>(offset).expect("word in bounds");
     Word(peer, offset)
 }
@@ -71,6 +68,40 @@ impl Word {
     fn store(&self, value: u32, order: Ordering) {
         self.0
             .place::<AtomicU32>(self.1)
+            .unwrap()
+            .store(value, order)
+    }
+}
+
+/// A handle of its own on the object `region` maps, for words read or
+/// scribbled on as a peer would.
+fn peer(region: &Region) -> Region {
+    let opts = RegionOptions::new().any_layout();
+    match region.name() {
+        Some(name) => opts.open(name),
+        None => opts.from_fd(region.as_fd().try_clone_to_owned().unwrap()),
+    }
+    .expect("another handle")
+}
+
+/// The 64-bit word at `offset`, seen through a handle of its own (as
+/// [`word`]).
+fn word64(region: &Region, offset: usize) -> Word64 {
+    let peer = peer(region);
+    peer.place::<AtomicU64>(offset).expect("word in bounds");
+    Word64(peer, offset)
+}
+
+/// A 64-bit word of a region, seen through a handle of its own.
+struct Word64(Region, usize);
+
+impl Word64 {
+    fn load(&self, order: Ordering) -> u64 {
+        self.0.place::<AtomicU64>(self.1).unwrap().load(order)
+    }
+    fn store(&self, value: u64, order: Ordering) {
+        self.0
+            .place::<AtomicU64>(self.1)
             .unwrap()
             .store(value, order)
     }
@@ -134,9 +165,9 @@ fn child_entry() {
         }
         "sem-release-when-asleep" => {
             let b = Shm::<SemBoard>::open(&args[0]).expect("open");
-            let count = word(b.region(), SEM_COUNT);
+            let state = word64(b.region(), SEM_STATE);
             wait_until(LIMIT, "the parent to sleep", || {
-                count.load(Ordering::Acquire) & SEM_SLEEPERS != 0
+                state.load(Ordering::Acquire) & SEM_SLEEPERS != 0
             });
             b.sem.release().unwrap();
         }
@@ -173,8 +204,11 @@ fn child_entry() {
 
 #[test]
 fn layouts_are_as_documented() {
-    assert_eq!(std::mem::size_of::<Semaphore>(), 8);
-    assert_eq!(std::mem::align_of::<Semaphore>(), 4);
+    assert_eq!(
+        std::mem::size_of::<Semaphore>(),
+        16 + 8 * Semaphore::OWNER_SLOTS
+    );
+    assert_eq!(std::mem::align_of::<Semaphore>(), 8);
     assert_eq!(std::mem::size_of::<Event>(), 8);
     assert_eq!(std::mem::align_of::<Event>(), 4);
 }
@@ -217,8 +251,8 @@ fn semaphore_limits_concurrency_across_4_processes() {
     assert_eq!(b.sem.available().unwrap(), PERMITS);
     // Nobody sleeps any more; at most a stale sleepers bit is left.
     assert_eq!(
-        word(b.region(), SEM_COUNT).load(Ordering::Acquire) & !SEM_SLEEPERS,
-        PERMITS
+        word64(b.region(), SEM_STATE).load(Ordering::Acquire) & !SEM_SLEEPERS,
+        u64::from(PERMITS)
     );
 }
 
@@ -318,7 +352,7 @@ fn a_release_in_another_process_wakes_a_sleeping_acquirer() {
 }
 
 #[test]
-fn permits_of_a_killed_holder_are_not_recovered() {
+fn plain_permits_of_a_killed_holder_are_not_recovered() {
     let name = unique_name("sem-killed");
     let b = Shm::<SemBoard>::create(&name, |b| b.sem.init(2, Some(2))).unwrap();
     let mut child = spawn("sem-hold-forever", &[&name]);
@@ -468,13 +502,14 @@ fn event_timeout_forms() {
 #[test]
 fn corrupted_semaphore_words_are_errors() {
     let s = Shm::<Semaphore>::anonymous(|s| s.init(1, Some(2))).unwrap();
-    let count = word(s.region(), SEM_COUNT);
+    let count = word64(s.region(), SEM_STATE);
     let limit = word(s.region(), SEM_LIMIT);
     assert_eq!(count.load(Ordering::Relaxed), 1);
     assert_eq!(limit.load(Ordering::Relaxed), 3);
 
-    // Count above the bound, with and without the sleepers bit.
-    for garbage in [3, 0x7FFF_FFFF, SEM_SLEEPERS | 5] {
+    // Count above the bound, with and without the sleepers bit (and with
+    // owner parity bits, which do not make a count valid).
+    for garbage in [3, SEM_PERMITS, SEM_SLEEPERS | 5, (1 << 40) | 4] {
         count.store(garbage, Ordering::Relaxed);
         assert!(corrupted(s.try_acquire()), "{garbage:#x}");
         assert!(corrupted(s.acquire()), "{garbage:#x}");
@@ -555,14 +590,15 @@ fn corrupted_event_words_are_errors() {
 fn a_sleeping_acquirer_notices_corruption_written_by_a_peer() {
     // Garbage in the count, then in the bound; neither write wakes the
     // futex, so the sleeper finds it by re-checking on its own.
-    for (offset, garbage) in [(SEM_COUNT, 9), (SEM_LIMIT, u32::MAX)] {
+    for (offset, garbage) in [(SEM_STATE, 9), (SEM_LIMIT, u32::MAX)] {
         let name = unique_name("sem-corrupt");
         let b = Shm::<SemBoard>::create(&name, |b| b.sem.init(0, Some(1))).unwrap();
         let child = spawn("sem-sleep-until-corrupt", &[&name]);
-        let count = word(b.region(), SEM_COUNT);
+        let state = word64(b.region(), SEM_STATE);
         wait_until(LIMIT, "the child to sleep", || {
-            count.load(Ordering::Acquire) & SEM_SLEEPERS != 0
+            state.load(Ordering::Acquire) & SEM_SLEEPERS != 0
         });
+        // (The low half of the state, on this little-endian target.)
         word(b.region(), offset).store(garbage, Ordering::Release);
         assert_eq!(finish(child, LIMIT), ["corrupted"], "offset {offset}");
     }

@@ -405,7 +405,7 @@ mod real {
 }
 
 #[cfg(shmkit_loom)]
-pub(crate) use model::{attached, current, is_in_use, join, liveness, Membership};
+pub(crate) use model::{attached, current, declare_dead, is_in_use, join, liveness, Membership};
 
 /// Loom cannot see atomics in a mapping, so regions are never used under
 /// it; these stand-ins keep the crate compiling, and the lock protocols'
@@ -438,14 +438,22 @@ mod model {
         Ok(Vec::new())
     }
 
-    /// Hands out loom-thread tokens; outside the model, so plain std.
-    #[allow(clippy::disallowed_types)]
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    loom::lazy_static! {
+        /// Hands out loom-thread tokens, afresh in every execution (so a
+        /// token, and whatever a protocol derives from it, is the same each
+        /// time loom replays a schedule). Not a model variable: plain std.
+        static ref NEXT: std::sync::Mutex<u32> = std::sync::Mutex::new(1);
+        /// The (up to two) tokens a model has declared dead (0: none);
+        /// model variables, so that whoever learns of a death also sees
+        /// everything the dead participant did before it.
+        static ref DEAD: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+    }
 
     loom::thread_local! {
         static ME: Token = {
-            #[allow(clippy::disallowed_types)]
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
+            let n = *next;
+            *next += 1;
             // Slot n, generation 1: always well formed.
             Token::new((n % (SLOTS as u32 - 1)) as usize, 1)
         };
@@ -456,9 +464,31 @@ mod model {
         ME.with(|t| *t)
     }
 
-    /// Every participant is alive: models check the lock protocols,
-    /// cross-process tests check owner death.
-    pub(crate) fn liveness(_at: *const u8, _t: Token) -> Liveness {
-        Liveness::Alive
+    /// Every participant is alive, except the one a model declared dead
+    /// with [`declare_dead`]: models check the lock protocols (and their
+    /// recovery from a participant that stopped), cross-process tests check
+    /// that deaths are detected.
+    pub(crate) fn liveness(_at: *const u8, t: Token) -> Liveness {
+        if !Token::is_well_formed(t.raw()) {
+            return Liveness::Invalid;
+        }
+        if DEAD.iter().any(|d| d.load(Ordering::Acquire) == t.raw()) {
+            Liveness::Dead
+        } else {
+            Liveness::Alive
+        }
+    }
+
+    /// Declares the calling loom thread dead, as the kernel does for a
+    /// killed process: the thread must do nothing more to shared state
+    /// (it stops, as a killed process would, after its last step).
+    pub(crate) fn declare_dead() {
+        let me = current(core::ptr::null()).raw();
+        if DEAD[0]
+            .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            DEAD[1].store(me, Ordering::Release);
+        }
     }
 }

@@ -3,9 +3,9 @@
 //! | type | like Python's | when a participant dies |
 //! |---|---|---|
 //! | [`Mutex<T>`] | `Lock` | next locker gets [`LockError::OwnerDied`] |
-//! | [`RwLock<T>`] | — | a dead *writer* is recovered like a mutex holder; read holds of dead processes are not |
+//! | [`RwLock<T>`] | — | a dead *writer* is recovered like a mutex holder; a dead reader's holds are dropped (the next writer's guard is clean) |
 //! | [`Condvar`] | `Condition` | its mutex reports the death on relock |
-//! | [`Semaphore`] | `Semaphore`, `BoundedSemaphore` | permits are not owned, so not recovered |
+//! | [`Semaphore`] | `Semaphore`, `BoundedSemaphore` | owned permits ([`SemaphorePermit`]) are given back by the next acquirer; plain ones are not owned, so not recovered |
 //! | [`Event`] | `Event` | nothing to recover: no owner |
 //! | [`Barrier`] | `Barrier` | every waiter gets [`WaitError::Broken`] |
 //!
@@ -36,10 +36,36 @@
 //! without doing so marks the lock [not recoverable](LockError::NotRecoverable)
 //! for everyone, as `pthread` robust mutexes do.
 
+// First, so that `stop_point!` is defined for the modules below.
+#[macro_use]
+#[cfg_attr(not(shmkit_loom), allow(unused_macros))]
+mod stop {
+    /// Returns (`$ret`) from the enclosing function if the calling loom
+    /// thread was told to stop at step `$step` (`model::stop_after`), so a
+    /// model can stop a participant mid-protocol as a kill would; nothing
+    /// outside loom.
+    macro_rules! stop_point {
+        ($step:literal) => {
+            #[cfg(shmkit_loom)]
+            if $crate::sync::model::stops_at($step) {
+                return;
+            }
+        };
+        ($step:literal => $ret:expr) => {
+            #[cfg(shmkit_loom)]
+            if $crate::sync::model::stops_at($step) {
+                return $ret;
+            }
+        };
+    }
+}
+
 mod barrier;
 mod condvar;
 mod error;
 mod event;
+#[cfg(shmkit_loom)]
+pub(crate) mod model;
 mod mutex;
 pub(crate) mod owner;
 mod raw_mutex;
@@ -53,4 +79,4 @@ pub use error::{LockError, WaitError};
 pub use event::{Event, EventMode};
 pub use mutex::{Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-pub use semaphore::Semaphore;
+pub use semaphore::{Semaphore, SemaphorePermit};
