@@ -151,25 +151,26 @@ impl RawMutex {
             if !Token::is_well_formed(holder) {
                 return Err(RawLockError::Corrupted("lock word holds no owner"));
             }
-            match &mut watched {
-                Some((h, probe)) if *h == holder => {
-                    if probe.due() {
-                        match owner::liveness(&self.word, Token::from_raw(holder)) {
-                            Liveness::Alive => {}
-                            Liveness::Dead => match self.take_over(word, me) {
-                                Ok(acquired) => return Ok(acquired),
-                                Err(w) => {
-                                    word = w;
-                                    continue;
-                                }
-                            },
-                            Liveness::Invalid => {
-                                return Err(RawLockError::Corrupted("lock word holds no owner"))
-                            }
+            // A new holder starts a new watch (whose first probe is not due
+            // yet, except under loom, where every chance is taken).
+            let probe = match &mut watched {
+                Some((h, probe)) if *h == holder => probe,
+                other => &mut other.insert((holder, Probe::start())).1,
+            };
+            if probe.due() {
+                match owner::liveness(&self.word, Token::from_raw(holder)) {
+                    Liveness::Alive => {}
+                    Liveness::Dead => match self.take_over(word, me) {
+                        Ok(acquired) => return Ok(acquired),
+                        Err(w) => {
+                            word = w;
+                            continue;
                         }
+                    },
+                    Liveness::Invalid => {
+                        return Err(RawLockError::Corrupted("lock word holds no owner"))
                     }
                 }
-                _ => watched = Some((holder, Probe::start())),
             }
             if word & WAITERS == 0 {
                 if let Err(w) = self.word.compare_exchange(
@@ -232,5 +233,47 @@ impl RawMutex {
     /// Whether the lock word currently shows a holder (racy; diagnostics).
     pub(crate) fn is_locked(&self) -> bool {
         self.word.load(Ordering::Relaxed) != UNLOCKED
+    }
+}
+
+#[cfg(all(test, shmkit_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::sync::model;
+    use std::sync::Arc;
+
+    /// A holder dies holding the lock; two waiters then race for it.
+    /// Exactly one takes it over (`OwnerDied`: one CAS from the exact word
+    /// seen, so the two cannot both act on the death), the other waits for
+    /// that one and gets the lock cleanly; nobody waits forever (a lost
+    /// wake-up would be a deadlock).
+    #[test]
+    fn exactly_one_waiter_takes_over_from_a_dead_holder() {
+        loom::model(|| {
+            let m = Arc::new(RawMutex::new());
+            let holder = {
+                let m = m.clone();
+                loom::thread::spawn(move || {
+                    assert_eq!(m.lock(None).unwrap(), Acquired::Clean);
+                    model::die();
+                })
+            };
+            holder.join().unwrap();
+            let waiters: Vec<_> = (0..2)
+                .map(|_| {
+                    let m = m.clone();
+                    loom::thread::spawn(move || {
+                        let got = m.lock(None).unwrap();
+                        // SAFETY: this thread holds the lock just taken.
+                        unsafe { m.unlock() };
+                        got
+                    })
+                })
+                .collect();
+            let got: Vec<_> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+            let died = got.iter().filter(|g| **g == Acquired::OwnerDied).count();
+            assert_eq!(died, 1, "{got:?}");
+            assert!(!m.is_locked());
+        });
     }
 }

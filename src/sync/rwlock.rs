@@ -226,13 +226,6 @@ fn pair_fence() {
     crate::primitive::fence(Ordering::SeqCst);
 }
 
-/// Whether a probe of a waited-for participant is due now (always, under
-/// loom: its clock is not the model's, so every chance is taken).
-#[inline]
-fn due(probe: &mut Probe) -> bool {
-    cfg!(shmkit_loom) || probe.due()
-}
-
 /// How a hold was acquired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Acquired {
@@ -383,7 +376,7 @@ impl RawRwLock {
     /// [`Probe`] says, per waiter and per writer.
     fn probe_due(watched: &mut Option<(u32, Probe)>, w: u32) -> bool {
         match watched {
-            Some((h, probe)) if *h == w => due(probe),
+            Some((h, probe)) if *h == w => probe.due(),
             _ => {
                 *watched = Some((w, Probe::start()));
                 cfg!(shmkit_loom)
@@ -620,7 +613,7 @@ impl RawRwLock {
                     Enter::Blocked => continue,
                     Enter::Full => {
                         let probe = full.get_or_insert_with(Probe::start);
-                        if due(probe) && self.clear_dead_readers(me)? {
+                        if probe.due() && self.clear_dead_readers(me)? {
                             continue;
                         }
                         if expired(deadline) {
@@ -840,7 +833,7 @@ impl RawRwLock {
                     continue;
                 }
                 let probe = readers_watch.get_or_insert_with(Probe::start);
-                if due(probe) {
+                if probe.due() {
                     match self.clear_dead_readers(me) {
                         Ok(true) => continue,
                         Ok(false) => {}

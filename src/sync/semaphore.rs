@@ -211,13 +211,6 @@ fn home(t: Token) -> usize {
     (t.raw().wrapping_mul(0x9E37_79B9) >> 27) as usize % ENTRIES
 }
 
-/// Whether a probe of the owners is due now (always under loom, whose
-/// clock is not the model's).
-#[inline]
-fn due(probe: &mut Probe) -> bool {
-    cfg!(shmkit_loom) || probe.due()
-}
-
 /// Whether this thread may sweep the owners for a `try_` call now: at most
 /// once per [`MIN_PROBE`](super::wait::MIN_PROBE) per thread (always under
 /// loom).
@@ -893,7 +886,7 @@ impl Semaphore {
             if owners {
                 let p = probe.get_or_insert_with(Probe::start);
                 let now = expired(deadline) && sweep_allowed();
-                if (now || due(p)) && self.recover(self.me_or(kind))? {
+                if (now || p.due()) && self.recover(self.me_or(kind))? {
                     s = self.state.load(Ordering::Relaxed);
                     continue;
                 }
