@@ -103,6 +103,32 @@ fn a_million_values_arrive_in_order_then_disconnected() {
 }
 
 #[test]
+fn iterating_a_receiver_yields_every_value_then_ends() {
+    // Blocking iteration across processes, by reference and by value.
+    for owned in [false, true] {
+        let name = unique_name("iter");
+        let rx = Receiver::<u64>::create(&name, 64).unwrap();
+        let child = spawn("send-n", &[&name, "10000"]);
+        let got: Vec<u64> = if owned {
+            rx.into_iter().collect()
+        } else {
+            (&rx).into_iter().collect()
+        };
+        assert_eq!(got, (0..10_000).collect::<Vec<_>>());
+        finish(child, LIMIT);
+    }
+    // `try_iter` takes what is there and stops, with the sender still
+    // attached.
+    let (tx, rx) = shmkit::channel::channel::<u64>(8).unwrap();
+    tx.send_all(&[1, 2, 3]).unwrap();
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(rx.try_iter().next(), None);
+    tx.send(4).unwrap();
+    drop(tx);
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [4]);
+}
+
+#[test]
 fn a_killed_sender_is_seen_as_disconnected_after_draining() {
     let name = unique_name("killed-sender");
     let rx = Receiver::<u64>::create(&name, 64).unwrap();
@@ -278,7 +304,7 @@ fn every_timeout_form() {
     );
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert_eq!(
-        rx.recv_until(Instant::now() - Duration::from_secs(1)),
+        rx.recv_deadline(Instant::now() - Duration::from_secs(1)),
         Err(RecvError::Timeout)
     );
     tx.send(1).unwrap();
@@ -291,15 +317,15 @@ fn every_timeout_form() {
     ));
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert!(matches!(
-        tx.send_until(3, Instant::now() - Duration::from_secs(1)),
+        tx.send_deadline(3, Instant::now() - Duration::from_secs(1)),
         Err(SendError::Timeout(3))
     ));
     // A past deadline still takes what is there.
     assert_eq!(
-        rx.recv_until(Instant::now() - Duration::from_secs(1)),
+        rx.recv_deadline(Instant::now() - Duration::from_secs(1)),
         Ok(1)
     );
-    tx.send_until(3, Instant::now() - Duration::from_secs(1))
+    tx.send_deadline(3, Instant::now() - Duration::from_secs(1))
         .unwrap();
 }
 
@@ -316,7 +342,7 @@ fn every_batch_form() {
     );
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert_eq!(
-        rx.recv_slice_until(&mut buf, Instant::now() - Duration::from_secs(1)),
+        rx.recv_slice_deadline(&mut buf, Instant::now() - Duration::from_secs(1)),
         Err(RecvError::Timeout)
     );
     // As much as fits now, then nothing.
@@ -335,7 +361,7 @@ fn every_batch_form() {
     assert_eq!(buf[..3], [1, 2, 3]);
     // Room for three of five: those go, the deadline stops the rest.
     assert!(matches!(
-        tx.send_all_until(&[5, 6, 7, 8, 9], Instant::now() - Duration::from_secs(1)),
+        tx.send_all_deadline(&[5, 6, 7, 8, 9], Instant::now() - Duration::from_secs(1)),
         Err(SendError::Timeout(3))
     ));
     assert_eq!(
@@ -482,13 +508,13 @@ fn byte_channel_limits_and_timeouts() {
         Err(RecvError::Timeout)
     );
     assert_eq!(
-        rx.recv_with_until(mark, Instant::now() - Duration::from_secs(1)),
+        rx.recv_with_deadline(mark, Instant::now() - Duration::from_secs(1)),
         Err(RecvError::Timeout)
     );
     assert!(!ran.get());
     tx.send(b"abc").unwrap();
     assert_eq!(
-        rx.recv_with_until(|m| m.to_vec(), Instant::now() - Duration::from_secs(1)),
+        rx.recv_with_deadline(|m| m.to_vec(), Instant::now() - Duration::from_secs(1)),
         Ok(b"abc".to_vec())
     );
     tx.send(b"").unwrap();

@@ -448,7 +448,7 @@ fn every_timeout_form() {
     );
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert_eq!(
-        rx.recv_until(Instant::now() - Duration::from_secs(1)),
+        rx.recv_deadline(Instant::now() - Duration::from_secs(1)),
         Err(RecvError::Timeout)
     );
     tx.send(1).unwrap();
@@ -461,15 +461,15 @@ fn every_timeout_form() {
     }
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert!(matches!(
-        tx.send_until(3, Instant::now() - Duration::from_secs(1)),
+        tx.send_deadline(3, Instant::now() - Duration::from_secs(1)),
         Err(SendError::Timeout(3))
     ));
     // A past deadline still takes what is there.
     assert_eq!(
-        rx.recv_until(Instant::now() - Duration::from_secs(1)),
+        rx.recv_deadline(Instant::now() - Duration::from_secs(1)),
         Ok(1)
     );
-    tx.send_until(3, Instant::now() - Duration::from_secs(1))
+    tx.send_deadline(3, Instant::now() - Duration::from_secs(1))
         .unwrap();
     assert_eq!(rx.recv_timeout(LIMIT), Ok(2));
     assert_eq!(rx.recv_timeout(LIMIT), Ok(3));
@@ -553,4 +553,26 @@ fn clones_and_shared_handles_on_threads_deliver_every_value_exactly_once() {
         .collect();
     assert_eq!(all.len(), want.len());
     assert!(all == want, "every value exactly once");
+}
+
+#[test]
+fn iterating_an_mpmc_receiver_yields_every_value_then_ends() {
+    let (tx, rx) = mpmc_channel::<u64>(16).unwrap();
+    let tx2 = tx.try_clone().unwrap();
+    let senders = [tx, tx2].map(|tx| {
+        std::thread::spawn(move || {
+            for i in 0..1000 {
+                tx.send(i).unwrap();
+            }
+        })
+    });
+    let mut got: Vec<u64> = rx.iter().collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    got.sort_unstable();
+    let mut want: Vec<u64> = (0..1000).chain(0..1000).collect();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    assert_eq!(rx.try_iter().next(), None);
 }

@@ -234,7 +234,7 @@ fn every_timeout_form() {
     drop(m.try_lock().unwrap());
     drop(m.lock_timeout(Duration::ZERO).unwrap());
     drop(
-        m.lock_until(Instant::now() - Duration::from_secs(1))
+        m.lock_deadline(Instant::now() - Duration::from_secs(1))
             .unwrap(),
     );
     let held = m.lock().unwrap();
@@ -243,7 +243,7 @@ fn every_timeout_form() {
             assert!(matches!(m.try_lock(), Err(LockError::WouldBlock)));
             let t = Instant::now();
             assert!(matches!(
-                m.lock_until(Instant::now() - Duration::from_secs(1)),
+                m.lock_deadline(Instant::now() - Duration::from_secs(1)),
                 Err(LockError::Timeout)
             ));
             assert!(t.elapsed() < Duration::from_secs(1));
@@ -276,7 +276,7 @@ fn condvar_timeouts() {
     assert!(r.timed_out());
     assert!(t.elapsed() >= Duration::from_millis(50));
     let (g, r) =
-        p.c.wait_until(g, Instant::now() - Duration::from_secs(1))
+        p.c.wait_deadline(g, Instant::now() - Duration::from_secs(1))
             .unwrap();
     assert!(r.timed_out());
     let t = Instant::now();

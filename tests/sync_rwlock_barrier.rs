@@ -360,7 +360,7 @@ fn an_unrepaired_owner_died_guard_makes_the_lock_not_recoverable() {
         Err(LockError::NotRecoverable)
     ));
     assert!(matches!(
-        s.lock.read_until(soon),
+        s.lock.read_deadline(soon),
         Err(LockError::NotRecoverable)
     ));
     assert!(matches!(s.lock.write(), Err(LockError::NotRecoverable)));
@@ -370,7 +370,7 @@ fn an_unrepaired_owner_died_guard_makes_the_lock_not_recoverable() {
         Err(LockError::NotRecoverable)
     ));
     assert!(matches!(
-        s.lock.write_until(soon),
+        s.lock.write_deadline(soon),
         Err(LockError::NotRecoverable)
     ));
     // Also for another process.
@@ -397,11 +397,15 @@ fn every_timeout_form_against_a_writer_in_another_process() {
     let child = spawn_holder(&s, &name, "rw-hold-write-until-released");
     let d = Duration::from_millis(50);
     assert_times_out("read_timeout", d, || s.lock.read_timeout(d));
-    assert_times_out("read_until", d, || s.lock.read_until(Instant::now() + d));
+    assert_times_out("read_deadline", d, || {
+        s.lock.read_deadline(Instant::now() + d)
+    });
     assert_times_out("write_timeout", d, || s.lock.write_timeout(d));
-    assert_times_out("write_until", d, || s.lock.write_until(Instant::now() + d));
-    assert_times_out("read_until(now)", Duration::ZERO, || {
-        s.lock.read_until(Instant::now())
+    assert_times_out("write_deadline", d, || {
+        s.lock.write_deadline(Instant::now() + d)
+    });
+    assert_times_out("read_deadline(now)", Duration::ZERO, || {
+        s.lock.read_deadline(Instant::now())
     });
     assert_times_out("write_timeout(0)", Duration::ZERO, || {
         s.lock.write_timeout(Duration::ZERO)
@@ -419,8 +423,8 @@ fn every_timeout_form_against_a_writer_in_another_process() {
     // A deadline in the past still takes a free lock.
     let past = Instant::now();
     std::thread::sleep(Duration::from_millis(1));
-    assert!(s.lock.read_until(past).is_ok());
-    assert!(s.lock.write_until(past).is_ok());
+    assert!(s.lock.read_deadline(past).is_ok());
+    assert!(s.lock.write_deadline(past).is_ok());
     assert!(s.lock.write_timeout(Duration::ZERO).is_ok());
 }
 
@@ -432,12 +436,14 @@ fn every_timeout_form_against_a_reader_in_another_process_and_writer_preference(
     // Readers share with the child.
     assert!(s.lock.try_read().is_ok());
     assert!(s.lock.read_timeout(d).is_ok());
-    assert!(s.lock.read_until(Instant::now()).is_ok());
+    assert!(s.lock.read_deadline(Instant::now()).is_ok());
     assert!(matches!(s.lock.try_write(), Err(LockError::WouldBlock)));
     assert_times_out("write_timeout", d, || s.lock.write_timeout(d));
     // The timed-out writer withdrew its claim: readers get in at once.
     assert!(s.lock.try_read().is_ok());
-    assert_times_out("write_until", d, || s.lock.write_until(Instant::now() + d));
+    assert_times_out("write_deadline", d, || {
+        s.lock.write_deadline(Instant::now() + d)
+    });
     assert!(s.lock.try_read().is_ok());
     std::thread::scope(|scope| {
         // While a writer waits for the child's read lock, new readers
@@ -904,8 +910,8 @@ fn barrier_timeouts_withdraw_the_arrival() {
         assert!(took >= wait && took < wait + PROMPT, "took {took:?}");
     };
     timed(&|| s.barrier.wait_timeout(d), d);
-    timed(&|| s.barrier.wait_until(Instant::now() + d), d);
-    timed(&|| s.barrier.wait_until(Instant::now()), Duration::ZERO);
+    timed(&|| s.barrier.wait_deadline(Instant::now() + d), d);
+    timed(&|| s.barrier.wait_deadline(Instant::now()), Duration::ZERO);
     timed(&|| s.barrier.wait_timeout(Duration::ZERO), Duration::ZERO);
     // Four withdrawn arrivals later, a generation still takes exactly two.
     let child = spawn("waits", &[&name, "2"]);
@@ -920,7 +926,7 @@ fn barrier_timeouts_withdraw_the_arrival() {
     }
     // A single-party barrier never waits: past deadlines pass.
     let one = Shm::<Barrier>::anonymous(|b| b.init(1)).unwrap();
-    assert!(one.wait_until(Instant::now()).unwrap().is_leader());
+    assert!(one.wait_deadline(Instant::now()).unwrap().is_leader());
 }
 
 /// Offsets inside a `Barrier`.

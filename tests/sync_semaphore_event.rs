@@ -317,11 +317,17 @@ fn semaphore_timeout_forms() {
     assert!(t.elapsed() >= WAIT, "{:?}", t.elapsed());
 
     let deadline = Instant::now() + WAIT;
-    assert!(matches!(s.acquire_until(deadline), Err(WaitError::Timeout)));
+    assert!(matches!(
+        s.acquire_deadline(deadline),
+        Err(WaitError::Timeout)
+    ));
     assert!(Instant::now() >= deadline);
 
     let t = Instant::now();
-    assert!(matches!(s.acquire_until(past()), Err(WaitError::Timeout)));
+    assert!(matches!(
+        s.acquire_deadline(past()),
+        Err(WaitError::Timeout)
+    ));
     assert!(matches!(
         s.acquire_timeout(Duration::ZERO),
         Err(WaitError::Timeout)
@@ -333,7 +339,7 @@ fn semaphore_timeout_forms() {
 
     // Past deadlines still take a permit that is there (one try).
     s.release().unwrap();
-    s.acquire_until(past()).unwrap();
+    s.acquire_deadline(past()).unwrap();
     s.release().unwrap();
     s.acquire_timeout(Duration::ZERO).unwrap();
     assert_eq!(s.available().unwrap(), 0);
@@ -474,11 +480,11 @@ fn event_timeout_forms() {
         assert!(t.elapsed() >= WAIT, "{mode:?}: {:?}", t.elapsed());
 
         let deadline = Instant::now() + WAIT;
-        assert!(matches!(e.wait_until(deadline), Err(WaitError::Timeout)));
+        assert!(matches!(e.wait_deadline(deadline), Err(WaitError::Timeout)));
         assert!(Instant::now() >= deadline);
 
         let t = Instant::now();
-        assert!(matches!(e.wait_until(past()), Err(WaitError::Timeout)));
+        assert!(matches!(e.wait_deadline(past()), Err(WaitError::Timeout)));
         assert!(matches!(
             e.wait_timeout(Duration::ZERO),
             Err(WaitError::Timeout)
@@ -488,7 +494,7 @@ fn event_timeout_forms() {
 
         // Past deadlines still pass a set event.
         e.set().unwrap();
-        e.wait_until(past()).unwrap();
+        e.wait_deadline(past()).unwrap();
         e.set().unwrap();
         e.wait_timeout(Duration::ZERO).unwrap();
         assert_eq!(
@@ -514,7 +520,7 @@ fn corrupted_semaphore_words_are_errors() {
         assert!(corrupted(s.try_acquire()), "{garbage:#x}");
         assert!(corrupted(s.acquire()), "{garbage:#x}");
         assert!(corrupted(s.acquire_timeout(LIMIT)), "{garbage:#x}");
-        assert!(corrupted(s.acquire_until(past())), "{garbage:#x}");
+        assert!(corrupted(s.acquire_deadline(past())), "{garbage:#x}");
         assert!(corrupted(s.release()), "{garbage:#x}");
         assert!(corrupted(s.release_n(0)), "{garbage:#x}");
         assert!(corrupted(s.available()), "{garbage:#x}");
@@ -554,7 +560,7 @@ fn corrupted_event_words_are_errors() {
         assert!(corrupted(e.try_wait()), "{mode:?}");
         assert!(corrupted(e.wait()), "{mode:?}");
         assert!(corrupted(e.wait_timeout(LIMIT)), "{mode:?}");
-        assert!(corrupted(e.wait_until(past())), "{mode:?}");
+        assert!(corrupted(e.wait_deadline(past())), "{mode:?}");
         assert_eq!(state.load(Ordering::Relaxed), 3);
 
         // A generation: fine in manual reset, garbage in auto reset.

@@ -210,7 +210,7 @@ fn try_calls_give_back_a_killed_holders_permits_too() {
     let child = spawn_started(&b, "hold", &[&name, "1"]);
     kill(child);
     std::thread::sleep(Duration::from_millis(2));
-    let p = b.sem.acquire_permit_until(Instant::now()).unwrap();
+    let p = b.sem.acquire_permit_deadline(Instant::now()).unwrap();
     assert!(matches!(
         b.sem.try_acquire_permit(),
         Err(WaitError::WouldBlock)

@@ -164,7 +164,7 @@ impl ChannelHeader {
                     return r.inspect(|_| theirs.notify());
                 }
             }
-            if let Some(r) = sleep_on.wait_until(probe_slice(deadline), &mut try_once) {
+            if let Some(r) = sleep_on.wait_deadline(probe_slice(deadline), &mut try_once) {
                 return r.inspect(|_| theirs.notify());
             }
         }

@@ -234,7 +234,7 @@ impl ByteSender {
     }
 
     /// Sends `msg`, waiting until `deadline` at the latest.
-    pub fn send_until(&self, msg: &[u8], deadline: Instant) -> Result<(), SendError<()>> {
+    pub fn send_deadline(&self, msg: &[u8], deadline: Instant) -> Result<(), SendError<()>> {
         self.send_inner(msg, Some(deadline))
     }
 }
@@ -260,7 +260,7 @@ impl ByteReceiver {
     }
 
     /// Receives a message, waiting until `deadline` at the latest.
-    pub fn recv_until(&self, buf: &mut Vec<u8>, deadline: Instant) -> Result<usize, RecvError> {
+    pub fn recv_deadline(&self, buf: &mut Vec<u8>, deadline: Instant) -> Result<usize, RecvError> {
         self.recv_inner(buf, Some(deadline))
     }
 
@@ -311,7 +311,7 @@ impl ByteReceiver {
 
     /// [`recv_with`](Self::recv_with), waiting until `deadline` at the
     /// latest.
-    pub fn recv_with_until<R>(
+    pub fn recv_with_deadline<R>(
         &self,
         f: impl FnOnce(&[u8]) -> R,
         deadline: Instant,

@@ -5,11 +5,13 @@ mod blocking;
 mod bytes;
 mod endpoint;
 mod error;
+mod iter;
 mod mpmc;
 mod side;
 mod typed;
 
 pub use bytes::{byte_channel, ByteReceiver, ByteSender};
 pub use error::{RecvError, SendError};
+pub use iter::{IntoIter, Iter, Recv, TryIter};
 pub use mpmc::{mpmc_channel, MpmcReceiver, MpmcSender};
 pub use typed::{channel, Receiver, Sender};

@@ -384,7 +384,7 @@ impl<T: Pod + Send> MpmcSender<T> {
     }
 
     /// Sends `value`, waiting until `deadline` at the latest.
-    pub fn send_until(&self, value: T, deadline: Instant) -> Result<(), SendError<T>> {
+    pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendError<T>> {
         self.send_inner(value, Some(deadline))
     }
 }
@@ -455,7 +455,7 @@ impl<T: Pod + Send> MpmcReceiver<T> {
     }
 
     /// Receives a value, waiting until `deadline` at the latest.
-    pub fn recv_until(&self, deadline: Instant) -> Result<T, RecvError> {
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvError> {
         self.recv_inner(Some(deadline))
     }
 }

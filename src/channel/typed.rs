@@ -195,7 +195,7 @@ impl<T: Pod + Send> Sender<T> {
     }
 
     /// Sends `value`, waiting until `deadline` at the latest.
-    pub fn send_until(&self, value: T, deadline: Instant) -> Result<(), SendError<T>> {
+    pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendError<T>> {
         self.send_inner(value, Some(deadline))
     }
 
@@ -279,7 +279,11 @@ impl<T: Pod + Send> Sender<T> {
 
     /// [`send_all`](Self::send_all), waiting until `deadline` at the
     /// latest.
-    pub fn send_all_until(&self, values: &[T], deadline: Instant) -> Result<(), SendError<usize>> {
+    pub fn send_all_deadline(
+        &self,
+        values: &[T],
+        deadline: Instant,
+    ) -> Result<(), SendError<usize>> {
         self.send_all_inner(values, Some(deadline))
     }
 }
@@ -356,7 +360,7 @@ impl<T: Pod + Send> Receiver<T> {
     }
 
     /// Receives a value, waiting until `deadline` at the latest.
-    pub fn recv_until(&self, deadline: Instant) -> Result<T, RecvError> {
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvError> {
         self.recv_inner(Some(deadline))
     }
 
@@ -412,7 +416,11 @@ impl<T: Pod + Send> Receiver<T> {
 
     /// [`recv_slice`](Self::recv_slice), waiting until `deadline` at the
     /// latest.
-    pub fn recv_slice_until(&self, buf: &mut [T], deadline: Instant) -> Result<usize, RecvError> {
+    pub fn recv_slice_deadline(
+        &self,
+        buf: &mut [T],
+        deadline: Instant,
+    ) -> Result<usize, RecvError> {
         self.recv_slice_inner(buf, Some(deadline))
     }
 }

@@ -68,7 +68,7 @@ impl Signal {
     /// must be the full, fresh check (it may be called many times).
     ///
     /// The caller spins before calling this: this is the slow path.
-    pub fn wait_until<R>(
+    pub fn wait_deadline<R>(
         &self,
         deadline: Option<Instant>,
         mut ready: impl FnMut() -> Option<R>,
@@ -109,7 +109,7 @@ mod loom_tests {
                 s2.1.store(1, Ordering::Release);
                 s2.0.notify();
             });
-            let got = shared.0.wait_until(None, || {
+            let got = shared.0.wait_deadline(None, || {
                 let v = shared.1.load(Ordering::Acquire);
                 (v != 0).then_some(v)
             });
@@ -131,7 +131,7 @@ mod loom_tests {
                     s2.0.notify();
                 }
             });
-            let got = shared.0.wait_until(None, || {
+            let got = shared.0.wait_deadline(None, || {
                 let v = shared.1.load(Ordering::Acquire);
                 (v == 2).then_some(v)
             });

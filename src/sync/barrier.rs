@@ -223,7 +223,7 @@ impl Barrier {
 
     /// Waits until `deadline` at the latest; on [`WaitError::Timeout`] this
     /// arrival is withdrawn and the barrier stays usable.
-    pub fn wait_until(&self, deadline: Instant) -> Result<BarrierWaitResult, WaitError> {
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<BarrierWaitResult, WaitError> {
         self.wait_inner(Some(deadline))
     }
 

@@ -100,7 +100,7 @@ impl Condvar {
     }
 
     /// [`wait`](Self::wait) until `deadline` at the latest.
-    pub fn wait_until<'a, T: Pod>(
+    pub fn wait_deadline<'a, T: Pod>(
         &self,
         guard: MutexGuard<'a, T>,
         deadline: Instant,

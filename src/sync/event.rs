@@ -300,7 +300,7 @@ impl Event {
     /// [`WaitError::Timeout`]. A deadline already past still passes a set
     /// event.
     #[inline]
-    pub fn wait_until(&self, deadline: Instant) -> Result<(), WaitError> {
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<(), WaitError> {
         self.wait_inner(Some(deadline))
     }
 

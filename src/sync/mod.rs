@@ -15,7 +15,7 @@
 //! other [`Shm`](crate::Shm). Uncontended operations are one atomic
 //! read-modify-write and no system call; contended ones spin briefly, then
 //! sleep on a shared futex. Every blocking call has `try_`, `_timeout` and
-//! `_until` forms; a deadline in the past returns at once.
+//! `_deadline` forms; a deadline in the past returns at once.
 //!
 //! Shared state that no correct participant could have written (a peer
 //! scribbling on it) is reported as `Corrupted`, never undefined behaviour

@@ -92,7 +92,7 @@ impl<T: Pod> Mutex<T> {
 
     /// Takes the lock, waiting until `deadline` at the latest; a deadline
     /// in the past still takes a free lock.
-    pub fn lock_until(
+    pub fn lock_deadline(
         &self,
         deadline: Instant,
     ) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {

@@ -1133,7 +1133,7 @@ impl<T: Pod> RwLock<T> {
 
     /// Takes a read lock, waiting until `deadline` at the latest; a
     /// deadline in the past still takes a free lock.
-    pub fn read_until(&self, deadline: Instant) -> ReadResult<'_, T> {
+    pub fn read_deadline(&self, deadline: Instant) -> ReadResult<'_, T> {
         self.read_guard(self.raw.read(Some(deadline)))
     }
 
@@ -1156,7 +1156,7 @@ impl<T: Pod> RwLock<T> {
 
     /// Takes the write lock, waiting until `deadline` at the latest; a
     /// deadline in the past still takes a free lock.
-    pub fn write_until(&self, deadline: Instant) -> WriteResult<'_, T> {
+    pub fn write_deadline(&self, deadline: Instant) -> WriteResult<'_, T> {
         self.write_guard(self.raw.write(Some(deadline)))
     }
 

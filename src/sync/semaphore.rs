@@ -470,7 +470,7 @@ impl Semaphore {
     /// it, [`WaitError::Timeout`]. A deadline already past still takes a
     /// permit that is there.
     #[inline]
-    pub fn acquire_until(&self, deadline: Instant) -> Result<(), WaitError> {
+    pub fn acquire_deadline(&self, deadline: Instant) -> Result<(), WaitError> {
         self.acquire_inner(Kind::Plain, Some(deadline)).map(drop)
     }
 
@@ -527,7 +527,7 @@ impl Semaphore {
     /// it, [`WaitError::Timeout`]. A deadline already past still takes a
     /// permit that is there.
     #[inline]
-    pub fn acquire_permit_until(
+    pub fn acquire_permit_deadline(
         &self,
         deadline: Instant,
     ) -> Result<SemaphorePermit<'_>, WaitError> {
@@ -1164,7 +1164,7 @@ fn table_full() -> WaitError {
 
 /// An owned permit of a [`Semaphore`], taken with
 /// [`acquire_permit`](Semaphore::acquire_permit) and its `try_`,
-/// `_timeout` and `_until` forms: recorded in the semaphore as held by
+/// `_timeout` and `_deadline` forms: recorded in the semaphore as held by
 /// this participant, given back when dropped, and given back by the next
 /// acquirer if this process dies holding it.
 ///
