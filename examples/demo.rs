@@ -24,7 +24,7 @@
 
 use shmkit::channel::{MpmcReceiver, MpmcSender, RecvError};
 use shmkit::sync::{LockError, Mutex};
-use shmkit::{RegionOptions, SharedCell, Shm, ShmSafe};
+use shmkit::{CachePadded, RegionOptions, SharedCell, Shm, ShmSafe};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -35,28 +35,14 @@ const PATIENCE: Duration = Duration::from_secs(10);
 /// `ping` value that tells the child to stop.
 const STOP: u64 = u64::MAX;
 
-/// An atomic alone on its cache line (128 bytes: adjacent-line prefetch
-/// pairs lines on x86).
-#[repr(C, align(128))]
-struct Line(AtomicU64);
-// SAFETY: repr(C); its only field is an atomic.
-unsafe impl ShmSafe for Line {}
-
-impl std::ops::Deref for Line {
-    type Target = AtomicU64;
-    fn deref(&self) -> &AtomicU64 {
-        &self.0
-    }
-}
-
 /// What the two processes share. `ping` and `pong` sit on their own cache
 /// lines so each side writes a line the other only reads.
 #[repr(C)]
 struct Exchange {
     /// Sequence number of the parent's latest message.
-    ping: Line,
+    ping: CachePadded<AtomicU64>,
     /// Sequence number of the child's latest reply.
-    pong: Line,
+    pong: CachePadded<AtomicU64>,
     /// The parent's message: sequence number in the first 8 bytes.
     request: SharedCell<[u8; 64]>,
     /// The child's reply: the request with every byte incremented.

@@ -52,6 +52,7 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+mod blocks;
 pub mod channel;
 mod error;
 pub(crate) mod primitive;
@@ -60,6 +61,7 @@ pub mod ring;
 pub mod sync;
 mod sys;
 
+pub use blocks::CachePadded;
 pub use error::{Error, Result};
 pub use region::{
     LayoutId, Region, RegionOptions, SharedCell, Shm, ShmSafe, DEFAULT_TIMEOUT, MAX_NAME_LEN,

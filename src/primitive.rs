@@ -109,7 +109,7 @@ macro_rules! atomic_int {
         // SAFETY: a `#[repr(transparent)]` wrapper over an integer atomic:
         // every bit pattern is a valid value, it holds no pointer, the
         // all-zero pattern is the value 0, and all access is atomic.
-        unsafe impl crate::region::ShmSafe for $name {}
+        unsafe impl crate::blocks::ShmSafe for $name {}
     };
 }
 
@@ -138,7 +138,7 @@ atomic_int!(
 macro_rules! shm_safe_core_atomics {
     ($($t:ident)*) => {$(
         // SAFETY: see the comment above the macro.
-        unsafe impl crate::region::ShmSafe for core::sync::atomic::$t {}
+        unsafe impl crate::blocks::ShmSafe for core::sync::atomic::$t {}
     )*};
 }
 shm_safe_core_atomics!(AtomicU8 AtomicU16 AtomicU32 AtomicU64 AtomicUsize AtomicI8 AtomicI16 AtomicI32 AtomicI64 AtomicIsize);

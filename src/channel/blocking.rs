@@ -25,9 +25,10 @@
 
 use super::error::{RecvError, SendError};
 use super::side::{Side, SideState};
+use crate::blocks::{CachePadded, ShmSafe};
 use crate::error::{Error, Result};
 use crate::primitive::{spin_loop, AtomicU32, AtomicU64, Ordering};
-use crate::region::{LayoutId, ObjectKind, Region, RegionOptions, ShmSafe};
+use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
 use crate::ring::{RingError, Signal};
 use crate::sync::wait::{expired, probe_slice, PROBE_INTERVAL, SPIN_LIMIT};
 use std::time::Instant;
@@ -35,24 +36,16 @@ use std::time::Instant;
 /// Where the ring starts in a channel region's data.
 pub(crate) const RING_OFFSET: usize = 1024;
 
-/// A value alone on its 128-byte line pair.
-#[repr(C, align(128))]
-#[derive(Debug, Default)]
-pub(crate) struct Line<T>(pub(crate) T);
-
-// SAFETY: repr(C) wrapper of a ShmSafe value plus padding.
-unsafe impl<T: ShmSafe> ShmSafe for Line<T> {}
-
 /// The header in front of every channel's ring.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct ChannelHeader {
     /// Receivers sleep here when the ring is empty.
-    pub(crate) data: Line<Signal>,
+    pub(crate) data: CachePadded<Signal>,
     /// Senders sleep here when the ring is full.
-    pub(crate) space: Line<Signal>,
-    pub(crate) senders: Line<Side>,
-    pub(crate) receivers: Line<Side>,
+    pub(crate) space: CachePadded<Signal>,
+    pub(crate) senders: CachePadded<Side>,
+    pub(crate) receivers: CachePadded<Side>,
 }
 
 // SAFETY: repr(C); every field is ShmSafe.
@@ -81,8 +74,8 @@ impl ChannelHeader {
         match end {
             // A sender waits on `space`, wakes receivers through `data`,
             // and watches the receivers' side.
-            End::Sender => (&self.space.0, &self.data.0, &self.receivers.0),
-            End::Receiver => (&self.data.0, &self.space.0, &self.senders.0),
+            End::Sender => (&self.space, &self.data, &self.receivers),
+            End::Receiver => (&self.data, &self.space, &self.senders),
         }
     }
 
@@ -254,12 +247,12 @@ impl ChannelHeader {
         repair: &impl Repair,
         mut attempt: impl FnMut() -> Result<(), RingError>,
     ) -> Result<(), SendError<V>> {
-        if let Some(b) = gone.seen(&self.receivers.0) {
+        if let Some(b) = gone.seen(&self.receivers) {
             return Err(send_error(b, value));
         }
         let r = match attempt() {
             Err(RingError::Full) => {
-                match gone.probe(&self.receivers.0, || repair.repair(End::Sender)) {
+                match gone.probe(&self.receivers, || repair.repair(End::Sender)) {
                     Probe::Gone => return Err(SendError::Disconnected(value)),
                     Probe::Corrupted(w) => return Err(SendError::Corrupted(w)),
                     Probe::Repaired => attempt(),
@@ -270,7 +263,7 @@ impl ChannelHeader {
         };
         match r {
             Ok(()) => {
-                self.data.0.notify();
+                self.data.notify();
                 Ok(())
             }
             Err(e) => Err(SendError::from_ring(e, value)),
@@ -304,7 +297,7 @@ impl ChannelHeader {
     ) -> Result<R, RecvError> {
         let r = match attempt() {
             Err(RingError::Empty) => {
-                match gone.probe(&self.senders.0, || repair.repair(End::Receiver)) {
+                match gone.probe(&self.senders, || repair.repair(End::Receiver)) {
                     Probe::Gone => {
                         let mut once = || match attempt() {
                             Err(RingError::Empty) => None,
@@ -317,7 +310,7 @@ impl ChannelHeader {
                             Some(r) => r.map_err(recv_error),
                             None => Err(RecvError::Disconnected),
                         }
-                        .inspect(|_| self.space.0.notify());
+                        .inspect(|_| self.space.notify());
                     }
                     Probe::Corrupted(w) => return Err(RecvError::Corrupted(w)),
                     Probe::Repaired => attempt().map_err(RecvError::from_ring),
@@ -326,7 +319,7 @@ impl ChannelHeader {
             }
             other => other.map_err(RecvError::from_ring),
         };
-        r.inspect(|_| self.space.0.notify())
+        r.inspect(|_| self.space.notify())
     }
 }
 

@@ -150,7 +150,7 @@ macro_rules! byte_endpoint {
                 let r = unsafe { extend(&region) };
                 let header = r.place::<ChannelHeader>(0)?;
                 let ring = ByteRing::open(r, RING_OFFSET)?;
-                let entry = header.$side.0.attach(1)?.ok_or_else(|| busy($end))?;
+                let entry = header.$side.attach(1)?.ok_or_else(|| busy($end))?;
                 // SAFETY: `attach(1)` above admitted this handle as the only
                 // live one of its end across all processes, and the handle
                 // is not `Sync`, so no second one exists while it lives.
@@ -163,7 +163,7 @@ macro_rules! byte_endpoint {
                         region,
                     }),
                     Err(e) => {
-                        header.$side.0.detach(entry);
+                        header.$side.detach(entry);
                         Err(ring_open_error(e))
                     }
                 }
@@ -172,10 +172,10 @@ macro_rules! byte_endpoint {
 
         impl Drop for $ty {
             fn drop(&mut self) {
-                self.header.$side.0.detach(self.entry);
+                self.header.$side.detach(self.entry);
                 // Wake the other end if it sleeps, so it sees we left.
-                self.header.data.0.notify();
-                self.header.space.0.notify();
+                self.header.data.notify();
+                self.header.space.notify();
             }
         }
 

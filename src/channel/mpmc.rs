@@ -107,8 +107,8 @@ impl<T: Pod> Attached<T> {
     /// The attachment table of `end`.
     fn side(&self, end: End) -> &Side {
         match end {
-            End::Sender => &self.header.senders.0,
-            End::Receiver => &self.header.receivers.0,
+            End::Sender => &self.header.senders,
+            End::Receiver => &self.header.receivers,
         }
     }
 }
@@ -462,16 +462,16 @@ impl<T: Pod + Send> MpmcReceiver<T> {
 
 impl<T: Pod> Drop for MpmcSender<T> {
     fn drop(&mut self) {
-        self.shared.header.senders.0.detach(self.entry);
+        self.shared.header.senders.detach(self.entry);
         // Wake receivers sleeping on an empty ring so they see who left.
-        self.shared.header.data.0.notify();
+        self.shared.header.data.notify();
     }
 }
 
 impl<T: Pod> Drop for MpmcReceiver<T> {
     fn drop(&mut self) {
-        self.shared.header.receivers.0.detach(self.entry);
-        self.shared.header.space.0.notify();
+        self.shared.header.receivers.detach(self.entry);
+        self.shared.header.space.notify();
     }
 }
 

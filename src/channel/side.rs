@@ -58,8 +58,8 @@
 //! process's half-done step, or a scribble) is left to liveness: `Closed`
 //! once no entry is live, as for a dead process's entries.
 
+use crate::blocks::ShmSafe;
 use crate::primitive::{AtomicU32, Ordering};
-use crate::region::ShmSafe;
 use crate::sync::owner::{self, Liveness, Token};
 
 /// Handles that may attach to one side at once.

@@ -136,7 +136,6 @@ impl<T: Pod + Send> Sender<T> {
         let entry = shared
             .header
             .senders
-            .0
             .attach(1)?
             .ok_or_else(|| busy("sender"))?;
         // SAFETY: `attach(1)` above admitted this handle as the only live
@@ -148,7 +147,7 @@ impl<T: Pod + Send> Sender<T> {
         let producer = match unsafe { shared.ring.producer() } {
             Ok(p) => p,
             Err(e) => {
-                shared.header.senders.0.detach(entry);
+                shared.header.senders.detach(entry);
                 return Err(ring_open_error(e));
             }
         };
@@ -295,7 +294,6 @@ impl<T: Pod + Send> Receiver<T> {
         let entry = shared
             .header
             .receivers
-            .0
             .attach(1)?
             .ok_or_else(|| busy("receiver"))?;
         // SAFETY: as in `Sender::attach`: `attach(1)` admitted this handle
@@ -304,7 +302,7 @@ impl<T: Pod + Send> Receiver<T> {
         let consumer = match unsafe { shared.ring.consumer() } {
             Ok(c) => c,
             Err(e) => {
-                shared.header.receivers.0.detach(entry);
+                shared.header.receivers.detach(entry);
                 return Err(ring_open_error(e));
             }
         };
@@ -427,15 +425,15 @@ impl<T: Pod + Send> Receiver<T> {
 
 impl<T: Pod> Drop for Sender<T> {
     fn drop(&mut self) {
-        self.shared.header.senders.0.detach(self.entry);
+        self.shared.header.senders.detach(self.entry);
         // Wake a receiver sleeping on an empty ring so it sees we left.
-        self.shared.header.data.0.notify();
+        self.shared.header.data.notify();
     }
 }
 
 impl<T: Pod> Drop for Receiver<T> {
     fn drop(&mut self) {
-        self.shared.header.receivers.0.detach(self.entry);
-        self.shared.header.space.0.notify();
+        self.shared.header.receivers.detach(self.entry);
+        self.shared.header.space.notify();
     }
 }

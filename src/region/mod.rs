@@ -107,7 +107,8 @@ pub(crate) mod participants;
 mod placement;
 mod typed;
 
-pub use cell::{SharedCell, ShmSafe};
+pub use crate::blocks::ShmSafe;
+pub use cell::SharedCell;
 pub use layout::LayoutId;
 pub use name::MAX_NAME_LEN;
 pub use objects::{inspect, list, remove_if_unused, sweep, ObjectInfo, ObjectKind, ObjectState};

@@ -114,10 +114,11 @@
 //! are tracked), nor anything about a ring in a region.
 
 use super::{Result, RingError};
+use crate::blocks::{CachePadded, ShmSafe};
 #[cfg(shmkit_loom)]
 use crate::primitive::UnsafeCell;
 use crate::primitive::{AtomicU64, Ordering};
-use crate::region::{Placed, Region, ShmSafe};
+use crate::region::{Placed, Region};
 use crate::Error;
 use core::fmt;
 use core::ops::{Deref, DerefMut};
@@ -141,10 +142,6 @@ pub const MIN_CAPACITY: usize = 16;
 /// Alignment of the header (and of the heap buffer): two cache lines.
 const LINE: usize = 128;
 
-/// A value alone on its 128-byte line.
-#[repr(C, align(128))]
-struct Line<T>(T);
-
 /// Written once by the creator, then only read.
 #[repr(C)]
 struct Config {
@@ -156,9 +153,9 @@ struct Config {
 /// The ring's shared header; see the module documentation.
 #[repr(C)]
 struct Header {
-    config: Line<Config>,
-    prod: Line<AtomicU64>,
-    cons: Line<AtomicU64>,
+    config: CachePadded<Config>,
+    prod: CachePadded<AtomicU64>,
+    cons: CachePadded<AtomicU64>,
 }
 
 // SAFETY: repr(C) structs of u64 atomics plus padding: any bytes are a
@@ -175,29 +172,29 @@ const _: () = assert!(HEADER_SIZE == 3 * LINE && core::mem::align_of::<Header>()
 impl Header {
     fn new() -> Self {
         Self {
-            config: Line(Config {
+            config: CachePadded::new(Config {
                 magic: AtomicU64::new(0),
                 capacity: AtomicU64::new(0),
                 max_message: AtomicU64::new(0),
             }),
-            prod: Line(AtomicU64::new(0)),
-            cons: Line(AtomicU64::new(0)),
+            prod: CachePadded::new(AtomicU64::new(0)),
+            cons: CachePadded::new(AtomicU64::new(0)),
         }
     }
 
     /// Initializes a fresh ring; the magic goes last.
     fn init(&self, capacity: usize, max_message: usize) {
-        let c = &self.config.0;
+        let c = &self.config;
         c.capacity.store(capacity as u64, Ordering::Relaxed);
         c.max_message.store(max_message as u64, Ordering::Relaxed);
-        self.prod.0.store(0, Ordering::Relaxed);
-        self.cons.0.store(0, Ordering::Relaxed);
+        self.prod.store(0, Ordering::Relaxed);
+        self.cons.store(0, Ordering::Relaxed);
         c.magic.store(MAGIC, Ordering::Release);
     }
 
     /// Loads and checks the creator's words: `(capacity, max_message)`.
     fn validate(&self) -> crate::Result<(usize, usize)> {
-        let c = &self.config.0;
+        let c = &self.config;
         if c.magic.load(Ordering::Acquire) != MAGIC {
             return Err(Error::Corrupted {
                 what: "byte ring magic (not a byte ring, or not initialized)",
@@ -493,8 +490,8 @@ impl<'a> ByteRing<'a> {
     /// breaking the protocol, which this process survives as described in
     /// the module documentation.
     pub unsafe fn producer(&self) -> Result<Producer<'a>> {
-        let prod = self.header.prod.0.load(Ordering::Acquire);
-        let cons = self.header.cons.0.load(Ordering::Acquire);
+        let prod = self.header.prod.load(Ordering::Acquire);
+        let cons = self.header.cons.load(Ordering::Acquire);
         check_indices(prod, cons, self.capacity)?;
         Ok(Producer {
             ring: *self,
@@ -515,8 +512,8 @@ impl<'a> ByteRing<'a> {
     /// rules out. (Two consumers could free the bytes under the other's
     /// [`ReadGuard`] for the producer to overwrite.)
     pub unsafe fn consumer(&self) -> Result<Consumer<'a>> {
-        let cons = self.header.cons.0.load(Ordering::Acquire);
-        let prod = self.header.prod.0.load(Ordering::Acquire);
+        let cons = self.header.cons.load(Ordering::Acquire);
+        let prod = self.header.prod.load(Ordering::Acquire);
         check_indices(prod, cons, self.capacity)?;
         Ok(Consumer {
             ring: *self,
@@ -719,7 +716,7 @@ impl<'a> Producer<'a> {
     /// Loads and checks the consumer index.
     #[cold]
     fn refresh_cons(&mut self) -> Result<()> {
-        let cons = self.ring.header.cons.0.load(Ordering::Acquire);
+        let cons = self.ring.header.cons.load(Ordering::Acquire);
         check_indices(self.prod, cons, self.ring.capacity)?;
         if self.prod.wrapping_sub(cons) > self.prod.wrapping_sub(self.cons_cache) {
             return Err(RingError::Corrupted("consumer index moved backwards"));
@@ -738,7 +735,7 @@ impl<'a> Producer<'a> {
         let fp = footprint(len);
         self.ring.track(start, fp, true);
         self.prod = self.prod.wrapping_add((skip + fp) as u64);
-        self.ring.header.prod.0.store(self.prod, Ordering::Release);
+        self.ring.header.prod.store(self.prod, Ordering::Release);
     }
 }
 
@@ -1038,7 +1035,7 @@ impl<'a> Consumer<'a> {
     /// Loads and checks the producer index.
     #[cold]
     fn refresh_prod(&mut self) -> Result<()> {
-        let prod = self.ring.header.prod.0.load(Ordering::Acquire);
+        let prod = self.ring.header.prod.load(Ordering::Acquire);
         // Called only when `prod_cache == cons`, so any index within
         // `[cons, cons + capacity]` is consistent with what we saw before.
         check_indices(prod, self.cons, self.ring.capacity)?;
@@ -1050,7 +1047,7 @@ impl<'a> Consumer<'a> {
     #[inline]
     fn release(&mut self, after: u64) {
         self.cons = after;
-        self.ring.header.cons.0.store(after, Ordering::Release);
+        self.ring.header.cons.store(after, Ordering::Release);
     }
 }
 
@@ -1237,11 +1234,11 @@ impl HeapByteRing {
     pub fn corrupt_word(&self, offset: usize, value: u64) {
         let h = &*self.header;
         let word = match offset {
-            0 => &h.config.0.magic,
-            8 => &h.config.0.capacity,
-            16 => &h.config.0.max_message,
-            128 => &h.prod.0,
-            256 => &h.cons.0,
+            0 => &h.config.magic,
+            8 => &h.config.capacity,
+            16 => &h.config.max_message,
+            128 => &h.prod,
+            256 => &h.cons,
             _ => panic!("no header word at offset {offset}"),
         };
         word.store(value, Ordering::Release);

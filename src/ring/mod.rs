@@ -21,8 +21,8 @@ pub mod spsc;
 
 pub use signal::Signal;
 
+use crate::blocks::ShmSafe;
 use crate::primitive::UnsafeCell;
-use crate::region::ShmSafe;
 use bytemuck::Pod;
 
 /// One element slot of a ring: plain data behind an `UnsafeCell`, written

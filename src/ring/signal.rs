@@ -23,8 +23,8 @@
 //! look again, so a peer that dies between the two halves of the protocol,
 //! or scribbles on these words, delays a waiter by at most that.
 
+use crate::blocks::ShmSafe;
 use crate::primitive::{fence_heavy, fence_light, futex_wait, futex_wake_all, AtomicU32, Ordering};
-use crate::region::ShmSafe;
 use crate::sync::wait::recheck_slice;
 use std::time::Instant;
 

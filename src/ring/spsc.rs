@@ -126,9 +126,10 @@
 //! ```
 
 use super::{RingError, Slot};
+use crate::blocks::{CachePadded, ShmSafe};
 use crate::error::Error;
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
-use crate::region::{Region, ShmSafe};
+use crate::region::Region;
 use bytemuck::Pod;
 use core::cell::Cell;
 use core::fmt;
@@ -161,11 +162,6 @@ const BAD_TAIL: &str = "SPSC tail moved backwards or more than capacity past hea
 /// Indices that no correct pair of sides leaves behind.
 const BAD_INDICES: &str = "SPSC tail is not within capacity of head";
 
-/// A value alone on a 128-byte line.
-#[repr(C, align(128))]
-#[derive(Debug, Default)]
-struct Line<T>(T);
-
 /// The shared header of an SPSC ring; see the [module documentation](self)
 /// for its layout.
 ///
@@ -186,9 +182,9 @@ pub struct SpscHeader {
     elem_size: AtomicU32,
     elem_align: AtomicU32,
     /// Values popped since creation; written by the consumer only.
-    head: Line<AtomicU64>,
+    head: CachePadded<AtomicU64>,
     /// Values pushed since creation; written by the producer only.
-    tail: Line<AtomicU64>,
+    tail: CachePadded<AtomicU64>,
 }
 
 // SAFETY: repr(C) (and repr(C, align(128)) lines) holding only integer
@@ -240,8 +236,8 @@ fn check_params<T: Pod>(capacity: usize) -> crate::Result<()> {
 
 /// Writes a fresh header; the magic goes last, with Release.
 fn init_header<T: Pod>(header: &SpscHeader, capacity: usize) {
-    header.head.0.store(0, Ordering::Relaxed);
-    header.tail.0.store(0, Ordering::Relaxed);
+    header.head.store(0, Ordering::Relaxed);
+    header.tail.store(0, Ordering::Relaxed);
     header.capacity.store(capacity as u64, Ordering::Relaxed);
     header
         .elem_size
@@ -326,8 +322,8 @@ impl<T: Pod> fmt::Debug for SpscRing<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SpscRing")
             .field("capacity", &self.capacity())
-            .field("head", &self.header.head.0.load(Ordering::Relaxed))
-            .field("tail", &self.header.tail.0.load(Ordering::Relaxed))
+            .field("head", &self.header.head.load(Ordering::Relaxed))
+            .field("tail", &self.header.tail.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -417,8 +413,8 @@ impl<'a, T: Pod> SpscRing<'a, T> {
     /// loads, and is reported as full (the victim side reports corruption
     /// when it sees it).
     pub fn len(&self) -> Result<usize, RingError> {
-        let head = self.header.head.0.load(Ordering::Acquire);
-        let tail = self.header.tail.0.load(Ordering::Acquire);
+        let head = self.header.head.load(Ordering::Acquire);
+        let tail = self.header.tail.load(Ordering::Acquire);
         let used = tail.wrapping_sub(head);
         if used > u64::MAX / 2 {
             return Err(RingError::Corrupted(BAD_INDICES));
@@ -467,8 +463,8 @@ impl<'a, T: Pod> SpscRing<'a, T> {
     pub unsafe fn producer(&self) -> Result<Producer<'a, T>, RingError> {
         // Tail first: with no other producer it is fixed, and the head
         // loaded after it is at most tail and at least tail - capacity.
-        let tail = self.header.tail.0.load(Ordering::Acquire);
-        let head = self.header.head.0.load(Ordering::Acquire);
+        let tail = self.header.tail.load(Ordering::Acquire);
+        let head = self.header.head.load(Ordering::Acquire);
         if tail.wrapping_sub(head) > self.cap() {
             return Err(RingError::Corrupted(BAD_INDICES));
         }
@@ -494,8 +490,8 @@ impl<'a, T: Pod> SpscRing<'a, T> {
     /// consumers would let one free the slots of the other's
     /// [`ReadChunk`] for the producer to overwrite under its `&[T]`.)
     pub unsafe fn consumer(&self) -> Result<Consumer<'a, T>, RingError> {
-        let head = self.header.head.0.load(Ordering::Acquire);
-        let tail = self.header.tail.0.load(Ordering::Acquire);
+        let head = self.header.head.load(Ordering::Acquire);
+        let tail = self.header.tail.load(Ordering::Acquire);
         if tail.wrapping_sub(head) > self.cap() {
             return Err(RingError::Corrupted(BAD_INDICES));
         }
@@ -776,7 +772,7 @@ impl<'a, T: Pod> Producer<'a, T> {
     /// forward, and never past `tail`.
     #[inline]
     fn load_head(&self) -> Result<u64, RingError> {
-        let head = self.ring.header.head.0.load(Ordering::Acquire);
+        let head = self.ring.header.head.load(Ordering::Acquire);
         if head.wrapping_sub(self.head_cache) > self.tail.wrapping_sub(self.head_cache) {
             return Err(RingError::Corrupted(BAD_HEAD));
         }
@@ -796,7 +792,7 @@ impl<'a, T: Pod> Producer<'a, T> {
     fn publish(&mut self, n: usize) {
         if n > 0 {
             self.tail = self.tail.wrapping_add(n as u64);
-            self.ring.header.tail.0.store(self.tail, Ordering::Release);
+            self.ring.header.tail.store(self.tail, Ordering::Release);
         }
     }
 }
@@ -984,7 +980,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// forward, and never more than `capacity` past `head`.
     #[inline]
     fn load_tail(&self) -> Result<u64, RingError> {
-        let tail = self.ring.header.tail.0.load(Ordering::Acquire);
+        let tail = self.ring.header.tail.load(Ordering::Acquire);
         let limit = self.head.wrapping_add(self.ring.cap());
         if tail.wrapping_sub(self.tail_cache) > limit.wrapping_sub(self.tail_cache) {
             return Err(RingError::Corrupted(BAD_TAIL));
@@ -1005,7 +1001,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
     fn release(&mut self, n: usize) {
         if n > 0 {
             self.head = self.head.wrapping_add(n as u64);
-            self.ring.header.head.0.store(self.head, Ordering::Release);
+            self.ring.header.head.store(self.head, Ordering::Release);
         }
     }
 }
@@ -1337,8 +1333,8 @@ mod tests {
             assert_eq!(c.try_pop(), Err(RingError::Empty));
             assert_eq!(c.peek(), Err(RingError::Empty));
         }
-        assert_eq!(heap.header.tail.0.load(Ordering::Relaxed), 40);
-        assert_eq!(heap.header.head.0.load(Ordering::Relaxed), 40);
+        assert_eq!(heap.header.tail.load(Ordering::Relaxed), 40);
+        assert_eq!(heap.header.head.load(Ordering::Relaxed), 40);
     }
 
     #[test]
@@ -1422,9 +1418,9 @@ mod tests {
                 }
             }
         });
-        assert_eq!(heap.header.tail.0.load(Ordering::Relaxed), 999);
-        assert_eq!(heap.header.head.0.load(Ordering::Relaxed), 999);
-        heap.header.head.0.store(999 + 5, Ordering::Relaxed);
+        assert_eq!(heap.header.tail.load(Ordering::Relaxed), 999);
+        assert_eq!(heap.header.head.load(Ordering::Relaxed), 999);
+        heap.header.head.store(999 + 5, Ordering::Relaxed);
         assert_eq!(heap.split().unwrap_err(), RingError::Corrupted(BAD_INDICES));
     }
 
@@ -1449,22 +1445,22 @@ mod tests {
         p.push_slice(&[1, 2, 3, 4]).unwrap();
         assert_eq!(c.try_pop(), Ok(1)); // sees tail = 4
         assert_eq!(p.try_push(5), Ok(())); // sees head = 1
-        heap.header.head.0.store(6, Ordering::Relaxed); // past tail
+        heap.header.head.store(6, Ordering::Relaxed); // past tail
         assert_eq!(p.try_push(6), Err(RingError::Corrupted(BAD_HEAD)));
-        heap.header.head.0.store(0, Ordering::Relaxed); // backwards
+        heap.header.head.store(0, Ordering::Relaxed); // backwards
         assert_eq!(p.try_push(6), Err(RingError::Corrupted(BAD_HEAD)));
-        heap.header.tail.0.store(10, Ordering::Relaxed); // > head + capacity
+        heap.header.tail.store(10, Ordering::Relaxed); // > head + capacity
         assert_eq!(c.len(), Err(RingError::Corrupted(BAD_TAIL)));
         // The cached tail still covers 2, 3, 4; the refresh after them fails.
         assert_eq!(c.try_pop(), Ok(2));
         assert_eq!(c.try_pop(), Ok(3));
         assert_eq!(c.try_pop(), Ok(4));
         assert_eq!(c.try_pop(), Err(RingError::Corrupted(BAD_TAIL)));
-        heap.header.tail.0.store(3, Ordering::Relaxed); // backwards
+        heap.header.tail.store(3, Ordering::Relaxed); // backwards
         assert_eq!(c.try_pop(), Err(RingError::Corrupted(BAD_TAIL)));
-        heap.header.tail.0.store(5, Ordering::Relaxed); // restored
+        heap.header.tail.store(5, Ordering::Relaxed); // restored
         assert_eq!(c.try_pop(), Ok(5));
-        heap.header.head.0.store(100, Ordering::Relaxed);
+        heap.header.head.store(100, Ordering::Relaxed);
         // SAFETY: both calls fail (the indices are invalid), so no second
         // producer or consumer is made.
         let (p2, c2) = unsafe { (ring.producer(), ring.consumer()) };

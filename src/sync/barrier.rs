@@ -46,8 +46,8 @@
 use super::error::WaitError;
 use super::owner::{self, Liveness, Token};
 use super::wait::{deadline_after, expired, Probe, SPIN_LIMIT};
+use crate::blocks::ShmSafe;
 use crate::primitive::{futex_wait, futex_wake_all, spin_loop, AtomicU32, Ordering};
-use crate::region::ShmSafe;
 use std::fmt;
 use std::time::{Duration, Instant};
 

@@ -10,8 +10,8 @@ use super::error::LockError;
 use super::mutex::{lock_error, Mutex, MutexGuard};
 use super::raw_mutex::Acquired;
 use super::wait::{deadline_after, expired};
+use crate::blocks::ShmSafe;
 use crate::primitive::{futex_wait, futex_wake, futex_wake_all, AtomicU32, Ordering};
-use crate::region::ShmSafe;
 use bytemuck::Pod;
 use std::time::{Duration, Instant};
 

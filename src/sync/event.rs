@@ -63,8 +63,8 @@
 
 use super::error::WaitError;
 use super::wait::{deadline_after, expired, recheck_slice, spin_while};
+use crate::blocks::ShmSafe;
 use crate::primitive::{fence, futex_wait, futex_wake, futex_wake_all, AtomicU32, Ordering};
-use crate::region::ShmSafe;
 use std::time::{Duration, Instant};
 
 const SET: u32 = 1;

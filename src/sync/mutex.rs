@@ -3,8 +3,8 @@
 use super::error::LockError;
 use super::raw_mutex::{Acquired, RawLockError, RawMutex};
 use super::wait::deadline_after;
+use crate::blocks::ShmSafe;
 use crate::primitive::UnsafeCell;
-use crate::region::ShmSafe;
 use bytemuck::Pod;
 use std::fmt;
 use std::ops::{Deref, DerefMut};

@@ -154,10 +154,10 @@
 use super::error::LockError;
 use super::owner::{self, Liveness, Token};
 use super::wait::{deadline_after, expired, probe_slice, Probe, SPIN_LIMIT};
+use crate::blocks::ShmSafe;
 use crate::primitive::{
     futex_wait, futex_wake_all, spin_loop, AtomicU32, AtomicU64, Ordering, UnsafeCell,
 };
-use crate::region::ShmSafe;
 use bytemuck::Pod;
 use std::convert::Infallible;
 use std::fmt;

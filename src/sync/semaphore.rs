@@ -142,8 +142,8 @@
 use super::error::WaitError;
 use super::owner::{self, Liveness, Token};
 use super::wait::{deadline_after, expired, recheck_slice, Probe, SPIN_LIMIT};
+use crate::blocks::ShmSafe;
 use crate::primitive::{futex_wait, futex_wake, spin_loop, AtomicU32, AtomicU64, Ordering};
-use crate::region::ShmSafe;
 use std::fmt;
 use std::time::{Duration, Instant};
 

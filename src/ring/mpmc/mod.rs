@@ -161,11 +161,12 @@
 pub mod seq;
 
 use super::{RingError, Slot};
+use crate::blocks::{CachePadded, ShmSafe};
 use crate::error::{Error, Result};
 #[cfg(not(shmkit_loom))]
 use crate::primitive::spin_loop;
 use crate::primitive::{AtomicU64, Ordering};
-use crate::region::{Region, ShmSafe};
+use crate::region::Region;
 use bytemuck::Pod;
 use core::fmt;
 use core::mem::{align_of, size_of};
@@ -209,12 +210,6 @@ const LINE: usize = 128;
 #[cfg(not(shmkit_loom))]
 const SPIN_SHIFT: u32 = 6;
 
-/// A position counter alone on its 128-byte line (two 64-byte lines, as
-/// adjacent-line prefetchers pair them).
-#[repr(C, align(128))]
-#[derive(Debug)]
-struct Line(AtomicU64);
-
 /// The ring's header; see the [module documentation](self) for the layout.
 #[repr(C, align(128))]
 #[derive(Debug)]
@@ -225,11 +220,11 @@ struct MpmcHeader {
     elem_align: AtomicU64,
     slot_stride: AtomicU64,
     /// Next position a push claims; only grows.
-    enqueue: Line,
+    enqueue: CachePadded<AtomicU64>,
     /// Next position a pop claims (give or take one, as `enqueue`); only
     /// grows. It can pass `enqueue` by one when consumers skip a
     /// repaired claim before any producer has moved `enqueue` past it.
-    dequeue: Line,
+    dequeue: CachePadded<AtomicU64>,
 }
 
 // SAFETY: repr(C), only u64 atomics (and padding nobody reads): any bytes
@@ -246,8 +241,8 @@ impl MpmcHeader {
             elem_size: AtomicU64::new(0),
             elem_align: AtomicU64::new(0),
             slot_stride: AtomicU64::new(0),
-            enqueue: Line(AtomicU64::new(0)),
-            dequeue: Line(AtomicU64::new(0)),
+            enqueue: CachePadded::new(AtomicU64::new(0)),
+            dequeue: CachePadded::new(AtomicU64::new(0)),
         }
     }
 }
@@ -758,8 +753,8 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     #[inline]
     fn counter(&self, role: Role) -> &AtomicU64 {
         match role {
-            Role::Producer => &self.header.enqueue.0,
-            Role::Consumer => &self.header.dequeue.0,
+            Role::Producer => &self.header.enqueue,
+            Role::Consumer => &self.header.dequeue,
         }
     }
 
@@ -773,8 +768,8 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     /// finished count as present. Clamped to `0..=capacity` whatever the
     /// positions hold.
     pub fn len(&self) -> usize {
-        let head = self.header.dequeue.0.load(Ordering::Acquire);
-        let tail = self.header.enqueue.0.load(Ordering::Acquire);
+        let head = self.header.dequeue.load(Ordering::Acquire);
+        let tail = self.header.enqueue.load(Ordering::Acquire);
         dist(tail, head).clamp(0, self.slots.len() as i64) as usize
     }
 
@@ -933,8 +928,8 @@ fn init<T: Pod>(header: &MpmcHeader, slots: &[MpmcSlot<T>]) {
     header
         .slot_stride
         .store(size_of::<MpmcSlot<T>>() as u64, Ordering::Relaxed);
-    header.enqueue.0.store(0, Ordering::Relaxed);
-    header.dequeue.0.store(0, Ordering::Relaxed);
+    header.enqueue.store(0, Ordering::Relaxed);
+    header.dequeue.store(0, Ordering::Relaxed);
     for (i, slot) in slots.iter().enumerate() {
         slot.seq
             .store(seq::word(i as u64, State::Empty, 0), Ordering::Relaxed);
