@@ -624,36 +624,6 @@ fn a_reader_finding_every_entry_taken_waits_and_dead_entries_are_reclaimed() {
     w[0] = 5;
 }
 
-#[test]
-fn uncontended_costs_are_printed() {
-    // No assertion on time: a record of what each call costs, in-thread.
-    const N: u32 = 1_000_000;
-    let s = Shm::<RwLock<Words>>::anonymous(|_| {}).unwrap();
-    let time = |what: &str, f: &mut dyn FnMut()| {
-        for _ in 0..N / 10 {
-            f();
-        }
-        let t = Instant::now();
-        for _ in 0..N {
-            f();
-        }
-        eprintln!(
-            "{what}: {:.1} ns",
-            t.elapsed().as_nanos() as f64 / f64::from(N)
-        );
-    };
-    time("read + unlock", &mut || {
-        drop(std::hint::black_box(s.read().unwrap()))
-    });
-    time("write + unlock", &mut || {
-        drop(std::hint::black_box(s.write().unwrap()))
-    });
-    let m = Shm::<shmkit::sync::Mutex<Words>>::anonymous(|_| {}).unwrap();
-    time("mutex lock + unlock", &mut || {
-        drop(std::hint::black_box(m.lock().unwrap()))
-    });
-}
-
 /// Writes `state` over the lock word of the rwlock at offset 0.
 ///
 /// # Safety

@@ -435,30 +435,3 @@ fn corrupted_owner_entries_are_errors_never_hangs_or_extra_permits() {
     assert_eq!(b.sem.available().unwrap(), 0);
     b.sem.release().unwrap();
 }
-
-#[test]
-fn uncontended_costs_are_printed() {
-    // No assertion on time: a record of what each call costs, in-thread.
-    const N: u32 = 1_000_000;
-    let s = Shm::<Semaphore>::anonymous(|s| s.init(1, Some(1))).unwrap();
-    let time = |what: &str, f: &mut dyn FnMut()| {
-        for _ in 0..N / 10 {
-            f();
-        }
-        let t = Instant::now();
-        for _ in 0..N {
-            f();
-        }
-        eprintln!(
-            "{what}: {:.1} ns",
-            t.elapsed().as_nanos() as f64 / f64::from(N)
-        );
-    };
-    time("acquire + release", &mut || {
-        s.acquire().unwrap();
-        s.release().unwrap();
-    });
-    time("acquire_permit + drop", &mut || {
-        drop(std::hint::black_box(s.acquire_permit().unwrap()))
-    });
-}
