@@ -715,8 +715,6 @@ impl RegionOptions {
         }
         let membership = join(&map, len, fd.as_fd())?;
         if let Kind::Named { name, .. } = &kind {
-            // SAFETY: as for `header` above; the mapping is still alive.
-            let header = unsafe { &*(map.ptr() as *const Header) };
             confirm_not_removed(name, fd.as_fd(), header, deadline, started)?;
         }
         Ok(Region {
