@@ -27,25 +27,19 @@ mod support;
 
 use shmkit::atomic::{AtomicU64, Ordering};
 use shmkit::{Region, RegionOptions, Shm, ShmSafe};
-use std::time::{Duration, Instant};
-use support::{Mode, Stats, Table, Unit, Wait};
+use std::time::Instant;
+use support::{
+    Mode, Placement, Stats, Table, Unit, CHILD_EXIT_LIMIT, CHILD_IDLE_LIMIT, PARENT_WAIT_LIMIT,
+};
 
 /// Child role: the ping-pong partner.
 const ROLE_PINGPONG: &str = "pingpong";
 /// Carries the region's descriptor to the child.
 const REGION_VAR: &str = "SHMKIT_BENCH_REGION";
-/// The CPU the child pins itself to, if any.
-const CPU_VAR: &str = "SHMKIT_BENCH_CPU";
-/// `1`: the child yields instead of spinning (single-CPU machine).
-const YIELD_VAR: &str = "SHMKIT_BENCH_YIELD";
 
 /// Written by the parent to stop the child. Odd, like every ping, and
 /// never reached by counting.
 const STOP: u64 = u64::MAX;
-/// The child gives up (exit 3) if the parent is silent this long.
-const CHILD_IDLE_LIMIT: Duration = Duration::from_secs(30);
-/// The parent gives up if the child does not answer within this.
-const PARENT_WAIT_LIMIT: Duration = Duration::from_secs(10);
 
 /// One cache line (two, against adjacent-line prefetch) holding the ball.
 #[repr(C, align(128))]
@@ -60,8 +54,7 @@ fn main() {
     if let Some(role) = support::child_role() {
         std::process::exit(run_child(&role));
     }
-    let started = Instant::now();
-    let cpu_times = support::CpuTimes::now();
+    let clock = support::RunClock::start();
     let mode = Mode::detect();
     let machine = support::Machine::probe();
 
@@ -107,17 +100,7 @@ fn main() {
     }
 
     table.print();
-    println!("\ntotal run time: {:.2} s", started.elapsed().as_secs_f64());
-    if let Some(steal) = cpu_times
-        .zip(support::CpuTimes::now())
-        .and_then(|(a, b)| a.steal_percent(b))
-    {
-        println!("cpu time stolen by the hypervisor during the run: {steal:.1}%");
-    }
-    println!(
-        "load average at the end: {}",
-        support::load_average().as_deref().unwrap_or("?")
-    );
+    clock.print_summary();
 }
 
 // ---------------------------------------------------------------------------
@@ -140,21 +123,16 @@ struct Floor {
 fn floor(plan: &PingPongPlan) -> Result<Floor, String> {
     let line = Shm::<Line>::anonymous(|_| {})
         .map_err(|e| format!("creating the anonymous region: {e}"))?;
-    let pair = support::pick_cpu_pair();
-    let how = Wait::for_machine();
+    let placement = Placement::for_machine();
+    let (pair, how) = (placement.pair, placement.how);
 
     let mut child = support::spawn_child(ROLE_PINGPONG, |cmd| {
         line.region().pass_to_child(cmd, REGION_VAR);
-        if let Some(p) = pair {
-            cmd.env(CPU_VAR, p.child.to_string());
-        }
-        if how == Wait::Yield {
-            cmd.env(YIELD_VAR, "1");
-        }
+        placement.pass_to_child(cmd);
     })
     .map_err(|e| format!("spawning the ping-pong child: {e}"))?;
 
-    let pinned = pair.map(|p| support::pin_current(p.parent));
+    let pinned = placement.pin_parent();
     let pinning = match (pair, &pinned) {
         (Some(p), Some(g)) if g.pinned => p.to_string(),
         (Some(_), _) => "not pinned (sched_setaffinity failed)".to_owned(),
@@ -164,18 +142,7 @@ fn floor(plan: &PingPongPlan) -> Result<Floor, String> {
     // Handshake: the first ping waits out the child's start-up, watching
     // for it to die early (a bad region, say) rather than spinning blind.
     line.value.store(1, Ordering::Release);
-    let deadline = Instant::now() + PARENT_WAIT_LIMIT;
-    while line.value.load(Ordering::Acquire) != 2 {
-        if let Some(status) = child.try_status() {
-            return Err(format!("the ping-pong child exited at start-up: {status}"));
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "the ping-pong child did not answer within {PARENT_WAIT_LIMIT:?}"
-            ));
-        }
-        std::thread::sleep(Duration::from_micros(100));
-    }
+    support::wait_ready(&mut child, || line.value.load(Ordering::Acquire) == 2)?;
 
     let mut next: u64 = 3;
     let mut batch = |rounds: usize| -> Result<f64, String> {
@@ -205,16 +172,7 @@ fn floor(plan: &PingPongPlan) -> Result<Floor, String> {
     line.value.store(STOP, Ordering::Release);
     drop(pinned);
 
-    let mut samples = match result {
-        Ok(s) => s,
-        Err(e) => {
-            let status = child
-                .try_status()
-                .map_or_else(|| "still running".to_owned(), |s| s.to_string());
-            return Err(format!("{e} (child: {status})"));
-        }
-    };
-    child.finish(Duration::from_secs(10))?;
+    let mut samples = child.settle(result, CHILD_EXIT_LIMIT)?;
     Ok(Floor {
         stats: Stats::from_samples(&mut samples),
         pinning,
@@ -229,14 +187,7 @@ fn pingpong_child() -> Result<(), String> {
     let region = unsafe { RegionOptions::for_type::<Line>().from_env(REGION_VAR) }
         .map_err(|e| format!("opening the inherited region: {e}"))?;
     let line = Shm::<Line>::from_region(region).map_err(|e| format!("region type: {e}"))?;
-    if let Some(cpu) = std::env::var(CPU_VAR).ok().and_then(|v| v.parse().ok()) {
-        support::pin_current(cpu).keep();
-    }
-    let how = if std::env::var(YIELD_VAR).is_ok_and(|v| v == "1") {
-        Wait::Yield
-    } else {
-        Wait::Spin
-    };
+    let how = support::child_placement();
 
     let mut expect: u64 = 1;
     loop {
@@ -262,13 +213,7 @@ fn run_child(role: &str) -> i32 {
             return 2;
         }
     };
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("bench child ({role}): {e}");
-            3
-        }
-    }
+    support::exit_code(role, result)
 }
 
 // ---------------------------------------------------------------------------

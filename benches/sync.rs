@@ -55,7 +55,10 @@ use shmkit::{LayoutId, Region, RegionOptions, Shm, ShmSafe};
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::time::{Duration, Instant};
-use support::{ChildGuard, CpuPair, Mode, Stats, Table, Unit, Wait};
+use support::{
+    verdict, Mode, Placement, Stats, Table, Unit, Wait, CHILD_EXIT_LIMIT, CHILD_IDLE_LIMIT,
+    PARENT_WAIT_LIMIT,
+};
 
 /// Child role (before `:<lock>`): the other side of the hand-off.
 const ROLE_HANDOFF: &str = "handoff";
@@ -63,17 +66,6 @@ const ROLE_HANDOFF: &str = "handoff";
 const ROLE_CONTEND: &str = "contend";
 /// Carries the arena region's descriptor to the child.
 const REGION_VAR: &str = "SHMKIT_BENCH_REGION";
-/// The CPU the child pins itself to, if any.
-const CPU_VAR: &str = "SHMKIT_BENCH_CPU";
-/// `1`: the child yields instead of spinning (single-CPU machine).
-const YIELD_VAR: &str = "SHMKIT_BENCH_YIELD";
-
-/// A child (or helper thread) gives up if the parent is silent this long.
-const CHILD_IDLE_LIMIT: Duration = Duration::from_secs(30);
-/// The parent gives up if the other side does not answer within this.
-const PARENT_WAIT_LIMIT: Duration = Duration::from_secs(10);
-/// How long a child may take to exit once its work is done.
-const CHILD_EXIT_LIMIT: Duration = Duration::from_secs(10);
 /// The whole run (or a child's whole life) ends with an error past this.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
@@ -86,18 +78,12 @@ fn main() {
     if let Some(role) = support::child_role() {
         std::process::exit(run_child(&role));
     }
-    let started = Instant::now();
-    let cpu_times = support::CpuTimes::now();
+    let clock = support::RunClock::start();
     let mode = Mode::detect();
     let machine = support::Machine::probe();
     support::watchdog(RUN_LIMIT, "the sync benchmark", 1);
 
-    println!("shmkit sync benchmark");
-    println!("mode:     {mode}");
-    if cfg!(debug_assertions) {
-        println!("build:    unoptimized (debug assertions on): figures and verdicts mean little");
-    }
-    println!("{machine}");
+    support::print_banner("shmkit sync benchmark", mode, &machine);
 
     let two_cpus = machine.allowed.len() >= 2;
     let plan = Plan {
@@ -111,10 +97,7 @@ fn main() {
         reps: if mode.is_quick() { 3 } else { 11 },
         warmup_reps: 1,
     };
-    let placement = Placement {
-        pair: support::pick_cpu_pair(),
-        how: Wait::for_machine(),
-    };
+    let placement = Placement::for_machine();
 
     match run(&plan, &placement) {
         Ok(results) => results.print(&plan),
@@ -124,17 +107,7 @@ fn main() {
         }
     }
 
-    println!("\ntotal run time: {:.2} s", started.elapsed().as_secs_f64());
-    if let Some(steal) = cpu_times
-        .zip(support::CpuTimes::now())
-        .and_then(|(a, b)| a.steal_percent(b))
-    {
-        println!("cpu time stolen by the hypervisor during the run: {steal:.1}%");
-    }
-    println!(
-        "load average at the end: {}",
-        support::load_average().as_deref().unwrap_or("?")
-    );
+    clock.print_summary();
 }
 
 /// Iteration counts for one run.
@@ -164,34 +137,6 @@ impl Plan {
     /// Turns each hand-off side takes in a whole measurement.
     fn total_moves(&self) -> usize {
         (self.handoff_warmup + self.handoff_batches) * self.moves
-    }
-}
-
-/// Where the two sides run and how they wait.
-struct Placement {
-    pair: Option<CpuPair>,
-    how: Wait,
-}
-
-impl Placement {
-    fn describe(&self, pinned: bool) -> String {
-        match self.pair {
-            Some(p) if pinned => p.to_string(),
-            Some(_) => "not pinned (sched_setaffinity failed)".to_owned(),
-            None => "not pinned (one CPU: the sides take turns, yielding)".to_owned(),
-        }
-    }
-
-    /// Pins the calling thread to the parent's CPU, if there is a pair.
-    fn pin_parent(&self) -> Option<support::Pinned> {
-        self.pair.map(|p| support::pin_current(p.parent))
-    }
-
-    /// Pins the calling thread, for good, to the child's CPU.
-    fn pin_child_thread(&self) {
-        if let Some(p) = self.pair {
-            support::pin_current(p.child).keep();
-        }
     }
 }
 
@@ -753,55 +698,24 @@ fn across_processes(
     let role = format!("{}:{}", scenario.role(), kind.tag());
     let mut child = support::spawn_child(&role, |cmd| {
         arena.region.pass_to_child(cmd, REGION_VAR);
-        if let Some(p) = placement.pair {
-            cmd.env(CPU_VAR, p.child.to_string());
-        }
-        if placement.how == Wait::Yield {
-            cmd.env(YIELD_VAR, "1");
-        }
+        placement.pass_to_child(cmd);
     })
     .map_err(|e| format!("spawning the {role} child: {e}"))?;
 
     let pinned = placement.pin_parent();
-    let result = wait_ready(ctl, &mut child).and_then(|()| {
-        with_shared_lock!(arena, kind, |lock| match scenario {
-            Scenario::Handoff => handoff_parent(lock, plan, placement.how),
-            Scenario::Contend => contend_parent(lock, ctl, plan, placement.how),
-        })
-    });
+    let result = support::wait_ready(&mut child, || ctl.ready.load(Ordering::Acquire) == 1)
+        .and_then(|()| {
+            with_shared_lock!(arena, kind, |lock| match scenario {
+                Scenario::Handoff => handoff_parent(lock, plan, placement.how),
+                Scenario::Contend => contend_parent(lock, ctl, plan, placement.how),
+            })
+        });
     drop(pinned);
-    let samples = match result {
-        Ok(s) => s,
-        Err(e) => {
-            let status = child
-                .try_status()
-                .map_or_else(|| "still running".to_owned(), |s| s.to_string());
-            return Err(format!("{role}: {e} (child: {status})"));
-        }
-    };
-    child.finish(CHILD_EXIT_LIMIT)?;
+    let samples = child.settle(result.map_err(|e| format!("{role}: {e}")), CHILD_EXIT_LIMIT)?;
     if scenario == Scenario::Handoff {
         with_shared_lock!(arena, kind, |lock| check_turns(lock, plan))?;
     }
     Ok(samples)
-}
-
-/// Waits (bounded) for the child to say it is ready, watching for it to
-/// die at start-up rather than spinning blind.
-fn wait_ready(ctl: &Control, child: &mut ChildGuard) -> Result<(), String> {
-    let deadline = Instant::now() + PARENT_WAIT_LIMIT;
-    while ctl.ready.load(Ordering::Acquire) != 1 {
-        if let Some(status) = child.try_status() {
-            return Err(format!("the child exited at start-up: {status}"));
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "the child was not ready within {PARENT_WAIT_LIMIT:?}"
-            ));
-        }
-        std::thread::sleep(Duration::from_micros(100));
-    }
-    Ok(())
 }
 
 /// The parent's side of the contended count: per repetition, zero the
@@ -1060,14 +974,6 @@ impl Results {
     }
 }
 
-fn verdict(pass: bool, by: impl FnOnce() -> String) -> String {
-    if pass {
-        "PASS".to_owned()
-    } else {
-        format!("MISS ({})", by())
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Children
 // ---------------------------------------------------------------------------
@@ -1086,26 +992,13 @@ fn run_child(role: &str) -> i32 {
             return 2;
         }
     };
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("bench child ({role}): {e}");
-            3
-        }
-    }
+    support::exit_code(role, result)
 }
 
 /// The inherited arena, this process pinned, and how to wait.
 fn child_setup() -> Result<(Arena, Wait), String> {
     let arena = Arena::inherited()?;
-    if let Some(cpu) = std::env::var(CPU_VAR).ok().and_then(|v| v.parse().ok()) {
-        support::pin_current(cpu).keep();
-    }
-    let how = if std::env::var(YIELD_VAR).is_ok_and(|v| v == "1") {
-        Wait::Yield
-    } else {
-        Wait::Spin
-    };
+    let how = support::child_placement();
     Ok((arena, how))
 }
 
