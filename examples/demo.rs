@@ -22,7 +22,7 @@
 //! ```
 #![allow(clippy::disallowed_types)]
 
-use shmkit::channel::{MpmcReceiver, MpmcSender, RecvError};
+use shmkit::channel::{MpmcReceiver, MpmcSender, RecvTimeoutError};
 use shmkit::sync::{LockError, Mutex};
 use shmkit::{CachePadded, RegionOptions, SharedCell, Shm, ShmSafe};
 use std::process::{Command, ExitCode};
@@ -451,7 +451,7 @@ fn queue_demo() -> DemoResult {
                 }
                 answered += 1;
             }
-            Err(RecvError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => break,
             Err(e) => return Err(format!("collecting answers: {e}").into()),
         }
     }
@@ -489,7 +489,7 @@ fn queue_worker(names: &str) -> DemoResult {
                 answers.send([n, answer(n)])?;
                 done += 1;
             }
-            Err(RecvError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => break,
             Err(e) => return Err(e.into()),
         }
     }

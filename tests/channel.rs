@@ -7,7 +7,9 @@ mod common;
 
 use common::{child_role, finish, spawn, unique_name};
 use shmkit::channel::{
-    byte_channel, channel, ByteReceiver, ByteSender, Receiver, RecvError, SendError, Sender,
+    byte_channel, channel, ByteReceiver, ByteSendError, ByteSendTimeoutError, ByteSender,
+    ByteTrySendError, Receiver, RecvError, RecvTimeoutError, SendError, SendTimeoutError, Sender,
+    TryRecvError, TrySendError,
 };
 use shmkit::Error;
 use std::time::{Duration, Instant};
@@ -139,9 +141,9 @@ fn a_killed_sender_is_seen_as_disconnected_after_draining() {
     child.kill().unwrap();
     child.wait().unwrap();
     let t = Instant::now();
-    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvError::Disconnected));
+    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvTimeoutError::Disconnected));
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
-    assert_eq!(rx.try_recv(), Err(RecvError::Disconnected));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
 }
 
 /// Sends 7 to a "recv-then-hang" child through a 4-slot channel, then
@@ -154,7 +156,7 @@ fn fill_behind_one_recv(tx: &Sender<u64>) {
     for _ in 0..4 {
         tx.send_timeout(1, LIMIT).unwrap();
     }
-    assert!(matches!(tx.try_send(1), Err(SendError::Full(1))));
+    assert!(matches!(tx.try_send(1), Err(TrySendError::Full(1))));
 }
 
 /// Polls `op` until it stops reporting that it would block, for at most
@@ -179,7 +181,7 @@ fn try_recv_alone_notices_a_killed_sender() {
     for i in 0..10 {
         assert_eq!(
             poll_until(|| match rx.try_recv() {
-                Err(RecvError::Empty) => None,
+                Err(TryRecvError::Empty) => None,
                 other => Some(other),
             }),
             Ok(i)
@@ -190,10 +192,10 @@ fn try_recv_alone_notices_a_killed_sender() {
     // No blocking call ever runs: the polling loop itself must learn that
     // nobody will send again.
     let got = poll_until(|| match rx.try_recv() {
-        Err(RecvError::Empty) => None,
+        Err(TryRecvError::Empty) => None,
         other => Some(other),
     });
-    assert_eq!(got, Err(RecvError::Disconnected));
+    assert_eq!(got, Err(TryRecvError::Disconnected));
 }
 
 #[test]
@@ -205,11 +207,11 @@ fn try_send_alone_notices_a_killed_receiver() {
     child.kill().unwrap();
     child.wait().unwrap();
     let got = poll_until(|| match tx.try_send(9) {
-        Err(SendError::Full(_)) => None,
+        Err(TrySendError::Full(_)) => None,
         other => Some(other),
     });
     assert!(
-        matches!(got, Err(SendError::Disconnected(9))),
+        matches!(got, Err(TrySendError::Disconnected(9))),
         "expected Disconnected(9), got {got:?}"
     );
 }
@@ -231,7 +233,7 @@ fn a_sender_that_replaces_a_killed_one_is_seen_leaving_at_once() {
     tx.send(42).unwrap();
     drop(tx);
     assert_eq!(rx.try_recv(), Ok(42));
-    assert_eq!(rx.try_recv(), Err(RecvError::Disconnected));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
 }
 
 #[test]
@@ -244,7 +246,7 @@ fn a_killed_receiver_unblocks_a_sender_waiting_for_room() {
     child.wait().unwrap();
     let t = Instant::now();
     match tx.send_timeout(9, LIMIT) {
-        Err(SendError::Disconnected(9)) => {}
+        Err(SendTimeoutError::Disconnected(9)) => {}
         other => panic!("expected Disconnected(9), got {other:?}"),
     }
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
@@ -263,7 +265,7 @@ fn dropping_an_end_disconnects_the_other() {
     let (tx, rx) = channel::<u32>(8).unwrap();
     drop(rx);
     assert!(matches!(tx.send(1), Err(SendError::Disconnected(1))));
-    assert!(matches!(tx.try_send(2), Err(SendError::Disconnected(2))));
+    assert!(matches!(tx.try_send(2), Err(TrySendError::Disconnected(2))));
 }
 
 #[test]
@@ -296,29 +298,29 @@ fn one_sender_and_one_receiver_at_a_time() {
 #[test]
 fn every_timeout_form() {
     let (tx, rx) = channel::<u64>(2).unwrap();
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     let t = Instant::now();
     assert_eq!(
         rx.recv_timeout(Duration::from_millis(50)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert_eq!(
         rx.recv_deadline(Instant::now() - Duration::from_secs(1)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     tx.send(1).unwrap();
     tx.send(2).unwrap();
-    assert!(matches!(tx.try_send(3), Err(SendError::Full(3))));
+    assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
     let t = Instant::now();
     assert!(matches!(
         tx.send_timeout(3, Duration::from_millis(50)),
-        Err(SendError::Timeout(3))
+        Err(SendTimeoutError::Timeout(3))
     ));
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert!(matches!(
         tx.send_deadline(3, Instant::now() - Duration::from_secs(1)),
-        Err(SendError::Timeout(3))
+        Err(SendTimeoutError::Timeout(3))
     ));
     // A past deadline still takes what is there.
     assert_eq!(
@@ -333,37 +335,37 @@ fn every_timeout_form() {
 fn every_batch_form() {
     let (tx, rx) = channel::<u64>(4).unwrap();
     let mut buf = [0u64; 8];
-    assert_eq!(rx.try_recv_slice(&mut buf), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv_slice(&mut buf), Err(TryRecvError::Empty));
     assert_eq!(rx.try_recv_slice(&mut []), Ok(0));
     let t = Instant::now();
     assert_eq!(
         rx.recv_slice_timeout(&mut buf, Duration::from_millis(50)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert_eq!(
         rx.recv_slice_deadline(&mut buf, Instant::now() - Duration::from_secs(1)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     // As much as fits now, then nothing.
     assert_eq!(tx.try_send_all(&[]), Ok(0));
     assert_eq!(tx.try_send_all(&[1, 2, 3]), Ok(3));
     assert_eq!(tx.try_send_all(&[4, 5, 6]), Ok(1));
-    assert!(matches!(tx.try_send_all(&[5]), Err(SendError::Full(0))));
+    assert_eq!(tx.try_send_all(&[5]), Err(TrySendError::Full(&[5][..])));
     // A timed batch that finds no room sends none and says so.
     let t = Instant::now();
-    assert!(matches!(
+    assert_eq!(
         tx.send_all_timeout(&[5, 6], Duration::from_millis(50)),
-        Err(SendError::Timeout(0))
-    ));
+        Err(SendTimeoutError::Timeout(&[5, 6][..]))
+    );
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert_eq!(rx.try_recv_slice(&mut buf[..3]), Ok(3));
     assert_eq!(buf[..3], [1, 2, 3]);
     // Room for three of five: those go, the deadline stops the rest.
-    assert!(matches!(
+    assert_eq!(
         tx.send_all_deadline(&[5, 6, 7, 8, 9], Instant::now() - Duration::from_secs(1)),
-        Err(SendError::Timeout(3))
-    ));
+        Err(SendTimeoutError::Timeout(&[8, 9][..]))
+    );
     assert_eq!(
         rx.recv_slice_timeout(&mut buf, Duration::from_millis(50)),
         Ok(4)
@@ -373,14 +375,14 @@ fn every_batch_form() {
         .unwrap();
     assert_eq!(rx.recv_slice(&mut buf), Ok(2));
     drop(rx);
-    assert!(matches!(
+    assert_eq!(
         tx.try_send_all(&[1]),
-        Err(SendError::Disconnected(0))
-    ));
-    assert!(matches!(
+        Err(TrySendError::Disconnected(&[1][..]))
+    );
+    assert_eq!(
         tx.send_all_timeout(&[1], Duration::from_millis(50)),
-        Err(SendError::Disconnected(0))
-    ));
+        Err(SendTimeoutError::Disconnected(&[1][..]))
+    );
 }
 
 #[test]
@@ -390,13 +392,13 @@ fn a_receiver_waits_for_a_sender_that_has_not_come_yet() {
     // Nobody attached yet: a timeout, not a disconnect.
     assert_eq!(
         rx.recv_timeout(Duration::from_millis(30)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     let child = spawn("send-n", &[&name, "3"]);
     assert_eq!(rx.recv_timeout(LIMIT), Ok(0));
     assert_eq!(rx.recv_timeout(LIMIT), Ok(1));
     assert_eq!(rx.recv_timeout(LIMIT), Ok(2));
-    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvError::Disconnected));
+    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvTimeoutError::Disconnected));
     finish(child, LIMIT);
 }
 
@@ -411,7 +413,10 @@ fn round_trips_through_two_channels() {
         assert_eq!(pong.recv_timeout(LIMIT), Ok(i * 2 + 1));
     }
     drop(ping);
-    assert_eq!(pong.recv_timeout(LIMIT), Err(RecvError::Disconnected));
+    assert_eq!(
+        pong.recv_timeout(LIMIT),
+        Err(RecvTimeoutError::Disconnected)
+    );
     finish(child, LIMIT);
 }
 
@@ -445,7 +450,7 @@ fn byte_records_of_random_sizes_arrive_intact_between_processes() {
                 assert!(got == want, "record {i} differs");
                 i += 1;
             }
-            Err(RecvError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => break,
             Err(e) => panic!("record {i}: {e}"),
         }
     }
@@ -470,13 +475,13 @@ fn a_killed_byte_sender_is_seen_as_disconnected_after_draining() {
     let mut buf = Vec::new();
     // Polling alone learns it too.
     let got = poll_until(|| match rx.try_recv(&mut buf) {
-        Err(RecvError::Empty) => None,
+        Err(TryRecvError::Empty) => None,
         other => Some(other),
     });
-    assert_eq!(got, Err(RecvError::Disconnected));
+    assert_eq!(got, Err(TryRecvError::Disconnected));
     assert_eq!(
         rx.recv_timeout(&mut buf, LIMIT),
-        Err(RecvError::Disconnected)
+        Err(RecvTimeoutError::Disconnected)
     );
 }
 
@@ -487,29 +492,29 @@ fn byte_channel_limits_and_timeouts() {
     assert_eq!((tx.capacity(), rx.capacity()), (256, 256));
     assert!(matches!(
         tx.send(&[0; 65]),
-        Err(SendError::TooLarge { len: 65, max: 64 })
+        Err(ByteSendError::TooLarge { len: 65, max: 64 })
     ));
     assert!(matches!(
         tx.try_send(&[0; 65]),
-        Err(SendError::TooLarge { len: 65, max: 64 })
+        Err(ByteTrySendError::TooLarge { len: 65, max: 64 })
     ));
     let mut buf = vec![1, 2, 3];
-    assert_eq!(rx.try_recv(&mut buf), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(&mut buf), Err(TryRecvError::Empty));
     assert_eq!(
         rx.recv_timeout(&mut buf, Duration::from_millis(20)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     // The in-place forms: `f` runs only on a record.
     let ran = std::cell::Cell::new(false);
     let mark = |_: &[u8]| ran.set(true);
-    assert_eq!(rx.try_recv_with(mark), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv_with(mark), Err(TryRecvError::Empty));
     assert_eq!(
         rx.recv_with_timeout(mark, Duration::from_millis(20)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     assert_eq!(
         rx.recv_with_deadline(mark, Instant::now() - Duration::from_secs(1)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     assert!(!ran.get());
     tx.send(b"abc").unwrap();
@@ -523,7 +528,7 @@ fn byte_channel_limits_and_timeouts() {
     while tx.try_send(&[7; 64]).is_ok() {}
     assert!(matches!(
         tx.send_timeout(&[7; 64], Duration::from_millis(20)),
-        Err(SendError::Timeout(()))
+        Err(ByteSendTimeoutError::Timeout)
     ));
     drop(tx);
     let mut n = 0;
@@ -532,5 +537,5 @@ fn byte_channel_limits_and_timeouts() {
         n += 1;
     }
     assert!(n >= 2);
-    assert_eq!(rx.try_recv(&mut buf), Err(RecvError::Disconnected));
+    assert_eq!(rx.try_recv(&mut buf), Err(TryRecvError::Disconnected));
 }

@@ -20,7 +20,8 @@ mod common;
 
 use common::{child_role, kill, report, spawn, unique_name, wait_for_line};
 use shmkit::channel::{
-    ByteReceiver, ByteSender, MpmcReceiver, MpmcSender, Receiver, RecvError, SendError, Sender,
+    ByteReceiver, ByteSendTimeoutError, ByteSender, ByteTrySendError, MpmcReceiver, MpmcSender,
+    Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError,
 };
 use shmkit::{Region, RegionOptions};
 use std::process::Child;
@@ -101,14 +102,51 @@ enum Sent {
     Corrupted,
 }
 
-fn sent<T>(r: Result<(), SendError<T>>) -> Sent {
-    match r {
-        Ok(()) => Sent::Ok,
-        Err(SendError::Full(_)) => Sent::Full,
-        Err(SendError::Timeout(_)) => Sent::Timeout,
-        Err(SendError::Disconnected(_)) => Sent::Disconnected,
-        Err(SendError::Corrupted(_)) => Sent::Corrupted,
-        Err(e @ SendError::TooLarge { .. }) => panic!("{e}"),
+fn sent(r: Result<(), impl Into<Sent>>) -> Sent {
+    r.map_or_else(Into::into, |()| Sent::Ok)
+}
+
+impl<T> From<TrySendError<T>> for Sent {
+    fn from(e: TrySendError<T>) -> Self {
+        match e {
+            TrySendError::Full(_) => Sent::Full,
+            TrySendError::Disconnected(_) => Sent::Disconnected,
+            TrySendError::Corrupted(_) => Sent::Corrupted,
+            e => panic!("{e}"),
+        }
+    }
+}
+
+impl<T> From<SendTimeoutError<T>> for Sent {
+    fn from(e: SendTimeoutError<T>) -> Self {
+        match e {
+            SendTimeoutError::Timeout(_) => Sent::Timeout,
+            SendTimeoutError::Disconnected(_) => Sent::Disconnected,
+            SendTimeoutError::Corrupted(_) => Sent::Corrupted,
+            e => panic!("{e}"),
+        }
+    }
+}
+
+impl From<ByteTrySendError> for Sent {
+    fn from(e: ByteTrySendError) -> Self {
+        match e {
+            ByteTrySendError::Full => Sent::Full,
+            ByteTrySendError::Disconnected => Sent::Disconnected,
+            ByteTrySendError::Corrupted(_) => Sent::Corrupted,
+            e => panic!("{e}"),
+        }
+    }
+}
+
+impl From<ByteSendTimeoutError> for Sent {
+    fn from(e: ByteSendTimeoutError) -> Self {
+        match e {
+            ByteSendTimeoutError::Timeout => Sent::Timeout,
+            ByteSendTimeoutError::Disconnected => Sent::Disconnected,
+            ByteSendTimeoutError::Corrupted(_) => Sent::Corrupted,
+            e => panic!("{e}"),
+        }
     }
 }
 
@@ -165,7 +203,7 @@ impl Rx {
         }
     }
 
-    fn recv_timeout(&self, timeout: Duration) -> Result<u64, RecvError> {
+    fn recv_timeout(&self, timeout: Duration) -> Result<u64, RecvTimeoutError> {
         match self {
             Rx::Typed(r) => r.recv_timeout(timeout),
             Rx::Mpmc(r) => r.recv_timeout(timeout),
@@ -177,7 +215,7 @@ impl Rx {
         }
     }
 
-    fn try_recv(&self) -> Result<u64, RecvError> {
+    fn try_recv(&self) -> Result<u64, TryRecvError> {
         match self {
             Rx::Typed(r) => r.try_recv(),
             Rx::Mpmc(r) => r.try_recv(),
@@ -249,13 +287,13 @@ fn assert_receives_corrupted(kind: Kind, rx: &Rx) {
         let t = Instant::now();
         let got = rx.recv_timeout(WAIT);
         assert!(
-            matches!(got, Err(RecvError::Corrupted(_))),
+            matches!(got, Err(RecvTimeoutError::Corrupted(_))),
             "{kind:?}: recv_timeout gave {got:?}"
         );
         assert!(t.elapsed() < NOTICE, "{kind:?}: {:?}", t.elapsed());
         let got = rx.try_recv();
         assert!(
-            matches!(got, Err(RecvError::Corrupted(_))),
+            matches!(got, Err(TryRecvError::Corrupted(_))),
             "{kind:?}: try_recv gave {got:?}"
         );
     }
@@ -381,10 +419,10 @@ fn every_kind_in_one_process_reports_the_scribbled_count() {
         assert_eq!(rx.recv_timeout(LIMIT), Ok(5), "{kind:?}");
         assert_eq!(
             rx.recv_timeout(Duration::from_millis(1)),
-            Err(RecvError::Timeout)
+            Err(RecvTimeoutError::Timeout)
         );
         drop(tx);
-        assert_eq!(rx.recv_timeout(LIMIT), Err(RecvError::Disconnected));
+        assert_eq!(rx.recv_timeout(LIMIT), Err(RecvTimeoutError::Disconnected));
     }
 }
 
@@ -396,13 +434,16 @@ fn an_entry_held_while_the_count_is_zero_is_corrupted() {
     let name = unique_name("entry-held");
     let rx = Rx::create(Kind::Typed, &name);
     drop(Tx::open(Kind::Typed, &name));
-    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvError::Disconnected));
+    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvTimeoutError::Disconnected));
     let entry = word(&name, SENDERS + TOKENS + 4 * 5);
     store(&entry, 0x8000_0001);
     let got = rx.recv_timeout(WAIT);
-    assert!(matches!(got, Err(RecvError::Corrupted(_))), "{got:?}");
+    assert!(
+        matches!(got, Err(RecvTimeoutError::Corrupted(_))),
+        "{got:?}"
+    );
     store(&entry, 0);
-    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvError::Disconnected));
+    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvTimeoutError::Disconnected));
 }
 
 /// Senders on two threads attach and detach all the time (each sends one
@@ -443,12 +484,12 @@ fn senders_attaching_and_leaving_all_the_time_never_look_corrupted() {
                 got += 1;
             }
             // Between two handles every sender may be gone for a moment.
-            Err(RecvError::Timeout | RecvError::Disconnected) => {}
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
             Err(e) => panic!("healthy channel reported {e:?} after {got} values"),
         }
     }
     for s in senders {
         s.join().unwrap();
     }
-    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvError::Disconnected));
+    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvTimeoutError::Disconnected));
 }

@@ -13,7 +13,8 @@ use common::{
     child_command, child_role, finish, kill, report, spawn, unique_name, wait_for_line, wait_until,
 };
 use shmkit::channel::{
-    mpmc_channel, MpmcReceiver, MpmcSender, Receiver, RecvError, SendError, Sender,
+    mpmc_channel, MpmcReceiver, MpmcSender, Receiver, RecvTimeoutError, SendError,
+    SendTimeoutError, Sender, TryRecvError, TrySendError,
 };
 use shmkit::{Error, LayoutId, RegionOptions, ShmSafe};
 use std::process::Child;
@@ -139,15 +140,15 @@ fn receive_all(rx: &MpmcReceiver<u64>, bitmap: &[AtomicU64]) {
                 sums[p as usize] += i;
                 count += 1;
             }
-            Err(RecvError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => break,
             Err(e) => panic!("recv: {e}"),
         }
     }
     // It stays that way, for every form.
-    assert_eq!(rx.try_recv(), Err(RecvError::Disconnected));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
     assert_eq!(
         rx.recv_timeout(Duration::from_millis(1)),
-        Err(RecvError::Disconnected)
+        Err(RecvTimeoutError::Disconnected)
     );
     report(format!("{count} {}", sums.map(|s| s.to_string()).join(" ")));
 }
@@ -239,18 +240,21 @@ fn killed_sender_processes_are_seen_as_disconnected_after_draining() {
                 let r = if poll {
                     rx.try_recv()
                 } else {
-                    rx.recv_timeout(LIMIT)
+                    rx.recv_timeout(LIMIT).map_err(|e| match e {
+                        RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+                        e => panic!("recv: {e}"),
+                    })
                 };
                 match r {
                     Ok(v) => got.push(v),
-                    Err(RecvError::Disconnected) => break,
-                    Err(RecvError::Empty) if t.elapsed() < LIMIT => {
+                    Err(TryRecvError::Disconnected) => break,
+                    Err(TryRecvError::Empty) if t.elapsed() < LIMIT => {
                         std::thread::sleep(Duration::from_millis(1))
                     }
                     Err(e) => panic!("recv: {e}"),
                 }
             }
-            assert_eq!(rx.try_recv(), Err(RecvError::Disconnected));
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
             got
         })
     };
@@ -288,19 +292,22 @@ fn killed_receiver_processes_unblock_a_sender_waiting_for_room() {
         kill(c);
     }
     let (clone, r, returned) = waiter.join().unwrap();
-    assert!(matches!(r, Err(SendError::Disconnected(9))), "{r:?}");
+    assert!(matches!(r, Err(SendTimeoutError::Disconnected(9))), "{r:?}");
     // It waited for the kill (the thread may start late under load, so
     // its own clock would not show that).
     assert!(returned >= killed, "returned before the kill");
     assert!(killed.elapsed() < NOTICE, "{:?}", killed.elapsed());
     // The handle that saw it remembers, so its `try_send` knows too; the
     // other handle finds out with its own blocking call.
-    assert!(matches!(clone.try_send(3), Err(SendError::Disconnected(3))));
+    assert!(matches!(
+        clone.try_send(3),
+        Err(TrySendError::Disconnected(3))
+    ));
     assert!(matches!(
         tx.send_timeout(4, LIMIT),
-        Err(SendError::Disconnected(4))
+        Err(SendTimeoutError::Disconnected(4))
     ));
-    assert!(matches!(tx.try_send(5), Err(SendError::Disconnected(5))));
+    assert!(matches!(tx.try_send(5), Err(TrySendError::Disconnected(5))));
 }
 
 #[test]
@@ -316,14 +323,17 @@ fn dropping_every_receiver_disconnects_the_senders() {
     assert_eq!(rx2.try_recv(), Ok(2));
     drop(rx2);
     assert!(matches!(tx.send(3), Err(SendError::Disconnected(3))));
-    assert!(matches!(tx.try_send(4), Err(SendError::Disconnected(4))));
+    assert!(matches!(tx.try_send(4), Err(TrySendError::Disconnected(4))));
     assert!(matches!(
         tx2.send_timeout(5, LIMIT),
-        Err(SendError::Disconnected(5))
+        Err(SendTimeoutError::Disconnected(5))
     ));
     // A clone made now is just as disconnected.
     let tx3 = tx.try_clone().unwrap();
-    assert!(matches!(tx3.try_send(6), Err(SendError::Disconnected(6))));
+    assert!(matches!(
+        tx3.try_send(6),
+        Err(TrySendError::Disconnected(6))
+    ));
 }
 
 #[test]
@@ -335,18 +345,18 @@ fn dropping_every_sender_disconnects_the_receivers_after_draining() {
     drop(tx);
     // One sender is left: an empty channel is only empty.
     assert_eq!(rx.recv(), Ok(1));
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     assert_eq!(
         rx2.recv_timeout(Duration::from_millis(20)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     tx2.send(2).unwrap();
     tx2.send(3).unwrap();
     drop(tx2);
     assert_eq!(rx2.recv(), Ok(2));
     assert_eq!(rx.try_recv(), Ok(3));
-    assert_eq!(rx.recv_timeout(NOTICE), Err(RecvError::Disconnected));
-    assert_eq!(rx2.try_recv(), Err(RecvError::Disconnected));
+    assert_eq!(rx.recv_timeout(NOTICE), Err(RecvTimeoutError::Disconnected));
+    assert_eq!(rx2.try_recv(), Err(TryRecvError::Disconnected));
 }
 
 #[test]
@@ -440,29 +450,29 @@ fn spsc_and_mpmc_channels_do_not_open_as_each_other() {
 #[test]
 fn every_timeout_form() {
     let (tx, rx) = mpmc_channel::<u64>(2).unwrap();
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     let t = Instant::now();
     assert_eq!(
         rx.recv_timeout(Duration::from_millis(50)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert_eq!(
         rx.recv_deadline(Instant::now() - Duration::from_secs(1)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     tx.send(1).unwrap();
     tx.send(2).unwrap();
-    assert!(matches!(tx.try_send(3), Err(SendError::Full(3))));
+    assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
     let t = Instant::now();
     match tx.send_timeout(3, Duration::from_millis(50)) {
-        Err(e @ SendError::Timeout(_)) => assert_eq!(e.into_inner(), Some(3)),
+        Err(e @ SendTimeoutError::Timeout(_)) => assert_eq!(e.into_inner(), Some(3)),
         other => panic!("expected Timeout(3), got {other:?}"),
     }
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert!(matches!(
         tx.send_deadline(3, Instant::now() - Duration::from_secs(1)),
-        Err(SendError::Timeout(3))
+        Err(SendTimeoutError::Timeout(3))
     ));
     // A past deadline still takes what is there.
     assert_eq!(
@@ -482,9 +492,9 @@ fn a_receiver_waits_for_senders_that_have_not_come_yet() {
     // Nobody attached yet: a timeout, not a disconnect.
     assert_eq!(
         rx.recv_timeout(Duration::from_millis(30)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     let sender = std::thread::spawn({
         let name = name.clone();
         move || {
@@ -494,7 +504,7 @@ fn a_receiver_waits_for_senders_that_have_not_come_yet() {
     });
     assert_eq!(rx.recv_timeout(LIMIT), Ok(5));
     sender.join().unwrap();
-    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvError::Disconnected));
+    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvTimeoutError::Disconnected));
 }
 
 #[test]
@@ -521,7 +531,7 @@ fn clones_and_shared_handles_on_threads_deliver_every_value_exactly_once() {
                             last[p] = Some(i);
                             got.push(v);
                         }
-                        Err(RecvError::Disconnected) => return got,
+                        Err(RecvTimeoutError::Disconnected) => return got,
                         Err(e) => panic!("recv: {e}"),
                     }
                 }

@@ -15,7 +15,7 @@
 mod common;
 
 use common::{child_command, child_role, kill, report, spawn, unique_name, wait_for_line};
-use shmkit::channel::{MpmcReceiver, MpmcSender, RecvError};
+use shmkit::channel::{MpmcReceiver, MpmcSender, RecvTimeoutError, TryRecvError};
 use shmkit::ring::mpmc::seq::{word, State};
 use shmkit::ring::mpmc::{MpmcRing, DEQUEUE_OFFSET, ENQUEUE_OFFSET, HEADER_SIZE};
 use shmkit::{LayoutId, Region, RegionOptions};
@@ -120,9 +120,9 @@ fn a_sender_killed_mid_send_is_skipped_and_what_followed_is_received() {
     // Position 3 is claimed by a live sender: the values behind it wait.
     assert_eq!(
         rx.recv_timeout(Duration::from_millis(50)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     kill(child);
     let killed = Instant::now();
     for v in 100..104 {
@@ -130,7 +130,7 @@ fn a_sender_killed_mid_send_is_skipped_and_what_followed_is_received() {
     }
     assert!(killed.elapsed() < NOTICE, "{:?}", killed.elapsed());
     drop(tx);
-    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvError::Disconnected));
+    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvTimeoutError::Disconnected));
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn try_recv_alone_skips_a_sender_killed_mid_send() {
     let deadline = Instant::now() + NOTICE;
     let got = loop {
         match rx.try_recv() {
-            Err(RecvError::Empty) if Instant::now() < deadline => {
+            Err(TryRecvError::Empty) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(1));
             }
             other => break other,
@@ -171,7 +171,7 @@ fn every_sender_killed_the_last_mid_send_still_delivers_what_was_sent() {
     for v in [0, 1, 10, 11] {
         assert_eq!(rx.recv_timeout(LIMIT), Ok(v));
     }
-    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvError::Disconnected));
+    assert_eq!(rx.recv_timeout(LIMIT), Err(RecvTimeoutError::Disconnected));
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn a_receiver_killed_mid_receive_loses_only_the_value_it_took() {
     tx.send_timeout(5, NOTICE).unwrap();
     let got: Vec<u64> = (0..4).map(|_| rx.recv_timeout(LIMIT).unwrap()).collect();
     assert_eq!(got, [2, 3, 4, 5], "value 1 went with the killed receiver");
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 }
 
 #[test]
@@ -265,7 +265,7 @@ fn senders_killed_at_random_moments_lose_nothing_they_sent() {
                         assert!(v.iter().all(|w| *w == v[0]), "round {round}: torn");
                         got[(v[0] >> 32) as usize].push(v[0] & 0xffff_ffff);
                     }
-                    Err(RecvError::Disconnected) => return got,
+                    Err(RecvTimeoutError::Disconnected) => return got,
                     Err(e) => panic!("round {round}: {e}"),
                 }
             }

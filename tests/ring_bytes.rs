@@ -13,7 +13,8 @@ use shmkit::ring::bytes::{
     max_message_for, ByteRing, Consumer, HeapByteRing, Producer, FRAME_HEADER, HEADER_SIZE,
     MIN_CAPACITY,
 };
-use shmkit::ring::RingError;
+use shmkit::ring::bytes::{PopIntoError, WriteError};
+use shmkit::ring::{Corrupted, PopError};
 use shmkit::{Error, Region, RegionOptions};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -126,14 +127,14 @@ fn send_record(
     if i % 3 == 1 {
         let extra = 17.min(max - len);
         loop {
-            match tx.try_reserve(len + extra) {
+            match tx.write_chunk(len + extra) {
                 Ok(mut g) => {
                     fill(seed, i, &mut g[..len]);
                     hash.record(&g[..len]);
-                    g.commit_len(len);
+                    g.commit(len);
                     return;
                 }
-                Err(RingError::Full) => spin(&mut spins, deadline, "room to reserve"),
+                Err(WriteError::Full) => spin(&mut spins, deadline, "room to reserve"),
                 Err(e) => panic!("reserve {i}: {e}"),
             }
         }
@@ -141,9 +142,9 @@ fn send_record(
     let data = record(seed, i, len);
     hash.record(&data);
     loop {
-        match tx.try_send(&data) {
+        match tx.try_push(&data) {
             Ok(()) => return,
-            Err(RingError::Full) => spin(&mut spins, deadline, "room to send"),
+            Err(WriteError::Full) => spin(&mut spins, deadline, "room to send"),
             Err(e) => panic!("send {i}: {e}"),
         }
     }
@@ -162,19 +163,25 @@ fn recv_record(
     let mut spins = 0;
     loop {
         let r = match i % 3 {
-            0 => rx.try_recv(got).map(|n| assert_eq!(n, got.len())),
+            0 => rx
+                .try_pop(got)
+                .map(|n| assert_eq!(n, got.len()))
+                .map_err(PopIntoError::from),
             1 => {
                 got.resize(rx.ring().max_message(), 0);
-                rx.try_recv_into(got).map(|n| got.truncate(n))
+                rx.try_pop_into(got).map(|n| got.truncate(n))
             }
-            _ => rx.try_read().map(|g| {
-                got.clear();
-                got.extend_from_slice(&g);
-            }),
+            _ => rx
+                .read_chunk()
+                .map(|g| {
+                    got.clear();
+                    got.extend_from_slice(&g);
+                })
+                .map_err(PopIntoError::from),
         };
         match r {
             Ok(()) => break,
-            Err(RingError::Empty) => spin(&mut spins, deadline, "a record"),
+            Err(PopIntoError::Empty) => spin(&mut spins, deadline, "a record"),
             Err(e) => panic!("recv {i}: {e}"),
         }
     }
@@ -207,8 +214,8 @@ fn child_entry() {
             // SAFETY: the parent only consumes; this is the one producer.
             let mut tx = unsafe { ring.producer() }.expect("producer");
             assert_eq!(
-                tx.try_send(&vec![0; STREAM_MAX + 1]),
-                Err(RingError::TooLarge {
+                tx.try_push(&vec![0; STREAM_MAX + 1]),
+                Err(WriteError::TooLarge {
                     len: STREAM_MAX + 1,
                     max: STREAM_MAX
                 })
@@ -227,7 +234,7 @@ fn child_entry() {
                 fill(seed, i, &mut expect);
                 recv_record(&mut rx, i, &expect, &mut got, &mut hash, deadline);
             }
-            assert_eq!(rx.try_recv(&mut got), Err(RingError::Empty));
+            assert_eq!(rx.try_pop(&mut got), Err(PopError::Empty));
         }
         other => panic!("unknown role {other}"),
     }
@@ -266,7 +273,7 @@ fn child_produces_parent_consumes_20k_records() {
     }
     let results = finish(child, LIMIT);
     assert_eq!(results, [format!("hash={:016x}", hash.0)]);
-    assert_eq!(rx.try_recv(&mut got), Err(RingError::Empty));
+    assert_eq!(rx.try_pop(&mut got), Err(PopError::Empty));
     assert!(bytes > 20 * 1024 * 1024, "only {bytes} bytes streamed");
 }
 
@@ -306,8 +313,8 @@ fn place(prod: u64, len: usize, cap: usize) -> (usize, u64) {
 /// Moves both indices of a fresh ring to `to` with empty records.
 fn advance(tx: &mut Producer<'_>, rx: &mut Consumer<'_>, to: u64) {
     while tx.index() < to {
-        tx.try_send(&[]).unwrap();
-        assert_eq!(rx.try_recv_into(&mut []), Ok(0));
+        tx.try_push(&[]).unwrap();
+        assert_eq!(rx.try_pop_into(&mut []), Ok(0));
     }
     assert_eq!((tx.index(), rx.index()), (to, to));
 }
@@ -327,9 +334,9 @@ fn wrap_around_at_every_alignment() {
                 let mut prod = start;
                 for (k, &l) in lens.iter().enumerate() {
                     let (_, after) = place(prod, l, cap);
-                    match tx.try_send(&record(cap as u64, k as u64, l)) {
+                    match tx.try_push(&record(cap as u64, k as u64, l)) {
                         Ok(()) => prod = after,
-                        Err(RingError::Full) => {
+                        Err(WriteError::Full) => {
                             assert!(after - start > cap as u64, "Full with room");
                             break;
                         }
@@ -343,12 +350,12 @@ fn wrap_around_at_every_alignment() {
                     if cons == prod {
                         break;
                     }
-                    rx.try_recv(&mut got).unwrap();
+                    rx.try_pop(&mut got).unwrap();
                     assert_eq!(got, record(cap as u64, k as u64, l));
                     cons = place(cons, l, cap).1;
                     assert_eq!(rx.index(), cons);
                 }
-                assert_eq!(rx.try_recv(&mut got), Err(RingError::Empty));
+                assert_eq!(rx.try_pop(&mut got), Err(PopError::Empty));
             }
         }
     }
@@ -366,8 +373,8 @@ fn empty_ring_always_takes_a_max_record() {
             let (mut tx, mut rx) = ring.split().unwrap();
             advance(&mut tx, &mut rx, start);
             let data = record(1, start, max);
-            tx.try_send(&data).unwrap();
-            rx.try_recv(&mut got).unwrap();
+            tx.try_push(&data).unwrap();
+            rx.try_pop(&mut got).unwrap();
             assert_eq!(got, data);
         }
     }
@@ -390,19 +397,19 @@ fn random_streams_match_a_model() {
                 if next(2) == 0 {
                     let len = next(max as u64 + 2) as usize;
                     let data = record(7, i, len);
-                    match tx.try_send(&data) {
+                    match tx.try_push(&data) {
                         Ok(()) => model.push_back(data),
-                        Err(RingError::TooLarge { len: l, max: m }) => {
+                        Err(WriteError::TooLarge { len: l, max: m }) => {
                             assert_eq!((l, m), (len, max));
                             assert!(len > max);
                         }
-                        Err(RingError::Full) => assert!(!model.is_empty()),
+                        Err(WriteError::Full) => assert!(!model.is_empty()),
                         Err(e) => panic!("{e}"),
                     }
                 } else {
-                    match rx.try_recv(&mut got) {
+                    match rx.try_pop(&mut got) {
                         Ok(_) => assert_eq!(Some(&got), model.pop_front().as_ref()),
-                        Err(RingError::Empty) => assert!(model.is_empty()),
+                        Err(PopError::Empty) => assert!(model.is_empty()),
                         Err(e) => panic!("{e}"),
                     }
                 }
@@ -415,31 +422,31 @@ fn random_streams_match_a_model() {
 fn empty_records() {
     let mut ring = HeapByteRing::new(64, 24).unwrap();
     let (mut tx, mut rx) = ring.split().unwrap();
-    tx.try_send(&[]).unwrap();
-    tx.try_reserve(0).unwrap().commit();
-    let mut g = tx.try_reserve(5).unwrap();
+    tx.try_push(&[]).unwrap();
+    tx.write_chunk(0).unwrap().commit_all();
+    let mut g = tx.write_chunk(5).unwrap();
     g.fill(9);
-    g.commit_len(0);
+    g.commit(0);
     assert_eq!(tx.index(), 24);
     let mut got = vec![1, 2, 3];
-    assert_eq!(rx.try_recv(&mut got), Ok(0));
+    assert_eq!(rx.try_pop(&mut got), Ok(0));
     assert!(got.is_empty());
-    assert_eq!(rx.try_recv_into(&mut []), Ok(0));
-    assert!(rx.try_read().unwrap().is_empty());
-    assert_eq!(rx.try_read().unwrap_err(), RingError::Empty);
+    assert_eq!(rx.try_pop_into(&mut []), Ok(0));
+    assert!(rx.read_chunk().unwrap().is_empty());
+    assert_eq!(rx.read_chunk().unwrap_err(), PopError::Empty);
     // A ring of the minimum capacity carries only empty records.
     let mut tiny = HeapByteRing::new(MIN_CAPACITY, 0).unwrap();
     let (mut tx, mut rx) = tiny.split().unwrap();
     for _ in 0..5 {
-        tx.try_send(&[]).unwrap();
-        tx.try_send(&[]).unwrap();
-        assert_eq!(tx.try_send(&[]), Err(RingError::Full));
-        assert_eq!(rx.try_recv_into(&mut []), Ok(0));
-        assert_eq!(rx.try_recv_into(&mut []), Ok(0));
+        tx.try_push(&[]).unwrap();
+        tx.try_push(&[]).unwrap();
+        assert_eq!(tx.try_push(&[]), Err(WriteError::Full));
+        assert_eq!(rx.try_pop_into(&mut []), Ok(0));
+        assert_eq!(rx.try_pop_into(&mut []), Ok(0));
     }
     assert_eq!(
-        tx.try_send(&[1]),
-        Err(RingError::TooLarge { len: 1, max: 0 })
+        tx.try_push(&[1]),
+        Err(WriteError::TooLarge { len: 1, max: 0 })
     );
 }
 
@@ -449,31 +456,31 @@ fn max_size_records_and_too_large() {
     let mut ring = HeapByteRing::new(cap, max).unwrap();
     let (mut tx, mut rx) = ring.split().unwrap();
     let big = record(3, 0, max);
-    tx.try_send(&big).unwrap();
+    tx.try_push(&big).unwrap();
     assert_eq!(
-        tx.try_send(&[0; 101]),
-        Err(RingError::TooLarge { len: 101, max })
+        tx.try_push(&[0; 101]),
+        Err(WriteError::TooLarge { len: 101, max })
     );
     assert_eq!(
-        tx.try_reserve(usize::MAX).unwrap_err(),
-        RingError::TooLarge {
+        tx.write_chunk(usize::MAX).unwrap_err(),
+        WriteError::TooLarge {
             len: usize::MAX,
             max
         }
     );
     // 112 + 112 fit; a third does not (and Full changes nothing).
-    tx.try_send(&big).unwrap();
-    assert_eq!(tx.try_send(&big), Err(RingError::Full));
-    assert_eq!(tx.try_reserve(max).unwrap_err(), RingError::Full);
+    tx.try_push(&big).unwrap();
+    assert_eq!(tx.try_push(&big), Err(WriteError::Full));
+    assert_eq!(tx.write_chunk(max).unwrap_err(), WriteError::Full);
     assert_eq!(tx.index(), 224);
     let mut got = Vec::new();
-    rx.try_recv(&mut got).unwrap();
+    rx.try_pop(&mut got).unwrap();
     assert_eq!(got, big);
     // 32 bytes left at the end: wrap, and the record goes to offset 0.
-    tx.try_send(&big).unwrap();
+    tx.try_push(&big).unwrap();
     assert_eq!(tx.index(), 224 + 32 + 112);
     for _ in 0..2 {
-        rx.try_recv(&mut got).unwrap();
+        rx.try_pop(&mut got).unwrap();
         assert_eq!(got, big);
     }
     assert_eq!(rx.index(), tx.index());
@@ -510,36 +517,36 @@ fn grant_commit_shrink_and_drop() {
     let (mut tx, mut rx) = ring.split().unwrap();
     // Dropped: nothing published, the room is reused.
     {
-        let mut g = tx.try_reserve(40).unwrap();
+        let mut g = tx.write_chunk(40).unwrap();
         g.fill(0xee);
     }
     assert_eq!(tx.index(), 0);
-    assert_eq!(rx.try_read().unwrap_err(), RingError::Empty);
+    assert_eq!(rx.read_chunk().unwrap_err(), PopError::Empty);
     // Shrunk: 40 reserved, 3 published, next record right after.
-    let mut g = tx.try_reserve(40).unwrap();
+    let mut g = tx.write_chunk(40).unwrap();
     assert_eq!(g.len(), 40);
     g[..3].copy_from_slice(b"abc");
-    g.commit_len(3);
+    g.commit(3);
     assert_eq!(tx.index(), 16);
-    let mut g = tx.try_reserve(11).unwrap();
+    let mut g = tx.write_chunk(11).unwrap();
     g.copy_from_slice(b"hello world");
-    g.commit();
+    g.commit_all();
     assert_eq!(tx.index(), 40);
     let mut got = Vec::new();
-    rx.try_recv(&mut got).unwrap();
+    rx.try_pop(&mut got).unwrap();
     assert_eq!(got, b"abc");
-    rx.try_recv(&mut got).unwrap();
+    rx.try_pop(&mut got).unwrap();
     assert_eq!(got, b"hello world");
     // A dropped grant that wrapped publishes nothing either.
     advance(&mut tx, &mut rx, 120);
     {
-        let _unused = tx.try_reserve(30).unwrap();
+        let _unused = tx.write_chunk(30).unwrap();
     }
     assert_eq!(tx.index(), 120);
-    assert_eq!(rx.try_read().unwrap_err(), RingError::Empty);
-    tx.try_send(b"x").unwrap();
+    assert_eq!(rx.read_chunk().unwrap_err(), PopError::Empty);
+    tx.try_push(b"x").unwrap();
     assert_eq!(tx.index(), 144);
-    rx.try_recv(&mut got).unwrap();
+    rx.try_pop(&mut got).unwrap();
     assert_eq!(got, b"x");
 }
 
@@ -548,7 +555,7 @@ fn grant_commit_shrink_and_drop() {
 fn commit_len_beyond_grant_panics() {
     let mut ring = HeapByteRing::new(128, 40).unwrap();
     let (mut tx, _rx) = ring.split().unwrap();
-    tx.try_reserve(4).unwrap().commit_len(5);
+    tx.write_chunk(4).unwrap().commit(5);
 }
 
 #[test]
@@ -556,25 +563,25 @@ fn read_in_place_and_release() {
     let mut ring = HeapByteRing::new(128, 40).unwrap();
     let (mut tx, mut rx) = ring.split().unwrap();
     for r in [&b"one"[..], b"two!", b""] {
-        tx.try_send(r).unwrap();
+        tx.try_push(r).unwrap();
     }
-    let g = rx.try_read().unwrap();
+    let g = rx.read_chunk().unwrap();
     assert_eq!(&*g, b"one");
     assert_eq!(g.len(), 3);
     g.release();
     assert_eq!(rx.index(), 16);
     {
-        let g = rx.try_read().unwrap();
+        let g = rx.read_chunk().unwrap();
         assert_eq!(&*g, b"two!");
     } // dropping releases too
     assert_eq!(rx.index(), 32);
-    assert_eq!(&*rx.try_read().unwrap(), b"");
-    assert_eq!(rx.try_read().unwrap_err(), RingError::Empty);
+    assert_eq!(&*rx.read_chunk().unwrap(), b"");
+    assert_eq!(rx.read_chunk().unwrap_err(), PopError::Empty);
     // Space freed by reads is reused: fill the ring several times over.
     for i in 0..100u64 {
         let data = record(9, i, (i % 41) as usize);
-        tx.try_send(&data).unwrap();
-        assert_eq!(&*rx.try_read().unwrap(), &data[..]);
+        tx.try_push(&data).unwrap();
+        assert_eq!(&*rx.read_chunk().unwrap(), &data[..]);
     }
 }
 
@@ -582,15 +589,15 @@ fn read_in_place_and_release() {
 fn recv_into_too_small_leaves_the_record() {
     let mut ring = HeapByteRing::new(128, 40).unwrap();
     let (mut tx, mut rx) = ring.split().unwrap();
-    tx.try_send(b"0123456789").unwrap();
+    tx.try_push(b"0123456789").unwrap();
     let mut small = [0u8; 9];
     assert_eq!(
-        rx.try_recv_into(&mut small),
-        Err(RingError::TooLarge { len: 10, max: 9 })
+        rx.try_pop_into(&mut small),
+        Err(PopIntoError::TooLarge { len: 10, max: 9 })
     );
     assert_eq!(rx.index(), 0);
     let mut exact = [0u8; 10];
-    assert_eq!(rx.try_recv_into(&mut exact), Ok(10));
+    assert_eq!(rx.try_pop_into(&mut exact), Ok(10));
     assert_eq!(&exact, b"0123456789");
 }
 
@@ -601,22 +608,22 @@ fn handles_resume_from_shared_indices() {
     {
         // SAFETY: one producer at a time in this test.
         let mut tx = unsafe { ring.producer() }.unwrap();
-        tx.try_send(b"first").unwrap();
+        tx.try_push(b"first").unwrap();
     }
     // SAFETY: the previous producer is gone.
     let mut tx = unsafe { ring.producer() }.unwrap();
     assert_eq!(tx.index(), 16);
-    tx.try_send(b"second").unwrap();
+    tx.try_push(b"second").unwrap();
     let mut got = Vec::new();
     {
         // SAFETY: the one consumer.
         let mut rx = unsafe { ByteRing::open(&region, 0).unwrap().consumer() }.unwrap();
-        rx.try_recv(&mut got).unwrap();
+        rx.try_pop(&mut got).unwrap();
         assert_eq!(got, b"first");
     }
     // SAFETY: the previous consumer is gone.
     let mut rx = unsafe { ring.consumer() }.unwrap();
-    rx.try_recv(&mut got).unwrap();
+    rx.try_pop(&mut got).unwrap();
     assert_eq!(got, b"second");
 }
 
@@ -723,9 +730,20 @@ fn open_validation() {
 /// A scribble and the `Corrupted` message it must cause.
 type Case<'x> = (&'x str, &'x dyn Fn(&Scene));
 
-fn expect_corrupted<T: std::fmt::Debug>(r: Result<T, RingError>, what: &str) {
+/// Every ring error's `Corrupted` variant (and [`Corrupted`] itself)
+/// displays as `ring state is corrupted: {what}`.
+fn expect_corrupted<T: std::fmt::Debug, E: std::fmt::Display + std::fmt::Debug>(
+    r: Result<T, E>,
+    what: &str,
+) {
     match r {
-        Err(RingError::Corrupted(w)) => assert!(w.contains(what), "{w:?} is not {what:?}"),
+        Err(e) => {
+            let msg = e.to_string();
+            let w = msg
+                .strip_prefix("ring state is corrupted: ")
+                .unwrap_or_else(|| panic!("expected Corrupted({what}), got {e:?}"));
+            assert!(w.contains(what), "{w:?} is not {what:?}");
+        }
         other => panic!("expected Corrupted({what}), got {other:?}"),
     }
 }
@@ -783,13 +801,13 @@ fn scribbled_frames_are_corrupted() {
     for (what, scribble) in cases {
         let s = Scene::new();
         let (mut tx, mut rx) = s.handles();
-        tx.try_send(&[1; 16]).unwrap();
-        tx.try_send(&[2; 16]).unwrap();
+        tx.try_push(&[1; 16]).unwrap();
+        tx.try_push(&[2; 16]).unwrap();
         scribble(&s);
         // Every way of reading reports it, and keeps reporting it.
-        expect_corrupted(rx.try_recv(&mut Vec::new()), what);
-        expect_corrupted(rx.try_recv_into(&mut [0; 64]), what);
-        expect_corrupted(rx.try_read().map(|g| g.len()), what);
+        expect_corrupted(rx.try_pop(&mut Vec::new()), what);
+        expect_corrupted(rx.try_pop_into(&mut [0; 64]), what);
+        expect_corrupted(rx.read_chunk().map(|g| g.len()), what);
         assert_eq!(rx.index(), 0);
     }
 }
@@ -801,11 +819,11 @@ fn scribbled_frames_near_the_end_are_corrupted() {
     let setup = |s: &Scene| {
         let (mut tx, mut rx) = s.handles();
         for i in 0..7 {
-            tx.try_send(&[i; 20]).unwrap();
-            rx.try_recv(&mut Vec::new()).unwrap();
+            tx.try_push(&[i; 20]).unwrap();
+            rx.try_pop(&mut Vec::new()).unwrap();
         }
         assert_eq!(tx.index(), 224);
-        tx.try_send(&[9; 40]).unwrap();
+        tx.try_push(&[9; 40]).unwrap();
         assert_eq!(tx.index(), 256 + 48);
     };
     let cases: &[Case] = &[
@@ -823,14 +841,14 @@ fn scribbled_frames_near_the_end_are_corrupted() {
         setup(&s);
         scribble(&s);
         let (_, mut rx) = s.handles();
-        expect_corrupted(rx.try_recv(&mut Vec::new()), what);
+        expect_corrupted(rx.try_pop(&mut Vec::new()), what);
     }
     // Untouched, it reads fine.
     let s = Scene::new();
     setup(&s);
     let (_, mut rx) = s.handles();
     let mut got = Vec::new();
-    rx.try_recv(&mut got).unwrap();
+    rx.try_pop(&mut got).unwrap();
     assert_eq!(got, [9; 40]);
 }
 
@@ -863,8 +881,8 @@ fn scribbled_indices_are_corrupted() {
     let (mut tx, mut rx) = s.handles();
     let mut got = Vec::new();
     for i in 0..40 {
-        tx.try_send(&[i; 30]).unwrap();
-        rx.try_recv(&mut got).unwrap();
+        tx.try_push(&[i; 30]).unwrap();
+        rx.try_pop(&mut got).unwrap();
         assert_eq!(got, [i; 30]);
     }
     assert!(tx.index() < 4096);
@@ -872,31 +890,31 @@ fn scribbled_indices_are_corrupted() {
     // While running: the consumer sees a bad producer index when it looks.
     let s = Scene::new();
     let (mut tx, mut rx) = s.handles();
-    tx.try_send(b"abc").unwrap();
-    rx.try_recv(&mut got).unwrap();
+    tx.try_push(b"abc").unwrap();
+    rx.try_pop(&mut got).unwrap();
     for (prod, what) in [
         (0, "ahead of the producer"),
         (16 + 264, "more than the capacity"),
         (20, "multiple of 8"),
     ] {
         s.set(PROD_AT, prod);
-        expect_corrupted(rx.try_recv(&mut got), what);
+        expect_corrupted(rx.try_pop(&mut got), what);
     }
     s.set(PROD_AT, 16);
-    assert_eq!(rx.try_recv(&mut got), Err(RingError::Empty));
+    assert_eq!(rx.try_pop(&mut got), Err(PopError::Empty));
 
     // The producer sees a bad consumer index when its cached one says
     // full. Records of 64 bytes take 72.
     let s = Scene::new();
     let (mut tx, mut rx) = s.handles();
     for _ in 0..3 {
-        tx.try_send(&[0; 64]).unwrap();
+        tx.try_push(&[0; 64]).unwrap();
     }
     for _ in 0..2 {
-        rx.try_recv(&mut got).unwrap();
+        rx.try_pop(&mut got).unwrap();
     }
-    tx.try_send(&[1; 64]).unwrap(); // wraps at 216; sees cons = 144
-    tx.try_send(&[2; 8]).unwrap();
+    tx.try_push(&[1; 64]).unwrap(); // wraps at 216; sees cons = 144
+    tx.try_push(&[2; 8]).unwrap();
     assert_eq!(tx.index(), 344);
     for (cons, what) in [
         (136, "moved backwards"),
@@ -905,25 +923,25 @@ fn scribbled_indices_are_corrupted() {
         (80, "more than the capacity"),
     ] {
         s.set(CONS_AT, cons);
-        expect_corrupted(tx.try_send(&[0; 64]), what);
-        expect_corrupted(tx.try_reserve(64).map(|g| g.len()), what);
+        expect_corrupted(tx.try_push(&[0; 64]), what);
+        expect_corrupted(tx.write_chunk(64).map(|g| g.len()), what);
     }
     s.set(CONS_AT, 144);
-    assert_eq!(tx.try_send(&[3; 64]), Err(RingError::Full));
+    assert_eq!(tx.try_push(&[3; 64]), Err(WriteError::Full));
     // Garbage in the creator's words after open changes nothing for views
     // that validated them already.
     s.set(CAPACITY_AT, 1 << 40);
     s.set(MAX_AT, 1 << 39);
     s.set(MAGIC_AT, 0);
-    rx.try_recv(&mut got).unwrap();
+    rx.try_pop(&mut got).unwrap();
     assert_eq!(got, [0; 64]);
-    tx.try_send(&[3; 64]).unwrap();
+    tx.try_push(&[3; 64]).unwrap();
     assert_eq!(
-        tx.try_send(&[0; 65]),
-        Err(RingError::TooLarge { len: 65, max: 64 })
+        tx.try_push(&[0; 65]),
+        Err(WriteError::TooLarge { len: 65, max: 64 })
     );
     for want in [&[1u8; 64][..], &[2; 8], &[3; 64]] {
-        rx.try_recv(&mut got).unwrap();
+        rx.try_pop(&mut got).unwrap();
         assert_eq!(got, want);
     }
     assert_eq!(rx.index(), 416);
@@ -935,14 +953,14 @@ fn heap_ring_corruption_hooks() {
     let mut ring = HeapByteRing::new(64, 24).unwrap();
     {
         let (mut tx, mut rx) = ring.split().unwrap();
-        tx.try_send(&[1; 8]).unwrap();
-        rx.try_recv(&mut Vec::new()).unwrap();
-        tx.try_send(&[2; 8]).unwrap();
+        tx.try_push(&[1; 8]).unwrap();
+        rx.try_pop(&mut Vec::new()).unwrap();
+        tx.try_push(&[2; 8]).unwrap();
     }
     // SAFETY: no grant or guard is alive, no other thread.
     unsafe { ring.corrupt_bytes(16, &(KIND_RECORD << 32 | 25).to_ne_bytes()) };
     let (_, mut rx) = ring.split().unwrap();
-    expect_corrupted(rx.try_recv(&mut Vec::new()), "maximum message size");
+    expect_corrupted(rx.try_pop(&mut Vec::new()), "maximum message size");
     ring.corrupt_word(256, 40);
-    assert!(matches!(ring.split(), Err(RingError::Corrupted(_))));
+    assert!(matches!(ring.split(), Err(Corrupted(_))));
 }

@@ -13,7 +13,7 @@ use shmkit::ring::spsc::{
     Consumer, Producer, SpscRing, CAPACITY_OFFSET, ELEM_ALIGN_OFFSET, ELEM_SIZE_OFFSET,
     HEADER_SIZE, HEAD_OFFSET, MAGIC_OFFSET, SPSC_MAGIC, TAIL_OFFSET,
 };
-use shmkit::ring::RingError;
+use shmkit::ring::{Corrupted, PopError, PushError};
 use shmkit::{Error, Region, RegionOptions};
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -87,17 +87,18 @@ impl<'c> Spin<'c> {
         }
     }
 
-    /// Retries `op` while it fails with `blocked`; panics on other errors.
-    fn retry<R>(
+    /// Retries `op` while it finds the ring full (or empty); panics on
+    /// other errors.
+    fn retry<R, E: std::fmt::Display>(
         &mut self,
-        blocked: RingError,
         what: &str,
-        mut op: impl FnMut() -> Result<R, RingError>,
+        blocked: impl Fn(&E) -> bool,
+        mut op: impl FnMut() -> Result<R, E>,
     ) -> R {
         loop {
             match op() {
                 Ok(r) => return r,
-                Err(e) if e == blocked => self.wait(what),
+                Err(e) if blocked(&e) => self.wait(what),
                 Err(e) => panic!("{what}: {e}"),
             }
         }
@@ -141,7 +142,11 @@ fn child_entry() {
             // SAFETY: this process's only producer; the parent consumes.
             let mut tx = unsafe { ring.producer() }.expect("attach producer");
             for v in 0..n {
-                spin.retry(RingError::Full, "room", || tx.try_push(v));
+                spin.retry(
+                    "room",
+                    |e| matches!(e, PushError::Full(_)),
+                    || tx.try_push(v),
+                );
             }
             report(format!("pushed={n}"));
         }
@@ -163,7 +168,7 @@ fn child_entry() {
                     }
                 }
             }
-            assert_eq!(rx.try_pop(), Err(RingError::Empty));
+            assert_eq!(rx.try_pop(), Err(PopError::Empty));
             report(format!("received={want}"));
         }
         "produce-chunks" => {
@@ -174,15 +179,13 @@ fn child_entry() {
             let mut wrapped = 0u64;
             while next < n {
                 let asked = sizes.next(100);
-                let mut chunk = match tx.write_chunk(asked) {
-                    Ok(chunk) => chunk,
-                    Err(RingError::Full) => {
-                        spin.wait("room");
-                        continue;
-                    }
-                    Err(e) => panic!("write_chunk: {e}"),
-                };
-                assert!(chunk.len() <= asked && !chunk.is_empty());
+                let mut chunk = tx.write_chunk(asked).expect("write_chunk");
+                if chunk.is_empty() {
+                    drop(chunk);
+                    spin.wait("room");
+                    continue;
+                }
+                assert!(chunk.len() <= asked);
                 let (a, b) = chunk.as_mut_slices();
                 wrapped += !b.is_empty() as u64;
                 for (i, v) in a.iter_mut().chain(b.iter_mut()).enumerate() {
@@ -216,13 +219,13 @@ fn ten_million_values_one_at_a_time_from_a_child_arrive_in_order() {
     {
         let mut spin = Spin::new(Some(&mut child));
         for want in 0..TEN_MILLION {
-            let v = spin.retry(RingError::Empty, "a value", || rx.try_pop());
+            let v = spin.retry("a value", |e| *e == PopError::Empty, || rx.try_pop());
             assert_eq!(v, want, "out of order");
         }
     }
     let took = started.elapsed();
     assert_eq!(finish(child, LIMIT), ["pushed=10000000"]);
-    assert_eq!(rx.try_pop(), Err(RingError::Empty));
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
     // SAFETY (both): the child has exited, and the words are the header's
     // atomics, which no reference to plain data covers.
     assert_eq!(
@@ -265,7 +268,7 @@ fn ten_million_values_in_slices_to_a_child_arrive_in_order() {
     }
     let took = started.elapsed();
     assert_eq!(finish(child, LIMIT), ["received=10000000"]);
-    assert_eq!(ring.len(), Ok(0));
+    assert_eq!(ring.len(), 0);
     eprintln!("10M values in slices in {took:?}");
 }
 
@@ -295,14 +298,12 @@ fn in_place_chunks_from_a_child_arrive_in_order() {
         let mut sizes = Sizes(0x1234_5678_9abc_def1);
         let (mut want, mut wrapped) = (0, 0u64);
         while want < N {
-            let chunk = match rx.read_chunk(sizes.next(100)) {
-                Ok(chunk) => chunk,
-                Err(RingError::Empty) => {
-                    spin.wait("values");
-                    continue;
-                }
-                Err(e) => panic!("read_chunk: {e}"),
-            };
+            let chunk = rx.read_chunk(sizes.next(100)).expect("read_chunk");
+            if chunk.is_empty() {
+                drop(chunk);
+                spin.wait("values");
+                continue;
+            }
             let (a, b) = chunk.as_slices();
             assert_eq!(a.len() + b.len(), chunk.len());
             wrapped += !b.is_empty() as u64;
@@ -320,7 +321,7 @@ fn in_place_chunks_from_a_child_arrive_in_order() {
         assert!(wrapped > 0, "no chunk ever wrapped");
     }
     assert_eq!(finish(child, LIMIT), [format!("pushed={N}")]);
-    assert_eq!(rx.try_pop(), Err(RingError::Empty));
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
 }
 
 /// Pushes and pops through a 4-slot ring in a region many times over:
@@ -362,7 +363,7 @@ fn wrap_around_of_the_slot_array() {
     let r = rx.read_chunk(4).unwrap();
     assert_eq!(r.as_slices(), (&[10][..], &[11, 12][..]));
     r.release_all();
-    assert_eq!(ring.len(), Ok(0));
+    assert_eq!(ring.len(), 0);
     // Capacity 1: every push is a full lap.
     let one = ring_region(1);
     let ring = SpscRing::<u64>::open(&one, 0).unwrap();
@@ -370,9 +371,9 @@ fn wrap_around_of_the_slot_array() {
     let (mut tx, mut rx) = unsafe { (ring.producer().unwrap(), ring.consumer().unwrap()) };
     for v in 0..100 {
         tx.try_push(v).unwrap();
-        assert_eq!(tx.try_push(v), Err(RingError::Full));
+        assert_eq!(tx.try_push(v), Err(PushError::Full(v)));
         assert_eq!(rx.try_pop(), Ok(v));
-        assert_eq!(rx.try_pop(), Err(RingError::Empty));
+        assert_eq!(rx.try_pop(), Err(PopError::Empty));
     }
 }
 
@@ -398,9 +399,9 @@ fn wrap_around_of_the_u64_counters() {
             tx.try_push(next).unwrap();
             next += 1;
         }
-        assert_eq!(tx.len(), Ok(5));
-        assert_eq!(rx.len(), Ok(5));
-        assert_eq!(ring.len(), Ok(5));
+        assert_eq!(tx.len(), 5);
+        assert_eq!(rx.len(), 5);
+        assert_eq!(ring.len(), 5);
         let mut buf = [0; 5];
         assert_eq!(rx.pop_slice(&mut buf).unwrap(), 5);
         for v in buf {
@@ -506,7 +507,7 @@ fn bytes_for_and_create_reject_bad_parameters() {
         b.producer().unwrap().try_push(2).unwrap();
         assert_eq!(a.consumer().unwrap().try_pop(), Ok(1));
     }
-    assert_eq!(SpscRing::<u32>::open(&region, 2432).unwrap().len(), Ok(1));
+    assert_eq!(SpscRing::<u32>::open(&region, 2432).unwrap().len(), 1);
 }
 
 #[test]
@@ -661,18 +662,16 @@ fn a_scribbled_head_is_reported_to_the_producer() {
         // atomics, which no reference to plain data covers; writes play a peer
         // scribbling on the ring.
         unsafe { region.write::<u64>(HEAD_OFFSET, &bad) }.unwrap();
-        assert_eq!(tx.try_push(8), Err(RingError::Corrupted(BAD_HEAD)), "{why}");
-        assert_eq!(tx.push_slice(&[8]), Err(RingError::Corrupted(BAD_HEAD)));
-        assert!(matches!(
-            tx.write_chunk(1),
-            Err(RingError::Corrupted(BAD_HEAD))
-        ));
-        assert_eq!(tx.len(), Err(RingError::Corrupted(BAD_HEAD)));
+        assert_eq!(tx.try_push(8), Err(PushError::Corrupted(BAD_HEAD)), "{why}");
+        assert_eq!(tx.push_slice(&[8]), Err(Corrupted(BAD_HEAD)));
+        assert!(matches!(tx.write_chunk(1), Err(Corrupted(BAD_HEAD))));
+        // A snapshot stays in bounds; the operations above report it.
+        assert!(tx.len() <= 8, "{why}");
         let ring = SpscRing::<u64>::open(&region, 0).unwrap();
         // SAFETY: the call fails (the indices are invalid): no second
         // producer is made.
         let second = unsafe { ring.producer() };
-        assert_eq!(second.unwrap_err(), RingError::Corrupted(BAD_INDICES));
+        assert_eq!(second.unwrap_err(), Corrupted(BAD_INDICES));
         // Put back, the producer carries on.
         unsafe { region.write::<u64>(HEAD_OFFSET, &1) }.unwrap();
         assert_eq!(tx.try_push(8), Ok(()));
@@ -684,7 +683,7 @@ fn a_scribbled_head_is_reported_to_the_producer() {
     rx.pop_slice(&mut buf).unwrap();
     assert_eq!(tx.push_slice(&[8, 9, 10, 11]).unwrap(), 4);
     unsafe { region.write::<u64>(HEAD_OFFSET, &2) }.unwrap();
-    assert_eq!(tx.try_push(12), Err(RingError::Corrupted(BAD_HEAD)));
+    assert_eq!(tx.try_push(12), Err(PushError::Corrupted(BAD_HEAD)));
 }
 
 #[test]
@@ -701,22 +700,17 @@ fn a_scribbled_tail_is_reported_to_the_consumer() {
         // atomics, which no reference to plain data covers; writes play a peer
         // scribbling on the ring.
         unsafe { region.write::<u64>(TAIL_OFFSET, &bad) }.unwrap();
-        assert_eq!(rx.try_pop(), Err(RingError::Corrupted(BAD_TAIL)), "{why}");
-        assert_eq!(rx.peek(), Err(RingError::Corrupted(BAD_TAIL)));
-        assert_eq!(
-            rx.pop_slice(&mut [0; 2]),
-            Err(RingError::Corrupted(BAD_TAIL))
-        );
-        assert!(matches!(
-            rx.read_chunk(1),
-            Err(RingError::Corrupted(BAD_TAIL))
-        ));
-        assert_eq!(rx.len(), Err(RingError::Corrupted(BAD_TAIL)));
+        assert_eq!(rx.try_pop(), Err(PopError::Corrupted(BAD_TAIL)), "{why}");
+        assert_eq!(rx.peek(), Err(PopError::Corrupted(BAD_TAIL)));
+        assert_eq!(rx.pop_slice(&mut [0; 2]), Err(Corrupted(BAD_TAIL)));
+        assert!(matches!(rx.read_chunk(1), Err(Corrupted(BAD_TAIL))));
+        // A snapshot stays in bounds; the operations above report it.
+        assert!(rx.len() <= 8, "{why}");
         let ring = SpscRing::<u64>::open(&region, 0).unwrap();
         // SAFETY: the call fails (the indices are invalid): no second
         // consumer is made.
         let second = unsafe { ring.consumer() };
-        assert_eq!(second.unwrap_err(), RingError::Corrupted(BAD_INDICES));
+        assert_eq!(second.unwrap_err(), Corrupted(BAD_INDICES));
         unsafe { region.write::<u64>(TAIL_OFFSET, &8) }.unwrap();
         assert_eq!(rx.try_pop(), Ok(0));
     }
@@ -730,10 +724,10 @@ fn a_scribbled_tail_is_reported_to_the_consumer() {
     assert_eq!(rx.pop_slice(&mut buf), Ok(7));
     assert_eq!(buf, [1, 2, 3, 4, 5, 6, 7]);
     // ...and the next look at the tail catches it.
-    assert_eq!(rx.try_pop(), Err(RingError::Corrupted(BAD_TAIL)));
+    assert_eq!(rx.try_pop(), Err(PopError::Corrupted(BAD_TAIL)));
     // The snapshot of a third party sees a tail behind the head.
     let ring = SpscRing::<u64>::open(&region, 0).unwrap();
-    assert_eq!(ring.len(), Err(RingError::Corrupted(BAD_INDICES)));
+    assert_eq!(ring.len(), 0);
 }
 
 /// A capacity scribbled after open changes nothing for open views (they
@@ -768,10 +762,10 @@ fn a_peer_process_scribbling_on_the_header_is_caught() {
         spawn_with(&region, "scribble", &[&HEAD_OFFSET.to_string(), "1000"]),
         LIMIT,
     );
-    assert_eq!(tx.try_push(8), Err(RingError::Corrupted(BAD_HEAD)));
+    assert_eq!(tx.try_push(8), Err(PushError::Corrupted(BAD_HEAD)));
     finish(
         spawn_with(&region, "scribble", &[&TAIL_OFFSET.to_string(), "100"]),
         LIMIT,
     );
-    assert_eq!(rx.try_pop(), Err(RingError::Corrupted(BAD_TAIL)));
+    assert_eq!(rx.try_pop(), Err(PopError::Corrupted(BAD_TAIL)));
 }

@@ -10,7 +10,7 @@ use crate::support::{self, Wait, CHILD_IDLE_LIMIT, PARENT_WAIT_LIMIT};
 use crate::throughput::{serve_stream, stream, Consumer, Producer, Streamed};
 use crate::{BATCH, LINK_A_VAR, U64_CAPACITY};
 use shmkit::ring::spsc::{self, SpscRing};
-use shmkit::ring::RingError;
+use shmkit::ring::{PopError, PushError};
 use shmkit::{LayoutId, RegionOptions, Shm};
 
 /// A `u64` stream over a bare ring, produced by the child.
@@ -108,7 +108,7 @@ impl Producer for ChunkProducer<'_> {
             support::wait_for(CHILD_IDLE_LIMIT, self.how, || {
                 let mut chunk = match tx.write_chunk(BATCH) {
                     Ok(c) if c.len() == BATCH => c,
-                    Ok(_) | Err(RingError::Full) => return None,
+                    Ok(_) => return None,
                     Err(e) => return Some(Err(format!("write_chunk: {e}"))),
                 };
                 // Two plain loops: a chained iterator does not vectorize.
@@ -141,7 +141,7 @@ impl Producer for ItemProducer<'_> {
             let tx = &mut self.tx;
             support::wait_for(CHILD_IDLE_LIMIT, self.how, || match tx.try_push(seq) {
                 Ok(()) => Some(Ok(())),
-                Err(RingError::Full) => None,
+                Err(PushError::Full(_)) => None,
                 Err(e) => Some(Err(format!("try_push: {e}"))),
             })
             .ok_or_else(|| format!("the ring stayed full for {CHILD_IDLE_LIMIT:?}"))??;
@@ -163,7 +163,7 @@ impl Consumer for ItemConsumer<'_> {
             let rx = &mut self.rx;
             support::wait_for(PARENT_WAIT_LIMIT, self.how, || match rx.pop_into(&mut v) {
                 Ok(()) => Some(Ok(())),
-                Err(RingError::Empty) => None,
+                Err(PopError::Empty) => None,
                 Err(e) => Some(Err(format!("pop_into: {e}"))),
             })
             .ok_or_else(|| format!("no item {seq} within {PARENT_WAIT_LIMIT:?}"))??;
@@ -192,7 +192,7 @@ impl Consumer for ChunkConsumer<'_> {
             support::wait_for(PARENT_WAIT_LIMIT, self.how, || {
                 let chunk = match rx.read_chunk(BATCH) {
                     Ok(c) if c.len() == BATCH => c,
-                    Ok(_) | Err(RingError::Empty) => return None,
+                    Ok(_) => return None,
                     Err(e) => return Some(Err(format!("read_chunk: {e}"))),
                 };
                 let (a, b) = chunk.as_slices();

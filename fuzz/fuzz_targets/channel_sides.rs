@@ -94,7 +94,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shmkit::atomic::{AtomicU32, Ordering};
-use shmkit::channel::{mpmc_channel, MpmcReceiver, MpmcSender, RecvError, SendError};
+use shmkit::channel::{mpmc_channel, MpmcReceiver, MpmcSender, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use shmkit::sync::Mutex;
 use shmkit::{Error, Region, RegionOptions};
 use shmkit_fuzz::Input;
@@ -227,25 +227,55 @@ enum Got {
     Corrupted,
 }
 
-fn recv_got(r: Result<u64, RecvError>) -> Got {
-    match r {
-        Ok(v) => Got::Ok(Some(v)),
-        Err(RecvError::Empty) => Got::Empty,
-        Err(RecvError::Timeout) => Got::Timeout,
-        Err(RecvError::Disconnected) => Got::Disconnected,
-        Err(RecvError::Corrupted(_)) => Got::Corrupted,
-        Err(e) => panic!("unexpected {e:?}"),
+fn recv_got(r: Result<u64, impl Into<Got>>) -> Got {
+    r.map_or_else(Into::into, |v| Got::Ok(Some(v)))
+}
+
+fn send_got(r: Result<(), impl Into<Got>>) -> Got {
+    r.map_or_else(Into::into, |()| Got::Ok(None))
+}
+
+impl From<TryRecvError> for Got {
+    fn from(e: TryRecvError) -> Self {
+        match e {
+            TryRecvError::Empty => Got::Empty,
+            TryRecvError::Disconnected => Got::Disconnected,
+            TryRecvError::Corrupted(_) => Got::Corrupted,
+            e => panic!("unexpected {e:?}"),
+        }
     }
 }
 
-fn send_got(r: Result<(), SendError<u64>>) -> Got {
-    match r {
-        Ok(()) => Got::Ok(None),
-        Err(SendError::Full(_)) => Got::Full,
-        Err(SendError::Timeout(_)) => Got::Timeout,
-        Err(SendError::Disconnected(_)) => Got::Disconnected,
-        Err(SendError::Corrupted(_)) => Got::Corrupted,
-        Err(e) => panic!("unexpected {e:?}"),
+impl From<RecvTimeoutError> for Got {
+    fn from(e: RecvTimeoutError) -> Self {
+        match e {
+            RecvTimeoutError::Timeout => Got::Timeout,
+            RecvTimeoutError::Disconnected => Got::Disconnected,
+            RecvTimeoutError::Corrupted(_) => Got::Corrupted,
+            e => panic!("unexpected {e:?}"),
+        }
+    }
+}
+
+impl<T> From<TrySendError<T>> for Got {
+    fn from(e: TrySendError<T>) -> Self {
+        match e {
+            TrySendError::Full(_) => Got::Full,
+            TrySendError::Disconnected(_) => Got::Disconnected,
+            TrySendError::Corrupted(_) => Got::Corrupted,
+            e => panic!("unexpected {e:?}"),
+        }
+    }
+}
+
+impl<T> From<SendTimeoutError<T>> for Got {
+    fn from(e: SendTimeoutError<T>) -> Self {
+        match e {
+            SendTimeoutError::Timeout(_) => Got::Timeout,
+            SendTimeoutError::Disconnected(_) => Got::Disconnected,
+            SendTimeoutError::Corrupted(_) => Got::Corrupted,
+            e => panic!("unexpected {e:?}"),
+        }
     }
 }
 

@@ -30,7 +30,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shmkit::ring::bytes::{max_message_for, Consumer, HeapByteRing, Producer, MIN_CAPACITY};
-use shmkit::ring::RingError;
+use shmkit::ring::bytes::{PopIntoError, WriteError};
 use shmkit_fuzz::Input;
 use std::collections::VecDeque;
 
@@ -53,9 +53,9 @@ struct Model {
 impl Model {
     /// What reserving `len` bytes must return: on success, the wrap
     /// padding it needs first.
-    fn send(&self, len: usize) -> Result<usize, RingError> {
+    fn send(&self, len: usize) -> Result<usize, WriteError> {
         if len > self.max {
-            return Err(RingError::TooLarge { len, max: self.max });
+            return Err(WriteError::TooLarge { len, max: self.max });
         }
         let fp = footprint(len);
         let pos = (self.prod % self.cap as u64) as usize;
@@ -65,7 +65,7 @@ impl Model {
             0
         };
         if self.prod - self.cons + (skip + fp) as u64 > self.cap as u64 {
-            return Err(RingError::Full);
+            return Err(WriteError::Full);
         }
         Ok(skip)
     }
@@ -94,7 +94,7 @@ fn content(serial: u64, len: usize) -> Vec<u8> {
 }
 
 /// Outcome of a ring call, reduced to what the model predicts.
-fn same(got: &Result<(), RingError>, want: &Result<usize, RingError>) -> bool {
+fn same(got: &Result<(), WriteError>, want: &Result<usize, WriteError>) -> bool {
     match (got, want) {
         (Ok(()), Ok(_)) => true,
         (Err(a), Err(b)) => a == b,
@@ -104,7 +104,7 @@ fn same(got: &Result<(), RingError>, want: &Result<usize, RingError>) -> bool {
 
 /// After a corruption: anything but a panic is fine, and nothing handed
 /// out may exceed the maximum.
-fn tolerated(r: &Result<usize, RingError>, max: usize) {
+fn tolerated(r: &Result<usize, PopIntoError>, max: usize) {
     if let Ok(len) = r {
         assert!(*len <= max, "record of {len} bytes above the maximum {max}");
     }
@@ -154,7 +154,7 @@ fuzz_target!(|data: &[u8]| {
             0 => {
                 let Some(tx) = tx.as_mut() else { continue };
                 let d = content(serial, len_of(&mut inp));
-                let r = tx.try_send(&d);
+                let r = tx.try_push(&d);
                 if !corrupted {
                     let want = model.send(d.len());
                     assert!(same(&r, &want), "send {}: {r:?} vs {want:?}", d.len());
@@ -169,12 +169,12 @@ fuzz_target!(|data: &[u8]| {
                 let len = len_of(&mut inp);
                 let keep = inp.u16() as usize % (len + 1);
                 let d = content(serial, len);
-                let r = tx.try_reserve(len).map(|mut g| {
+                let r = tx.write_chunk(len).map(|mut g| {
                     assert_eq!(g.len(), len);
                     g.copy_from_slice(&d);
                     match op {
-                        3 => g.commit(),
-                        4 => g.commit_len(keep),
+                        3 => g.commit_all(),
+                        4 => g.commit(keep),
                         _ => {} // dropped: publishes nothing
                     }
                 });
@@ -195,16 +195,19 @@ fuzz_target!(|data: &[u8]| {
                 let Some(rx) = rx.as_mut() else { continue };
                 let room = inp.u16() as usize % (max + 9);
                 let r = match op {
-                    1 => rx.try_recv(&mut got),
+                    1 => rx.try_pop(&mut got).map_err(PopIntoError::from),
                     2 => {
                         got.resize(room, 0);
-                        rx.try_recv_into(&mut got).inspect(|&n| got.truncate(n))
+                        rx.try_pop_into(&mut got).inspect(|&n| got.truncate(n))
                     }
-                    _ => rx.try_read().map(|g| {
-                        got.clear();
-                        got.extend_from_slice(&g);
-                        g.len()
-                    }),
+                    _ => rx
+                        .read_chunk()
+                        .map(|g| {
+                            got.clear();
+                            got.extend_from_slice(&g);
+                            g.len()
+                        })
+                        .map_err(PopIntoError::from),
                 };
                 if corrupted {
                     tolerated(&r, max);
@@ -216,8 +219,8 @@ fuzz_target!(|data: &[u8]| {
                         assert_eq!(n, want.len());
                         assert_eq!(got, want);
                     }
-                    (Err(RingError::Empty), None) => {}
-                    (Err(RingError::TooLarge { len, max: m }), Some((front, _)))
+                    (Err(PopIntoError::Empty), None) => {}
+                    (Err(PopIntoError::TooLarge { len, max: m }), Some((front, _)))
                         if op == 2 && len == front.len() && m == room && len > room => {}
                     (r, front) => panic!("recv: {r:?} with {} in flight", front.is_some()),
                 }

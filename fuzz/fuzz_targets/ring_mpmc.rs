@@ -112,7 +112,7 @@ use shmkit::ring::mpmc::{
     ELEM_SIZE_OFFSET, ENQUEUE_OFFSET, HEADER_SIZE, MAGIC_OFFSET, MAX_CAPACITY, MPMC_MAGIC,
     RETRY_LIMIT, SLOT_STRIDE_OFFSET,
 };
-use shmkit::ring::RingError;
+use shmkit::ring::{PopError, PushError};
 use shmkit::{Error, Region, RegionOptions};
 use shmkit_fuzz::Input;
 use std::collections::VecDeque;
@@ -680,14 +680,14 @@ fuzz_target!(|data: &[u8]| {
                     };
                     if corrupted {
                         assert!(
-                            matches!(got, Ok(()) | Err(RingError::Full | RingError::Corrupted(_))),
+                            matches!(got, Ok(()) | Err(PushError::Full(_) | PushError::Corrupted(_))),
                             "{got:?}"
                         );
                     } else if m.push_walk() == Walk::Turn {
                         assert_eq!(got, Ok(()));
                         m.push(At::Full(v), true);
                     } else {
-                        assert_eq!(got, Err(RingError::Full));
+                        assert_eq!(got, Err(PushError::Full(v)));
                     }
                 }
             }
@@ -705,13 +705,13 @@ fuzz_target!(|data: &[u8]| {
                     if corrupted {
                         match got {
                             Ok(v) => assert!(written(v, serial), "popped {v:#x}, never pushed"),
-                            Err(RingError::Empty | RingError::Corrupted(_)) => {}
+                            Err(PopError::Empty | PopError::Corrupted(_)) => {}
                             Err(e) => panic!("pop: {e:?}"),
                         }
                     } else {
                         match m.pop_walk() {
                             Walk::Turn => assert_eq!(got, Ok(m.pop(true))),
-                            _ => assert_eq!(got, Err(RingError::Empty)),
+                            _ => assert_eq!(got, Err(PopError::Empty)),
                         }
                     }
                 }

@@ -35,7 +35,7 @@ use shmkit::ring::spsc::{
     HeapSpscRing, SpscHeader, CAPACITY_OFFSET, ELEM_ALIGN_OFFSET, ELEM_SIZE_OFFSET, HEAD_OFFSET,
     MAGIC_OFFSET, SPSC_MAGIC, TAIL_OFFSET,
 };
-use shmkit::ring::RingError;
+use shmkit::ring::{Corrupted, PopError, PushError};
 use shmkit_fuzz::Input;
 use std::collections::VecDeque;
 
@@ -122,10 +122,11 @@ fn scribble_u32(header: &SpscHeader, offset: usize, value: u32) {
     word.store(value, Ordering::Relaxed);
 }
 
-/// A `Corrupted` error, the only error an operation may add to its usual
-/// one once the header is scribbled on.
-fn is_corrupted<T>(r: &Result<T, RingError>) -> bool {
-    matches!(r, Err(RingError::Corrupted(_)))
+/// A `Corrupted` error (of any operation's error type: they all display
+/// as "ring state is corrupted: ..."), the only error an operation may add
+/// to its usual one once the header is scribbled on.
+fn is_corrupted<T, E: std::fmt::Display>(r: &Result<T, E>) -> bool {
+    matches!(r, Err(e) if e.to_string().starts_with("ring state is corrupted: "))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -176,23 +177,24 @@ fuzz_target!(|data: &[u8]| {
         match input.u8() % 12 {
             0 => {
                 let Some(tx) = txo.as_mut() else { continue };
-                let got = tx.try_push(m.value(m.pushed));
+                let v = m.value(m.pushed);
+                let got = tx.try_push(v);
                 if corrupted {
-                    assert!(matches!(got, Ok(()) | Err(RingError::Full)) || is_corrupted(&got));
+                    assert!(matches!(got, Ok(()) | Err(PushError::Full(_))) || is_corrupted(&got));
                 } else if m.free() > 0 {
                     assert_eq!(got, Ok(()));
                     m.push(1);
                 } else {
-                    assert_eq!(got, Err(RingError::Full));
+                    assert_eq!(got, Err(PushError::Full(v)));
                 }
             }
             1 => {
                 let Some(rx) = rxo.as_mut() else { continue };
                 let got = rx.try_pop();
                 if corrupted {
-                    assert!(matches!(got, Ok(_) | Err(RingError::Empty)) || is_corrupted(&got));
+                    assert!(matches!(got, Ok(_) | Err(PopError::Empty)) || is_corrupted(&got));
                 } else {
-                    let want = m.q.front().copied().ok_or(RingError::Empty);
+                    let want = m.q.front().copied().ok_or(PopError::Empty);
                     assert_eq!(got, want);
                     if want.is_ok() {
                         m.pop(1);
@@ -232,9 +234,9 @@ fuzz_target!(|data: &[u8]| {
                 let Some(rx) = rxo.as_mut() else { continue };
                 let got = rx.peek();
                 if corrupted {
-                    assert!(matches!(got, Ok(_) | Err(RingError::Empty)) || is_corrupted(&got));
+                    assert!(matches!(got, Ok(_) | Err(PopError::Empty)) || is_corrupted(&got));
                 } else {
-                    assert_eq!(got, m.q.front().copied().ok_or(RingError::Empty));
+                    assert_eq!(got, m.q.front().copied().ok_or(PopError::Empty));
                 }
             }
             5 => {
@@ -242,11 +244,8 @@ fuzz_target!(|data: &[u8]| {
                 let n = input.size(2 * cap);
                 let commit = input.u8();
                 let got = tx.write_chunk(n);
-                let want = if n > 0 && m.free() == 0 {
-                    Err(RingError::Full)
-                } else {
-                    Ok(n.min(m.free()))
-                };
+                // Up to `n`: an empty chunk when the ring is full.
+                let want: Result<usize, Corrupted> = Ok(n.min(m.free()));
                 match got {
                     Ok(mut chunk) => {
                         let len = chunk.len();
@@ -277,16 +276,7 @@ fuzz_target!(|data: &[u8]| {
                             });
                         }
                     }
-                    Err(e) => {
-                        if corrupted {
-                            assert!(
-                                matches!(e, RingError::Full | RingError::Corrupted(_)),
-                                "{e:?}"
-                            );
-                        } else {
-                            assert_eq!(Err(e), want);
-                        }
-                    }
+                    Err(e) => assert!(corrupted, "{e:?}"),
                 }
             }
             6 => {
@@ -294,11 +284,8 @@ fuzz_target!(|data: &[u8]| {
                 let n = input.size(2 * cap);
                 let release = input.u8();
                 let got = rx.read_chunk(n);
-                let want = if n > 0 && m.q.is_empty() {
-                    Err(RingError::Empty)
-                } else {
-                    Ok(n.min(m.q.len()))
-                };
+                // Up to `n`: an empty chunk when the ring is empty.
+                let want: Result<usize, Corrupted> = Ok(n.min(m.q.len()));
                 match got {
                     Ok(chunk) => {
                         let len = chunk.len();
@@ -328,36 +315,20 @@ fuzz_target!(|data: &[u8]| {
                             });
                         }
                     }
-                    Err(e) => {
-                        if corrupted {
-                            assert!(
-                                matches!(e, RingError::Empty | RingError::Corrupted(_)),
-                                "{e:?}"
-                            );
-                        } else {
-                            assert_eq!(Err(e), want);
-                        }
-                    }
+                    Err(e) => assert!(corrupted, "{e:?}"),
                 }
             }
             7 => {
                 let Some(tx) = txo.as_mut() else { continue };
                 let Some(rx) = rxo.as_mut() else { continue };
-                let sizes = [
-                    tx.len(),
-                    rx.len(),
-                    ring.len(),
-                    tx.is_empty().map(usize::from),
-                    rx.is_empty().map(usize::from),
-                    ring.is_empty().map(usize::from),
-                ];
-                if corrupted {
-                    for s in sizes {
-                        assert!(matches!(s, Ok(n) if n <= cap) || is_corrupted(&s), "{s:?}");
-                    }
-                } else {
-                    let (n, e) = (m.q.len(), usize::from(m.q.is_empty()));
-                    assert_eq!(sizes, [Ok(n), Ok(n), Ok(n), Ok(e), Ok(e), Ok(e)]);
+                let sizes = [tx.len(), rx.len(), ring.len()];
+                let empty = [tx.is_empty(), rx.is_empty(), ring.is_empty()];
+                // Snapshots stay in bounds whatever the indices hold.
+                assert!(sizes.iter().all(|&n| n <= cap), "{sizes:?}");
+                assert_eq!(empty, sizes.map(|n| n == 0));
+                if !corrupted {
+                    let n = m.q.len();
+                    assert_eq!(sizes, [n, n, n]);
                 }
                 assert_eq!(tx.capacity(), cap);
                 assert_eq!(rx.capacity(), cap);
@@ -403,7 +374,7 @@ fuzz_target!(|data: &[u8]| {
                 // SAFETY: the previous producer was dropped above.
                 match unsafe { ring.producer() } {
                     Ok(p) => txo = Some(p),
-                    Err(e) => assert!(corrupted && matches!(e, RingError::Corrupted(_)), "{e:?}"),
+                    Err(e) => assert!(corrupted, "{e:?}"),
                 }
             }
             10 => {
@@ -411,7 +382,7 @@ fuzz_target!(|data: &[u8]| {
                 // SAFETY: the previous consumer was dropped above.
                 match unsafe { ring.consumer() } {
                     Ok(c) => rxo = Some(c),
-                    Err(e) => assert!(corrupted && matches!(e, RingError::Corrupted(_)), "{e:?}"),
+                    Err(e) => assert!(corrupted, "{e:?}"),
                 }
             }
             _ => {

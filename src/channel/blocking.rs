@@ -23,13 +23,13 @@
 //! slot a dead sender held), so nothing sent before the last sender left
 //! is lost.
 
-use super::error::{RecvError, SendError};
+use super::error::{TryRecvError, TrySendError};
 use super::side::{Side, SideState};
 use crate::blocks::{CachePadded, ShmSafe};
 use crate::error::{Error, Result};
 use crate::primitive::{spin_loop, AtomicU32, AtomicU64, Ordering};
 use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
-use crate::ring::{RingError, Signal};
+use crate::ring::{Corrupted, Miss, Signal};
 use crate::sync::wait::{expired, probe_slice, PROBE_INTERVAL, SPIN_LIMIT};
 use std::time::Instant;
 
@@ -79,15 +79,16 @@ impl ChannelHeader {
         }
     }
 
-    /// Runs `attempt` (a ring operation that fails with `Full`/`Empty`
-    /// when it would block) until it succeeds, the deadline passes, or the
-    /// other end is gone; wakes the other end after a success.
+    /// Runs `attempt` (a ring operation whose error says
+    /// [`Miss::WouldBlock`] when the ring is full or empty) until it
+    /// succeeds, the deadline passes, or the other end is gone; wakes the
+    /// other end after a success.
     #[inline]
-    pub(crate) fn block_on<R>(
+    pub(crate) fn block_on<R, E: Into<Miss>>(
         &self,
         end: End,
         deadline: Option<Instant>,
-        attempt: impl FnMut() -> Result<R, RingError>,
+        attempt: impl FnMut() -> Result<R, E>,
     ) -> Result<R, Blocked> {
         self.block_on_repairing(end, deadline, &NoRepair, attempt)
     }
@@ -96,12 +97,12 @@ impl ChannelHeader {
     /// participant can hold a slot: while it waits, it has `repair` give
     /// back what keeps it waiting, once per probe slice.
     #[inline]
-    pub(crate) fn block_on_repairing<R>(
+    pub(crate) fn block_on_repairing<R, E: Into<Miss>>(
         &self,
         end: End,
         deadline: Option<Instant>,
         repair: &impl Repair,
-        mut attempt: impl FnMut() -> Result<R, RingError>,
+        mut attempt: impl FnMut() -> Result<R, E>,
     ) -> Result<R, Blocked> {
         let (_, theirs, peers) = self.mine(end);
         // Sending into a channel every receiver left cleanly is pointless.
@@ -117,12 +118,12 @@ impl ChannelHeader {
     }
 
     #[cold]
-    fn block_slow<R>(
+    fn block_slow<R, E: Into<Miss>>(
         &self,
         end: End,
         deadline: Option<Instant>,
         repair: &impl Repair,
-        mut attempt: impl FnMut() -> Result<R, RingError>,
+        mut attempt: impl FnMut() -> Result<R, E>,
     ) -> Result<R, Blocked> {
         let (sleep_on, theirs, peers) = self.mine(end);
         let mut try_once = || outcome(attempt());
@@ -226,12 +227,12 @@ impl ChannelHeader {
     /// receivers found dead when the ring is full; a success wakes
     /// sleeping receivers.
     #[inline]
-    pub(crate) fn try_send<V>(
+    pub(crate) fn try_send<V, E: Into<Miss>>(
         &self,
         gone: &PeerGone,
         value: V,
-        attempt: impl FnMut() -> Result<(), RingError>,
-    ) -> Result<(), SendError<V>> {
+        attempt: impl FnMut() -> Result<(), E>,
+    ) -> Result<(), TrySendError<V>> {
         self.try_send_repairing(gone, value, &NoRepair, attempt)
     }
 
@@ -240,23 +241,27 @@ impl ChannelHeader {
     /// once per [`PROBE_INTERVAL`] per handle) for a slot to give back,
     /// and tried again if one was.
     #[inline]
-    pub(crate) fn try_send_repairing<V>(
+    pub(crate) fn try_send_repairing<V, E: Into<Miss>>(
         &self,
         gone: &PeerGone,
         value: V,
         repair: &impl Repair,
-        mut attempt: impl FnMut() -> Result<(), RingError>,
-    ) -> Result<(), SendError<V>> {
+        mut attempt: impl FnMut() -> Result<(), E>,
+    ) -> Result<(), TrySendError<V>> {
         if let Some(b) = gone.seen(&self.receivers) {
-            return Err(send_error(b, value));
+            return Err(match b {
+                Blocked::Corrupted(w) => TrySendError::Corrupted(w),
+                _ => TrySendError::Disconnected(value),
+            });
         }
+        let mut attempt = || attempt().map_err(Into::into);
         let r = match attempt() {
-            Err(RingError::Full) => {
+            Err(Miss::WouldBlock) => {
                 match gone.probe(&self.receivers, || repair.repair(End::Sender)) {
-                    Probe::Gone => return Err(SendError::Disconnected(value)),
-                    Probe::Corrupted(w) => return Err(SendError::Corrupted(w)),
+                    Probe::Gone => return Err(TrySendError::Disconnected(value)),
+                    Probe::Corrupted(w) => return Err(TrySendError::Corrupted(w)),
                     Probe::Repaired => attempt(),
-                    Probe::Nothing => Err(RingError::Full),
+                    Probe::Nothing => Err(Miss::WouldBlock),
                 }
             }
             other => other,
@@ -266,7 +271,8 @@ impl ChannelHeader {
                 self.data.notify();
                 Ok(())
             }
-            Err(e) => Err(SendError::from_ring(e, value)),
+            Err(Miss::WouldBlock) => Err(TrySendError::Full(value)),
+            Err(Miss::Corrupted(w)) => Err(TrySendError::Corrupted(w)),
         }
     }
 
@@ -275,11 +281,11 @@ impl ChannelHeader {
     /// leaving), then reports `Disconnected`; a success wakes sleeping
     /// senders.
     #[inline]
-    pub(crate) fn try_recv<R>(
+    pub(crate) fn try_recv<R, E: Into<Miss>>(
         &self,
         gone: &PeerGone,
-        attempt: impl FnMut() -> Result<R, RingError>,
-    ) -> Result<R, RecvError> {
+        attempt: impl FnMut() -> Result<R, E>,
+    ) -> Result<R, TryRecvError> {
         self.try_recv_repairing(gone, &NoRepair, attempt)
     }
 
@@ -289,48 +295,51 @@ impl ChannelHeader {
     /// first have every slot they held given back, so that what they sent
     /// behind it is still received.
     #[inline]
-    pub(crate) fn try_recv_repairing<R>(
+    pub(crate) fn try_recv_repairing<R, E: Into<Miss>>(
         &self,
         gone: &PeerGone,
         repair: &impl Repair,
-        mut attempt: impl FnMut() -> Result<R, RingError>,
-    ) -> Result<R, RecvError> {
+        mut attempt: impl FnMut() -> Result<R, E>,
+    ) -> Result<R, TryRecvError> {
+        let mut attempt = || attempt().map_err(Into::into);
         let r = match attempt() {
-            Err(RingError::Empty) => {
+            Err(Miss::WouldBlock) => {
                 match gone.probe(&self.senders, || repair.repair(End::Receiver)) {
                     Probe::Gone => {
-                        let mut once = || match attempt() {
-                            Err(RingError::Empty) => None,
-                            other => Some(other.map_err(|e| match e {
-                                RingError::Corrupted(w) => Blocked::Corrupted(w),
-                                _ => Blocked::Disconnected,
-                            })),
-                        };
+                        let mut once = || outcome(attempt());
                         return match drain(End::Receiver, repair, &mut once) {
-                            Some(r) => r.map_err(recv_error),
-                            None => Err(RecvError::Disconnected),
+                            Some(Ok(r)) => Ok(r),
+                            Some(Err(Blocked::Corrupted(w))) => Err(TryRecvError::Corrupted(w)),
+                            Some(Err(_)) | None => Err(TryRecvError::Disconnected),
                         }
                         .inspect(|_| self.space.notify());
                     }
-                    Probe::Corrupted(w) => return Err(RecvError::Corrupted(w)),
-                    Probe::Repaired => attempt().map_err(RecvError::from_ring),
-                    Probe::Nothing => Err(RecvError::Empty),
+                    Probe::Corrupted(w) => return Err(TryRecvError::Corrupted(w)),
+                    Probe::Repaired => attempt(),
+                    Probe::Nothing => Err(Miss::WouldBlock),
                 }
             }
-            other => other.map_err(RecvError::from_ring),
+            other => other,
         };
-        r.inspect(|_| self.space.notify())
+        match r {
+            Ok(r) => {
+                self.space.notify();
+                Ok(r)
+            }
+            Err(Miss::WouldBlock) => Err(TryRecvError::Empty),
+            Err(Miss::Corrupted(w)) => Err(TryRecvError::Corrupted(w)),
+        }
     }
 }
 
 /// What a ring operation's result means for a blocking call: `None` to
-/// keep waiting (`Full`/`Empty`), `Some` to return.
-fn outcome<R>(r: Result<R, RingError>) -> Option<Result<R, Blocked>> {
-    match r {
+/// keep waiting (full or empty), `Some` to return.
+#[inline]
+fn outcome<R, E: Into<Miss>>(r: Result<R, E>) -> Option<Result<R, Blocked>> {
+    match r.map_err(Into::into) {
         Ok(r) => Some(Ok(r)),
-        Err(RingError::Full | RingError::Empty) => None,
-        Err(RingError::Corrupted(w)) => Some(Err(Blocked::Corrupted(w))),
-        Err(RingError::TooLarge { .. }) => Some(Err(Blocked::Corrupted("unexpected TooLarge"))),
+        Err(Miss::WouldBlock) => None,
+        Err(Miss::Corrupted(w)) => Some(Err(Blocked::Corrupted(w))),
     }
 }
 
@@ -488,27 +497,6 @@ pub(crate) fn busy(end: &'static str) -> Error {
     Error::ChannelBusy { end }
 }
 
-pub(crate) fn send_error<V>(b: Blocked, v: V) -> SendError<V> {
-    match b {
-        Blocked::Timeout => SendError::Timeout(v),
-        Blocked::Disconnected => SendError::Disconnected(v),
-        Blocked::Corrupted(w) => SendError::Corrupted(w),
-    }
-}
-
-pub(crate) fn recv_error(b: Blocked) -> RecvError {
-    match b {
-        Blocked::Timeout => RecvError::Timeout,
-        Blocked::Disconnected => RecvError::Disconnected,
-        Blocked::Corrupted(w) => RecvError::Corrupted(w),
-    }
-}
-
-pub(crate) fn ring_open_error(e: RingError) -> Error {
-    match e {
-        RingError::Corrupted(what) => Error::Corrupted { what },
-        _ => Error::Corrupted {
-            what: "ring indices at attach",
-        },
-    }
+pub(crate) fn ring_open_error(Corrupted(what): Corrupted) -> Error {
+    Error::Corrupted { what }
 }

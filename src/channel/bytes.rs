@@ -3,14 +3,17 @@
 //! processes (or threads), with in-place reading.
 
 use super::blocking::{
-    busy, extend, init_region, recv_error, region_options, ring_open_error, send_error,
-    ChannelHeader, End, PeerGone, RING_OFFSET,
+    busy, extend, init_region, region_options, ring_open_error, Blocked, ChannelHeader, End,
+    PeerGone, RING_OFFSET,
 };
-use super::error::{RecvError, SendError};
+use super::error::{
+    ByteSendError, ByteSendTimeoutError, ByteTrySendError, RecvError, RecvTimeoutError, SendError,
+    SendTimeoutError, TryRecvError,
+};
 use crate::error::{Error, Result};
 use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
 use crate::ring::bytes::{ByteRing, Consumer, Producer};
-use crate::ring::RingError;
+use crate::ring::PopError;
 use crate::sync::wait::deadline_after;
 use std::cell::RefCell;
 use std::fmt;
@@ -194,18 +197,30 @@ byte_endpoint!(ByteReceiver, receivers, "receiver", consumer, consumer);
 
 impl ByteSender {
     #[inline]
-    fn send_inner(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError<()>> {
-        let max = self.producer.borrow().ring().max_message();
+    fn send_inner(
+        &self,
+        msg: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<Result<(), Blocked>, TooLarge> {
+        self.check_len(msg)?;
+        let mut p = self.producer.borrow_mut();
+        Ok(self
+            .header
+            .block_on(End::Sender, deadline, || p.try_push(msg))
+            .map_err(|b| self.peer_gone.note(b)))
+    }
+
+    /// Refuses a message longer than the channel carries.
+    #[inline]
+    fn check_len(&self, msg: &[u8]) -> Result<(), TooLarge> {
+        let max = self.max_message();
         if msg.len() > max {
-            return Err(SendError::TooLarge {
+            return Err(TooLarge {
                 len: msg.len(),
                 max,
             });
         }
-        let mut p = self.producer.borrow_mut();
-        self.header
-            .block_on(End::Sender, deadline, || p.try_send(msg))
-            .map_err(|b| send_error(self.peer_gone.note(b), ()))
+        Ok(())
     }
 
     /// The largest message this channel carries.
@@ -216,26 +231,44 @@ impl ByteSender {
     /// Sends `msg`, waiting while the ring is full. A message longer than
     /// [`max_message`](Self::max_message) is refused at once.
     #[inline]
-    pub fn send(&self, msg: &[u8]) -> Result<(), SendError<()>> {
-        self.send_inner(msg, None)
+    pub fn send(&self, msg: &[u8]) -> Result<(), ByteSendError> {
+        match self.send_inner(msg, None) {
+            Ok(r) => r.map_err(|b| SendError::from_blocked(b, ()).into()),
+            Err(TooLarge { len, max }) => Err(ByteSendError::TooLarge { len, max }),
+        }
     }
 
     /// Sends `msg` if there is room now.
     #[inline]
-    pub fn try_send(&self, msg: &[u8]) -> Result<(), SendError<()>> {
+    pub fn try_send(&self, msg: &[u8]) -> Result<(), ByteTrySendError> {
+        if let Err(TooLarge { len, max }) = self.check_len(msg) {
+            return Err(ByteTrySendError::TooLarge { len, max });
+        }
         let mut p = self.producer.borrow_mut();
         self.header
-            .try_send(&self.peer_gone, (), || p.try_send(msg))
+            .try_send(&self.peer_gone, (), || p.try_push(msg))
+            .map_err(Into::into)
     }
 
     /// Sends `msg`, waiting at most `timeout` for room.
-    pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), SendError<()>> {
-        self.send_inner(msg, deadline_after(timeout))
+    pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), ByteSendTimeoutError> {
+        self.send_deadline_inner(msg, deadline_after(timeout))
     }
 
     /// Sends `msg`, waiting until `deadline` at the latest.
-    pub fn send_deadline(&self, msg: &[u8], deadline: Instant) -> Result<(), SendError<()>> {
-        self.send_inner(msg, Some(deadline))
+    pub fn send_deadline(&self, msg: &[u8], deadline: Instant) -> Result<(), ByteSendTimeoutError> {
+        self.send_deadline_inner(msg, Some(deadline))
+    }
+
+    fn send_deadline_inner(
+        &self,
+        msg: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), ByteSendTimeoutError> {
+        match self.send_inner(msg, deadline) {
+            Ok(r) => r.map_err(|b| SendTimeoutError::from_blocked(b, ()).into()),
+            Err(TooLarge { len, max }) => Err(ByteSendTimeoutError::TooLarge { len, max }),
+        }
     }
 }
 
@@ -244,32 +277,42 @@ impl ByteReceiver {
     /// while the channel is empty; returns its length.
     #[inline]
     pub fn recv(&self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
-        self.recv_inner(buf, None)
+        self.recv_inner(buf, None).map_err(RecvError::from_blocked)
     }
 
     /// Receives a message if one is there now.
     #[inline]
-    pub fn try_recv(&self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+    pub fn try_recv(&self, buf: &mut Vec<u8>) -> Result<usize, TryRecvError> {
         let mut c = self.consumer.borrow_mut();
-        self.header.try_recv(&self.peer_gone, || c.try_recv(buf))
+        self.header.try_recv(&self.peer_gone, || c.try_pop(buf))
     }
 
     /// Receives a message, waiting at most `timeout`.
-    pub fn recv_timeout(&self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize, RecvError> {
+    pub fn recv_timeout(
+        &self,
+        buf: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<usize, RecvTimeoutError> {
         self.recv_inner(buf, deadline_after(timeout))
+            .map_err(RecvTimeoutError::from_blocked)
     }
 
     /// Receives a message, waiting until `deadline` at the latest.
-    pub fn recv_deadline(&self, buf: &mut Vec<u8>, deadline: Instant) -> Result<usize, RecvError> {
+    pub fn recv_deadline(
+        &self,
+        buf: &mut Vec<u8>,
+        deadline: Instant,
+    ) -> Result<usize, RecvTimeoutError> {
         self.recv_inner(buf, Some(deadline))
+            .map_err(RecvTimeoutError::from_blocked)
     }
 
     #[inline]
-    fn recv_inner(&self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<usize, RecvError> {
+    fn recv_inner(&self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<usize, Blocked> {
         let mut c = self.consumer.borrow_mut();
         self.header
-            .block_on(End::Receiver, deadline, || c.try_recv(buf))
-            .map_err(|b| recv_error(self.peer_gone.note(b)))
+            .block_on(End::Receiver, deadline, || c.try_pop(buf))
+            .map_err(|b| self.peer_gone.note(b))
     }
 
     /// Waits for a message and runs `f` on it in place, inside the shared
@@ -278,22 +321,23 @@ impl ByteReceiver {
     #[inline]
     pub fn recv_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
         self.recv_with_inner(f, None)
+            .map_err(RecvError::from_blocked)
     }
 
     /// [`recv_with`](Self::recv_with) if a message is there now;
-    /// [`RecvError::Empty`] (and `f` not run) otherwise.
+    /// [`TryRecvError::Empty`] (and `f` not run) otherwise.
     ///
     /// ```
-    /// use shmkit::channel::{byte_channel, RecvError};
+    /// use shmkit::channel::{byte_channel, TryRecvError};
     ///
     /// let (tx, rx) = byte_channel(1024, 64)?;
-    /// assert_eq!(rx.try_recv_with(|m| m.len()), Err(RecvError::Empty));
+    /// assert_eq!(rx.try_recv_with(|m| m.len()), Err(TryRecvError::Empty));
     /// tx.send(b"hello").unwrap();
     /// assert_eq!(rx.try_recv_with(|m| m == b"hello"), Ok(true));
     /// # Ok::<(), shmkit::Error>(())
     /// ```
     #[inline]
-    pub fn try_recv_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
+    pub fn try_recv_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, TryRecvError> {
         let mut f = Some(f);
         let mut c = self.consumer.borrow_mut();
         self.header
@@ -305,8 +349,9 @@ impl ByteReceiver {
         &self,
         f: impl FnOnce(&[u8]) -> R,
         timeout: Duration,
-    ) -> Result<R, RecvError> {
+    ) -> Result<R, RecvTimeoutError> {
         self.recv_with_inner(f, deadline_after(timeout))
+            .map_err(RecvTimeoutError::from_blocked)
     }
 
     /// [`recv_with`](Self::recv_with), waiting until `deadline` at the
@@ -315,8 +360,9 @@ impl ByteReceiver {
         &self,
         f: impl FnOnce(&[u8]) -> R,
         deadline: Instant,
-    ) -> Result<R, RecvError> {
+    ) -> Result<R, RecvTimeoutError> {
         self.recv_with_inner(f, Some(deadline))
+            .map_err(RecvTimeoutError::from_blocked)
     }
 
     #[inline]
@@ -324,28 +370,34 @@ impl ByteReceiver {
         &self,
         f: impl FnOnce(&[u8]) -> R,
         deadline: Option<Instant>,
-    ) -> Result<R, RecvError> {
+    ) -> Result<R, Blocked> {
         let mut f = Some(f);
         let mut c = self.consumer.borrow_mut();
         self.header
             .block_on(End::Receiver, deadline, || read_with(&mut c, &mut f))
-            .map_err(|b| recv_error(self.peer_gone.note(b)))
+            .map_err(|b| self.peer_gone.note(b))
     }
 }
 
 /// One attempt of the `recv_with` forms: runs `f` (taken, so at most once)
-/// on the next record in place and frees it, or fails as `try_read` does
-/// and leaves `f` for the next attempt.
+/// on the next record in place and frees it, or fails as `read_chunk`
+/// does and leaves `f` for the next attempt.
 #[inline]
 fn read_with<R>(
     c: &mut Consumer<'static>,
     f: &mut Option<impl FnOnce(&[u8]) -> R>,
-) -> core::result::Result<R, RingError> {
-    let guard = c.try_read()?;
+) -> core::result::Result<R, PopError> {
+    let chunk = c.read_chunk()?;
     let f = f
         .take()
         .expect("called once: only a successful read consumes it");
-    let r = f(&guard);
-    guard.release();
+    let r = f(&chunk);
+    chunk.release();
     Ok(r)
+}
+
+/// A message longer than the channel carries.
+struct TooLarge {
+    len: usize,
+    max: usize,
 }

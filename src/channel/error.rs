@@ -1,95 +1,199 @@
-//! The channel layer's errors.
+//! The channel layer's errors, one per form of each operation, as
+//! crossbeam-channel's are: a blocking call cannot time out, a `try_` call
+//! cannot time out either but can find the channel full or empty, a timed
+//! call can time out. Every form can find the other end gone, or the
+//! channel's shared state corrupted (a peer wrote garbage into it).
+//!
+//! A send that fails gives the value back (`into_inner`); a batch send
+//! gives back the values it did not send, so their count is
+//! `values.len() - rest.len()`. The byte channel's sends also refuse a
+//! message longer than the channel carries, so they have errors of their
+//! own ([`ByteSendError`], [`ByteTrySendError`], [`ByteSendTimeoutError`]),
+//! which give nothing back: the message is the caller's borrowed slice.
 
-use crate::ring::RingError;
+use super::blocking::Blocked;
 use std::fmt;
 
-/// Why a value was not sent; the value comes back to the caller.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Writes `Name(..)` for a variant holding the unsent value, so that an
+/// error's `Debug` needs no `T: Debug` (as crossbeam-channel's).
+macro_rules! debug_without_value {
+    ($ty:ident { $($value:ident),* ; $($plain:ident),* }) => {
+        impl<T> fmt::Debug for $ty<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($ty::$value(_) => f.write_str(concat!(stringify!($value), "(..)")),)*
+                    $($ty::$plain(w) => f.debug_tuple(stringify!($plain)).field(w).finish(),)*
+                }
+            }
+        }
+    };
+}
+
+/// Why a blocking [`send`](super::Sender::send) sent nothing; the value
+/// comes back.
+///
+/// ```
+/// use shmkit::channel::{channel, SendError};
+///
+/// let (tx, rx) = channel::<u64>(4)?;
+/// drop(rx);
+/// assert_eq!(tx.send(7), Err(SendError::Disconnected(7)));
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError<T> {
-    /// A `try_` send found the ring full.
-    Full(T),
-    /// The deadline passed with the ring still full.
-    Timeout(T),
     /// Every receiver has dropped its handle or died: nobody will ever
     /// receive it.
+    #[error("every receiver is gone")]
     Disconnected(T),
-    /// A message longer than the channel carries; nothing was sent.
-    TooLarge {
-        /// The message's length.
-        len: usize,
-        /// The most the channel carries.
-        max: usize,
-    },
     /// The channel's shared state is corrupted: a ring index out of its
     /// bounds, say, or an attachment table whose count contradicts its
     /// entries (a peer wrote garbage into the shared memory).
+    #[error("channel state is corrupted: {0}")]
     Corrupted(&'static str),
 }
+
+/// Why a [`try_send`](super::Sender::try_send) sent nothing now; the
+/// value comes back.
+///
+/// ```
+/// use shmkit::channel::{channel, TrySendError};
+///
+/// let (tx, _rx) = channel::<u64>(1)?;
+/// tx.try_send(1).unwrap();
+/// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrySendError<T> {
+    /// The channel is full.
+    #[error("the channel is full")]
+    Full(T),
+    /// As [`SendError::Disconnected`].
+    #[error("every receiver is gone")]
+    Disconnected(T),
+    /// As [`SendError::Corrupted`].
+    #[error("channel state is corrupted: {0}")]
+    Corrupted(&'static str),
+}
+
+/// Why a [`send_timeout`](super::Sender::send_timeout) or
+/// [`send_deadline`](super::Sender::send_deadline) sent nothing; the value
+/// comes back.
+///
+/// ```
+/// use shmkit::channel::{channel, SendTimeoutError};
+/// use std::time::Duration;
+///
+/// let (tx, _rx) = channel::<u64>(1)?;
+/// tx.send(1).unwrap();
+/// let e = tx.send_timeout(2, Duration::from_millis(1)).unwrap_err();
+/// assert_eq!(e, SendTimeoutError::Timeout(2));
+/// assert_eq!(e.to_string(), "timed out waiting for room in the channel");
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendTimeoutError<T> {
+    /// The deadline passed with the channel still full.
+    #[error("timed out waiting for room in the channel")]
+    Timeout(T),
+    /// As [`SendError::Disconnected`].
+    #[error("every receiver is gone")]
+    Disconnected(T),
+    /// As [`SendError::Corrupted`].
+    #[error("channel state is corrupted: {0}")]
+    Corrupted(&'static str),
+}
+
+debug_without_value!(SendError { Disconnected; Corrupted });
+debug_without_value!(TrySendError { Full, Disconnected; Corrupted });
+debug_without_value!(SendTimeoutError { Timeout, Disconnected; Corrupted });
 
 impl<T> SendError<T> {
     /// The value that was not sent, if it is still here.
     pub fn into_inner(self) -> Option<T> {
         match self {
-            SendError::Full(v) | SendError::Timeout(v) | SendError::Disconnected(v) => Some(v),
-            SendError::TooLarge { .. } | SendError::Corrupted(_) => None,
+            SendError::Disconnected(v) => Some(v),
+            SendError::Corrupted(_) => None,
         }
     }
 
-    pub(crate) fn from_ring(e: RingError, v: T) -> Self {
+    /// A blocking call's failure (it has no deadline, so it cannot time
+    /// out).
+    pub(crate) fn from_blocked(b: Blocked, v: T) -> Self {
+        match b {
+            Blocked::Disconnected => SendError::Disconnected(v),
+            Blocked::Corrupted(w) => SendError::Corrupted(w),
+            Blocked::Timeout => unreachable!("a call without a deadline timed out"),
+        }
+    }
+}
+
+impl<T> TrySendError<T> {
+    /// The value that was not sent, if it is still here.
+    pub fn into_inner(self) -> Option<T> {
+        match self {
+            TrySendError::Full(v) | TrySendError::Disconnected(v) => Some(v),
+            TrySendError::Corrupted(_) => None,
+        }
+    }
+}
+
+impl<T> SendTimeoutError<T> {
+    /// The value that was not sent, if it is still here.
+    pub fn into_inner(self) -> Option<T> {
+        match self {
+            SendTimeoutError::Timeout(v) | SendTimeoutError::Disconnected(v) => Some(v),
+            SendTimeoutError::Corrupted(_) => None,
+        }
+    }
+
+    pub(crate) fn from_blocked(b: Blocked, v: T) -> Self {
+        match b {
+            Blocked::Timeout => SendTimeoutError::Timeout(v),
+            Blocked::Disconnected => SendTimeoutError::Disconnected(v),
+            Blocked::Corrupted(w) => SendTimeoutError::Corrupted(w),
+        }
+    }
+}
+
+impl<T> From<SendError<T>> for TrySendError<T> {
+    fn from(e: SendError<T>) -> Self {
         match e {
-            RingError::Full => SendError::Full(v),
-            RingError::Corrupted(w) => SendError::Corrupted(w),
-            RingError::Empty => SendError::Corrupted("empty reported on send"),
-            RingError::TooLarge { len, max } => SendError::TooLarge { len, max },
+            SendError::Disconnected(v) => TrySendError::Disconnected(v),
+            SendError::Corrupted(w) => TrySendError::Corrupted(w),
         }
     }
 }
 
-impl<T> fmt::Debug for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::Full(_) => f.write_str("Full(..)"),
-            SendError::Timeout(_) => f.write_str("Timeout(..)"),
-            SendError::Disconnected(_) => f.write_str("Disconnected(..)"),
-            SendError::TooLarge { len, max } => f
-                .debug_struct("TooLarge")
-                .field("len", len)
-                .field("max", max)
-                .finish(),
-            SendError::Corrupted(w) => f.debug_tuple("Corrupted").field(w).finish(),
+impl<T> From<SendError<T>> for SendTimeoutError<T> {
+    fn from(e: SendError<T>) -> Self {
+        match e {
+            SendError::Disconnected(v) => SendTimeoutError::Disconnected(v),
+            SendError::Corrupted(w) => SendTimeoutError::Corrupted(w),
         }
     }
 }
 
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::Full(_) => f.write_str("the channel is full"),
-            SendError::Timeout(_) => f.write_str("timed out waiting for room in the channel"),
-            SendError::Disconnected(_) => f.write_str("every receiver is gone"),
-            SendError::TooLarge { len, max } => {
-                write!(
-                    f,
-                    "message of {len} bytes exceeds the channel's maximum of {max}"
-                )
-            }
-            SendError::Corrupted(w) => write!(f, "channel state is corrupted: {w}"),
-        }
-    }
-}
-
-impl<T> std::error::Error for SendError<T> {}
-
-/// Why nothing was received.
+/// Why a blocking receive received nothing: the channel is drained and
+/// every sender is gone, or its state is corrupted.
+///
+/// ```
+/// use shmkit::channel::{channel, RecvError};
+///
+/// let (tx, rx) = channel::<u64>(4)?;
+/// tx.send(1).unwrap();
+/// drop(tx);
+/// assert_eq!(rx.recv(), Ok(1)); // what was sent is still delivered
+/// assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+/// # Ok::<(), shmkit::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecvError {
-    /// A `try_` receive found the channel empty.
-    #[error("the channel is empty")]
-    Empty,
-    /// The deadline passed with the channel still empty.
-    #[error("timed out waiting for a message")]
-    Timeout,
     /// The channel is empty and every sender has dropped its handle or
     /// died: nothing more will ever arrive.
     #[error("every sender is gone and the channel is drained")]
@@ -100,13 +204,201 @@ pub enum RecvError {
     Corrupted(&'static str),
 }
 
+/// Why a `try_` receive received nothing now.
+///
+/// ```
+/// use shmkit::channel::{channel, TryRecvError};
+///
+/// let (_tx, rx) = channel::<u64>(4)?;
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryRecvError {
+    /// The channel is empty (and a sender is still there).
+    #[error("the channel is empty")]
+    Empty,
+    /// As [`RecvError::Disconnected`].
+    #[error("every sender is gone and the channel is drained")]
+    Disconnected,
+    /// As [`RecvError::Corrupted`].
+    #[error("channel state is corrupted: {0}")]
+    Corrupted(&'static str),
+}
+
+/// Why a timed receive (`recv_timeout`, `recv_deadline` and their slice
+/// and in-place forms) received nothing.
+///
+/// ```
+/// use shmkit::channel::{channel, RecvTimeoutError};
+/// use std::time::Duration;
+///
+/// let (_tx, rx) = channel::<u64>(4)?;
+/// assert_eq!(
+///     rx.recv_timeout(Duration::from_millis(1)),
+///     Err(RecvTimeoutError::Timeout)
+/// );
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvTimeoutError {
+    /// The deadline passed with the channel still empty.
+    #[error("timed out waiting for a message")]
+    Timeout,
+    /// As [`RecvError::Disconnected`].
+    #[error("every sender is gone and the channel is drained")]
+    Disconnected,
+    /// As [`RecvError::Corrupted`].
+    #[error("channel state is corrupted: {0}")]
+    Corrupted(&'static str),
+}
+
 impl RecvError {
-    pub(crate) fn from_ring(e: RingError) -> Self {
+    pub(crate) fn from_blocked(b: Blocked) -> Self {
+        match b {
+            Blocked::Disconnected => RecvError::Disconnected,
+            Blocked::Corrupted(w) => RecvError::Corrupted(w),
+            Blocked::Timeout => unreachable!("a call without a deadline timed out"),
+        }
+    }
+}
+
+impl RecvTimeoutError {
+    pub(crate) fn from_blocked(b: Blocked) -> Self {
+        match b {
+            Blocked::Timeout => RecvTimeoutError::Timeout,
+            Blocked::Disconnected => RecvTimeoutError::Disconnected,
+            Blocked::Corrupted(w) => RecvTimeoutError::Corrupted(w),
+        }
+    }
+}
+
+impl From<RecvError> for TryRecvError {
+    fn from(e: RecvError) -> Self {
         match e {
-            RingError::Empty => RecvError::Empty,
-            RingError::Corrupted(w) => RecvError::Corrupted(w),
-            RingError::Full => RecvError::Corrupted("full reported on receive"),
-            RingError::TooLarge { .. } => RecvError::Corrupted("record larger than allowed"),
+            RecvError::Disconnected => TryRecvError::Disconnected,
+            RecvError::Corrupted(w) => TryRecvError::Corrupted(w),
+        }
+    }
+}
+
+impl From<RecvError> for RecvTimeoutError {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Disconnected => RecvTimeoutError::Disconnected,
+            RecvError::Corrupted(w) => RecvTimeoutError::Corrupted(w),
+        }
+    }
+}
+
+/// Why a blocking [`ByteSender::send`](super::ByteSender::send) sent
+/// nothing.
+///
+/// ```
+/// use shmkit::channel::{byte_channel, ByteSendError};
+///
+/// let (tx, rx) = byte_channel(1024, 16)?;
+/// assert_eq!(tx.send(&[0; 17]), Err(ByteSendError::TooLarge { len: 17, max: 16 }));
+/// drop(rx);
+/// assert_eq!(tx.send(b"hi"), Err(ByteSendError::Disconnected));
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ByteSendError {
+    /// A message longer than the channel carries
+    /// ([`max_message`](super::ByteSender::max_message)); nothing was
+    /// sent, and nothing was waited for.
+    #[error("message of {len} bytes exceeds the channel's maximum of {max}")]
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The most the channel carries.
+        max: usize,
+    },
+    /// As [`SendError::Disconnected`].
+    #[error("every receiver is gone")]
+    Disconnected,
+    /// As [`SendError::Corrupted`].
+    #[error("channel state is corrupted: {0}")]
+    Corrupted(&'static str),
+}
+
+/// Why a [`ByteSender::try_send`](super::ByteSender::try_send) sent
+/// nothing now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ByteTrySendError {
+    /// As [`ByteSendError::TooLarge`].
+    #[error("message of {len} bytes exceeds the channel's maximum of {max}")]
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The most the channel carries.
+        max: usize,
+    },
+    /// The channel has no room for the message now.
+    #[error("the channel is full")]
+    Full,
+    /// As [`SendError::Disconnected`].
+    #[error("every receiver is gone")]
+    Disconnected,
+    /// As [`SendError::Corrupted`].
+    #[error("channel state is corrupted: {0}")]
+    Corrupted(&'static str),
+}
+
+/// Why a [`ByteSender::send_timeout`](super::ByteSender::send_timeout) or
+/// [`send_deadline`](super::ByteSender::send_deadline) sent nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ByteSendTimeoutError {
+    /// As [`ByteSendError::TooLarge`].
+    #[error("message of {len} bytes exceeds the channel's maximum of {max}")]
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The most the channel carries.
+        max: usize,
+    },
+    /// The deadline passed with no room for the message.
+    #[error("timed out waiting for room in the channel")]
+    Timeout,
+    /// As [`SendError::Disconnected`].
+    #[error("every receiver is gone")]
+    Disconnected,
+    /// As [`SendError::Corrupted`].
+    #[error("channel state is corrupted: {0}")]
+    Corrupted(&'static str),
+}
+
+impl From<SendError<()>> for ByteSendError {
+    fn from(e: SendError<()>) -> Self {
+        match e {
+            SendError::Disconnected(()) => ByteSendError::Disconnected,
+            SendError::Corrupted(w) => ByteSendError::Corrupted(w),
+        }
+    }
+}
+
+impl From<TrySendError<()>> for ByteTrySendError {
+    fn from(e: TrySendError<()>) -> Self {
+        match e {
+            TrySendError::Full(()) => ByteTrySendError::Full,
+            TrySendError::Disconnected(()) => ByteTrySendError::Disconnected,
+            TrySendError::Corrupted(w) => ByteTrySendError::Corrupted(w),
+        }
+    }
+}
+
+impl From<SendTimeoutError<()>> for ByteSendTimeoutError {
+    fn from(e: SendTimeoutError<()>) -> Self {
+        match e {
+            SendTimeoutError::Timeout(()) => ByteSendTimeoutError::Timeout,
+            SendTimeoutError::Disconnected(()) => ByteSendTimeoutError::Disconnected,
+            SendTimeoutError::Corrupted(w) => ByteSendTimeoutError::Corrupted(w),
         }
     }
 }

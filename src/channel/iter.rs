@@ -6,7 +6,7 @@
 //! An iterator cannot report an error, so it also ends on
 //! `RecvError::Corrupted`: call `recv` to learn why a channel ended.
 
-use super::error::RecvError;
+use super::error::{RecvError, TryRecvError};
 use super::mpmc::MpmcReceiver;
 use super::typed::Receiver;
 use bytemuck::Pod;
@@ -19,7 +19,7 @@ pub trait Recv: sealed::Sealed {
     #[doc(hidden)]
     fn recv_one(&self) -> Result<Self::Item, RecvError>;
     #[doc(hidden)]
-    fn try_recv_one(&self) -> Result<Self::Item, RecvError>;
+    fn try_recv_one(&self) -> Result<Self::Item, TryRecvError>;
 }
 
 mod sealed {
@@ -37,7 +37,7 @@ macro_rules! receiver_iterators {
                 self.recv()
             }
             #[inline]
-            fn try_recv_one(&self) -> Result<T, RecvError> {
+            fn try_recv_one(&self) -> Result<T, TryRecvError> {
                 self.try_recv()
             }
         }

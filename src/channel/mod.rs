@@ -11,7 +11,10 @@ mod side;
 mod typed;
 
 pub use bytes::{byte_channel, ByteReceiver, ByteSender};
-pub use error::{RecvError, SendError};
+pub use error::{
+    ByteSendError, ByteSendTimeoutError, ByteTrySendError, RecvError, RecvTimeoutError, SendError,
+    SendTimeoutError, TryRecvError, TrySendError,
+};
 pub use iter::{IntoIter, Iter, Recv, TryIter};
 pub use mpmc::{mpmc_channel, MpmcReceiver, MpmcSender};
 pub use typed::{channel, Receiver, Sender};

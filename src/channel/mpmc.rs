@@ -33,11 +33,13 @@
 //! attachment table (`Side`) holds its 32 handles.
 
 use super::blocking::{
-    busy, extend, init_region, recv_error, region_options, send_error, ChannelHeader, End,
-    PeerGone, Repair, RING_OFFSET,
+    busy, extend, init_region, region_options, Blocked, ChannelHeader, End, PeerGone, Repair,
+    RING_OFFSET,
 };
 use super::endpoint::endpoint_constructors;
-use super::error::{RecvError, SendError};
+use super::error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 use super::side::{Side, MAX_HANDLES};
 use crate::error::Result;
 use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
@@ -346,14 +348,14 @@ impl<T: Pod + Send> MpmcSender<T> {
     }
 
     #[inline]
-    fn send_inner(&self, value: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
+    fn send_inner(&self, value: T, deadline: Option<Instant>) -> Result<(), Blocked> {
         let ring = self.shared.ring;
         self.shared
             .header
             .block_on_repairing(End::Sender, deadline, &self.shared, || {
                 ring.try_push_as(participant(self.entry), value)
             })
-            .map_err(|b| send_error(self.peer_gone.note(b), value))
+            .map_err(|b| self.peer_gone.note(b))
     }
 
     /// Sends `value`, waiting while the channel is full. Fails with
@@ -361,15 +363,16 @@ impl<T: Pod + Send> MpmcSender<T> {
     #[inline]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.send_inner(value, None)
+            .map_err(|b| SendError::from_blocked(b, value))
     }
 
-    /// Sends `value` if there is room now; [`SendError::Full`] otherwise
+    /// Sends `value` if there is room now; [`TrySendError::Full`] otherwise
     /// (also, rarely, when many senders contend for the same slots). Notices
     /// receivers that all left cleanly at once; their deaths when the
     /// channel is full (a liveness check, at most once per 10 ms per
     /// handle) or once a blocking call has seen them.
     #[inline]
-    pub fn try_send(&self, value: T) -> Result<(), SendError<T>> {
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let ring = self.shared.ring;
         self.shared
             .header
@@ -379,13 +382,22 @@ impl<T: Pod + Send> MpmcSender<T> {
     }
 
     /// Sends `value`, waiting at most `timeout` for room.
-    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
-        self.send_inner(value, deadline_after(timeout))
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.send_deadline_inner(value, deadline_after(timeout))
     }
 
     /// Sends `value`, waiting until `deadline` at the latest.
-    pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendError<T>> {
-        self.send_inner(value, Some(deadline))
+    pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.send_deadline_inner(value, Some(deadline))
+    }
+
+    fn send_deadline_inner(
+        &self,
+        value: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
+        self.send_inner(value, deadline)
+            .map_err(|b| SendTimeoutError::from_blocked(b, value))
     }
 }
 
@@ -416,14 +428,14 @@ impl<T: Pod + Send> MpmcReceiver<T> {
     }
 
     #[inline]
-    fn recv_inner(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
+    fn recv_inner(&self, deadline: Option<Instant>) -> Result<T, Blocked> {
         let ring = self.shared.ring;
         self.shared
             .header
             .block_on_repairing(End::Receiver, deadline, &self.shared, || {
                 ring.try_pop_as(participant(self.entry))
             })
-            .map_err(|b| recv_error(self.peer_gone.note(b)))
+            .map_err(|b| self.peer_gone.note(b))
     }
 
     /// Receives a value, waiting while the channel is empty. Fails with
@@ -431,16 +443,16 @@ impl<T: Pod + Send> MpmcReceiver<T> {
     /// they sent has been received (by this receiver or another).
     #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.recv_inner(None)
+        self.recv_inner(None).map_err(RecvError::from_blocked)
     }
 
-    /// Receives a value if one is there now; [`RecvError::Empty`] otherwise
+    /// Receives a value if one is there now; [`TryRecvError::Empty`] otherwise
     /// (also, rarely, when many receivers contend for the same slots).
     /// Notices senders that all left cleanly at once; their deaths when the
     /// channel is empty (a liveness check, at most once per 10 ms per
     /// handle) or once a blocking call has seen them.
     #[inline]
-    pub fn try_recv(&self) -> Result<T, RecvError> {
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let ring = self.shared.ring;
         self.shared
             .header
@@ -450,13 +462,15 @@ impl<T: Pod + Send> MpmcReceiver<T> {
     }
 
     /// Receives a value, waiting at most `timeout`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.recv_inner(deadline_after(timeout))
+            .map_err(RecvTimeoutError::from_blocked)
     }
 
     /// Receives a value, waiting until `deadline` at the latest.
-    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvError> {
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
         self.recv_inner(Some(deadline))
+            .map_err(RecvTimeoutError::from_blocked)
     }
 }
 

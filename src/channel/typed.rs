@@ -7,15 +7,17 @@
 //! anonymously; the other opens it.
 
 use super::blocking::{
-    busy, extend, init_region, recv_error, region_options, ring_open_error, send_error,
-    ChannelHeader, End, PeerGone, RING_OFFSET,
+    busy, extend, init_region, region_options, ring_open_error, Blocked, ChannelHeader, End,
+    PeerGone, RING_OFFSET,
 };
 use super::endpoint::endpoint_constructors;
-use super::error::{RecvError, SendError};
+use super::error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 use crate::error::Result;
 use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
 use crate::ring::spsc::{Consumer, Producer, SpscRing};
-use crate::ring::RingError;
+use crate::ring::Miss;
 use crate::sync::wait::deadline_after;
 use bytemuck::Pod;
 use std::marker::PhantomData;
@@ -161,12 +163,12 @@ impl<T: Pod + Send> Sender<T> {
     }
 
     #[inline]
-    fn send_inner(&self, value: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
+    fn send_inner(&self, value: T, deadline: Option<Instant>) -> Result<(), Blocked> {
         let mut p = self.producer.borrow_mut();
         self.shared
             .header
             .block_on(End::Sender, deadline, || p.try_push(value))
-            .map_err(|b| send_error(self.peer_gone.note(b), value))
+            .map_err(|b| self.peer_gone.note(b))
     }
 
     /// Sends `value`, waiting while the channel is full. Fails with
@@ -174,6 +176,7 @@ impl<T: Pod + Send> Sender<T> {
     #[inline]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.send_inner(value, None)
+            .map_err(|b| SendError::from_blocked(b, value))
     }
 
     /// Sends `value` if there is room now. Notices a receiver that left
@@ -181,7 +184,7 @@ impl<T: Pod + Send> Sender<T> {
     /// check, at most once per 10 ms per handle) or once a blocking call
     /// has seen it.
     #[inline]
-    pub fn try_send(&self, value: T) -> Result<(), SendError<T>> {
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let mut p = self.producer.borrow_mut();
         self.shared
             .header
@@ -189,21 +192,32 @@ impl<T: Pod + Send> Sender<T> {
     }
 
     /// Sends `value`, waiting at most `timeout` for room.
-    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
-        self.send_inner(value, deadline_after(timeout))
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.send_deadline_inner(value, deadline_after(timeout))
     }
 
     /// Sends `value`, waiting until `deadline` at the latest.
-    pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendError<T>> {
-        self.send_inner(value, Some(deadline))
+    pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.send_deadline_inner(value, Some(deadline))
     }
 
+    fn send_deadline_inner(
+        &self,
+        value: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
+        self.send_inner(value, deadline)
+            .map_err(|b| SendTimeoutError::from_blocked(b, value))
+    }
+
+    /// Sends `values` in order; on failure, the error and how many were
+    /// sent.
     #[inline]
     fn send_all_inner(
         &self,
         values: &[T],
         deadline: Option<Instant>,
-    ) -> Result<(), SendError<usize>> {
+    ) -> Result<(), (Blocked, usize)> {
         let mut p = self.producer.borrow_mut();
         let mut sent = 0;
         while sent < values.len() {
@@ -212,10 +226,10 @@ impl<T: Pod + Send> Sender<T> {
                 .shared
                 .header
                 .block_on(End::Sender, deadline, || match p.push_slice(rest) {
-                    Ok(0) => Err(RingError::Full),
-                    other => other,
+                    Ok(0) => Err(Miss::WouldBlock),
+                    other => other.map_err(Miss::from),
                 })
-                .map_err(|b| send_error(self.peer_gone.note(b), sent))?;
+                .map_err(|b| (self.peer_gone.note(b), sent))?;
             sent += n;
         }
         Ok(())
@@ -223,31 +237,43 @@ impl<T: Pod + Send> Sender<T> {
 
     /// Sends every value of `values` in order, as few ring publications as
     /// room allows, waiting while the channel is full. On failure the
-    /// error carries how many were sent (those are delivered).
-    #[inline]
-    pub fn send_all(&self, values: &[T]) -> Result<(), SendError<usize>> {
-        self.send_all_inner(values, None)
-    }
-
-    /// Sends as many values from the front of `values` as there is room
-    /// for now, in one ring publication; returns how many (0 only for an
-    /// empty `values`). [`SendError::Full(0)`](SendError::Full) if there
-    /// is no room at all; receivers gone as for
-    /// [`try_send`](Self::try_send).
+    /// error carries the values not sent, the tail of `values` (those
+    /// before it are delivered).
     ///
     /// ```
     /// use shmkit::channel::{channel, SendError};
     ///
     /// let (tx, rx) = channel::<u32>(4)?;
+    /// tx.send_all(&[1, 2, 3])?;
+    /// drop(rx);
+    /// assert_eq!(tx.send_all(&[4, 5]), Err(SendError::Disconnected(&[4, 5][..])));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn send_all<'v>(&self, values: &'v [T]) -> Result<(), SendError<&'v [T]>> {
+        self.send_all_inner(values, None)
+            .map_err(|(b, sent)| SendError::from_blocked(b, &values[sent..]))
+    }
+
+    /// Sends as many values from the front of `values` as there is room
+    /// for now, in one ring publication; returns how many (0 only for an
+    /// empty `values`). [`TrySendError::Full`] (with all of `values`) if
+    /// there is no room at all; receivers gone as for
+    /// [`try_send`](Self::try_send).
+    ///
+    /// ```
+    /// use shmkit::channel::{channel, TrySendError};
+    ///
+    /// let (tx, rx) = channel::<u32>(4)?;
     /// assert_eq!(tx.try_send_all(&[1, 2, 3, 4, 5, 6]), Ok(4));
-    /// assert_eq!(tx.try_send_all(&[5, 6]), Err(SendError::Full(0)));
+    /// assert_eq!(tx.try_send_all(&[5, 6]), Err(TrySendError::Full(&[5, 6][..])));
     /// let mut buf = [0; 8];
     /// assert_eq!(rx.try_recv_slice(&mut buf), Ok(4));
     /// assert_eq!(buf[..4], [1, 2, 3, 4]);
     /// # Ok::<(), shmkit::Error>(())
     /// ```
     #[inline]
-    pub fn try_send_all(&self, values: &[T]) -> Result<usize, SendError<usize>> {
+    pub fn try_send_all<'v>(&self, values: &'v [T]) -> Result<usize, TrySendError<&'v [T]>> {
         if values.is_empty() {
             return Ok(0);
         }
@@ -255,35 +281,45 @@ impl<T: Pod + Send> Sender<T> {
         let mut sent = 0;
         self.shared
             .header
-            .try_send(&self.peer_gone, 0, || match p.push_slice(values) {
-                Ok(0) => Err(RingError::Full),
+            .try_send(&self.peer_gone, values, || match p.push_slice(values) {
+                Ok(0) => Err(Miss::WouldBlock),
                 Ok(n) => {
                     sent = n;
                     Ok(())
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             })?;
         Ok(sent)
     }
 
     /// [`send_all`](Self::send_all), waiting at most `timeout` in all; on
-    /// [`SendError::Timeout`] the error carries how many were sent.
-    pub fn send_all_timeout(
+    /// [`SendTimeoutError::Timeout`] the error carries the values not
+    /// sent.
+    pub fn send_all_timeout<'v>(
         &self,
-        values: &[T],
+        values: &'v [T],
         timeout: Duration,
-    ) -> Result<(), SendError<usize>> {
-        self.send_all_inner(values, deadline_after(timeout))
+    ) -> Result<(), SendTimeoutError<&'v [T]>> {
+        self.send_all_deadline_inner(values, deadline_after(timeout))
     }
 
     /// [`send_all`](Self::send_all), waiting until `deadline` at the
     /// latest.
-    pub fn send_all_deadline(
+    pub fn send_all_deadline<'v>(
         &self,
-        values: &[T],
+        values: &'v [T],
         deadline: Instant,
-    ) -> Result<(), SendError<usize>> {
-        self.send_all_inner(values, Some(deadline))
+    ) -> Result<(), SendTimeoutError<&'v [T]>> {
+        self.send_all_deadline_inner(values, Some(deadline))
+    }
+
+    fn send_all_deadline_inner<'v>(
+        &self,
+        values: &'v [T],
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<&'v [T]>> {
+        self.send_all_inner(values, deadline)
+            .map_err(|(b, sent)| SendTimeoutError::from_blocked(b, &values[sent..]))
     }
 }
 
@@ -316,7 +352,7 @@ impl<T: Pod + Send> Receiver<T> {
     }
 
     #[inline]
-    fn recv_inner(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
+    fn recv_inner(&self, deadline: Option<Instant>) -> Result<T, Blocked> {
         let mut c = self.consumer.borrow_mut();
         // The value goes straight to `out`: passed back through the nested
         // results of the blocking loop, a large `T` was copied piecewise
@@ -325,7 +361,7 @@ impl<T: Pod + Send> Receiver<T> {
         self.shared
             .header
             .block_on(End::Receiver, deadline, || c.pop_into(&mut out))
-            .map_err(|b| recv_error(self.peer_gone.note(b)))?;
+            .map_err(|b| self.peer_gone.note(b))?;
         Ok(out)
     }
 
@@ -334,16 +370,16 @@ impl<T: Pod + Send> Receiver<T> {
     /// it sent has been received.
     #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.recv_inner(None)
+        self.recv_inner(None).map_err(RecvError::from_blocked)
     }
 
     /// Receives a value if one is there now. Notices a sender that left
     /// cleanly at once; one that died when the channel is empty (a
     /// liveness check, at most once per 10 ms per handle) or once a
     /// blocking call has seen it. So a loop of `try_recv` ends with
-    /// [`RecvError::Disconnected`] as `recv` does.
+    /// [`TryRecvError::Disconnected`] as `recv` does.
     #[inline]
-    pub fn try_recv(&self) -> Result<T, RecvError> {
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let mut c = self.consumer.borrow_mut();
         let mut out = T::zeroed();
         self.shared
@@ -353,21 +389,22 @@ impl<T: Pod + Send> Receiver<T> {
     }
 
     /// Receives a value, waiting at most `timeout`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
-        self.recv_inner(deadline_after(timeout))
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_deadline_inner(deadline_after(timeout))
     }
 
     /// Receives a value, waiting until `deadline` at the latest.
-    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvError> {
-        self.recv_inner(Some(deadline))
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.recv_deadline_inner(Some(deadline))
+    }
+
+    fn recv_deadline_inner(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        self.recv_inner(deadline)
+            .map_err(RecvTimeoutError::from_blocked)
     }
 
     #[inline]
-    fn recv_slice_inner(
-        &self,
-        buf: &mut [T],
-        deadline: Option<Instant>,
-    ) -> Result<usize, RecvError> {
+    fn recv_slice_inner(&self, buf: &mut [T], deadline: Option<Instant>) -> Result<usize, Blocked> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -375,10 +412,10 @@ impl<T: Pod + Send> Receiver<T> {
         self.shared
             .header
             .block_on(End::Receiver, deadline, || match c.pop_slice(buf) {
-                Ok(0) => Err(RingError::Empty),
-                other => other,
+                Ok(0) => Err(Miss::WouldBlock),
+                other => other.map_err(Miss::from),
             })
-            .map_err(|b| recv_error(self.peer_gone.note(b)))
+            .map_err(|b| self.peer_gone.note(b))
     }
 
     /// Receives as many values as are there (at least one, waiting for it)
@@ -387,14 +424,15 @@ impl<T: Pod + Send> Receiver<T> {
     #[inline]
     pub fn recv_slice(&self, buf: &mut [T]) -> Result<usize, RecvError> {
         self.recv_slice_inner(buf, None)
+            .map_err(RecvError::from_blocked)
     }
 
     /// Receives as many values as are there now into `buf`, in one ring
     /// publication; returns how many (0 only for an empty `buf`).
-    /// [`RecvError::Empty`] if there are none; senders gone as for
+    /// [`TryRecvError::Empty`] if there are none; senders gone as for
     /// [`try_recv`](Self::try_recv).
     #[inline]
-    pub fn try_recv_slice(&self, buf: &mut [T]) -> Result<usize, RecvError> {
+    pub fn try_recv_slice(&self, buf: &mut [T]) -> Result<usize, TryRecvError> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -402,14 +440,19 @@ impl<T: Pod + Send> Receiver<T> {
         self.shared
             .header
             .try_recv(&self.peer_gone, || match c.pop_slice(buf) {
-                Ok(0) => Err(RingError::Empty),
-                other => other,
+                Ok(0) => Err(Miss::WouldBlock),
+                other => other.map_err(Miss::from),
             })
     }
 
     /// [`recv_slice`](Self::recv_slice), waiting at most `timeout`.
-    pub fn recv_slice_timeout(&self, buf: &mut [T], timeout: Duration) -> Result<usize, RecvError> {
+    pub fn recv_slice_timeout(
+        &self,
+        buf: &mut [T],
+        timeout: Duration,
+    ) -> Result<usize, RecvTimeoutError> {
         self.recv_slice_inner(buf, deadline_after(timeout))
+            .map_err(RecvTimeoutError::from_blocked)
     }
 
     /// [`recv_slice`](Self::recv_slice), waiting until `deadline` at the
@@ -418,8 +461,9 @@ impl<T: Pod + Send> Receiver<T> {
         &self,
         buf: &mut [T],
         deadline: Instant,
-    ) -> Result<usize, RecvError> {
+    ) -> Result<usize, RecvTimeoutError> {
         self.recv_slice_inner(buf, Some(deadline))
+            .map_err(RecvTimeoutError::from_blocked)
     }
 }
 

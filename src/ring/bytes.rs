@@ -1,6 +1,6 @@
 //! [`ByteRing`]: a single-producer single-consumer ring of variable-length
-//! byte records in shared memory, with in-place writing ([`Grant`]) and
-//! reading ([`ReadGuard`]).
+//! byte records in shared memory, with in-place writing ([`WriteChunk`]) and
+//! reading ([`ReadChunk`]).
 //!
 //! # Layout
 //!
@@ -78,7 +78,7 @@
 //!   [`HeapByteRing::split`] proves it with `&mut` and is safe.
 //!
 //! Operations never block and make no system call: they return
-//! [`RingError::Full`] or [`RingError::Empty`], and waiting is the
+//! [`WriteError::Full`] or [`PopError::Empty`], and waiting is the
 //! channel layer's job.
 //!
 //! # Untrusted memory
@@ -90,11 +90,11 @@
 //! an unknown frame kind, a length above the maximum, a frame that crosses
 //! the end of the buffer or the producer index, a WRAP frame at offset 0,
 //! with a length, last, or twice in a row: all yield
-//! [`RingError::Corrupted`], never an out-of-bounds access, a panic or a
+//! a `Corrupted` error, never an out-of-bounds access, a panic or a
 //! loop (a read looks at two frame headers at most).
 //!
-//! In-place access hands out `&mut [u8]` ([`Grant`]) and `&[u8]`
-//! ([`ReadGuard`]) into shared memory. Under the protocol nobody else
+//! In-place access hands out `&mut [u8]` ([`WriteChunk`]) and `&[u8]`
+//! ([`ReadChunk`]) into shared memory. Under the protocol nobody else
 //! touches those bytes while the borrow lives; a peer that breaks it can
 //! change them under the borrow, which can garble the contents (any bytes
 //! are valid `u8`) but not this process's memory safety in practice. Treat
@@ -104,16 +104,17 @@
 //! # Under loom
 //!
 //! The heap ring gives loom one cell per 8-byte word of the buffer, and
-//! every frame header read or write, payload copy, grant and read guard
+//! every frame header read or write, payload copy, write chunk and read chunk
 //! touches the cells of the words it covers. So loom checks the index
 //! protocol (the atomics and their orderings) *and* that each byte access
 //! is ordered after the other side's last access to the same word: make
 //! the `Release` store of either index `Relaxed` and the model fails with
 //! a causality violation. It cannot see what the caller does through a
-//! grant's or guard's slice between its creation and its end (both ends
+//! write chunk's or read chunk's slice between its creation and its end (both ends
 //! are tracked), nor anything about a ring in a region.
 
-use super::{Result, RingError};
+pub use super::error::{PopIntoError, WriteError};
+use super::{Corrupted, PopError};
 use crate::blocks::{CachePadded, ShmSafe};
 #[cfg(shmkit_loom)]
 use crate::primitive::UnsafeCell;
@@ -263,18 +264,16 @@ fn footprint(len: usize) -> usize {
 /// Checks a pair of indices loaded (at least one of them) from shared
 /// memory.
 #[inline]
-fn check_indices(prod: u64, cons: u64, capacity: usize) -> Result<()> {
+fn check_indices(prod: u64, cons: u64, capacity: usize) -> Result<(), Corrupted> {
     if (prod | cons) % FRAME_HEADER as u64 != 0 {
-        return Err(RingError::Corrupted("ring index is not a multiple of 8"));
+        return Err(Corrupted("ring index is not a multiple of 8"));
     }
     if prod.wrapping_sub(cons) > capacity as u64 {
-        return Err(RingError::Corrupted(
-            if cons.wrapping_sub(prod) <= capacity as u64 {
-                "consumer index is ahead of the producer index"
-            } else {
-                "producer index is more than the capacity ahead of the consumer index"
-            },
-        ));
+        return Err(Corrupted(if cons.wrapping_sub(prod) <= capacity as u64 {
+            "consumer index is ahead of the producer index"
+        } else {
+            "producer index is more than the capacity ahead of the consumer index"
+        }));
     }
     Ok(())
 }
@@ -299,9 +298,9 @@ fn check_indices(prod: u64, cons: u64, capacity: usize) -> Result<()> {
 /// assert_eq!((ring.capacity(), ring.max_message()), (4096, 1024));
 /// // SAFETY: this is the only producer and the only consumer of the ring.
 /// let (mut tx, mut rx) = unsafe { (ring.producer()?, ring.consumer()?) };
-/// tx.try_send(b"hello")?;
+/// tx.try_push(b"hello")?;
 /// let mut got = Vec::new();
-/// rx.try_recv(&mut got)?;
+/// rx.try_pop(&mut got)?;
 /// assert_eq!(got, b"hello");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -465,7 +464,7 @@ impl<'a> ByteRing<'a> {
     /// The producer handle, starting from the indices in shared memory
     /// (so a new producer resumes where a previous one stopped).
     ///
-    /// Fails with [`RingError::Corrupted`] if those indices are invalid.
+    /// Fails with [`Corrupted`] if those indices are invalid.
     ///
     /// # Safety
     ///
@@ -474,22 +473,22 @@ impl<'a> ByteRing<'a> {
     ///   any other. The ring cannot check this without a claim word that a
     ///   crashed process would leave held (recovering it needs liveness,
     ///   the channel layer's job): two producers in one process could hand
-    ///   out aliasing `&mut [u8]` [`Grant`]s;
+    ///   out aliasing `&mut [u8]` [`WriteChunk`]s;
     /// - nothing else in this process writes the ring's memory, its
     ///   indices included, from another thread (that would race with the
     ///   handles' accesses), or in a way that makes one handle reach bytes
-    ///   under the other's live [`Grant`] or [`ReadGuard`] (a scribbled
+    ///   under the other's live [`WriteChunk`] or [`ReadChunk`] (a scribbled
     ///   index does that to a handle's later operations). So no
     ///   [`create`](Self::create) over the ring, and no raw writes to it
     ///   ([`Region::write`](crate::Region::write),
     ///   [`HeapByteRing::corrupt_word`]) except, from the thread using the
-    ///   handles and with no grant or guard of one alive while the other
+    ///   handles and with no chunk of one alive while the other
     ///   operates, the scribbles tests use to play a misbehaving peer.
     ///
     /// A second producer or a scribbler in *another* process is a peer
     /// breaking the protocol, which this process survives as described in
     /// the module documentation.
-    pub unsafe fn producer(&self) -> Result<Producer<'a>> {
+    pub unsafe fn producer(&self) -> Result<Producer<'a>, Corrupted> {
         let prod = self.header.prod.load(Ordering::Acquire);
         let cons = self.header.cons.load(Ordering::Acquire);
         check_indices(prod, cons, self.capacity)?;
@@ -502,7 +501,7 @@ impl<'a> ByteRing<'a> {
 
     /// The consumer handle, starting from the indices in shared memory.
     ///
-    /// Fails with [`RingError::Corrupted`] if those indices are invalid.
+    /// Fails with [`Corrupted`] if those indices are invalid.
     ///
     /// # Safety
     ///
@@ -510,8 +509,8 @@ impl<'a> ByteRing<'a> {
     /// may exist, in this process or any other, and nothing else in this
     /// process writes the ring's memory as [`producer`](Self::producer)
     /// rules out. (Two consumers could free the bytes under the other's
-    /// [`ReadGuard`] for the producer to overwrite.)
-    pub unsafe fn consumer(&self) -> Result<Consumer<'a>> {
+    /// [`ReadChunk`] for the producer to overwrite.)
+    pub unsafe fn consumer(&self) -> Result<Consumer<'a>, Corrupted> {
         let cons = self.header.cons.load(Ordering::Acquire);
         let prod = self.header.prod.load(Ordering::Acquire);
         check_indices(prod, cons, self.capacity)?;
@@ -597,22 +596,22 @@ impl<'a> ByteRing<'a> {
 }
 
 /// The producing side of a [`ByteRing`]: sends records by copy
-/// ([`try_send`](Self::try_send)) or writes them in place
-/// ([`try_reserve`](Self::try_reserve)).
+/// ([`try_push`](Self::try_push)) or writes them in place
+/// ([`write_chunk`](Self::write_chunk)).
 ///
 /// ```
 /// use shmkit::ring::bytes::HeapByteRing;
 ///
 /// let mut ring = HeapByteRing::new(256, 64)?;
 /// let (mut tx, mut rx) = ring.split()?;
-/// tx.try_send(b"copied")?;
-/// let mut grant = tx.try_reserve(32)?;
-/// grant[..7].copy_from_slice(b"in situ");
-/// grant.commit_len(7);
+/// tx.try_push(b"copied")?;
+/// let mut chunk = tx.write_chunk(32)?;
+/// chunk[..7].copy_from_slice(b"in situ");
+/// chunk.commit(7);
 /// let mut got = Vec::new();
-/// rx.try_recv(&mut got)?;
+/// rx.try_pop(&mut got)?;
 /// assert_eq!(got, b"copied");
-/// rx.try_recv(&mut got)?;
+/// rx.try_pop(&mut got)?;
 /// assert_eq!(got, b"in situ");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -650,28 +649,28 @@ impl<'a> Producer<'a> {
 
     /// Copies `data` into the ring as one record.
     ///
-    /// `TooLarge` if it is longer than [`ByteRing::max_message`], `Full`
-    /// if it does not fit now, `Corrupted` if the consumer index in shared
-    /// memory is invalid.
+    /// [`WriteError::TooLarge`] if it is longer than
+    /// [`ByteRing::max_message`], `Full` if it does not fit now, `Corrupted`
+    /// if the consumer index in shared memory is invalid.
     #[inline]
-    pub fn try_send(&mut self, data: &[u8]) -> Result<()> {
-        let mut grant = self.try_reserve(data.len())?;
-        grant.copy_from_slice(data);
-        grant.commit();
+    pub fn try_push(&mut self, data: &[u8]) -> Result<(), WriteError> {
+        let mut chunk = self.write_chunk(data.len())?;
+        chunk.copy_from_slice(data);
+        chunk.commit_all();
         Ok(())
     }
 
     /// Reserves room for a record of `len` bytes and hands out those bytes
     /// (which hold stale data) to fill in place. Nothing is visible to the
-    /// consumer until [`Grant::commit`] or [`Grant::commit_len`]; dropping
-    /// the grant publishes nothing.
+    /// consumer until [`WriteChunk::commit`] or
+    /// [`WriteChunk::commit_all`]; dropping the chunk publishes nothing.
     ///
-    /// Errors as for [`try_send`](Self::try_send).
+    /// Errors as for [`try_push`](Self::try_push).
     #[inline]
-    pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_, 'a>> {
+    pub fn write_chunk(&mut self, len: usize) -> Result<WriteChunk<'_, 'a>, WriteError> {
         let cap = self.ring.capacity;
         if len > self.ring.max_message {
-            return Err(RingError::TooLarge {
+            return Err(WriteError::TooLarge {
                 len,
                 max: self.ring.max_message,
             });
@@ -685,7 +684,7 @@ impl<'a> Producer<'a> {
         if need > self.free() {
             self.refresh_cons()?;
             if need > self.free() {
-                return Err(RingError::Full);
+                return Err(WriteError::Full);
             }
         }
         let start = if skip == 0 {
@@ -693,13 +692,13 @@ impl<'a> Producer<'a> {
         } else {
             // SAFETY: `pos` is `prod` masked, a multiple of 8 below the
             // capacity; the `need` free bytes from `prod` on, the wrap
-            // frame's among them, are this producer's, and no grant is
-            // alive (`try_reserve` borrows the producer mutably).
+            // frame's among them, are this producer's, and no chunk is
+            // alive (`write_chunk` borrows the producer mutably).
             unsafe { self.ring.write_frame(pos, KIND_WRAP, 0) };
             0
         };
         self.ring.track(start, fp, true);
-        Ok(Grant {
+        Ok(WriteChunk {
             producer: self,
             start,
             len,
@@ -715,22 +714,22 @@ impl<'a> Producer<'a> {
 
     /// Loads and checks the consumer index.
     #[cold]
-    fn refresh_cons(&mut self) -> Result<()> {
+    fn refresh_cons(&mut self) -> Result<(), Corrupted> {
         let cons = self.ring.header.cons.load(Ordering::Acquire);
         check_indices(self.prod, cons, self.ring.capacity)?;
         if self.prod.wrapping_sub(cons) > self.prod.wrapping_sub(self.cons_cache) {
-            return Err(RingError::Corrupted("consumer index moved backwards"));
+            return Err(Corrupted("consumer index moved backwards"));
         }
         self.cons_cache = cons;
         Ok(())
     }
 
-    /// Publishes the frame the grant reserved.
+    /// Publishes the frame the chunk reserved.
     #[inline]
     fn publish(&mut self, start: usize, skip: usize, len: usize) {
-        // SAFETY: `start` is where `try_reserve` placed the record, a
+        // SAFETY: `start` is where `write_chunk` placed the record, a
         // multiple of 8 whose footprint fits before the end, in the free
-        // bytes it found; the grant that lent the payload is consumed.
+        // bytes it found; the chunk that lent the payload is consumed.
         unsafe { self.ring.write_frame(start, KIND_RECORD, len) };
         let fp = footprint(len);
         self.ring.track(start, fp, true);
@@ -739,7 +738,7 @@ impl<'a> Producer<'a> {
     }
 }
 
-/// Room for one record, reserved by [`Producer::try_reserve`]: exactly
+/// Room for one record, reserved by [`Producer::write_chunk`]: exactly
 /// the requested number of bytes inside the ring, to fill in place.
 ///
 /// The bytes hold whatever was there before. They are the producer's
@@ -752,17 +751,17 @@ impl<'a> Producer<'a> {
 /// let mut ring = HeapByteRing::new(256, 64)?;
 /// let (mut tx, mut rx) = ring.split()?;
 /// {
-///     let _unused = tx.try_reserve(10)?; // dropped: publishes nothing
+///     let _unused = tx.write_chunk(10)?; // dropped: publishes nothing
 /// }
-/// let mut grant = tx.try_reserve(10)?;
-/// assert_eq!(grant.len(), 10);
-/// grant.fill(7);
-/// grant.commit();
-/// assert_eq!(&*rx.try_read()?, &[7; 10]);
+/// let mut chunk = tx.write_chunk(10)?;
+/// assert_eq!(chunk.len(), 10);
+/// chunk.fill(7);
+/// chunk.commit_all();
+/// assert_eq!(&*rx.read_chunk()?, &[7; 10]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[must_use = "dropping a grant publishes nothing"]
-pub struct Grant<'p, 'a> {
+#[must_use = "dropping a write chunk publishes nothing"]
+pub struct WriteChunk<'p, 'a> {
     producer: &'p mut Producer<'a>,
     /// Offset of the record's frame header.
     start: usize,
@@ -771,9 +770,9 @@ pub struct Grant<'p, 'a> {
     skip: usize,
 }
 
-impl fmt::Debug for Grant<'_, '_> {
+impl fmt::Debug for WriteChunk<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Grant")
+        f.debug_struct("WriteChunk")
             .field("start", &self.start)
             .field("len", &self.len)
             .field("skip", &self.skip)
@@ -781,12 +780,12 @@ impl fmt::Debug for Grant<'_, '_> {
     }
 }
 
-impl Grant<'_, '_> {
+impl WriteChunk<'_, '_> {
     /// Publishes the record with all the reserved bytes.
     #[inline]
-    pub fn commit(self) {
+    pub fn commit_all(self) {
         let len = self.len;
-        self.commit_len(len);
+        self.commit(len);
     }
 
     /// Publishes the record with only its first `len` bytes; the rest of
@@ -796,25 +795,25 @@ impl Grant<'_, '_> {
     ///
     /// If `len` is larger than the reservation.
     #[inline]
-    pub fn commit_len(self, len: usize) {
+    pub fn commit(self, len: usize) {
         assert!(
             len <= self.len,
-            "commit_len({len}) exceeds the {}-byte grant",
+            "commit({len}) exceeds the {}-byte chunk",
             self.len
         );
         self.producer.publish(self.start, self.skip, len);
     }
 }
 
-impl Deref for Grant<'_, '_> {
+impl Deref for WriteChunk<'_, '_> {
     type Target = [u8];
 
     #[inline]
     fn deref(&self) -> &[u8] {
-        // SAFETY: `start + 8 + len <= capacity` (try_reserve placed the
+        // SAFETY: `start + 8 + len <= capacity` (write_chunk placed the
         // footprint before the end), so the bytes are in the buffer; the
         // producer owns them under the protocol until it publishes them,
-        // which needs this grant (consumed) or its `&mut Producer` (borrowed
+        // which needs this chunk (consumed) or its `&mut Producer` (borrowed
         // by it); any bytes are valid u8.
         unsafe {
             core::slice::from_raw_parts(self.producer.ring.at(self.start + FRAME_HEADER), self.len)
@@ -822,7 +821,7 @@ impl Deref for Grant<'_, '_> {
     }
 }
 
-impl DerefMut for Grant<'_, '_> {
+impl DerefMut for WriteChunk<'_, '_> {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; `&mut self` makes this the only borrow
@@ -836,27 +835,27 @@ impl DerefMut for Grant<'_, '_> {
     }
 }
 
-/// The consuming side of a [`ByteRing`]: receives records by copy
-/// ([`try_recv`](Self::try_recv), [`try_recv_into`](Self::try_recv_into))
-/// or reads them in place ([`try_read`](Self::try_read)).
+/// The consuming side of a [`ByteRing`]: pops records by copy
+/// ([`try_pop`](Self::try_pop), [`try_pop_into`](Self::try_pop_into))
+/// or reads them in place ([`read_chunk`](Self::read_chunk)).
 ///
 /// ```
-/// use shmkit::ring::bytes::HeapByteRing;
-/// use shmkit::ring::RingError;
+/// use shmkit::ring::bytes::{HeapByteRing, PopIntoError};
+/// use shmkit::ring::PopError;
 ///
 /// let mut ring = HeapByteRing::new(256, 64)?;
 /// let (mut tx, mut rx) = ring.split()?;
-/// assert_eq!(rx.try_read().unwrap_err(), RingError::Empty);
-/// tx.try_send(b"abc")?;
-/// tx.try_send(b"defgh")?;
+/// assert_eq!(rx.read_chunk().unwrap_err(), PopError::Empty);
+/// tx.try_push(b"abc")?;
+/// tx.try_push(b"defgh")?;
 /// let mut small = [0u8; 4];
-/// assert_eq!(rx.try_recv_into(&mut small)?, 3);
+/// assert_eq!(rx.try_pop_into(&mut small)?, 3);
 /// assert_eq!(
-///     rx.try_recv_into(&mut small),
-///     Err(RingError::TooLarge { len: 5, max: 4 }) // still in the ring
+///     rx.try_pop_into(&mut small),
+///     Err(PopIntoError::TooLarge { len: 5, max: 4 }) // still in the ring
 /// );
 /// let mut got = Vec::new();
-/// assert_eq!(rx.try_recv(&mut got)?, 5);
+/// assert_eq!(rx.try_pop(&mut got)?, 5);
 /// assert_eq!(got, b"defgh");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -903,10 +902,10 @@ impl<'a> Consumer<'a> {
     /// Replaces the contents of `out` with the next record; returns its
     /// length.
     ///
-    /// `Empty` if there is none, `Corrupted` if the producer index or the
-    /// frame in shared memory is invalid.
+    /// [`PopError::Empty`] if there is none, `Corrupted` if the producer
+    /// index or the frame in shared memory is invalid.
     #[inline]
-    pub fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<usize> {
+    pub fn try_pop(&mut self, out: &mut Vec<u8>) -> Result<usize, PopError> {
         let next = self.next()?;
         out.clear();
         out.reserve(next.len);
@@ -925,19 +924,19 @@ impl<'a> Consumer<'a> {
     /// Copies the next record into the front of `out`; returns its length.
     ///
     /// If the record is longer than `out`, fails with
-    /// [`RingError::TooLarge`]` { len: record length, max: out.len() }`
+    /// [`PopIntoError::TooLarge`]` { len: record length, max: out.len() }`
     /// and leaves the record in the ring. Otherwise errors as for
-    /// [`try_recv`](Self::try_recv).
+    /// [`try_pop`](Self::try_pop).
     #[inline]
-    pub fn try_recv_into(&mut self, out: &mut [u8]) -> Result<usize> {
+    pub fn try_pop_into(&mut self, out: &mut [u8]) -> Result<usize, PopIntoError> {
         let next = self.next()?;
         if next.len > out.len() {
-            return Err(RingError::TooLarge {
+            return Err(PopIntoError::TooLarge {
                 len: next.len,
                 max: out.len(),
             });
         }
-        // SAFETY: as in `try_recv`; `out` holds at least `len` bytes.
+        // SAFETY: as in `try_pop`; `out` holds at least `len` bytes.
         unsafe {
             core::ptr::copy_nonoverlapping(self.ring.at(next.data), out.as_mut_ptr(), next.len)
         };
@@ -945,14 +944,16 @@ impl<'a> Consumer<'a> {
         Ok(next.len)
     }
 
-    /// The next record, in place: the guard derefs to its bytes inside
-    /// the ring, and frees them when released or dropped.
+    /// The next record, in place: the chunk derefs to its bytes inside
+    /// the ring, and frees them when released or dropped. (A record is
+    /// read whole, so unlike an SPSC ring's chunk this one is never empty
+    /// for want of data: that is [`PopError::Empty`].)
     ///
-    /// Errors as for [`try_recv`](Self::try_recv).
+    /// Errors as for [`try_pop`](Self::try_pop).
     #[inline]
-    pub fn try_read(&mut self) -> Result<ReadGuard<'_, 'a>> {
+    pub fn read_chunk(&mut self) -> Result<ReadChunk<'_, 'a>, PopError> {
         let next = self.next()?;
-        Ok(ReadGuard {
+        Ok(ReadChunk {
             consumer: self,
             data: next.data,
             len: next.len,
@@ -962,13 +963,13 @@ impl<'a> Consumer<'a> {
 
     /// Finds and checks the next record, skipping at most one wrap frame.
     #[inline]
-    fn next(&mut self) -> Result<Next> {
+    fn next(&mut self) -> Result<Next, PopError> {
         let cap = self.ring.capacity;
         let mut cons = self.cons;
         if cons == self.prod_cache {
             self.refresh_prod()?;
             if cons == self.prod_cache {
-                return Err(RingError::Empty);
+                return Err(PopError::Empty);
             }
         }
         // Both indices are multiples of 8 and 0 < avail <= capacity.
@@ -986,16 +987,14 @@ impl<'a> Consumer<'a> {
         let (mut kind, mut len) = unsafe { self.ring.read_frame(pos) };
         if kind == KIND_WRAP {
             if pos == 0 {
-                return Err(RingError::Corrupted(
-                    "wrap frame at the start of the buffer",
-                ));
+                return Err(PopError::Corrupted("wrap frame at the start of the buffer"));
             }
             if len != 0 {
-                return Err(RingError::Corrupted("wrap frame with a length"));
+                return Err(PopError::Corrupted("wrap frame with a length"));
             }
             let skip = cap - pos;
             if skip >= avail {
-                return Err(RingError::Corrupted("wrap frame not followed by a record"));
+                return Err(PopError::Corrupted("wrap frame not followed by a record"));
             }
             cons = cons.wrapping_add(skip as u64);
             avail -= skip;
@@ -1004,25 +1003,23 @@ impl<'a> Consumer<'a> {
             // the wrap, and `skip < avail` leaves at least 8 of its bytes.
             (kind, len) = unsafe { self.ring.read_frame(0) };
             if kind == KIND_WRAP {
-                return Err(RingError::Corrupted("two wrap frames in a row"));
+                return Err(PopError::Corrupted("two wrap frames in a row"));
             }
         }
         if kind != KIND_RECORD {
-            return Err(RingError::Corrupted("unknown frame kind"));
+            return Err(PopError::Corrupted("unknown frame kind"));
         }
         if len > self.ring.max_message {
-            return Err(RingError::Corrupted(
+            return Err(PopError::Corrupted(
                 "frame length exceeds the maximum message size",
             ));
         }
         let fp = footprint(len);
         if fp > cap - pos {
-            return Err(RingError::Corrupted("frame crosses the end of the buffer"));
+            return Err(PopError::Corrupted("frame crosses the end of the buffer"));
         }
         if fp > avail {
-            return Err(RingError::Corrupted(
-                "frame extends past the producer index",
-            ));
+            return Err(PopError::Corrupted("frame extends past the producer index"));
         }
         self.ring.track(pos, fp, false);
         Ok(Next {
@@ -1034,7 +1031,7 @@ impl<'a> Consumer<'a> {
 
     /// Loads and checks the producer index.
     #[cold]
-    fn refresh_prod(&mut self) -> Result<()> {
+    fn refresh_prod(&mut self) -> Result<(), Corrupted> {
         let prod = self.ring.header.prod.load(Ordering::Acquire);
         // Called only when `prod_cache == cons`, so any index within
         // `[cons, cons + capacity]` is consistent with what we saw before.
@@ -1051,7 +1048,7 @@ impl<'a> Consumer<'a> {
     }
 }
 
-/// A record read in place by [`Consumer::try_read`]: derefs to its bytes
+/// A record read in place by [`Consumer::read_chunk`]: derefs to its bytes
 /// inside the ring, valid until [`release`](Self::release) or drop, which
 /// frees them for the producer.
 ///
@@ -1065,15 +1062,15 @@ impl<'a> Consumer<'a> {
 ///
 /// let mut ring = HeapByteRing::new(256, 64)?;
 /// let (mut tx, mut rx) = ring.split()?;
-/// tx.try_send(b"zero-copy")?;
-/// let record = rx.try_read()?;
+/// tx.try_push(b"zero-copy")?;
+/// let record = rx.read_chunk()?;
 /// assert_eq!(&*record, b"zero-copy");
 /// record.release();
-/// assert!(rx.try_read().is_err()); // Empty
+/// assert!(rx.read_chunk().is_err()); // Empty
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[must_use = "dropping the guard at once discards the record"]
-pub struct ReadGuard<'c, 'a> {
+#[must_use = "dropping the chunk at once discards the record"]
+pub struct ReadChunk<'c, 'a> {
     consumer: &'c mut Consumer<'a>,
     /// Offset of the payload.
     data: usize,
@@ -1082,21 +1079,21 @@ pub struct ReadGuard<'c, 'a> {
     after: u64,
 }
 
-impl fmt::Debug for ReadGuard<'_, '_> {
+impl fmt::Debug for ReadChunk<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadGuard")
+        f.debug_struct("ReadChunk")
             .field("len", &self.len)
             .finish_non_exhaustive()
     }
 }
 
-impl ReadGuard<'_, '_> {
-    /// Frees the record (as dropping the guard does).
+impl ReadChunk<'_, '_> {
+    /// Frees the record (as dropping the chunk does).
     #[inline]
     pub fn release(self) {}
 }
 
-impl Deref for ReadGuard<'_, '_> {
+impl Deref for ReadChunk<'_, '_> {
     type Target = [u8];
 
     #[inline]
@@ -1108,7 +1105,7 @@ impl Deref for ReadGuard<'_, '_> {
     }
 }
 
-impl Drop for ReadGuard<'_, '_> {
+impl Drop for ReadChunk<'_, '_> {
     #[inline]
     fn drop(&mut self) {
         let c = &mut *self.consumer;
@@ -1129,8 +1126,8 @@ impl Drop for ReadGuard<'_, '_> {
 /// let (mut tx, mut rx) = ring.split()?;
 /// let mut got = Vec::new();
 /// for len in [20, 9, 17] {
-///     tx.try_send(&vec![len as u8; len])?;
-///     rx.try_recv(&mut got)?;
+///     tx.try_push(&vec![len as u8; len])?;
+///     rx.try_pop(&mut got)?;
 ///     assert_eq!(got, vec![len as u8; len]);
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -1207,9 +1204,9 @@ impl HeapByteRing {
     /// The producer and the consumer. Safe: `&mut self` proves no other
     /// handle exists, and none can be made while these live.
     ///
-    /// Fails with [`RingError::Corrupted`] if the indices were corrupted
+    /// Fails with [`Corrupted`] if the indices were corrupted
     /// ([`corrupt_word`](Self::corrupt_word)).
-    pub fn split(&mut self) -> Result<(Producer<'_>, Consumer<'_>)> {
+    pub fn split(&mut self) -> Result<(Producer<'_>, Consumer<'_>), Corrupted> {
         let ring = self.ring();
         // SAFETY: `&mut self` is borrowed for as long as both handles live,
         // so no other view (and hence no other handle) of this ring exists.
@@ -1250,7 +1247,7 @@ impl HeapByteRing {
     ///
     /// # Safety
     ///
-    /// No [`Grant`] or [`ReadGuard`] of this ring is alive (they hold
+    /// No [`WriteChunk`] or [`ReadChunk`] of this ring is alive (they hold
     /// references to the buffer), and no other thread uses the ring.
     pub unsafe fn corrupt_bytes(&self, offset: usize, bytes: &[u8]) {
         let n = bytes.len().min(self.capacity.saturating_sub(offset));
@@ -1272,19 +1269,20 @@ impl Drop for HeapByteRing {
 mod loom_tests {
     use super::*;
     use crate::primitive::spin_loop;
+    use crate::ring::Miss;
     use std::sync::Arc;
 
     fn record(i: usize, len: usize) -> Vec<u8> {
         (0..len).map(|j| (i * 31 + j) as u8).collect()
     }
 
-    /// Runs `op` until it does not fail with `wait` (Full or Empty).
-    fn retry(wait: RingError, mut op: impl FnMut() -> Result<()>) {
+    /// Runs `op` until it does not fail for want of room or data.
+    fn retry<E: Into<Miss>>(mut op: impl FnMut() -> Result<(), E>) {
         loop {
-            match op() {
+            match op().map_err(Into::into) {
                 Ok(()) => return,
-                Err(e) if e == wait => spin_loop(),
-                Err(e) => panic!("{e}"),
+                Err(Miss::WouldBlock) => spin_loop(),
+                Err(e) => panic!("{e:?}"),
             }
         }
     }
@@ -1306,26 +1304,24 @@ mod loom_tests {
                     // SAFETY: the only producer.
                     let mut tx = unsafe { view.producer() }.unwrap();
                     let d: Vec<Vec<u8>> = (0..3).map(|i| record(i, lens[i])).collect();
-                    retry(RingError::Full, || tx.try_send(&d[0]));
+                    retry(|| tx.try_push(&d[0]));
                     if in_place {
                         // Reserve more than needed, shrink on commit.
-                        retry(RingError::Full, || {
-                            tx.try_reserve(lens[1] + 3).map(|mut g| {
+                        retry(|| {
+                            tx.write_chunk(lens[1] + 3).map(|mut g| {
                                 g[..lens[1]].copy_from_slice(&d[1]);
-                                g.commit_len(lens[1]);
+                                g.commit(lens[1]);
                             })
                         });
-                        // A dropped grant publishes nothing; once one was
-                        // granted, the same reservation succeeds again.
-                        retry(RingError::Full, || {
-                            tx.try_reserve(lens[2]).map(|_unused| ())
-                        });
-                        let mut g = tx.try_reserve(lens[2]).unwrap();
+                        // A dropped chunk publishes nothing; once one was
+                        // reserved, the same reservation succeeds again.
+                        retry(|| tx.write_chunk(lens[2]).map(|_unused| ()));
+                        let mut g = tx.write_chunk(lens[2]).unwrap();
                         g.copy_from_slice(&d[2]);
-                        g.commit();
+                        g.commit_all();
                     } else {
-                        retry(RingError::Full, || tx.try_send(&d[1]));
-                        retry(RingError::Full, || tx.try_send(&d[2]));
+                        retry(|| tx.try_push(&d[1]));
+                        retry(|| tx.try_push(&d[2]));
                     }
                     tx.index()
                 })
@@ -1336,19 +1332,19 @@ mod loom_tests {
             let mut got = Vec::new();
             for (i, &len) in lens.iter().enumerate() {
                 if in_place {
-                    retry(RingError::Empty, || {
-                        rx.try_read().map(|g| {
+                    retry(|| {
+                        rx.read_chunk().map(|g| {
                             got.clear();
                             got.extend_from_slice(&g);
                             g.release();
                         })
                     });
                 } else {
-                    retry(RingError::Empty, || rx.try_recv(&mut got).map(drop));
+                    retry(|| rx.try_pop(&mut got).map(drop));
                 }
                 assert_eq!(got, record(i, len), "record {i}");
             }
-            assert_eq!(rx.try_recv(&mut got), Err(RingError::Empty));
+            assert_eq!(rx.try_pop(&mut got), Err(PopError::Empty));
             let produced = producer.join().unwrap();
             // 32 + 24, then 8 of wrap padding, then 32.
             assert_eq!(produced, 96);

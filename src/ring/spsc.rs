@@ -54,7 +54,7 @@
 //! what a correct peer can have written: `head` may only move forward and
 //! never past the producer's `tail`; `tail` may only move forward and never
 //! more than `capacity` past the consumer's `head`. Anything else is
-//! [`RingError::Corrupted`], and the handle's state is left as it was. A
+//! [`Corrupted`] (or the `Corrupted` variant of the operation's error), and the handle's state is left as it was. A
 //! side never reads its own index back from shared memory after attaching,
 //! and the capacity is read once, in [`SpscRing::open`], so a scribbled
 //! header can make the victim see garbage values or `Corrupted`, never an
@@ -125,7 +125,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use super::{RingError, Slot};
+use super::{Corrupted, PopError, PushError, Slot};
 use crate::blocks::{CachePadded, ShmSafe};
 use crate::error::Error;
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
@@ -290,7 +290,7 @@ fn validate_header<T: Pod>(header: &SpscHeader) -> crate::Result<usize> {
 ///
 /// ```
 /// use shmkit::ring::spsc::HeapSpscRing;
-/// use shmkit::ring::RingError;
+/// use shmkit::ring::PushError;
 ///
 /// let mut heap = HeapSpscRing::<u32>::new(2)?;
 /// let ring = heap.ring();
@@ -298,8 +298,8 @@ fn validate_header<T: Pod>(header: &SpscHeader) -> crate::Result<usize> {
 /// let (mut tx, mut rx) = heap.split()?;
 /// tx.try_push(1)?;
 /// tx.try_push(2)?;
-/// assert_eq!(tx.try_push(3), Err(RingError::Full));
-/// assert_eq!(tx.ring().len()?, 2);
+/// assert_eq!(tx.try_push(3), Err(PushError::Full(3)));
+/// assert_eq!(tx.ring().len(), 2);
 /// assert_eq!(rx.try_pop()?, 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -408,23 +408,29 @@ impl<'a, T: Pod> SpscRing<'a, T> {
     /// either side (it may be stale by the time it returns).
     ///
     /// Loads `head`, then `tail`, so a correct pair never shows a tail
-    /// behind the head; that is [`RingError::Corrupted`]. A tail more than
-    /// `capacity` ahead can be a race with both sides moving between the two
-    /// loads, and is reported as full (the victim side reports corruption
-    /// when it sees it).
-    pub fn len(&self) -> Result<usize, RingError> {
+    /// behind the head. Clamped to `0..=capacity` whatever the indices
+    /// hold: a tail more than `capacity` ahead can be a race with both
+    /// sides moving between the two loads, and a scribbled pair is for the
+    /// sides to report ([`Corrupted`]) when they meet it.
+    pub fn len(&self) -> usize {
         let head = self.header.head.load(Ordering::Acquire);
         let tail = self.header.tail.load(Ordering::Acquire);
-        let used = tail.wrapping_sub(head);
-        if used > u64::MAX / 2 {
-            return Err(RingError::Corrupted(BAD_INDICES));
-        }
-        Ok(used.min(self.cap()) as usize)
+        self.clamp_len(tail.wrapping_sub(head))
     }
 
     /// Whether the ring is empty, as a snapshot (see [`len`](Self::len)).
-    pub fn is_empty(&self) -> Result<bool, RingError> {
-        self.len().map(|n| n == 0)
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `tail - head` as a length: `0..=capacity`, a negative distance as 0.
+    #[inline]
+    fn clamp_len(&self, used: u64) -> usize {
+        if used > u64::MAX / 2 {
+            0
+        } else {
+            used.min(self.cap()) as usize
+        }
     }
 
     /// The shared header, for callers that need its address (for example
@@ -438,7 +444,7 @@ impl<'a, T: Pod> SpscRing<'a, T> {
     /// producer that was dropped leaves nothing behind, so another may
     /// attach after it and resume where it stopped.
     ///
-    /// Fails with [`RingError::Corrupted`] if the indices are invalid.
+    /// Fails with [`Corrupted`] if the indices are invalid.
     ///
     /// # Safety
     ///
@@ -458,15 +464,15 @@ impl<'a, T: Pod> SpscRing<'a, T> {
     ///
     /// A second producer or a scribbler in *another* process is a peer
     /// breaking the protocol, which this process survives (values
-    /// garbled, or [`RingError::Corrupted`]); in this process it would be
-    /// undefined behaviour.
-    pub unsafe fn producer(&self) -> Result<Producer<'a, T>, RingError> {
+    /// garbled, or [`Corrupted`]); in this process it would be undefined
+    /// behaviour.
+    pub unsafe fn producer(&self) -> Result<Producer<'a, T>, Corrupted> {
         // Tail first: with no other producer it is fixed, and the head
         // loaded after it is at most tail and at least tail - capacity.
         let tail = self.header.tail.load(Ordering::Acquire);
         let head = self.header.head.load(Ordering::Acquire);
         if tail.wrapping_sub(head) > self.cap() {
-            return Err(RingError::Corrupted(BAD_INDICES));
+            return Err(Corrupted(BAD_INDICES));
         }
         Ok(Producer {
             ring: *self,
@@ -479,7 +485,7 @@ impl<'a, T: Pod> SpscRing<'a, T> {
     /// Attaches the consuming side: reads `head` (its own index from now
     /// on) and `tail`, and checks that they make sense together.
     ///
-    /// Fails with [`RingError::Corrupted`] if the indices are invalid.
+    /// Fails with [`Corrupted`] if the indices are invalid.
     ///
     /// # Safety
     ///
@@ -489,11 +495,11 @@ impl<'a, T: Pod> SpscRing<'a, T> {
     /// process writes the ring's memory as that section rules out. (Two
     /// consumers would let one free the slots of the other's
     /// [`ReadChunk`] for the producer to overwrite under its `&[T]`.)
-    pub unsafe fn consumer(&self) -> Result<Consumer<'a, T>, RingError> {
+    pub unsafe fn consumer(&self) -> Result<Consumer<'a, T>, Corrupted> {
         let head = self.header.head.load(Ordering::Acquire);
         let tail = self.header.tail.load(Ordering::Acquire);
         if tail.wrapping_sub(head) > self.cap() {
-            return Err(RingError::Corrupted(BAD_INDICES));
+            return Err(Corrupted(BAD_INDICES));
         }
         Ok(Consumer {
             ring: *self,
@@ -676,22 +682,25 @@ impl<'a, T: Pod> Producer<'a, T> {
 
     /// How many values are in the ring: a fresh look at `head`. The
     /// consumer may take more at any moment, so this is an upper bound.
-    pub fn len(&self) -> Result<usize, RingError> {
-        let head = self.load_head()?;
-        Ok(self.tail.wrapping_sub(head) as usize)
+    /// Clamped to `0..=capacity` as [`SpscRing::len`] is (a scribbled
+    /// `head` is the next push's to report).
+    pub fn len(&self) -> usize {
+        let head = self.ring.header.head.load(Ordering::Acquire);
+        self.ring.clamp_len(self.tail.wrapping_sub(head))
     }
 
     /// Whether the ring is empty (see [`len`](Self::len)).
-    pub fn is_empty(&self) -> Result<bool, RingError> {
-        self.len().map(|n| n == 0)
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
-    /// Pushes one value; [`RingError::Full`] if there is no room.
+    /// Pushes one value; [`PushError::Full`] (with the value) if there is
+    /// no room.
     #[inline]
-    pub fn try_push(&mut self, value: T) -> Result<(), RingError> {
+    pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
         let tail = self.tail;
         if tail.wrapping_sub(self.head_cache) >= self.ring.cap() && self.refresh_head()? == 0 {
-            return Err(RingError::Full);
+            return Err(PushError::Full(value));
         }
         // SAFETY: `tail - head <= capacity - 1` (checked above), so slot
         // `tail` is in the producer's part of the ring.
@@ -704,7 +713,7 @@ impl<'a, T: Pod> Producer<'a, T> {
     /// many (0 if the ring is full or `src` is empty). One store publishes
     /// them all.
     #[inline]
-    pub fn push_slice(&mut self, src: &[T]) -> Result<usize, RingError> {
+    pub fn push_slice(&mut self, src: &[T]) -> Result<usize, Corrupted> {
         let n = self.reserve(src.len())?;
         // SAFETY: `reserve` found `n` free slots from `tail` on.
         unsafe { self.ring.copy_in(self.tail, &src[..n]) };
@@ -713,10 +722,9 @@ impl<'a, T: Pod> Producer<'a, T> {
     }
 
     /// Reserves up to `n` slots for writing in place: the chunk covers
-    /// `min(n, free)` slots, as one or two slices (two when they wrap past
-    /// the end of the array). Nothing is published until
-    /// [`WriteChunk::commit`]. Fails with [`RingError::Full`] if `n > 0` and
-    /// there is no free slot.
+    /// `min(n, free)` slots (none if the ring is full), as one or two
+    /// slices (two when they wrap past the end of the array). Nothing is
+    /// published until [`WriteChunk::commit`].
     ///
     /// The slots hold stale values; write every one you commit.
     ///
@@ -731,17 +739,14 @@ impl<'a, T: Pod> Producer<'a, T> {
     ///     *v = 10 * i as u64;
     /// }
     /// chunk.commit(2); // publish the first two
-    /// assert_eq!(rx.len()?, 2);
+    /// assert_eq!(rx.len(), 2);
     /// assert_eq!(rx.try_pop()?, 0);
     /// assert_eq!(rx.try_pop()?, 10);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
-    pub fn write_chunk(&mut self, n: usize) -> Result<WriteChunk<'_, 'a, T>, RingError> {
+    pub fn write_chunk(&mut self, n: usize) -> Result<WriteChunk<'_, 'a, T>, Corrupted> {
         let len = self.reserve(n)?;
-        if len == 0 && n > 0 {
-            return Err(RingError::Full);
-        }
         #[cfg(shmkit_loom)]
         let staging = {
             let mut v = vec![T::zeroed(); len];
@@ -760,7 +765,7 @@ impl<'a, T: Pod> Producer<'a, T> {
     /// `min(want, free slots)`, looking at the shared `head` only if the
     /// cached one does not show `want` free slots.
     #[inline]
-    fn reserve(&mut self, want: usize) -> Result<usize, RingError> {
+    fn reserve(&mut self, want: usize) -> Result<usize, Corrupted> {
         let mut free = self.ring.cap() - self.tail.wrapping_sub(self.head_cache);
         if (want as u64) > free {
             free = self.refresh_head()?;
@@ -771,17 +776,17 @@ impl<'a, T: Pod> Producer<'a, T> {
     /// Loads and checks the shared `head`: a correct consumer only moves it
     /// forward, and never past `tail`.
     #[inline]
-    fn load_head(&self) -> Result<u64, RingError> {
+    fn load_head(&self) -> Result<u64, Corrupted> {
         let head = self.ring.header.head.load(Ordering::Acquire);
         if head.wrapping_sub(self.head_cache) > self.tail.wrapping_sub(self.head_cache) {
-            return Err(RingError::Corrupted(BAD_HEAD));
+            return Err(Corrupted(BAD_HEAD));
         }
         Ok(head)
     }
 
     /// Refreshes the cached `head`; returns the number of free slots.
     #[inline]
-    fn refresh_head(&mut self) -> Result<u64, RingError> {
+    fn refresh_head(&mut self) -> Result<u64, Corrupted> {
         let head = self.load_head()?;
         self.head_cache = head;
         Ok(self.ring.cap() - self.tail.wrapping_sub(head))
@@ -809,15 +814,15 @@ impl<'a, T: Pod> Producer<'a, T> {
 ///
 /// ```
 /// use shmkit::ring::spsc::HeapSpscRing;
-/// use shmkit::ring::RingError;
+/// use shmkit::ring::PopError;
 ///
 /// let mut heap = HeapSpscRing::<[u8; 4]>::new(4)?;
 /// let (mut tx, mut rx) = heap.split()?;
-/// assert_eq!(rx.try_pop(), Err(RingError::Empty));
+/// assert_eq!(rx.try_pop(), Err(PopError::Empty));
 /// tx.try_push(*b"ping")?;
 /// assert_eq!(rx.peek()?, *b"ping");
 /// assert_eq!(rx.try_pop()?, *b"ping");
-/// assert!(rx.is_empty()?);
+/// assert!(rx.is_empty());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Consumer<'a, T: Pod> {
@@ -854,26 +859,28 @@ impl<'a, T: Pod> Consumer<'a, T> {
     }
 
     /// How many values are ready: a fresh look at `tail`. The producer may
-    /// add more at any moment, so this is a lower bound.
-    pub fn len(&self) -> Result<usize, RingError> {
-        let tail = self.load_tail()?;
-        Ok(tail.wrapping_sub(self.head) as usize)
+    /// add more at any moment, so this is a lower bound. Clamped to
+    /// `0..=capacity` as [`SpscRing::len`] is (a scribbled `tail` is the
+    /// next pop's to report).
+    pub fn len(&self) -> usize {
+        let tail = self.ring.header.tail.load(Ordering::Acquire);
+        self.ring.clamp_len(tail.wrapping_sub(self.head))
     }
 
     /// Whether no value is ready (see [`len`](Self::len)).
-    pub fn is_empty(&self) -> Result<bool, RingError> {
-        self.len().map(|n| n == 0)
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
-    /// Pops one value; [`RingError::Empty`] if there is none.
+    /// Pops one value; [`PopError::Empty`] if there is none.
     #[inline]
-    pub fn try_pop(&mut self) -> Result<T, RingError> {
+    pub fn try_pop(&mut self) -> Result<T, PopError> {
         let mut value = T::zeroed();
         self.pop_into(&mut value)?;
         Ok(value)
     }
 
-    /// Pops one value into `out`; [`RingError::Empty`] (and `out`
+    /// Pops one value into `out`; [`PopError::Empty`] (and `out`
     /// untouched) if there is none. The same as [`try_pop`](Self::try_pop)
     /// without moving a large `T` through the result, which for a large
     /// `T` inside other results can cost more than the ring itself.
@@ -890,10 +897,10 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
-    pub fn pop_into(&mut self, out: &mut T) -> Result<(), RingError> {
+    pub fn pop_into(&mut self, out: &mut T) -> Result<(), PopError> {
         let head = self.head;
         if head == self.tail_cache && self.refresh_tail()? == 0 {
-            return Err(RingError::Empty);
+            return Err(PopError::Empty);
         }
         // SAFETY: `head < tail` (checked above), so slot `head` holds a
         // published value and belongs to the consumer.
@@ -902,13 +909,13 @@ impl<'a, T: Pod> Consumer<'a, T> {
         Ok(())
     }
 
-    /// Copies the next value without popping it; [`RingError::Empty`] if
+    /// Copies the next value without popping it; [`PopError::Empty`] if
     /// there is none.
     #[inline]
-    pub fn peek(&mut self) -> Result<T, RingError> {
+    pub fn peek(&mut self) -> Result<T, PopError> {
         let head = self.head;
         if head == self.tail_cache && self.refresh_tail()? == 0 {
-            return Err(RingError::Empty);
+            return Err(PopError::Empty);
         }
         // SAFETY: as in `try_pop`.
         Ok(unsafe { self.ring.slot(head).read() })
@@ -918,7 +925,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// how many (0 if the ring is empty or `dst` is). One store frees all
     /// their slots.
     #[inline]
-    pub fn pop_slice(&mut self, dst: &mut [T]) -> Result<usize, RingError> {
+    pub fn pop_slice(&mut self, dst: &mut [T]) -> Result<usize, Corrupted> {
         let n = self.available(dst.len())?;
         // SAFETY: `available` found `n` published values from `head` on.
         unsafe { self.ring.copy_out(self.head, &mut dst[..n]) };
@@ -927,9 +934,8 @@ impl<'a, T: Pod> Consumer<'a, T> {
     }
 
     /// Gives in-place access to up to `n` ready values: the chunk covers
-    /// `min(n, ready)` slots, as one or two slices. Their slots are freed
-    /// only by [`ReadChunk::release`]. Fails with [`RingError::Empty`] if
-    /// `n > 0` and nothing is ready.
+    /// `min(n, ready)` slots (none if the ring is empty), as one or two
+    /// slices. Their slots are freed only by [`ReadChunk::release`].
     ///
     /// ```
     /// use shmkit::ring::spsc::HeapSpscRing;
@@ -945,11 +951,8 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
-    pub fn read_chunk(&mut self, n: usize) -> Result<ReadChunk<'_, 'a, T>, RingError> {
+    pub fn read_chunk(&mut self, n: usize) -> Result<ReadChunk<'_, 'a, T>, Corrupted> {
         let len = self.available(n)?;
-        if len == 0 && n > 0 {
-            return Err(RingError::Empty);
-        }
         #[cfg(shmkit_loom)]
         let staging = {
             let mut v = vec![T::zeroed(); len];
@@ -968,7 +971,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// `min(want, ready values)`, looking at the shared `tail` only if the
     /// cached one does not show `want` ready values.
     #[inline]
-    fn available(&mut self, want: usize) -> Result<usize, RingError> {
+    fn available(&mut self, want: usize) -> Result<usize, Corrupted> {
         let mut ready = self.tail_cache.wrapping_sub(self.head);
         if (want as u64) > ready {
             ready = self.refresh_tail()?;
@@ -979,18 +982,18 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// Loads and checks the shared `tail`: a correct producer only moves it
     /// forward, and never more than `capacity` past `head`.
     #[inline]
-    fn load_tail(&self) -> Result<u64, RingError> {
+    fn load_tail(&self) -> Result<u64, Corrupted> {
         let tail = self.ring.header.tail.load(Ordering::Acquire);
         let limit = self.head.wrapping_add(self.ring.cap());
         if tail.wrapping_sub(self.tail_cache) > limit.wrapping_sub(self.tail_cache) {
-            return Err(RingError::Corrupted(BAD_TAIL));
+            return Err(Corrupted(BAD_TAIL));
         }
         Ok(tail)
     }
 
     /// Refreshes the cached `tail`; returns the number of ready values.
     #[inline]
-    fn refresh_tail(&mut self) -> Result<u64, RingError> {
+    fn refresh_tail(&mut self) -> Result<u64, Corrupted> {
         let tail = self.load_tail()?;
         self.tail_cache = tail;
         Ok(tail.wrapping_sub(self.head))
@@ -1023,7 +1026,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
 /// end[0] = 7;
 /// start.copy_from_slice(&[8, 9]);
 /// chunk.commit_all();
-/// assert_eq!(rx.len()?, 3);
+/// assert_eq!(rx.len(), 3);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "nothing is published until the chunk is committed"]
@@ -1125,10 +1128,10 @@ impl<T: Pod> WriteChunk<'_, '_, T> {
 /// let chunk = rx.read_chunk(2)?;
 /// assert_eq!(chunk.as_slices(), (&[1, 2][..], &[][..]));
 /// drop(chunk); // frees nothing
-/// assert_eq!(rx.len()?, 3);
+/// assert_eq!(rx.len(), 3);
 /// let chunk = rx.read_chunk(3)?;
 /// chunk.release_all();
-/// assert!(rx.is_empty()?);
+/// assert!(rx.is_empty());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "no slot is freed until the chunk is released"]
@@ -1269,7 +1272,7 @@ impl<T: Pod> HeapSpscRing<T> {
     /// is on the heap, out of reach of any other process. Once both are
     /// dropped, `split` again resumes where they stopped.
     ///
-    /// Fails with [`RingError::Corrupted`] if the indices are invalid
+    /// Fails with [`Corrupted`] if the indices are invalid
     /// (they are private to this type, so only its own tests scribble on
     /// them).
     ///
@@ -1299,7 +1302,7 @@ impl<T: Pod> HeapSpscRing<T> {
     /// assert!(rx.try_pop().is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn split(&mut self) -> Result<(Producer<'_, T>, Consumer<'_, T>), RingError> {
+    pub fn split(&mut self) -> Result<(Producer<'_, T>, Consumer<'_, T>), Corrupted> {
         let ring = self.ring();
         // SAFETY: `&mut self` is borrowed for as long as both handles
         // live, so no other view, and hence no other handle, of this ring
@@ -1324,14 +1327,14 @@ mod tests {
             for i in 0..4 {
                 p.try_push(round * 4 + i).unwrap();
             }
-            assert_eq!(p.try_push(99), Err(RingError::Full));
-            assert_eq!(ring.len(), Ok(4));
+            assert_eq!(p.try_push(99), Err(PushError::Full(99)));
+            assert_eq!(ring.len(), 4);
             assert_eq!(c.peek(), Ok(round * 4));
             for i in 0..4 {
                 assert_eq!(c.try_pop(), Ok(round * 4 + i));
             }
-            assert_eq!(c.try_pop(), Err(RingError::Empty));
-            assert_eq!(c.peek(), Err(RingError::Empty));
+            assert_eq!(c.try_pop(), Err(PopError::Empty));
+            assert_eq!(c.peek(), Err(PopError::Empty));
         }
         assert_eq!(heap.header.tail.load(Ordering::Relaxed), 40);
         assert_eq!(heap.header.head.load(Ordering::Relaxed), 40);
@@ -1342,7 +1345,7 @@ mod tests {
         let mut heap = HeapSpscRing::<[u8; 64]>::new(2).unwrap();
         let (mut p, mut c) = heap.split().unwrap();
         let mut out = [9u8; 64];
-        assert_eq!(c.pop_into(&mut out), Err(RingError::Empty));
+        assert_eq!(c.pop_into(&mut out), Err(PopError::Empty));
         assert_eq!(out, [9u8; 64]);
         for round in 0..3u8 {
             p.try_push([round; 64]).unwrap();
@@ -1352,7 +1355,7 @@ mod tests {
             c.pop_into(&mut out).unwrap();
             assert_eq!(out, [round + 100; 64]);
         }
-        assert_eq!(c.pop_into(&mut out), Err(RingError::Empty));
+        assert_eq!(c.pop_into(&mut out), Err(PopError::Empty));
     }
 
     #[test]
@@ -1371,21 +1374,21 @@ mod tests {
         a.copy_from_slice(&[6, 7]);
         b.copy_from_slice(&[8, 9, 10, 11, 12]);
         w.commit(6);
-        assert_eq!(p.len().unwrap(), 7);
+        assert_eq!(p.len(), 7);
         let r = c.read_chunk(100).unwrap();
         let (a, b) = r.as_slices();
         assert_eq!((a, b), (&[5, 6, 7][..], &[8, 9, 10, 11][..]));
         r.release(2);
         assert_eq!(c.try_pop(), Ok(7));
-        assert_eq!(c.len(), Ok(4));
+        assert_eq!(c.len(), 4);
         assert_eq!(p.push_slice(&[13, 14, 15, 16, 17]).unwrap(), 4);
         assert_eq!(p.push_slice(&[17]).unwrap(), 0);
-        assert!(matches!(p.write_chunk(1), Err(RingError::Full)));
+        assert_eq!(p.write_chunk(1).unwrap().len(), 0); // full: an empty chunk
         assert_eq!(p.write_chunk(0).unwrap().len(), 0);
         let mut all = [0; 9];
         assert_eq!(c.pop_slice(&mut all).unwrap(), 8);
         assert_eq!(all[..8], [8, 9, 10, 11, 13, 14, 15, 16]);
-        assert!(matches!(c.read_chunk(1), Err(RingError::Empty)));
+        assert_eq!(c.read_chunk(1).unwrap().len(), 0); // empty: an empty chunk
         assert_eq!(c.read_chunk(0).unwrap().len(), 0);
     }
 
@@ -1399,11 +1402,11 @@ mod tests {
         }
         // New handles start from the shared indices: 2 and 3 are there.
         let (mut p, mut c) = heap.split().unwrap();
-        assert_eq!((p.len(), c.len()), (Ok(2), Ok(2)));
+        assert_eq!((p.len(), c.len()), (2, 2));
         std::thread::scope(|s| {
             s.spawn(move || {
                 for v in 4..1000 {
-                    while p.try_push(v) == Err(RingError::Full) {
+                    while p.try_push(v) == Err(PushError::Full(v)) {
                         std::thread::yield_now();
                     }
                 }
@@ -1412,7 +1415,7 @@ mod tests {
                 loop {
                     match c.try_pop() {
                         Ok(v) => break assert_eq!(v, want),
-                        Err(RingError::Empty) => std::thread::yield_now(),
+                        Err(PopError::Empty) => std::thread::yield_now(),
                         Err(e) => panic!("{e}"),
                     }
                 }
@@ -1421,7 +1424,7 @@ mod tests {
         assert_eq!(heap.header.tail.load(Ordering::Relaxed), 999);
         assert_eq!(heap.header.head.load(Ordering::Relaxed), 999);
         heap.header.head.store(999 + 5, Ordering::Relaxed);
-        assert_eq!(heap.split().unwrap_err(), RingError::Corrupted(BAD_INDICES));
+        assert_eq!(heap.split().unwrap_err(), Corrupted(BAD_INDICES));
     }
 
     #[test]
@@ -1430,7 +1433,7 @@ mod tests {
         let (mut p, mut c) = heap.split().unwrap();
         for i in 0..5 {
             p.try_push(i).unwrap();
-            assert_eq!(p.try_push(i), Err(RingError::Full));
+            assert_eq!(p.try_push(i), Err(PushError::Full(i)));
             assert_eq!(c.try_pop(), Ok(i));
         }
     }
@@ -1446,27 +1449,27 @@ mod tests {
         assert_eq!(c.try_pop(), Ok(1)); // sees tail = 4
         assert_eq!(p.try_push(5), Ok(())); // sees head = 1
         heap.header.head.store(6, Ordering::Relaxed); // past tail
-        assert_eq!(p.try_push(6), Err(RingError::Corrupted(BAD_HEAD)));
+        assert_eq!(p.try_push(6), Err(PushError::Corrupted(BAD_HEAD)));
         heap.header.head.store(0, Ordering::Relaxed); // backwards
-        assert_eq!(p.try_push(6), Err(RingError::Corrupted(BAD_HEAD)));
+        assert_eq!(p.try_push(6), Err(PushError::Corrupted(BAD_HEAD)));
         heap.header.tail.store(10, Ordering::Relaxed); // > head + capacity
-        assert_eq!(c.len(), Err(RingError::Corrupted(BAD_TAIL)));
-        // The cached tail still covers 2, 3, 4; the refresh after them fails.
+        assert_eq!(c.len(), 4); // clamped; the pop that meets it reports it
+                                // The cached tail still covers 2, 3, 4; the refresh after them fails.
         assert_eq!(c.try_pop(), Ok(2));
         assert_eq!(c.try_pop(), Ok(3));
         assert_eq!(c.try_pop(), Ok(4));
-        assert_eq!(c.try_pop(), Err(RingError::Corrupted(BAD_TAIL)));
+        assert_eq!(c.try_pop(), Err(PopError::Corrupted(BAD_TAIL)));
         heap.header.tail.store(3, Ordering::Relaxed); // backwards
-        assert_eq!(c.try_pop(), Err(RingError::Corrupted(BAD_TAIL)));
+        assert_eq!(c.try_pop(), Err(PopError::Corrupted(BAD_TAIL)));
         heap.header.tail.store(5, Ordering::Relaxed); // restored
         assert_eq!(c.try_pop(), Ok(5));
         heap.header.head.store(100, Ordering::Relaxed);
         // SAFETY: both calls fail (the indices are invalid), so no second
         // producer or consumer is made.
         let (p2, c2) = unsafe { (ring.producer(), ring.consumer()) };
-        assert_eq!(p2.unwrap_err(), RingError::Corrupted(BAD_INDICES));
-        assert_eq!(c2.unwrap_err(), RingError::Corrupted(BAD_INDICES));
-        assert_eq!(ring.len(), Err(RingError::Corrupted(BAD_INDICES)));
+        assert_eq!(p2.unwrap_err(), Corrupted(BAD_INDICES));
+        assert_eq!(c2.unwrap_err(), Corrupted(BAD_INDICES));
+        assert_eq!(ring.len(), 0); // tail behind head reads as empty
         assert!(HeapSpscRing::<u64>::new(4).unwrap().open().is_ok());
         heap.header.capacity.store(8, Ordering::Relaxed);
         assert!(matches!(heap.open(), Err(Error::Corrupted { .. })));
@@ -1482,17 +1485,18 @@ mod loom_tests {
     //! it, and the assertions check FIFO order with nothing lost or
     //! duplicated.
     use super::*;
+    use crate::ring::Miss;
     use std::sync::Arc;
 
     const N: u64 = 5;
 
-    /// Retries `op` while it reports `blocked`, yielding (loom explores
-    /// the other thread meanwhile); panics on any other error.
-    fn retry<R>(blocked: RingError, mut op: impl FnMut() -> Result<R, RingError>) -> R {
+    /// Retries `op` while it would block, yielding (loom explores the
+    /// other thread meanwhile); panics on corruption.
+    fn retry<R, E: Into<Miss>>(mut op: impl FnMut() -> Result<R, E>) -> R {
         loop {
-            match op() {
+            match op().map_err(Into::into) {
                 Ok(r) => return r,
-                Err(e) if e == blocked => loom::thread::yield_now(),
+                Err(Miss::WouldBlock) => loom::thread::yield_now(),
                 Err(e) => panic!("unexpected {e:?}"),
             }
         }
@@ -1520,8 +1524,8 @@ mod loom_tests {
             let got = consume(&mut c);
             assert_eq!(got, (0..N).collect::<Vec<_>>());
             producer.join().unwrap();
-            assert_eq!(c.try_pop(), Err(RingError::Empty));
-            assert_eq!(ring.len(), Ok(0));
+            assert_eq!(c.try_pop(), Err(PopError::Empty));
+            assert_eq!(ring.len(), 0);
         });
     }
 
@@ -1530,7 +1534,7 @@ mod loom_tests {
         model(
             |p| {
                 for v in 0..N {
-                    retry(RingError::Full, || p.try_push(v));
+                    retry(|| p.try_push(v));
                 }
             },
             |c| {
@@ -1539,13 +1543,13 @@ mod loom_tests {
                         if i == 2 {
                             // Once the ring has wrapped: peek, then a
                             // snapshot of what is ready.
-                            let peeked = retry(RingError::Empty, || c.peek());
-                            let len = c.len().unwrap();
+                            let peeked = retry(|| c.peek());
+                            let len = c.len();
                             assert!((1..=2).contains(&len), "len {len}");
                             assert_eq!(c.try_pop(), Ok(peeked));
                             return peeked;
                         }
-                        retry(RingError::Empty, || c.try_pop())
+                        retry(|| c.try_pop())
                     })
                     .collect()
             },
@@ -1587,14 +1591,12 @@ mod loom_tests {
             |p| {
                 let mut next = 0;
                 while next < N {
-                    let mut chunk = match p.write_chunk(2) {
-                        Ok(chunk) => chunk,
-                        Err(RingError::Full) => {
-                            loom::thread::yield_now();
-                            continue;
-                        }
-                        Err(e) => panic!("unexpected {e:?}"),
-                    };
+                    let mut chunk = p.write_chunk(2).unwrap();
+                    if chunk.is_empty() {
+                        drop(chunk);
+                        loom::thread::yield_now();
+                        continue;
+                    }
                     let (a, b) = chunk.as_mut_slices();
                     for (i, v) in a.iter_mut().chain(b.iter_mut()).enumerate() {
                         *v = next + i as u64;
@@ -1610,14 +1612,12 @@ mod loom_tests {
             |c| {
                 let mut got = Vec::new();
                 while got.len() < N as usize {
-                    let chunk = match c.read_chunk(2) {
-                        Ok(chunk) => chunk,
-                        Err(RingError::Empty) => {
-                            loom::thread::yield_now();
-                            continue;
-                        }
-                        Err(e) => panic!("unexpected {e:?}"),
-                    };
+                    let chunk = c.read_chunk(2).unwrap();
+                    if chunk.is_empty() {
+                        drop(chunk);
+                        loom::thread::yield_now();
+                        continue;
+                    }
                     let (a, b) = chunk.as_slices();
                     let first = a.first().or(b.first()).copied().unwrap();
                     got.push(first);
@@ -1648,13 +1648,13 @@ mod loom_tests {
                             // SAFETY: the model's only producer.
                             let mut p = unsafe { ring.producer() }.unwrap();
                             for v in 0..2 {
-                                retry(RingError::Full, || p.try_push(v));
+                                retry(|| p.try_push(v));
                             }
                         } else {
                             // SAFETY: the model's only consumer.
                             let mut c = unsafe { ring.consumer() }.unwrap();
                             for v in 0..2 {
-                                assert_eq!(retry(RingError::Empty, || c.try_pop()), v);
+                                assert_eq!(retry(|| c.try_pop()), v);
                             }
                         }
                     })
@@ -1665,7 +1665,7 @@ mod loom_tests {
             // that loaded the same word before storing it; yielding between
             // snapshots lets the sides run in between instead.
             for _ in 0..2 {
-                let len = heap.ring().len().unwrap();
+                let len = heap.ring().len();
                 assert!(len <= 1, "len {len}");
                 loom::thread::yield_now();
             }

@@ -30,12 +30,12 @@ fn push_some(ring: MpmcRing<'_, u64>, producer: u64, count: u64, stopped: Option
         loop {
             match ring.try_push_as(me, producer << 8 | i) {
                 Ok(()) => break,
-                Err(RingError::Full) if repaired() => {}
-                Err(RingError::Full) if refused < PATIENCE => {
+                Err(PushError::Full(_)) if repaired() => {}
+                Err(PushError::Full(_)) if refused < PATIENCE => {
                     refused += 1;
                     spin_loop();
                 }
-                Err(RingError::Full) => return i,
+                Err(PushError::Full(_)) => return i,
                 Err(e) => panic!("push: {e}"),
             }
         }
@@ -55,12 +55,12 @@ fn pop_some(ring: MpmcRing<'_, u64>, stopped: Option<&Stopped>) -> Vec<u64> {
                 got.push(v);
                 refused = 0;
             }
-            Err(RingError::Empty) if repaired() => {}
-            Err(RingError::Empty) if refused < PATIENCE => {
+            Err(PopError::Empty) if repaired() => {}
+            Err(PopError::Empty) if refused < PATIENCE => {
                 refused += 1;
                 spin_loop();
             }
-            Err(RingError::Empty) => return got,
+            Err(PopError::Empty) => return got,
             Err(e) => panic!("pop: {e}"),
         }
     }
@@ -99,7 +99,7 @@ fn check(ring: MpmcRing<'_, u64>, consumed: Vec<Vec<u64>>, pushed: &[(u64, u64)]
 #[test]
 fn two_producers_one_consumer() {
     loom::model(|| {
-        let heap = Arc::new(HeapMpmc::<u64>::new(2).unwrap());
+        let heap = Arc::new(HeapMpmcRing::<u64>::new(2).unwrap());
         let producers: Vec<_> = (0..2u64)
             .map(|p| {
                 let heap = heap.clone();
@@ -115,7 +115,7 @@ fn two_producers_one_consumer() {
 #[test]
 fn one_producer_two_consumers() {
     loom::model(|| {
-        let heap = Arc::new(HeapMpmc::<u64>::new(2).unwrap());
+        let heap = Arc::new(HeapMpmcRing::<u64>::new(2).unwrap());
         let consumer = {
             let heap = heap.clone();
             loom::thread::spawn(move || pop_some(heap.ring(), None))
@@ -201,7 +201,7 @@ fn check_after_stop(
 
 /// Runs `f` on the ring beside the main thread, with `stopped` at hand.
 fn beside<R: Send + 'static>(
-    heap: &Arc<HeapMpmc<u64>>,
+    heap: &Arc<HeapMpmcRing<u64>>,
     stopped: &Arc<Stopped>,
     f: impl FnOnce(MpmcRing<'_, u64>, &Stopped) -> R + Send + 'static,
 ) -> loom::thread::JoinHandle<R> {
@@ -212,7 +212,7 @@ fn beside<R: Send + 'static>(
 #[test]
 fn a_producer_stopped_after_its_claim_is_repaired() {
     loom::model(|| {
-        let heap = Arc::new(HeapMpmc::<u64>::new(2).unwrap());
+        let heap = Arc::new(HeapMpmcRing::<u64>::new(2).unwrap());
         let stopped = Arc::new(Stopped::new(5));
         let dier = beside(&heap, &stopped, |r, s| s.claim_and_die(r, Role::Producer));
         let producer = beside(&heap, &stopped, |r, s| push_some(r, 0, 2, Some(s)));
@@ -228,7 +228,7 @@ fn a_producer_stopped_after_its_claim_is_repaired() {
 #[test]
 fn a_consumer_stopped_while_taking_is_repaired() {
     loom::model(|| {
-        let heap = Arc::new(HeapMpmc::<u64>::new(1).unwrap());
+        let heap = Arc::new(HeapMpmcRing::<u64>::new(1).unwrap());
         let stopped = Arc::new(Stopped::new(5));
         let dier = beside(&heap, &stopped, |r, s| s.claim_and_die(r, Role::Consumer));
         let consumer = beside(&heap, &stopped, |r, s| pop_some(r, Some(s)));

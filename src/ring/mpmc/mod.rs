@@ -160,7 +160,7 @@
 
 pub mod seq;
 
-use super::{RingError, Slot};
+use super::{Miss, PopError, PushError, Slot};
 use crate::blocks::{CachePadded, ShmSafe};
 use crate::error::{Error, Result};
 #[cfg(not(shmkit_loom))]
@@ -335,13 +335,13 @@ fn slots_offset(region: &Region, offset: usize) -> Result<usize> {
 }
 
 /// A view of a bounded MPMC ring of `T` values: in a [`Region`], or on the
-/// heap ([`HeapMpmc`]). Any number of threads and processes push and pop
+/// heap ([`HeapMpmcRing`]). Any number of threads and processes push and pop
 /// through their own views of the same ring at once; the view is `Copy`,
 /// `Send` and `Sync`.
 ///
 /// ```
 /// use shmkit::ring::mpmc::MpmcRing;
-/// use shmkit::ring::RingError;
+/// use shmkit::ring::{PopError, PushError};
 /// use shmkit::{LayoutId, RegionOptions};
 ///
 /// let bytes = MpmcRing::<u64>::bytes_for(8)?;
@@ -355,7 +355,7 @@ fn slots_offset(region: &Region, offset: usize) -> Result<usize> {
 ///     for t in 0..2u64 {
 ///         s.spawn(move || {
 ///             for i in 0..100 {
-///                 while ring.try_push(t << 32 | i) == Err(RingError::Full) {
+///                 while let Err(PushError::Full(_)) = ring.try_push(t << 32 | i) {
 ///                     std::thread::yield_now();
 ///                 }
 ///             }
@@ -365,7 +365,7 @@ fn slots_offset(region: &Region, offset: usize) -> Result<usize> {
 ///     while got < 200 {
 ///         match ring.try_pop() {
 ///             Ok(_) => got += 1,
-///             Err(RingError::Empty) => std::thread::yield_now(),
+///             Err(PopError::Empty) => std::thread::yield_now(),
 ///             Err(e) => panic!("{e}"),
 ///         }
 ///     }
@@ -482,13 +482,14 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
 
     /// Pushes `value`, claiming its slot as [`Participant::ANONYMOUS`], or
     /// pushes nothing and fails with:
-    /// - [`RingError::Full`]: no free slot at the next position (or, after
+    /// - [`PushError::Full`] (with the value): no free slot at the next
+    ///   position (or, after
     ///   [`RETRY_LIMIT`] lost races in a row, too much contention: retry as
     ///   for a full ring);
-    /// - [`RingError::Corrupted`]: the positions or sequence words hold
+    /// - [`PushError::Corrupted`]: the positions or sequence words hold
     ///   values no correct participant writes.
     #[inline]
-    pub fn try_push(&self, value: T) -> Result<(), RingError> {
+    pub fn try_push(&self, value: T) -> Result<(), PushError<T>> {
         self.try_push_as(Participant::ANONYMOUS, value)
     }
 
@@ -496,8 +497,11 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     /// this process stop between the claim and the hand-over, the slot
     /// names `who` as its holder (see [`stalled_pop`](Self::stalled_pop)).
     #[inline]
-    pub fn try_push_as(&self, who: Participant, value: T) -> Result<(), RingError> {
-        let (slot, pos) = self.claim(Role::Producer, who)?;
+    pub fn try_push_as(&self, who: Participant, value: T) -> Result<(), PushError<T>> {
+        let (slot, pos) = match self.claim(Role::Producer, who) {
+            Ok(claimed) => claimed,
+            Err(miss) => return Err(PushError::from_miss(miss, value)),
+        };
         // SAFETY: the CAS in `claim` made this producer the holder of
         // position `pos`, from the `Release` store (or repair) that handed
         // the slot over, so the previous lap's consumer has finished
@@ -514,14 +518,14 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
 
     /// Pops the oldest value, claiming its slot as
     /// [`Participant::ANONYMOUS`], or pops nothing and fails with:
-    /// - [`RingError::Empty`]: no published value at the next position
+    /// - [`PopError::Empty`]: no published value at the next position
     ///   (also when its producer has claimed it but not finished, see the
     ///   [module documentation](self); or, after [`RETRY_LIMIT`] lost
     ///   races in a row, too much contention: retry as for an empty ring);
-    /// - [`RingError::Corrupted`]: the positions or sequence words hold
+    /// - [`PopError::Corrupted`]: the positions or sequence words hold
     ///   values no correct participant writes.
     #[inline]
-    pub fn try_pop(&self) -> Result<T, RingError> {
+    pub fn try_pop(&self) -> Result<T, PopError> {
         self.try_pop_as(Participant::ANONYMOUS)
     }
 
@@ -529,7 +533,7 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     /// process stop between the claim and the release, the slot names
     /// `who` as its holder (see [`stalled_push`](Self::stalled_push)).
     #[inline]
-    pub fn try_pop_as(&self, who: Participant) -> Result<T, RingError> {
+    pub fn try_pop_as(&self, who: Participant) -> Result<T, PopError> {
         let (slot, pos) = self.claim(Role::Consumer, who)?;
         // SAFETY: the CAS in `claim` made this consumer the holder of
         // position `pos`, from the producer's `Release` store of `Full`, so
@@ -548,7 +552,7 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     /// turn's word to the claim's); returns the slot and the position.
     /// The caller hands the slot on, then [`pass`](Self::pass)es it.
     #[inline]
-    fn claim(&self, role: Role, who: Participant) -> Result<(&MpmcSlot<T>, u64), RingError> {
+    fn claim(&self, role: Role, who: Participant) -> Result<(&MpmcSlot<T>, u64), Miss> {
         let counter = self.counter(role);
         let mut pos = counter.load(Ordering::Acquire);
         let mut step = 0;
@@ -575,7 +579,7 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
                 }
             }
         }
-        Err(role.would_block())
+        Err(Miss::WouldBlock)
     }
 
     /// Moves `role`'s counter past `pos`, whose slot this participant
@@ -597,19 +601,13 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     /// `found`, which is not the turn; returns the position to try next,
     /// or why to give up.
     #[cold]
-    fn step(
-        &self,
-        role: Role,
-        counter: &AtomicU64,
-        pos: u64,
-        found: u64,
-    ) -> Result<u64, RingError> {
+    fn step(&self, role: Role, counter: &AtomicU64, pos: u64, found: u64) -> Result<u64, Miss> {
         match self.classify(role, pos, found) {
             Find::Turn => Ok(pos),
             Find::Passed => help(counter, pos),
             Find::Ahead => reload(counter, pos),
-            Find::Wait => Err(role.would_block()),
-            Find::Bad => Err(RingError::Corrupted(match role {
+            Find::Wait => Err(Miss::WouldBlock),
+            Find::Bad => Err(Miss::Corrupted(match role {
                 Role::Producer => "MPMC slot sequence word impossible at the enqueue position",
                 Role::Consumer => "MPMC slot sequence word impossible at the dequeue position",
             })),
@@ -822,13 +820,6 @@ impl Role {
                 Role::Consumer => w.state == State::Taking,
             }
     }
-
-    fn would_block(self) -> RingError {
-        match self {
-            Role::Producer => RingError::Full,
-            Role::Consumer => RingError::Empty,
-        }
-    }
 }
 
 /// What a participant finds in the slot of its position.
@@ -849,7 +840,7 @@ enum Find {
 /// Moves `counter` past `pos`, whose slot someone claimed; returns where
 /// it is now, which must be past `pos`.
 #[inline]
-fn help(counter: &AtomicU64, pos: u64) -> Result<u64, RingError> {
+fn help(counter: &AtomicU64, pos: u64) -> Result<u64, Miss> {
     match counter.compare_exchange(
         pos,
         pos.wrapping_add(1),
@@ -858,17 +849,17 @@ fn help(counter: &AtomicU64, pos: u64) -> Result<u64, RingError> {
     ) {
         Ok(_) => Ok(pos.wrapping_add(1)),
         Err(now) if dist(now, pos) > 0 => Ok(now),
-        Err(_) => Err(RingError::Corrupted("MPMC position moved backwards")),
+        Err(_) => Err(Miss::Corrupted("MPMC position moved backwards")),
     }
 }
 
 /// Reloads `counter` for a participant at `pos` whose slot is ahead: the
 /// counter must have moved past `pos`.
 #[inline]
-fn reload(counter: &AtomicU64, pos: u64) -> Result<u64, RingError> {
+fn reload(counter: &AtomicU64, pos: u64) -> Result<u64, Miss> {
     let now = counter.load(Ordering::Acquire);
     if dist(now, pos) <= 0 {
-        return Err(RingError::Corrupted(
+        return Err(Miss::Corrupted(
             "MPMC slot sequence word ahead of its position",
         ));
     }
@@ -951,23 +942,23 @@ impl<T: Pod + Send> fmt::Debug for MpmcRing<'_, T> {
 /// region does.
 ///
 /// ```
-/// use shmkit::ring::mpmc::HeapMpmc;
-/// use shmkit::ring::RingError;
+/// use shmkit::ring::mpmc::HeapMpmcRing;
+/// use shmkit::ring::PushError;
 ///
-/// let heap = HeapMpmc::<[u8; 4]>::new(2)?;
+/// let heap = HeapMpmcRing::<[u8; 4]>::new(2)?;
 /// let ring = heap.ring();
 /// ring.try_push(*b"ping")?;
 /// ring.try_push(*b"pong")?;
-/// assert_eq!(ring.try_push(*b"full"), Err(RingError::Full));
+/// assert_eq!(ring.try_push(*b"full"), Err(PushError::Full(*b"full")));
 /// assert_eq!(ring.try_pop()?, *b"ping");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct HeapMpmc<T: Pod> {
+pub struct HeapMpmcRing<T: Pod> {
     header: Box<MpmcHeader>,
     slots: Box<[MpmcSlot<T>]>,
 }
 
-impl<T: Pod + Send> HeapMpmc<T> {
+impl<T: Pod + Send> HeapMpmcRing<T> {
     /// An empty ring of `capacity` slots (a power of two in
     /// `1..=MAX_CAPACITY`, else [`Error::InvalidSize`]).
     pub fn new(capacity: usize) -> Result<Self> {
@@ -993,9 +984,9 @@ impl<T: Pod + Send> HeapMpmc<T> {
     }
 }
 
-impl<T: Pod + Send> fmt::Debug for HeapMpmc<T> {
+impl<T: Pod + Send> fmt::Debug for HeapMpmcRing<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("HeapMpmc").field(&self.ring()).finish()
+        f.debug_tuple("HeapMpmcRing").field(&self.ring()).finish()
     }
 }
 
