@@ -61,7 +61,7 @@ pub mod ring;
 pub mod sync;
 mod sys;
 
-pub use blocks::CachePadded;
+pub use blocks::{CachePadded, Signal};
 pub use error::{Error, Result};
 pub use region::{
     LayoutId, Region, RegionOptions, SharedCell, Shm, ShmSafe, DEFAULT_TIMEOUT, MAX_NAME_LEN,

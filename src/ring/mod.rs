@@ -1,8 +1,7 @@
 //! Lock-free rings in shared memory: [`spsc`] (one producer, one consumer,
 //! `T: Pod` values), [`mpmc`] (many of each, Vyukov's bounded queue) and
-//! [`bytes`] (variable-length framed records), plus [`Signal`], the
-//! sleep/wake point that lets a blocked side park without costing the
-//! other side a system call per message.
+//! [`bytes`] (variable-length framed records). A side that must wait for
+//! the other parks on a [`Signal`](crate::Signal) (the channels do).
 //!
 //! Rings are raw data structures: `try_` operations that never block, on
 //! memory laid out by the creator and validated by every opener. Blocking
@@ -16,10 +15,7 @@
 
 pub mod bytes;
 pub mod mpmc;
-mod signal;
 pub mod spsc;
-
-pub use signal::Signal;
 
 use crate::blocks::ShmSafe;
 use crate::primitive::UnsafeCell;
