@@ -96,18 +96,19 @@
 //! dies (end of file, a disconnected channel), children die with the
 //! parent, and a watchdog ends the run if anything still hangs.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![allow(clippy::disallowed_types)] // std's atomics, as users place them
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod support;
 
 use hdrhistogram::Histogram;
-use shmkit::atomic::{AtomicU64, Ordering};
 use shmkit::{LayoutId, Region, RegionOptions, Shm, ShmSafe};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use support::{ChildGuard, CpuPair, Mode, Stats, Table, Unit, Wait};
 
@@ -524,7 +525,7 @@ struct Control {
     /// Child → parent: messages produced so far, all repetitions.
     produced: AtomicU64,
 }
-// SAFETY: repr(C); every field is shmkit's AtomicU64, which is ShmSafe.
+// SAFETY: repr(C); every field is an AtomicU64, which is ShmSafe.
 unsafe impl ShmSafe for Control {}
 
 /// Waits (bounded) for the child to say it is ready, watching for it to
@@ -719,7 +720,7 @@ fn serve_echo<E: Echoer>(control: &Control, mut echoer: E) -> Result<(), String>
 struct Line {
     value: AtomicU64,
 }
-// SAFETY: repr(C); its only field is shmkit's AtomicU64, which is
+// SAFETY: repr(C); its only field is an AtomicU64, which is
 // ShmSafe; the rest is padding, for which any bytes do.
 unsafe impl ShmSafe for Line {}
 
@@ -1084,7 +1085,7 @@ const _: () = assert!(U64_CAPACITY.is_power_of_two() && U64_CAPACITY % BATCH == 
 struct Index {
     value: AtomicU64,
 }
-// SAFETY: repr(C); its only field is shmkit's AtomicU64, which is
+// SAFETY: repr(C); its only field is an AtomicU64, which is
 // ShmSafe; the rest is padding.
 unsafe impl ShmSafe for Index {}
 

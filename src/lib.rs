@@ -66,9 +66,3 @@ pub use error::{Error, Result};
 pub use region::{
     LayoutId, Region, RegionOptions, SharedCell, Shm, ShmSafe, DEFAULT_TIMEOUT, MAX_NAME_LEN,
 };
-
-/// Atomics that may live in shared memory (and, under `--cfg shmkit_loom`,
-/// are loom's).
-pub mod atomic {
-    pub use crate::primitive::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-}
