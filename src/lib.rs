@@ -12,10 +12,9 @@
 //! use shmkit::{Shm, ShmSafe};
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //!
+//! #[derive(ShmSafe)]
 //! #[repr(C)]
 //! struct Counter { n: AtomicU64 }
-//! // SAFETY: repr(C); its only field is an atomic.
-//! unsafe impl ShmSafe for Counter {}
 //!
 //! # let name = format!("/shmkit-doc-lib-{}", std::process::id());
 //! let c = Shm::<Counter>::open_or_create(&name, |c| c.n.store(1, Ordering::Relaxed))?;

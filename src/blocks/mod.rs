@@ -9,4 +9,6 @@ mod signal;
 
 pub use cache_padded::CachePadded;
 pub use shm_safe::ShmSafe;
+/// The derive of [`ShmSafe`](trait@ShmSafe): see the trait.
+pub use shmkit_derive::ShmSafe;
 pub use signal::Signal;
