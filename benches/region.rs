@@ -22,11 +22,12 @@
 //! iterations: `SHMKIT_BENCH_QUICK=1 cargo bench --bench region`. Run
 //! without `--bench` (as `cargo test --benches` does), it is quick too.
 //! Other arguments are ignored.
+#![allow(clippy::disallowed_types)] // std's atomics, as users place them
 
 mod support;
 
-use shmkit::atomic::{AtomicU64, Ordering};
 use shmkit::{Region, RegionOptions, Shm, ShmSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use support::{
     Mode, Placement, Stats, Table, Unit, CHILD_EXIT_LIMIT, CHILD_IDLE_LIMIT, PARENT_WAIT_LIMIT,
@@ -46,7 +47,7 @@ const STOP: u64 = u64::MAX;
 struct Line {
     value: AtomicU64,
 }
-// SAFETY: repr(C); its only field is shmkit's AtomicU64, which is
+// SAFETY: repr(C); its only field is an AtomicU64, which is
 // ShmSafe; the rest is padding, for which any bytes do.
 unsafe impl ShmSafe for Line {}
 

@@ -44,16 +44,17 @@
 //! (and, through the parent-death signal, its children) if a blocking lock
 //! call never returns, as `raw_sync`'s would if its holder died.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![allow(clippy::disallowed_types)] // std's atomics, as users place them
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod support;
 
 use raw_sync::locks::{LockImpl, LockInit};
-use shmkit::atomic::{AtomicU64, Ordering};
 use shmkit::sync::Mutex;
 use shmkit::{LayoutId, Region, RegionOptions, Shm, ShmSafe};
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of, MaybeUninit};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use support::{
     verdict, Mode, Placement, Stats, Table, Unit, Wait, CHILD_EXIT_LIMIT, CHILD_IDLE_LIMIT,
@@ -438,7 +439,7 @@ struct Control {
     /// Child → parent: the last repetition it finished.
     done: AtomicU64,
 }
-// SAFETY: repr(C); every field is shmkit's AtomicU64, which is ShmSafe.
+// SAFETY: repr(C); every field is an AtomicU64, which is ShmSafe.
 unsafe impl ShmSafe for Control {}
 
 struct Arena {

@@ -37,6 +37,7 @@ const STOP: u64 = u64::MAX;
 
 /// What the two processes share. `ping` and `pong` sit on their own cache
 /// lines so each side writes a line the other only reads.
+#[derive(ShmSafe)]
 #[repr(C)]
 struct Exchange {
     /// Sequence number of the parent's latest message.
@@ -52,9 +53,6 @@ struct Exchange {
     /// The child's pid, written once it is ready.
     child_pid: AtomicU64,
 }
-
-// SAFETY: repr(C); every field is ShmSafe.
-unsafe impl ShmSafe for Exchange {}
 
 fn main() -> ExitCode {
     let result = match std::env::var(ROLE_VAR) {
@@ -228,6 +226,7 @@ struct Ledger {
     repairs: u64,
 }
 
+#[derive(ShmSafe)]
 #[repr(C)]
 struct Office {
     ledger: Mutex<Ledger>,
@@ -241,8 +240,6 @@ struct Office {
     /// its update, which it never finishes.
     victim: AtomicU64,
 }
-// SAFETY: repr(C); every field is ShmSafe.
-unsafe impl ShmSafe for Office {}
 
 const WORKERS: usize = 3;
 /// [`Office::victim`]: the next worker to hold the lock is to stay there.

@@ -12,10 +12,9 @@
 //! use shmkit::{Shm, ShmSafe};
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //!
+//! #[derive(ShmSafe)]
 //! #[repr(C)]
 //! struct Counter { n: AtomicU64 }
-//! // SAFETY: repr(C); its only field is an atomic.
-//! unsafe impl ShmSafe for Counter {}
 //!
 //! # let name = format!("/shmkit-doc-lib-{}", std::process::id());
 //! let c = Shm::<Counter>::open_or_create(&name, |c| c.n.store(1, Ordering::Relaxed))?;
@@ -61,14 +60,8 @@ pub mod ring;
 pub mod sync;
 mod sys;
 
-pub use blocks::CachePadded;
+pub use blocks::{CachePadded, Signal};
 pub use error::{Error, Result};
 pub use region::{
     LayoutId, Region, RegionOptions, SharedCell, Shm, ShmSafe, DEFAULT_TIMEOUT, MAX_NAME_LEN,
 };
-
-/// Atomics that may live in shared memory (and, under `--cfg shmkit_loom`,
-/// are loom's).
-pub mod atomic {
-    pub use crate::primitive::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-}

@@ -6,8 +6,8 @@ use crate::link::Link;
 use crate::support::{self, Wait, CHILD_IDLE_LIMIT};
 use crate::{bytes, channel, ideal, line, peers, spsc};
 use crate::{CONTROL_VAR, ROLE_ECHO, ROLE_PRODUCE, RUN_LIMIT};
-use shmkit::atomic::Ordering;
 use shmkit::{RegionOptions, Shm};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 pub(crate) fn run_child(role: &str) -> i32 {

@@ -1,7 +1,7 @@
 //! Parent ↔ child signals.
 
-use shmkit::atomic::AtomicU64;
 use shmkit::ShmSafe;
+use std::sync::atomic::AtomicU64;
 
 /// Parent ↔ child signals, in their own anonymous region.
 #[repr(C)]
@@ -24,5 +24,5 @@ pub(crate) struct Control {
     /// Child → parent: messages produced so far, all repetitions.
     pub(crate) produced: AtomicU64,
 }
-// SAFETY: repr(C); every field is shmkit's AtomicU64, which is ShmSafe.
+// SAFETY: repr(C); every field is an AtomicU64, which is ShmSafe.
 unsafe impl ShmSafe for Control {}

@@ -7,8 +7,8 @@ use crate::plan::Ctx;
 use crate::support::{self, Wait, CHILD_IDLE_LIMIT, PARENT_WAIT_LIMIT};
 use crate::throughput::{serve_stream, stream, Consumer, Producer, Streamed};
 use crate::{BATCH, LINK_A_VAR, U64_CAPACITY};
-use shmkit::atomic::{AtomicU64, Ordering};
 use shmkit::{LayoutId, Region, RegionOptions, Shm, ShmSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 // ---------------------------------------------------------------------------
 // The ideal SPSC u64 stream: a hand-rolled ring in an anonymous region
@@ -34,7 +34,7 @@ const _: () = assert!(U64_CAPACITY.is_power_of_two() && U64_CAPACITY % BATCH == 
 pub(crate) struct Index {
     value: AtomicU64,
 }
-// SAFETY: repr(C); its only field is shmkit's AtomicU64, which is
+// SAFETY: repr(C); its only field is an AtomicU64, which is
 // ShmSafe; the rest is padding.
 unsafe impl ShmSafe for Index {}
 

@@ -5,8 +5,8 @@ use crate::link::Link;
 use crate::plan::{Ctx, Plan};
 use crate::{bytes, channel, line, peers, ROLE_ECHO};
 use hdrhistogram::Histogram;
-use shmkit::atomic::Ordering;
 use shmkit::Shm;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// The parent's end of a ping-pong link.

@@ -5,15 +5,15 @@ use crate::latency::{ping_pong, serve_echo, Echoer, Pinger, Pings};
 use crate::plan::Ctx;
 use crate::support::{self, Wait, CHILD_IDLE_LIMIT, PARENT_WAIT_LIMIT};
 use crate::{LINK_A_VAR, STOP};
-use shmkit::atomic::{AtomicU64, Ordering};
 use shmkit::{RegionOptions, Shm, ShmSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One cache line (two, against adjacent-line prefetch) holding the ball.
 #[repr(C, align(128))]
 pub(crate) struct Line {
     value: AtomicU64,
 }
-// SAFETY: repr(C); its only field is shmkit's AtomicU64, which is
+// SAFETY: repr(C); its only field is an AtomicU64, which is
 // ShmSafe; the rest is padding, for which any bytes do.
 unsafe impl ShmSafe for Line {}
 

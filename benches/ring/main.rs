@@ -96,6 +96,7 @@
 //! dies (end of file, a disconnected channel), children die with the
 //! parent, and a watchdog ends the run if anything still hangs.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![allow(clippy::disallowed_types)] // std's atomics, as users place them
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 #[path = "../support/mod.rs"]

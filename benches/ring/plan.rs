@@ -3,9 +3,9 @@
 use crate::control::Control;
 use crate::support::{self, ChildGuard, Placement, CHILD_EXIT_LIMIT};
 use crate::CONTROL_VAR;
-use shmkit::atomic::Ordering;
 use shmkit::Shm;
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Budgets for one run.

@@ -5,8 +5,8 @@ use crate::link::Link;
 use crate::plan::{Ctx, Plan};
 use crate::support::{self, Stats, Wait, CHILD_IDLE_LIMIT};
 use crate::{bytes, channel, ideal, peers, spsc, BATCH, ROLE_PRODUCE, STOP};
-use shmkit::atomic::Ordering;
 use shmkit::Shm;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The child's end of a stream.

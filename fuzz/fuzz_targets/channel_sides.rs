@@ -93,7 +93,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shmkit::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use shmkit::channel::{mpmc_channel, MpmcReceiver, MpmcSender, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use shmkit::sync::Mutex;
 use shmkit::{Error, Region, RegionOptions};

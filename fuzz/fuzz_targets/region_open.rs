@@ -35,7 +35,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use rustix::fs::{MemfdFlags, Mode, SealFlags};
-use shmkit::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shmkit::{LayoutId, Region, RegionOptions, SharedCell};
 use std::collections::HashMap;
 use std::io::Write;

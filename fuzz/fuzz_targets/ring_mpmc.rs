@@ -105,7 +105,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shmkit::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use shmkit::ring::mpmc::seq::{distance, parts, word, State};
 use shmkit::ring::mpmc::{
     Holder, MpmcRing, Participant, Stall, CAPACITY_OFFSET, DEQUEUE_OFFSET, ELEM_ALIGN_OFFSET,

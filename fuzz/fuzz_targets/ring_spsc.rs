@@ -30,7 +30,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shmkit::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shmkit::ring::spsc::{
     HeapSpscRing, SpscHeader, CAPACITY_OFFSET, ELEM_ALIGN_OFFSET, ELEM_SIZE_OFFSET, HEAD_OFFSET,
     MAGIC_OFFSET, SPSC_MAGIC, TAIL_OFFSET,

@@ -15,13 +15,12 @@ use core::ops::{Deref, DerefMut};
 /// use shmkit::{CachePadded, ShmSafe};
 /// use std::sync::atomic::{AtomicU64, Ordering};
 ///
+/// #[derive(ShmSafe)]
 /// #[repr(C)]
 /// struct Counters {
 ///     produced: CachePadded<AtomicU64>, // written by one process
 ///     consumed: CachePadded<AtomicU64>, // written by another
 /// }
-/// // SAFETY: repr(C); every field is ShmSafe.
-/// unsafe impl ShmSafe for Counters {}
 ///
 /// assert_eq!(std::mem::size_of::<Counters>(), 256);
 /// let c = Counters {

@@ -5,8 +5,21 @@
 ///
 /// Implemented for the integer atomics (`core`'s and shmkit's), for
 /// [`SharedCell<T>`](crate::SharedCell), for the locks and other objects of [`sync`](crate::sync),
-/// for the rings' parts, and for arrays of `ShmSafe` types. Implement it for
-/// your own `#[repr(C)]` structs whose fields are all `ShmSafe`.
+/// for the rings' parts, and for arrays of `ShmSafe` types. For your own
+/// `#[repr(C)]` structs whose fields are all `ShmSafe`, derive it (see
+/// [*Deriving*](#deriving)):
+///
+/// ```
+/// use shmkit::{ShmSafe, SharedCell};
+/// use std::sync::atomic::AtomicU64;
+///
+/// #[derive(ShmSafe)]
+/// #[repr(C)]
+/// struct Stats {
+///     hits: AtomicU64,
+///     last: SharedCell<[u8; 16]>,
+/// }
+/// ```
 ///
 /// What the crate guarantees, with this trait, is that **safe code of this
 /// process cannot break Rust's rules on shared memory**: every access to
@@ -55,17 +68,94 @@
 /// `AtomicBool` is not `ShmSafe` (a peer may write a byte that is not a
 /// `bool`), nor are raw pointers or references.
 ///
+/// # Deriving
+///
+/// `#[derive(ShmSafe)]` (brought in by the same `use shmkit::ShmSafe;` as
+/// the trait) writes the `unsafe impl` for a struct (named fields, tuple or
+/// unit) after checking, at compile time, what the type system can:
+///
+/// - the struct is `#[repr(C)]` or `#[repr(transparent)]` (with
+///   `align(N)` if you like), so its layout is fixed (point 4); Rust's
+///   default layout may differ between two builds, and two processes built
+///   differently would read each other's fields at the wrong offsets.
+///   `repr(packed)` is refused (atomics need their alignment);
+/// - every field's type is `ShmSafe` (points 1 to 3 then hold field by
+///   field; padding between fields carries nothing, so any bytes there
+///   do);
+/// - the struct does not implement `Drop` (point 4);
+/// - it has no lifetime parameters (point 2: no references); each type
+///   parameter gets a `T: ShmSafe` bound.
+///
+/// Enums are refused (a peer may write a discriminant that names no
+/// variant), and so are unions (write that impl by hand, with its proof).
+///
+/// What it cannot check is what your own code does with the fields: the
+/// derive vouches for the type, and the crate's API keeps access to
+/// atomics, [`SharedCell`](crate::SharedCell)s and its locks sound; an
+/// `unsafe` block of yours that reaches into them is yours to prove. Nor
+/// can it see that two programs agree on the struct (the same fields, in
+/// the same order): a [`Region`](crate::Region)'s layout id checks the
+/// type's name, size and alignment, not its fields.
+///
+/// Each refusal has its own error:
+///
+/// ```compile_fail
+/// use shmkit::ShmSafe;
+///
+/// #[derive(ShmSafe)]
+/// #[repr(C)]
+/// struct Names {
+///     list: Vec<u8>, // a pointer into one process's heap: not ShmSafe
+/// }
 /// ```
-/// use shmkit::{ShmSafe, SharedCell};
+///
+/// ```compile_fail
+/// use shmkit::ShmSafe;
 /// use std::sync::atomic::AtomicU64;
 ///
-/// #[repr(C)]
-/// struct Stats {
-///     hits: AtomicU64,
-///     last: SharedCell<[u8; 16]>,
+/// #[derive(ShmSafe)] // no #[repr(C)]: the layout is not fixed
+/// struct Loose {
+///     n: AtomicU64,
 /// }
-/// // SAFETY: repr(C), every field is ShmSafe.
-/// unsafe impl ShmSafe for Stats {}
+/// ```
+///
+/// ```compile_fail
+/// use shmkit::ShmSafe;
+///
+/// #[derive(ShmSafe)]
+/// #[repr(u32)]
+/// enum State { Idle, Busy } // a peer may write 7
+/// ```
+///
+/// ```compile_fail
+/// use shmkit::ShmSafe;
+/// use std::sync::atomic::AtomicU64;
+///
+/// #[derive(ShmSafe)]
+/// #[repr(C)]
+/// struct Noisy {
+///     n: AtomicU64,
+/// }
+/// impl Drop for Noisy { // regions never run destructors
+///     fn drop(&mut self) {}
+/// }
+/// ```
+///
+/// Generic structs get bounds on their type parameters:
+///
+/// ```
+/// use shmkit::{CachePadded, ShmSafe};
+/// use std::sync::atomic::AtomicU32;
+///
+/// #[derive(ShmSafe)]
+/// #[repr(C)]
+/// struct Pair<T, const N: usize> {
+///     left: CachePadded<[T; N]>,
+///     right: CachePadded<[T; N]>,
+/// }
+///
+/// fn is_shm_safe<T: ShmSafe>() {}
+/// is_shm_safe::<Pair<AtomicU32, 4>>();
 /// ```
 pub unsafe trait ShmSafe: Sync + Sized + 'static {}
 

@@ -25,11 +25,11 @@
 
 use super::error::{TryRecvError, TrySendError};
 use super::side::{Side, SideState};
-use crate::blocks::{CachePadded, ShmSafe};
+use crate::blocks::{CachePadded, ShmSafe, Signal};
 use crate::error::{Error, Result};
 use crate::primitive::{spin_loop, AtomicU32, AtomicU64, Ordering};
 use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
-use crate::ring::{Corrupted, Miss, Signal};
+use crate::ring::{Corrupted, Miss};
 use crate::sync::wait::{expired, probe_slice, PROBE_INTERVAL, SPIN_LIMIT};
 use std::time::Instant;
 

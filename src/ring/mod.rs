@@ -1,8 +1,7 @@
 //! Lock-free rings in shared memory: [`spsc`] (one producer, one consumer,
 //! `T: Pod` values), [`mpmc`] (many of each, Vyukov's bounded queue) and
-//! [`bytes`] (variable-length framed records), plus [`Signal`], the
-//! sleep/wake point that lets a blocked side park without costing the
-//! other side a system call per message.
+//! [`bytes`] (variable-length framed records). A side that must wait for
+//! the other parks on a [`Signal`](crate::Signal) (the channels do).
 //!
 //! Rings are raw data structures: `try_` operations that never block, on
 //! memory laid out by the creator and validated by every opener. Blocking
@@ -17,11 +16,9 @@
 pub mod bytes;
 mod error;
 pub mod mpmc;
-mod signal;
 mod slot;
 pub mod spsc;
 
 pub(crate) use error::Miss;
 pub use error::{Corrupted, PopError, PushError};
-pub use signal::Signal;
 pub(crate) use slot::Slot;

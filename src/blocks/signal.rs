@@ -1,5 +1,6 @@
-//! [`Signal`]: how a ring side sleeps when it cannot proceed, and how the
-//! other side wakes it without a system call per message.
+//! [`Signal`]: how a side that cannot proceed (a ring's producer or
+//! consumer, a channel end) sleeps, and how the other side wakes it without
+//! a system call per message.
 //!
 //! ```text
 //! word      written by                    meaning
@@ -11,7 +12,7 @@
 //! [`Signal::notify`]: a light fence and one load of `sleepers`, which is a
 //! cache hit while nobody sleeps — no system call, no locked instruction.
 //! The waiter, before sleeping, reads `epoch`, sets `sleepers`, runs a
-//! heavy fence ([`fence_heavy`]: `membarrier`), and re-checks its
+//! heavy fence (`fence_heavy`: `membarrier`), and re-checks its
 //! condition. The light/heavy pair orders "publish, then look for
 //! sleepers" against "announce sleep, then look for data": either the
 //! waiter sees the data, or the notifier sees the sleeper and bumps
@@ -23,12 +24,44 @@
 //! look again, so a peer that dies between the two halves of the protocol,
 //! or scribbles on these words, delays a waiter by at most that.
 
-use crate::blocks::ShmSafe;
+use super::ShmSafe;
 use crate::primitive::{fence_heavy, fence_light, futex_wait, futex_wake_all, AtomicU32, Ordering};
-use crate::sync::wait::recheck_slice;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// One side's sleep and wake point; lives in shared memory, zero = idle.
+/// How long a sleeper sleeps at most before it looks again.
+const RECHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A sleep and wake point for one waiting side; lives in shared memory,
+/// zero = idle.
+///
+/// The side that publishes something calls [`notify`](Self::notify)
+/// afterwards: while nobody sleeps that is a light fence and one load, no
+/// system call and no locked instruction. The side that waits for it calls
+/// [`wait_deadline`](Self::wait_deadline) with its full check, after
+/// spinning a while on its own: the check is made again after the sleep is
+/// announced (behind a heavy `membarrier` fence), so a notify that races
+/// with falling asleep is never lost. Sleepers wake every 100 ms at the
+/// latest and check again, so a peer that dies halfway or scribbles on the
+/// words delays a waiter by at most that.
+///
+/// ```
+/// use shmkit::Signal;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+///
+/// let shared = Arc::new((Signal::new(), AtomicU64::new(0)));
+/// let peer = shared.clone();
+/// let producer = std::thread::spawn(move || {
+///     peer.1.store(7, Ordering::Release);
+///     peer.0.notify();
+/// });
+/// let got = shared.0.wait_deadline(None, || {
+///     let v = shared.1.load(Ordering::Acquire);
+///     (v != 0).then_some(v)
+/// });
+/// assert_eq!(got, Some(7));
+/// producer.join().unwrap();
+/// ```
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct Signal {
@@ -86,7 +119,12 @@ impl Signal {
             if let Some(r) = ready() {
                 return Some(r);
             }
-            futex_wait(&self.epoch, epoch, recheck_slice(deadline));
+            let slice = Instant::now() + RECHECK_INTERVAL;
+            futex_wait(
+                &self.epoch,
+                epoch,
+                Some(deadline.map_or(slice, |d| d.min(slice))),
+            );
         }
     }
 }
