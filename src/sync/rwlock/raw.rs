@@ -1,5 +1,5 @@
-//! [`RwLock<T>`]: a process-shared readers–writer lock that survives a
-//! killed writer and killed readers.
+//! The lock word protocol of [`RwLock`](super::RwLock): a 64-bit state
+//! word, a futex word and the reader table ([`readers`](super::readers)).
 //!
 //! # State
 //!
@@ -151,69 +151,35 @@
 //! in `epoch` costs at most a spare wake-up. An unlock that finds its entry
 //! scribbled over leaves it alone.
 
-use super::error::LockError;
-use super::owner::{self, Liveness, Token};
-use super::wait::{deadline_after, expired, probe_slice, Probe, SPIN_LIMIT};
-use crate::blocks::ShmSafe;
-use crate::primitive::{
-    futex_wait, futex_wake_all, spin_loop, AtomicU32, AtomicU64, Ordering, UnsafeCell,
-};
-use bytemuck::Pod;
+use super::readers::{entry, entry_count, entry_token, home, ENTRIES, MAX_COUNT};
+use crate::primitive::{futex_wait, futex_wake_all, spin_loop, AtomicU32, AtomicU64, Ordering};
+use crate::sync::error::LockError;
+use crate::sync::owner::{self, Liveness, Token};
+use crate::sync::wait::{expired, probe_slice, Probe, SPIN_LIMIT};
 use std::convert::Infallible;
-use std::fmt;
-use std::ops::{Deref, DerefMut};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Bits of the state no correct participant sets (bit 63 and bits 0..=28).
-const RESERVED: u64 = (1 << 63) | ((1 << 29) - 1);
-const CLAIMING: u64 = 1 << 29;
-const PARKED: u64 = 1 << 30;
-const ORPHANED: u64 = 1 << 31;
-const WRITER_SHIFT: u32 = 32;
-const WRITER: u64 = 0x7FFF_FFFF << WRITER_SHIFT;
-const NOT_RECOVERABLE: u64 = u64::MAX;
-
-/// Reader entries per lock (fewer under loom, where every load of one is a
-/// scheduling point).
-const ENTRIES: usize = if cfg!(shmkit_loom) { 4 } else { 32 };
-/// An entry's count of read holds.
-const COUNT: u64 = 0xFFFF_FFFF;
-/// A per-participant count no correct use reaches.
-const MAX_COUNT: u64 = COUNT - 1;
+pub(super) const RESERVED: u64 = (1 << 63) | ((1 << 29) - 1);
+pub(super) const CLAIMING: u64 = 1 << 29;
+pub(super) const PARKED: u64 = 1 << 30;
+pub(super) const ORPHANED: u64 = 1 << 31;
+pub(super) const WRITER_SHIFT: u32 = 32;
+pub(super) const WRITER: u64 = 0x7FFF_FFFF << WRITER_SHIFT;
+pub(super) const NOT_RECOVERABLE: u64 = u64::MAX;
 
 /// Reads of the state before parking (none under loom, where every read
 /// is a scheduling point).
-const SPINS: u32 = if cfg!(shmkit_loom) { 0 } else { SPIN_LIMIT };
+pub(super) const SPINS: u32 = if cfg!(shmkit_loom) { 0 } else { SPIN_LIMIT };
 
 #[inline]
-fn writer(s: u64) -> u32 {
+pub(super) fn writer(s: u64) -> u32 {
     ((s & WRITER) >> WRITER_SHIFT) as u32
 }
 
 #[inline]
-fn with_writer(t: Token) -> u64 {
+pub(super) fn with_writer(t: Token) -> u64 {
     (t.raw() as u64) << WRITER_SHIFT
-}
-
-#[inline]
-fn entry_token(e: u64) -> u64 {
-    e >> 32
-}
-
-#[inline]
-fn entry_count(e: u64) -> u64 {
-    e & COUNT
-}
-
-#[inline]
-fn entry(t: Token, count: u64) -> u64 {
-    ((t.raw() as u64) << 32) | count
-}
-
-/// Where a participant's entry is looked for first.
-#[inline]
-fn home(t: Token) -> usize {
-    (t.raw().wrapping_mul(0x9E37_79B9) >> 27) as usize % ENTRIES
 }
 
 /// Orders the store-then-load pairs described in the module docs. The
@@ -221,14 +187,14 @@ fn home(t: Token) -> usize {
 /// (and on x86-64); loom treats them as acquire/release, so its models
 /// need the fence to see what the real build relies on.
 #[inline(always)]
-fn pair_fence() {
+pub(super) fn pair_fence() {
     #[cfg(shmkit_loom)]
     crate::primitive::fence(Ordering::SeqCst);
 }
 
 /// How a hold was acquired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Acquired {
+pub(super) enum Acquired {
     Clean,
     /// A writer died holding the lock (or the data is still unrepaired
     /// since one did).
@@ -236,7 +202,7 @@ enum Acquired {
 }
 
 impl Acquired {
-    fn from_orphaned(s: u64) -> Self {
+    pub(super) fn from_orphaned(s: u64) -> Self {
         if s & ORPHANED != 0 {
             Acquired::OwnerDied
         } else {
@@ -246,19 +212,15 @@ impl Acquired {
 }
 
 /// A raw-layer failure: any `LockError` but `OwnerDied`.
-type Fail = LockError<Infallible>;
+pub(super) type Fail = LockError<Infallible>;
 
-fn corrupted_token() -> Fail {
+pub(super) fn corrupted_token() -> Fail {
     LockError::Corrupted("rwlock writer token is not a valid participant")
-}
-
-fn corrupted_reader() -> Fail {
-    LockError::Corrupted("rwlock reader entry holds no valid participant")
 }
 
 /// The checks every path applies to a state before acting on it.
 #[inline]
-fn check(s: u64) -> Result<(), Fail> {
+pub(super) fn check(s: u64) -> Result<(), Fail> {
     if s == NOT_RECOVERABLE {
         return Err(LockError::NotRecoverable);
     }
@@ -279,7 +241,7 @@ fn check(s: u64) -> Result<(), Fail> {
 /// writer that was waiting for readers (`CLAIMING`) had written nothing:
 /// its claim just goes. Any other may have written: `ORPHANED`. `PARKED`
 /// is cleared (the caller wakes).
-fn without_dead_writer(s: u64) -> u64 {
+pub(super) fn without_dead_writer(s: u64) -> u64 {
     if s & CLAIMING != 0 {
         s & ORPHANED
     } else {
@@ -288,7 +250,7 @@ fn without_dead_writer(s: u64) -> u64 {
 }
 
 /// A reader's attempt to count itself in.
-enum Enter {
+pub(super) enum Enter {
     /// Counted in entry `idx`, no writer: holding.
     In(usize, Acquired),
     /// A writer holds or claims the lock; the count was taken back.
@@ -300,16 +262,16 @@ enum Enter {
 /// The lock word, futex and reader entries of an [`RwLock`], without data.
 #[repr(C)]
 #[derive(Debug)]
-struct RawRwLock {
-    state: AtomicU64,
-    epoch: AtomicU32,
-    _reserved: [AtomicU32; 13],
-    readers: [AtomicU64; ENTRIES],
+pub(super) struct RawRwLock {
+    pub(super) state: AtomicU64,
+    pub(super) epoch: AtomicU32,
+    pub(super) _reserved: [AtomicU32; 13],
+    pub(super) readers: [AtomicU64; ENTRIES],
 }
 
 impl RawRwLock {
     #[cfg(not(shmkit_loom))]
-    const fn new() -> Self {
+    pub(super) const fn new() -> Self {
         Self {
             state: AtomicU64::new(0),
             epoch: AtomicU32::new(0),
@@ -319,7 +281,7 @@ impl RawRwLock {
     }
 
     #[cfg(shmkit_loom)]
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             state: AtomicU64::new(0),
             epoch: AtomicU32::new(0),
@@ -330,14 +292,14 @@ impl RawRwLock {
 
     /// The token this handle writes into the state word and its entry.
     #[inline]
-    fn me(&self) -> Token {
+    pub(super) fn me(&self) -> Token {
         owner::current(&self.state)
     }
 
     /// Spins while `keep_spinning(state)`, at most [`SPINS`] reads.
     #[inline]
     #[cfg_attr(shmkit_loom, allow(clippy::reversed_empty_ranges))] // no spins under loom
-    fn spin(&self, mut keep_spinning: impl FnMut(u64) -> bool) {
+    pub(super) fn spin(&self, mut keep_spinning: impl FnMut(u64) -> bool) {
         for _ in 0..SPINS {
             if !keep_spinning(self.state.load(Ordering::Relaxed)) {
                 return;
@@ -349,7 +311,7 @@ impl RawRwLock {
     /// Lets every sleeper re-examine the state. Called after a transition
     /// that cleared `PARKED`.
     #[cold]
-    fn wake_all(&self) {
+    pub(super) fn wake_all(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         futex_wake_all(&self.epoch);
     }
@@ -358,7 +320,13 @@ impl RawRwLock {
     /// of the writer `watched` watches is due (one probe interval if none)
     /// or `deadline`, after making sure `s` carries `PARKED`. Returns
     /// without sleeping if the state moved on.
-    fn park(&self, e: u32, s: u64, watched: &Option<(u32, Probe)>, deadline: Option<Instant>) {
+    pub(super) fn park(
+        &self,
+        e: u32,
+        s: u64,
+        watched: &Option<(u32, Probe)>,
+        deadline: Option<Instant>,
+    ) {
         if s & PARKED == 0
             && self
                 .state
@@ -374,7 +342,7 @@ impl RawRwLock {
     /// Whether the writer `w`, as `watched` has watched it, should be
     /// probed now; updates the watch. Rate-limits liveness checks as
     /// [`Probe`] says, per waiter and per writer.
-    fn probe_due(watched: &mut Option<(u32, Probe)>, w: u32) -> bool {
+    pub(super) fn probe_due(watched: &mut Option<(u32, Probe)>, w: u32) -> bool {
         match watched {
             Some((h, probe)) if *h == w => probe.due(),
             _ => {
@@ -384,62 +352,9 @@ impl RawRwLock {
         }
     }
 
-    /// Whether some entry holds read locks (`SeqCst`: the load side of the
-    /// pairs in the module docs). Every entry is loaded, with no branch
-    /// between the loads (about 10 ns for the 32 entries, uncontended).
-    #[inline]
-    fn readers_in(&self) -> bool {
-        self.readers
-            .iter()
-            .fold(0, |any, e| any | e.load(Ordering::SeqCst))
-            & COUNT
-            != 0
-    }
-
-    /// Spins a little while some entry holds read locks; returns whether
-    /// they all left.
-    #[cfg_attr(shmkit_loom, allow(clippy::reversed_empty_ranges))] // no spins under loom
-    fn spin_readers(&self) -> bool {
-        for _ in 0..SPINS {
-            spin_loop();
-            if !self.readers_in() {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Probes the holder of every entry that holds read locks, except
-    /// `me`'s, and frees the entries of dead ones (a CAS from the exact
-    /// value seen). Returns whether it freed any.
-    #[cold]
-    fn clear_dead_readers(&self, me: Token) -> Result<bool, Fail> {
-        let mut cleared = false;
-        for slot in &self.readers {
-            let e = slot.load(Ordering::Acquire);
-            if entry_count(e) == 0 || entry_token(e) == me.raw() as u64 {
-                continue;
-            }
-            let t = entry_token(e);
-            if t == 0 || t > Token::MAX_RAW as u64 {
-                return Err(corrupted_reader());
-            }
-            match owner::liveness(&self.state, Token::from_raw(t as u32)) {
-                Liveness::Alive => {}
-                Liveness::Invalid => return Err(corrupted_reader()),
-                Liveness::Dead => {
-                    cleared |= slot
-                        .compare_exchange(e, 0, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok();
-                }
-            }
-        }
-        Ok(cleared)
-    }
-
     /// Removes the dead writer seen in `s` (a CAS from `s`), waking the
     /// sleepers if `s` had `PARKED`. Fails if the state moved on.
-    fn drop_dead_writer(&self, s: u64) -> bool {
+    pub(super) fn drop_dead_writer(&self, s: u64) -> bool {
         let ok = self
             .state
             .compare_exchange(
@@ -457,40 +372,8 @@ impl RawRwLock {
 
     // ----- read side -----
 
-    /// The entry `me` should count itself in: its own, else a free one
-    /// (looking from its home entry on); `None` if every entry holds other
-    /// participants' reads.
-    fn find_entry(&self, me: Token) -> Option<(usize, u64)> {
-        let start = home(me);
-        let mut free = None;
-        for k in 0..ENTRIES {
-            let i = (start + k) % ENTRIES;
-            let e = self.readers[i].load(Ordering::Relaxed);
-            if entry_token(e) == me.raw() as u64 {
-                return Some((i, e));
-            }
-            if free.is_none() && entry_count(e) == 0 {
-                free = Some((i, e));
-            }
-        }
-        free
-    }
-
-    /// The entry value that counts one more read hold of `me` than `e`
-    /// (an entry of `me`'s, or a free one).
-    #[inline]
-    fn counted(e: u64, me: Token) -> Result<u64, Fail> {
-        if entry_token(e) != me.raw() as u64 {
-            return Ok(entry(me, 1));
-        }
-        if entry_count(e) >= MAX_COUNT {
-            return Err(LockError::Corrupted("rwlock reader count at its limit"));
-        }
-        Ok(e + 1)
-    }
-
     /// R1 and R2: counts `me` in, then looks at the state.
-    fn enter(&self, me: Token) -> Result<Enter, Fail> {
+    pub(super) fn enter(&self, me: Token) -> Result<Enter, Fail> {
         let idx = loop {
             let Some((i, e)) = self.find_entry(me) else {
                 return Ok(Enter::Full);
@@ -511,7 +394,7 @@ impl RawRwLock {
 
     /// R2's verdict on `s`, after R1 counted `me` in entry `idx`.
     #[inline]
-    fn entered(&self, idx: usize, me: Token, s: u64) -> Result<Enter, Fail> {
+    pub(super) fn entered(&self, idx: usize, me: Token, s: u64) -> Result<Enter, Fail> {
         if let Err(e) = check(s) {
             self.leave(idx, me);
             return Err(e);
@@ -525,7 +408,7 @@ impl RawRwLock {
 
     /// The uncontended read: R1 on the home entry, R2 finding no writer.
     #[inline]
-    fn read_fast(&self, me: Token) -> Result<Option<(Acquired, usize)>, Fail> {
+    pub(super) fn read_fast(&self, me: Token) -> Result<Option<(Acquired, usize)>, Fail> {
         let i = home(me);
         let slot = &self.readers[i];
         let e = slot.load(Ordering::Relaxed);
@@ -554,7 +437,7 @@ impl RawRwLock {
         }
     }
 
-    fn try_read(&self) -> Result<(Acquired, usize, Token), Fail> {
+    pub(super) fn try_read(&self) -> Result<(Acquired, usize, Token), Fail> {
         let me = self.me();
         if let Some((acquired, i)) = self.read_fast(me)? {
             return Ok((acquired, i, me));
@@ -583,7 +466,7 @@ impl RawRwLock {
     }
 
     #[inline]
-    fn read(&self, deadline: Option<Instant>) -> Result<(Acquired, usize, Token), Fail> {
+    pub(super) fn read(&self, deadline: Option<Instant>) -> Result<(Acquired, usize, Token), Fail> {
         let me = self.me();
         if let Some((acquired, i)) = self.read_fast(me)? {
             return Ok((acquired, i, me));
@@ -592,7 +475,7 @@ impl RawRwLock {
     }
 
     #[cold]
-    fn read_contended(
+    pub(super) fn read_contended(
         &self,
         me: Token,
         deadline: Option<Instant>,
@@ -644,7 +527,7 @@ impl RawRwLock {
     /// U1 and U2: takes one read hold of `me` out of entry `idx`, and wakes
     /// a writer waiting for the readers if none is left.
     #[inline]
-    fn leave(&self, idx: usize, me: Token) {
+    pub(super) fn leave(&self, idx: usize, me: Token) {
         let Some(slot) = self.readers.get(idx) else {
             return;
         };
@@ -675,14 +558,14 @@ impl RawRwLock {
     /// The caller holds a read lock acquired through this `RawRwLock` by
     /// `me`, counted in entry `idx`.
     #[inline]
-    unsafe fn read_unlock(&self, idx: usize, me: Token) {
+    pub(super) unsafe fn read_unlock(&self, idx: usize, me: Token) {
         self.leave(idx, me);
     }
 
     /// A reader left while a writer sleeps waiting for the readers: if none
     /// is left, clear `PARKED` and wake everyone.
     #[cold]
-    fn last_reader_wake(&self) {
+    pub(super) fn last_reader_wake(&self) {
         if self.readers_in() {
             // That reader wakes the writer when it leaves (or, if it is
             // dead, the writer's probe finds it).
@@ -706,7 +589,7 @@ impl RawRwLock {
 
     // ----- write side -----
 
-    fn try_write(&self) -> Result<Acquired, Fail> {
+    pub(super) fn try_write(&self) -> Result<Acquired, Fail> {
         let me = self.me();
         let mine = with_writer(me);
         let mut s = self.state.load(Ordering::SeqCst);
@@ -756,7 +639,7 @@ impl RawRwLock {
     }
 
     #[inline]
-    fn write(&self, deadline: Option<Instant>) -> Result<Acquired, Fail> {
+    pub(super) fn write(&self, deadline: Option<Instant>) -> Result<Acquired, Fail> {
         let me = self.me();
         if self
             .state
@@ -774,7 +657,7 @@ impl RawRwLock {
     }
 
     #[cold]
-    fn write_contended(
+    pub(super) fn write_contended(
         &self,
         me: Token,
         deadline: Option<Instant>,
@@ -891,7 +774,7 @@ impl RawRwLock {
     /// Withdraws our claim after the deadline passed, letting the readers
     /// it blocked in — unless the last reader has just left, in which case
     /// the lock is ours.
-    fn withdraw_claim(&self, me: Token) -> Result<Acquired, Fail> {
+    pub(super) fn withdraw_claim(&self, me: Token) -> Result<Acquired, Fail> {
         let mut s = self.state.load(Ordering::SeqCst);
         loop {
             check(s)?;
@@ -924,7 +807,7 @@ impl RawRwLock {
 
     /// Takes our claim out of the state whatever the readers do (before
     /// reporting an error found while claiming).
-    fn abandon_claim(&self, me: Token) {
+    pub(super) fn abandon_claim(&self, me: Token) {
         let mut s = self.state.load(Ordering::SeqCst);
         while s != NOT_RECOVERABLE && writer(s) == me.raw() {
             match self.state.compare_exchange(
@@ -950,7 +833,7 @@ impl RawRwLock {
     ///
     /// The caller holds the write lock acquired through this `RawRwLock`.
     #[inline]
-    unsafe fn write_unlock(&self) {
+    pub(super) unsafe fn write_unlock(&self) {
         if self.state.swap(0, Ordering::SeqCst) & PARKED != 0 {
             self.wake_all();
         }
@@ -961,595 +844,8 @@ impl RawRwLock {
     /// # Safety
     ///
     /// The caller holds the write lock.
-    unsafe fn write_unlock_not_recoverable(&self) {
+    pub(super) unsafe fn write_unlock_not_recoverable(&self) {
         self.state.swap(NOT_RECOVERABLE, Ordering::SeqCst);
         self.wake_all();
-    }
-
-    /// Read holds recorded in the entries (racy; diagnostics).
-    fn readers(&self) -> u64 {
-        self.readers
-            .iter()
-            .map(|e| entry_count(e.load(Ordering::Relaxed)))
-            .sum()
-    }
-}
-
-/// A readers–writer lock around plain data for any number of processes
-/// and threads: many readers at once, or one writer. Place it in shared
-/// memory with [`Shm`](crate::Shm) or [`Region::place`](crate::Region::place);
-/// zeroed memory is an unlocked lock holding zeroed data.
-///
-/// Uncontended `read` and `write` take one atomic read-modify-write each
-/// and no system call (a read also loads the lock word, a write the
-/// table of readers); an unlock makes a futex call only if someone sleeps.
-/// `T` is [`Pod`]: whatever a crashed or buggy peer left in it is still a
-/// valid `T`.
-///
-/// # Readers
-///
-/// Read locks are recorded per *participant*: each [`Region`](crate::Region)
-/// handle through which some thread holds a read lock has an entry in the
-/// lock's table of [`READER_SLOTS`](Self::READER_SLOTS) (32) entries, whose
-/// count all that handle's threads share. So at most 32 handles (usually:
-/// processes) hold read locks at once; a reader of a 33rd waits until an
-/// entry is free, as it would for a writer ([`try_read`](Self::try_read)
-/// returns [`LockError::WouldBlock`], the timed forms
-/// [`LockError::Timeout`]), looking again every few milliseconds.
-///
-/// # Preference
-///
-/// Writers are preferred: a writer that finds readers *claims* the lock,
-/// after which new readers wait; it owns the lock as soon as the last
-/// reader leaves. A writer whose deadline passes while it waits for
-/// readers withdraws its claim and lets the waiting readers in. So a
-/// thread that takes a read lock while it already holds one can deadlock
-/// against a waiting writer (as with `std`'s lock).
-///
-/// # Owner death
-///
-/// *A writer that dies holding the lock* is detected by whoever waits for
-/// the lock, within a few milliseconds:
-/// - the next **writer** gets [`LockError::OwnerDied`] with a write guard:
-///   it repairs the data and calls
-///   [`mark_consistent`](RwLockWriteGuard::mark_consistent). Dropping that
-///   guard without it makes the lock [not recoverable](LockError::NotRecoverable)
-///   for everyone, readers included.
-/// - a **reader** cannot repair anything through a read guard, so it does
-///   not take the write side over. It gets `Err(LockError::OwnerDied(guard))`
-///   with a *read* guard: shared read access to possibly half-updated
-///   data. Every reader gets the same error until a writer has taken the
-///   lock, seen `OwnerDied` itself and marked the data consistent. To
-///   repair, drop the read guard and call [`write`](Self::write).
-///
-/// A writer that dies while still waiting for readers (with its claim in
-/// place) has written nothing; its claim is dropped and nobody is told —
-/// except in the instants between its claim and its first look at the
-/// readers, where it is reported as a death (conservatively).
-///
-/// *A reader that dies holding read locks* is detected by a writer waiting
-/// for it, within a few milliseconds: its holds are dropped and the writer
-/// gets the lock with a **clean** guard (`Ok`, not `OwnerDied`). A read
-/// guard gives only shared access, so a reader cannot have changed the
-/// data: whatever the last writer left consistent still is. The same holds
-/// for a reader killed at any point of taking or releasing its lock: a
-/// writer never enters while a live reader holds the lock, and never waits
-/// for a dead one for good (at worst a few milliseconds more, when the
-/// reader died just before it would have woken the writer).
-///
-/// Garbage in the lock's shared state (a reader count at its limit, a
-/// writer or reader token no process ever had, reserved bits) is reported
-/// as [`LockError::Corrupted`], at once or after one probe interval.
-///
-/// ```
-/// use shmkit::sync::{LockError, RwLock};
-/// use shmkit::Shm;
-///
-/// # let name = format!("/shmkit-doc-rwlock-{}", std::process::id());
-/// // Two counters that must always be equal.
-/// let pair = Shm::<RwLock<[u64; 2]>>::create(&name, |_| {})?;
-/// // In a writer process:
-/// let mut w = match pair.write() {
-///     Ok(w) => w,
-///     Err(LockError::OwnerDied(mut w)) => {
-///         // The last writer died mid-update: repair, then say so.
-///         let v = w[0].max(w[1]);
-///         *w = [v, v];
-///         w.mark_consistent();
-///         w
-///     }
-///     Err(e) => panic!("{e}"),
-/// };
-/// w[0] += 1;
-/// w[1] += 1;
-/// drop(w);
-/// // In any number of reader processes at once:
-/// let r = pair.read().unwrap();
-/// assert_eq!(r[0], r[1]);
-/// # Ok::<(), shmkit::Error>(())
-/// ```
-#[repr(C)]
-pub struct RwLock<T: Pod> {
-    raw: RawRwLock,
-    data: UnsafeCell<T>,
-}
-
-// SAFETY: the data is reached only through guards, which exist only while
-// this process holds the matching lock: `&T` shared between readers needs
-// `T: Sync`, a write guard (maybe dropped on another thread) needs
-// `T: Send`.
-unsafe impl<T: Pod + Send + Sync> Sync for RwLock<T> {}
-// SAFETY: as for `Sync`.
-unsafe impl<T: Pod + Send> Send for RwLock<T> {}
-// SAFETY: repr(C) over atomics (zero = unlocked, no readers; every value
-// is handled: garbage is `Corrupted`, a dead participant or a bounded
-// wait) and `T: Pod` (any bytes valid, zero valid, no pointers, no Drop).
-unsafe impl<T: Pod + Send + Sync> ShmSafe for RwLock<T> {}
-
-/// What a `read` call returns.
-type ReadResult<'a, T> = Result<RwLockReadGuard<'a, T>, LockError<RwLockReadGuard<'a, T>>>;
-/// What a `write` call returns.
-type WriteResult<'a, T> = Result<RwLockWriteGuard<'a, T>, LockError<RwLockWriteGuard<'a, T>>>;
-
-impl<T: Pod> RwLock<T> {
-    /// How many participants (region handles) can hold read locks at once.
-    ///
-    /// ```
-    /// use shmkit::sync::RwLock;
-    ///
-    /// assert_eq!(RwLock::<u64>::READER_SLOTS, 32);
-    /// ```
-    pub const READER_SLOTS: usize = ENTRIES;
-
-    /// An unlocked lock holding `value` (for use outside shared memory, or
-    /// to build one before copying it in).
-    pub fn new(value: T) -> Self {
-        Self {
-            raw: RawRwLock::new(),
-            data: UnsafeCell::new(value),
-        }
-    }
-
-    /// Takes a shared read lock, waiting as long as a writer holds or
-    /// claims the lock (a dead writer is detected within a few
-    /// milliseconds), or while the table of readers is full.
-    ///
-    /// `Err(OwnerDied(guard))` means a writer died mid-update and no writer
-    /// has repaired the data since: the guard reads it as it is.
-    pub fn read(&self) -> ReadResult<'_, T> {
-        self.read_guard(self.raw.read(None))
-    }
-
-    /// Takes a read lock if no writer holds or claims it (or the writer is
-    /// dead) and the table of readers has room.
-    pub fn try_read(&self) -> ReadResult<'_, T> {
-        self.read_guard(self.raw.try_read())
-    }
-
-    /// Takes a read lock, waiting at most `timeout`.
-    pub fn read_timeout(&self, timeout: Duration) -> ReadResult<'_, T> {
-        self.read_guard(self.raw.read(deadline_after(timeout)))
-    }
-
-    /// Takes a read lock, waiting until `deadline` at the latest; a
-    /// deadline in the past still takes a free lock.
-    pub fn read_deadline(&self, deadline: Instant) -> ReadResult<'_, T> {
-        self.read_guard(self.raw.read(Some(deadline)))
-    }
-
-    /// Takes the exclusive write lock, waiting as long as it takes (a dead
-    /// writer or reader is detected within a few milliseconds).
-    pub fn write(&self) -> WriteResult<'_, T> {
-        self.write_guard(self.raw.write(None))
-    }
-
-    /// Takes the write lock if nobody holds it (or its holders are dead:
-    /// this probes their liveness, a system call each).
-    pub fn try_write(&self) -> WriteResult<'_, T> {
-        self.write_guard(self.raw.try_write())
-    }
-
-    /// Takes the write lock, waiting at most `timeout`.
-    pub fn write_timeout(&self, timeout: Duration) -> WriteResult<'_, T> {
-        self.write_guard(self.raw.write(deadline_after(timeout)))
-    }
-
-    /// Takes the write lock, waiting until `deadline` at the latest; a
-    /// deadline in the past still takes a free lock.
-    pub fn write_deadline(&self, deadline: Instant) -> WriteResult<'_, T> {
-        self.write_guard(self.raw.write(Some(deadline)))
-    }
-
-    fn read_guard(&self, r: Result<(Acquired, usize, Token), Fail>) -> ReadResult<'_, T> {
-        let guard = |entry, token| RwLockReadGuard {
-            lock: self,
-            entry,
-            token,
-        };
-        match r {
-            Ok((Acquired::Clean, entry, token)) => Ok(guard(entry, token)),
-            Ok((Acquired::OwnerDied, entry, token)) => {
-                Err(LockError::OwnerDied(guard(entry, token)))
-            }
-            Err(e) => Err(e.map(|never| match never {})),
-        }
-    }
-
-    fn write_guard(&self, r: Result<Acquired, Fail>) -> WriteResult<'_, T> {
-        match r {
-            Ok(Acquired::Clean) => Ok(RwLockWriteGuard {
-                lock: self,
-                consistent: true,
-            }),
-            Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(RwLockWriteGuard {
-                lock: self,
-                consistent: false,
-            })),
-            Err(e) => Err(e.map(|never| match never {})),
-        }
-    }
-}
-
-impl<T: Pod + Default> Default for RwLock<T> {
-    fn default() -> Self {
-        Self::new(T::default())
-    }
-}
-
-impl<T: Pod> fmt::Debug for RwLock<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.raw.state.load(Ordering::Relaxed);
-        let mut d = f.debug_struct("RwLock");
-        if s == NOT_RECOVERABLE {
-            d.field("not_recoverable", &true);
-        } else {
-            d.field("readers", &self.raw.readers())
-                .field("writer", &(writer(s) != 0))
-                .field("orphaned", &(s & ORPHANED != 0));
-        }
-        d.finish_non_exhaustive()
-    }
-}
-
-/// Shared read access to an [`RwLock`]'s data while this process holds a
-/// read lock; unlocks on drop.
-///
-/// A read guard handed out with [`LockError::OwnerDied`] reads data a dead
-/// writer may have left half-updated; it cannot repair it (take the write
-/// lock for that).
-#[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct RwLockReadGuard<'a, T: Pod> {
-    lock: &'a RwLock<T>,
-    /// The reader entry counting this hold, and whose it is.
-    entry: usize,
-    token: Token,
-}
-
-impl<T: Pod> Deref for RwLockReadGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: this process holds a read lock for the guard's lifetime,
-        // so no correct participant writes the data; `T: Pod` makes any
-        // bytes a misbehaving peer might write a valid `T`.
-        self.lock.data.with(|p| unsafe { &*p })
-    }
-}
-
-impl<T: Pod> Drop for RwLockReadGuard<'_, T> {
-    fn drop(&mut self) {
-        // SAFETY: the guard exists only while this process holds a read
-        // lock (one per guard), taken as `token` and counted in `entry`.
-        unsafe { self.lock.raw.read_unlock(self.entry, self.token) }
-    }
-}
-
-impl<T: Pod + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RwLockReadGuard")
-            .field("data", &**self)
-            .finish()
-    }
-}
-
-/// Exclusive access to an [`RwLock`]'s data while this process holds the
-/// write lock; unlocks on drop.
-#[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct RwLockWriteGuard<'a, T: Pod> {
-    lock: &'a RwLock<T>,
-    consistent: bool,
-}
-
-impl<T: Pod> RwLockWriteGuard<'_, T> {
-    /// Declares the data consistent again after an
-    /// [`OwnerDied`](LockError::OwnerDied). Without it, dropping this guard
-    /// makes the lock permanently unusable
-    /// ([`NotRecoverable`](LockError::NotRecoverable) for readers and
-    /// writers alike).
-    pub fn mark_consistent(&mut self) {
-        self.consistent = true;
-    }
-
-    /// Whether the data is marked consistent.
-    pub fn is_consistent(&self) -> bool {
-        self.consistent
-    }
-}
-
-impl<T: Pod> Deref for RwLockWriteGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: this process holds the write lock for the guard's
-        // lifetime, so no correct participant touches the data; `T: Pod`
-        // makes any bytes a misbehaving peer might write a valid `T`.
-        self.lock.data.with(|p| unsafe { &*p })
-    }
-}
-
-impl<T: Pod> DerefMut for RwLockWriteGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes this the only reference
-        // handed out through this guard.
-        self.lock.data.with_mut(|p| unsafe { &mut *p })
-    }
-}
-
-impl<T: Pod> Drop for RwLockWriteGuard<'_, T> {
-    fn drop(&mut self) {
-        if self.consistent {
-            // SAFETY: the guard exists only while this process holds the
-            // write lock.
-            unsafe { self.lock.raw.write_unlock() }
-        } else {
-            // SAFETY: as above.
-            unsafe { self.lock.raw.write_unlock_not_recoverable() }
-        }
-    }
-}
-
-impl<T: Pod + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RwLockWriteGuard")
-            .field("data", &**self)
-            .field("consistent", &self.consistent)
-            .finish()
-    }
-}
-
-#[cfg(all(test, shmkit_loom))]
-mod loom_tests {
-    use super::*;
-    use crate::sync::model;
-    use std::sync::Arc;
-
-    /// A writer's two-word update is never seen half done, and loom's
-    /// cell tracking finds any access not ordered by the lock.
-    #[test]
-    fn writer_excludes_readers() {
-        loom::model(|| {
-            let lock = Arc::new(RwLock::new([0u32; 2]));
-            let writer = {
-                let lock = lock.clone();
-                loom::thread::spawn(move || {
-                    let mut w = lock.write().unwrap();
-                    w[0] += 1;
-                    w[1] += 1;
-                })
-            };
-            {
-                let r = lock.read().unwrap();
-                assert_eq!(r[0], r[1]);
-            }
-            writer.join().unwrap();
-            assert_eq!(*lock.read().unwrap(), [1, 1]);
-        });
-    }
-
-    /// Two readers hold the lock at once: the second read must not wait
-    /// for the first (joining while holding would otherwise deadlock).
-    #[test]
-    fn readers_share() {
-        loom::model(|| {
-            let lock = Arc::new(RwLock::new(7u32));
-            let r1 = lock.read().unwrap();
-            let other = {
-                let lock = lock.clone();
-                loom::thread::spawn(move || *lock.read().unwrap())
-            };
-            assert_eq!(other.join().unwrap(), 7);
-            assert_eq!(*r1, 7);
-            drop(r1);
-            assert!(lock.try_write().is_ok());
-        });
-    }
-
-    /// A writer that claims the lock behind a reader and sleeps is woken
-    /// by the last reader's unlock; a reader arriving meanwhile gets in
-    /// before or after the writer, never lost.
-    #[test]
-    fn last_reader_wakes_the_claiming_writer() {
-        loom::model(|| {
-            let lock = Arc::new(RwLock::new(0u32));
-            let r = lock.read().unwrap();
-            let writer = {
-                let lock = lock.clone();
-                loom::thread::spawn(move || *lock.write().unwrap() += 1)
-            };
-            let reader = {
-                let lock = lock.clone();
-                loom::thread::spawn(move || {
-                    let v = *lock.read().unwrap();
-                    assert!(v <= 1);
-                })
-            };
-            drop(r);
-            writer.join().unwrap();
-            reader.join().unwrap();
-            assert_eq!(*lock.read().unwrap(), 1);
-        });
-    }
-
-    /// Readers blocked by a writer are woken by its unlock.
-    #[test]
-    fn write_unlock_wakes_sleeping_readers() {
-        loom::model(|| {
-            let lock = Arc::new(RwLock::new(0u32));
-            let mut w = lock.write().unwrap();
-            let readers: Vec<_> = (0..2)
-                .map(|_| {
-                    let lock = lock.clone();
-                    loom::thread::spawn(move || *lock.read().unwrap())
-                })
-                .collect();
-            *w = 5;
-            drop(w);
-            for r in readers {
-                assert_eq!(r.join().unwrap(), 5);
-            }
-        });
-    }
-
-    /// A reader thread that stops for good after `die_after` (a step name,
-    /// or "held": holding its read lock), as a killed process would: it
-    /// declares itself dead, then lets time pass for the sleepers (their
-    /// probe slices end), which is all a dead process does.
-    fn dying_reader(lock: Arc<RwLock<[u32; 2]>>, die_after: &'static str) {
-        if die_after == "held" {
-            let g = lock.read().unwrap();
-            assert_eq!(g[0], g[1]);
-            std::mem::forget(g);
-        } else if die_after == "rwlock.read.left" {
-            let g = lock.read().unwrap();
-            model::stop_after(die_after);
-            drop(g);
-        } else {
-            model::stop_after(die_after);
-            let r = lock.read();
-            if !model::stopped() {
-                // It got in without passing the step: it holds the lock.
-                std::mem::forget(r.unwrap());
-            }
-        }
-        model::die();
-        lock.raw.wake_all();
-    }
-
-    /// A writer gets the lock, with a clean guard, from a reader that died
-    /// at each point of its protocol: holding the lock, between counting
-    /// itself in and looking at the state, and between taking its count
-    /// back and waking the writer.
-    #[test]
-    fn a_writer_gets_the_lock_from_a_reader_that_died() {
-        for die_after in ["held", "rwlock.read.counted", "rwlock.read.left"] {
-            loom::model(move || {
-                let lock = Arc::new(RwLock::new([0u32; 2]));
-                let dier = {
-                    let lock = lock.clone();
-                    loom::thread::spawn(move || dying_reader(lock, die_after))
-                };
-                {
-                    let mut w = lock.write().expect("a clean write guard");
-                    w[0] += 1;
-                    w[1] += 1;
-                }
-                dier.join().unwrap();
-                // Whatever the dead reader left is cleared for the next
-                // writer too, and readers are unaffected.
-                assert_eq!(*lock.try_write().expect("clean"), [1, 1]);
-                assert_eq!(*lock.try_read().unwrap(), [1, 1]);
-            });
-        }
-    }
-
-    /// While a dead reader's hold is cleared, a live reader's is not: the
-    /// writer waits for it (loom's cell tracking fails the model if the
-    /// writer's update overlaps the live reader's read).
-    #[test]
-    fn a_writer_waits_for_a_live_reader_beside_a_dead_one() {
-        loom::model(|| {
-            let lock = Arc::new(RwLock::new([0u32; 2]));
-            let dier = {
-                let lock = lock.clone();
-                loom::thread::spawn(move || dying_reader(lock, "held"))
-            };
-            let reader = {
-                let lock = lock.clone();
-                loom::thread::spawn(move || {
-                    let g = lock.read().unwrap();
-                    assert_eq!(g[0], g[1]);
-                    g[0]
-                })
-            };
-            {
-                let mut w = lock.write().expect("a clean write guard");
-                w[0] += 1;
-                w[1] += 1;
-            }
-            assert!(reader.join().unwrap() <= 1);
-            dier.join().unwrap();
-        });
-    }
-
-    /// A writer that died waiting for readers (`CLAIMING`) had written
-    /// nothing: its claim goes, readers and the next writer get clean
-    /// guards.
-    #[test]
-    fn a_writer_that_died_waiting_for_readers_is_not_a_death() {
-        loom::model(|| {
-            let lock = Arc::new(RwLock::new(0u32));
-            let r = lock.read().unwrap();
-            let dier = {
-                let lock = lock.clone();
-                loom::thread::spawn(move || {
-                    model::stop_after("rwlock.write.claiming");
-                    assert!(lock.write().is_err());
-                    assert!(model::stopped());
-                    model::die();
-                    lock.raw.wake_all();
-                })
-            };
-            dier.join().unwrap();
-            drop(r);
-            assert_eq!(*lock.read().expect("a clean read guard"), 0);
-            *lock.write().expect("a clean write guard") += 1;
-        });
-    }
-
-    /// A writer that died in the instants after its claim, before it
-    /// looked at the readers, may have entered: a death, conservatively.
-    #[test]
-    fn a_writer_that_died_right_after_claiming_is_a_death() {
-        loom::model(|| {
-            let lock = Arc::new(RwLock::new(0u32));
-            let dier = {
-                let lock = lock.clone();
-                loom::thread::spawn(move || {
-                    model::stop_after("rwlock.write.claimed");
-                    assert!(lock.write().is_err());
-                    model::die();
-                    lock.raw.wake_all();
-                })
-            };
-            dier.join().unwrap();
-            assert!(matches!(lock.read(), Err(LockError::OwnerDied(_))));
-            let mut w = lock.write().unwrap_err().into_owner_died().unwrap();
-            w.mark_consistent();
-            drop(w);
-            assert!(lock.read().is_ok());
-        });
-    }
-
-    /// Two writers exclude each other and neither update is lost.
-    #[test]
-    fn writers_exclude_each_other() {
-        loom::model(|| {
-            let lock = Arc::new(RwLock::new(0u32));
-            let other = {
-                let lock = lock.clone();
-                loom::thread::spawn(move || *lock.write().unwrap() += 1)
-            };
-            *lock.write().unwrap() += 1;
-            other.join().unwrap();
-            assert_eq!(*lock.read().unwrap(), 2);
-        });
     }
 }
