@@ -10,16 +10,17 @@ mod loom_tests;
 mod raw;
 mod readers;
 
-use self::raw::{writer, Acquired, Fail, RawRwLock, NOT_RECOVERABLE, ORPHANED};
+use self::raw::{writer, RawRwLock, NOT_RECOVERABLE, ORPHANED};
 use self::readers::ENTRIES;
 use crate::blocks::ShmSafe;
 use crate::primitive::{Ordering, UnsafeCell};
-use crate::sync::error::LockError;
+use crate::sync::error::{LockError, LockResult, LockTimeoutResult, RawLockError, TryLockResult};
+use crate::sync::guard::{guarded, Acquired, LockGuard};
 use crate::sync::owner::Token;
 use crate::sync::wait::deadline_after;
 use bytemuck::Pod;
 use std::fmt;
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 /// A readers–writer lock around plain data for any number of processes
@@ -41,8 +42,8 @@ use std::time::{Duration, Instant};
 /// count all that handle's threads share. So at most 32 handles (usually:
 /// processes) hold read locks at once; a reader of a 33rd waits until an
 /// entry is free, as it would for a writer ([`try_read`](Self::try_read)
-/// returns [`LockError::WouldBlock`], the timed forms
-/// [`LockError::Timeout`]), looking again every few milliseconds.
+/// returns [`TryLockError::WouldBlock`](crate::sync::TryLockError::WouldBlock), the timed forms
+/// [`LockTimeoutError::Timeout`](crate::sync::LockTimeoutError::Timeout)), looking again every few milliseconds.
 ///
 /// # Preference
 ///
@@ -133,11 +134,6 @@ unsafe impl<T: Pod + Send> Send for RwLock<T> {}
 // wait) and `T: Pod` (any bytes valid, zero valid, no pointers, no Drop).
 unsafe impl<T: Pod + Send + Sync> ShmSafe for RwLock<T> {}
 
-/// What a `read` call returns.
-type ReadResult<'a, T> = Result<RwLockReadGuard<'a, T>, LockError<RwLockReadGuard<'a, T>>>;
-/// What a `write` call returns.
-type WriteResult<'a, T> = Result<RwLockWriteGuard<'a, T>, LockError<RwLockWriteGuard<'a, T>>>;
-
 impl<T: Pod> RwLock<T> {
     /// How many participants (region handles) can hold read locks at once.
     ///
@@ -163,77 +159,81 @@ impl<T: Pod> RwLock<T> {
     ///
     /// `Err(OwnerDied(guard))` means a writer died mid-update and no writer
     /// has repaired the data since: the guard reads it as it is.
-    pub fn read(&self) -> ReadResult<'_, T> {
+    pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         self.read_guard(self.raw.read(None))
     }
 
     /// Takes a read lock if no writer holds or claims it (or the writer is
     /// dead) and the table of readers has room.
-    pub fn try_read(&self) -> ReadResult<'_, T> {
+    pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
         self.read_guard(self.raw.try_read())
     }
 
     /// Takes a read lock, waiting at most `timeout`.
-    pub fn read_timeout(&self, timeout: Duration) -> ReadResult<'_, T> {
+    pub fn read_timeout(&self, timeout: Duration) -> LockTimeoutResult<RwLockReadGuard<'_, T>> {
         self.read_guard(self.raw.read(deadline_after(timeout)))
     }
 
     /// Takes a read lock, waiting until `deadline` at the latest; a
     /// deadline in the past still takes a free lock.
-    pub fn read_deadline(&self, deadline: Instant) -> ReadResult<'_, T> {
+    pub fn read_deadline(&self, deadline: Instant) -> LockTimeoutResult<RwLockReadGuard<'_, T>> {
         self.read_guard(self.raw.read(Some(deadline)))
     }
 
     /// Takes the exclusive write lock, waiting as long as it takes (a dead
     /// writer or reader is detected within a few milliseconds).
-    pub fn write(&self) -> WriteResult<'_, T> {
+    pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
         self.write_guard(self.raw.write(None))
     }
 
     /// Takes the write lock if nobody holds it (or its holders are dead:
     /// this probes their liveness, a system call each).
-    pub fn try_write(&self) -> WriteResult<'_, T> {
+    pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
         self.write_guard(self.raw.try_write())
     }
 
     /// Takes the write lock, waiting at most `timeout`.
-    pub fn write_timeout(&self, timeout: Duration) -> WriteResult<'_, T> {
+    pub fn write_timeout(&self, timeout: Duration) -> LockTimeoutResult<RwLockWriteGuard<'_, T>> {
         self.write_guard(self.raw.write(deadline_after(timeout)))
     }
 
     /// Takes the write lock, waiting until `deadline` at the latest; a
     /// deadline in the past still takes a free lock.
-    pub fn write_deadline(&self, deadline: Instant) -> WriteResult<'_, T> {
+    pub fn write_deadline(&self, deadline: Instant) -> LockTimeoutResult<RwLockWriteGuard<'_, T>> {
         self.write_guard(self.raw.write(Some(deadline)))
     }
 
-    fn read_guard(&self, r: Result<(Acquired, usize, Token), Fail>) -> ReadResult<'_, T> {
-        let guard = |entry, token| RwLockReadGuard {
+    /// The read guard (or error) for a raw outcome of a read.
+    #[inline]
+    fn read_guard<'a, E>(
+        &'a self,
+        r: Result<(Acquired, usize, Token), RawLockError>,
+    ) -> Result<RwLockReadGuard<'a, T>, E>
+    where
+        E: From<LockError<RwLockReadGuard<'a, T>>> + From<RawLockError>,
+    {
+        let r = r.map(|(acquired, entry, token)| (acquired, (entry, token)));
+        guarded(r, |(entry, token), _| RwLockReadGuard {
             lock: self,
             entry,
             token,
-        };
-        match r {
-            Ok((Acquired::Clean, entry, token)) => Ok(guard(entry, token)),
-            Ok((Acquired::OwnerDied, entry, token)) => {
-                Err(LockError::OwnerDied(guard(entry, token)))
-            }
-            Err(e) => Err(e.map(|never| match never {})),
-        }
+        })
     }
 
-    fn write_guard(&self, r: Result<Acquired, Fail>) -> WriteResult<'_, T> {
-        match r {
-            Ok(Acquired::Clean) => Ok(RwLockWriteGuard {
-                lock: self,
-                consistent: true,
-            }),
-            Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(RwLockWriteGuard {
-                lock: self,
-                consistent: false,
-            })),
-            Err(e) => Err(e.map(|never| match never {})),
-        }
+    /// The write guard (or error) for a raw outcome of a write.
+    #[inline]
+    fn write_guard<'a, E>(
+        &'a self,
+        r: Result<Acquired, RawLockError>,
+    ) -> Result<RwLockWriteGuard<'a, T>, E>
+    where
+        E: From<LockError<RwLockWriteGuard<'a, T>>> + From<RawLockError>,
+    {
+        guarded(r.map(|a| (a, ())), |(), consistent| {
+            // SAFETY: `r` is the outcome of a write acquire of `self.raw`,
+            // and `guarded` builds a guard only for a hold it reports.
+            unsafe { RwLockWriteGuard::new(&self.raw, &self.data, consistent) }
+        })
     }
 }
 
@@ -299,65 +299,8 @@ impl<T: Pod + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
 }
 
 /// Exclusive access to an [`RwLock`]'s data while this process holds the
-/// write lock; unlocks on drop.
-#[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct RwLockWriteGuard<'a, T: Pod> {
-    lock: &'a RwLock<T>,
-    consistent: bool,
-}
-
-impl<T: Pod> RwLockWriteGuard<'_, T> {
-    /// Declares the data consistent again after an
-    /// [`OwnerDied`](LockError::OwnerDied). Without it, dropping this guard
-    /// makes the lock permanently unusable
-    /// ([`NotRecoverable`](LockError::NotRecoverable) for readers and
-    /// writers alike).
-    pub fn mark_consistent(&mut self) {
-        self.consistent = true;
-    }
-
-    /// Whether the data is marked consistent.
-    pub fn is_consistent(&self) -> bool {
-        self.consistent
-    }
-}
-
-impl<T: Pod> Deref for RwLockWriteGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: this process holds the write lock for the guard's
-        // lifetime, so no correct participant touches the data; `T: Pod`
-        // makes any bytes a misbehaving peer might write a valid `T`.
-        self.lock.data.with(|p| unsafe { &*p })
-    }
-}
-
-impl<T: Pod> DerefMut for RwLockWriteGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes this the only reference
-        // handed out through this guard.
-        self.lock.data.with_mut(|p| unsafe { &mut *p })
-    }
-}
-
-impl<T: Pod> Drop for RwLockWriteGuard<'_, T> {
-    fn drop(&mut self) {
-        if self.consistent {
-            // SAFETY: the guard exists only while this process holds the
-            // write lock.
-            unsafe { self.lock.raw.write_unlock() }
-        } else {
-            // SAFETY: as above.
-            unsafe { self.lock.raw.write_unlock_not_recoverable() }
-        }
-    }
-}
-
-impl<T: Pod + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RwLockWriteGuard")
-            .field("data", &**self)
-            .field("consistent", &self.consistent)
-            .finish()
-    }
-}
+/// write lock; unlocks on drop. The [generic exclusive guard](LockGuard)
+/// over the readers–writer lock's word: dropped without
+/// [`mark_consistent`](LockGuard::mark_consistent) after an `OwnerDied`,
+/// it makes the lock not recoverable for readers and writers alike.
+pub type RwLockWriteGuard<'a, T> = LockGuard<'a, RawRwLock, T>;

@@ -153,10 +153,10 @@
 
 use super::readers::{entry, entry_count, entry_token, home, ENTRIES, MAX_COUNT};
 use crate::primitive::{futex_wait, futex_wake_all, spin_loop, AtomicU32, AtomicU64, Ordering};
-use crate::sync::error::LockError;
+use crate::sync::error::RawLockError;
+use crate::sync::guard::{Acquired, RawLock};
 use crate::sync::owner::{self, Liveness, Token};
 use crate::sync::wait::{expired, probe_slice, Probe, SPIN_LIMIT};
-use std::convert::Infallible;
 use std::time::Instant;
 
 /// Bits of the state no correct participant sets (bit 63 and bits 0..=28).
@@ -192,47 +192,37 @@ pub(super) fn pair_fence() {
     crate::primitive::fence(Ordering::SeqCst);
 }
 
-/// How a hold was acquired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Acquired {
-    Clean,
-    /// A writer died holding the lock (or the data is still unrepaired
-    /// since one did).
-    OwnerDied,
-}
-
-impl Acquired {
-    pub(super) fn from_orphaned(s: u64) -> Self {
-        if s & ORPHANED != 0 {
-            Acquired::OwnerDied
-        } else {
-            Acquired::Clean
-        }
+/// How a hold of state `s` was acquired: `OwnerDied` while a dead
+/// writer's data is unrepaired (`ORPHANED`).
+pub(super) fn from_orphaned(s: u64) -> Acquired {
+    if s & ORPHANED != 0 {
+        Acquired::OwnerDied
+    } else {
+        Acquired::Clean
     }
 }
 
-/// A raw-layer failure: any `LockError` but `OwnerDied`.
-pub(super) type Fail = LockError<Infallible>;
-
-pub(super) fn corrupted_token() -> Fail {
-    LockError::Corrupted("rwlock writer token is not a valid participant")
+pub(super) fn corrupted_token() -> RawLockError {
+    RawLockError::Corrupted("rwlock writer token is not a valid participant")
 }
 
 /// The checks every path applies to a state before acting on it.
 #[inline]
-pub(super) fn check(s: u64) -> Result<(), Fail> {
+pub(super) fn check(s: u64) -> Result<(), RawLockError> {
     if s == NOT_RECOVERABLE {
-        return Err(LockError::NotRecoverable);
+        return Err(RawLockError::NotRecoverable);
     }
     if s & RESERVED != 0 {
-        return Err(LockError::Corrupted("rwlock state has a reserved bit set"));
+        return Err(RawLockError::Corrupted(
+            "rwlock state has a reserved bit set",
+        ));
     }
     let w = writer(s);
     if w > Token::MAX_RAW {
         return Err(corrupted_token());
     }
     if w == 0 && s & CLAIMING != 0 {
-        return Err(LockError::Corrupted("rwlock claim without a writer"));
+        return Err(RawLockError::Corrupted("rwlock claim without a writer"));
     }
     Ok(())
 }
@@ -259,10 +249,11 @@ pub(super) enum Enter {
     Full,
 }
 
-/// The lock word, futex and reader entries of an [`RwLock`], without data.
+/// The lock word, futex and reader entries of an [`RwLock`](super::RwLock),
+/// without data (unnameable outside this crate).
 #[repr(C)]
 #[derive(Debug)]
-pub(super) struct RawRwLock {
+pub struct RawRwLock {
     pub(super) state: AtomicU64,
     pub(super) epoch: AtomicU32,
     pub(super) _reserved: [AtomicU32; 13],
@@ -373,7 +364,7 @@ impl RawRwLock {
     // ----- read side -----
 
     /// R1 and R2: counts `me` in, then looks at the state.
-    pub(super) fn enter(&self, me: Token) -> Result<Enter, Fail> {
+    pub(super) fn enter(&self, me: Token) -> Result<Enter, RawLockError> {
         let idx = loop {
             let Some((i, e)) = self.find_entry(me) else {
                 return Ok(Enter::Full);
@@ -386,7 +377,7 @@ impl RawRwLock {
                 break i;
             }
         };
-        stop_point!("rwlock.read.counted" => Err(LockError::WouldBlock));
+        stop_point!("rwlock.read.counted" => Err(RawLockError::Corrupted(crate::sync::model::STOPPED)));
         pair_fence();
         let s = self.state.load(Ordering::SeqCst);
         self.entered(idx, me, s)
@@ -394,13 +385,13 @@ impl RawRwLock {
 
     /// R2's verdict on `s`, after R1 counted `me` in entry `idx`.
     #[inline]
-    pub(super) fn entered(&self, idx: usize, me: Token, s: u64) -> Result<Enter, Fail> {
+    pub(super) fn entered(&self, idx: usize, me: Token, s: u64) -> Result<Enter, RawLockError> {
         if let Err(e) = check(s) {
             self.leave(idx, me);
             return Err(e);
         }
         if writer(s) == 0 {
-            return Ok(Enter::In(idx, Acquired::from_orphaned(s)));
+            return Ok(Enter::In(idx, from_orphaned(s)));
         }
         self.leave(idx, me);
         Ok(Enter::Blocked)
@@ -408,7 +399,7 @@ impl RawRwLock {
 
     /// The uncontended read: R1 on the home entry, R2 finding no writer.
     #[inline]
-    pub(super) fn read_fast(&self, me: Token) -> Result<Option<(Acquired, usize)>, Fail> {
+    pub(super) fn read_fast(&self, me: Token) -> Result<Option<(Acquired, usize)>, RawLockError> {
         let i = home(me);
         let slot = &self.readers[i];
         let e = slot.load(Ordering::Relaxed);
@@ -425,7 +416,7 @@ impl RawRwLock {
         {
             return Ok(None);
         }
-        stop_point!("rwlock.read.counted" => Err(LockError::WouldBlock));
+        stop_point!("rwlock.read.counted" => Err(RawLockError::Corrupted(crate::sync::model::STOPPED)));
         pair_fence();
         let s = self.state.load(Ordering::SeqCst);
         if s & !PARKED == 0 {
@@ -437,7 +428,7 @@ impl RawRwLock {
         }
     }
 
-    pub(super) fn try_read(&self) -> Result<(Acquired, usize, Token), Fail> {
+    pub(super) fn try_read(&self) -> Result<(Acquired, usize, Token), RawLockError> {
         let me = self.me();
         if let Some((acquired, i)) = self.read_fast(me)? {
             return Ok((acquired, i, me));
@@ -452,11 +443,11 @@ impl RawRwLock {
                     // A writer came: the loop looks at it.
                     Enter::Blocked => continue,
                     Enter::Full if self.clear_dead_readers(me)? => continue,
-                    Enter::Full => return Err(LockError::WouldBlock),
+                    Enter::Full => return Err(RawLockError::Busy),
                 }
             }
             match owner::liveness(&self.state, Token::from_raw(w)) {
-                Liveness::Alive => return Err(LockError::WouldBlock),
+                Liveness::Alive => return Err(RawLockError::Busy),
                 Liveness::Invalid => return Err(corrupted_token()),
                 Liveness::Dead => {
                     self.drop_dead_writer(s);
@@ -466,7 +457,10 @@ impl RawRwLock {
     }
 
     #[inline]
-    pub(super) fn read(&self, deadline: Option<Instant>) -> Result<(Acquired, usize, Token), Fail> {
+    pub(super) fn read(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<(Acquired, usize, Token), RawLockError> {
         let me = self.me();
         if let Some((acquired, i)) = self.read_fast(me)? {
             return Ok((acquired, i, me));
@@ -479,7 +473,7 @@ impl RawRwLock {
         &self,
         me: Token,
         deadline: Option<Instant>,
-    ) -> Result<(Acquired, usize, Token), Fail> {
+    ) -> Result<(Acquired, usize, Token), RawLockError> {
         // The writer we wait for, and since when.
         let mut watched = None;
         // Since when we have found the table full.
@@ -500,7 +494,7 @@ impl RawRwLock {
                             continue;
                         }
                         if expired(deadline) {
-                            return Err(LockError::Timeout);
+                            return Err(RawLockError::Busy);
                         }
                         futex_wait(&self.epoch, e, probe.slice(deadline));
                         continue;
@@ -518,7 +512,7 @@ impl RawRwLock {
                 }
             }
             if expired(deadline) {
-                return Err(LockError::Timeout);
+                return Err(RawLockError::Busy);
             }
             self.park(e, s, &watched, deadline);
         }
@@ -589,7 +583,7 @@ impl RawRwLock {
 
     // ----- write side -----
 
-    pub(super) fn try_write(&self) -> Result<Acquired, Fail> {
+    pub(super) fn try_write(&self) -> Result<Acquired, RawLockError> {
         let me = self.me();
         let mine = with_writer(me);
         let mut s = self.state.load(Ordering::SeqCst);
@@ -602,13 +596,13 @@ impl RawRwLock {
                 if self.readers_in() {
                     self.clear_dead_readers(me)?;
                     if self.readers_in() {
-                        return Err(LockError::WouldBlock);
+                        return Err(RawLockError::Busy);
                     }
                 }
                 (s & (PARKED | ORPHANED)) | mine
             } else {
                 match owner::liveness(&self.state, Token::from_raw(w)) {
-                    Liveness::Alive => return Err(LockError::WouldBlock),
+                    Liveness::Alive => return Err(RawLockError::Busy),
                     Liveness::Invalid => return Err(corrupted_token()),
                     Liveness::Dead => (s & PARKED) | without_dead_writer(s) | mine,
                 }
@@ -629,24 +623,20 @@ impl RawRwLock {
                 self.abandon_claim(me);
                 return Err(e);
             }
-            return match self.withdraw_claim(me) {
-                Ok(acquired) => Ok(acquired),
-                Err(LockError::Timeout) => Err(LockError::WouldBlock),
-                Err(e) => Err(e),
-            };
+            return self.withdraw_claim(me);
         }
-        Ok(Acquired::from_orphaned(claimed))
+        Ok(from_orphaned(claimed))
     }
 
     #[inline]
-    pub(super) fn write(&self, deadline: Option<Instant>) -> Result<Acquired, Fail> {
+    pub(super) fn write(&self, deadline: Option<Instant>) -> Result<Acquired, RawLockError> {
         let me = self.me();
         if self
             .state
             .compare_exchange(0, with_writer(me), Ordering::SeqCst, Ordering::Relaxed)
             .is_ok()
         {
-            stop_point!("rwlock.write.claimed" => Err(LockError::WouldBlock));
+            stop_point!("rwlock.write.claimed" => Err(RawLockError::Corrupted(crate::sync::model::STOPPED)));
             pair_fence();
             if !self.readers_in() {
                 return Ok(Acquired::Clean);
@@ -664,7 +654,7 @@ impl RawRwLock {
         // Whether our token in the word is our own claim (rather than
         // another thread of this process holding the lock).
         mut claimed: bool,
-    ) -> Result<Acquired, Fail> {
+    ) -> Result<Acquired, RawLockError> {
         let mine = with_writer(me);
         // The other writer we wait for, and since when.
         let mut watched = None;
@@ -699,7 +689,7 @@ impl RawRwLock {
                     {
                         continue;
                     }
-                    return Ok(Acquired::from_orphaned(s));
+                    return Ok(from_orphaned(s));
                 }
                 // Readers: say we wait for them (we have written nothing).
                 if s & CLAIMING == 0 {
@@ -708,7 +698,7 @@ impl RawRwLock {
                         .compare_exchange(s, s | CLAIMING, Ordering::SeqCst, Ordering::Relaxed)
                         .is_ok()
                     {
-                        stop_point!("rwlock.write.claiming" => Err(LockError::WouldBlock));
+                        stop_point!("rwlock.write.claiming" => Err(RawLockError::Corrupted(crate::sync::model::STOPPED)));
                     }
                     continue;
                 }
@@ -765,7 +755,7 @@ impl RawRwLock {
                 }
             }
             if expired(deadline) {
-                return Err(LockError::Timeout);
+                return Err(RawLockError::Busy);
             }
             self.park(e, s, &watched, deadline);
         }
@@ -774,16 +764,16 @@ impl RawRwLock {
     /// Withdraws our claim after the deadline passed, letting the readers
     /// it blocked in — unless the last reader has just left, in which case
     /// the lock is ours.
-    pub(super) fn withdraw_claim(&self, me: Token) -> Result<Acquired, Fail> {
+    pub(super) fn withdraw_claim(&self, me: Token) -> Result<Acquired, RawLockError> {
         let mut s = self.state.load(Ordering::SeqCst);
         loop {
             check(s)?;
             if writer(s) != me.raw() {
-                return Err(LockError::Timeout);
+                return Err(RawLockError::Busy);
             }
             pair_fence();
             let (new, acquired) = if !self.readers_in() {
-                (s & !CLAIMING, Some(Acquired::from_orphaned(s)))
+                (s & !CLAIMING, Some(from_orphaned(s)))
             } else {
                 (s & !(WRITER | CLAIMING | PARKED), None)
             };
@@ -798,7 +788,7 @@ impl RawRwLock {
                     if s & PARKED != 0 {
                         self.wake_all();
                     }
-                    return Err(LockError::Timeout);
+                    return Err(RawLockError::Busy);
                 }
                 Err(now) => s = now,
             }
@@ -826,25 +816,23 @@ impl RawRwLock {
             }
         }
     }
+}
+
+// SAFETY: a write hold is our token in `state` with no reader counted in
+// (the store-then-load pairs in the module docs): one writer, no reader.
+unsafe impl RawLock for RawRwLock {
+    const GUARD_NAME: &'static str = "RwLockWriteGuard";
 
     /// Releases the write lock.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the write lock acquired through this `RawRwLock`.
     #[inline]
-    pub(super) unsafe fn write_unlock(&self) {
+    unsafe fn unlock(&self) {
         if self.state.swap(0, Ordering::SeqCst) & PARKED != 0 {
             self.wake_all();
         }
     }
 
     /// Releases the write lock as not recoverable: every later lock fails.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the write lock.
-    pub(super) unsafe fn write_unlock_not_recoverable(&self) {
+    unsafe fn unlock_not_recoverable(&self) {
         self.state.swap(NOT_RECOVERABLE, Ordering::SeqCst);
         self.wake_all();
     }

@@ -1,9 +1,9 @@
 //! The reader table of an [`RwLock`](super::RwLock): one entry per
 //! participant that holds read locks (the layout is in [`raw`](super::raw)).
 
-use super::raw::{Fail, RawRwLock, SPINS};
+use super::raw::{RawRwLock, SPINS};
 use crate::primitive::{spin_loop, Ordering};
-use crate::sync::error::LockError;
+use crate::sync::error::RawLockError;
 use crate::sync::owner::{self, Liveness, Token};
 
 /// Reader entries per lock (fewer under loom, where every load of one is a
@@ -35,8 +35,8 @@ pub(super) fn home(t: Token) -> usize {
     (t.raw().wrapping_mul(0x9E37_79B9) >> 27) as usize % ENTRIES
 }
 
-pub(super) fn corrupted_reader() -> Fail {
-    LockError::Corrupted("rwlock reader entry holds no valid participant")
+pub(super) fn corrupted_reader() -> RawLockError {
+    RawLockError::Corrupted("rwlock reader entry holds no valid participant")
 }
 
 impl RawRwLock {
@@ -69,7 +69,7 @@ impl RawRwLock {
     /// `me`'s, and frees the entries of dead ones (a CAS from the exact
     /// value seen). Returns whether it freed any.
     #[cold]
-    pub(super) fn clear_dead_readers(&self, me: Token) -> Result<bool, Fail> {
+    pub(super) fn clear_dead_readers(&self, me: Token) -> Result<bool, RawLockError> {
         let mut cleared = false;
         for slot in &self.readers {
             let e = slot.load(Ordering::Acquire);
@@ -115,12 +115,12 @@ impl RawRwLock {
     /// The entry value that counts one more read hold of `me` than `e`
     /// (an entry of `me`'s, or a free one).
     #[inline]
-    pub(super) fn counted(e: u64, me: Token) -> Result<u64, Fail> {
+    pub(super) fn counted(e: u64, me: Token) -> Result<u64, RawLockError> {
         if entry_token(e) != me.raw() as u64 {
             return Ok(entry(me, 1));
         }
         if entry_count(e) >= MAX_COUNT {
-            return Err(LockError::Corrupted("rwlock reader count at its limit"));
+            return Err(RawLockError::Corrupted("rwlock reader count at its limit"));
         }
         Ok(e + 1)
     }

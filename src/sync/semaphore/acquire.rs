@@ -4,7 +4,7 @@
 use super::owners::ENTRIES;
 use super::{Kind, Semaphore, COUNT_ABOVE_BOUND, PERMITS, SLEEPERS};
 use crate::primitive::{futex_wait, Ordering};
-use crate::sync::error::WaitError;
+use crate::sync::error::Fail;
 use crate::sync::owner::{self, Token};
 use crate::sync::wait::{expired, recheck_slice, Probe};
 use std::time::Instant;
@@ -39,13 +39,7 @@ impl Semaphore {
     /// OR-ing `keep` into the new state. Afterwards `*s` holds the state
     /// left behind (taken) or seen (no permit: no permit bits).
     #[inline]
-    pub(super) fn take(
-        &self,
-        kind: Kind,
-        s: &mut u64,
-        max: u32,
-        keep: u64,
-    ) -> Result<Taken, WaitError> {
+    pub(super) fn take(&self, kind: Kind, s: &mut u64, max: u32, keep: u64) -> Result<Taken, Fail> {
         match kind {
             Kind::Plain => Ok(if self.try_take(s, max, keep)? {
                 Taken::Yes(None)
@@ -60,7 +54,7 @@ impl Semaphore {
     /// `Ok(true)`: taken (`*s` holds the state left behind); `Ok(false)`:
     /// no permit (`*s` holds the state seen).
     #[inline]
-    pub(super) fn try_take(&self, s: &mut u64, max: u32, keep: u64) -> Result<bool, WaitError> {
+    pub(super) fn try_take(&self, s: &mut u64, max: u32, keep: u64) -> Result<bool, Fail> {
         loop {
             let have = *s & PERMITS;
             if have > u64::from(max) {
@@ -83,7 +77,7 @@ impl Semaphore {
         }
     }
 
-    pub(super) fn try_acquire_inner(&self, kind: Kind) -> Result<Option<usize>, WaitError> {
+    pub(super) fn try_acquire_inner(&self, kind: Kind) -> Result<Option<usize>, Fail> {
         let max = self.max()?;
         let mut s = self.state.load(Ordering::Relaxed);
         match self.take(kind, &mut s, max, 0)? {
@@ -100,7 +94,7 @@ impl Semaphore {
                 Taken::No => {}
             }
         }
-        Err(WaitError::WouldBlock)
+        Err(Fail::Busy)
     }
 
     #[inline]
@@ -108,7 +102,7 @@ impl Semaphore {
         &self,
         kind: Kind,
         deadline: Option<Instant>,
-    ) -> Result<Option<usize>, WaitError> {
+    ) -> Result<Option<usize>, Fail> {
         let max = self.max()?;
         let mut s = self.state.load(Ordering::Relaxed);
         match self.take(kind, &mut s, max, 0)? {
@@ -123,7 +117,7 @@ impl Semaphore {
         &self,
         kind: Kind,
         deadline: Option<Instant>,
-    ) -> Result<Option<usize>, WaitError> {
+    ) -> Result<Option<usize>, Fail> {
         // SLEEPERS once we have slept: then others may sleep too, so we
         // leave the bit set however we leave.
         let mut keep = 0;
@@ -175,7 +169,7 @@ impl Semaphore {
                         continue;
                     }
                 }
-                return Err(WaitError::Timeout);
+                return Err(Fail::Busy);
             }
             if s & SLEEPERS == 0 {
                 if let Err(seen) = self.state.compare_exchange(
@@ -219,6 +213,6 @@ pub(super) enum Taken {
     Full,
 }
 
-pub(super) fn table_full() -> WaitError {
-    WaitError::Registry(crate::Error::TooManyParticipants { slots: ENTRIES })
+pub(super) fn table_full() -> Fail {
+    Fail::Full(crate::Error::TooManyParticipants { slots: ENTRIES })
 }

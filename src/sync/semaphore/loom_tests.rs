@@ -148,7 +148,7 @@ fn a_dead_holders_permit_comes_back_exactly_once() {
             };
             let p = s.acquire_permit().expect("the permit comes back");
             assert!(
-                matches!(s.try_acquire(), Err(WaitError::WouldBlock)),
+                matches!(s.try_acquire(), Err(TryWaitError::WouldBlock)),
                 "{die_after}: a second permit"
             );
             drop(p);
@@ -158,7 +158,7 @@ fn a_dead_holders_permit_comes_back_exactly_once() {
                 s.try_acquire_permit().map(SemaphorePermit::forget),
                 Ok(())
             ));
-            assert!(matches!(s.try_acquire(), Err(WaitError::WouldBlock)));
+            assert!(matches!(s.try_acquire(), Err(TryWaitError::WouldBlock)));
             s.release().unwrap();
             assert_eq!(s.available().unwrap(), 1, "{die_after}");
             assert!(!s.any_owner(), "{die_after}");
@@ -224,11 +224,11 @@ fn a_recoverer_that_dies_half_way_is_recovered_from() {
                 })
             };
             s.acquire().expect("the permit comes back");
-            assert!(matches!(s.try_acquire(), Err(WaitError::WouldBlock)));
+            assert!(matches!(s.try_acquire(), Err(TryWaitError::WouldBlock)));
             s.release().unwrap();
             recoverer.join().unwrap();
             assert!(matches!(s.try_acquire(), Ok(())));
-            assert!(matches!(s.try_acquire(), Err(WaitError::WouldBlock)));
+            assert!(matches!(s.try_acquire(), Err(TryWaitError::WouldBlock)));
             assert!(!s.any_owner(), "{die_after}");
         });
     }
@@ -248,7 +248,7 @@ fn a_forgotten_permit_is_not_given_back() {
             })
         };
         dier.join().unwrap();
-        assert!(matches!(s.try_acquire(), Err(WaitError::WouldBlock)));
+        assert!(matches!(s.try_acquire(), Err(TryWaitError::WouldBlock)));
         assert_eq!(s.available().unwrap(), 0);
         assert!(!s.any_owner());
     });

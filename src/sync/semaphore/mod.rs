@@ -150,7 +150,10 @@ pub use self::permit::SemaphorePermit;
 use self::owners::{e_held, ENTRIES};
 use crate::blocks::ShmSafe;
 use crate::primitive::{futex_wake, spin_loop, AtomicU32, AtomicU64, Ordering};
-use crate::sync::error::WaitError;
+use crate::sync::error::{
+    AcquirePermitError, AcquirePermitTimeoutError, Corrupted, Fail, ReleaseError,
+    TryAcquirePermitError, TryWaitError, WaitTimeoutError,
+};
 use crate::sync::owner::{self, Token};
 use crate::sync::wait::{deadline_after, SPIN_LIMIT};
 use std::fmt;
@@ -178,7 +181,7 @@ enum Kind {
 
 /// A counting semaphore for any number of processes and threads, with an
 /// optional upper bound on the permits it holds (a *bounded* semaphore:
-/// releasing past the bound is [`WaitError::Overflow`], which catches
+/// releasing past the bound is [`ReleaseError::Overflow`], which catches
 /// double releases).
 ///
 /// Place it in shared memory with [`Shm`](crate::Shm) or
@@ -188,7 +191,7 @@ enum Kind {
 /// sleeps. Waiters spin briefly, then sleep on a futex.
 ///
 /// Every call checks the shared words: a count above the bound, or a bound
-/// no participant writes, is [`WaitError::Corrupted`].
+/// no participant writes, is [`Corrupted`].
 ///
 /// # Plain and owned permits
 ///
@@ -211,13 +214,13 @@ enum Kind {
 ///
 /// At most [`OWNER_SLOTS`](Self::OWNER_SLOTS) (32) participants hold owned
 /// permits at once; an owned acquire by a 33rd fails with
-/// [`WaitError::Registry`] (after checking for dead ones to make room).
+/// [`AcquirePermitError::Registry`] (after checking for dead ones to make room).
 /// Owned and plain permits come from the same count and may be mixed: a
 /// [`forget`](SemaphorePermit::forget) turns an owned permit into a plain
 /// one.
 ///
 /// ```
-/// use shmkit::sync::{Semaphore, WaitError};
+/// use shmkit::sync::{ReleaseError, Semaphore, TryWaitError, WaitTimeoutError};
 /// use shmkit::Shm;
 /// use std::time::Duration;
 ///
@@ -227,15 +230,15 @@ enum Kind {
 /// // In each process:
 /// slots.acquire().unwrap();
 /// slots.acquire().unwrap();
-/// assert!(matches!(slots.try_acquire(), Err(WaitError::WouldBlock)));
+/// assert!(matches!(slots.try_acquire(), Err(TryWaitError::WouldBlock)));
 /// assert!(matches!(
 ///     slots.acquire_timeout(Duration::from_millis(1)),
-///     Err(WaitError::Timeout)
+///     Err(WaitTimeoutError::Timeout)
 /// ));
 /// slots.release().unwrap();
 /// slots.release().unwrap();
 /// // A third release would exceed the bound.
-/// assert!(matches!(slots.release(), Err(WaitError::Overflow)));
+/// assert!(matches!(slots.release(), Err(ReleaseError::Overflow)));
 /// assert_eq!(slots.available().unwrap(), 2);
 ///
 /// // An owned permit goes back when dropped, or when its holder dies.
@@ -377,42 +380,50 @@ impl Semaphore {
 
     /// Takes a plain permit, waiting as long as it takes.
     ///
-    /// Errors only with [`WaitError::Corrupted`].
+    /// Fails only if the shared state is [`Corrupted`].
     #[inline]
-    pub fn acquire(&self) -> Result<(), WaitError> {
-        self.acquire_inner(Kind::Plain, None).map(drop)
+    pub fn acquire(&self) -> Result<(), Corrupted> {
+        self.acquire_inner(Kind::Plain, None)
+            .map(drop)
+            .map_err(Into::into)
     }
 
     /// Takes a plain permit if one is available right now (giving back
     /// the owned permits of dead holders first if there is none);
-    /// otherwise [`WaitError::WouldBlock`].
+    /// otherwise [`TryWaitError::WouldBlock`].
     #[inline]
-    pub fn try_acquire(&self) -> Result<(), WaitError> {
-        self.try_acquire_inner(Kind::Plain).map(drop)
+    pub fn try_acquire(&self) -> Result<(), TryWaitError> {
+        self.try_acquire_inner(Kind::Plain)
+            .map(drop)
+            .map_err(Into::into)
     }
 
     /// Takes a plain permit, waiting at most `timeout`; past it,
-    /// [`WaitError::Timeout`].
+    /// [`WaitTimeoutError::Timeout`].
     #[inline]
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<(), WaitTimeoutError> {
         self.acquire_inner(Kind::Plain, deadline_after(timeout))
             .map(drop)
+            .map_err(Into::into)
     }
 
     /// Takes a plain permit, waiting until `deadline` at the latest; past
-    /// it, [`WaitError::Timeout`]. A deadline already past still takes a
-    /// permit that is there.
+    /// it, [`WaitTimeoutError::Timeout`]. A deadline already past still
+    /// takes a permit that is there.
     #[inline]
-    pub fn acquire_deadline(&self, deadline: Instant) -> Result<(), WaitError> {
-        self.acquire_inner(Kind::Plain, Some(deadline)).map(drop)
+    pub fn acquire_deadline(&self, deadline: Instant) -> Result<(), WaitTimeoutError> {
+        self.acquire_inner(Kind::Plain, Some(deadline))
+            .map(drop)
+            .map_err(Into::into)
     }
 
     /// Takes an owned permit, waiting as long as it takes: the returned
     /// guard gives it back when dropped, and if this process dies holding
     /// it, the next acquirer does.
     ///
-    /// Errors with [`WaitError::Registry`] if the owner table is full (see
-    /// [`OWNER_SLOTS`](Self::OWNER_SLOTS)), or [`WaitError::Corrupted`].
+    /// Errors with [`AcquirePermitError::Registry`] if the owner table is
+    /// full (see [`OWNER_SLOTS`](Self::OWNER_SLOTS)), or
+    /// [`AcquirePermitError::Corrupted`].
     ///
     /// ```
     /// use shmkit::sync::Semaphore;
@@ -428,71 +439,70 @@ impl Semaphore {
     /// # Ok::<(), shmkit::Error>(())
     /// ```
     #[inline]
-    pub fn acquire_permit(&self) -> Result<SemaphorePermit<'_>, WaitError> {
-        let me = owner::current(&self.state);
-        let entry = self.acquire_inner(Kind::Owned(me), None)?;
-        Ok(self.permit(entry, me))
+    pub fn acquire_permit(&self) -> Result<SemaphorePermit<'_>, AcquirePermitError> {
+        self.owned(|kind| self.acquire_inner(kind, None))
     }
 
     /// Takes an owned permit if one is available right now (giving back the
     /// owned permits of dead holders first if there is none); otherwise
-    /// [`WaitError::WouldBlock`].
+    /// [`TryAcquirePermitError::WouldBlock`].
     #[inline]
-    pub fn try_acquire_permit(&self) -> Result<SemaphorePermit<'_>, WaitError> {
-        let me = owner::current(&self.state);
-        let entry = self.try_acquire_inner(Kind::Owned(me))?;
-        Ok(self.permit(entry, me))
+    pub fn try_acquire_permit(&self) -> Result<SemaphorePermit<'_>, TryAcquirePermitError> {
+        self.owned(|kind| self.try_acquire_inner(kind))
     }
 
     /// Takes an owned permit, waiting at most `timeout`; past it,
-    /// [`WaitError::Timeout`].
+    /// [`AcquirePermitTimeoutError::Timeout`].
     #[inline]
     pub fn acquire_permit_timeout(
         &self,
         timeout: Duration,
-    ) -> Result<SemaphorePermit<'_>, WaitError> {
-        let me = owner::current(&self.state);
-        let entry = self.acquire_inner(Kind::Owned(me), deadline_after(timeout))?;
-        Ok(self.permit(entry, me))
+    ) -> Result<SemaphorePermit<'_>, AcquirePermitTimeoutError> {
+        self.owned(|kind| self.acquire_inner(kind, deadline_after(timeout)))
     }
 
     /// Takes an owned permit, waiting until `deadline` at the latest; past
-    /// it, [`WaitError::Timeout`]. A deadline already past still takes a
-    /// permit that is there.
+    /// it, [`AcquirePermitTimeoutError::Timeout`]. A deadline already
+    /// past still takes a permit that is there.
     #[inline]
     pub fn acquire_permit_deadline(
         &self,
         deadline: Instant,
-    ) -> Result<SemaphorePermit<'_>, WaitError> {
-        let me = owner::current(&self.state);
-        let entry = self.acquire_inner(Kind::Owned(me), Some(deadline))?;
-        Ok(self.permit(entry, me))
+    ) -> Result<SemaphorePermit<'_>, AcquirePermitTimeoutError> {
+        self.owned(|kind| self.acquire_inner(kind, Some(deadline)))
     }
 
-    fn permit(&self, entry: Option<usize>, token: Token) -> SemaphorePermit<'_> {
-        SemaphorePermit {
+    /// An owned permit for this handle's token, taken by `take`.
+    #[inline]
+    fn owned<E: From<Fail>>(
+        &self,
+        take: impl FnOnce(Kind) -> Result<Option<usize>, Fail>,
+    ) -> Result<SemaphorePermit<'_>, E> {
+        let me = owner::current(&self.state);
+        let entry = take(Kind::Owned(me))?;
+        Ok(SemaphorePermit {
             sem: self,
             // Owned acquires always return their entry.
             entry: entry.unwrap_or(usize::MAX),
-            token,
-        }
+            token: me,
+        })
     }
 
     /// Gives back one plain permit, waking a waiter if one sleeps.
     ///
-    /// [`WaitError::Overflow`] (and no change) if that would exceed the
-    /// bound.
+    /// [`ReleaseError::Overflow`] (and no change) if that would exceed
+    /// the bound.
     #[inline]
-    pub fn release(&self) -> Result<(), WaitError> {
+    pub fn release(&self) -> Result<(), ReleaseError> {
         self.release_n(1)
     }
 
     /// Gives back `n` plain permits at once, waking up to `n` sleeping
     /// waiters.
     ///
-    /// [`WaitError::Overflow`] (and no change) if that would exceed the
-    /// bound.
-    pub fn release_n(&self, n: u32) -> Result<(), WaitError> {
+    /// [`ReleaseError::Overflow`] (and no change) if that would exceed
+    /// the bound.
+    pub fn release_n(&self, n: u32) -> Result<(), ReleaseError> {
         let max = self.max()?;
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
@@ -501,7 +511,7 @@ impl Semaphore {
                 return Err(self.corrupted(COUNT_ABOVE_BOUND));
             }
             if n > max - have {
-                return Err(WaitError::Overflow);
+                return Err(ReleaseError::Overflow);
             }
             if n == 0 {
                 // Must not clear SLEEPERS without waking anyone.
@@ -526,7 +536,7 @@ impl Semaphore {
     /// The permits available right now (a snapshot that may be stale by
     /// the time it is read; owned permits of dead holders not yet given
     /// back are not counted).
-    pub fn available(&self) -> Result<u32, WaitError> {
+    pub fn available(&self) -> Result<u32, Corrupted> {
         let max = self.max()?;
         let have = (self.state.load(Ordering::Relaxed) & PERMITS) as u32;
         if have > max {
@@ -536,7 +546,7 @@ impl Semaphore {
     }
 
     /// The bound set at creation, `None` if unbounded.
-    pub fn bound(&self) -> Result<Option<u32>, WaitError> {
+    pub fn bound(&self) -> Result<Option<u32>, Corrupted> {
         match self.limit.load(Ordering::Relaxed) {
             UNBOUNDED => Ok(None),
             _ => self.max().map(Some),
@@ -545,7 +555,7 @@ impl Semaphore {
 
     /// The most permits the semaphore may hold, checked.
     #[inline]
-    fn max(&self) -> Result<u32, WaitError> {
+    fn max(&self) -> Result<u32, Corrupted> {
         match self.limit.load(Ordering::Relaxed) {
             UNBOUNDED => Ok(Self::MAX_PERMITS),
             limit if limit <= Self::MAX_PERMITS + 1 => Ok(limit - 1),
@@ -563,9 +573,9 @@ impl Semaphore {
     /// Reports corrupted state, first waking every sleeper so that they
     /// see it too instead of sleeping out their recheck interval.
     #[cold]
-    fn corrupted(&self, what: &'static str) -> WaitError {
+    fn corrupted<E: From<Corrupted>>(&self, what: &'static str) -> E {
         self.wake(i32::MAX as u32);
-        WaitError::Corrupted(what)
+        Corrupted(what).into()
     }
 
     /// Spins on `state` while `keep_spinning(value)` holds, at most

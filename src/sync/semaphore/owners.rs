@@ -4,7 +4,7 @@
 use super::acquire::Taken;
 use super::{Semaphore, BAD_ENTRY, BAD_OWNER, COUNT_ABOVE_BOUND, HELD_AT_LIMIT, PERMITS, SLEEPERS};
 use crate::primitive::{spin_loop, Ordering};
-use crate::sync::error::WaitError;
+use crate::sync::error::{Corrupted, Fail};
 use crate::sync::owner::{self, Liveness, Token};
 
 /// Owner entries per semaphore (fewer under loom, where every load of one
@@ -67,7 +67,7 @@ impl Semaphore {
         s: &mut u64,
         max: u32,
         keep: u64,
-    ) -> Result<Taken, WaitError> {
+    ) -> Result<Taken, Fail> {
         loop {
             let have = *s & PERMITS;
             if have > u64::from(max) {
@@ -81,7 +81,7 @@ impl Semaphore {
                 None => return Ok(Taken::Full),
             };
             if e_held(e) >= HELD {
-                return Err(WaitError::Corrupted(HELD_AT_LIMIT));
+                return Err(Fail::Corrupted(HELD_AT_LIMIT));
             }
             let slot = &self.owners[i];
             // A0: say what we are about to do.
@@ -93,7 +93,7 @@ impl Semaphore {
                 *s = self.state.load(Ordering::Relaxed);
                 continue;
             }
-            stop_point!("semaphore.acquire.intent" => Err(WaitError::WouldBlock));
+            stop_point!("semaphore.acquire.intent" => Err(Fail::Corrupted(crate::sync::model::STOPPED)));
             // A1: take the permit, flipping our parity bit.
             let mut now = self.state.load(Ordering::Relaxed);
             loop {
@@ -122,7 +122,7 @@ impl Semaphore {
                     Err(seen) => now = seen,
                 }
             }
-            stop_point!("semaphore.acquire.taken" => Err(WaitError::WouldBlock));
+            stop_point!("semaphore.acquire.taken" => Err(Fail::Corrupted(crate::sync::model::STOPPED)));
             // A2: record it.
             let done = entry(me.raw().into(), e_held(e) + 1, OP_NONE, !e_parity(e));
             if slot
@@ -143,7 +143,7 @@ impl Semaphore {
     /// either, waits for another thread of `me`'s to finish with an entry
     /// of `me`'s, or returns `None`: the table is full.
     #[inline]
-    pub(super) fn find_entry(&self, me: Token) -> Result<Option<(usize, u64)>, WaitError> {
+    pub(super) fn find_entry(&self, me: Token) -> Result<Option<(usize, u64)>, Fail> {
         let mine = u64::from(me.raw());
         let start = home(me);
         let mut swept = false;
@@ -235,7 +235,7 @@ impl Semaphore {
         let woke = loop {
             let have = s & PERMITS;
             if have > u64::from(max) {
-                self.corrupted(COUNT_ABOVE_BOUND);
+                self.corrupted::<Corrupted>(COUNT_ABOVE_BOUND);
                 return;
             }
             // Never clear SLEEPERS without adding a permit to wake for.
@@ -266,7 +266,7 @@ impl Semaphore {
             .compare_exchange(busy, done, Ordering::Release, Ordering::Relaxed)
             .is_err()
         {
-            self.corrupted(BAD_ENTRY);
+            self.corrupted::<Corrupted>(BAD_ENTRY);
         }
         if woke {
             self.wake(1);
@@ -288,7 +288,7 @@ impl Semaphore {
     /// Gives back the owned permits of every dead owner, as `me`. Returns
     /// whether it gave back (or finished giving back) any.
     #[cold]
-    pub(super) fn recover(&self, me: Token) -> Result<bool, WaitError> {
+    pub(super) fn recover(&self, me: Token) -> Result<bool, Fail> {
         let mut any = false;
         for i in 0..ENTRIES {
             let e = self.owners[i].load(Ordering::Acquire);
@@ -310,7 +310,7 @@ impl Semaphore {
 
     /// Gives back the permits a dead owner's entry `i`, seen as `e`, still
     /// holds (the table in the module docs), as `me`.
-    pub(super) fn recover_entry(&self, i: usize, e: u64, me: Token) -> Result<bool, WaitError> {
+    pub(super) fn recover_entry(&self, i: usize, e: u64, me: Token) -> Result<bool, Fail> {
         let slot = &self.owners[i];
         let s = self.state.load(Ordering::Acquire);
         if slot.load(Ordering::Acquire) != e {
@@ -345,7 +345,7 @@ impl Semaphore {
         {
             return Ok(false);
         }
-        stop_point!("semaphore.recover.adopted" => Err(WaitError::WouldBlock));
+        stop_point!("semaphore.recover.adopted" => Err(Fail::Corrupted(crate::sync::model::STOPPED)));
         // R2: give them back, up to the bound.
         let max = u64::from(self.max()?);
         let mut now = self.state.load(Ordering::Relaxed);
@@ -372,7 +372,7 @@ impl Semaphore {
                 Err(seen) => now = seen,
             }
         };
-        stop_point!("semaphore.recover.returned" => Err(WaitError::WouldBlock));
+        stop_point!("semaphore.recover.returned" => Err(Fail::Corrupted(crate::sync::model::STOPPED)));
         // R3: free the entry.
         let free = entry(0, 0, OP_NONE, !sp);
         if slot
