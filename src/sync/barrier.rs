@@ -371,33 +371,39 @@ impl Barrier {
     /// read now, so only if the generation has not completed meanwhile.
     #[cold]
     fn break_generation(&self, generation: u32) -> Result<BarrierWaitResult, Fail> {
-        let mut s = self.state.load(Ordering::Acquire);
-        loop {
-            if s & GENERATION != generation {
-                return Ok(BarrierWaitResult(false));
-            }
-            if s & BROKEN != 0 {
-                return Err(Fail::Broken);
-            }
-            match self.state.compare_exchange(
-                s,
-                (s | BROKEN) & !SLEEPERS,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    futex_wake_all(&self.state);
-                    return Err(Fail::Broken);
-                }
-                Err(now) => s = now,
-            }
-        }
+        self.leave(
+            generation,
+            |s| Ok((s | BROKEN) & !SLEEPERS),
+            || {
+                futex_wake_all(&self.state);
+                Fail::Broken
+            },
+        )
     }
 
     /// Takes our arrival back after the deadline passed, unless the
     /// generation completed (or broke) first.
     #[cold]
     fn withdraw(&self, generation: u32) -> Result<BarrierWaitResult, Fail> {
+        self.leave(
+            generation,
+            |s| match s & ARRIVED {
+                0 => Err(Fail::Corrupted("barrier arrivals exceed its parties")),
+                _ => Ok(s - 1),
+            },
+            || Fail::Busy,
+        )
+    }
+
+    /// Ends a wait for `generation` early: moves the state `s` to `next(s)`
+    /// with a CAS and returns `left()`, unless the generation completed
+    /// (we passed) or broke first.
+    fn leave(
+        &self,
+        generation: u32,
+        next: impl Fn(u32) -> Result<u32, Fail>,
+        left: impl FnOnce() -> Fail,
+    ) -> Result<BarrierWaitResult, Fail> {
         let mut s = self.state.load(Ordering::Acquire);
         loop {
             if s & GENERATION != generation {
@@ -406,14 +412,11 @@ impl Barrier {
             if s & BROKEN != 0 {
                 return Err(Fail::Broken);
             }
-            if s & ARRIVED == 0 {
-                return Err(Fail::Corrupted("barrier arrivals exceed its parties"));
-            }
             match self
                 .state
-                .compare_exchange(s, s - 1, Ordering::Relaxed, Ordering::Acquire)
+                .compare_exchange(s, next(s)?, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Err(Fail::Busy),
+                Ok(_) => return Err(left()),
                 Err(now) => s = now,
             }
         }

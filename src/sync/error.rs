@@ -264,132 +264,6 @@ pub(crate) fn unexpected(what: &'static str) -> &'static str {
 #[error("shared state is corrupted: {0}")]
 pub struct Corrupted(pub &'static str);
 
-/// Why a `try_` wait ([`Semaphore::try_acquire`](super::Semaphore::try_acquire),
-/// [`Event::try_wait`](super::Event::try_wait)) did not pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TryWaitError {
-    /// The call would have had to wait.
-    #[error("the operation would block")]
-    WouldBlock,
-    /// Shared state holds a value no correct participant writes.
-    #[error("shared state is corrupted: {0}")]
-    Corrupted(&'static str),
-}
-
-/// Why a timed wait (the `_timeout` and `_deadline` forms of
-/// [`Semaphore::acquire`](super::Semaphore::acquire) and
-/// [`Event::wait`](super::Event::wait)) did not pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum WaitTimeoutError {
-    /// The deadline passed first.
-    #[error("timed out")]
-    Timeout,
-    /// Shared state holds a value no correct participant writes.
-    #[error("shared state is corrupted: {0}")]
-    Corrupted(&'static str),
-}
-
-/// Why [`Semaphore::release`](super::Semaphore::release) or
-/// [`release_n`](super::Semaphore::release_n) changed nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReleaseError {
-    /// The release would push a bounded semaphore past its bound.
-    #[error("released more permits than the bound allows")]
-    Overflow,
-    /// Shared state holds a value no correct participant writes.
-    #[error("shared state is corrupted: {0}")]
-    Corrupted(&'static str),
-}
-
-/// Why [`Semaphore::acquire_permit`](super::Semaphore::acquire_permit)
-/// returned no permit.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AcquirePermitError {
-    /// The semaphore's table of owners is full: more participants than it
-    /// can track hold owned permits.
-    #[error("cannot register as a participant: {0}")]
-    Registry(#[source] crate::Error),
-    /// Shared state holds a value no correct participant writes.
-    #[error("shared state is corrupted: {0}")]
-    Corrupted(&'static str),
-}
-
-/// Why [`Semaphore::try_acquire_permit`](super::Semaphore::try_acquire_permit)
-/// returned no permit.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TryAcquirePermitError {
-    /// No permit is available right now.
-    #[error("the operation would block")]
-    WouldBlock,
-    /// The semaphore's table of owners is full.
-    #[error("cannot register as a participant: {0}")]
-    Registry(#[source] crate::Error),
-    /// Shared state holds a value no correct participant writes.
-    #[error("shared state is corrupted: {0}")]
-    Corrupted(&'static str),
-}
-
-/// Why a timed owned acquire
-/// ([`acquire_permit_timeout`](super::Semaphore::acquire_permit_timeout),
-/// [`acquire_permit_deadline`](super::Semaphore::acquire_permit_deadline))
-/// returned no permit.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AcquirePermitTimeoutError {
-    /// The deadline passed first.
-    #[error("timed out")]
-    Timeout,
-    /// The semaphore's table of owners is full.
-    #[error("cannot register as a participant: {0}")]
-    Registry(#[source] crate::Error),
-    /// Shared state holds a value no correct participant writes.
-    #[error("shared state is corrupted: {0}")]
-    Corrupted(&'static str),
-}
-
-/// Why [`Barrier::wait`](super::Barrier::wait) did not pass.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BarrierError {
-    /// The barrier was aborted, or one of its parties died: nobody will
-    /// ever pass it.
-    #[error("the barrier is broken")]
-    Broken,
-    /// The barrier's table of parties is full: more processes than it can
-    /// track have waited on it.
-    #[error("cannot register as a participant: {0}")]
-    Registry(#[source] crate::Error),
-    /// Shared state holds a value no correct participant writes.
-    #[error("shared state is corrupted: {0}")]
-    Corrupted(&'static str),
-}
-
-/// Why a timed barrier wait
-/// ([`wait_timeout`](super::Barrier::wait_timeout),
-/// [`wait_deadline`](super::Barrier::wait_deadline)) did not pass: as
-/// [`BarrierError`], or the deadline passed (the arrival is withdrawn).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BarrierTimeoutError {
-    /// The barrier was aborted, or one of its parties died.
-    #[error("the barrier is broken")]
-    Broken,
-    /// The deadline passed first; the barrier stays usable.
-    #[error("timed out")]
-    Timeout,
-    /// The barrier's table of parties is full.
-    #[error("cannot register as a participant: {0}")]
-    Registry(#[source] crate::Error),
-    /// Shared state holds a value no correct participant writes.
-    #[error("shared state is corrupted: {0}")]
-    Corrupted(&'static str),
-}
-
 /// Why a wait of a semaphore, event or barrier ended inside the layer
 /// (each public call narrows it to its own error type).
 #[derive(Debug)]
@@ -409,24 +283,62 @@ impl From<Corrupted> for Fail {
     }
 }
 
-/// `From<Fail>` for a public wait error: `Busy` becomes `$busy` (if the
-/// type has it), `Broken` and `Full` what the type calls them (if it has
-/// them); anything else is unexpected.
-macro_rules! from_fail {
-    ($name:ident { busy: $($busy:ident)?, broken: $($broken:ident)?, full: $($full:ident)? }) => {
-        impl From<Fail> for $name {
-            #[allow(unreachable_patterns)]
-            fn from(e: Fail) -> Self {
-                match e {
-                    Fail::Corrupted(w) => $name::Corrupted(w),
-                    $( Fail::Busy => $name::$busy, )?
-                    $( Fail::Broken => $name::$broken, )?
-                    $( Fail::Full(e) => $name::$full(e), )?
-                    _ => $name::Corrupted(unexpected(concat!(
-                        stringify!($name), ": a failure this call never returns"
-                    ))),
-                }
-            }
+/// Defines a wait error enum from the names of its variants, each with its
+/// canonical documentation and text, plus `From<Corrupted>` and the
+/// narrowing `From<Fail>` (`Busy` becomes its `WouldBlock` or `Timeout`).
+macro_rules! wait_error {
+    ($(#[$meta:meta])* pub enum $name:ident { $($variant:ident),+ $(,)? }) => {
+        wait_error!(@munch [$(#[$meta])*] $name [] [] $($variant)+);
+    };
+    (@munch $meta:tt $name:ident [$($body:tt)*] [$($arm:tt)*] WouldBlock $($rest:ident)*) => {
+        wait_error!(@munch $meta $name [$($body)*
+            /// The call would have had to wait.
+            #[error("the operation would block")]
+            WouldBlock,
+        ] [$($arm)* Fail::Busy => $name::WouldBlock,] $($rest)*);
+    };
+    (@munch $meta:tt $name:ident [$($body:tt)*] [$($arm:tt)*] Timeout $($rest:ident)*) => {
+        wait_error!(@munch $meta $name [$($body)*
+            /// The deadline passed first.
+            #[error("timed out")]
+            Timeout,
+        ] [$($arm)* Fail::Busy => $name::Timeout,] $($rest)*);
+    };
+    (@munch $meta:tt $name:ident [$($body:tt)*] [$($arm:tt)*] Overflow $($rest:ident)*) => {
+        wait_error!(@munch $meta $name [$($body)*
+            /// The release would push a bounded semaphore past its bound.
+            #[error("released more permits than the bound allows")]
+            Overflow,
+        ] [$($arm)*] $($rest)*);
+    };
+    (@munch $meta:tt $name:ident [$($body:tt)*] [$($arm:tt)*] Broken $($rest:ident)*) => {
+        wait_error!(@munch $meta $name [$($body)*
+            /// The barrier was aborted, or one of its parties died: nobody
+            /// will ever pass it.
+            #[error("the barrier is broken")]
+            Broken,
+        ] [$($arm)* Fail::Broken => $name::Broken,] $($rest)*);
+    };
+    (@munch $meta:tt $name:ident [$($body:tt)*] [$($arm:tt)*] Registry $($rest:ident)*) => {
+        wait_error!(@munch $meta $name [$($body)*
+            /// A table of participants is full (a semaphore's owners, a
+            /// barrier's parties): more of them than it can track.
+            #[error("cannot register as a participant: {0}")]
+            Registry(#[source] crate::Error),
+        ] [$($arm)* Fail::Full(e) => $name::Registry(e),] $($rest)*);
+    };
+    (@munch $meta:tt $name:ident [$($body:tt)*] [$($arm:tt)*] Corrupted $($rest:ident)*) => {
+        wait_error!(@munch $meta $name [$($body)*
+            /// Shared state holds a value no correct participant writes.
+            #[error("shared state is corrupted: {0}")]
+            Corrupted(&'static str),
+        ] [$($arm)*] $($rest)*);
+    };
+    (@munch [$($meta:tt)*] $name:ident [$($body:tt)*] [$($arm:tt)*]) => {
+        $($meta)*
+        #[non_exhaustive]
+        pub enum $name {
+            $($body)*
         }
 
         impl From<Corrupted> for $name {
@@ -434,20 +346,83 @@ macro_rules! from_fail {
                 $name::Corrupted(w)
             }
         }
+
+        impl From<Fail> for $name {
+            #[allow(unreachable_patterns)] // when every `Fail` has an arm
+            fn from(e: Fail) -> Self {
+                match e {
+                    Fail::Corrupted(w) => $name::Corrupted(w),
+                    $($arm)*
+                    _ => $name::Corrupted(unexpected(concat!(
+                        stringify!($name),
+                        ": a failure this call never returns"
+                    ))),
+                }
+            }
+        }
     };
 }
 
-from_fail!(TryWaitError { busy: WouldBlock, broken:, full: });
-from_fail!(WaitTimeoutError { busy: Timeout, broken:, full: });
-from_fail!(AcquirePermitError { busy:, broken:, full: Registry });
-from_fail!(TryAcquirePermitError { busy: WouldBlock, broken:, full: Registry });
-from_fail!(AcquirePermitTimeoutError { busy: Timeout, broken:, full: Registry });
-from_fail!(BarrierError { busy:, broken: Broken, full: Registry });
-from_fail!(BarrierTimeoutError {
-    busy: Timeout,
-    broken: Broken,
-    full: Registry
-});
+wait_error! {
+    /// Why a `try_` wait ([`Semaphore::try_acquire`](super::Semaphore::try_acquire),
+    /// [`Event::try_wait`](super::Event::try_wait)) did not pass.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+    pub enum TryWaitError { WouldBlock, Corrupted }
+}
+
+wait_error! {
+    /// Why a timed wait (the `_timeout` and `_deadline` forms of
+    /// [`Semaphore::acquire`](super::Semaphore::acquire) and
+    /// [`Event::wait`](super::Event::wait)) did not pass.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+    pub enum WaitTimeoutError { Timeout, Corrupted }
+}
+
+wait_error! {
+    /// Why [`Semaphore::release`](super::Semaphore::release) or
+    /// [`release_n`](super::Semaphore::release_n) changed nothing.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+    pub enum ReleaseError { Overflow, Corrupted }
+}
+
+wait_error! {
+    /// Why [`Semaphore::acquire_permit`](super::Semaphore::acquire_permit)
+    /// returned no permit.
+    #[derive(Debug, thiserror::Error)]
+    pub enum AcquirePermitError { Registry, Corrupted }
+}
+
+wait_error! {
+    /// Why [`Semaphore::try_acquire_permit`](super::Semaphore::try_acquire_permit)
+    /// returned no permit.
+    #[derive(Debug, thiserror::Error)]
+    pub enum TryAcquirePermitError { WouldBlock, Registry, Corrupted }
+}
+
+wait_error! {
+    /// Why a timed owned acquire
+    /// ([`acquire_permit_timeout`](super::Semaphore::acquire_permit_timeout),
+    /// [`acquire_permit_deadline`](super::Semaphore::acquire_permit_deadline))
+    /// returned no permit.
+    #[derive(Debug, thiserror::Error)]
+    pub enum AcquirePermitTimeoutError { Timeout, Registry, Corrupted }
+}
+
+wait_error! {
+    /// Why [`Barrier::wait`](super::Barrier::wait) did not pass.
+    #[derive(Debug, thiserror::Error)]
+    pub enum BarrierError { Broken, Registry, Corrupted }
+}
+
+wait_error! {
+    /// Why a timed barrier wait
+    /// ([`wait_timeout`](super::Barrier::wait_timeout),
+    /// [`wait_deadline`](super::Barrier::wait_deadline)) did not pass: as
+    /// [`BarrierError`], or the deadline passed (the arrival is withdrawn
+    /// and the barrier stays usable).
+    #[derive(Debug, thiserror::Error)]
+    pub enum BarrierTimeoutError { Broken, Timeout, Registry, Corrupted }
+}
 
 impl From<Fail> for Corrupted {
     fn from(e: Fail) -> Self {
@@ -455,12 +430,6 @@ impl From<Fail> for Corrupted {
             Fail::Corrupted(w) => Corrupted(w),
             _ => Corrupted(unexpected("a failure this call never returns")),
         }
-    }
-}
-
-impl From<Corrupted> for ReleaseError {
-    fn from(Corrupted(w): Corrupted) -> Self {
-        ReleaseError::Corrupted(w)
     }
 }
 

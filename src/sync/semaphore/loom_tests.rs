@@ -4,18 +4,21 @@ use super::*;
 use crate::sync::model;
 use std::sync::Arc;
 
-/// Two threads share one permit: never both inside, never more than
-/// the bound, and the one that has to sleep is woken.
-#[test]
-fn one_permit_two_threads_exclude_each_other() {
-    fn critical(s: &(Semaphore, AtomicU32)) {
-        s.0.acquire().unwrap();
-        assert_eq!(s.1.fetch_add(1, Ordering::Relaxed), 0, "two holders");
-        s.1.fetch_sub(1, Ordering::Relaxed);
-        s.0.release().unwrap();
-    }
-    loom::model(|| {
+/// A plain permit's critical section: nobody else is inside.
+fn critical(s: &(Semaphore, AtomicU32)) {
+    s.0.acquire().unwrap();
+    assert_eq!(s.1.fetch_add(1, Ordering::Relaxed), 0, "two holders");
+    s.1.fetch_sub(1, Ordering::Relaxed);
+    s.0.release().unwrap();
+}
+
+/// Two threads take turns with the one permit of a binary semaphore
+/// (after `setup`): never both inside, and the one that has to sleep is
+/// woken; the permit is back at the end.
+fn take_turns(setup: fn(&Arc<(Semaphore, AtomicU32)>)) {
+    loom::model(move || {
         let s = Arc::new((Semaphore::new(1, Some(1)), AtomicU32::new(0)));
+        setup(&s);
         let t = {
             let s = s.clone();
             loom::thread::spawn(move || critical(&s))
@@ -24,6 +27,13 @@ fn one_permit_two_threads_exclude_each_other() {
         t.join().unwrap();
         assert_eq!(s.0.available().unwrap(), 1);
     });
+}
+
+/// Two threads share one permit: never both inside, never more than
+/// the bound, and the one that has to sleep is woken.
+#[test]
+fn one_permit_two_threads_exclude_each_other() {
+    take_turns(|_| {});
 }
 
 /// The same with owned permits: the owner table never lets two in,
@@ -64,12 +74,10 @@ fn release_wakes_a_sleeping_acquirer() {
     });
 }
 
-/// Two sleepers, two single releases: the first release clears the
-/// sleepers bit to wake one, and that one must set it again so the
-/// second release wakes the other.
-#[test]
-fn two_sleepers_two_releases_both_pass() {
-    loom::model(|| {
+/// Two acquirers of a semaphore with no permits, and `release` making
+/// two: both must pass (a lost wake-up is a deadlock loom reports).
+fn two_sleepers_pass(release: fn(&Semaphore)) {
+    loom::model(move || {
         let s = Arc::new(Semaphore::new(0, Some(2)));
         let ts: Vec<_> = (0..2)
             .map(|_| {
@@ -77,8 +85,7 @@ fn two_sleepers_two_releases_both_pass() {
                 loom::thread::spawn(move || s.acquire().unwrap())
             })
             .collect();
-        s.release().unwrap();
-        s.release().unwrap();
+        release(&s);
         for t in ts {
             t.join().unwrap();
         }
@@ -86,23 +93,21 @@ fn two_sleepers_two_releases_both_pass() {
     });
 }
 
+/// Two sleepers, two single releases: the first release clears the
+/// sleepers bit to wake one, and that one must set it again so the
+/// second release wakes the other.
+#[test]
+fn two_sleepers_two_releases_both_pass() {
+    two_sleepers_pass(|s| {
+        s.release().unwrap();
+        s.release().unwrap();
+    });
+}
+
 /// One `release_n(2)` lets two sleepers through.
 #[test]
 fn release_n_wakes_as_many() {
-    loom::model(|| {
-        let s = Arc::new(Semaphore::new(0, Some(2)));
-        let ts: Vec<_> = (0..2)
-            .map(|_| {
-                let s = s.clone();
-                loom::thread::spawn(move || s.acquire().unwrap())
-            })
-            .collect();
-        s.release_n(2).unwrap();
-        for t in ts {
-            t.join().unwrap();
-        }
-        assert_eq!(s.available().unwrap(), 0);
-    });
+    two_sleepers_pass(|s| s.release_n(2).unwrap());
 }
 
 /// A holder of an owned permit that stops for good after `die_after`
@@ -170,28 +175,12 @@ fn a_dead_holders_permit_comes_back_exactly_once() {
 /// entry wins, so it is returned once and they take turns with it.
 #[test]
 fn two_recoverers_return_a_dead_holders_permit_once() {
-    fn critical(s: &(Semaphore, AtomicU32)) {
-        s.0.acquire().unwrap();
-        assert_eq!(s.1.fetch_add(1, Ordering::Relaxed), 0, "two holders");
-        s.1.fetch_sub(1, Ordering::Relaxed);
-        s.0.release().unwrap();
-    }
-    loom::model(|| {
-        let s = Arc::new((Semaphore::new(1, Some(1)), AtomicU32::new(0)));
-        // The holder dies before the others start.
-        {
-            let s = s.clone();
-            loom::thread::spawn(move || dying_holder(&s.0, "held"))
-                .join()
-                .unwrap();
-        }
-        let t = {
-            let s = s.clone();
-            loom::thread::spawn(move || critical(&s))
-        };
-        critical(&s);
-        t.join().unwrap();
-        assert_eq!(s.0.available().unwrap(), 1);
+    // The holder dies before the others start.
+    take_turns(|s| {
+        let s = s.clone();
+        loom::thread::spawn(move || dying_holder(&s.0, "held"))
+            .join()
+            .unwrap();
     });
 }
 
