@@ -20,7 +20,7 @@
 
 mod support;
 
-use shmkit::sync::{LockError, Mutex};
+use shmkit::sync::{LockError, LockTimeoutError, Mutex};
 use shmkit::{Shm, ShmSafe};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -140,7 +140,7 @@ fn round(s: &Shared, name: &str, kill: bool, hold: Duration) -> Result<f64, Stri
                     drop(g);
                     false
                 }
-                Err(LockError::OwnerDied(mut g)) => {
+                Err(LockTimeoutError::OwnerDied(mut g)) => {
                     g.mark_consistent();
                     true
                 }

@@ -8,7 +8,7 @@ mod common;
 
 use common::{child_role, kill, spawn, unique_name, wait_for_line};
 use shmkit::channel::{Receiver, Sender};
-use shmkit::sync::{LockError, Mutex};
+use shmkit::sync::{LockTimeoutError, Mutex, TryLockError};
 use shmkit::{Error, Region, Shm, ShmSafe};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -122,11 +122,11 @@ fn holder(name: &str) -> (Shm<Shared>, std::process::Child) {
 /// it: every form reports it held, within its own deadline.
 fn assert_held_elsewhere(s: &Shared) {
     let t = Instant::now();
-    assert!(matches!(s.lock.try_lock(), Err(LockError::WouldBlock)));
+    assert!(matches!(s.lock.try_lock(), Err(TryLockError::WouldBlock)));
     assert!(t.elapsed() < PROMPT, "try_lock took {:?}", t.elapsed());
     let t = Instant::now();
     let r = s.lock.lock_timeout(Duration::from_millis(200));
-    assert!(matches!(r, Err(LockError::Timeout)), "{r:?}");
+    assert!(matches!(r, Err(LockTimeoutError::Timeout)), "{r:?}");
     assert!(
         t.elapsed() < Duration::from_millis(200) + PROMPT,
         "lock_timeout(200 ms) took {:?}",

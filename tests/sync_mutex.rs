@@ -6,7 +6,7 @@
 mod common;
 
 use common::{child_role, finish, spawn, unique_name, wait_until};
-use shmkit::sync::{Condvar, LockError, Mutex};
+use shmkit::sync::{Condvar, LockError, LockTimeoutError, Mutex, TryLockError};
 use shmkit::{Region, RegionOptions, Shm, ShmSafe};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -128,7 +128,7 @@ fn lock_and_check(s: &Shared) -> bool {
             assert_eq!(g.a, g.b, "a clean lock must find the invariant whole");
             false
         }
-        Err(LockError::OwnerDied(mut g)) => {
+        Err(LockTimeoutError::OwnerDied(mut g)) => {
             assert!(g.a == g.b || g.a == g.b + 1, "{:?}", *g);
             let a = g.a;
             g.b = a;
@@ -180,7 +180,7 @@ fn a_waiter_gets_the_lock_soon_after_its_holder_is_killed() {
     wait_until(LIMIT, "the child to take the lock", || {
         s.started.load(Ordering::Acquire) == 1
     });
-    assert!(matches!(s.pair.try_lock(), Err(LockError::WouldBlock)));
+    assert!(matches!(s.pair.try_lock(), Err(TryLockError::WouldBlock)));
     std::thread::scope(|scope| {
         let waiter = scope.spawn(|| {
             let r = s.pair.lock_timeout(Duration::from_secs(20));
@@ -220,10 +220,13 @@ fn dropping_an_owner_died_guard_unrepaired_makes_the_lock_not_recoverable() {
     assert!(!g.is_consistent());
     drop(g);
     assert!(matches!(s.pair.lock(), Err(LockError::NotRecoverable)));
-    assert!(matches!(s.pair.try_lock(), Err(LockError::NotRecoverable)));
+    assert!(matches!(
+        s.pair.try_lock(),
+        Err(TryLockError::NotRecoverable)
+    ));
     assert!(matches!(
         s.pair.lock_timeout(Duration::from_millis(10)),
-        Err(LockError::NotRecoverable)
+        Err(LockTimeoutError::NotRecoverable)
     ));
 }
 
@@ -240,17 +243,17 @@ fn every_timeout_form() {
     let held = m.lock().unwrap();
     std::thread::scope(|s| {
         s.spawn(|| {
-            assert!(matches!(m.try_lock(), Err(LockError::WouldBlock)));
+            assert!(matches!(m.try_lock(), Err(TryLockError::WouldBlock)));
             let t = Instant::now();
             assert!(matches!(
                 m.lock_deadline(Instant::now() - Duration::from_secs(1)),
-                Err(LockError::Timeout)
+                Err(LockTimeoutError::Timeout)
             ));
             assert!(t.elapsed() < Duration::from_secs(1));
             let t = Instant::now();
             assert!(matches!(
                 m.lock_timeout(Duration::from_millis(60)),
-                Err(LockError::Timeout)
+                Err(LockTimeoutError::Timeout)
             ));
             assert!(t.elapsed() >= Duration::from_millis(60));
         });
@@ -335,11 +338,11 @@ fn corrupted_lock_words_give_typed_errors() {
     // a peer scribbling on it.
     // A token no participant was ever given.
     unsafe { r.write::<u32>(0, &0xFFFF_FFFE) }.unwrap();
-    assert!(matches!(m.try_lock(), Err(LockError::Corrupted(_))));
+    assert!(matches!(m.try_lock(), Err(TryLockError::Corrupted(_))));
     let t = Instant::now();
     assert!(matches!(
         m.lock_timeout(Duration::from_secs(20)),
-        Err(LockError::Corrupted(_))
+        Err(LockTimeoutError::Corrupted(_))
     ));
     assert!(t.elapsed() < Duration::from_secs(5));
     // The not-recoverable marker.

@@ -11,7 +11,10 @@
 mod common;
 
 use common::{child_role, finish, report, spawn, unique_name, wait_until};
-use shmkit::sync::{Barrier, LockError, RwLock, WaitError};
+use shmkit::sync::{
+    Barrier, BarrierError, BarrierTimeoutError, Corrupted, LockError, LockTimeoutError,
+    LockTimeoutResult, RwLock, TryLockError,
+};
 use shmkit::{Shm, ShmSafe};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -66,12 +69,12 @@ fn all_equal(w: &Words) -> bool {
 }
 
 /// Reports how a barrier wait ended, with the wall-clock time.
-fn describe(r: &Result<shmkit::sync::BarrierWaitResult, WaitError>) -> &'static str {
+fn describe(r: &Result<shmkit::sync::BarrierWaitResult, BarrierTimeoutError>) -> &'static str {
     match r {
         Ok(w) if w.is_leader() => "leader",
         Ok(_) => "passed",
-        Err(WaitError::Broken) => "broken",
-        Err(WaitError::Timeout) => "timeout",
+        Err(BarrierTimeoutError::Broken) => "broken",
+        Err(BarrierTimeoutError::Timeout) => "timeout",
         Err(_) => "error",
     }
 }
@@ -283,8 +286,8 @@ fn kill(mut child: std::process::Child) -> Instant {
 fn a_writer_killed_holding_the_lock_is_taken_over_by_the_next_writer() {
     let (name, s) = rw_shared("rw-killed");
     let child = spawn_holder(&s, &name, "rw-hold-write");
-    assert!(matches!(s.lock.try_write(), Err(LockError::WouldBlock)));
-    assert!(matches!(s.lock.try_read(), Err(LockError::WouldBlock)));
+    assert!(matches!(s.lock.try_write(), Err(TryLockError::WouldBlock)));
+    assert!(matches!(s.lock.try_read(), Err(TryLockError::WouldBlock)));
     std::thread::scope(|scope| {
         let waiter = scope.spawn(|| {
             let r = s.lock.write_timeout(Duration::from_secs(20));
@@ -296,7 +299,7 @@ fn a_writer_killed_holding_the_lock_is_taken_over_by_the_next_writer() {
         let delay = got - killed;
         eprintln!("writer took over {delay:?} after the kill");
         assert!(delay < PROMPT, "took {delay:?}");
-        let Err(LockError::OwnerDied(mut g)) = r else {
+        let Err(LockTimeoutError::OwnerDied(mut g)) = r else {
             panic!("expected OwnerDied, got {:?}", r.map(|_| ()));
         };
         assert!(!g.is_consistent());
@@ -318,7 +321,7 @@ fn readers_of_a_killed_writer_get_owner_died_until_a_writer_repairs() {
             let r = s.lock.read_timeout(Duration::from_secs(20));
             let at = Instant::now();
             let seen = match r {
-                Err(LockError::OwnerDied(g)) => Some(*g),
+                Err(LockTimeoutError::OwnerDied(g)) => Some(*g),
                 other => panic!("expected OwnerDied, got {:?}", other.map(|_| ())),
             };
             (at, seen)
@@ -349,41 +352,47 @@ fn an_unrepaired_owner_died_guard_makes_the_lock_not_recoverable() {
     let child = spawn_holder(&s, &name, "rw-hold-write");
     kill(child);
     let g = s.lock.write_timeout(Duration::from_secs(20));
-    assert!(matches!(g, Err(LockError::OwnerDied(_))));
+    assert!(matches!(g, Err(LockTimeoutError::OwnerDied(_))));
     drop(g);
     let soon = Instant::now() + Duration::from_secs(1);
     let short = Duration::from_secs(1);
     assert!(matches!(s.lock.read(), Err(LockError::NotRecoverable)));
-    assert!(matches!(s.lock.try_read(), Err(LockError::NotRecoverable)));
+    assert!(matches!(
+        s.lock.try_read(),
+        Err(TryLockError::NotRecoverable)
+    ));
     assert!(matches!(
         s.lock.read_timeout(short),
-        Err(LockError::NotRecoverable)
+        Err(LockTimeoutError::NotRecoverable)
     ));
     assert!(matches!(
         s.lock.read_deadline(soon),
-        Err(LockError::NotRecoverable)
+        Err(LockTimeoutError::NotRecoverable)
     ));
     assert!(matches!(s.lock.write(), Err(LockError::NotRecoverable)));
-    assert!(matches!(s.lock.try_write(), Err(LockError::NotRecoverable)));
+    assert!(matches!(
+        s.lock.try_write(),
+        Err(TryLockError::NotRecoverable)
+    ));
     assert!(matches!(
         s.lock.write_timeout(short),
-        Err(LockError::NotRecoverable)
+        Err(LockTimeoutError::NotRecoverable)
     ));
     assert!(matches!(
         s.lock.write_deadline(soon),
-        Err(LockError::NotRecoverable)
+        Err(LockTimeoutError::NotRecoverable)
     ));
     // Also for another process.
     let other = Shm::<RwShared>::open(&name).unwrap();
     assert!(matches!(other.lock.read(), Err(LockError::NotRecoverable)));
 }
 
-fn assert_times_out<G>(what: &str, wait: Duration, f: impl FnOnce() -> Result<G, LockError<G>>) {
+fn assert_times_out<G>(what: &str, wait: Duration, f: impl FnOnce() -> LockTimeoutResult<G>) {
     let t = Instant::now();
     let r = f();
     let took = t.elapsed();
     assert!(
-        matches!(r, Err(LockError::Timeout)),
+        matches!(r, Err(LockTimeoutError::Timeout)),
         "{what}: expected Timeout, got {:?}",
         r.map(|_| ())
     );
@@ -410,8 +419,8 @@ fn every_timeout_form_against_a_writer_in_another_process() {
     assert_times_out("write_timeout(0)", Duration::ZERO, || {
         s.lock.write_timeout(Duration::ZERO)
     });
-    assert!(matches!(s.lock.try_read(), Err(LockError::WouldBlock)));
-    assert!(matches!(s.lock.try_write(), Err(LockError::WouldBlock)));
+    assert!(matches!(s.lock.try_read(), Err(TryLockError::WouldBlock)));
+    assert!(matches!(s.lock.try_write(), Err(TryLockError::WouldBlock)));
     // A waiter with a long deadline gets the lock when it is released.
     std::thread::scope(|scope| {
         let w = scope.spawn(|| s.lock.write_timeout(Duration::from_secs(20)).map(|_| ()));
@@ -437,7 +446,7 @@ fn every_timeout_form_against_a_reader_in_another_process_and_writer_preference(
     assert!(s.lock.try_read().is_ok());
     assert!(s.lock.read_timeout(d).is_ok());
     assert!(s.lock.read_deadline(Instant::now()).is_ok());
-    assert!(matches!(s.lock.try_write(), Err(LockError::WouldBlock)));
+    assert!(matches!(s.lock.try_write(), Err(TryLockError::WouldBlock)));
     assert_times_out("write_timeout", d, || s.lock.write_timeout(d));
     // The timed-out writer withdrew its claim: readers get in at once.
     assert!(s.lock.try_read().is_ok());
@@ -453,11 +462,11 @@ fn every_timeout_form_against_a_reader_in_another_process_and_writer_preference(
             r.map(|_| ())
         });
         wait_until(LIMIT, "the writer's claim", || {
-            matches!(s.lock.try_read(), Err(LockError::WouldBlock))
+            matches!(s.lock.try_read(), Err(TryLockError::WouldBlock))
         });
         assert_times_out("read_timeout behind a writer", d, || s.lock.read_timeout(d));
         // ...until its deadline passes and it withdraws.
-        assert!(matches!(w.join().unwrap(), Err(LockError::Timeout)));
+        assert!(matches!(w.join().unwrap(), Err(LockTimeoutError::Timeout)));
         assert!(s.lock.try_read().is_ok());
         // A writer waiting without a pressing deadline gets the lock as
         // soon as the last reader leaves.
@@ -477,7 +486,7 @@ fn every_timeout_form_against_a_reader_in_another_process_and_writer_preference(
 fn a_writer_waiting_on_a_killed_reader_gets_the_lock_clean_and_promptly() {
     let (name, s) = rw_shared("rw-dead-reader");
     let child = spawn_holder(&s, &name, "rw-hold-read");
-    assert!(matches!(s.lock.try_write(), Err(LockError::WouldBlock)));
+    assert!(matches!(s.lock.try_write(), Err(TryLockError::WouldBlock)));
     std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
             let r = s.lock.write_timeout(Duration::from_secs(20));
@@ -504,7 +513,7 @@ fn a_writer_waiting_on_a_killed_reader_gets_the_lock_clean_and_promptly() {
 fn a_try_write_after_a_reader_was_killed_gets_the_lock() {
     let (name, s) = rw_shared("rw-dead-reader-try");
     let child = spawn_holder(&s, &name, "rw-hold-read");
-    assert!(matches!(s.lock.try_write(), Err(LockError::WouldBlock)));
+    assert!(matches!(s.lock.try_write(), Err(TryLockError::WouldBlock)));
     kill(child);
     // try_write probes the readers it finds: the dead one is cleared.
     assert!(s.lock.try_write().is_ok());
@@ -521,7 +530,7 @@ fn a_killed_reader_beside_a_live_one_does_not_let_a_writer_in() {
     // one is waited for.
     let d = Duration::from_millis(300);
     assert_times_out("write_timeout", d, || s.lock.write_timeout(d));
-    assert!(matches!(s.lock.try_write(), Err(LockError::WouldBlock)));
+    assert!(matches!(s.lock.try_write(), Err(TryLockError::WouldBlock)));
     std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
             let mut g = s.lock.write_timeout(Duration::from_secs(20)).unwrap();
@@ -594,7 +603,10 @@ fn a_reader_finding_every_entry_taken_waits_and_dead_entries_are_reclaimed() {
         .collect();
     let guards: Vec<_> = handles.iter().map(|h| h.lock.read().unwrap()).collect();
     // A 33rd participant finds no entry: it waits as for a writer.
-    assert!(matches!(first.lock.try_read(), Err(LockError::WouldBlock)));
+    assert!(matches!(
+        first.lock.try_read(),
+        Err(TryLockError::WouldBlock)
+    ));
     let d = Duration::from_millis(50);
     assert_times_out("read_timeout", d, || first.lock.read_timeout(d));
     // Other threads of a holding handle share its entry.
@@ -650,8 +662,10 @@ unsafe fn scribble_entry(s: &Shm<RwLock<Words>>, i: usize, entry: u64) {
     unsafe { s.region().write::<u64>(RW_READERS + 8 * i, &entry) }.unwrap();
 }
 
-fn corrupted<G>(r: Result<G, LockError<G>>) -> bool {
-    matches!(r, Err(LockError::Corrupted(_)))
+/// Whether `r` is an error of the `Corrupted` kind (every lock error type
+/// has one, and prints it so).
+fn corrupted<G, E: std::fmt::Debug>(r: Result<G, E>) -> bool {
+    matches!(&r, Err(e) if format!("{e:?}").starts_with("Corrupted("))
 }
 
 #[test]
@@ -790,10 +804,10 @@ fn abort_breaks_the_barrier_for_current_and_future_waiters() {
         assert_eq!(outcomes(&lines)[0].0, "broken", "{lines:?}");
     }
     assert!(s.barrier.is_broken());
-    assert!(matches!(s.barrier.wait(), Err(WaitError::Broken)));
+    assert!(matches!(s.barrier.wait(), Err(BarrierError::Broken)));
     assert!(matches!(
         s.barrier.wait_timeout(Duration::from_secs(5)),
-        Err(WaitError::Broken)
+        Err(BarrierTimeoutError::Broken)
     ));
 }
 
@@ -813,7 +827,7 @@ fn a_party_killed_between_generations_breaks_the_next_one_quickly() {
         let wall = wall_micros();
         let killed = kill(victim);
         let (at, r) = me.join().unwrap();
-        assert!(matches!(r, Err(WaitError::Broken)), "{r:?}");
+        assert!(matches!(r, Err(BarrierTimeoutError::Broken)), "{r:?}");
         assert!(at - killed < PROMPT, "took {:?}", at - killed);
         let lines = finish(waiter, LIMIT);
         let o = outcomes(&lines);
@@ -824,7 +838,7 @@ fn a_party_killed_between_generations_breaks_the_next_one_quickly() {
         eprintln!("waiter process saw Broken {delay:?} after the kill");
         assert!(delay < PROMPT, "took {delay:?}");
     });
-    assert!(matches!(s.barrier.wait(), Err(WaitError::Broken)));
+    assert!(matches!(s.barrier.wait(), Err(BarrierError::Broken)));
 }
 
 #[test]
@@ -862,7 +876,7 @@ fn a_party_that_exits_after_its_last_generation_breaks_nothing_until_someone_wai
     let t = Instant::now();
     assert!(matches!(
         s.barrier.wait_timeout(Duration::from_secs(30)),
-        Err(WaitError::Broken)
+        Err(BarrierTimeoutError::Broken)
     ));
     assert!(t.elapsed() < PROMPT, "took {:?}", t.elapsed());
 }
@@ -871,12 +885,12 @@ fn a_party_that_exits_after_its_last_generation_breaks_nothing_until_someone_wai
 fn barrier_timeouts_withdraw_the_arrival() {
     let (name, s) = barrier_shared("b-timeouts", 2);
     let d = Duration::from_millis(50);
-    let timed = |f: &dyn Fn() -> Result<shmkit::sync::BarrierWaitResult, WaitError>,
+    let timed = |f: &dyn Fn() -> Result<shmkit::sync::BarrierWaitResult, BarrierTimeoutError>,
                  wait: Duration| {
         let t = Instant::now();
         let r = f();
         let took = t.elapsed();
-        assert!(matches!(r, Err(WaitError::Timeout)), "{r:?}");
+        assert!(matches!(r, Err(BarrierTimeoutError::Timeout)), "{r:?}");
         assert!(took >= wait && took < wait + PROMPT, "took {took:?}");
     };
     timed(&|| s.barrier.wait_timeout(d), d);
@@ -909,8 +923,8 @@ fn corrupted_barriers_are_typed_errors_never_hangs() {
     let forever = Duration::from_secs(20);
     // Zeroed memory: not initialized.
     let zeroed = Shm::<Barrier>::anonymous(|_| {}).unwrap();
-    assert!(matches!(zeroed.parties(), Err(WaitError::Corrupted(_))));
-    assert!(matches!(zeroed.wait(), Err(WaitError::Corrupted(_))));
+    assert!(matches!(zeroed.parties(), Err(Corrupted(_))));
+    assert!(matches!(zeroed.wait(), Err(BarrierError::Corrupted(_))));
 
     let b = Shm::<Barrier>::anonymous(|b| b.init(4)).unwrap();
     let r = b.region();
@@ -921,7 +935,7 @@ fn corrupted_barriers_are_typed_errors_never_hangs() {
         unsafe { r.write::<u32>(B_PARTIES, &parties) }.unwrap();
         assert!(matches!(
             b.wait_timeout(forever),
-            Err(WaitError::Corrupted(_))
+            Err(BarrierTimeoutError::Corrupted(_))
         ));
     }
     unsafe { r.write::<u32>(B_PARTIES, &4) }.unwrap();
@@ -930,7 +944,7 @@ fn corrupted_barriers_are_typed_errors_never_hangs() {
         unsafe { r.write::<u32>(B_STATE, &state) }.unwrap();
         assert!(matches!(
             b.wait_timeout(forever),
-            Err(WaitError::Corrupted(_))
+            Err(BarrierTimeoutError::Corrupted(_))
         ));
     }
     // A table entry that is no token: found by the first probe.
@@ -947,7 +961,7 @@ fn corrupted_barriers_are_typed_errors_never_hangs() {
     let t = Instant::now();
     assert!(matches!(
         b.wait_timeout(forever),
-        Err(WaitError::Corrupted(_))
+        Err(BarrierTimeoutError::Corrupted(_))
     ));
     assert!(t.elapsed() < PROMPT, "took {:?}", t.elapsed());
     // A table full of strangers refuses newcomers.
@@ -955,7 +969,7 @@ fn corrupted_barriers_are_typed_errors_never_hangs() {
     for i in 0..Barrier::MAX_PARTIES {
         unsafe { full.region().write::<u32>(B_TOKENS + 4 * i, &0x7FFF_FFFF) }.unwrap();
     }
-    assert!(matches!(full.wait(), Err(WaitError::Registry(_))));
+    assert!(matches!(full.wait(), Err(BarrierError::Registry(_))));
 }
 
 #[test]

@@ -11,7 +11,9 @@
 mod common;
 
 use common::{child_role, finish, report, spawn, unique_name, wait_until};
-use shmkit::sync::{Event, EventMode, Semaphore, WaitError};
+use shmkit::sync::{
+    Corrupted, Event, EventMode, ReleaseError, Semaphore, TryWaitError, WaitTimeoutError,
+};
 use shmkit::{Region, RegionOptions, Shm, ShmSafe};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -107,8 +109,10 @@ impl Word64 {
     }
 }
 
-fn corrupted<T: std::fmt::Debug>(r: Result<T, WaitError>) -> bool {
-    matches!(r, Err(WaitError::Corrupted(_)))
+/// Whether `r` is an error of the `Corrupted` kind (every sync error type
+/// has one, and prints it so).
+fn corrupted<T: std::fmt::Debug, E: std::fmt::Debug>(r: Result<T, E>) -> bool {
+    matches!(&r, Err(e) if format!("{e:?}").starts_with("Corrupted("))
 }
 
 /// Entry point of every child process this file spawns.
@@ -182,7 +186,7 @@ fn child_entry() {
         "sem-sleep-until-corrupt" => {
             let b = Shm::<SemBoard>::open(&args[0]).expect("open");
             let r = b.sem.acquire();
-            assert!(matches!(r, Err(WaitError::Corrupted(_))), "{r:?}");
+            assert!(matches!(r, Err(Corrupted(_))), "{r:?}");
             report("corrupted");
         }
         "event-wait" => {
@@ -195,7 +199,7 @@ fn child_entry() {
         "event-sleep-until-corrupt" => {
             let b = Shm::<EventBoard>::open(&args[0]).expect("open");
             let r = b.event.wait();
-            assert!(matches!(r, Err(WaitError::Corrupted(_))), "{r:?}");
+            assert!(matches!(r, Err(Corrupted(_))), "{r:?}");
             report("corrupted");
         }
         other => panic!("unknown child role {other}"),
@@ -218,14 +222,14 @@ fn zeroed_memory_is_an_empty_unbounded_semaphore_and_a_clear_manual_event() {
     let s = Shm::<Semaphore>::anonymous(|_| {}).unwrap();
     assert_eq!(s.available().unwrap(), 0);
     assert_eq!(s.bound().unwrap(), None);
-    assert!(matches!(s.try_acquire(), Err(WaitError::WouldBlock)));
+    assert!(matches!(s.try_acquire(), Err(TryWaitError::WouldBlock)));
     s.release_n(5).unwrap();
     assert_eq!(s.available().unwrap(), 5);
 
     let e = Shm::<Event>::anonymous(|_| {}).unwrap();
     assert_eq!(e.mode().unwrap(), EventMode::ManualReset);
     assert!(!e.is_set().unwrap());
-    assert!(matches!(e.try_wait(), Err(WaitError::WouldBlock)));
+    assert!(matches!(e.try_wait(), Err(TryWaitError::WouldBlock)));
 
     let d = Semaphore::default();
     assert_eq!((d.available().unwrap(), d.bound().unwrap()), (0, None));
@@ -264,12 +268,12 @@ fn bounded_release_past_the_bound_is_overflow_and_changes_nothing() {
     let lines = finish(spawn("sem-overflow", &[&name]), LIMIT);
     assert_eq!(lines, ["Overflow 2"]);
     assert_eq!(b.sem.available().unwrap(), 2);
-    assert!(matches!(b.sem.release_n(1), Err(WaitError::Overflow)));
+    assert!(matches!(b.sem.release_n(1), Err(ReleaseError::Overflow)));
     b.sem.try_acquire().unwrap();
     b.sem.try_acquire().unwrap();
-    assert!(matches!(b.sem.try_acquire(), Err(WaitError::WouldBlock)));
+    assert!(matches!(b.sem.try_acquire(), Err(TryWaitError::WouldBlock)));
     // A batch past the bound is refused whole.
-    assert!(matches!(b.sem.release_n(3), Err(WaitError::Overflow)));
+    assert!(matches!(b.sem.release_n(3), Err(ReleaseError::Overflow)));
     assert_eq!(b.sem.available().unwrap(), 0);
     b.sem.release_n(2).unwrap();
     assert_eq!(b.sem.available().unwrap(), 2);
@@ -277,11 +281,11 @@ fn bounded_release_past_the_bound_is_overflow_and_changes_nothing() {
 
     // Unbounded semaphores stop at MAX_PERMITS.
     let full = Semaphore::new(Semaphore::MAX_PERMITS, None);
-    assert!(matches!(full.release(), Err(WaitError::Overflow)));
+    assert!(matches!(full.release(), Err(ReleaseError::Overflow)));
     assert_eq!(full.available().unwrap(), Semaphore::MAX_PERMITS);
     // A bound of zero is legal: nothing can ever be released.
     let none = Semaphore::new(0, Some(0));
-    assert!(matches!(none.release(), Err(WaitError::Overflow)));
+    assert!(matches!(none.release(), Err(ReleaseError::Overflow)));
     assert_eq!(none.bound().unwrap(), Some(0));
 }
 
@@ -309,28 +313,31 @@ fn semaphore_timeout_forms() {
     let s = Shm::<Semaphore>::anonymous(|s| s.init(0, Some(1))).unwrap();
 
     let t = Instant::now();
-    assert!(matches!(s.try_acquire(), Err(WaitError::WouldBlock)));
+    assert!(matches!(s.try_acquire(), Err(TryWaitError::WouldBlock)));
     assert!(t.elapsed() < Duration::from_secs(1));
 
     let t = Instant::now();
-    assert!(matches!(s.acquire_timeout(WAIT), Err(WaitError::Timeout)));
+    assert!(matches!(
+        s.acquire_timeout(WAIT),
+        Err(WaitTimeoutError::Timeout)
+    ));
     assert!(t.elapsed() >= WAIT, "{:?}", t.elapsed());
 
     let deadline = Instant::now() + WAIT;
     assert!(matches!(
         s.acquire_deadline(deadline),
-        Err(WaitError::Timeout)
+        Err(WaitTimeoutError::Timeout)
     ));
     assert!(Instant::now() >= deadline);
 
     let t = Instant::now();
     assert!(matches!(
         s.acquire_deadline(past()),
-        Err(WaitError::Timeout)
+        Err(WaitTimeoutError::Timeout)
     ));
     assert!(matches!(
         s.acquire_timeout(Duration::ZERO),
-        Err(WaitError::Timeout)
+        Err(WaitTimeoutError::Timeout)
     ));
     assert!(t.elapsed() < Duration::from_secs(1));
 
@@ -372,7 +379,7 @@ fn plain_permits_of_a_killed_holder_are_not_recovered() {
     b.sem.try_acquire().unwrap();
     assert!(matches!(
         b.sem.acquire_timeout(Duration::from_millis(20)),
-        Err(WaitError::Timeout)
+        Err(WaitTimeoutError::Timeout)
     ));
     // Whoever knows better can give it back.
     b.sem.release_n(2).unwrap();
@@ -401,7 +408,7 @@ fn manual_reset_event_wakes_waiters_in_3_processes() {
     b.event.wait().unwrap();
     b.event.clear().unwrap();
     assert!(!b.event.is_set().unwrap());
-    assert!(matches!(b.event.try_wait(), Err(WaitError::WouldBlock)));
+    assert!(matches!(b.event.try_wait(), Err(TryWaitError::WouldBlock)));
 }
 
 #[test]
@@ -455,14 +462,14 @@ fn auto_reset_consumes_and_sets_do_not_add_up() {
     assert!(e.is_set().unwrap());
     e.try_wait().unwrap();
     assert!(!e.is_set().unwrap());
-    assert!(matches!(e.try_wait(), Err(WaitError::WouldBlock)));
+    assert!(matches!(e.try_wait(), Err(TryWaitError::WouldBlock)));
     e.set().unwrap();
     e.set().unwrap();
     e.wait().unwrap();
-    assert!(matches!(e.try_wait(), Err(WaitError::WouldBlock)));
+    assert!(matches!(e.try_wait(), Err(TryWaitError::WouldBlock)));
     e.set().unwrap();
     e.clear().unwrap();
-    assert!(matches!(e.try_wait(), Err(WaitError::WouldBlock)));
+    assert!(matches!(e.try_wait(), Err(TryWaitError::WouldBlock)));
 }
 
 #[test]
@@ -472,22 +479,31 @@ fn event_timeout_forms() {
         let e = Shm::<Event>::anonymous(|e| e.init(mode)).unwrap();
 
         let t = Instant::now();
-        assert!(matches!(e.try_wait(), Err(WaitError::WouldBlock)));
+        assert!(matches!(e.try_wait(), Err(TryWaitError::WouldBlock)));
         assert!(t.elapsed() < Duration::from_secs(1));
 
         let t = Instant::now();
-        assert!(matches!(e.wait_timeout(WAIT), Err(WaitError::Timeout)));
+        assert!(matches!(
+            e.wait_timeout(WAIT),
+            Err(WaitTimeoutError::Timeout)
+        ));
         assert!(t.elapsed() >= WAIT, "{mode:?}: {:?}", t.elapsed());
 
         let deadline = Instant::now() + WAIT;
-        assert!(matches!(e.wait_deadline(deadline), Err(WaitError::Timeout)));
+        assert!(matches!(
+            e.wait_deadline(deadline),
+            Err(WaitTimeoutError::Timeout)
+        ));
         assert!(Instant::now() >= deadline);
 
         let t = Instant::now();
-        assert!(matches!(e.wait_deadline(past()), Err(WaitError::Timeout)));
+        assert!(matches!(
+            e.wait_deadline(past()),
+            Err(WaitTimeoutError::Timeout)
+        ));
         assert!(matches!(
             e.wait_timeout(Duration::ZERO),
-            Err(WaitError::Timeout)
+            Err(WaitTimeoutError::Timeout)
         ));
         assert!(t.elapsed() < Duration::from_secs(1));
         assert!(!e.is_set().unwrap());

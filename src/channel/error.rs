@@ -127,7 +127,12 @@ impl<T> SendError<T> {
         match b {
             Blocked::Disconnected => SendError::Disconnected(v),
             Blocked::Corrupted(w) => SendError::Corrupted(w),
-            Blocked::Timeout => unreachable!("a call without a deadline timed out"),
+            // A call without a deadline cannot time out; were it to, a bug
+            // and not a peer's doing, it reports rather than panics.
+            Blocked::Timeout => {
+                debug_assert!(false, "a call without a deadline timed out");
+                Self::Corrupted("a call without a deadline timed out")
+            }
         }
     }
 }
@@ -260,7 +265,12 @@ impl RecvError {
         match b {
             Blocked::Disconnected => RecvError::Disconnected,
             Blocked::Corrupted(w) => RecvError::Corrupted(w),
-            Blocked::Timeout => unreachable!("a call without a deadline timed out"),
+            // A call without a deadline cannot time out; were it to, a bug
+            // and not a peer's doing, it reports rather than panics.
+            Blocked::Timeout => {
+                debug_assert!(false, "a call without a deadline timed out");
+                Self::Corrupted("a call without a deadline timed out")
+            }
         }
     }
 }

@@ -39,11 +39,11 @@
 //! completed: a dead party breaks only a generation that is waiting for
 //! it (or, see [`Barrier`], one it died waiting in).
 //!
-//! Garbage is [`WaitError::Corrupted`]: `parties` outside
+//! Garbage is [`Corrupted`]: `parties` outside
 //! `1..=MAX_PARTIES`, `arrived` not below `parties`, or a table entry
 //! that is no valid token (found by the first probe).
 
-use super::error::WaitError;
+use super::error::{BarrierError, BarrierTimeoutError, Corrupted, Fail};
 use super::owner::{self, Liveness, Token};
 use super::wait::{deadline_after, expired, Probe, SPIN_LIMIT};
 use crate::blocks::ShmSafe;
@@ -69,10 +69,10 @@ const SPINS: u32 = if cfg!(shmkit_loom) { 0 } else { SPIN_LIMIT };
 /// Place it in shared memory with [`Shm`](crate::Shm) and set the number
 /// of parties with [`init`](Barrier::init) when creating the region;
 /// zeroed memory is an uninitialized barrier, on which every wait fails
-/// with [`WaitError::Corrupted`]. [`abort`](Barrier::abort) breaks it on
-/// purpose: every current and later wait fails with [`WaitError::Broken`].
+/// with [`Corrupted`]. [`abort`](Barrier::abort) breaks it on
+/// purpose: every current and later wait fails with [`BarrierError::Broken`].
 /// A wait whose deadline passes takes its arrival back and returns
-/// [`WaitError::Timeout`]; the barrier stays usable.
+/// [`BarrierTimeoutError::Timeout`]; the barrier stays usable.
 ///
 /// # Parties
 ///
@@ -83,7 +83,7 @@ const SPINS: u32 = if cfg!(shmkit_loom) { 0 } else { SPIN_LIMIT };
 /// its threads share one entry), and from then on it counts as a party
 /// process for the rest of the barrier's life. The set of party processes
 /// is thus fixed: a barrier on which more than `MAX_PARTIES` distinct
-/// processes have waited refuses newcomers with [`WaitError::Registry`],
+/// processes have waited refuses newcomers with [`BarrierError::Registry`],
 /// and one process cannot take over a dead one's place (use a new
 /// barrier).
 ///
@@ -93,7 +93,7 @@ const SPINS: u32 = if cfg!(shmkit_loom) { 0 } else { SPIN_LIMIT };
 /// again every few milliseconds. While anyone waits:
 /// - a party process that has died without arriving in the current
 ///   generation breaks the barrier: every waiter wakes with
-///   [`WaitError::Broken`] (well under a second after the death), and so
+///   [`BarrierError::Broken`] (well under a second after the death), and so
 ///   does every later `wait`;
 /// - a party process that died *while waiting* (it had arrived) breaks it
 ///   too, even if the others could still complete this generation: a
@@ -180,20 +180,18 @@ impl Barrier {
         self.parties.store(parties as u32, Ordering::Release);
     }
 
-    /// The number of parties, or [`WaitError::Corrupted`] if the barrier
-    /// is not initialized or holds garbage.
-    pub fn parties(&self) -> Result<usize, WaitError> {
+    /// The number of parties, or [`Corrupted`] if the barrier is not
+    /// initialized or holds garbage.
+    pub fn parties(&self) -> Result<usize, Corrupted> {
         self.checked_parties().map(|n| n as usize)
     }
 
-    fn checked_parties(&self) -> Result<u32, WaitError> {
+    fn checked_parties(&self) -> Result<u32, Corrupted> {
         match self.parties.load(Ordering::Acquire) {
-            0 => Err(WaitError::Corrupted(
-                "barrier is not initialized (0 parties)",
-            )),
-            n if n as usize > Self::MAX_PARTIES => Err(WaitError::Corrupted(
-                "barrier has more parties than allowed",
-            )),
+            0 => Err(Corrupted("barrier is not initialized (0 parties)")),
+            n if n as usize > Self::MAX_PARTIES => {
+                Err(Corrupted("barrier has more parties than allowed"))
+            }
             n => Ok(n),
         }
     }
@@ -204,44 +202,51 @@ impl Barrier {
     }
 
     /// Breaks the barrier for good: every current and future waiter gets
-    /// [`WaitError::Broken`].
+    /// [`BarrierError::Broken`].
     pub fn abort(&self) {
         self.state.fetch_or(BROKEN, Ordering::Release);
         futex_wake_all(&self.state);
     }
 
     /// Waits until all parties have arrived.
-    pub fn wait(&self) -> Result<BarrierWaitResult, WaitError> {
-        self.wait_inner(None)
+    pub fn wait(&self) -> Result<BarrierWaitResult, BarrierError> {
+        self.wait_inner(None).map_err(Into::into)
     }
 
-    /// Waits at most `timeout`; on [`WaitError::Timeout`] this arrival is
-    /// withdrawn and the barrier stays usable.
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<BarrierWaitResult, WaitError> {
-        self.wait_inner(deadline_after(timeout))
-    }
-
-    /// Waits until `deadline` at the latest; on [`WaitError::Timeout`] this
+    /// Waits at most `timeout`; on [`BarrierTimeoutError::Timeout`] this
     /// arrival is withdrawn and the barrier stays usable.
-    pub fn wait_deadline(&self, deadline: Instant) -> Result<BarrierWaitResult, WaitError> {
-        self.wait_inner(Some(deadline))
+    pub fn wait_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<BarrierWaitResult, BarrierTimeoutError> {
+        self.wait_inner(deadline_after(timeout)).map_err(Into::into)
     }
 
-    fn wait_inner(&self, deadline: Option<Instant>) -> Result<BarrierWaitResult, WaitError> {
+    /// Waits until `deadline` at the latest; on
+    /// [`BarrierTimeoutError::Timeout`] this arrival is withdrawn and the
+    /// barrier stays usable.
+    pub fn wait_deadline(
+        &self,
+        deadline: Instant,
+    ) -> Result<BarrierWaitResult, BarrierTimeoutError> {
+        self.wait_inner(Some(deadline)).map_err(Into::into)
+    }
+
+    fn wait_inner(&self, deadline: Option<Instant>) -> Result<BarrierWaitResult, Fail> {
         let n = self.checked_parties()?;
         let mut s = self.state.load(Ordering::Relaxed);
         if s & BROKEN != 0 {
-            return Err(WaitError::Broken);
+            return Err(Fail::Broken);
         }
         let me = owner::current(&self.state);
         self.register(me)?;
         let generation = loop {
             if s & BROKEN != 0 {
-                return Err(WaitError::Broken);
+                return Err(Fail::Broken);
             }
             let arrived = s & ARRIVED;
             if arrived >= n {
-                return Err(WaitError::Corrupted("barrier arrivals exceed its parties"));
+                return Err(Fail::Corrupted("barrier arrivals exceed its parties"));
             }
             if arrived + 1 == n {
                 // The last arrival: next generation, nobody arrived, nobody
@@ -280,7 +285,7 @@ impl Barrier {
         n: u32,
         me: Token,
         deadline: Option<Instant>,
-    ) -> Result<BarrierWaitResult, WaitError> {
+    ) -> Result<BarrierWaitResult, Fail> {
         let mut probe = Probe::start();
         loop {
             for _ in 0..SPINS {
@@ -294,11 +299,11 @@ impl Barrier {
                 return Ok(BarrierWaitResult(false));
             }
             if s & BROKEN != 0 {
-                return Err(WaitError::Broken);
+                return Err(Fail::Broken);
             }
             let arrived = s & ARRIVED;
             if arrived == 0 || arrived >= n {
-                return Err(WaitError::Corrupted("barrier arrivals exceed its parties"));
+                return Err(Fail::Corrupted("barrier arrivals exceed its parties"));
             }
             if !cfg!(shmkit_loom) && probe.due() && self.a_party_is_dead(me)? {
                 return self.break_generation(generation);
@@ -321,7 +326,7 @@ impl Barrier {
     /// Finds this process's entry in the token table, adding it on first
     /// use. Entries are never removed, so linear probing from the token's
     /// hash finds it before any empty slot.
-    fn register(&self, me: Token) -> Result<(), WaitError> {
+    fn register(&self, me: Token) -> Result<(), Fail> {
         let start = (me.raw().wrapping_mul(0x9E37_79B9) >> 26) as usize;
         for k in 0..Self::MAX_PARTIES {
             let slot = &self.tokens[(start + k) % Self::MAX_PARTIES];
@@ -336,14 +341,14 @@ impl Barrier {
                 _ => {}
             }
         }
-        Err(WaitError::Registry(crate::Error::TooManyParticipants {
+        Err(Fail::Full(crate::Error::TooManyParticipants {
             slots: Self::MAX_PARTIES,
         }))
     }
 
     /// Whether some registered process other than this one is dead.
     #[cold]
-    fn a_party_is_dead(&self, me: Token) -> Result<bool, WaitError> {
+    fn a_party_is_dead(&self, me: Token) -> Result<bool, Fail> {
         for slot in &self.tokens {
             let t = slot.load(Ordering::Acquire);
             if t == 0 || t == me.raw() {
@@ -353,7 +358,7 @@ impl Barrier {
                 Liveness::Alive => {}
                 Liveness::Dead => return Ok(true),
                 Liveness::Invalid => {
-                    return Err(WaitError::Corrupted(
+                    return Err(Fail::Corrupted(
                         "barrier party table holds an invalid token",
                     ))
                 }
@@ -365,50 +370,53 @@ impl Barrier {
     /// Breaks `generation` after finding a dead party: a CAS from a state
     /// read now, so only if the generation has not completed meanwhile.
     #[cold]
-    fn break_generation(&self, generation: u32) -> Result<BarrierWaitResult, WaitError> {
-        let mut s = self.state.load(Ordering::Acquire);
-        loop {
-            if s & GENERATION != generation {
-                return Ok(BarrierWaitResult(false));
-            }
-            if s & BROKEN != 0 {
-                return Err(WaitError::Broken);
-            }
-            match self.state.compare_exchange(
-                s,
-                (s | BROKEN) & !SLEEPERS,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    futex_wake_all(&self.state);
-                    return Err(WaitError::Broken);
-                }
-                Err(now) => s = now,
-            }
-        }
+    fn break_generation(&self, generation: u32) -> Result<BarrierWaitResult, Fail> {
+        self.leave(
+            generation,
+            |s| Ok((s | BROKEN) & !SLEEPERS),
+            || {
+                futex_wake_all(&self.state);
+                Fail::Broken
+            },
+        )
     }
 
     /// Takes our arrival back after the deadline passed, unless the
     /// generation completed (or broke) first.
     #[cold]
-    fn withdraw(&self, generation: u32) -> Result<BarrierWaitResult, WaitError> {
+    fn withdraw(&self, generation: u32) -> Result<BarrierWaitResult, Fail> {
+        self.leave(
+            generation,
+            |s| match s & ARRIVED {
+                0 => Err(Fail::Corrupted("barrier arrivals exceed its parties")),
+                _ => Ok(s - 1),
+            },
+            || Fail::Busy,
+        )
+    }
+
+    /// Ends a wait for `generation` early: moves the state `s` to `next(s)`
+    /// with a CAS and returns `left()`, unless the generation completed
+    /// (we passed) or broke first.
+    fn leave(
+        &self,
+        generation: u32,
+        next: impl Fn(u32) -> Result<u32, Fail>,
+        left: impl FnOnce() -> Fail,
+    ) -> Result<BarrierWaitResult, Fail> {
         let mut s = self.state.load(Ordering::Acquire);
         loop {
             if s & GENERATION != generation {
                 return Ok(BarrierWaitResult(false));
             }
             if s & BROKEN != 0 {
-                return Err(WaitError::Broken);
-            }
-            if s & ARRIVED == 0 {
-                return Err(WaitError::Corrupted("barrier arrivals exceed its parties"));
+                return Err(Fail::Broken);
             }
             match self
                 .state
-                .compare_exchange(s, s - 1, Ordering::Relaxed, Ordering::Acquire)
+                .compare_exchange(s, next(s)?, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Err(WaitError::Timeout),
+                Ok(_) => return Err(left()),
                 Err(now) => s = now,
             }
         }
@@ -517,8 +525,8 @@ mod loom_tests {
                 loom::thread::spawn(move || b.wait())
             };
             b.abort();
-            assert!(matches!(t.join().unwrap(), Err(WaitError::Broken)));
-            assert!(matches!(b.wait(), Err(WaitError::Broken)));
+            assert!(matches!(t.join().unwrap(), Err(BarrierError::Broken)));
+            assert!(matches!(b.wait(), Err(BarrierError::Broken)));
         });
     }
 }

@@ -1,4 +1,4 @@
-//! [`Condvar`]: a process-shared condition variable for [`Mutex`].
+//! [`Condvar`]: a process-shared condition variable for [`Mutex`](super::Mutex).
 //!
 //! The futex word is a sequence number that every notify bumps. A waiter
 //! reads it while holding the mutex, unlocks, and sleeps only while it is
@@ -6,16 +6,16 @@
 //! never lost. `waiters` counts sleepers so that a notify with nobody
 //! waiting makes no system call.
 
-use super::error::LockError;
-use super::mutex::{lock_error, Mutex, MutexGuard};
-use super::raw_mutex::Acquired;
+use super::error::{LockError, LockResult};
+use super::guard::{guarded, RawLock};
+use super::mutex::MutexGuard;
 use super::wait::{deadline_after, expired};
 use crate::blocks::ShmSafe;
 use crate::primitive::{futex_wait, futex_wake, futex_wake_all, AtomicU32, Ordering};
 use bytemuck::Pod;
 use std::time::{Duration, Instant};
 
-/// A condition variable usable with a [`Mutex`] from any number of
+/// A condition variable usable with a [`Mutex`](super::Mutex) from any number of
 /// processes. Spurious wake-ups happen: wait in a loop, or use
 /// [`wait_while`](Condvar::wait_while).
 ///
@@ -63,7 +63,9 @@ impl WaitTimeoutResult {
     }
 }
 
-type WaitResult<'a, T> = Result<MutexGuard<'a, T>, LockError<MutexGuard<'a, T>>>;
+/// What a wait returns: the relocked guard, as a blocking `lock` would.
+type WaitResult<'a, T> = LockResult<MutexGuard<'a, T>>;
+/// What a timed wait returns: the relocked guard, and whether time ran out.
 type TimedResult<'a, T> =
     Result<(MutexGuard<'a, T>, WaitTimeoutResult), LockError<MutexGuard<'a, T>>>;
 
@@ -133,13 +135,26 @@ impl Condvar {
     ) -> TimedResult<'a, T> {
         let seq = self.seq.load(Ordering::Relaxed);
         self.waiters.fetch_add(1, Ordering::Relaxed);
-        let (mutex, consistent) = guard.into_parts();
+        let (raw, data, consistent) = guard.into_parts();
         // Unlock as the guard would, keeping the consistency flag.
-        drop(MutexGuard::from_parts(mutex, consistent));
+        if consistent {
+            // SAFETY: the guard we took apart held the lock.
+            unsafe { raw.unlock() }
+        } else {
+            // SAFETY: as above.
+            unsafe { raw.unlock_not_recoverable() }
+        }
         let woken = futex_wait(&self.seq, seq, deadline);
         self.waiters.fetch_sub(1, Ordering::Relaxed);
         let timed_out = !woken && expired(deadline);
-        relock(mutex, consistent).map(|g| (g, WaitTimeoutResult(timed_out)))
+        // Relock with no deadline: the holder is alive (or is detected
+        // dead within milliseconds). A clean relock keeps the flag.
+        let relocked: WaitResult<'a, T> = guarded(raw.lock(None).map(|a| (a, ())), |(), clean| {
+            // SAFETY: `guarded` builds a guard only for a hold of `raw`
+            // just acquired; `data` is what `raw` guards.
+            unsafe { MutexGuard::new(raw, data, clean && consistent) }
+        });
+        relocked.map(|g| (g, WaitTimeoutResult(timed_out)))
     }
 
     /// Wakes one waiter.
@@ -159,22 +174,10 @@ impl Condvar {
     }
 }
 
-/// Takes `mutex` again after a wait, with no deadline: its holder is
-/// alive (or is detected dead within milliseconds).
-fn relock<T: Pod>(
-    mutex: &Mutex<T>,
-    consistent: bool,
-) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
-    match mutex.raw().lock(None) {
-        Ok(Acquired::Clean) => Ok(MutexGuard::from_parts(mutex, consistent)),
-        Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(MutexGuard::from_parts(mutex, false))),
-        Err(e) => Err(lock_error(e)),
-    }
-}
-
 #[cfg(all(test, shmkit_loom))]
 mod loom_tests {
     use super::*;
+    use crate::sync::Mutex;
     use std::sync::Arc;
 
     /// A notify after the state change always reaches a waiter that checks

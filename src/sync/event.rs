@@ -21,7 +21,7 @@
 //! All-zero is a valid event: manual-reset, clear, nobody waiting. State
 //! words with both `SET` and `SLEEPERS`, or (auto-reset) with generation
 //! bits, are never written by a participant and read as
-//! [`WaitError::Corrupted`], as is any other mode.
+//! [`Corrupted`], as is any other mode.
 //!
 //! # Protocol
 //!
@@ -61,7 +61,7 @@
 //! the others carry on. A process that was meant to `set` it and died
 //! never will; wait with a timeout if that can happen.
 
-use super::error::WaitError;
+use super::error::{Corrupted, Fail, TryWaitError, WaitTimeoutError};
 use super::wait::{deadline_after, expired, recheck_slice, spin_while};
 use crate::blocks::ShmSafe;
 use crate::primitive::{fence, futex_wait, futex_wake, futex_wake_all, AtomicU32, Ordering};
@@ -116,12 +116,12 @@ impl EventMode {
 /// `threading.Event`).
 ///
 /// Every call checks the shared words: a state or mode no participant
-/// writes is [`WaitError::Corrupted`]. An event has no owner: a process
+/// writes is [`Corrupted`]. An event has no owner: a process
 /// that dies leaves it as it was, and one that was meant to `set` it never
 /// will — wait with a timeout where that can happen.
 ///
 /// ```
-/// use shmkit::sync::{Event, EventMode, WaitError};
+/// use shmkit::sync::{Event, EventMode, TryWaitError};
 /// use shmkit::Shm;
 ///
 /// let ready = Shm::<Event>::anonymous(|e| e.init(EventMode::ManualReset))?;
@@ -136,7 +136,7 @@ impl EventMode {
 /// let turn = Shm::<Event>::anonymous(|e| e.init(EventMode::AutoReset))?;
 /// turn.set().unwrap();
 /// turn.try_wait().unwrap();
-/// assert!(matches!(turn.try_wait(), Err(WaitError::WouldBlock)));
+/// assert!(matches!(turn.try_wait(), Err(TryWaitError::WouldBlock)));
 /// # Ok::<(), shmkit::Error>(())
 /// ```
 #[repr(C)]
@@ -194,7 +194,7 @@ impl Event {
     }
 
     /// The mode chosen at creation.
-    pub fn mode(&self) -> Result<EventMode, WaitError> {
+    pub fn mode(&self) -> Result<EventMode, Corrupted> {
         Ok(match self.mode_raw()? {
             MANUAL => EventMode::ManualReset,
             _ => EventMode::AutoReset,
@@ -206,7 +206,7 @@ impl Event {
     ///
     /// Everything this process wrote before `set` is visible to a waiter
     /// that returns because of it.
-    pub fn set(&self) -> Result<(), WaitError> {
+    pub fn set(&self) -> Result<(), Corrupted> {
         let mode = self.mode_raw()?;
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
@@ -240,7 +240,7 @@ impl Event {
     }
 
     /// Clears the event (whatever its mode); waiters from now on wait.
-    pub fn clear(&self) -> Result<(), WaitError> {
+    pub fn clear(&self) -> Result<(), Corrupted> {
         let mode = self.mode_raw()?;
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
@@ -261,7 +261,7 @@ impl Event {
     }
 
     /// Whether the event is set right now (a snapshot).
-    pub fn is_set(&self) -> Result<bool, WaitError> {
+    pub fn is_set(&self) -> Result<bool, Corrupted> {
         let mode = self.mode_raw()?;
         let state = self.check(mode, self.state.load(Ordering::Acquire))?;
         Ok(state & SET != 0)
@@ -270,43 +270,43 @@ impl Event {
     /// Waits until the event is set, as long as it takes; an auto-reset
     /// event is cleared by the wait that returns.
     ///
-    /// Errors only with [`WaitError::Corrupted`].
+    /// Fails only if the shared state is [`Corrupted`].
     #[inline]
-    pub fn wait(&self) -> Result<(), WaitError> {
-        self.wait_inner(None)
+    pub fn wait(&self) -> Result<(), Corrupted> {
+        self.wait_inner(None).map_err(Into::into)
     }
 
     /// Returns at once: `Ok` if the event is set (clearing it if
-    /// auto-reset), [`WaitError::WouldBlock`] if not.
+    /// auto-reset), [`TryWaitError::WouldBlock`] if not.
     #[inline]
-    pub fn try_wait(&self) -> Result<(), WaitError> {
+    pub fn try_wait(&self) -> Result<(), TryWaitError> {
         let mode = self.mode_raw()?;
         let mut state = self.state.load(Ordering::Acquire);
         if self.try_pass(mode, &mut state, 0)? {
             Ok(())
         } else {
-            Err(WaitError::WouldBlock)
+            Err(TryWaitError::WouldBlock)
         }
     }
 
     /// [`wait`](Self::wait) for at most `timeout`; past it,
-    /// [`WaitError::Timeout`].
+    /// [`WaitTimeoutError::Timeout`].
     #[inline]
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
-        self.wait_inner(deadline_after(timeout))
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<(), WaitTimeoutError> {
+        self.wait_inner(deadline_after(timeout)).map_err(Into::into)
     }
 
     /// [`wait`](Self::wait) until `deadline` at the latest; past it,
-    /// [`WaitError::Timeout`]. A deadline already past still passes a set
-    /// event.
+    /// [`WaitTimeoutError::Timeout`]. A deadline already past still passes
+    /// a set event.
     #[inline]
-    pub fn wait_deadline(&self, deadline: Instant) -> Result<(), WaitError> {
-        self.wait_inner(Some(deadline))
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<(), WaitTimeoutError> {
+        self.wait_inner(Some(deadline)).map_err(Into::into)
     }
 
     /// The mode word, checked.
     #[inline]
-    fn mode_raw(&self) -> Result<u32, WaitError> {
+    fn mode_raw(&self) -> Result<u32, Corrupted> {
         match self.mode.load(Ordering::Relaxed) {
             mode @ (MANUAL | AUTO) => Ok(mode),
             _ => Err(self.corrupted(MODE_OUT_OF_RANGE)),
@@ -315,7 +315,7 @@ impl Event {
 
     /// `state` if a participant of an event in `mode` could have written it.
     #[inline]
-    fn check(&self, mode: u32, state: u32) -> Result<u32, WaitError> {
+    fn check(&self, mode: u32, state: u32) -> Result<u32, Corrupted> {
         let both = state & (SET | SLEEPERS) == SET | SLEEPERS;
         let generation_in_auto = mode == AUTO && state & GEN != 0;
         if both || generation_in_auto {
@@ -330,7 +330,7 @@ impl Event {
     /// clears it (to `keep`). `Ok(false)`: not set (`*state` holds the
     /// word seen).
     #[inline]
-    fn try_pass(&self, mode: u32, state: &mut u32, keep: u32) -> Result<bool, WaitError> {
+    fn try_pass(&self, mode: u32, state: &mut u32, keep: u32) -> Result<bool, Corrupted> {
         loop {
             self.check(mode, *state)?;
             if *state & SET == 0 {
@@ -350,7 +350,7 @@ impl Event {
     }
 
     #[inline]
-    fn wait_inner(&self, deadline: Option<Instant>) -> Result<(), WaitError> {
+    fn wait_inner(&self, deadline: Option<Instant>) -> Result<(), Fail> {
         let mode = self.mode_raw()?;
         let mut state = self.state.load(Ordering::Acquire);
         if self.try_pass(mode, &mut state, 0)? {
@@ -360,12 +360,7 @@ impl Event {
     }
 
     #[cold]
-    fn wait_contended(
-        &self,
-        mode: u32,
-        first: u32,
-        deadline: Option<Instant>,
-    ) -> Result<(), WaitError> {
+    fn wait_contended(&self, mode: u32, first: u32, deadline: Option<Instant>) -> Result<(), Fail> {
         // Manual reset: a generation other than this one means a set
         // happened since we started, even if a clear followed it.
         let generation = first & GEN;
@@ -408,7 +403,7 @@ impl Event {
                         continue;
                     }
                 }
-                return Err(WaitError::Timeout);
+                return Err(Fail::Busy);
             }
             if state & SLEEPERS == 0 {
                 if let Err(seen) = self.state.compare_exchange(
@@ -433,9 +428,9 @@ impl Event {
     /// Reports corrupted state, first waking every sleeper so that they
     /// see it too instead of sleeping out their recheck interval.
     #[cold]
-    fn corrupted(&self, what: &'static str) -> WaitError {
+    fn corrupted<E: From<Corrupted>>(&self, what: &'static str) -> E {
         futex_wake_all(&self.state);
-        WaitError::Corrupted(what)
+        Corrupted(what).into()
     }
 }
 

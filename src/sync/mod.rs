@@ -7,7 +7,7 @@
 //! | [`Condvar`] | `Condition` | its mutex reports the death on relock |
 //! | [`Semaphore`] | `Semaphore`, `BoundedSemaphore` | owned permits ([`SemaphorePermit`]) are given back by the next acquirer; plain ones are not owned, so not recovered |
 //! | [`Event`] | `Event` | nothing to recover: no owner |
-//! | [`Barrier`] | `Barrier` | every waiter gets [`WaitError::Broken`] |
+//! | [`Barrier`] | `Barrier` | every waiter gets [`BarrierError::Broken`] |
 //!
 //! Every type here is `#[repr(C)]`, valid when zero-filled, and lives in a
 //! [`Region`](crate::Region) (usually through [`Shm`](crate::Shm)), usable
@@ -64,6 +64,7 @@ mod barrier;
 mod condvar;
 mod error;
 mod event;
+mod guard;
 #[cfg(shmkit_loom)]
 pub(crate) mod model;
 mod mutex;
@@ -75,8 +76,13 @@ pub(crate) mod wait;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
-pub use error::{LockError, WaitError};
+pub use error::{
+    AcquirePermitError, AcquirePermitTimeoutError, BarrierError, BarrierTimeoutError, Corrupted,
+    LockError, LockResult, LockTimeoutError, LockTimeoutResult, ReleaseError,
+    TryAcquirePermitError, TryLockError, TryLockResult, TryWaitError, WaitTimeoutError,
+};
 pub use event::{Event, EventMode};
+pub use guard::LockGuard;
 pub use mutex::{Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};

@@ -1,13 +1,14 @@
 //! [`Mutex<T>`]: a process-shared mutex that survives a killed holder.
 
-use super::error::LockError;
-use super::raw_mutex::{Acquired, RawLockError, RawMutex};
+use super::error::{LockError, LockResult, LockTimeoutResult, RawLockError, TryLockResult};
+use super::guard::Acquired;
+use super::guard::{guarded, LockGuard};
+use super::raw_mutex::RawMutex;
 use super::wait::deadline_after;
 use crate::blocks::ShmSafe;
 use crate::primitive::UnsafeCell;
 use bytemuck::Pod;
 use std::fmt;
-use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 /// A mutual-exclusion lock around plain data, for any number of processes
@@ -73,29 +74,23 @@ impl<T: Pod> Mutex<T> {
 
     /// Takes the lock, waiting as long as it takes (a dead holder is
     /// detected within a few milliseconds).
-    pub fn lock(&self) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
+    pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
         self.guard(self.raw.lock(None))
     }
 
     /// Takes the lock if it is free (or its holder is dead).
-    pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
+    pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
         self.guard(self.raw.try_lock())
     }
 
     /// Takes the lock, waiting at most `timeout`.
-    pub fn lock_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
+    pub fn lock_timeout(&self, timeout: Duration) -> LockTimeoutResult<MutexGuard<'_, T>> {
         self.guard(self.raw.lock(deadline_after(timeout)))
     }
 
     /// Takes the lock, waiting until `deadline` at the latest; a deadline
     /// in the past still takes a free lock.
-    pub fn lock_deadline(
-        &self,
-        deadline: Instant,
-    ) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
+    pub fn lock_deadline(&self, deadline: Instant) -> LockTimeoutResult<MutexGuard<'_, T>> {
         self.guard(self.raw.lock(Some(deadline)))
     }
 
@@ -104,34 +99,17 @@ impl<T: Pod> Mutex<T> {
         self.raw.is_locked()
     }
 
-    pub(crate) fn raw(&self) -> &RawMutex {
-        &self.raw
-    }
-
-    pub(crate) fn guard(
-        &self,
-        r: Result<Acquired, RawLockError>,
-    ) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
-        match r {
-            Ok(Acquired::Clean) => Ok(MutexGuard {
-                mutex: self,
-                consistent: true,
-            }),
-            Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(MutexGuard {
-                mutex: self,
-                consistent: false,
-            })),
-            Err(e) => Err(lock_error(e)),
-        }
-    }
-}
-
-pub(crate) fn lock_error<G>(e: RawLockError) -> LockError<G> {
-    match e {
-        RawLockError::NotRecoverable => LockError::NotRecoverable,
-        RawLockError::WouldBlock => LockError::WouldBlock,
-        RawLockError::Timeout => LockError::Timeout,
-        RawLockError::Corrupted(w) => LockError::Corrupted(w),
+    /// The guard (or error) for a raw outcome of this mutex's word.
+    #[inline]
+    fn guard<'a, E>(&'a self, r: Result<Acquired, RawLockError>) -> Result<MutexGuard<'a, T>, E>
+    where
+        E: From<LockError<MutexGuard<'a, T>>> + From<RawLockError>,
+    {
+        guarded(r.map(|a| (a, ())), |(), consistent| {
+            // SAFETY: `r` is the outcome of an acquire of `self.raw`, and
+            // `guarded` builds a guard only for a hold it reports.
+            unsafe { MutexGuard::new(&self.raw, &self.data, consistent) }
+        })
     }
 }
 
@@ -150,76 +128,8 @@ impl<T: Pod> fmt::Debug for Mutex<T> {
 }
 
 /// Access to a [`Mutex`]'s data while this process holds it; unlocks on
-/// drop.
-#[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct MutexGuard<'a, T: Pod> {
-    mutex: &'a Mutex<T>,
-    consistent: bool,
-}
-
-impl<'a, T: Pod> MutexGuard<'a, T> {
-    /// Declares the data consistent again after an
-    /// [`OwnerDied`](LockError::OwnerDied). Without it, dropping this guard
-    /// makes the lock permanently unusable.
-    pub fn mark_consistent(&mut self) {
-        self.consistent = true;
-    }
-
-    /// Whether the data is marked consistent.
-    pub fn is_consistent(&self) -> bool {
-        self.consistent
-    }
-
-    /// Gives up the guard without unlocking (the caller unlocks).
-    pub(crate) fn into_parts(self) -> (&'a Mutex<T>, bool) {
-        let parts = (self.mutex, self.consistent);
-        std::mem::forget(self);
-        parts
-    }
-
-    pub(crate) fn from_parts(mutex: &'a Mutex<T>, consistent: bool) -> Self {
-        Self { mutex, consistent }
-    }
-}
-
-impl<T: Pod> Deref for MutexGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: this process holds the lock for the guard's lifetime, so
-        // no correct participant touches the data; `T: Pod` makes any bytes
-        // a misbehaving peer might write a valid `T`.
-        self.mutex.data.with(|p| unsafe { &*p })
-    }
-}
-
-impl<T: Pod> DerefMut for MutexGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes this the only reference
-        // handed out through this guard.
-        self.mutex.data.with_mut(|p| unsafe { &mut *p })
-    }
-}
-
-impl<T: Pod> Drop for MutexGuard<'_, T> {
-    fn drop(&mut self) {
-        if self.consistent {
-            // SAFETY: the guard exists only while this process holds the lock.
-            unsafe { self.mutex.raw.unlock() }
-        } else {
-            // SAFETY: as above.
-            unsafe { self.mutex.raw.unlock_not_recoverable() }
-        }
-    }
-}
-
-impl<T: Pod + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MutexGuard")
-            .field("data", &**self)
-            .field("consistent", &self.consistent)
-            .finish()
-    }
-}
+/// drop. The [generic exclusive guard](LockGuard) over the mutex's word.
+pub type MutexGuard<'a, T> = LockGuard<'a, RawMutex, T>;
 
 #[cfg(all(test, shmkit_loom))]
 mod loom_tests {

@@ -19,6 +19,8 @@
 //! exact word it saw (so two waiters can never both take it over) and
 //! reports `OwnerDied`. A waiter whose owners keep changing never probes.
 
+use super::error::RawLockError;
+use super::guard::{Acquired, RawLock};
 use super::owner::{self, Liveness, Token};
 use super::wait::{expired, spin_while, Probe};
 use crate::primitive::{futex_wait, futex_wake, futex_wake_all, AtomicU32, Ordering};
@@ -28,28 +30,11 @@ const UNLOCKED: u32 = 0;
 const WAITERS: u32 = 1;
 const NOT_RECOVERABLE: u32 = u32::MAX;
 
-/// How a lock was acquired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Acquired {
-    /// From an unlocked state or a live holder's unlock.
-    Clean,
-    /// Taken over from a holder that died.
-    OwnerDied,
-}
-
-/// Why a lock was not acquired.
-#[derive(Debug)]
-pub(crate) enum RawLockError {
-    NotRecoverable,
-    WouldBlock,
-    Timeout,
-    Corrupted(&'static str),
-}
-
-/// A robust, process-shared mutex without data.
+/// A robust, process-shared mutex without data: the lock word of a
+/// [`Mutex`](super::Mutex) (unnameable outside this crate).
 #[repr(C)]
 #[derive(Debug, Default)]
-pub(crate) struct RawMutex {
+pub struct RawMutex {
     word: AtomicU32,
 }
 
@@ -89,10 +74,8 @@ impl RawMutex {
             Ok(_) => Ok(Acquired::Clean),
             Err(NOT_RECOVERABLE) => Err(RawLockError::NotRecoverable),
             Err(word) => match owner::liveness(&self.word, Token::from_raw(word >> 1)) {
-                Liveness::Alive => Err(RawLockError::WouldBlock),
-                Liveness::Dead => self
-                    .take_over(word, me)
-                    .map_err(|_| RawLockError::WouldBlock),
+                Liveness::Alive => Err(RawLockError::Busy),
+                Liveness::Dead => self.take_over(word, me).map_err(|_| RawLockError::Busy),
                 Liveness::Invalid => Err(RawLockError::Corrupted("lock word holds no owner")),
             },
         }
@@ -185,7 +168,7 @@ impl RawMutex {
                 word |= WAITERS;
             }
             if expired(deadline) {
-                return Err(RawLockError::Timeout);
+                return Err(RawLockError::Busy);
             }
             // (`watched` was set just above.)
             let slice = watched.map_or(deadline, |(_, p)| p.slice(deadline));
@@ -208,31 +191,27 @@ impl RawMutex {
             .map(|_| Acquired::OwnerDied)
     }
 
-    /// Releases the lock.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the lock (acquired through this `RawMutex`).
+    /// Whether the lock word currently shows a holder (racy; diagnostics).
+    pub(crate) fn is_locked(&self) -> bool {
+        self.word.load(Ordering::Relaxed) != UNLOCKED
+    }
+}
+
+// SAFETY: a hold is the word holding our token, put there by a CAS from
+// unlocked or from the exact word of a dead holder: one holder at a time.
+unsafe impl RawLock for RawMutex {
+    const GUARD_NAME: &'static str = "MutexGuard";
+
     #[inline]
-    pub(crate) unsafe fn unlock(&self) {
+    unsafe fn unlock(&self) {
         if self.word.swap(UNLOCKED, Ordering::Release) & WAITERS != 0 {
             futex_wake(&self.word, 1);
         }
     }
 
-    /// Releases the lock as not recoverable: every later lock fails.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the lock.
-    pub(crate) unsafe fn unlock_not_recoverable(&self) {
+    unsafe fn unlock_not_recoverable(&self) {
         self.word.store(NOT_RECOVERABLE, Ordering::Release);
         futex_wake_all(&self.word);
-    }
-
-    /// Whether the lock word currently shows a holder (racy; diagnostics).
-    pub(crate) fn is_locked(&self) -> bool {
-        self.word.load(Ordering::Relaxed) != UNLOCKED
     }
 }
 
