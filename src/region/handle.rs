@@ -279,7 +279,8 @@ impl Region {
     ///   racing with any write is a data race), and
     /// - no `&mut` to them is alive (a [`MutexGuard`] or
     ///   [`RwLockWriteGuard`] of a lock whose data they are, a
-    ///   [`WriteChunk`] or [`Grant`] of a ring whose slots they are).
+    ///   write chunk ([`spsc::WriteChunk`], [`bytes::WriteChunk`]) of a
+    ///   ring whose slots they are).
     ///
     /// Shared references to the bytes may be alive. Writes by *other
     /// processes* are the untrusted-peer case above, not a breach of this
@@ -287,8 +288,8 @@ impl Region {
     ///
     /// [`MutexGuard`]: crate::sync::MutexGuard
     /// [`RwLockWriteGuard`]: crate::sync::RwLockWriteGuard
-    /// [`WriteChunk`]: crate::ring::spsc::WriteChunk
-    /// [`Grant`]: crate::ring::bytes::Grant
+    /// [`spsc::WriteChunk`]: crate::ring::spsc::WriteChunk
+    /// [`bytes::WriteChunk`]: crate::ring::bytes::WriteChunk
     pub unsafe fn read<T: Pod>(&self, offset: usize) -> Result<T> {
         let p = self.check(
             offset,
