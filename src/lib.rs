@@ -59,6 +59,8 @@ pub mod region;
 pub mod ring;
 pub mod sync;
 mod sys;
+#[doc(hidden)]
+pub mod testing;
 
 pub use blocks::{CachePadded, Signal};
 pub use error::{Error, Result};

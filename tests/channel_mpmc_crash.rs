@@ -16,8 +16,8 @@ mod common;
 
 use common::{child_command, child_role, kill, report, spawn, unique_name, wait_for_line};
 use shmkit::channel::{MpmcReceiver, MpmcSender, RecvTimeoutError, TryRecvError};
-use shmkit::ring::mpmc::seq::{word, State};
-use shmkit::ring::mpmc::{MpmcRing, DEQUEUE_OFFSET, ENQUEUE_OFFSET, HEADER_SIZE};
+use shmkit::ring::mpmc::MpmcRing;
+use shmkit::testing::mpmc::{word, State, DEQUEUE_OFFSET, ENQUEUE_OFFSET, HEADER_SIZE};
 use shmkit::{LayoutId, Region, RegionOptions};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -10,11 +10,11 @@ mod common;
 
 use common::{child_role, finish, report, spawn, unique_name};
 use shmkit::ring::bytes::{
-    max_message_for, ByteRing, Consumer, HeapByteRing, Producer, FRAME_HEADER, HEADER_SIZE,
-    MIN_CAPACITY,
+    max_message_for, ByteRing, Consumer, HeapByteRing, Producer, FRAME_HEADER, MIN_CAPACITY,
 };
 use shmkit::ring::bytes::{PopIntoError, WriteError};
 use shmkit::ring::{Corrupted, PopError};
+use shmkit::testing::bytes::{corrupt_bytes, corrupt_word, HEADER_SIZE};
 use shmkit::{Error, Region, RegionOptions};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -958,9 +958,9 @@ fn heap_ring_corruption_hooks() {
         tx.try_push(&[2; 8]).unwrap();
     }
     // SAFETY: no grant or guard is alive, no other thread.
-    unsafe { ring.corrupt_bytes(16, &(KIND_RECORD << 32 | 25).to_ne_bytes()) };
+    unsafe { corrupt_bytes(&ring, 16, &(KIND_RECORD << 32 | 25).to_ne_bytes()) };
     let (_, mut rx) = ring.split().unwrap();
     expect_corrupted(rx.try_pop(&mut Vec::new()), "maximum message size");
-    ring.corrupt_word(256, 40);
+    corrupt_word(&ring, 256, 40);
     assert!(matches!(ring.split(), Err(Corrupted(_))));
 }

@@ -15,9 +15,9 @@
 mod common;
 
 use common::{child_command, child_role, finish, report, wait_until};
-use shmkit::ring::mpmc::seq::{self, word, State};
 use shmkit::ring::mpmc::{HeapMpmcRing, Holder, MpmcRing, Participant, Stall, MAX_CAPACITY};
 use shmkit::ring::{PopError, PushError};
+use shmkit::testing::mpmc::{self as seq, word, State};
 use shmkit::{Error, LayoutId, Region, RegionOptions, ShmSafe};
 use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;

@@ -9,11 +9,12 @@
 mod common;
 
 use common::{child_command, child_role, finish, report};
-use shmkit::ring::spsc::{
-    Consumer, Producer, SpscRing, CAPACITY_OFFSET, ELEM_ALIGN_OFFSET, ELEM_SIZE_OFFSET,
-    HEADER_SIZE, HEAD_OFFSET, MAGIC_OFFSET, SPSC_MAGIC, TAIL_OFFSET,
-};
+use shmkit::ring::spsc::{Consumer, Producer, SpscRing};
 use shmkit::ring::{Corrupted, PopError, PushError};
+use shmkit::testing::spsc::{
+    CAPACITY_OFFSET, ELEM_ALIGN_OFFSET, ELEM_SIZE_OFFSET, HEADER_SIZE, HEAD_OFFSET, MAGIC_OFFSET,
+    SPSC_MAGIC, TAIL_OFFSET,
+};
 use shmkit::{Error, Region, RegionOptions};
 use std::process::Child;
 use std::time::{Duration, Instant};

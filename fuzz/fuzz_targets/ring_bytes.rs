@@ -31,6 +31,7 @@
 use libfuzzer_sys::fuzz_target;
 use shmkit::ring::bytes::{max_message_for, Consumer, HeapByteRing, Producer, MIN_CAPACITY};
 use shmkit::ring::bytes::{PopIntoError, WriteError};
+use shmkit::testing::bytes::{corrupt_bytes, corrupt_word};
 use shmkit_fuzz::Input;
 use std::collections::VecDeque;
 
@@ -230,7 +231,7 @@ fuzz_target!(|data: &[u8]| {
                 corrupted = true;
                 let how = inp.u8();
                 match how % 4 {
-                    0 => ring.corrupt_word(WORDS[(how as usize >> 2) % 5], inp.u64()),
+                    0 => corrupt_word(&ring, WORDS[(how as usize >> 2) % 5], inp.u64()),
                     1 => {
                         // An index near where the model has them.
                         let delta = (inp.u8() as i8 as i64 * 8) as u64;
@@ -239,7 +240,7 @@ fuzz_target!(|data: &[u8]| {
                         } else {
                             (256, model.cons)
                         };
-                        ring.corrupt_word(at, base.wrapping_add(delta));
+                        corrupt_word(&ring, at, base.wrapping_add(delta));
                     }
                     2 => {
                         // A plausible frame header at a frame boundary.
@@ -252,13 +253,13 @@ fuzz_target!(|data: &[u8]| {
                         let word = kind << 32 | inp.u16() as u64;
                         // SAFETY: no grant or guard is alive between
                         // operations; single thread.
-                        unsafe { ring.corrupt_bytes(at, &word.to_ne_bytes()) };
+                        unsafe { corrupt_bytes(&ring, at, &word.to_ne_bytes()) };
                     }
                     _ => {
                         let at = inp.u16() as usize % cap;
                         let bytes = inp.u64().to_ne_bytes();
                         // SAFETY: as above.
-                        unsafe { ring.corrupt_bytes(at, &bytes) };
+                        unsafe { corrupt_bytes(&ring, at, &bytes) };
                     }
                 }
             }

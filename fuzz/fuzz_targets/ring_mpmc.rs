@@ -106,11 +106,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::atomic::{AtomicU64, Ordering};
-use shmkit::ring::mpmc::seq::{distance, parts, word, State};
-use shmkit::ring::mpmc::{
-    Holder, MpmcRing, Participant, Stall, CAPACITY_OFFSET, DEQUEUE_OFFSET, ELEM_ALIGN_OFFSET,
-    ELEM_SIZE_OFFSET, ENQUEUE_OFFSET, HEADER_SIZE, MAGIC_OFFSET, MAX_CAPACITY, MPMC_MAGIC,
-    RETRY_LIMIT, SLOT_STRIDE_OFFSET,
+use shmkit::ring::mpmc::{Holder, MpmcRing, Participant, Stall, MAX_CAPACITY, RETRY_LIMIT};
+use shmkit::testing::mpmc::{
+    distance, parts, word, State, CAPACITY_OFFSET, DEQUEUE_OFFSET, ELEM_ALIGN_OFFSET,
+    ELEM_SIZE_OFFSET, ENQUEUE_OFFSET, HEADER_SIZE, MAGIC_OFFSET, MPMC_MAGIC, SLOT_STRIDE_OFFSET,
 };
 use shmkit::ring::{PopError, PushError};
 use shmkit::{Error, Region, RegionOptions};

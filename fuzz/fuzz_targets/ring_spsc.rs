@@ -31,9 +31,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use shmkit::ring::spsc::{
-    HeapSpscRing, SpscHeader, CAPACITY_OFFSET, ELEM_ALIGN_OFFSET, ELEM_SIZE_OFFSET, HEAD_OFFSET,
-    MAGIC_OFFSET, SPSC_MAGIC, TAIL_OFFSET,
+use shmkit::ring::spsc::HeapSpscRing;
+use shmkit::testing::spsc::{
+    header_of, reopen, SpscHeader, CAPACITY_OFFSET, ELEM_ALIGN_OFFSET, ELEM_SIZE_OFFSET,
+    HEAD_OFFSET, MAGIC_OFFSET, SPSC_MAGIC, TAIL_OFFSET,
 };
 use shmkit::ring::{Corrupted, PopError, PushError};
 use shmkit_fuzz::Input;
@@ -135,7 +136,7 @@ fuzz_target!(|data: &[u8]| {
     let salt = input.u64();
     let heap = HeapSpscRing::<u64>::new(cap).unwrap();
     let ring = heap.ring();
-    let header = ring.header();
+    let header = header_of(&ring);
     // SAFETY (both): the only producer and the only consumer; a handle is
     // dropped before its successor is made, and chunks never outlive the
     // operation that took them, so scribbled indices cannot make one side
@@ -386,7 +387,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             _ => {
-                let got = heap.open();
+                let got = reopen(&heap);
                 assert_eq!(got.is_ok(), words.intact(), "{:?}", got.err());
             }
         }

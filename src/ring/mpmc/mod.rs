@@ -8,7 +8,7 @@
 //! <https://www.1024cores.net/home/lock-free-algorithms/queues/bounded-mpmc-queue>;
 //! crossbeam's `ArrayQueue` is the Rust rendering to compare with), with
 //! one change: a position is claimed on its slot, not on the counter.
-//! Each slot carries a sequence word (see [`seq`]) that says which
+//! Each slot carries a sequence word (below) that says which
 //! position it serves, in which state, and who holds it. A producer at
 //! position `p` CASes the slot's word from `Empty(p)` to `Claimed(p, who)`,
 //! writes the value, stores `Full(p)`, then moves `enqueue` from `p` to
@@ -46,15 +46,30 @@
 //!    384  slots        see below               capacity slots, slot_stride apart
 //! ```
 //!
-//! The constants [`MAGIC_OFFSET`], [`CAPACITY_OFFSET`], [`ELEM_SIZE_OFFSET`],
-//! [`ELEM_ALIGN_OFFSET`], [`SLOT_STRIDE_OFFSET`], [`ENQUEUE_OFFSET`],
-//! [`DEQUEUE_OFFSET`] and [`HEADER_SIZE`] name these positions, and
-//! [`MPMC_MAGIC`] the magic word.
+//! The magic word is `b"shmkMPC2"` read as a little-endian `u64`: the
+//! ring's kind and format (a new format gets a new one).
 //!
 //! Positions are `u64` counters that only grow (all arithmetic on them
 //! wraps); position `p` lives in slot `p % capacity`. A slot is a
 //! `#[repr(C)]` pair `{ seq: u64, value: T }` (`value` at offset 8, or at
-//! `align_of::<T>()` if that is larger); [`seq`] documents the word.
+//! `align_of::<T>()` if that is larger). Its sequence word:
+//!
+//! ```text
+//! bits   63 ..= 8                      7 ..= 6   5 ..= 0
+//!        position (its low 56 bits)    state     participant
+//!
+//! state        word for position p            meaning
+//! Empty    0   word(p, Empty, 0)              awaits the producer of p
+//! Claimed  1   word(p, Claimed, who)          producer `who` is writing p's value
+//! Full     2   word(p, Full, 0)               holds p's value, awaits its consumer
+//! Taking   3   word(p, Taking, who)           consumer `who` is reading p's value
+//! ```
+//!
+//! A consumer that is done stores `word(p + capacity, Empty, 0)`: the slot
+//! awaits the producer of the next lap; so does a repair of a slot whose
+//! claimant died. Positions are compared modulo 2^56: a ring would have
+//! to move 2^55 values while one participant stands still for two
+//! positions to be confused.
 //!
 //! # Untrusted memory
 //!
@@ -158,7 +173,10 @@
 //! once, per-producer order, and repair of a claim whose holder stopped,
 //! against participants that keep going.
 
-pub mod seq;
+mod heap;
+pub(crate) mod seq;
+mod stall;
+pub(crate) mod wire;
 
 use super::{Miss, PopError, PushError, Slot};
 use crate::blocks::{CachePadded, ShmSafe};
@@ -170,8 +188,11 @@ use crate::region::Region;
 use bytemuck::Pod;
 use core::fmt;
 use core::mem::{align_of, size_of};
+pub use heap::HeapMpmcRing;
 pub use seq::Participant;
 use seq::{State, Word};
+pub use stall::{Holder, Stall};
+use wire::*;
 
 /// The largest capacity a ring may have (2^32 slots).
 pub const MAX_CAPACITY: usize = 1 << 32;
@@ -179,29 +200,6 @@ pub const MAX_CAPACITY: usize = 1 << 32;
 /// How many times one operation retries after losing a race (or finding a
 /// stale position) before it gives up with `Full` or `Empty`.
 pub const RETRY_LIMIT: u32 = 1 << 10;
-
-/// The magic word of an MPMC ring header, `b"shmkMPC2"` read as a
-/// little-endian `u64`: the ring's kind and format; a new format gets a
-/// new one.
-pub const MPMC_MAGIC: u64 = u64::from_le_bytes(*b"shmkMPC2");
-/// Offset of the magic word (`u64`) in the header.
-pub const MAGIC_OFFSET: usize = 0;
-/// Offset of the capacity (`u64`) in the header.
-pub const CAPACITY_OFFSET: usize = 8;
-/// Offset of the element size (`u64`) in the header.
-pub const ELEM_SIZE_OFFSET: usize = 16;
-/// Offset of the element alignment (`u64`) in the header.
-pub const ELEM_ALIGN_OFFSET: usize = 24;
-/// Offset of the slot stride (`u64`) in the header.
-pub const SLOT_STRIDE_OFFSET: usize = 32;
-/// Offset of `enqueue` (`u64`, the next position a push claims) in the
-/// header.
-pub const ENQUEUE_OFFSET: usize = 128;
-/// Offset of `dequeue` (`u64`, the next position a pop claims) in the
-/// header.
-pub const DEQUEUE_OFFSET: usize = 256;
-/// Bytes from the ring's offset to its first slot: the size of the header.
-pub const HEADER_SIZE: usize = 384;
 
 /// The alignment of the header, and the most an element may need.
 const LINE: usize = 128;
@@ -643,111 +641,6 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
         }
     }
 
-    /// The slot that keeps [`try_push`](Self::try_push) from proceeding
-    /// because a participant holds it: the previous lap's slot, still
-    /// `Claimed` by its producer or `Taking` by its consumer. `None` if a
-    /// push would not wait, waits only for consumers to come, or the ring
-    /// is corrupted (the operation reports that itself). Moves `enqueue`
-    /// past positions already claimed, as a push would.
-    ///
-    /// A holder that is alive will hand the slot on by itself; one known
-    /// to be dead can be [`repair`](Self::repair)ed.
-    pub fn stalled_push(&self) -> Option<Stall> {
-        self.stalled(Role::Producer)
-    }
-
-    /// The slot that keeps [`try_pop`](Self::try_pop) from proceeding
-    /// because a participant holds it: `Claimed` by the producer of the
-    /// next position, which has not published it (values may wait behind
-    /// it), or still `Taking` by the previous lap's consumer (which keeps
-    /// producers from filling it). `None` if a pop would not wait, waits
-    /// only for producers to come, or the ring is corrupted. Moves
-    /// `dequeue` past positions already claimed, as a pop would.
-    pub fn stalled_pop(&self) -> Option<Stall> {
-        self.stalled(Role::Consumer)
-    }
-
-    fn stalled(&self, role: Role) -> Option<Stall> {
-        let counter = self.counter(role);
-        let mut pos = counter.load(Ordering::Acquire);
-        for _ in 0..RETRY_LIMIT {
-            let slot = (pos & (self.slots.len() as u64 - 1)) as usize;
-            let word = self.slots[slot].seq.load(Ordering::Acquire);
-            match self.classify(role, pos, word) {
-                Find::Turn | Find::Bad => return None,
-                Find::Passed => pos = help(counter, pos).ok()?,
-                Find::Ahead => pos = reload(counter, pos).ok()?,
-                Find::Wait => {
-                    return matches!(Word::of(word).state, State::Claimed | State::Taking)
-                        .then_some(Stall { slot, word });
-                }
-            }
-        }
-        None
-    }
-
-    /// Hands a stalled slot on as if its holder had finished: a `Claimed`
-    /// slot (the value was never published, and its push never returned)
-    /// or a `Taking` one (the value goes with its consumer) becomes `Empty`
-    /// for the next lap. One CAS: returns `false`, changing nothing, if
-    /// the slot no longer holds what `stall` saw (its holder moved on, or
-    /// someone repaired it first).
-    ///
-    /// Only for a holder known to be dead (or known never to touch the
-    /// ring again): a live one would still write its slot after this, and
-    /// values could be lost, duplicated or torn.
-    ///
-    /// # Safety
-    ///
-    /// No thread of this process holds the claim `stall` names (is between
-    /// that claim and its hand-over), nor ever will: its holder is a
-    /// participant of a dead process, or one of this process known to have
-    /// stopped for good. Otherwise, once the slot is handed on, the next
-    /// lap's participant copies the value while the holder still does: a
-    /// data race. (A live holder in another process instead garbles or
-    /// loses values, as any peer that breaks the protocol.)
-    pub unsafe fn repair(&self, stall: Stall) -> bool {
-        let cap = self.slots.len() as u64;
-        let w = Word::of(stall.word);
-        let held = matches!(w.state, State::Claimed | State::Taking);
-        match self.slots.get(stall.slot) {
-            Some(slot) if held && (w.position & (cap - 1)) as usize == stall.slot => {
-                let next = seq::word(w.position.wrapping_add(cap), State::Empty, 0);
-                slot.seq
-                    .compare_exchange(stall.word, next, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            }
-            _ => false,
-        }
-    }
-
-    /// [`repair`](Self::repair)s every slot `holder` holds; returns how
-    /// many. For a participant that takes over the id of a dead one,
-    /// before its first operation: claims under that id are then the dead
-    /// one's. Reads every slot once.
-    ///
-    /// # Safety
-    ///
-    /// As for [`repair`](Self::repair), for every claim under `holder`: no
-    /// thread of this process holds, or will again make, a claim under
-    /// that id and role while this runs (this process's own participant
-    /// taking over the id has not operated yet).
-    pub unsafe fn release_claims(&self, holder: Holder) -> usize {
-        let (state, who) = match holder {
-            Holder::Producer(p) => (State::Claimed, p.id()),
-            Holder::Consumer(p) => (State::Taking, p.id()),
-        };
-        (0..self.slots.len())
-            .filter(|&slot| {
-                let word = self.slots[slot].seq.load(Ordering::Acquire);
-                let w = Word::of(word);
-                // SAFETY: the slot's claim is `holder`'s, which the caller
-                // guarantees no thread of this process holds.
-                w.state == state && w.who == who && unsafe { self.repair(Stall { slot, word }) }
-            })
-            .count()
-    }
-
     #[inline]
     fn counter(&self, role: Role) -> &AtomicU64 {
         match role {
@@ -866,47 +759,6 @@ fn reload(counter: &AtomicU64, pos: u64) -> Result<u64, Miss> {
     Ok(now)
 }
 
-/// A slot that keeps an operation waiting because a participant holds
-/// it: what [`MpmcRing::stalled_push`] and [`MpmcRing::stalled_pop`] find,
-/// and what [`MpmcRing::repair`] takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stall {
-    slot: usize,
-    word: u64,
-}
-
-impl Stall {
-    /// Who holds the slot.
-    pub fn holder(&self) -> Holder {
-        let w = Word::of(self.word);
-        let who = Participant::from_bits(w.who);
-        match w.state {
-            State::Taking => Holder::Consumer(who),
-            _ => Holder::Producer(who),
-        }
-    }
-
-    /// The slot's index.
-    pub fn slot(&self) -> usize {
-        self.slot
-    }
-
-    /// The slot's sequence word when it was found (see [`seq`]).
-    pub fn word(&self) -> u64 {
-        self.word
-    }
-}
-
-/// Who holds a slot: a producer that claimed it and has not published
-/// it, or a consumer that is taking its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Holder {
-    /// A producer, between its claim and its `Full` store.
-    Producer(Participant),
-    /// A consumer, between its claim and its release.
-    Consumer(Participant),
-}
-
 /// Writes an empty ring's header and sequence numbers; the magic last.
 fn init<T: Pod>(header: &MpmcHeader, slots: &[MpmcSlot<T>]) {
     header.capacity.store(slots.len() as u64, Ordering::Relaxed);
@@ -934,59 +786,6 @@ impl<T: Pod + Send> fmt::Debug for MpmcRing<'_, T> {
             .field("capacity", &self.capacity())
             .field("len", &self.len())
             .finish()
-    }
-}
-
-/// An MPMC ring on the heap, for threads of one process, unit tests and
-/// loom models; [`ring`](Self::ring) gives the same [`MpmcRing`] view a
-/// region does.
-///
-/// ```
-/// use shmkit::ring::mpmc::HeapMpmcRing;
-/// use shmkit::ring::PushError;
-///
-/// let heap = HeapMpmcRing::<[u8; 4]>::new(2)?;
-/// let ring = heap.ring();
-/// ring.try_push(*b"ping")?;
-/// ring.try_push(*b"pong")?;
-/// assert_eq!(ring.try_push(*b"full"), Err(PushError::Full(*b"full")));
-/// assert_eq!(ring.try_pop()?, *b"ping");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct HeapMpmcRing<T: Pod> {
-    header: Box<MpmcHeader>,
-    slots: Box<[MpmcSlot<T>]>,
-}
-
-impl<T: Pod + Send> HeapMpmcRing<T> {
-    /// An empty ring of `capacity` slots (a power of two in
-    /// `1..=MAX_CAPACITY`, else [`Error::InvalidSize`]).
-    pub fn new(capacity: usize) -> Result<Self> {
-        check_element::<T>()?;
-        check_capacity(capacity)?;
-        let header = Box::new(MpmcHeader::zeroed());
-        let slots: Box<[MpmcSlot<T>]> = (0..capacity)
-            .map(|_| MpmcSlot {
-                seq: AtomicU64::new(0),
-                value: Slot::new(T::zeroed()),
-            })
-            .collect();
-        init(&header, &slots);
-        Ok(Self { header, slots })
-    }
-
-    /// A view of the ring.
-    pub fn ring(&self) -> MpmcRing<'_, T> {
-        MpmcRing {
-            header: &self.header,
-            slots: &self.slots,
-        }
-    }
-}
-
-impl<T: Pod + Send> fmt::Debug for HeapMpmcRing<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("HeapMpmcRing").field(&self.ring()).finish()
     }
 }
 

@@ -1,0 +1,76 @@
+//! Hooks for shmkit's own tests, fuzz targets and benches: where each word
+//! of a ring's shared header lies, the MPMC ring's sequence-word helpers,
+//! and ways to scribble on a heap ring as a misbehaving peer would. Not
+//! part of the API: hidden from the documentation, and free to change in
+//! any release.
+
+/// The SPSC ring's header words ([`crate::ring::spsc`]).
+pub mod spsc {
+    pub use crate::ring::spsc::wire::{
+        SpscHeader, CAPACITY_OFFSET, ELEM_ALIGN_OFFSET, ELEM_SIZE_OFFSET, HEADER_SIZE, HEAD_OFFSET,
+        MAGIC_OFFSET, SPSC_MAGIC, TAIL_OFFSET,
+    };
+    use crate::ring::spsc::{HeapSpscRing, SpscRing};
+    use bytemuck::Pod;
+
+    /// The shared header of `ring`, to watch or to scribble on its words.
+    pub fn header_of<'a, T: Pod>(ring: &SpscRing<'a, T>) -> &'a SpscHeader {
+        ring.header()
+    }
+
+    /// The view of `heap`, after checking its header as
+    /// [`SpscRing::open`] does (the capacity must also match the slot
+    /// array).
+    pub fn reopen<T: Pod>(heap: &HeapSpscRing<T>) -> crate::Result<SpscRing<'_, T>> {
+        heap.open()
+    }
+}
+
+/// The MPMC ring's header words and sequence words ([`crate::ring::mpmc`]).
+pub mod mpmc {
+    pub use crate::ring::mpmc::seq::{
+        distance, parts, word, State, PARTICIPANT_MASK, POSITION_MASK, POSITION_SHIFT, STATE_SHIFT,
+    };
+    pub use crate::ring::mpmc::wire::*;
+}
+
+/// The byte ring's header, and scribbles on a heap byte ring
+/// ([`crate::ring::bytes`]).
+pub mod bytes {
+    use crate::ring::bytes::HeapByteRing;
+
+    /// Bytes from the start of a byte ring's header to its buffer.
+    pub const HEADER_SIZE: usize = crate::ring::bytes::HEADER_SIZE;
+
+    /// Overwrites the header word at byte `offset` (0 magic, 8 capacity,
+    /// 16 maximum message size, 128 producer index, 256 consumer index)
+    /// with `value`, as a misbehaving peer could. Views keep the capacity
+    /// and maximum they validated, so only the indices matter to existing
+    /// handles.
+    ///
+    /// Safe: the words are atomics, so the store races with nothing, and
+    /// handles from [`HeapByteRing::split`] borrow the ring mutably, so
+    /// none is alive to act on a scribbled index. Handles attached through
+    /// [`HeapByteRing::ring`] are `unsafe` to make, and their contract
+    /// ([`ByteRing::producer`](crate::ring::bytes::ByteRing::producer))
+    /// says when such a scribble is allowed.
+    ///
+    /// # Panics
+    ///
+    /// If `offset` is not one of those.
+    pub fn corrupt_word(ring: &HeapByteRing, offset: usize, value: u64) {
+        ring.corrupt_word(offset, value);
+    }
+
+    /// Overwrites buffer bytes from `offset` with `bytes` (clipped at the
+    /// end of the buffer), as a misbehaving peer could.
+    ///
+    /// # Safety
+    ///
+    /// No write or read chunk of this ring is alive (they hold references
+    /// to the buffer), and no other thread uses the ring.
+    pub unsafe fn corrupt_bytes(ring: &HeapByteRing, offset: usize, bytes: &[u8]) {
+        // SAFETY: forwarded: the caller's promise is the method's contract.
+        unsafe { ring.corrupt_bytes(offset, bytes) }
+    }
+}
