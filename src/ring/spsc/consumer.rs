@@ -1,6 +1,6 @@
 //! The consuming side of an SPSC ring and its in-place read chunk.
 
-use super::{SpscRing, BAD_TAIL};
+use super::{ReadChunk, SpscRing, BAD_TAIL};
 use crate::primitive::Ordering;
 use crate::ring::{Corrupted, PopError};
 use bytemuck::Pod;
@@ -32,10 +32,10 @@ use core::marker::PhantomData;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Consumer<'a, T: Pod> {
-    ring: SpscRing<'a, T>,
+    pub(super) ring: SpscRing<'a, T>,
     /// The next index to read. Always equal to the shared `head`: this
     /// side is its only writer, and never reads it back after attaching.
-    head: u64,
+    pub(super) head: u64,
     /// The last `tail` seen; `head <= tail_cache <= tail <= head +
     /// capacity`. Refreshed only when it says "empty".
     tail_cache: u64,
@@ -218,105 +218,10 @@ impl<'a, T: Pod> Consumer<'a, T> {
 
     /// Frees the next `n` slots (read, and published per `tail_cache`).
     #[inline]
-    fn release(&mut self, n: usize) {
+    pub(super) fn release(&mut self, n: usize) {
         if n > 0 {
             self.head = self.head.wrapping_add(n as u64);
             self.ring.header.head.store(self.head, Ordering::Release);
         }
-    }
-}
-
-/// Ready values lent by [`Consumer::read_chunk`], read in place and then
-/// freed with [`release`](Self::release). Dropping it frees nothing.
-///
-/// ```
-/// use shmkit::ring::spsc::HeapSpscRing;
-///
-/// let mut heap = HeapSpscRing::<u32>::new(4)?;
-/// let (mut tx, mut rx) = heap.split()?;
-/// tx.push_slice(&[1, 2, 3])?;
-/// let chunk = rx.read_chunk(2)?;
-/// assert_eq!(chunk.as_slices(), (&[1, 2][..], &[][..]));
-/// drop(chunk); // frees nothing
-/// assert_eq!(rx.len(), 3);
-/// let chunk = rx.read_chunk(3)?;
-/// chunk.release_all();
-/// assert!(rx.is_empty());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[must_use = "no slot is freed until the chunk is released"]
-pub struct ReadChunk<'c, 'a, T: Pod> {
-    consumer: &'c mut Consumer<'a, T>,
-    /// Values lent from `consumer.head` on; at most the ready values.
-    len: usize,
-    /// Under loom, a copy read from the slots when lent (see
-    /// [`WriteChunk`]).
-    #[cfg(shmkit_loom)]
-    staging: Vec<T>,
-}
-
-impl<T: Pod> fmt::Debug for ReadChunk<'_, '_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadChunk")
-            .field("start", &self.consumer.head)
-            .field("len", &self.len)
-            .finish()
-    }
-}
-
-impl<T: Pod> ReadChunk<'_, '_, T> {
-    /// The number of values lent.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether no value is lent.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The values, in order: the run up to the end of the slot array, then
-    /// the run that wrapped to its start (often empty).
-    pub fn as_slices(&self) -> (&[T], &[T]) {
-        let (pos, first) = self.consumer.ring.split(self.consumer.head, self.len);
-        #[cfg(not(shmkit_loom))]
-        {
-            let base = self.consumer.ring.base();
-            // SAFETY: in bounds and disjoint as in `WriteChunk::as_mut_slices`;
-            // published slots that the producer does not write until `head`
-            // passes them, which needs `release` and so the end of this
-            // borrow. Any bytes are a valid `T: Pod`.
-            unsafe {
-                (
-                    core::slice::from_raw_parts(base.add(pos), first),
-                    core::slice::from_raw_parts(base, self.len - first),
-                )
-            }
-        }
-        #[cfg(shmkit_loom)]
-        {
-            let _ = pos;
-            self.staging.split_at(first)
-        }
-    }
-
-    /// Frees the first `k` values of the chunk with one store of `head`.
-    ///
-    /// # Panics
-    ///
-    /// If `k` is larger than the chunk.
-    pub fn release(self, k: usize) {
-        assert!(
-            k <= self.len,
-            "release of {k} values from a chunk of {}",
-            self.len
-        );
-        self.consumer.release(k);
-    }
-
-    /// Frees the whole chunk.
-    pub fn release_all(self) {
-        let n = self.len;
-        self.release(n);
     }
 }

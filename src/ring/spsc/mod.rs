@@ -130,6 +130,7 @@ use crate::region::Region;
 use bytemuck::Pod;
 use core::fmt;
 
+mod chunk;
 mod consumer;
 mod heap;
 #[cfg(all(test, shmkit_loom))]
@@ -139,9 +140,10 @@ mod producer;
 mod tests;
 pub(crate) mod wire;
 
-pub use consumer::{Consumer, ReadChunk};
+pub use chunk::{ReadChunk, WriteChunk};
+pub use consumer::Consumer;
 pub use heap::HeapSpscRing;
-pub use producer::{Producer, WriteChunk};
+pub use producer::Producer;
 pub use wire::MAX_ALIGN;
 use wire::{SpscHeader, HEADER_SIZE, SPSC_MAGIC};
 

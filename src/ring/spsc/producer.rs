@@ -1,6 +1,6 @@
 //! The producing side of an SPSC ring and its in-place write chunk.
 
-use super::{SpscRing, BAD_HEAD};
+use super::{SpscRing, WriteChunk, BAD_HEAD};
 use crate::primitive::Ordering;
 use crate::ring::{Corrupted, PushError};
 use bytemuck::Pod;
@@ -45,10 +45,10 @@ use core::marker::PhantomData;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Producer<'a, T: Pod> {
-    ring: SpscRing<'a, T>,
+    pub(super) ring: SpscRing<'a, T>,
     /// The next index to write. Always equal to the shared `tail`: this
     /// side is its only writer, and never reads it back after attaching.
-    tail: u64,
+    pub(super) tail: u64,
     /// The last `head` seen; `head_cache <= head <= tail` and `tail -
     /// head_cache <= capacity`. Refreshed only when it says "no room".
     head_cache: u64,
@@ -202,117 +202,10 @@ impl<'a, T: Pod> Producer<'a, T> {
 
     /// Publishes the next `n` slots (written, and free per `head_cache`).
     #[inline]
-    fn publish(&mut self, n: usize) {
+    pub(super) fn publish(&mut self, n: usize) {
         if n > 0 {
             self.tail = self.tail.wrapping_add(n as u64);
             self.ring.header.tail.store(self.tail, Ordering::Release);
         }
-    }
-}
-
-/// Slots reserved by [`Producer::write_chunk`], written in place and then
-/// published with [`commit`](Self::commit). Dropping it publishes nothing.
-///
-/// ```
-/// use shmkit::ring::spsc::HeapSpscRing;
-///
-/// let mut heap = HeapSpscRing::<u32>::new(4)?;
-/// let (mut tx, mut rx) = heap.split()?;
-/// tx.push_slice(&[0, 0, 0])?;
-/// rx.pop_slice(&mut [0; 3])?;
-/// // Three slots from index 3 on: slot 3, then slots 0 and 1.
-/// let mut chunk = tx.write_chunk(3)?;
-/// let (end, start) = chunk.as_mut_slices();
-/// assert_eq!((end.len(), start.len()), (1, 2));
-/// end[0] = 7;
-/// start.copy_from_slice(&[8, 9]);
-/// chunk.commit_all();
-/// assert_eq!(rx.len(), 3);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[must_use = "nothing is published until the chunk is committed"]
-pub struct WriteChunk<'p, 'a, T: Pod> {
-    producer: &'p mut Producer<'a, T>,
-    /// Slots reserved from `producer.tail` on; at most the free slots.
-    len: usize,
-    /// Loom cannot see through slices of its cells: under loom the chunk
-    /// is a copy, read from the slots when reserved and written back when
-    /// committed, so the model still checks every slot access against the
-    /// index loads and stores.
-    #[cfg(shmkit_loom)]
-    staging: Vec<T>,
-}
-
-impl<T: Pod> fmt::Debug for WriteChunk<'_, '_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WriteChunk")
-            .field("start", &self.producer.tail)
-            .field("len", &self.len)
-            .finish()
-    }
-}
-
-impl<T: Pod> WriteChunk<'_, '_, T> {
-    /// The number of reserved slots.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether no slot is reserved.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The reserved slots, in order: the run up to the end of the slot
-    /// array, then the run that wrapped to its start (often empty).
-    pub fn as_mut_slices(&mut self) -> (&mut [T], &mut [T]) {
-        let (pos, first) = self.producer.ring.split(self.producer.tail, self.len);
-        #[cfg(not(shmkit_loom))]
-        {
-            let base = self.producer.ring.base();
-            // SAFETY: `[pos, pos + first)` and `[0, len - first)` lie in the
-            // slot array and are disjoint (`len <= capacity`); they are free
-            // slots that only this producer may touch, and `&mut self`
-            // (which borrows the producer mutably) keeps them exclusive for
-            // the slices' lifetime. Any bytes are a valid `T: Pod`.
-            unsafe {
-                (
-                    core::slice::from_raw_parts_mut(base.add(pos), first),
-                    core::slice::from_raw_parts_mut(base, self.len - first),
-                )
-            }
-        }
-        #[cfg(shmkit_loom)]
-        {
-            let _ = pos;
-            self.staging.split_at_mut(first)
-        }
-    }
-
-    /// Publishes the first `k` slots of the chunk with one store of `tail`.
-    ///
-    /// # Panics
-    ///
-    /// If `k` is larger than the chunk.
-    pub fn commit(self, k: usize) {
-        assert!(
-            k <= self.len,
-            "commit of {k} values from a chunk of {}",
-            self.len
-        );
-        #[cfg(shmkit_loom)]
-        // SAFETY: the chunk's slots are free and reserved to this producer.
-        unsafe {
-            self.producer
-                .ring
-                .copy_in(self.producer.tail, &self.staging[..k])
-        };
-        self.producer.publish(k);
-    }
-
-    /// Publishes the whole chunk.
-    pub fn commit_all(self) {
-        let n = self.len;
-        self.commit(n);
     }
 }
