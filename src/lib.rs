@@ -194,11 +194,13 @@
 //!
 //! ## How the other process gets its end
 //!
-//! **By name**, the simplest: each process opens its end of the same name.
-//! With `open_or_create` on both sides, either may start first, and a
-//! restarted one rejoins; `create` and `open` fail instead if the name is
-//! already there or not yet there. A receiver waits for a sender that has
-//! not attached yet, and the other way round.
+//! **By name**, the simplest: each process attaches its end of the same
+//! name, one with [`Sender::create(name, capacity)`](channel::Sender::create)
+//! and the other with [`Receiver::open(name)`](channel::Receiver::open)
+//! (which fails with `NotFound` if it runs first), or both with
+//! `open_or_create(name, capacity)`, so that either may start first and a
+//! restarted one rejoins. A receiver waits for a sender that has not
+//! attached yet, and the other way round.
 //!
 //! ```
 //! use shmkit::channel::{Receiver, Sender};
