@@ -62,6 +62,31 @@ pub struct ByteSender {
 }
 
 /// The receiving end of a byte channel; see [`ByteSender`].
+///
+/// A message is received by copy into a `Vec` ([`recv`](Self::recv), which
+/// reuses the buffer's allocation), or read in place in the shared ring
+/// ([`recv_with`](Self::recv_with)), no copy at all. Either way the bytes
+/// are what the sender wrote: treat them as untrusted input.
+///
+/// ```
+/// use shmkit::channel::{byte_channel, RecvError};
+///
+/// let (tx, rx) = byte_channel(1 << 12, 256)?;
+/// tx.send(b"GET /index.html").unwrap();
+/// tx.send(b"").unwrap(); // empty messages are messages too
+/// tx.send(b"GET /favicon.ico").unwrap();
+/// drop(tx);
+///
+/// let mut buf = Vec::with_capacity(256);
+/// assert_eq!(rx.recv(&mut buf), Ok(15));
+/// assert_eq!(buf, b"GET /index.html");
+/// assert_eq!(rx.recv(&mut buf), Ok(0));
+/// // In place: `f` sees the bytes inside the ring, then they are freed.
+/// let is_get = rx.recv_with(|msg| msg.starts_with(b"GET "))?;
+/// assert!(is_get);
+/// assert_eq!(rx.recv(&mut buf), Err(RecvError::Disconnected));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ByteReceiver {
     consumer: RefCell<Consumer<'static>>,
     peer_gone: PeerGone,
@@ -71,7 +96,19 @@ pub struct ByteReceiver {
 }
 
 /// Creates an anonymous byte channel with a `capacity`-byte ring (a power
-/// of two) carrying messages of at most `max_message` bytes.
+/// of two) carrying messages of at most `max_message` bytes. Its ends
+/// reach another process as those of [`channel`](super::channel()) do.
+///
+/// ```
+/// use shmkit::channel::{byte_channel, ByteSendError};
+///
+/// let (tx, rx) = byte_channel(1024, 64)?;
+/// assert_eq!(tx.max_message(), 64);
+/// tx.send(&[7; 64]).unwrap();
+/// assert_eq!(tx.send(&[7; 65]), Err(ByteSendError::TooLarge { len: 65, max: 64 }));
+/// assert_eq!(rx.recv_with(|m| m.len()), Ok(64));
+/// # Ok::<(), shmkit::Error>(())
+/// ```
 pub fn byte_channel(capacity: usize, max_message: usize) -> Result<(ByteSender, ByteReceiver)> {
     let region = options(Some(capacity))?.anonymous_with(|r| init(r, capacity, max_message))?;
     let twin = RegionOptions::new()

@@ -338,6 +338,18 @@ pub enum ByteSendError {
 
 /// Why a [`ByteSender::try_send`](super::ByteSender::try_send) sent
 /// nothing now.
+///
+/// ```
+/// use shmkit::channel::{byte_channel, ByteTrySendError};
+///
+/// let (tx, rx) = byte_channel(64, 16)?;
+/// assert_eq!(tx.try_send(&[0; 17]), Err(ByteTrySendError::TooLarge { len: 17, max: 16 }));
+/// while tx.try_send(&[1; 16]).is_ok() {}
+/// assert_eq!(tx.try_send(&[1; 16]), Err(ByteTrySendError::Full));
+/// drop(rx);
+/// assert_eq!(tx.try_send(b"hi"), Err(ByteTrySendError::Disconnected));
+/// # Ok::<(), shmkit::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ByteTrySendError {
@@ -362,6 +374,21 @@ pub enum ByteTrySendError {
 
 /// Why a [`ByteSender::send_timeout`](super::ByteSender::send_timeout) or
 /// [`send_deadline`](super::ByteSender::send_deadline) sent nothing.
+///
+/// ```
+/// use shmkit::channel::{byte_channel, ByteSendTimeoutError};
+/// use std::time::Duration;
+///
+/// let (tx, _rx) = byte_channel(64, 16)?;
+/// let short = Duration::from_millis(1);
+/// while tx.try_send(&[1; 16]).is_ok() {}
+/// assert_eq!(tx.send_timeout(&[1; 16], short), Err(ByteSendTimeoutError::Timeout));
+/// assert_eq!(
+///     tx.send_timeout(&[0; 17], short),
+///     Err(ByteSendTimeoutError::TooLarge { len: 17, max: 16 })
+/// );
+/// # Ok::<(), shmkit::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ByteSendTimeoutError {

@@ -292,6 +292,25 @@ pub struct MpmcSender<T: Pod> {
 ///
 /// `Send` and `Sync`; [`try_clone`](Self::try_clone) makes another
 /// receiver (one of at most 32 per channel across all processes).
+///
+/// ```
+/// use shmkit::channel::{mpmc_channel, RecvError, TryRecvError};
+/// use std::time::Duration;
+///
+/// let (tx, rx) = mpmc_channel::<u32>(8)?;
+/// let other = rx.try_clone()?;
+/// tx.send(1).unwrap();
+/// tx.send(2).unwrap();
+/// // Each value goes to exactly one receiver, whichever asks first.
+/// let a = rx.recv().unwrap();
+/// let b = other.recv().unwrap();
+/// assert_eq!(a + b, 3);
+/// assert_eq!(other.try_recv(), Err(TryRecvError::Empty));
+/// assert!(rx.recv_timeout(Duration::from_millis(1)).is_err());
+/// drop(tx);
+/// assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+/// # Ok::<(), shmkit::Error>(())
+/// ```
 pub struct MpmcReceiver<T: Pod> {
     /// Set once a call has seen every sender gone (left or dead).
     peer_gone: PeerGone,
@@ -307,7 +326,30 @@ pub struct MpmcReceiver<T: Pod> {
 /// and returns a sender and a receiver. Make more of either with
 /// `try_clone`; hand one to a child with [`Region::pass_to_child`]
 /// (through [`MpmcSender::region`] or [`MpmcReceiver::region`]), where
-/// `from_env` attaches it.
+/// `from_env` attaches it. The child's handle attaches beside this
+/// process's own (up to 32 an end), so keep this process's handle of that
+/// end until the child says it has attached: an end all of whose handles
+/// have gone reads as disconnected to the other.
+///
+/// ```
+/// use shmkit::channel::mpmc_channel;
+///
+/// let (tx, rx) = mpmc_channel::<u64>(16)?;
+/// let workers: Vec<_> = (0..2)
+///     .map(|_| {
+///         let rx = rx.try_clone()?;
+///         Ok(std::thread::spawn(move || rx.iter().sum::<u64>()))
+///     })
+///     .collect::<Result<_, shmkit::Error>>()?;
+/// drop(rx);
+/// for job in 1..=100 {
+///     tx.send(job).unwrap();
+/// }
+/// drop(tx); // the workers drain the queue, then their iterators end
+/// let total: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+/// assert_eq!(total, 5050);
+/// # Ok::<(), shmkit::Error>(())
+/// ```
 pub fn mpmc_channel<T: Pod + Send>(capacity: usize) -> Result<(MpmcSender<T>, MpmcReceiver<T>)> {
     let region = options::<T>(Some(capacity))?.anonymous_with(|r| init::<T>(r, capacity))?;
     let twin = RegionOptions::new()

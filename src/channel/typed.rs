@@ -107,6 +107,26 @@ pub struct Sender<T: Pod> {
 }
 
 /// The receiving end of a typed channel; see [`Sender`].
+///
+/// Values come one at a time ([`recv`](Self::recv)), in batches into a
+/// buffer ([`recv_slice`](Self::recv_slice)), or from an iterator
+/// ([`iter`](Self::iter)) that ends once the sender is gone and everything
+/// it sent has been received.
+///
+/// ```
+/// use shmkit::channel::{channel, TryRecvError};
+///
+/// let (tx, rx) = channel::<[f32; 2]>(16)?;
+/// tx.send_all(&[[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]).unwrap();
+/// assert_eq!(rx.recv(), Ok([0.0, 1.0]));
+/// let mut batch = [[0.0; 2]; 8];
+/// assert_eq!(rx.recv_slice(&mut batch), Ok(2)); // all that is there
+/// assert_eq!(batch[..2], [[2.0, 3.0], [4.0, 5.0]]);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// drop(tx);
+/// assert_eq!(rx.iter().count(), 0); // drained, sender gone: the iterator ends
+/// # Ok::<(), shmkit::Error>(())
+/// ```
 pub struct Receiver<T: Pod> {
     consumer: std::cell::RefCell<Consumer<'static, T>>,
     /// Set once a call has seen every sender gone (left or dead).
@@ -117,8 +137,29 @@ pub struct Receiver<T: Pod> {
 }
 
 /// Creates an anonymous channel of `capacity` slots (a power of two) and
-/// returns both ends. Hand one to a child with [`Region::pass_to_child`]
-/// (through [`Sender::region`] or [`Receiver::region`]) and drop it here.
+/// returns both ends.
+///
+/// To hand one end to a child, have it inherit the region with
+/// [`Region::pass_to_child`] (through [`Sender::region`] or
+/// [`Receiver::region`]: both ends map the same memory), drop that end
+/// here before the child attaches it with [`from_env`](Receiver::from_env)
+/// (an end admits one handle at a time), and use the end kept here only
+/// once the child says it has attached: until then the dropped end reads
+/// as gone, and this end's calls would return `Disconnected`. The crate
+/// documentation has the whole exchange; a named channel
+/// ([`Sender::open_or_create`]) needs none of it.
+///
+/// ```
+/// use shmkit::channel::channel;
+///
+/// let (tx, rx) = channel::<u64>(4)?;
+/// assert_eq!(tx.capacity(), 4);
+/// assert!(tx.region().name().is_none()); // anonymous: nothing in /dev/shm
+/// tx.send(1).unwrap();
+/// assert_eq!(rx.recv(), Ok(1));
+/// assert!(channel::<u64>(3).is_err()); // not a power of two
+/// # Ok::<(), shmkit::Error>(())
+/// ```
 pub fn channel<T: Pod + Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>)> {
     let region = options::<T>(Some(capacity))?.anonymous_with(|r| init::<T>(r, capacity))?;
     let twin = RegionOptions::new()
@@ -354,9 +395,8 @@ impl<T: Pod + Send> Receiver<T> {
     #[inline]
     fn recv_inner(&self, deadline: Option<Instant>) -> Result<T, Blocked> {
         let mut c = self.consumer.borrow_mut();
-        // The value goes straight to `out`: passed back through the nested
-        // results of the blocking loop, a large `T` was copied piecewise
-        // through the stack several times.
+        // The value goes straight to `out`, so that a large `T` is written
+        // once, not copied through the blocking loop's nested results.
         let mut out = T::zeroed();
         self.shared
             .header

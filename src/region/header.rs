@@ -180,8 +180,7 @@ impl Header {
     /// ready meanwhile the wait ends with [`Error::CreatorDied`].
     ///
     /// Returns [`Error::NotShmkit`] at once for a foreign magic,
-    /// [`Error::InitTimeout`] (with `started` used to say how long it
-    /// waited) if the creator has not published by `deadline`.
+    /// [`Error::InitTimeout`] (saying how long it waited since `started`) if the creator has not published by `deadline`.
     pub(crate) fn wait_ready(
         &self,
         started: Instant,

@@ -1,6 +1,41 @@
 //! Shared memory regions: named (POSIX shm) or anonymous (sealed memfd),
 //! validated on open, with checked placement of typed objects.
 //!
+//! [`Shm<T>`] is a region holding one [`ShmSafe`] value, and what most
+//! programs use. A bare [`Region`] holds bytes: [`Region::place`] and
+//! [`Region::place_slice`] put typed objects at checked offsets of it, and
+//! the rings and channels lay themselves out in one. [`list`],
+//! [`inspect`], [`remove_if_unused`] and [`sweep`] deal with what crashed
+//! programs leave in `/dev/shm`.
+//!
+//! ```
+//! use shmkit::region::{self, ObjectKind};
+//! use shmkit::sync::Mutex;
+//! use shmkit::{Region, SharedCell};
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! # let name = format!("/shmkit-doc-region-{}", std::process::id());
+//! let region = Region::create(&name, 4096)?;
+//! let hits = region.place::<AtomicU64>(0)?;
+//! let config = region.place::<SharedCell<[u32; 4]>>(64)?;
+//! let table = region.place_slice::<Mutex<u64>>(128, 16)?;
+//! hits.fetch_add(1, Ordering::Relaxed);
+//! config.set([1, 2, 3, 4]);
+//! *table[3].lock().unwrap() = 7;
+//!
+//! // Another process opens the name and places the same types there.
+//! let peer = Region::open(&name)?;
+//! assert_eq!(peer.place::<AtomicU64>(0)?.load(Ordering::Relaxed), 1);
+//! assert_eq!(*peer.place_slice::<Mutex<u64>>(128, 16)?[3].lock().unwrap(), 7);
+//!
+//! let info = region::inspect(&name)?;
+//! assert_eq!(info.kind, ObjectKind::Region);
+//! assert_eq!(info.attached.len(), 2); // two handles have it open
+//! drop((region, peer)); // the creator's drop removes the name
+//! assert!(Region::open(&name).is_err());
+//! # Ok::<(), shmkit::Error>(())
+//! ```
+//!
 //! A region is a 128-byte header followed by the data:
 //!
 //! ```text

@@ -366,6 +366,16 @@ macro_rules! wait_error {
 wait_error! {
     /// Why a `try_` wait ([`Semaphore::try_acquire`](super::Semaphore::try_acquire),
     /// [`Event::try_wait`](super::Event::try_wait)) did not pass.
+    ///
+    /// ```
+    /// use shmkit::sync::{Event, EventMode, TryWaitError};
+    ///
+    /// let ready = Event::new(EventMode::AutoReset);
+    /// assert_eq!(ready.try_wait(), Err(TryWaitError::WouldBlock));
+    /// ready.set().unwrap();
+    /// assert_eq!(ready.try_wait(), Ok(())); // and clears it (auto reset)
+    /// assert_eq!(ready.try_wait(), Err(TryWaitError::WouldBlock));
+    /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
     pub enum TryWaitError { WouldBlock, Corrupted }
 }
@@ -374,6 +384,17 @@ wait_error! {
     /// Why a timed wait (the `_timeout` and `_deadline` forms of
     /// [`Semaphore::acquire`](super::Semaphore::acquire) and
     /// [`Event::wait`](super::Event::wait)) did not pass.
+    ///
+    /// ```
+    /// use shmkit::sync::{Semaphore, WaitTimeoutError};
+    /// use std::time::Duration;
+    ///
+    /// let s = Semaphore::new(0, None);
+    /// let short = Duration::from_millis(1);
+    /// assert_eq!(s.acquire_timeout(short), Err(WaitTimeoutError::Timeout));
+    /// s.release().unwrap();
+    /// assert_eq!(s.acquire_timeout(short), Ok(()));
+    /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
     pub enum WaitTimeoutError { Timeout, Corrupted }
 }
@@ -381,6 +402,15 @@ wait_error! {
 wait_error! {
     /// Why [`Semaphore::release`](super::Semaphore::release) or
     /// [`release_n`](super::Semaphore::release_n) changed nothing.
+    ///
+    /// ```
+    /// use shmkit::sync::{ReleaseError, Semaphore};
+    ///
+    /// let s = Semaphore::new(1, Some(2)); // one of two permits there
+    /// assert_eq!(s.release_n(2), Err(ReleaseError::Overflow)); // all or nothing
+    /// assert_eq!(s.available(), Ok(1));
+    /// assert_eq!(s.release(), Ok(()));
+    /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
     pub enum ReleaseError { Overflow, Corrupted }
 }
@@ -388,6 +418,26 @@ wait_error! {
 wait_error! {
     /// Why [`Semaphore::acquire_permit`](super::Semaphore::acquire_permit)
     /// returned no permit.
+    ///
+    /// An owned permit names its holder in the semaphore's table of
+    /// owners, which lives in a region, so it comes back if the holder is
+    /// killed; more holders at once than the table tracks is `Registry`.
+    ///
+    /// ```
+    /// use shmkit::sync::{AcquirePermitError, Semaphore, TryAcquirePermitError};
+    /// use shmkit::Shm;
+    ///
+    /// let s = Shm::<Semaphore>::anonymous(|s| s.init(1, None))?;
+    /// let permit = match s.acquire_permit() {
+    ///     Ok(permit) => permit,
+    ///     Err(AcquirePermitError::Registry(e)) => panic!("too many holders: {e}"),
+    ///     Err(e) => panic!("{e}"),
+    /// };
+    /// assert!(matches!(s.try_acquire_permit(), Err(TryAcquirePermitError::WouldBlock)));
+    /// drop(permit);
+    /// assert!(s.try_acquire_permit().is_ok());
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
     #[derive(Debug, thiserror::Error)]
     pub enum AcquirePermitError { Registry, Corrupted }
 }
@@ -410,6 +460,21 @@ wait_error! {
 
 wait_error! {
     /// Why [`Barrier::wait`](super::Barrier::wait) did not pass.
+    ///
+    /// ```
+    /// use shmkit::sync::{Barrier, BarrierError, BarrierTimeoutError};
+    /// use shmkit::Shm;
+    /// use std::time::Duration;
+    ///
+    /// let barrier = Shm::<Barrier>::anonymous(|b| b.init(2))?;
+    /// // The other party is late: the arrival is withdrawn, the barrier stays usable.
+    /// let late = barrier.wait_timeout(Duration::from_millis(1));
+    /// assert!(matches!(late, Err(BarrierTimeoutError::Timeout)));
+    /// // Aborted (or a party died): nobody will ever pass it.
+    /// barrier.abort();
+    /// assert!(matches!(barrier.wait(), Err(BarrierError::Broken)));
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
     #[derive(Debug, thiserror::Error)]
     pub enum BarrierError { Broken, Registry, Corrupted }
 }

@@ -21,6 +21,42 @@
 //! scribbling on it) is reported as `Corrupted`, never undefined behaviour
 //! or an endless wait.
 //!
+//! Objects of several kinds share a region as fields of one
+//! `#[derive(ShmSafe)]` struct:
+//!
+//! ```
+//! use shmkit::sync::{Condvar, Event, Mutex};
+//! use shmkit::{Shm, ShmSafe};
+//!
+//! #[derive(ShmSafe)]
+//! #[repr(C)]
+//! struct Work {
+//!     pending: Mutex<u32>,
+//!     changed: Condvar,
+//!     shutdown: Event, // zero-filled: manual reset, not set
+//! }
+//!
+//! // Named (`Shm::open_or_create`) for unrelated processes; anonymous here.
+//! let work = Shm::<Work>::anonymous(|_| {})?;
+//! std::thread::scope(|s| {
+//!     s.spawn(|| {
+//!         for _ in 0..3 {
+//!             *work.pending.lock().unwrap() += 1;
+//!             work.changed.notify_one();
+//!         }
+//!         work.shutdown.set().unwrap();
+//!     });
+//!     let mut done = 0;
+//!     while done < 3 {
+//!         let guard = work.pending.lock().unwrap();
+//!         let mut guard = work.changed.wait_while(guard, |n| *n == 0).unwrap();
+//!         done += std::mem::take(&mut *guard);
+//!     }
+//!     work.shutdown.wait().unwrap();
+//! });
+//! # Ok::<(), shmkit::Error>(())
+//! ```
+//!
 //! # Owner death
 //!
 //! A process that takes a lock writes its participant *token* into the

@@ -45,6 +45,6 @@ pub(crate) fn die() {
     crate::region::participants::declare_dead();
 }
 
-/// What a call stopped at a `stop_point!` reports: its result no longer
-/// matters (its thread plays a killed process), any error will do.
+/// What a call stopped at a `stop_point!` reports: its result does not
+/// matter (its thread plays a killed process), any error will do.
 pub(crate) const STOPPED: &str = "stopped by the model";

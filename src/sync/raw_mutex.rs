@@ -106,8 +106,9 @@ impl RawMutex {
         me: Token,
         deadline: Option<Instant>,
     ) -> Result<Acquired, RawLockError> {
-        // After sleeping we no longer know whether others sleep too, so we
-        // take the lock with the waiters bit set (one spare wake at worst).
+        // A locker that has slept cannot know whether others sleep too, so
+        // it takes the lock with the waiters bit set (one spare wake at
+        // worst).
         let mut waiters_bit = 0;
         // The owner we have been waiting on, and when to probe it.
         let mut watched: Option<(u32, Probe)> = None;
