@@ -2,6 +2,22 @@
 //! byte records in shared memory, with in-place writing ([`WriteChunk`]) and
 //! reading ([`ReadChunk`]).
 //!
+//! ```
+//! use shmkit::ring::bytes::HeapByteRing;
+//!
+//! let mut ring = HeapByteRing::new(256, 64)?;
+//! let (mut tx, mut rx) = ring.split()?;
+//! tx.try_push(b"by copy")?;
+//! let mut chunk = tx.write_chunk(8)?; // in place
+//! chunk[..5].copy_from_slice(b"fresh");
+//! chunk.commit(5);
+//! let mut got = Vec::new();
+//! rx.try_pop(&mut got)?;
+//! assert_eq!(got, b"by copy");
+//! assert_eq!(&*rx.read_chunk()?, b"fresh"); // read in place, freed on drop
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Layout
 //!
 //! ```text
@@ -469,6 +485,39 @@ impl<'a> ByteRing<'a> {
     /// The largest record the ring accepts.
     pub fn max_message(&self) -> usize {
         self.max_message
+    }
+
+    /// How many bytes of the buffer the records in the ring take (frame
+    /// headers, padding and wrap frames included), as a snapshot taken
+    /// from outside either side. Clamped to `0..=capacity` whatever the
+    /// indices hold, as every ring's `len` is; a scribbled index is for
+    /// the sides to report when they meet it.
+    ///
+    /// ```
+    /// use shmkit::ring::bytes::HeapByteRing;
+    ///
+    /// let mut heap = HeapByteRing::new(64, 16)?;
+    /// let (mut tx, _rx) = heap.split()?;
+    /// assert!(tx.ring().is_empty());
+    /// tx.try_push(b"abc")?; // an 8-byte frame header, 3 bytes padded to 8
+    /// assert_eq!(tx.ring().len(), 16);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        let cons = self.header.cons.load(Ordering::Acquire);
+        let prod = self.header.prod.load(Ordering::Acquire);
+        let used = prod.wrapping_sub(cons);
+        if used > u64::MAX / 2 {
+            0
+        } else {
+            used.min(self.capacity as u64) as usize
+        }
+    }
+
+    /// Whether the ring holds no record, as a snapshot (see
+    /// [`len`](Self::len)).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The producer handle, starting from the indices in shared memory

@@ -26,9 +26,30 @@
 //! back ([`MpmcRing::stalled_push`], [`MpmcRing::stalled_pop`],
 //! [`MpmcRing::repair`], [`MpmcRing::release_claims`]). The price is a
 //! CAS on the slot's line, which the other side shares, where Vyukov's
-//! queue only stores there: measured between two processes, one-way
-//! latency is unchanged and a one-producer, one-consumer stream runs at
-//! roughly half to three quarters of the unrepairable ring's rate.
+//! queue only stores there: one-way latency is the same, a stream pays
+//! for the shared line on every value (NOTES.md has the figures). For the
+//! fastest stream between one producer and one consumer, use
+//! [`spsc`](super::spsc).
+//!
+//! ```
+//! use shmkit::ring::mpmc::HeapMpmcRing;
+//!
+//! let heap = HeapMpmcRing::<u64>::new(64)?;
+//! let ring = heap.ring(); // a view: `Copy`, `Send` and `Sync`
+//! std::thread::scope(|s| {
+//!     for t in 0..2 {
+//!         s.spawn(move || {
+//!             for i in 0..16 {
+//!                 ring.try_push(t * 100 + i).unwrap();
+//!             }
+//!         });
+//!     }
+//! });
+//! let mut got: Vec<u64> = std::iter::from_fn(|| ring.try_pop().ok()).collect();
+//! got.sort();
+//! assert_eq!(got.len(), 32);
+//! # Ok::<(), shmkit::Error>(())
+//! ```
 //!
 //! # Layout
 //!
