@@ -254,18 +254,15 @@ impl ChannelHeader {
                 _ => TrySendError::Disconnected(value),
             });
         }
-        let mut attempt = || attempt().map_err(Into::into);
-        let r = match attempt() {
-            Err(Miss::WouldBlock) => {
-                match gone.probe(&self.receivers, || repair.repair(End::Sender)) {
-                    Probe::Gone => return Err(TrySendError::Disconnected(value)),
-                    Probe::Corrupted(w) => return Err(TrySendError::Corrupted(w)),
-                    Probe::Repaired => attempt(),
-                    Probe::Nothing => Err(Miss::WouldBlock),
-                }
+        let mut r = attempt().map_err(Into::into);
+        if r == Err(Miss::WouldBlock) {
+            match gone.probe(&self.receivers, || repair.repair(End::Sender)) {
+                Probe::Gone => return Err(TrySendError::Disconnected(value)),
+                Probe::Corrupted(w) => return Err(TrySendError::Corrupted(w)),
+                Probe::Repaired => r = attempt().map_err(Into::into),
+                Probe::Nothing => {}
             }
-            other => other,
-        };
+        }
         match r {
             Ok(()) => {
                 self.data.notify();
@@ -301,34 +298,46 @@ impl ChannelHeader {
         repair: &impl Repair,
         mut attempt: impl FnMut() -> Result<R, E>,
     ) -> Result<R, TryRecvError> {
-        let mut attempt = || attempt().map_err(Into::into);
-        let r = match attempt() {
-            Err(Miss::WouldBlock) => {
-                match gone.probe(&self.senders, || repair.repair(End::Receiver)) {
-                    Probe::Gone => {
-                        let mut once = || outcome(attempt());
-                        return match drain(End::Receiver, repair, &mut once) {
-                            Some(Ok(r)) => Ok(r),
-                            Some(Err(Blocked::Corrupted(w))) => Err(TryRecvError::Corrupted(w)),
-                            Some(Err(_)) | None => Err(TryRecvError::Disconnected),
-                        }
-                        .inspect(|_| self.space.notify());
-                    }
-                    Probe::Corrupted(w) => return Err(TryRecvError::Corrupted(w)),
-                    Probe::Repaired => attempt(),
-                    Probe::Nothing => Err(Miss::WouldBlock),
-                }
-            }
-            other => other,
-        };
-        match r {
+        // Matched as it comes (see `outcome`).
+        match attempt() {
             Ok(r) => {
                 self.space.notify();
                 Ok(r)
             }
-            Err(Miss::WouldBlock) => Err(TryRecvError::Empty),
-            Err(Miss::Corrupted(w)) => Err(TryRecvError::Corrupted(w)),
+            Err(e) => match e.into() {
+                Miss::WouldBlock => self.try_recv_empty(gone, repair, attempt),
+                Miss::Corrupted(w) => Err(TryRecvError::Corrupted(w)),
+            },
         }
+    }
+
+    /// The rest of [`try_recv_repairing`](Self::try_recv_repairing) once
+    /// the ring was found empty.
+    #[cold]
+    fn try_recv_empty<R, E: Into<Miss>>(
+        &self,
+        gone: &PeerGone,
+        repair: &impl Repair,
+        mut attempt: impl FnMut() -> Result<R, E>,
+    ) -> Result<R, TryRecvError> {
+        let r = match gone.probe(&self.senders, || repair.repair(End::Receiver)) {
+            Probe::Gone => {
+                let mut once = || outcome(attempt());
+                match drain(End::Receiver, repair, &mut once) {
+                    Some(Ok(r)) => Ok(r),
+                    Some(Err(Blocked::Corrupted(w))) => Err(TryRecvError::Corrupted(w)),
+                    Some(Err(_)) | None => Err(TryRecvError::Disconnected),
+                }
+            }
+            Probe::Corrupted(w) => return Err(TryRecvError::Corrupted(w)),
+            Probe::Repaired => match outcome(attempt()) {
+                Some(Ok(r)) => Ok(r),
+                Some(Err(Blocked::Corrupted(w))) => Err(TryRecvError::Corrupted(w)),
+                Some(Err(_)) | None => Err(TryRecvError::Empty),
+            },
+            Probe::Nothing => Err(TryRecvError::Empty),
+        };
+        r.inspect(|_| self.space.notify())
     }
 }
 
@@ -336,10 +345,14 @@ impl ChannelHeader {
 /// keep waiting (full or empty), `Some` to return.
 #[inline]
 fn outcome<R, E: Into<Miss>>(r: Result<R, E>) -> Option<Result<R, Blocked>> {
-    match r.map_err(Into::into) {
+    // Matched as it comes, not converted first: converting the result
+    // would move a large `R` once more on the way out.
+    match r {
         Ok(r) => Some(Ok(r)),
-        Err(Miss::WouldBlock) => None,
-        Err(Miss::Corrupted(w)) => Some(Err(Blocked::Corrupted(w))),
+        Err(e) => match e.into() {
+            Miss::WouldBlock => None,
+            Miss::Corrupted(w) => Some(Err(Blocked::Corrupted(w))),
+        },
     }
 }
 

@@ -389,23 +389,30 @@ impl<T: Pod + Send> MpmcSender<T> {
         })
     }
 
+    /// Sends `value`; a failure becomes the caller's error through `err`
+    /// right here, so that no result is converted (and a large `T`
+    /// copied) on the way out.
     #[inline]
-    fn send_inner(&self, value: T, deadline: Option<Instant>) -> Result<(), Blocked> {
+    fn send_inner<E>(
+        &self,
+        value: T,
+        deadline: Option<Instant>,
+        err: impl FnOnce(Blocked, T) -> E,
+    ) -> Result<(), E> {
         let ring = self.shared.ring;
         self.shared
             .header
             .block_on_repairing(End::Sender, deadline, &self.shared, || {
-                ring.try_push_as(participant(self.entry), value)
+                ring.push_ref_as(participant(self.entry), &value)
             })
-            .map_err(|b| self.peer_gone.note(b))
+            .map_err(|b| err(self.peer_gone.note(b), value))
     }
 
     /// Sends `value`, waiting while the channel is full. Fails with
     /// [`SendError::Disconnected`] once every receiver is gone.
     #[inline]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        self.send_inner(value, None)
-            .map_err(|b| SendError::from_blocked(b, value))
+        self.send_inner(value, None, SendError::from_blocked)
     }
 
     /// Sends `value` if there is room now; [`TrySendError::Full`] otherwise
@@ -419,7 +426,7 @@ impl<T: Pod + Send> MpmcSender<T> {
         self.shared
             .header
             .try_send_repairing(&self.peer_gone, value, &self.shared, || {
-                ring.try_push_as(participant(self.entry), value)
+                ring.push_ref_as(participant(self.entry), &value)
             })
     }
 
@@ -438,8 +445,7 @@ impl<T: Pod + Send> MpmcSender<T> {
         value: T,
         deadline: Option<Instant>,
     ) -> Result<(), SendTimeoutError<T>> {
-        self.send_inner(value, deadline)
-            .map_err(|b| SendTimeoutError::from_blocked(b, value))
+        self.send_inner(value, deadline, SendTimeoutError::from_blocked)
     }
 }
 
@@ -469,15 +475,25 @@ impl<T: Pod + Send> MpmcReceiver<T> {
         })
     }
 
+    /// Receives a value; a failure becomes the caller's error through
+    /// `err` right here (see `MpmcSender::send_inner`).
     #[inline]
-    fn recv_inner(&self, deadline: Option<Instant>) -> Result<T, Blocked> {
+    fn recv_inner<E>(
+        &self,
+        deadline: Option<Instant>,
+        err: impl FnOnce(Blocked) -> E,
+    ) -> Result<T, E> {
         let ring = self.shared.ring;
+        // The value goes straight to `out`, so that a large `T` is written
+        // once, not moved through the blocking loop's nested results.
+        let mut out = T::zeroed();
         self.shared
             .header
             .block_on_repairing(End::Receiver, deadline, &self.shared, || {
-                ring.try_pop_as(participant(self.entry))
+                ring.pop_into_as(participant(self.entry), &mut out)
             })
-            .map_err(|b| self.peer_gone.note(b))
+            .map_err(|b| err(self.peer_gone.note(b)))?;
+        Ok(out)
     }
 
     /// Receives a value, waiting while the channel is empty. Fails with
@@ -485,7 +501,7 @@ impl<T: Pod + Send> MpmcReceiver<T> {
     /// they sent has been received (by this receiver or another).
     #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.recv_inner(None).map_err(RecvError::from_blocked)
+        self.recv_inner(None, RecvError::from_blocked)
     }
 
     /// Receives a value if one is there now; [`TryRecvError::Empty`] otherwise
@@ -496,23 +512,23 @@ impl<T: Pod + Send> MpmcReceiver<T> {
     #[inline]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let ring = self.shared.ring;
+        let mut out = T::zeroed();
         self.shared
             .header
             .try_recv_repairing(&self.peer_gone, &self.shared, || {
-                ring.try_pop_as(participant(self.entry))
-            })
+                ring.pop_into_as(participant(self.entry), &mut out)
+            })?;
+        Ok(out)
     }
 
     /// Receives a value, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.recv_inner(deadline_after(timeout))
-            .map_err(RecvTimeoutError::from_blocked)
+        self.recv_inner(deadline_after(timeout), RecvTimeoutError::from_blocked)
     }
 
     /// Receives a value, waiting until `deadline` at the latest.
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
-        self.recv_inner(Some(deadline))
-            .map_err(RecvTimeoutError::from_blocked)
+        self.recv_inner(Some(deadline), RecvTimeoutError::from_blocked)
     }
 }
 

@@ -203,21 +203,28 @@ impl<T: Pod + Send> Sender<T> {
         })
     }
 
+    /// Sends `value`; a failure becomes the caller's error through `err`
+    /// right here, so that no result is converted (and a large `T`
+    /// copied) on the way out.
     #[inline]
-    fn send_inner(&self, value: T, deadline: Option<Instant>) -> Result<(), Blocked> {
+    fn send_inner<E>(
+        &self,
+        value: T,
+        deadline: Option<Instant>,
+        err: impl FnOnce(Blocked, T) -> E,
+    ) -> Result<(), E> {
         let mut p = self.producer.borrow_mut();
         self.shared
             .header
-            .block_on(End::Sender, deadline, || p.try_push(value))
-            .map_err(|b| self.peer_gone.note(b))
+            .block_on(End::Sender, deadline, || p.push_ref(&value))
+            .map_err(|b| err(self.peer_gone.note(b), value))
     }
 
     /// Sends `value`, waiting while the channel is full. Fails with
     /// [`SendError::Disconnected`] once the receiver is gone.
     #[inline]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        self.send_inner(value, None)
-            .map_err(|b| SendError::from_blocked(b, value))
+        self.send_inner(value, None, SendError::from_blocked)
     }
 
     /// Sends `value` if there is room now. Notices a receiver that left
@@ -229,7 +236,7 @@ impl<T: Pod + Send> Sender<T> {
         let mut p = self.producer.borrow_mut();
         self.shared
             .header
-            .try_send(&self.peer_gone, value, || p.try_push(value))
+            .try_send(&self.peer_gone, value, || p.push_ref(&value))
     }
 
     /// Sends `value`, waiting at most `timeout` for room.
@@ -247,8 +254,7 @@ impl<T: Pod + Send> Sender<T> {
         value: T,
         deadline: Option<Instant>,
     ) -> Result<(), SendTimeoutError<T>> {
-        self.send_inner(value, deadline)
-            .map_err(|b| SendTimeoutError::from_blocked(b, value))
+        self.send_inner(value, deadline, SendTimeoutError::from_blocked)
     }
 
     /// Sends `values` in order; on failure, the error and how many were
@@ -392,8 +398,14 @@ impl<T: Pod + Send> Receiver<T> {
         })
     }
 
+    /// Receives a value; a failure becomes the caller's error through
+    /// `err` right here (see `Sender::send_inner`).
     #[inline]
-    fn recv_inner(&self, deadline: Option<Instant>) -> Result<T, Blocked> {
+    fn recv_inner<E>(
+        &self,
+        deadline: Option<Instant>,
+        err: impl FnOnce(Blocked) -> E,
+    ) -> Result<T, E> {
         let mut c = self.consumer.borrow_mut();
         // The value goes straight to `out`, so that a large `T` is written
         // once, not copied through the blocking loop's nested results.
@@ -401,7 +413,7 @@ impl<T: Pod + Send> Receiver<T> {
         self.shared
             .header
             .block_on(End::Receiver, deadline, || c.pop_into(&mut out))
-            .map_err(|b| self.peer_gone.note(b))?;
+            .map_err(|b| err(self.peer_gone.note(b)))?;
         Ok(out)
     }
 
@@ -410,7 +422,7 @@ impl<T: Pod + Send> Receiver<T> {
     /// it sent has been received.
     #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.recv_inner(None).map_err(RecvError::from_blocked)
+        self.recv_inner(None, RecvError::from_blocked)
     }
 
     /// Receives a value if one is there now. Notices a sender that left
@@ -439,8 +451,7 @@ impl<T: Pod + Send> Receiver<T> {
     }
 
     fn recv_deadline_inner(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        self.recv_inner(deadline)
-            .map_err(RecvTimeoutError::from_blocked)
+        self.recv_inner(deadline, RecvTimeoutError::from_blocked)
     }
 
     #[inline]

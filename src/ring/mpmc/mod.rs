@@ -517,10 +517,16 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     /// names `who` as its holder (see [`stalled_pop`](Self::stalled_pop)).
     #[inline]
     pub fn try_push_as(&self, who: Participant, value: T) -> Result<(), PushError<T>> {
-        let (slot, pos) = match self.claim(Role::Producer, who) {
-            Ok(claimed) => claimed,
-            Err(miss) => return Err(PushError::from_miss(miss, value)),
-        };
+        self.push_ref_as(who, &value)
+            .map_err(|miss| PushError::from_miss(miss, value))
+    }
+
+    /// [`try_push_as`](Self::try_push_as) from a reference: the value is
+    /// copied once, into its slot, and the result is small whatever `T` is
+    /// (the channel pushes through this).
+    #[inline]
+    pub(crate) fn push_ref_as(&self, who: Participant, value: &T) -> Result<(), Miss> {
+        let (slot, pos) = self.claim(Role::Producer, who)?;
         // SAFETY: the CAS in `claim` made this producer the holder of
         // position `pos`, from the `Release` store (or repair) that handed
         // the slot over, so the previous lap's consumer has finished
@@ -528,7 +534,7 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
         // store below hands it on. (A peer that breaks the protocol can
         // only race on this `T: Pod` inside our own slot: a torn value,
         // still a valid `T`.)
-        unsafe { slot.value.write(value) };
+        unsafe { slot.value.write(*value) };
         slot.seq
             .store(seq::word(pos, State::Full, 0), Ordering::Release);
         self.pass(Role::Producer, pos);
@@ -553,18 +559,28 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     /// `who` as its holder (see [`stalled_push`](Self::stalled_push)).
     #[inline]
     pub fn try_pop_as(&self, who: Participant) -> Result<T, PopError> {
+        let mut value = T::zeroed();
+        self.pop_into_as(who, &mut value)?;
+        Ok(value)
+    }
+
+    /// [`try_pop_as`](Self::try_pop_as) into `out` (left as it was on
+    /// failure): the value is copied once, out of its slot, and the result
+    /// is small whatever `T` is (the channel pops through this).
+    #[inline]
+    pub(crate) fn pop_into_as(&self, who: Participant, out: &mut T) -> Result<(), Miss> {
         let (slot, pos) = self.claim(Role::Consumer, who)?;
         // SAFETY: the CAS in `claim` made this consumer the holder of
         // position `pos`, from the producer's `Release` store of `Full`, so
         // the value is written; no correct participant writes it until the
         // store below hands the slot on (a protocol-breaking peer can only
         // make the copy torn, still a `T`).
-        let value = unsafe { slot.value.read() };
+        unsafe { slot.value.read_into(out) };
         let next = pos.wrapping_add(self.slots.len() as u64);
         slot.seq
             .store(seq::word(next, State::Empty, 0), Ordering::Release);
         self.pass(Role::Consumer, pos);
-        Ok(value)
+        Ok(())
     }
 
     /// Claims the next position for `role` on its slot (the CAS from the

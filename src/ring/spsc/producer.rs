@@ -2,7 +2,7 @@
 
 use super::{SpscRing, WriteChunk, BAD_HEAD};
 use crate::primitive::Ordering;
-use crate::ring::{Corrupted, PushError};
+use crate::ring::{Corrupted, Miss, PushError};
 use bytemuck::Pod;
 use core::cell::Cell;
 use core::fmt;
@@ -106,13 +106,22 @@ impl<'a, T: Pod> Producer<'a, T> {
     /// no room.
     #[inline]
     pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
+        self.push_ref(&value)
+            .map_err(|miss| PushError::from_miss(miss, value))
+    }
+
+    /// [`try_push`](Self::try_push) from a reference: the value is copied
+    /// once, into its slot, and the result is small whatever `T` is (the
+    /// channels push through this).
+    #[inline]
+    pub(crate) fn push_ref(&mut self, value: &T) -> Result<(), Miss> {
         let tail = self.tail;
         if tail.wrapping_sub(self.head_cache) >= self.ring.cap() && self.refresh_head()? == 0 {
-            return Err(PushError::Full(value));
+            return Err(Miss::WouldBlock);
         }
         // SAFETY: `tail - head <= capacity - 1` (checked above), so slot
         // `tail` is in the producer's part of the ring.
-        unsafe { self.ring.slot(tail).write(value) };
+        unsafe { self.ring.slot(tail).write(*value) };
         self.publish(1);
         Ok(())
     }
