@@ -309,6 +309,7 @@ struct ReadmeDoctests;
 mod blocks;
 pub mod channel;
 mod error;
+pub mod pool;
 pub(crate) mod primitive;
 pub mod region;
 pub mod ring;

@@ -82,7 +82,7 @@ macro_rules! atomic_ints {
             pub fn store(&self, v: $int, o: Ordering) {
                 self.0.store(v, o)
             }
-            $crate::primitive::atomic_ints!(@rmw $int, swap fetch_add fetch_sub fetch_or);
+            $crate::primitive::atomic_ints!(@rmw $int, swap fetch_add fetch_sub fetch_or fetch_and);
             $crate::primitive::atomic_ints!(@cas $int, compare_exchange compare_exchange_weak);
         }
 

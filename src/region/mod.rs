@@ -149,6 +149,7 @@ pub use crate::blocks::ShmSafe;
 pub use cell::SharedCell;
 use handle::Kind;
 pub use handle::Region;
+pub(crate) use handle::Spot;
 use handshake::names_object;
 pub use layout::LayoutId;
 pub use name::MAX_NAME_LEN;

@@ -1,0 +1,81 @@
+//! Loom models of the pool's state-word protocol, on a heap pool of one
+//! class of one or two blocks. Each loom thread is its own participant
+//! (it makes its own view); a model declares one dead.
+//!
+//! - Two threads loan and release: a per-block holder count (a model
+//!   variable) proves no block is ever held by two at once.
+//! - A "dead" owner's release races a reclaim: the block is freed exactly
+//!   once, whichever wins, and a loan then finds it.
+use super::*;
+use crate::primitive::AtomicU32;
+use crate::sync::model;
+use std::sync::Arc;
+
+fn config(blocks: usize) -> PoolConfig {
+    PoolConfig::new().class(64, blocks)
+}
+
+/// Loans one block if it can, checks it is alone in it, releases it.
+fn loan_once(pool: &Pool<'_>, holders: &[AtomicU32]) -> bool {
+    match pool.try_loan(8) {
+        Ok(loan) => {
+            let h = &holders[loan.index()];
+            assert_eq!(h.fetch_add(1, Ordering::AcqRel), 0, "two owners at once");
+            h.fetch_sub(1, Ordering::AcqRel);
+            true
+        }
+        Err(LoanError::Exhausted) => false,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn loom_pool_no_block_has_two_owners() {
+    for blocks in [1, 2] {
+        loom::model(move || {
+            let heap = Arc::new(HeapPool::new(&config(blocks)).unwrap());
+            let holders: Arc<Vec<AtomicU32>> =
+                Arc::new((0..blocks).map(|_| AtomicU32::new(0)).collect());
+            let t = {
+                let (heap, holders) = (heap.clone(), holders.clone());
+                loom::thread::spawn(move || {
+                    let pool = heap.pool();
+                    loan_once(&pool, &holders);
+                })
+            };
+            let pool = heap.pool();
+            loan_once(&pool, &holders);
+            t.join().unwrap();
+            assert_eq!(pool.free_blocks(0), Some(blocks));
+        });
+    }
+}
+
+#[test]
+fn loom_pool_reclaim_racing_release_frees_once() {
+    loom::model(|| {
+        let heap = Arc::new(HeapPool::new(&config(1)).unwrap());
+        // The owner loans the block as a `BlockRef`, hands it out, is then
+        // declared dead (as a kill would be noticed late) and still
+        // releases it, racing the other thread's reclaim.
+        let (tx, rx) = loom::sync::mpsc::channel();
+        let owner = {
+            let heap = heap.clone();
+            loom::thread::spawn(move || {
+                let pool = heap.pool();
+                let block = pool.try_loan(8).unwrap().into_block();
+                model::die();
+                tx.send(()).unwrap();
+                pool.release_block(block).is_ok()
+            })
+        };
+        rx.recv().unwrap();
+        let pool = heap.pool();
+        let reclaimed = pool.reclaim().unwrap();
+        let released = owner.join().unwrap();
+        assert_eq!(reclaimed + released as usize, 1, "freed exactly once");
+        assert_eq!(pool.free_blocks(0), Some(1));
+        // The bitmap (or the scan) finds it.
+        assert!(pool.try_loan(8).is_ok());
+    });
+}
