@@ -74,3 +74,15 @@ pub mod bytes {
         unsafe { ring.corrupt_bytes(offset, bytes) }
     }
 }
+
+/// The pool's header words and state-word encoding ([`crate::pool`]).
+pub mod pool {
+    pub use crate::pool::wire::*;
+
+    /// Bit 31 of a state word: the owner holds the block as a `BlockRef`.
+    pub const DETACHED: u64 = crate::pool::state::DETACHED;
+
+    /// The largest raw participant token: a state word whose owner is
+    /// above it is impossible.
+    pub const MAX_TOKEN: u32 = crate::region::participants::Token::MAX_RAW;
+}

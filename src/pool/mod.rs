@@ -408,6 +408,16 @@ impl<'a> Pool<'a> {
     /// [`Error::Misaligned`]) if the pool does not fit there.
     pub fn create(region: &'a Region, offset: usize, config: &PoolConfig) -> Result<Self> {
         let plan = plan(config.classes())?;
+        if offset
+            .checked_add(plan.total)
+            .is_none_or(|end| end > region.len())
+        {
+            return Err(Error::OutOfBounds {
+                offset,
+                size: plan.total,
+                len: region.len(),
+            });
+        }
         let header = region.spot::<PoolHeader>(offset, 1)?;
         let mut spots = Vec::with_capacity(plan.classes.len());
         let mut placed = vec![header.placed()];
