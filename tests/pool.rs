@@ -433,7 +433,7 @@ fn a_timed_loan_ends_soon_after_the_holder_is_killed() {
             kill(child);
             at
         });
-        let loan = pool.loan_timeout(8, LIMIT).unwrap();
+        let loan = pool.loan_timeout(8, Duration::from_secs(10)).unwrap();
         let got = Instant::now();
         let killed = killer.join().unwrap();
         drop(loan);
