@@ -27,7 +27,7 @@
 //!
 //! A block is named by its [`BlockRef`]: class, index in the class, and
 //! the generation of the loan that took it. Each block has a state word
-//! (the [`state`] layout): `free(g)`, or owned by one participant token
+//! (see *State words* below): `free(g)`, or owned by one participant token
 //! (the [`Region`] handle's, as lock words hold), lent out as a [`Loan`]
 //! or held as a `BlockRef`. **The state word is the truth:** a loan is one
 //! CAS from `free(g)` to `lent(me, g + 1)`, a release one CAS from
@@ -89,6 +89,22 @@
 //!                 class 1 ...
 //! ```
 //!
+//! # State words
+//!
+//! ```text
+//! bits   63 ..= 32     31         30 ..= 0
+//!        generation    detached   owner token (0: free)
+//!
+//! word          value            meaning
+//! free(g)       g << 32          nobody owns the block; g: its last loan's generation
+//! lent(t, g)    g << 32 | t      participant t holds it as a Loan (a &mut [u8] is out)
+//! held(t, g)    lent | 1 << 31   participant t holds it as a BlockRef (no reference out)
+//! (other)                        Corrupted: detached without an owner, or an owner
+//!                                that is no participant token
+//! ```
+//!
+//! # Memory
+//!
 //! Each class's three sections start 128-aligned; blocks are 64-aligned
 //! (a block is one owner's; a neighbour's owner shares at most the
 //! adjacent-line prefetch pair with it, and 128 would double the padding
@@ -111,7 +127,7 @@
 //! and hints: a hint is reduced modulo the view's own bitmap length, a bit
 //! past the last block is cleared and ignored, a state word with an owner
 //! that is no participant token (or a detached bit without an owner) is
-//! `Corrupted`. Each call looks at each bit and each state word a bounded
+//! `Corrupted` (the *State words* table). Each call looks at each bit and each state word a bounded
 //! number of times, so garbage cannot make it loop.
 //!
 //! # Lending shared memory
