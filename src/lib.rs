@@ -13,6 +13,7 @@
 //! | [`sync`] | process-shared locks and waits that survive a killed holder | [`sync::Mutex`], [`sync::Semaphore`] |
 //! | [`ring`] | raw lock-free rings that never block | [`ring::spsc`], [`ring::mpmc`], [`ring::bytes`] |
 //! | [`channel`] | blocking channels that notice a peer's death | [`channel::channel`] |
+//! | [`pool`] | blocks of shared memory loaned by any process, reclaimed from dead ones | [`pool::Pool`], [`pool::PoolConfig`] |
 //!
 //! # Building blocks
 //!
