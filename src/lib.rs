@@ -312,6 +312,7 @@ pub mod channel;
 mod error;
 pub mod pool;
 pub(crate) mod primitive;
+pub mod pubsub;
 pub mod region;
 pub mod ring;
 pub mod sync;

@@ -161,7 +161,7 @@ mod config;
 mod error;
 mod heap;
 mod loan;
-mod shared;
+pub(crate) mod shared;
 pub(crate) mod state;
 pub(crate) mod wire;
 

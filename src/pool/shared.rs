@@ -125,18 +125,4 @@ impl Pool<'_> {
         }
         Ok(freed)
     }
-
-    /// How many blocks of all classes are `shared` now (a snapshot).
-    pub(crate) fn shared_blocks(&self) -> usize {
-        self.classes
-            .iter()
-            .flat_map(|c| c.states.iter())
-            .filter(|s| {
-                matches!(
-                    state::parse(s.0.load(Ordering::Relaxed)),
-                    Ok(State::Shared { .. })
-                )
-            })
-            .count()
-    }
 }
