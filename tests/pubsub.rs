@@ -1,6 +1,7 @@
 //! Publish/subscribe: fan-out to every present subscriber, late joiners,
 //! leavers, the held limit, scribbled shared words, and what killed
 //! subscribers and publishers leave behind.
+#![allow(clippy::disallowed_types)]
 
 mod common;
 
