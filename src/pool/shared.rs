@@ -126,3 +126,58 @@ impl Pool<'_> {
         Ok(freed)
     }
 }
+
+#[cfg(all(test, not(shmkit_loom)))]
+mod tests {
+    use super::*;
+    use crate::pool::{HeapPool, PoolConfig};
+
+    /// Loans a block, sets its holders to `mask` and shares it.
+    fn shared(pool: &Pool<'_>, mask: u64) -> BlockRef {
+        let loan = pool.try_loan(8).unwrap();
+        pool.holders(loan.block())
+            .unwrap()
+            .store(mask, Ordering::Relaxed);
+        let b = loan.into_block();
+        assert!(pool.share(b));
+        assert!(pool.is_shared(b).unwrap());
+        b
+    }
+
+    #[test]
+    fn the_last_holder_frees_and_releases_are_idempotent() {
+        let heap = HeapPool::new(&PoolConfig::new().class(64, 2)).unwrap();
+        let pool = heap.pool();
+        let b = shared(&pool, PUBLISHER_BIT | 0b101);
+        assert_eq!(pool.free_blocks(0), Some(1));
+        // Neither the pool's loans nor its reclaim take a shared block.
+        let other = pool.try_loan(8).unwrap();
+        assert!(pool.try_loan(8).is_err());
+        assert_eq!(pool.reclaim().unwrap(), 0);
+        assert!(pool.release_block(b).is_err(), "not held by anyone");
+        assert!(!pool.release_shared(b, 1));
+        assert!(!pool.release_shared(b, 1), "twice: nothing more");
+        assert!(!pool.release_shared(b, PUBLISHER_BIT));
+        assert!(pool.release_shared(b, 0b100), "the last bit frees");
+        assert!(!pool.release_shared(b, 0b100));
+        assert!(!pool.is_shared(b).unwrap());
+        drop(other);
+        assert_eq!(pool.free_blocks(0), Some(2));
+    }
+
+    #[test]
+    fn sweeps_clear_a_departed_holders_bit_and_free_empty_masks() {
+        let heap = HeapPool::new(&PoolConfig::new().class(64, 3)).unwrap();
+        let pool = heap.pool();
+        let a = shared(&pool, 0b11);
+        let _b = shared(&pool, 0b10);
+        let c = shared(&pool, 0);
+        assert_eq!(pool.sweep_shared(0).unwrap(), 1, "the empty mask");
+        assert!(!pool.is_shared(c).unwrap());
+        assert_eq!(pool.sweep_shared(0b10).unwrap(), 1, "b held by 1 alone");
+        assert_eq!(pool.free_blocks(0), Some(2));
+        assert!(pool.release_shared(a, 0b01));
+        assert_eq!(pool.free_blocks(0), Some(3));
+        assert!(!pool.share(a), "only a held block is shared");
+    }
+}

@@ -176,3 +176,40 @@ pub(crate) fn plan_queues(n: usize, capacity: usize) -> Result<Plan> {
         total: pool_offset,
     })
 }
+
+#[cfg(all(test, not(shmkit_loom)))]
+mod tests {
+    use super::*;
+
+    fn r128(x: usize) -> usize {
+        x.div_ceil(128) * 128
+    }
+
+    #[test]
+    fn bytes_for_is_the_formula_and_bad_configurations_are_invalid() {
+        let pool = PoolConfig::new().class(100, 10);
+        for (n, q) in [(1, 1), (3, 8), (63, 64)] {
+            let c = ServiceConfig::new(pool.clone())
+                .subscribers(n)
+                .queue_capacity(q);
+            let want = 8576 + n * r128(384 + 40 * q) + Pool::bytes_for(&pool).unwrap();
+            assert_eq!(ServiceConfig::bytes_for(&c).unwrap(), want, "{n} {q}");
+        }
+        let ok = ServiceConfig::new(pool.clone());
+        for bad in [
+            ok.clone().subscribers(0),
+            ok.clone().subscribers(64),
+            ok.clone().queue_capacity(3),
+            ok.clone().held_limit(0),
+            ServiceConfig::new(PoolConfig::new()),
+        ] {
+            assert!(
+                matches!(
+                    ServiceConfig::bytes_for(&bad),
+                    Err(Error::InvalidSize { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+}

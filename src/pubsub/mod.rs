@@ -145,11 +145,11 @@
 //! # Memory
 //!
 //! ```text
-//! ServiceConfig::bytes_for = 8576 + N r128(384 + 48 Q) + Pool::bytes_for(pool)
+//! ServiceConfig::bytes_for = 8576 + N r128(384 + 40 Q) + Pool::bytes_for(pool)
 //! ```
 //!
-//! (a queue slot is 48 bytes: its sequence word and a 32-byte descriptor,
-//! 8-aligned... rounded to the slot's alignment). A lossless service needs
+//! (a queue is the ring's 384-byte header and Q slots of 40 bytes: a
+//! sequence word and a 32-byte descriptor). A lossless service needs
 //! `N (Q + H) + 1` blocks of its samples' class never to run out.
 //!
 //! [`MpmcRing`]: crate::ring::mpmc::MpmcRing
