@@ -280,6 +280,36 @@ fn scribbled_descriptors_masks_and_states_are_corrupted() {
 }
 
 #[test]
+fn descriptors_from_before_a_join_are_skipped() {
+    let name = unique_name("pubsub-stale");
+    let cfg = config(16, 8, 4);
+    let publisher = Publisher::create(&name, &cfg).unwrap();
+    publisher.send_copy(b"before").unwrap();
+    let sub = Subscriber::open(&name).unwrap();
+    assert_eq!(sub.join_seq(), 1);
+    // What an earlier holder of the entry could have left queued (a
+    // descriptor sent as it left, naming a block since freed).
+    let region = peer(&name);
+    let queue =
+        MpmcRing::<Descriptor>::open(&region, wire::queue_offset(&cfg, sub.entry())).unwrap();
+    queue
+        .try_push(Descriptor {
+            class: 0,
+            index: 0,
+            generation: 1,
+            len: 6,
+            seq: 0,
+            reserved: 0,
+        })
+        .unwrap();
+    publisher.send_copy(b"after").unwrap();
+    let got = sub.recv_timeout(WAIT).unwrap();
+    assert_eq!((got.seq(), &got[..]), (1, &b"after"[..]));
+    drop(got);
+    assert_eq!(publisher.free_blocks(0), Some(16));
+}
+
+#[test]
 fn one_publisher_at_a_time_and_the_stream_continues() {
     let name = unique_name("pubsub-one-publisher");
     let cfg = config(16, 8, 4);
@@ -312,7 +342,7 @@ fn one_publisher_at_a_time_and_the_stream_continues() {
 
 #[test]
 fn a_killed_subscribers_samples_and_queue_come_back() {
-    for by_publish in [false, true] {
+    for how in ["reclaim", "publish", "join"] {
         let name = unique_name("pubsub-killed-sub");
         let cfg = config(32, 8, 4);
         let publisher = Publisher::create(&name, &cfg).unwrap();
@@ -328,18 +358,26 @@ fn a_killed_subscribers_samples_and_queue_come_back() {
         assert_eq!(publisher.free_blocks(0), Some(32 - 8), "3 held, 5 queued");
         assert_eq!(publisher.reclaim().unwrap(), 0, "the subscriber is alive");
         kill(child);
-        if by_publish {
-            // A send checks present subscribers' liveness every 10 ms.
-            std::thread::sleep(Duration::from_millis(20));
-            publisher.send_copy(b"after").unwrap();
-        } else {
-            assert_eq!(publisher.reclaim().unwrap(), 8);
+        match how {
+            "reclaim" => assert_eq!(publisher.reclaim().unwrap(), 8),
+            "publish" => {
+                // A send checks present subscribers' liveness every 10 ms.
+                std::thread::sleep(Duration::from_millis(20));
+                publisher.send_copy(b"after").unwrap();
+            }
+            _ => {
+                // A new subscriber takes the dead one's entry over, and
+                // receives only what is sent after it joined.
+                let sub = Subscriber::open(&name).unwrap();
+                assert_eq!(sub.entry(), 0);
+                assert_eq!(publisher.free_blocks(0), Some(32));
+                publisher.send_copy(b"after").unwrap();
+                assert_eq!(&sub.try_recv().unwrap()[..], b"after");
+                assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Empty);
+                drop(sub);
+            }
         }
-        assert_eq!(
-            publisher.free_blocks(0),
-            Some(32),
-            "by publish: {by_publish}"
-        );
+        assert_eq!(publisher.free_blocks(0), Some(32), "by {how}");
         assert_eq!(publisher.subscribers(), 0);
     }
 }
