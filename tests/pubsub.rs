@@ -396,6 +396,13 @@ fn a_killed_publishers_samples_stay_readable_and_a_new_one_continues() {
     ));
     kill(child);
     assert!(sub.publisher_gone());
+    // As if it had died mid-send: its bit 63 still set on a held block.
+    let region = peer(&name);
+    let b = held[0].block();
+    let holders = wire::pool_offset(&cfg) + 1024 + 256 + 8 * b.index as usize;
+    let mask = 1u64 << 63 | 1 << sub.entry();
+    // SAFETY: a word of the region only atomics reference; plays a peer.
+    unsafe { region.write::<u64>(holders, &mask) }.unwrap();
     for (i, s) in held.iter().enumerate() {
         assert_eq!(&s[..], &payload(i as u64)[..], "held sample {i}");
     }
