@@ -316,6 +316,9 @@ fn one_publisher_at_a_time_and_the_stream_continues() {
     // The creator's handle removes the name when dropped: the subscriber's.
     let sub = Subscriber::open_or_create(&name, &cfg).unwrap();
     let first = Publisher::open_or_create(&name, &cfg).unwrap();
+    let listed = shmkit::region::list().unwrap();
+    let me = listed.iter().find(|o| o.name == name).unwrap();
+    assert_eq!(me.kind, shmkit::region::ObjectKind::PubSub);
     assert!(matches!(
         Publisher::open(&name),
         Err(Error::ServiceBusy { role: "publisher" })
