@@ -8,8 +8,8 @@ mod common;
 use common::{child_role, kill, spawn, unique_name, wait_for_line};
 use shmkit::pool::PoolConfig;
 use shmkit::pubsub::{
-    Descriptor, Publisher, RecvError, RecvTimeoutError, SendCopyError, ServiceConfig, Subscriber,
-    TryRecvError, TrySendError,
+    Descriptor, Publisher, RecvError, RecvTimeoutError, SendCopyError, ServiceConfig,
+    SlowSubscriber, Subscriber, TryRecvError, TrySendError,
 };
 use shmkit::ring::mpmc::MpmcRing;
 use shmkit::testing::pubsub as wire;
@@ -184,6 +184,37 @@ fn a_leaver_does_not_block_the_publisher_and_its_blocks_come_back() {
     assert_eq!(publisher.free_blocks(0), Some(64));
     drop(fast);
     assert_eq!(publisher.free_blocks(0), Some(64));
+}
+
+#[test]
+fn drop_oldest_never_waits_and_a_slow_subscriber_sees_the_newest() {
+    let cfg = config(32, 4, 2).policy(SlowSubscriber::DropOldest);
+    let publisher = Publisher::anonymous(&cfg).unwrap();
+    let slow = publisher.subscriber().unwrap();
+    let fast = publisher.subscriber().unwrap();
+    assert_eq!(slow.try_recv().unwrap_err(), TryRecvError::Empty);
+    publisher.send_copy(&payload(0)).unwrap();
+    let held = slow.try_recv().unwrap();
+    assert_eq!(fast.try_recv().unwrap().seq(), 0);
+    for i in 1..20 {
+        let mut s = publisher.loan(16).unwrap();
+        s.copy_from_slice(&payload(i));
+        assert_eq!(s.try_send().unwrap(), i, "never full");
+        let got = fast.try_recv().unwrap();
+        assert_eq!((got.seq(), &got[..]), (i, &payload(i)[..]));
+    }
+    // `slow` kept its held sample and gets the four newest.
+    assert_eq!(&held[..], &payload(0)[..]);
+    drop(held);
+    for i in 16..20 {
+        assert_eq!(slow.try_recv().unwrap().seq(), i);
+    }
+    assert_eq!(slow.try_recv().unwrap_err(), TryRecvError::Empty);
+    assert_eq!(
+        publisher.free_blocks(0),
+        Some(32),
+        "dropped samples' blocks came back"
+    );
 }
 
 #[test]

@@ -16,17 +16,29 @@ pub enum SlowSubscriber {
     /// sample.
     #[default]
     Lossless,
+    /// The publisher makes room in a full queue by taking its oldest
+    /// descriptor back (and the subscriber's hold on that sample): a slow
+    /// subscriber misses the oldest samples (a gap in [`seq`]), and never
+    /// slows the publisher or the others down.
+    ///
+    /// [`seq`]: super::Sample::seq
+    DropOldest,
 }
 
 impl SlowSubscriber {
     pub(crate) fn to_raw(self) -> u64 {
         match self {
             SlowSubscriber::Lossless => 1,
+            SlowSubscriber::DropOldest => 2,
         }
     }
 
     pub(crate) fn from_raw(raw: u64) -> Option<Self> {
-        (raw == 1).then_some(SlowSubscriber::Lossless)
+        match raw {
+            1 => Some(SlowSubscriber::Lossless),
+            2 => Some(SlowSubscriber::DropOldest),
+            _ => None,
+        }
     }
 }
 

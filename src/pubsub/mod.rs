@@ -88,13 +88,27 @@
 //!
 //! # Slow subscribers
 //!
-//! This cut has one policy, [`SlowSubscriber::Lossless`]: the publisher
-//! waits for room in a full queue, as long as the call's form allows
-//! (`send` without limit, `try_send` not at all, `send_timeout` and
-//! `send_deadline` until their deadline). Waiting spins a little, then
-//! sleeps on the subscriber's space [`Signal`](crate::Signal), which each
-//! of its receives notifies (a load while nobody sleeps); between sleeps
-//! the publisher checks whether the subscriber is alive.
+//! Set per service at creation ([`ServiceConfig::policy`]):
+//!
+//! - [`SlowSubscriber::Lossless`] (the default): the publisher waits for
+//!   room in a full queue, as long as the call's form allows (`send`
+//!   without limit, `try_send` not at all, `send_timeout` and
+//!   `send_deadline` until their deadline). Waiting spins a little, then
+//!   sleeps on the subscriber's space [`Signal`](crate::Signal), which
+//!   each of its receives notifies (a load while nobody sleeps); between
+//!   sleeps the publisher checks whether the subscriber is alive.
+//! - [`SlowSubscriber::DropOldest`]: the publisher pops the oldest
+//!   descriptor of a full queue itself (the ring is MPMC; its claim names
+//!   the publisher) and releases that subscriber's hold on its block,
+//!   then pushes. The subscriber sees a gap in the sequence numbers. A
+//!   send waits only in the rare case that the subscriber is itself
+//!   popping the slot the publisher needs.
+//!
+//! Either way a subscriber receives in order, and releasing is safe
+//! against the publisher's own late clears: only the publisher loans and
+//! shares blocks, one send at a time, so a block a release finds freed
+//! cannot be shared again under it (its holders word is rewritten at the
+//! next loan).
 //!
 //! # Crashed peers
 //!
@@ -123,7 +137,7 @@
 //!     16              subscribers           N, 1 ..= 63
 //!     24              queue_capacity        Q, a power of two
 //!     32              held_limit            H, at least 1
-//!     40              policy                1: lossless
+//!     40              policy                1: lossless, 2: drop-oldest
 //!     48              pool_offset           where the pool starts (below)
 //!     56              total_bytes           ServiceConfig::bytes_for
 //!    128              next_seq              the next sample's sequence number

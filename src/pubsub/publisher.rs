@@ -1,6 +1,6 @@
 //! [`Publisher`] and [`SampleMut`]: the write side.
 
-use super::config::ServiceConfig;
+use super::config::{ServiceConfig, SlowSubscriber};
 use super::error::{SendCopyError, SendError, SendTimeoutError, TrySendError};
 use super::service::{init, options, Service, PUB};
 use super::subscriber::Subscriber;
@@ -11,6 +11,7 @@ use crate::pool::{BlockRef, Corrupted, Loan, LoanError};
 use crate::primitive::{spin_loop, Ordering};
 use crate::region::{Region, RegionOptions};
 use crate::sync::wait::{deadline_after, expired, probe_slice, PROBE_INTERVAL, SPIN_LIMIT};
+use bytemuck::Zeroable;
 use core::cell::Cell;
 use core::fmt;
 use core::ops::{Deref, DerefMut};
@@ -239,12 +240,39 @@ impl Publisher {
     fn wait_for_room(&self, deadline: Option<Instant>, wait: bool) -> Result<(), Stop> {
         let svc = &self.svc;
         let mask = svc.present()?;
+        let drop_oldest = svc.policy == SlowSubscriber::DropOldest;
+        let bad = Cell::new(None);
         for i in bits(mask) {
             let q = &svc.queues[i];
-            let room = || {
-                q.len() < q.capacity() || svc.header.present.load(Ordering::SeqCst) & (1 << i) == 0
+            let mut room = || {
+                if q.len() < q.capacity()
+                    || svc.header.present.load(Ordering::SeqCst) & (1 << i) == 0
+                {
+                    return true;
+                }
+                if !drop_oldest {
+                    return false;
+                }
+                // Full: take the oldest descriptor back, and with it the
+                // subscriber's hold on its block.
+                let mut d = Descriptor::zeroed();
+                match q.pop_into_as(PUB, &mut d) {
+                    Ok(()) => {
+                        svc.release_descriptor(i, &d);
+                        q.len() < q.capacity()
+                    }
+                    Err(crate::ring::Miss::WouldBlock) => false,
+                    Err(crate::ring::Miss::Corrupted(w)) => {
+                        bad.set(Some(w));
+                        true
+                    }
+                }
             };
-            if spin_until(room) {
+            let found = spin_until(&mut room);
+            if let Some(w) = bad.get() {
+                return Err(Stop::Corrupted(w));
+            }
+            if found {
                 continue;
             }
             loop {
@@ -264,6 +292,9 @@ impl Publisher {
                 {
                     break;
                 }
+            }
+            if let Some(w) = bad.get() {
+                return Err(Stop::Corrupted(w));
             }
         }
         Ok(())

@@ -321,9 +321,13 @@ impl Service {
     pub(crate) fn after_publisher(&self) -> Result<usize, Corrupted> {
         for q in &self.queues {
             // SAFETY: the publisher's word held a dead token or none, and
-            // only the publisher pushes (as `PUB`): no thread of this
-            // process pushes to any queue while the caller holds the word.
+            // only the publisher pushes (as `PUB`, and pops as `PUB` under
+            // drop-oldest): no thread of this process does either while
+            // the caller holds the word.
             unsafe { q.release_claims(Holder::Producer(PUB)) };
+            // SAFETY: as above, for the pops of a drop-oldest publisher
+            // (its claims name `PUB` as a consumer).
+            unsafe { q.release_claims(Holder::Consumer(PUB)) };
         }
         self.pool.sweep_shared(PUBLISHER_BIT)
     }
