@@ -96,7 +96,11 @@
 //!   `send_deadline` until their deadline). Waiting spins a little, then
 //!   sleeps on the subscriber's space [`Signal`](crate::Signal), which
 //!   each of its receives notifies (a load while nobody sleeps); between
-//!   sleeps the publisher checks whether the subscriber is alive.
+//!   sleeps the publisher checks whether the subscriber is alive. (One
+//!   edge: a subscriber that joins while a send is under way, and finds
+//!   its queue full of what its entry's last holder left, is waited for
+//!   only until that send's deadline, not at all by `try_send`; past it,
+//!   it misses that one sample.)
 //! - [`SlowSubscriber::DropOldest`]: the publisher pops the oldest
 //!   descriptor of a full queue itself (the ring is MPMC; its claim names
 //!   the publisher) and releases that subscriber's hold on its block,

@@ -200,11 +200,11 @@ impl Publisher {
         }
         // Room first, in every present subscriber's queue: the sample is
         // still ours to give back if there is none.
-        match self.wait_for_room(deadline, wait) {
-            Ok(()) => {}
+        let ready = match self.wait_for_room(deadline, wait) {
+            Ok(m) => m,
             Err(Stop::Corrupted(w)) => return Err((Stop::Corrupted(w), None)),
             Err(e) => return Err((e, Some(loan))),
-        }
+        };
         let seq = svc.header.next_seq.fetch_add(1, Ordering::SeqCst);
         let mask = svc.present().map_err(|e| (e.into(), None))?;
         let len = loan.len() as u32;
@@ -229,15 +229,16 @@ impl Publisher {
             seq,
             reserved: 0,
         };
-        let pushed = self.distribute(mask, b, &d);
+        let late = (!wait).then(Instant::now).or(deadline);
+        let pushed = self.distribute(mask, ready, late, b, &d);
         svc.pool.release_shared(b, PUBLISHER_BIT);
         pushed.map_err(|w| (Stop::Corrupted(w), None))?;
         Ok(seq)
     }
 
     /// Waits until every present subscriber's queue has room (or the
-    /// subscriber is gone).
-    fn wait_for_room(&self, deadline: Option<Instant>, wait: bool) -> Result<(), Stop> {
+    /// subscriber is gone); returns the present mask it made room for.
+    fn wait_for_room(&self, deadline: Option<Instant>, wait: bool) -> Result<u64, Stop> {
         let svc = &self.svc;
         let mask = svc.present()?;
         let drop_oldest = svc.policy == SlowSubscriber::DropOldest;
@@ -297,12 +298,22 @@ impl Publisher {
                 return Err(Stop::Corrupted(w));
             }
         }
-        Ok(())
+        Ok(mask)
     }
 
     /// Pushes `d` (block `b`, which this publisher holds with
-    /// `PUBLISHER_BIT`) to every subscriber in `mask`.
-    fn distribute(&self, mask: u64, b: BlockRef, d: &Descriptor) -> Result<(), &'static str> {
+    /// `PUBLISHER_BIT`) to every subscriber in `mask`. Those in `ready`
+    /// have room; one that joined since and finds its queue full of what
+    /// it found there from before is waited for until `late` (then it
+    /// misses this sample).
+    fn distribute(
+        &self,
+        mask: u64,
+        ready: u64,
+        late: Option<Instant>,
+        b: BlockRef,
+        d: &Descriptor,
+    ) -> Result<(), &'static str> {
         let svc = &self.svc;
         for i in bits(mask) {
             let q = &svc.queues[i];
@@ -323,16 +334,21 @@ impl Publisher {
             });
             if pushed.is_none() && !gone() {
                 // Rare: a subscriber that joined during this send with its
-                // queue full of what it found from before. Wait for it
-                // without a deadline, watching its liveness.
+                // queue full of what it found from before (or one that has
+                // room but is still popping the slot we need). Wait for
+                // it, watching its liveness; for a joiner, until `late`.
+                let limit = if ready & bit != 0 { None } else { late };
                 pushed = loop {
                     if let Some(r) = push() {
                         break Some(r);
                     }
-                    if gone() || svc.reclaim_entry(i).map_err(|Corrupted(w)| w)?.is_some() {
+                    if gone()
+                        || expired(limit)
+                        || svc.reclaim_entry(i).map_err(|Corrupted(w)| w)?.is_some()
+                    {
                         break None;
                     }
-                    let woke = e.space.wait_deadline(probe_slice(None), || {
+                    let woke = e.space.wait_deadline(probe_slice(limit), || {
                         if gone() {
                             Some(None)
                         } else {
@@ -349,7 +365,8 @@ impl Publisher {
                     r?;
                     e.data.notify();
                 }
-                // It left (or died) before this sample reached it: its
+                // It left (or died) before this sample reached it, or
+                // joined during this send and had no room in time: its
                 // hold is ours to drop (the publisher's bit keeps the block).
                 None => {
                     svc.pool.release_shared(b, bit);
