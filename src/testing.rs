@@ -79,7 +79,9 @@ pub mod bytes {
 pub mod pool {
     pub use crate::pool::wire::*;
 
-    /// Bit 31 of a state word: the owner holds the block as a `BlockRef`.
+    /// Bit 31 of a state word: the owner holds the block as a `BlockRef`
+    /// (without an owner: the block is shared by a publish/subscribe
+    /// service).
     pub const DETACHED: u64 = crate::pool::state::DETACHED;
 
     /// The largest raw participant token: a state word whose owner is

@@ -372,6 +372,12 @@ fn one_publisher_at_a_time_and_the_stream_continues() {
     ));
     drop(more);
     Subscriber::open(&name).unwrap();
+    // Another kind of region is not a service.
+    let other = Region::anonymous(1 << 16).unwrap();
+    assert!(matches!(
+        Subscriber::from_region(other),
+        Err(Error::LayoutMismatch { .. })
+    ));
 }
 
 #[test]

@@ -88,7 +88,8 @@ impl Publisher {
     }
 
     /// Attaches as the publisher of a service region opened by other
-    /// means (received over a socket, passed by a parent).
+    /// means (received over a socket, passed by a parent); a region of
+    /// another layout is [`Error::LayoutMismatch`].
     pub fn from_region(region: Region) -> Result<Self> {
         Self::attach(region)
     }

@@ -83,6 +83,12 @@ impl Service {
     pub(crate) unsafe fn open(region: &Region) -> Result<Self> {
         // SAFETY: forwarded to the caller.
         let region = unsafe { crate::channel::blocking::extend(region) };
+        if region.layout() != LAYOUT {
+            return Err(Error::LayoutMismatch {
+                found: region.layout().to_raw(),
+                expected: LAYOUT.to_raw(),
+            });
+        }
         let header = region.place::<ServiceHeader>(0)?;
         if header.magic.load(Ordering::Acquire) != SERVICE_MAGIC {
             return Err(corrupted("no publish/subscribe service here (magic)"));
