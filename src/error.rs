@@ -170,6 +170,15 @@ pub enum Error {
         /// `"sender"` or `"receiver"`.
         end: &'static str,
     },
+    /// A publish/subscribe service has no room for this attach: it has
+    /// one publisher at a time (a second is refused while the first is
+    /// attached and alive, or while a peer is cleaning up after a dead
+    /// one: retry), and every subscriber entry is held by a live handle.
+    #[error("the publish/subscribe service has no room for another {role}")]
+    ServiceBusy {
+        /// `"publisher"` or `"subscriber"`.
+        role: &'static str,
+    },
     /// A size that cannot be used.
     #[error("invalid size {size}: {reason}")]
     InvalidSize {

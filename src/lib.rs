@@ -14,6 +14,7 @@
 //! | [`ring`] | raw lock-free rings that never block | [`ring::spsc`], [`ring::mpmc`], [`ring::bytes`] |
 //! | [`channel`] | blocking channels that notice a peer's death | [`channel::channel`] |
 //! | [`pool`] | blocks of shared memory loaned by any process, reclaimed from dead ones | [`pool::Pool`], [`pool::PoolConfig`] |
+//! | [`pubsub`] | zero-copy publish/subscribe: one publisher, up to 63 subscribers, samples in pool blocks | [`pubsub::Publisher`], [`pubsub::Subscriber`] |
 //!
 //! # Building blocks
 //!
@@ -187,6 +188,7 @@
 //! | messages of varying length (bytes) | [`byte_channel`](channel::byte_channel) ([`ByteSender`](channel::ByteSender), [`ByteReceiver`](channel::ByteReceiver)) |
 //! | no blocking: you own the waiting | [`ring::spsc`], [`ring::mpmc`], [`ring::bytes`] |
 //! | to read without copying | [`ByteReceiver::recv_with`](channel::ByteReceiver::recv_with); the rings' in-place chunks ([`ring::spsc::Consumer::read_chunk`], [`ring::bytes::Consumer::read_chunk`]) |
+//! | one stream to many readers, large samples written once and read in place | [`pubsub`] ([`Publisher`](pubsub::Publisher), [`Subscriber`](pubsub::Subscriber)) |
 //!
 //! Batches of typed values go faster than one at a time:
 //! [`Sender::send_all`](channel::Sender::send_all) and
@@ -312,6 +314,7 @@ pub mod channel;
 mod error;
 pub mod pool;
 pub(crate) mod primitive;
+pub mod pubsub;
 pub mod region;
 pub mod ring;
 pub mod sync;

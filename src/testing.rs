@@ -79,10 +79,28 @@ pub mod bytes {
 pub mod pool {
     pub use crate::pool::wire::*;
 
-    /// Bit 31 of a state word: the owner holds the block as a `BlockRef`.
+    /// Bit 31 of a state word: the owner holds the block as a `BlockRef`
+    /// (without an owner: the block is shared by a publish/subscribe
+    /// service).
     pub const DETACHED: u64 = crate::pool::state::DETACHED;
 
     /// The largest raw participant token: a state word whose owner is
     /// above it is impossible.
     pub const MAX_TOKEN: u32 = crate::region::participants::Token::MAX_RAW;
+}
+
+/// The publish/subscribe service's header offsets ([`crate::pubsub`]).
+pub mod pubsub {
+    pub use crate::pubsub::wire::*;
+
+    /// Where the pool of a service of `config` starts.
+    pub fn pool_offset(config: &crate::pubsub::ServiceConfig) -> usize {
+        crate::pubsub::ServiceConfig::bytes_for(config).unwrap()
+            - crate::pool::Pool::bytes_for(config.pool()).unwrap()
+    }
+
+    /// Where queue `i` of a service of `config` starts.
+    pub fn queue_offset(config: &crate::pubsub::ServiceConfig, i: usize) -> usize {
+        HEADER_SIZE + i * (pool_offset(config) - HEADER_SIZE) / config.subscriber_count()
+    }
 }

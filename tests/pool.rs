@@ -24,7 +24,7 @@ fn r(x: usize, k: usize) -> usize {
 fn formula(classes: &[(usize, usize)]) -> usize {
     1024 + classes
         .iter()
-        .map(|&(s, n)| r(8 * n, 128) + r(8 * n.div_ceil(64), 128) + r(n * r(s, 64), 128))
+        .map(|&(s, n)| 2 * r(8 * n, 128) + r(8 * n.div_ceil(64), 128) + r(n * r(s, 64), 128))
         .sum::<usize>()
 }
 
@@ -300,7 +300,7 @@ fn open_checks_every_header_word() {
     let class = |c: usize, field: usize| wire::CLASSES_OFFSET + c * wire::CLASS_STRIDE + field;
     for (what, at, value) in [
         ("magic", wire::MAGIC_OFFSET, 0),
-        ("version", wire::VERSION_OFFSET, 2),
+        ("version", wire::VERSION_OFFSET, wire::POOL_VERSION - 1),
         ("class count 0", wire::CLASS_COUNT_OFFSET, 0),
         ("class count 1", wire::CLASS_COUNT_OFFSET, 1),
         ("class count 3", wire::CLASS_COUNT_OFFSET, 3),
@@ -315,6 +315,8 @@ fn open_checks_every_header_word() {
         ("count huge", class(1, wire::CLASS_BLOCK_COUNT), u64::MAX),
         ("meta", class(0, wire::CLASS_META_OFFSET), 0),
         ("bitmap", class(0, wire::CLASS_BITMAP_OFFSET), 1024),
+        ("holders", class(0, wire::CLASS_HOLDERS_OFFSET), 1024),
+        ("holders missing", class(1, wire::CLASS_HOLDERS_OFFSET), 0),
         ("data overlapping", class(1, wire::CLASS_DATA_OFFSET), 1024),
         ("data outside", class(1, wire::CLASS_DATA_OFFSET), 1 << 40),
     ] {
@@ -344,8 +346,8 @@ fn a_scribbled_state_word_is_corrupted() {
     for bad in [
         wire::MAX_TOKEN as u64 + 1,
         u32::MAX as u64,
-        wire::DETACHED,    // detached without an owner
-        5 << 32 | 1 << 21, // a token with generation 0
+        wire::DETACHED | (wire::MAX_TOKEN as u64 + 1), // held by no token
+        5 << 32 | 1 << 21,                             // a token with generation 0
     ] {
         let region = Region::anonymous(Pool::bytes_for(&cfg).unwrap()).unwrap();
         let pool = Pool::create(&region, 0, &cfg).unwrap();

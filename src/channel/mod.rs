@@ -39,7 +39,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod blocking;
+pub(crate) mod blocking;
 mod bytes;
 mod endpoint;
 mod error;

@@ -21,8 +21,12 @@ pub(crate) const SECTION_ALIGN: usize = 128;
 /// use shmkit::pool::{Pool, PoolConfig};
 ///
 /// let config = PoolConfig::new().class(100, 16).class(4096, 4);
-/// // Sizes are rounded up to multiples of 64: 128 and 4096 bytes.
-/// assert_eq!(Pool::bytes_for(&config)?, 1024 + (128 + 128 + 16 * 128) + (128 + 128 + 4 * 4096));
+/// // Sizes are rounded up to multiples of 64: 128 and 4096 bytes. Per class:
+/// // state words, holders words, bitmap, blocks.
+/// assert_eq!(
+///     Pool::bytes_for(&config)?,
+///     1024 + (128 + 128 + 128 + 16 * 128) + (128 + 128 + 128 + 4 * 4096)
+/// );
 /// assert!(Pool::bytes_for(&PoolConfig::new()).is_err()); // no class
 /// # Ok::<(), shmkit::Error>(())
 /// ```
@@ -62,6 +66,8 @@ pub(crate) struct ClassPlan {
     pub(crate) block_size: usize,
     pub(crate) count: usize,
     pub(crate) meta: usize,
+    /// The holders words (one `u64` per block, for publish/subscribe).
+    pub(crate) holders: usize,
     pub(crate) bitmap: usize,
     pub(crate) data: usize,
 }
@@ -120,9 +126,9 @@ pub(crate) fn plan(classes: &[(usize, usize)]) -> Result<Plan> {
         }
         prev = block_size;
         let meta = at;
-        let bitmap = meta
-            .checked_add(round_up(8 * count, SECTION_ALIGN).ok_or_else(too_large)?)
-            .ok_or_else(too_large)?;
+        let words = round_up(8 * count, SECTION_ALIGN).ok_or_else(too_large)?;
+        let holders = meta.checked_add(words).ok_or_else(too_large)?;
+        let bitmap = holders.checked_add(words).ok_or_else(too_large)?;
         let data = bitmap
             .checked_add(round_up(8 * count.div_ceil(64), SECTION_ALIGN).ok_or_else(too_large)?)
             .ok_or_else(too_large)?;
@@ -135,6 +141,7 @@ pub(crate) fn plan(classes: &[(usize, usize)]) -> Result<Plan> {
             block_size,
             count,
             meta,
+            holders,
             bitmap,
             data,
         });

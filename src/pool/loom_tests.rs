@@ -6,6 +6,9 @@
 //!   variable) proves no block is ever held by two at once.
 //! - A "dead" owner's release races a reclaim: the block is freed exactly
 //!   once, whichever wins, and a loan then finds it.
+//! - A shared block's holders release their bits while a reclaimer sweeps
+//!   a departed holder's bit: freed exactly once (fails if a release is a
+//!   load and a store instead of one `fetch_and`).
 use super::*;
 use crate::primitive::AtomicU32;
 use crate::sync::model;
@@ -76,6 +79,40 @@ fn loom_pool_reclaim_racing_release_frees_once() {
         assert_eq!(reclaimed + released as usize, 1, "freed exactly once");
         assert_eq!(pool.free_blocks(0), Some(1));
         // The bitmap (or the scan) finds it.
+        assert!(pool.try_loan(8).is_ok());
+    });
+}
+
+/// A shared block's last holders release it while a reclaimer sweeps the
+/// bit of a departed one and the empty masks: freed exactly once.
+#[test]
+fn loom_pool_shared_block_is_freed_once_by_its_last_holder() {
+    use super::shared::PUBLISHER_BIT;
+    loom::model(|| {
+        let heap = Arc::new(HeapPool::new(&config(1)).unwrap());
+        let pool = heap.pool();
+        let loan = pool.try_loan(8).unwrap();
+        pool.holders(loan.block())
+            .unwrap()
+            .store(PUBLISHER_BIT | 0b11, Ordering::Relaxed);
+        let block = loan.into_block();
+        assert!(pool.share(block));
+        let subscriber = {
+            let heap = heap.clone();
+            loom::thread::spawn(move || usize::from(heap.pool().release_shared(block, 0b01)))
+        };
+        let publisher = {
+            let heap = heap.clone();
+            loom::thread::spawn(move || {
+                usize::from(heap.pool().release_shared(block, PUBLISHER_BIT))
+            })
+        };
+        // Subscriber 1 is gone: a reclaimer clears its bit everywhere (and
+        // frees what nobody holds), racing the others' releases.
+        let swept = pool.sweep_shared(0b10).unwrap() + pool.sweep_shared(0).unwrap();
+        let freed = swept + subscriber.join().unwrap() + publisher.join().unwrap();
+        assert_eq!(freed, 1, "freed exactly once");
+        assert_eq!(pool.free_blocks(0), Some(1));
         assert!(pool.try_loan(8).is_ok());
     });
 }

@@ -72,7 +72,7 @@
 //! ```text
 //! offset          field           written by            meaning
 //!      0          magic           creator, once         b"shmkPOL1" (LE), stored last
-//!      8          version         creator, once         1
+//!      8          version         creator, once         2 (1 had no holders words)
 //!     16          class_count     creator, once         1 ..= 4
 //!     24          total_bytes     creator, once         Pool::bytes_for of the configuration
 //!     64 + 64c    class c:        creator, once
@@ -81,9 +81,11 @@
 //!                  +16 meta                             its state words
 //!                  +24 bitmap                           its free bitmap
 //!                  +32 data                             its first block
+//!                  +40 holders                          its holders words
 //!    384          signal          waiters / releasers   the Signal loans wait on
 //!    512 + 128c   hint of class c loans                 bitmap word to start at (any value)
 //!   1024          class 0: meta   see `state`           block_count u64 state words
+//!                          holders publisher, holders   block_count u64 masks (shared blocks)
 //!                          bitmap loans / releases      ceil(block_count / 64) u64 words
 //!                          data   the block's owner     block_count blocks, block_size apart
 //!                 class 1 ...
@@ -99,20 +101,23 @@
 //! free(g)       g << 32          nobody owns the block; g: its last loan's generation
 //! lent(t, g)    g << 32 | t      participant t holds it as a Loan (a &mut [u8] is out)
 //! held(t, g)    lent | 1 << 31   participant t holds it as a BlockRef (no reference out)
-//! (other)                        Corrupted: detached without an owner, or an owner
-//!                                that is no participant token
+//! shared(g)     g << 32 | 1 << 31 a publish/subscribe service holds it: the block's
+//!                                holders word names who (crate::pubsub); no loan,
+//!                                scan or reclaim takes it over
+//! (other)                        Corrupted: an owner that is no participant token
 //! ```
 //!
 //! # Memory
 //!
-//! Each class's three sections start 128-aligned; blocks are 64-aligned
+//! Each class's four sections (state words, holders words, bitmap,
+//! blocks) start 128-aligned; blocks are 64-aligned
 //! (a block is one owner's; a neighbour's owner shares at most the
 //! adjacent-line prefetch pair with it, and 128 would double the padding
 //! of small blocks). So a pool of classes `(s_c, n_c)` takes, with
 //! `r_k(x)` rounding `x` up to a multiple of `k`:
 //!
 //! ```text
-//! Pool::bytes_for = 1024 + sum over c of [ r128(8 n_c) + r128(8 ceil(n_c / 64)) + r128(n_c r64(s_c)) ]
+//! Pool::bytes_for = 1024 + sum over c of [ 2 r128(8 n_c) + r128(8 ceil(n_c / 64)) + r128(n_c r64(s_c)) ]
 //! ```
 //!
 //! # Untrusted memory
@@ -156,6 +161,7 @@ mod config;
 mod error;
 mod heap;
 mod loan;
+pub(crate) mod shared;
 pub(crate) mod state;
 pub(crate) mod wire;
 
@@ -187,7 +193,8 @@ struct ClassWords {
     meta: AtomicU64,
     bitmap: AtomicU64,
     data: AtomicU64,
-    _reserved: [AtomicU64; 3],
+    holders: AtomicU64,
+    _reserved: [AtomicU64; 2],
 }
 
 /// The pool's header; see the [module documentation](self).
@@ -226,6 +233,7 @@ const _: () = {
     assert!(offset_of!(ClassWords, meta) == CLASS_META_OFFSET);
     assert!(offset_of!(ClassWords, bitmap) == CLASS_BITMAP_OFFSET);
     assert!(offset_of!(ClassWords, data) == CLASS_DATA_OFFSET);
+    assert!(offset_of!(ClassWords, holders) == CLASS_HOLDERS_OFFSET);
     assert!(offset_of!(PoolHeader, signal) == SIGNAL_OFFSET);
     assert!(offset_of!(PoolHeader, hints) == HINTS_OFFSET);
 };
@@ -249,6 +257,7 @@ impl PoolHeader {
                 meta: zero(),
                 bitmap: zero(),
                 data: zero(),
+                holders: zero(),
                 _reserved: core::array::from_fn(|_| zero()),
             }),
             _reserved2: core::array::from_fn(|_| zero()),
@@ -266,6 +275,17 @@ pub(crate) struct BlockState(AtomicU64);
 // SAFETY: a transparent u64 atomic.
 unsafe impl ShmSafe for BlockState {}
 
+/// A block's holders word: bit `i` set while subscriber `i` of a
+/// publish/subscribe service holds the block's sample, bit 63 while its
+/// publisher distributes it (see [`crate::pubsub`]); meaningful only
+/// while the block is `shared`.
+#[repr(transparent)]
+#[derive(Debug, Default)]
+pub(crate) struct HolderWord(pub(crate) AtomicU64);
+
+// SAFETY: a transparent u64 atomic.
+unsafe impl ShmSafe for HolderWord {}
+
 /// A word of a class's free bitmap: bit `j` of word `w` is block `64 w + j`.
 #[repr(transparent)]
 #[derive(Debug, Default)]
@@ -279,7 +299,12 @@ unsafe impl ShmSafe for BitmapWord {}
 struct PoolBlocks;
 
 /// Writes a fresh pool's header, states and bitmaps; the magic last.
-fn init(header: &PoolHeader, plan: &Plan, classes: &[(&[BlockState], &[BitmapWord])]) {
+#[allow(clippy::type_complexity)]
+fn init(
+    header: &PoolHeader,
+    plan: &Plan,
+    classes: &[(&[BlockState], &[HolderWord], &[BitmapWord])],
+) {
     header.version.store(POOL_VERSION, Ordering::Relaxed);
     header
         .class_count
@@ -287,13 +312,17 @@ fn init(header: &PoolHeader, plan: &Plan, classes: &[(&[BlockState], &[BitmapWor
     header
         .total_bytes
         .store(plan.total as u64, Ordering::Relaxed);
-    for (c, (p, (states, bitmap))) in plan.classes.iter().zip(classes).enumerate() {
+    for (c, (p, (states, holders, bitmap))) in plan.classes.iter().zip(classes).enumerate() {
         let w = &header.classes[c];
         w.block_size.store(p.block_size as u64, Ordering::Relaxed);
         w.block_count.store(p.count as u64, Ordering::Relaxed);
         w.meta.store(p.meta as u64, Ordering::Relaxed);
         w.bitmap.store(p.bitmap as u64, Ordering::Relaxed);
         w.data.store(p.data as u64, Ordering::Relaxed);
+        w.holders.store(p.holders as u64, Ordering::Relaxed);
+        for h in holders.iter() {
+            h.0.store(0, Ordering::Relaxed);
+        }
         header.hints[c].store(0, Ordering::Relaxed);
         for s in states.iter() {
             s.0.store(state::free(0), Ordering::Relaxed);
@@ -341,13 +370,17 @@ fn validate(header: &PoolHeader) -> Result<Plan> {
             w.meta.load(Ordering::Relaxed),
             w.bitmap.load(Ordering::Relaxed),
             w.data.load(Ordering::Relaxed),
+            w.holders.load(Ordering::Relaxed),
         ));
     }
     let Ok(plan) = plan(&given) else {
         return bad("pool class block size or count");
     };
-    for (p, (meta, bitmap, data)) in plan.classes.iter().zip(offsets) {
-        if (meta, bitmap, data) != (p.meta as u64, p.bitmap as u64, p.data as u64) {
+    for (p, (meta, bitmap, data, holders)) in plan.classes.iter().zip(offsets) {
+        let want = (p.meta, p.bitmap, p.data, p.holders);
+        if (meta, bitmap, data, holders)
+            != (want.0 as u64, want.1 as u64, want.2 as u64, want.3 as u64)
+        {
             return bad("pool class section offsets");
         }
     }
@@ -362,6 +395,8 @@ fn validate(header: &PoolHeader) -> Result<Plan> {
 struct Class<'a> {
     block_size: usize,
     states: &'a [BlockState],
+    /// `states.len()` words.
+    holders: &'a [HolderWord],
     /// `states.len().div_ceil(64)` words.
     bitmap: &'a [BitmapWord],
     /// `states.len()` blocks of `block_size` bytes, `BLOCK_ALIGN`-aligned.
@@ -438,9 +473,9 @@ impl<'a> Pool<'a> {
         let mut spots = Vec::with_capacity(plan.classes.len());
         let mut placed = vec![header.placed()];
         for p in &plan.classes {
-            let (states, bitmap, data) = Self::spots(region, offset, p)?;
-            placed.extend([states.placed(), bitmap.placed(), data]);
-            spots.push((states, bitmap));
+            let (states, holders, bitmap, data) = Self::spots(region, offset, p)?;
+            placed.extend([states.placed(), holders.placed(), bitmap.placed(), data]);
+            spots.push((states, holders, bitmap));
         }
         region.claim(&placed, true)?;
         // SAFETY: every spot was claimed just above.
@@ -448,7 +483,7 @@ impl<'a> Pool<'a> {
         // SAFETY: as above.
         let parts: Vec<_> = spots
             .into_iter()
-            .map(|(s, b)| unsafe { (s.get(), b.get()) })
+            .map(|(s, h, b)| unsafe { (s.get(), h.get(), b.get()) })
             .collect();
         init(header, &plan, &parts);
         Ok(Self::from_parts(region, offset, header, &plan, parts))
@@ -475,15 +510,15 @@ impl<'a> Pool<'a> {
             let mut spots = Vec::with_capacity(plan.classes.len());
             let mut placed = Vec::new();
             for p in &plan.classes {
-                let (states, bitmap, data) = Self::spots(region, offset, p)?;
-                placed.extend([states.placed(), bitmap.placed(), data]);
-                spots.push((states, bitmap));
+                let (states, holders, bitmap, data) = Self::spots(region, offset, p)?;
+                placed.extend([states.placed(), holders.placed(), bitmap.placed(), data]);
+                spots.push((states, holders, bitmap));
             }
             region.claim(&placed, false)?;
             // SAFETY: every spot was claimed just above.
             let parts: Vec<_> = spots
                 .into_iter()
-                .map(|(s, b)| unsafe { (s.get(), b.get()) })
+                .map(|(s, h, b)| unsafe { (s.get(), h.get(), b.get()) })
                 .collect();
             Ok((plan, parts))
         })?;
@@ -499,6 +534,7 @@ impl<'a> Pool<'a> {
         p: &ClassPlan,
     ) -> Result<(
         crate::region::Spot<'a, BlockState>,
+        crate::region::Spot<'a, HolderWord>,
         crate::region::Spot<'a, BitmapWord>,
         Placed,
     )> {
@@ -510,6 +546,7 @@ impl<'a> Pool<'a> {
             })
         };
         let states = region.spot::<BlockState>(at(p.meta)?, p.count)?;
+        let holders = region.spot::<HolderWord>(at(p.holders)?, p.count)?;
         let bitmap = region.spot::<BitmapWord>(at(p.bitmap)?, p.bitmap_words())?;
         let data = at(p.data)?;
         let len = p.count * p.block_size;
@@ -520,7 +557,12 @@ impl<'a> Pool<'a> {
                 len: region.len(),
             });
         }
-        Ok((states, bitmap, Placed::bytes::<PoolBlocks>(data, len)))
+        Ok((
+            states,
+            holders,
+            bitmap,
+            Placed::bytes::<PoolBlocks>(data, len),
+        ))
     }
 
     fn from_parts(
@@ -528,14 +570,14 @@ impl<'a> Pool<'a> {
         offset: usize,
         header: &'a PoolHeader,
         plan: &Plan,
-        parts: Vec<(&'a [BlockState], &'a [BitmapWord])>,
+        parts: Vec<(&'a [BlockState], &'a [HolderWord], &'a [BitmapWord])>,
     ) -> Self {
         let classes = plan
             .classes
             .iter()
             .zip(parts)
             .enumerate()
-            .map(|(c, (p, (states, bitmap)))| {
+            .map(|(c, (p, (states, holders, bitmap)))| {
                 let data_offset = offset + p.data;
                 // SAFETY: `spots` checked that the class's blocks lie
                 // inside the region's data.
@@ -543,6 +585,7 @@ impl<'a> Pool<'a> {
                 Class {
                     block_size: p.block_size,
                     states,
+                    holders,
                     bitmap,
                     data: NonNull::new(data).expect("region data is not null"),
                     data_offset,
@@ -778,6 +821,8 @@ impl<'a> Pool<'a> {
                 }
                 _ => return Ok(None),
             },
+            // The service's, until its holders let go.
+            State::Shared { .. } => return Ok(None),
         };
         let next = gen.wrapping_add(1);
         Ok(s.compare_exchange(

@@ -8,8 +8,10 @@
 //! free(g)        g << 32        nobody owns the block; g: its last loan's generation
 //! lent(t, g)     g << 32 | t    participant t holds it as a `Loan` (a `&mut [u8]` is out)
 //! held(t, g)     lent | 1 << 31 participant t holds it as a `BlockRef` (no reference out)
-//! (other)                       corrupted: a detached bit without an owner, or an
-//!                               owner that is no participant token
+//! shared(g)      g << 32 | 1 << 31  a publish/subscribe service's: its holders word
+//!                               says who holds it; no participant owns it, so no
+//!                               loan, scan or reclaim of the pool takes it
+//! (other)                       corrupted: an owner that is no participant token
 //! ```
 
 use super::error::Corrupted;
@@ -37,11 +39,20 @@ pub(crate) const fn held(owner: Token, gen: u32) -> u64 {
     lent(owner, gen) | DETACHED
 }
 
+/// `shared(gen)`: the block belongs to the publish/subscribe service whose
+/// holders word names its holders.
+#[inline]
+pub(crate) const fn shared(gen: u32) -> u64 {
+    (gen as u64) << 32 | DETACHED
+}
+
 /// What a state word says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
     /// Nobody owns the block.
     Free { gen: u32 },
+    /// The publish/subscribe service holds it (its holders word says who).
+    Shared { gen: u32 },
     /// `owner` does, lent out as a `Loan` or (`detached`) held as a
     /// `BlockRef`.
     Owned {
@@ -60,7 +71,7 @@ pub(crate) fn parse(word: u64) -> Result<State, Corrupted> {
     let detached = word & DETACHED != 0;
     if owner == 0 {
         if detached {
-            return Err(Corrupted("pool block state: detached without an owner"));
+            return Ok(State::Shared { gen });
         }
         return Ok(State::Free { gen });
     }
@@ -100,7 +111,7 @@ mod tests {
                 detached: true
             })
         );
-        assert!(parse(DETACHED).is_err());
+        assert_eq!(parse(shared(9)), Ok(State::Shared { gen: 9 }));
         assert!(parse(OWNER_MASK).is_err());
         assert!(parse(1 << 32 | (Token::MAX_RAW as u64 + 1)).is_err());
     }

@@ -5,7 +5,7 @@
 /// `u64`: the object's kind and format; a new format gets a new one.
 pub const POOL_MAGIC: u64 = u64::from_le_bytes(*b"shmkPOL1");
 /// The format version the header's `version` word holds.
-pub const POOL_VERSION: u64 = 1;
+pub const POOL_VERSION: u64 = 2;
 /// Offset of the magic word (`u64`).
 pub const MAGIC_OFFSET: usize = 0;
 /// Offset of the format version (`u64`).
@@ -30,6 +30,9 @@ pub const CLASS_META_OFFSET: usize = 16;
 pub const CLASS_BITMAP_OFFSET: usize = 24;
 /// In a class descriptor: where the class's first block starts (`u64`).
 pub const CLASS_DATA_OFFSET: usize = 32;
+/// In a class descriptor: where the class's holders words start (`u64`):
+/// one `u64` per block, the mask of who still holds a shared block.
+pub const CLASS_HOLDERS_OFFSET: usize = 40;
 /// Offset of the pool's [`Signal`](crate::Signal) (releases wake waiters).
 pub const SIGNAL_OFFSET: usize = 384;
 /// Offset of class 0's rotating start hint (`u64`); class `c`'s is at

@@ -48,6 +48,8 @@ pub enum ObjectKind {
     MpmcChannel,
     /// A byte channel ([`byte_channel`](crate::channel::byte_channel)).
     ByteChannel,
+    /// A publish/subscribe service ([`crate::pubsub`]).
+    PubSub,
     /// A code this version does not know (a newer writer's).
     Other(u32),
 }
@@ -60,6 +62,7 @@ impl ObjectKind {
             ObjectKind::SpscChannel => 2,
             ObjectKind::MpmcChannel => 3,
             ObjectKind::ByteChannel => 4,
+            ObjectKind::PubSub => 5,
             ObjectKind::Other(n) => n,
         }
     }
@@ -71,6 +74,7 @@ impl ObjectKind {
             2 => ObjectKind::SpscChannel,
             3 => ObjectKind::MpmcChannel,
             4 => ObjectKind::ByteChannel,
+            5 => ObjectKind::PubSub,
             n => ObjectKind::Other(n),
         }
     }
@@ -84,6 +88,7 @@ impl fmt::Display for ObjectKind {
             ObjectKind::SpscChannel => f.write_str("spsc channel"),
             ObjectKind::MpmcChannel => f.write_str("mpmc channel"),
             ObjectKind::ByteChannel => f.write_str("byte channel"),
+            ObjectKind::PubSub => f.write_str("publish/subscribe service"),
             ObjectKind::Other(n) => write!(f, "kind {n}"),
         }
     }

@@ -1,0 +1,543 @@
+//! [`Publisher`] and [`SampleMut`]: the write side.
+
+use super::config::{ServiceConfig, SlowSubscriber};
+use super::error::{SendCopyError, SendError, SendTimeoutError, TrySendError};
+use super::service::{init, options, Service, PUB};
+use super::subscriber::Subscriber;
+use super::Descriptor;
+use crate::error::{Error, Result};
+use crate::pool::shared::PUBLISHER_BIT;
+use crate::pool::{BlockRef, Corrupted, Loan, LoanError};
+use crate::primitive::{spin_loop, Ordering};
+use crate::region::{Region, RegionOptions};
+use crate::sync::wait::{deadline_after, expired, probe_slice, PROBE_INTERVAL, SPIN_LIMIT};
+use bytemuck::Zeroable;
+use core::cell::Cell;
+use core::fmt;
+use core::ops::{Deref, DerefMut};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+/// The one publisher of a service: loans blocks from its pool, fills them
+/// and sends each to every subscriber present; see the [module
+/// documentation](super).
+///
+/// `Send`, not `Sync`: one thread publishes at a time (its sequence of
+/// samples is one stream).
+pub struct Publisher {
+    svc: Service,
+    /// When a send next checks whether present subscribers are alive.
+    next_probe: Cell<Instant>,
+    /// Last: the views in `svc` borrow its mapping.
+    region: Region,
+}
+
+/// A block loaned for one sample: derefs to its `len` bytes (stale until
+/// written, as a [`Loan`]'s); [`send`](Self::send) publishes it, dropping
+/// it gives the block back unsent.
+pub struct SampleMut<'p> {
+    publisher: &'p Publisher,
+    loan: Loan<'p>,
+}
+
+/// Why a send stopped, before it is narrowed to each form's error.
+enum Stop {
+    Full,
+    Timeout,
+    Corrupted(&'static str),
+}
+
+impl From<Corrupted> for Stop {
+    fn from(Corrupted(w): Corrupted) -> Self {
+        Stop::Corrupted(w)
+    }
+}
+
+impl Publisher {
+    /// Creates a named service of `config` and attaches as its publisher.
+    pub fn create(name: &str, config: &ServiceConfig) -> Result<Self> {
+        Self::attach(options(Some(config))?.create_with(name, |r| init(r, config))?)
+    }
+
+    /// Opens the named service and attaches as its publisher. Fails with
+    /// [`Error::ServiceBusy`] while another publisher is attached and
+    /// alive (a publisher whose process died, or that was dropped, is
+    /// replaced: the stream continues with the next sequence number).
+    pub fn open(name: &str) -> Result<Self> {
+        Self::attach(options(None)?.open(name)?)
+    }
+
+    /// Opens the named service, or creates it with `config` if there is
+    /// none, and attaches as its publisher. An existing service must have
+    /// been made with the same configuration ([`Error::InvalidSize`]
+    /// otherwise).
+    pub fn open_or_create(name: &str, config: &ServiceConfig) -> Result<Self> {
+        let region = options(Some(config))?.open_or_create_with(name, |r| init(r, config))?;
+        let p = Self::attach(region)?;
+        if !p.svc.matches(config) {
+            return Err(mismatch());
+        }
+        Ok(p)
+    }
+
+    /// Creates an anonymous service of `config` and attaches as its
+    /// publisher; [`subscriber`](Self::subscriber) attaches subscribers in
+    /// this process, [`region`](Self::region) passes it to a child.
+    pub fn anonymous(config: &ServiceConfig) -> Result<Self> {
+        Self::attach(options(Some(config))?.anonymous_with(|r| init(r, config))?)
+    }
+
+    /// Attaches as the publisher of a service region opened by other
+    /// means (received over a socket, passed by a parent); a region of
+    /// another layout is [`Error::LayoutMismatch`].
+    pub fn from_region(region: Region) -> Result<Self> {
+        Self::attach(region)
+    }
+
+    fn attach(region: Region) -> Result<Self> {
+        // SAFETY: `svc` goes into `Self` beside `region`, whose field comes
+        // last; the views are lent out only through `&self`.
+        let svc = unsafe { Service::open(&region)? };
+        let w = &svc.header.publisher;
+        let t = w.load(Ordering::Acquire);
+        let free = t == 0 || svc.publisher_gone().map_err(corrupted)?;
+        if !free
+            || w.compare_exchange(t, svc.me().raw(), Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return Err(Error::ServiceBusy { role: "publisher" });
+        }
+        let p = Self {
+            svc,
+            next_probe: Cell::new(Instant::now()),
+            region,
+        };
+        // Whatever the last publisher left: its claims, its holds, its
+        // loans if it died.
+        p.svc.after_publisher().map_err(corrupted)?;
+        p.svc.pool.reclaim().map_err(corrupted)?;
+        Ok(p)
+    }
+
+    /// Attaches a subscriber to this service, through a handle of its own
+    /// on the same region (for this process's threads; for an anonymous
+    /// service, the way to subscribe). As [`Subscriber::open`] otherwise.
+    pub fn subscriber(&self) -> Result<Subscriber> {
+        let twin = RegionOptions::new()
+            .layout(self.region.layout())
+            .from_fd(crate::sys::fd::dup(self.region.as_fd())?)?;
+        Subscriber::from_region(twin)
+    }
+
+    /// The service's region (to pass it to a child process).
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// The next sample's sequence number (samples are numbered from 0 in
+    /// the order they are sent, across publishers).
+    pub fn next_seq(&self) -> u64 {
+        self.svc.header.next_seq.load(Ordering::Relaxed)
+    }
+
+    /// How many subscribers are present now (a snapshot).
+    pub fn subscribers(&self) -> usize {
+        self.svc.present().map_or(0, |m| m.count_ones() as usize)
+    }
+
+    /// How many blocks of pool class `class` are free now (a snapshot),
+    /// if the pool has that class.
+    pub fn free_blocks(&self, class: usize) -> Option<usize> {
+        self.svc.pool.free_blocks(class)
+    }
+
+    /// Loans a block for a sample of `len` bytes (of the smallest pool
+    /// class that holds it); fails as [`Pool::try_loan`](crate::pool::Pool::try_loan)
+    /// does (a pool exhausted by slow subscribers' samples included).
+    pub fn loan(&self, len: usize) -> Result<SampleMut<'_>, LoanError> {
+        if len > u32::MAX as usize {
+            return Err(LoanError::TooLarge {
+                len,
+                max: u32::MAX as usize,
+            });
+        }
+        Ok(SampleMut {
+            publisher: self,
+            loan: self.svc.pool.try_loan(len)?,
+        })
+    }
+
+    /// Loans a block, copies `bytes` in and sends it as
+    /// [`SampleMut::send`] does; returns its sequence number.
+    pub fn send_copy(&self, bytes: &[u8]) -> Result<u64, SendCopyError> {
+        let mut s = self.loan(bytes.len()).map_err(|e| match e {
+            LoanError::TooLarge { len, max } => SendCopyError::TooLarge { len, max },
+            LoanError::Corrupted(w) => SendCopyError::Corrupted(w),
+            _ => SendCopyError::Exhausted,
+        })?;
+        s.copy_from_slice(bytes);
+        s.send()
+            .map_err(|SendError::Corrupted(w)| SendCopyError::Corrupted(w))
+    }
+
+    /// Reclaims what dead peers left (see [`Subscriber::reclaim`]);
+    /// returns the blocks freed. Sends do part of this on their own: a
+    /// full queue whose subscriber died is cleaned, and every
+    /// `PROBE_INTERVAL` (10 ms) a send checks every present subscriber.
+    pub fn reclaim(&self) -> Result<usize, Corrupted> {
+        self.svc.reclaim()
+    }
+
+    /// Sends `loan`: the steps of the [module documentation](super).
+    fn send_inner<'p>(
+        &'p self,
+        loan: Loan<'p>,
+        deadline: Option<Instant>,
+        wait: bool,
+    ) -> Result<u64, (Stop, Option<Loan<'p>>)> {
+        let svc = &self.svc;
+        if let Err(e) = self.probe() {
+            return Err((e.into(), Some(loan)));
+        }
+        // Room first, in every present subscriber's queue: the sample is
+        // still ours to give back if there is none.
+        let ready = match self.wait_for_room(deadline, wait) {
+            Ok(m) => m,
+            Err(Stop::Corrupted(w)) => return Err((Stop::Corrupted(w), None)),
+            Err(e) => return Err((e, Some(loan))),
+        };
+        let seq = svc.header.next_seq.fetch_add(1, Ordering::SeqCst);
+        let mask = svc.present().map_err(|e| (e.into(), None))?;
+        let len = loan.len() as u32;
+        let b = loan.block();
+        let Some(holders) = svc.pool.holders(b) else {
+            return Err((Stop::Corrupted("a loan names no block"), None));
+        };
+        // The block is lent to us: nobody else reads or writes its word.
+        holders.store(PUBLISHER_BIT | mask, Ordering::Release);
+        let b = loan.into_block();
+        if !svc.pool.share(b) {
+            return Err((
+                Stop::Corrupted("a sample's block was taken from its publisher"),
+                None,
+            ));
+        }
+        let d = Descriptor {
+            class: b.class,
+            index: b.index,
+            generation: b.generation,
+            len,
+            seq,
+            reserved: 0,
+        };
+        let late = (!wait).then(Instant::now).or(deadline);
+        let pushed = self.distribute(mask, ready, late, b, &d);
+        svc.pool.release_shared(b, PUBLISHER_BIT);
+        pushed.map_err(|w| (Stop::Corrupted(w), None))?;
+        Ok(seq)
+    }
+
+    /// Waits until every present subscriber's queue has room (or the
+    /// subscriber is gone); returns the present mask it made room for.
+    fn wait_for_room(&self, deadline: Option<Instant>, wait: bool) -> Result<u64, Stop> {
+        let svc = &self.svc;
+        let mask = svc.present()?;
+        let drop_oldest = svc.policy == SlowSubscriber::DropOldest;
+        let bad = Cell::new(None);
+        for i in bits(mask) {
+            let q = &svc.queues[i];
+            let mut room = || {
+                if q.len() < q.capacity()
+                    || svc.header.present.load(Ordering::SeqCst) & (1 << i) == 0
+                {
+                    return true;
+                }
+                if !drop_oldest {
+                    return false;
+                }
+                // Full: take the oldest descriptor back, and with it the
+                // subscriber's hold on its block.
+                let mut d = Descriptor::zeroed();
+                match q.pop_into_as(PUB, &mut d) {
+                    Ok(()) => {
+                        svc.release_descriptor(i, &d);
+                        q.len() < q.capacity()
+                    }
+                    Err(crate::ring::Miss::WouldBlock) => false,
+                    Err(crate::ring::Miss::Corrupted(w)) => {
+                        bad.set(Some(w));
+                        true
+                    }
+                }
+            };
+            let found = spin_until(&mut room);
+            if let Some(w) = bad.get() {
+                return Err(Stop::Corrupted(w));
+            }
+            if found {
+                continue;
+            }
+            loop {
+                if svc.reclaim_entry(i)?.is_some() {
+                    break;
+                }
+                if !wait {
+                    return Err(Stop::Full);
+                }
+                if expired(deadline) {
+                    return Err(Stop::Timeout);
+                }
+                let e = svc.entry(i);
+                if e.space
+                    .wait_deadline(probe_slice(deadline), || room().then_some(()))
+                    .is_some()
+                {
+                    break;
+                }
+            }
+            if let Some(w) = bad.get() {
+                return Err(Stop::Corrupted(w));
+            }
+        }
+        Ok(mask)
+    }
+
+    /// Pushes `d` (block `b`, which this publisher holds with
+    /// `PUBLISHER_BIT`) to every subscriber in `mask`. Those in `ready`
+    /// have room; one that joined since and finds its queue full of what
+    /// it found there from before is waited for until `late` (then it
+    /// misses this sample).
+    fn distribute(
+        &self,
+        mask: u64,
+        ready: u64,
+        late: Option<Instant>,
+        b: BlockRef,
+        d: &Descriptor,
+    ) -> Result<(), &'static str> {
+        let svc = &self.svc;
+        for i in bits(mask) {
+            let q = &svc.queues[i];
+            let e = svc.entry(i);
+            let bit = 1u64 << i;
+            let push = || match q.push_ref_as(PUB, d) {
+                Ok(()) => Some(Ok(())),
+                Err(crate::ring::Miss::WouldBlock) => None,
+                Err(crate::ring::Miss::Corrupted(w)) => Some(Err(w)),
+            };
+            let gone = || svc.header.present.load(Ordering::SeqCst) & bit == 0;
+            let mut pushed = None;
+            spin_until(|| {
+                if pushed.is_none() {
+                    pushed = push();
+                }
+                pushed.is_some() || gone()
+            });
+            if pushed.is_none() && !gone() {
+                // Rare: a subscriber that joined during this send with its
+                // queue full of what it found from before (or one that has
+                // room but is still popping the slot we need). Wait for
+                // it, watching its liveness; for a joiner, until `late`.
+                let limit = if ready & bit != 0 { None } else { late };
+                pushed = loop {
+                    if let Some(r) = push() {
+                        break Some(r);
+                    }
+                    if gone()
+                        || expired(limit)
+                        || svc.reclaim_entry(i).map_err(|Corrupted(w)| w)?.is_some()
+                    {
+                        break None;
+                    }
+                    let woke = e.space.wait_deadline(probe_slice(limit), || {
+                        if gone() {
+                            Some(None)
+                        } else {
+                            push().map(Some)
+                        }
+                    });
+                    if let Some(r) = woke {
+                        break r;
+                    }
+                };
+            }
+            match pushed {
+                Some(r) => {
+                    r?;
+                    e.data.notify();
+                }
+                // It left (or died) before this sample reached it, or
+                // joined during this send and had no room in time: its
+                // hold is ours to drop (the publisher's bit keeps the block).
+                None => {
+                    svc.pool.release_shared(b, bit);
+                }
+            }
+        }
+        // A subscriber that left while we pushed may have missed our
+        // descriptor in its drain: clean its entry, if nobody took it.
+        let now = svc.present().map_err(|Corrupted(w)| w)?;
+        for i in bits(mask & !now) {
+            if svc
+                .take_entry(i, false)
+                .map_err(|Corrupted(w)| w)?
+                .is_some()
+            {
+                let r = svc.clean_entry(i, false);
+                svc.free_entry(i);
+                r.map_err(|Corrupted(w)| w)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every `PROBE_INTERVAL`: cleans the entries of present subscribers
+    /// that died.
+    fn probe(&self) -> Result<(), Corrupted> {
+        let now = Instant::now();
+        if now < self.next_probe.get() {
+            return Ok(());
+        }
+        self.next_probe.set(now + PROBE_INTERVAL);
+        for i in bits(self.svc.present()?) {
+            self.svc.reclaim_entry(i)?;
+        }
+        Ok(())
+    }
+}
+
+/// The indices of the set bits of `mask`.
+pub(crate) fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let i = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            i
+        })
+    })
+}
+
+/// Spins a little until `cond` holds; whether it did.
+fn spin_until(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..SPIN_LIMIT {
+        if cond() {
+            return true;
+        }
+        spin_loop();
+    }
+    cond()
+}
+
+fn corrupted(Corrupted(what): Corrupted) -> Error {
+    Error::Corrupted { what }
+}
+
+pub(crate) fn mismatch() -> Error {
+    Error::InvalidSize {
+        size: 0,
+        reason: "an existing publish/subscribe service has another configuration",
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        // No send is under way (a `SampleMut` borrows `self`), so every
+        // block's publisher bit is clear and no queue claim is ours.
+        let me = self.svc.me().raw();
+        let _ =
+            self.svc
+                .header
+                .publisher
+                .compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publisher")
+            .field("name", &self.region.name())
+            .field("next_seq", &self.next_seq())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'p> SampleMut<'p> {
+    /// Publishes the sample to every subscriber present now, waiting (as
+    /// long as it takes) for room in each one's queue; returns its
+    /// sequence number. Without subscribers, the block is freed at once.
+    pub fn send(self) -> Result<u64, SendError> {
+        let p = self.publisher;
+        p.send_inner(self.loan, None, true)
+            .map_err(|(e, _)| match e {
+                Stop::Corrupted(w) => SendError::Corrupted(w),
+                // No deadline, and waiting allowed: neither happens.
+                Stop::Full | Stop::Timeout => SendError::Corrupted("a blocking send gave up"),
+            })
+    }
+
+    /// Publishes the sample if every present subscriber's queue has room
+    /// now; [`TrySendError::Full`] (the sample back) otherwise.
+    pub fn try_send(self) -> Result<u64, TrySendError<'p>> {
+        let p = self.publisher;
+        p.send_inner(self.loan, None, false)
+            .map_err(|(e, loan)| match (e, loan) {
+                (Stop::Full | Stop::Timeout, Some(loan)) => {
+                    TrySendError::Full(SampleMut { publisher: p, loan })
+                }
+                (Stop::Corrupted(w), _) => TrySendError::Corrupted(w),
+                _ => TrySendError::Corrupted("a send lost its sample"),
+            })
+    }
+
+    /// [`send_deadline`](Self::send_deadline) with a deadline `timeout`
+    /// from now.
+    pub fn send_timeout(self, timeout: Duration) -> Result<u64, SendTimeoutError<'p>> {
+        self.send_deadline_inner(deadline_after(timeout))
+    }
+
+    /// Publishes the sample, waiting until `deadline` at most for room in
+    /// every present subscriber's queue; [`SendTimeoutError::Timeout`]
+    /// (the sample back, sent to nobody) once it passes.
+    pub fn send_deadline(self, deadline: Instant) -> Result<u64, SendTimeoutError<'p>> {
+        self.send_deadline_inner(Some(deadline))
+    }
+
+    fn send_deadline_inner(self, deadline: Option<Instant>) -> Result<u64, SendTimeoutError<'p>> {
+        let p = self.publisher;
+        p.send_inner(self.loan, deadline, true)
+            .map_err(|(e, loan)| match (e, loan) {
+                (Stop::Full | Stop::Timeout, Some(loan)) => {
+                    SendTimeoutError::Timeout(SampleMut { publisher: p, loan })
+                }
+                (Stop::Corrupted(w), _) => SendTimeoutError::Corrupted(w),
+                _ => SendTimeoutError::Corrupted("a send lost its sample"),
+            })
+    }
+
+    /// The block's name.
+    pub fn block(&self) -> BlockRef {
+        self.loan.block()
+    }
+}
+
+impl Deref for SampleMut<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.loan
+    }
+}
+
+impl DerefMut for SampleMut<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.loan
+    }
+}
+
+impl fmt::Debug for SampleMut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SampleMut")
+            .field("block", &self.loan.block())
+            .field("len", &self.loan.len())
+            .finish()
+    }
+}

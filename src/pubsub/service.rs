@@ -1,0 +1,355 @@
+//! The service's shared parts as one process sees them, and the steps
+//! publisher and subscribers share: attaching, cleaning a subscriber
+//! entry, releasing a descriptor's hold, reclaiming what dead peers left.
+
+use super::config::{plan, plan_queues, ServiceConfig, SlowSubscriber};
+use super::wire::*;
+use crate::error::{Error, Result};
+use crate::pool::shared::PUBLISHER_BIT;
+use crate::pool::{BlockRef, Corrupted, Pool};
+use crate::primitive::Ordering;
+use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
+use crate::ring::mpmc::{Holder, MpmcRing, Participant};
+use crate::sync::owner::{self, Liveness, Token};
+
+/// The participant id the publisher's claims name in every queue.
+pub(crate) const PUB: Participant = match Participant::new(0) {
+    Some(p) => p,
+    None => Participant::ANONYMOUS,
+};
+/// The participant id the claims of a queue's consumer name: whoever holds
+/// the queue's subscriber entry (its subscriber, or a peer cleaning it).
+pub(crate) const SUB: Participant = match Participant::new(1) {
+    Some(p) => p,
+    None => Participant::ANONYMOUS,
+};
+
+/// The layout id of a service region.
+pub(crate) const LAYOUT: LayoutId = LayoutId::named("shmkit::pubsub::Service", 1);
+
+/// The options of a service region (sized for `config`, if given).
+pub(crate) fn options(config: Option<&ServiceConfig>) -> Result<RegionOptions> {
+    let opts = RegionOptions::new().layout(LAYOUT).kind(ObjectKind::PubSub);
+    Ok(match config {
+        Some(c) => opts.size(ServiceConfig::bytes_for(c)?),
+        None => opts,
+    })
+}
+
+/// Lays out a fresh service of `config` in `region`: queues, pool, then
+/// the header, its magic last.
+pub(crate) fn init(region: &Region, config: &ServiceConfig) -> Result<()> {
+    let p = plan(config)?;
+    let header = region.place::<ServiceHeader>(0)?;
+    for i in 0..config.subscribers {
+        MpmcRing::<Descriptor>::create(region, p.queue_offset(i), config.queue_capacity)?;
+    }
+    Pool::create(region, p.pool_offset, &config.pool)?;
+    let set = |w: &crate::primitive::AtomicU64, v: usize| w.store(v as u64, Ordering::Relaxed);
+    header.version.store(SERVICE_VERSION, Ordering::Relaxed);
+    set(&header.subscribers, config.subscribers);
+    set(&header.queue_capacity, config.queue_capacity);
+    set(&header.held_limit, config.held_limit);
+    header
+        .policy
+        .store(config.policy.to_raw(), Ordering::Relaxed);
+    set(&header.pool_offset, p.pool_offset);
+    set(&header.total_bytes, p.total);
+    header.magic.store(SERVICE_MAGIC, Ordering::Release);
+    Ok(())
+}
+
+fn corrupted(what: &'static str) -> Error {
+    Error::Corrupted { what }
+}
+
+/// The service's parts, borrowed for the region's lifetime.
+pub(crate) struct Service {
+    pub(crate) header: &'static ServiceHeader,
+    pub(crate) pool: Pool<'static>,
+    pub(crate) queues: Vec<MpmcRing<'static, Descriptor>>,
+    pub(crate) held_limit: usize,
+    pub(crate) policy: SlowSubscriber,
+}
+
+impl Service {
+    /// The views of `region`'s service, after checking every header word.
+    ///
+    /// # Safety
+    ///
+    /// As for [`crate::channel::blocking::extend`]: the caller stores the
+    /// result in a handle that owns `region`, in a field declared before
+    /// it, and lends the views out only for borrows of that handle.
+    pub(crate) unsafe fn open(region: &Region) -> Result<Self> {
+        // SAFETY: forwarded to the caller.
+        let region = unsafe { crate::channel::blocking::extend(region) };
+        if region.layout() != LAYOUT {
+            return Err(Error::LayoutMismatch {
+                found: region.layout().to_raw(),
+                expected: LAYOUT.to_raw(),
+            });
+        }
+        let header = region.place::<ServiceHeader>(0)?;
+        if header.magic.load(Ordering::Acquire) != SERVICE_MAGIC {
+            return Err(corrupted("no publish/subscribe service here (magic)"));
+        }
+        if header.version.load(Ordering::Relaxed) != SERVICE_VERSION {
+            return Err(corrupted("publish/subscribe format version"));
+        }
+        let word = |w: &crate::primitive::AtomicU64| usize::try_from(w.load(Ordering::Relaxed));
+        let (Ok(n), Ok(cap), Ok(held), Ok(pool_offset), Ok(total)) = (
+            word(&header.subscribers),
+            word(&header.queue_capacity),
+            word(&header.held_limit),
+            word(&header.pool_offset),
+            word(&header.total_bytes),
+        ) else {
+            return Err(corrupted("publish/subscribe header word"));
+        };
+        let p = plan_queues(n, cap)
+            .map_err(|_| corrupted("publish/subscribe queue count or capacity"))?;
+        if held == 0 || held > u32::MAX as usize {
+            return Err(corrupted("publish/subscribe held limit"));
+        }
+        let Some(policy) = SlowSubscriber::from_raw(header.policy.load(Ordering::Relaxed)) else {
+            return Err(corrupted("publish/subscribe policy"));
+        };
+        if pool_offset != p.pool_offset || total > region.len() || total < pool_offset {
+            return Err(corrupted("publish/subscribe layout"));
+        }
+        let pool = Pool::open(region, pool_offset)?;
+        let queues = (0..n)
+            .map(|i| {
+                let q = MpmcRing::<Descriptor>::open(region, p.queue_offset(i))?;
+                if q.capacity() != cap {
+                    return Err(corrupted("publish/subscribe queue capacity"));
+                }
+                Ok(q)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            header,
+            pool,
+            queues,
+            held_limit: held,
+            policy,
+        })
+    }
+
+    /// Whether this service is what `config` would make (for
+    /// `open_or_create`).
+    pub(crate) fn matches(&self, config: &ServiceConfig) -> bool {
+        let classes = config.pool.classes();
+        self.queues.len() == config.subscribers
+            && self.queues[0].capacity() == config.queue_capacity
+            && self.held_limit == config.held_limit
+            && self.policy == config.policy
+            && self.pool.class_count() == classes.len()
+            && classes.iter().enumerate().all(|(c, &(size, count))| {
+                self.pool.block_count(c) == Some(count)
+                    && self.pool.block_size(c) == Some(size.next_multiple_of(64))
+            })
+    }
+
+    /// How many subscriber entries the service has.
+    pub(crate) fn subscribers(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// The bits of the present mask that name entries.
+    fn valid(&self) -> u64 {
+        (1u64 << self.subscribers()) - 1
+    }
+
+    /// The present mask, checked.
+    pub(crate) fn present(&self) -> Result<u64, Corrupted> {
+        let m = self.header.present.load(Ordering::SeqCst);
+        if m & !self.valid() != 0 {
+            return Err(Corrupted(
+                "publish/subscribe present mask names no subscriber",
+            ));
+        }
+        Ok(m)
+    }
+
+    pub(crate) fn entry(&self, i: usize) -> &'static Entry {
+        &self.header.entries[i]
+    }
+
+    /// This process's token for the entries' and publisher's words.
+    pub(crate) fn me(&self) -> Token {
+        owner::current(&self.header.publisher)
+    }
+
+    /// Whether the holder of token `t` in word `at` is dead; `Corrupted`
+    /// for a word that holds no token.
+    fn dead(at: &impl Sized, t: u32) -> Result<bool, Corrupted> {
+        if !Token::is_well_formed(t) {
+            return Err(Corrupted(
+                "publish/subscribe entry holds no participant token",
+            ));
+        }
+        match owner::liveness(at, Token::from_raw(t)) {
+            Liveness::Alive => Ok(false),
+            Liveness::Dead => Ok(true),
+            Liveness::Invalid => Err(Corrupted(
+                "publish/subscribe entry holds no participant token",
+            )),
+        }
+    }
+
+    /// Whether entry `i` is held by a dead handle.
+    pub(crate) fn entry_dead(&self, i: usize) -> Result<bool, Corrupted> {
+        let e = &self.entry(i).token;
+        match e.load(Ordering::Acquire) {
+            0 => Ok(false),
+            t => Self::dead(e, t),
+        }
+    }
+
+    /// Whether no live publisher is attached (nobody, or a dead one).
+    pub(crate) fn publisher_gone(&self) -> Result<bool, Corrupted> {
+        let w = &self.header.publisher;
+        match w.load(Ordering::Acquire) {
+            0 => Ok(true),
+            t => Self::dead(w, t),
+        }
+    }
+
+    /// Takes entry `i` for this process: from free, or (if `dead_too`)
+    /// from a dead handle. `Some(inherited)` if it did.
+    pub(crate) fn take_entry(&self, i: usize, dead_too: bool) -> Result<Option<bool>, Corrupted> {
+        let e = &self.entry(i).token;
+        let t = e.load(Ordering::Acquire);
+        if t != 0 && !(dead_too && Self::dead(e, t)?) {
+            return Ok(None);
+        }
+        let me = self.me().raw();
+        Ok(
+            e.compare_exchange(t, me, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+                .then_some(t != 0),
+        )
+    }
+
+    /// Frees entry `i`, which this process holds.
+    pub(crate) fn free_entry(&self, i: usize) {
+        let e = self.entry(i);
+        e.token.store(0, Ordering::Release);
+        e.space.notify();
+    }
+
+    /// Gives back everything entry `i`'s last subscriber held, for a
+    /// caller that holds the entry: clears its present bit, hands on the
+    /// queue claims of a dead holder (`inherited`), drains its queue
+    /// (releasing each descriptor's hold) and clears its bit on every
+    /// shared block. Returns the blocks freed.
+    pub(crate) fn clean_entry(&self, i: usize, inherited: bool) -> Result<usize, Corrupted> {
+        let bit = 1u64 << i;
+        self.header.present.fetch_and(!bit, Ordering::SeqCst);
+        let q = &self.queues[i];
+        if inherited {
+            // SAFETY: the entry held a dead handle's token, and only the
+            // entry's holder pops this queue (as `SUB`); this process took
+            // the entry just now and has not popped it since.
+            unsafe { q.release_claims(Holder::Consumer(SUB)) };
+        }
+        let mut freed = 0;
+        for _ in 0..2 * q.capacity() {
+            match q.try_pop_as(SUB) {
+                Ok(d) => freed += usize::from(self.release_descriptor(i, &d)),
+                Err(crate::ring::PopError::Empty) => break,
+                Err(crate::ring::PopError::Corrupted(w)) => return Err(Corrupted(w)),
+            }
+        }
+        self.entry(i).space.notify();
+        Ok(freed + self.pool.sweep_shared(bit)?)
+    }
+
+    /// Releases entry `i`'s hold on the block `d` names, if `d` names a
+    /// shared block of its generation on which entry `i`'s bit is set
+    /// (for a descriptor that will not be received: drained, or from
+    /// before the subscriber joined). Whether that freed the block.
+    pub(crate) fn release_descriptor(&self, i: usize, d: &Descriptor) -> bool {
+        let b = BlockRef {
+            class: d.class,
+            index: d.index,
+            generation: d.generation,
+        };
+        let bit = 1u64 << i;
+        let held = self.pool.block_ptr(b).is_some()
+            && self.pool.is_shared(b) == Ok(true)
+            && self
+                .pool
+                .holders(b)
+                .is_some_and(|h| h.load(Ordering::Acquire) & bit != 0);
+        held && self.pool.release_shared(b, bit)
+    }
+
+    /// Cleans entry `i` if its holder is dead: takes it, cleans it, frees
+    /// it. Returns the blocks freed, `None` if the holder is not dead (or
+    /// another process took the entry first).
+    pub(crate) fn reclaim_entry(&self, i: usize) -> Result<Option<usize>, Corrupted> {
+        if !self.entry_dead(i)? {
+            return Ok(None);
+        }
+        match self.take_entry(i, true)? {
+            Some(_) => {
+                let freed = self.clean_entry(i, true);
+                self.free_entry(i);
+                freed.map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Cleans up after a dead publisher: takes its word, hands on its
+    /// queue claims, clears its bit on every shared block, frees the
+    /// word. Returns the blocks freed.
+    pub(crate) fn reclaim_publisher(&self) -> Result<usize, Corrupted> {
+        let w = &self.header.publisher;
+        let t = w.load(Ordering::Acquire);
+        if t == 0 || !Self::dead(w, t)? {
+            return Ok(0);
+        }
+        if w.compare_exchange(t, self.me().raw(), Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return Ok(0);
+        }
+        let freed = self.after_publisher();
+        w.store(0, Ordering::Release);
+        freed
+    }
+
+    /// What a caller that took the publisher's word from a dead (or
+    /// departed) publisher does before anything else.
+    pub(crate) fn after_publisher(&self) -> Result<usize, Corrupted> {
+        for q in &self.queues {
+            // SAFETY: the publisher's word held a dead token or none, and
+            // only the publisher pushes (as `PUB`, and pops as `PUB` under
+            // drop-oldest): no thread of this process does either while
+            // the caller holds the word.
+            unsafe { q.release_claims(Holder::Producer(PUB)) };
+            // SAFETY: as above, for the pops of a drop-oldest publisher
+            // (its claims name `PUB` as a consumer).
+            unsafe { q.release_claims(Holder::Consumer(PUB)) };
+        }
+        self.pool.sweep_shared(PUBLISHER_BIT)
+    }
+
+    /// Reclaims what dead peers left: dead subscribers' entries (their
+    /// holds on every block, their queues), a dead publisher's holds and
+    /// claims, shared blocks nobody holds, and pool blocks dead
+    /// participants had on loan. Returns the blocks freed.
+    pub(crate) fn reclaim(&self) -> Result<usize, Corrupted> {
+        let mut freed = 0;
+        for i in 0..self.subscribers() {
+            freed += self.reclaim_entry(i)?.unwrap_or(0);
+        }
+        freed += self.reclaim_publisher()?;
+        freed += self.pool.sweep_shared(0)?;
+        freed += self.pool.reclaim()?;
+        Ok(freed)
+    }
+}

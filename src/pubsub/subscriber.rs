@@ -1,0 +1,400 @@
+//! [`Subscriber`] and [`Sample`]: the read side.
+
+use super::config::ServiceConfig;
+use super::error::{RecvError, RecvTimeoutError, TryRecvError};
+use super::publisher::mismatch;
+use super::service::{init, options, Service, SUB};
+use super::Descriptor;
+use crate::error::{Error, Result};
+use crate::pool::{BlockRef, Corrupted};
+use crate::primitive::{spin_loop, Ordering};
+use crate::region::Region;
+use crate::ring::mpmc::Holder;
+use crate::ring::Miss;
+use crate::sync::wait::{deadline_after, expired, probe_slice, SPIN_LIMIT};
+use bytemuck::Pod;
+use core::cell::Cell;
+use core::fmt;
+use core::ops::Deref;
+use core::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+/// One subscriber of a service: receives every sample sent while it is
+/// attached, in order, as [`Sample`]s that borrow the publisher's block
+/// (no copy); see the [module documentation](super).
+///
+/// `Send`, not `Sync`: one thread receives from it at a time.
+pub struct Subscriber {
+    svc: Service,
+    /// Its entry in the subscriber table: bit `entry` of every holders
+    /// mask is its hold.
+    entry: usize,
+    /// Samples numbered below this were sent before it joined.
+    join_seq: u64,
+    /// Samples it holds now.
+    held: Cell<usize>,
+    /// Last: the views in `svc` borrow its mapping.
+    region: Region,
+}
+
+/// A sample received: derefs to its bytes, inside the publisher's block
+/// (read-only, no copy). Dropping it releases this subscriber's hold on
+/// the block; the last hold released frees it.
+///
+/// The bytes are shared memory: a peer that breaks the protocol (writes a
+/// block it does not own) can change them under the borrow. The contents
+/// are then garbled, this process's memory is not; treat them as
+/// untrusted input.
+pub struct Sample<'s> {
+    sub: &'s Subscriber,
+    block: BlockRef,
+    ptr: NonNull<u8>,
+    len: usize,
+    seq: u64,
+}
+
+/// Why a receive stopped, before each form narrows it.
+enum Stop {
+    Empty,
+    HeldLimit,
+    Corrupted(&'static str),
+}
+
+impl From<Corrupted> for Stop {
+    fn from(Corrupted(w): Corrupted) -> Self {
+        Stop::Corrupted(w)
+    }
+}
+
+impl Subscriber {
+    /// Creates a named service of `config` and attaches as a subscriber.
+    pub fn create(name: &str, config: &ServiceConfig) -> Result<Self> {
+        Self::attach(options(Some(config))?.create_with(name, |r| init(r, config))?)
+    }
+
+    /// Opens the named service and attaches as a subscriber: from now on
+    /// it receives every sample sent. Fails with [`Error::ServiceBusy`]
+    /// if every subscriber entry is held by a live handle (a dead one's
+    /// entry is cleaned and taken over).
+    pub fn open(name: &str) -> Result<Self> {
+        Self::attach(options(None)?.open(name)?)
+    }
+
+    /// Opens the named service, or creates it with `config`, and attaches
+    /// as a subscriber. An existing service must have been made with the
+    /// same configuration ([`Error::InvalidSize`] otherwise).
+    pub fn open_or_create(name: &str, config: &ServiceConfig) -> Result<Self> {
+        let region = options(Some(config))?.open_or_create_with(name, |r| init(r, config))?;
+        let s = Self::attach(region)?;
+        if !s.svc.matches(config) {
+            return Err(mismatch());
+        }
+        Ok(s)
+    }
+
+    /// Attaches as a subscriber of a service region opened by other means.
+    pub fn from_region(region: Region) -> Result<Self> {
+        Self::attach(region)
+    }
+
+    fn attach(region: Region) -> Result<Self> {
+        // SAFETY: as in `Publisher::attach`.
+        let svc = unsafe { Service::open(&region)? };
+        let mut taken = None;
+        for i in 0..svc.subscribers() {
+            // An entry whose token is garbage is skipped, not taken.
+            if let Ok(Some(inherited)) = svc.take_entry(i, true) {
+                taken = Some((i, inherited));
+                break;
+            }
+        }
+        let Some((entry, inherited)) = taken else {
+            return Err(Error::ServiceBusy { role: "subscriber" });
+        };
+        // Whatever the entry's last holder left: its holds, its queue.
+        if let Err(Corrupted(what)) = svc.clean_entry(entry, inherited) {
+            svc.free_entry(entry);
+            return Err(Error::Corrupted { what });
+        }
+        // Present first, then the sequence number: a sample numbered
+        // from `join_seq` on read the present mask after this bit was set
+        // (both SeqCst), so it comes to this entry.
+        svc.header.present.fetch_or(1 << entry, Ordering::SeqCst);
+        let join_seq = svc.header.next_seq.load(Ordering::SeqCst);
+        Ok(Self {
+            svc,
+            entry,
+            join_seq,
+            held: Cell::new(0),
+            region,
+        })
+    }
+
+    /// The service's region (to pass it to a child process).
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// This subscriber's entry in the subscriber table (`0..63`).
+    pub fn entry(&self) -> usize {
+        self.entry
+    }
+
+    /// The sequence number of the first sample this subscriber receives.
+    pub fn join_seq(&self) -> u64 {
+        self.join_seq
+    }
+
+    /// How many samples it holds now.
+    pub fn held(&self) -> usize {
+        self.held.get()
+    }
+
+    /// How many samples it may hold at once (set at creation).
+    pub fn held_limit(&self) -> usize {
+        self.svc.held_limit
+    }
+
+    /// Whether no live publisher is attached now (a new one may attach;
+    /// receiving waits for it).
+    pub fn publisher_gone(&self) -> bool {
+        self.svc.publisher_gone().unwrap_or(true)
+    }
+
+    /// Reclaims what dead peers left: the entries of dead subscribers
+    /// (their holds on every block, their queues), a dead publisher's
+    /// holds and queue claims, shared blocks nobody holds, and blocks
+    /// dead participants had on loan. Returns the blocks freed; fails
+    /// with [`Corrupted`] at the first impossible shared word.
+    pub fn reclaim(&self) -> Result<usize, Corrupted> {
+        self.svc.reclaim()
+    }
+
+    /// Receives the next sample, waiting as long as it takes (spinning a
+    /// little, then sleeping; with no publisher attached, until one
+    /// attaches and sends). Fails with [`RecvError::HeldLimit`] if this
+    /// subscriber holds its limit of samples, and with
+    /// [`RecvError::Corrupted`] for a descriptor that does not name a
+    /// sample of this subscriber (see the [module documentation](super)).
+    pub fn recv(&self) -> Result<Sample<'_>, RecvError> {
+        self.recv_inner(None, true).map_err(|e| match e {
+            Stop::HeldLimit => RecvError::HeldLimit,
+            Stop::Corrupted(w) => RecvError::Corrupted(w),
+            Stop::Empty => RecvError::Corrupted("a blocking receive gave up"),
+        })
+    }
+
+    /// Receives the next sample if one is queued now.
+    pub fn try_recv(&self) -> Result<Sample<'_>, TryRecvError> {
+        self.recv_inner(None, false).map_err(|e| match e {
+            Stop::Empty => TryRecvError::Empty,
+            Stop::HeldLimit => TryRecvError::HeldLimit,
+            Stop::Corrupted(w) => TryRecvError::Corrupted(w),
+        })
+    }
+
+    /// Receives the next sample, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Sample<'_>, RecvTimeoutError> {
+        self.recv_deadline_inner(deadline_after(timeout))
+    }
+
+    /// Receives the next sample, waiting until `deadline` at the latest.
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<Sample<'_>, RecvTimeoutError> {
+        self.recv_deadline_inner(Some(deadline))
+    }
+
+    fn recv_deadline_inner(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Sample<'_>, RecvTimeoutError> {
+        self.recv_inner(deadline, true).map_err(|e| match e {
+            Stop::Empty => RecvTimeoutError::Timeout,
+            Stop::HeldLimit => RecvTimeoutError::HeldLimit,
+            Stop::Corrupted(w) => RecvTimeoutError::Corrupted(w),
+        })
+    }
+
+    fn recv_inner(&self, deadline: Option<Instant>, wait: bool) -> Result<Sample<'_>, Stop> {
+        if self.held.get() >= self.svc.held_limit {
+            return Err(Stop::HeldLimit);
+        }
+        let mut once = || self.try_once().transpose();
+        if let Some(r) = once() {
+            return r;
+        }
+        if !wait {
+            self.repair();
+            return self.try_once()?.ok_or(Stop::Empty);
+        }
+        for _ in 0..SPIN_LIMIT {
+            spin_loop();
+            if let Some(r) = once() {
+                return r;
+            }
+        }
+        let e = self.svc.entry(self.entry);
+        loop {
+            if expired(deadline) {
+                return Err(Stop::Empty);
+            }
+            if self.repair() {
+                if let Some(r) = once() {
+                    return r;
+                }
+            }
+            if let Some(r) = e.data.wait_deadline(probe_slice(deadline), &mut once) {
+                return r;
+            }
+        }
+    }
+
+    /// Hands on the slot a dead publisher claimed and never filled, if
+    /// that is what keeps this queue looking empty; whether it did.
+    fn repair(&self) -> bool {
+        let q = &self.svc.queues[self.entry];
+        let Some(stall) = q.stalled_pop() else {
+            return false;
+        };
+        if !matches!(stall.holder(), Holder::Producer(_)) || self.svc.publisher_gone() != Ok(true) {
+            return false;
+        }
+        // SAFETY: only the publisher pushes, and no live publisher is
+        // attached: the word is free or holds a dead token, and a
+        // publisher of this process would hold it with a live one. A
+        // publisher that attaches later claims other positions (the CAS
+        // in `repair` is on the exact word seen).
+        unsafe { q.repair(stall) }
+    }
+
+    /// Pops descriptors until one names a sample for this subscriber
+    /// (skipping those from before it joined); `None` if the queue is
+    /// empty.
+    fn try_once(&self) -> Result<Option<Sample<'_>>, Stop> {
+        let q = &self.svc.queues[self.entry];
+        let mut d = Descriptor::zeroed();
+        for _ in 0..=q.capacity() {
+            match q.pop_into_as(SUB, &mut d) {
+                Ok(()) => {}
+                Err(Miss::WouldBlock) => return Ok(None),
+                Err(Miss::Corrupted(w)) => return Err(Stop::Corrupted(w)),
+            }
+            self.svc.entry(self.entry).space.notify();
+            if d.seq < self.join_seq {
+                self.svc.release_descriptor(self.entry, &d);
+                continue;
+            }
+            return self.accept(&d).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Checks descriptor `d` against the block it names and makes it a
+    /// sample.
+    fn accept(&self, d: &Descriptor) -> Result<Sample<'_>, Stop> {
+        let pool = &self.svc.pool;
+        let block = BlockRef {
+            class: d.class,
+            index: d.index,
+            generation: d.generation,
+        };
+        let bad = |w| Err(Stop::Corrupted(w));
+        let Some((ptr, size)) = pool.block_ptr(block) else {
+            return bad("a descriptor names no block of the pool");
+        };
+        if !pool.is_shared(block)? {
+            return bad("a descriptor's block is not shared under its generation");
+        }
+        let bit = 1u64 << self.entry;
+        if pool
+            .holders(block)
+            .is_none_or(|h| h.load(Ordering::Acquire) & bit == 0)
+        {
+            return bad("a descriptor's block is not held for this subscriber");
+        }
+        let len = d.len as usize;
+        if len > size {
+            return bad("a descriptor's length exceeds its block");
+        }
+        self.held.set(self.held.get() + 1);
+        Ok(Sample {
+            sub: self,
+            block,
+            ptr,
+            len,
+            seq: d.seq,
+        })
+    }
+}
+
+use bytemuck::Zeroable;
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        // No sample is out (each borrows `self`): give back the queue's
+        // descriptors and every hold, then the entry.
+        let _ = self.svc.clean_entry(self.entry, false);
+        self.svc.free_entry(self.entry);
+    }
+}
+
+impl fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("name", &self.region.name())
+            .field("entry", &self.entry)
+            .field("held", &self.held.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sample<'_> {
+    /// The sample's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The block it lives in.
+    pub fn block(&self) -> BlockRef {
+        self.block
+    }
+
+    /// A copy of the sample as a `T`, if it is exactly `size_of::<T>()`
+    /// bytes (read unaligned: any bytes are a valid `T: Pod`).
+    pub fn value<T: Pod>(&self) -> Option<T> {
+        (self.len == core::mem::size_of::<T>()).then(|| bytemuck::pod_read_unaligned(self))
+    }
+}
+
+impl Deref for Sample<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` is the first of `len <= block_size` bytes of the
+        // sample's block, inside the pool's blocks, valid while the
+        // subscriber (and so its mapping) is borrowed. The block was
+        // `shared` under this generation with this subscriber's bit set
+        // when received, and stays so while the bit is: only this sample's
+        // drop clears it (reclaims clear the bits of dead or departed
+        // subscribers only), and a shared block is lent to nobody, so no
+        // `&mut` to it exists in this process. A peer breaking the
+        // protocol can change the bytes (any bytes are valid `u8`).
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Sample<'_> {
+    fn drop(&mut self) {
+        let bit = 1u64 << self.sub.entry;
+        self.sub.svc.pool.release_shared(self.block, bit);
+        self.sub.held.set(self.sub.held.get() - 1);
+    }
+}
+
+impl fmt::Debug for Sample<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sample")
+            .field("seq", &self.seq)
+            .field("block", &self.block)
+            .field("len", &self.len)
+            .finish()
+    }
+}

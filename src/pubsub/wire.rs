@@ -1,0 +1,114 @@
+//! The service header and the sample descriptor: the wire format every
+//! process that opens a service agrees on (offsets from the region data's
+//! start).
+
+use crate::blocks::{CachePadded, ShmSafe, Signal};
+use crate::primitive::{AtomicU32, AtomicU64};
+use bytemuck::{Pod, Zeroable};
+
+/// The magic word of a service header, `b"shmkPUB1"` read as a
+/// little-endian `u64`.
+pub const SERVICE_MAGIC: u64 = u64::from_le_bytes(*b"shmkPUB1");
+/// The format version the header's `version` word holds.
+pub const SERVICE_VERSION: u64 = 1;
+/// Offset of the magic word (`u64`).
+pub const MAGIC_OFFSET: usize = 0;
+/// Offset of the number of subscriber entries (`u64`, 1 ..= 63).
+pub const SUBSCRIBERS_OFFSET: usize = 16;
+/// Offset of each subscriber queue's capacity (`u64`).
+pub const QUEUE_CAPACITY_OFFSET: usize = 24;
+/// Offset of the per-subscriber limit of samples held at once (`u64`).
+pub const HELD_LIMIT_OFFSET: usize = 32;
+/// Offset of the next sequence number (`u64`).
+pub const NEXT_SEQ_OFFSET: usize = 128;
+/// Offset of the publisher's participant token (`u32`, 0: none).
+pub const PUBLISHER_OFFSET: usize = 256;
+/// Offset of the present mask (`u64`): bit `i` set while subscriber entry
+/// `i` receives.
+pub const PRESENT_OFFSET: usize = 384;
+/// Offset of subscriber entry 0; entry `i` is at `ENTRIES_OFFSET + 128 i`:
+/// its token (`u32`, 0: free) at +0, its data signal at +8, its space
+/// signal at +16.
+pub const ENTRIES_OFFSET: usize = 512;
+/// Bytes between two subscriber entries.
+pub const ENTRY_STRIDE: usize = 128;
+/// The most subscribers a service may have: bit 63 of a block's holders
+/// mask is the publisher's.
+pub const MAX_SUBSCRIBERS: usize = 63;
+/// Bytes of the service header; the first queue starts here.
+pub const HEADER_SIZE: usize = ENTRIES_OFFSET + MAX_SUBSCRIBERS * ENTRY_STRIDE;
+
+/// One subscriber entry.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct Entry {
+    /// The participant token of the handle holding the entry; 0: free.
+    pub(crate) token: AtomicU32,
+    _pad: AtomicU32,
+    /// The subscriber sleeps here on an empty queue; the publisher
+    /// notifies it after each push.
+    pub(crate) data: Signal,
+    /// The publisher sleeps here on a full queue; the subscriber notifies
+    /// it after each pop.
+    pub(crate) space: Signal,
+}
+
+/// The service header; see the [module documentation](super).
+#[repr(C, align(128))]
+#[derive(Debug)]
+pub(crate) struct ServiceHeader {
+    pub(crate) magic: AtomicU64,
+    pub(crate) version: AtomicU64,
+    pub(crate) subscribers: AtomicU64,
+    pub(crate) queue_capacity: AtomicU64,
+    pub(crate) held_limit: AtomicU64,
+    pub(crate) policy: AtomicU64,
+    pub(crate) pool_offset: AtomicU64,
+    pub(crate) total_bytes: AtomicU64,
+    _reserved: [AtomicU64; 8],
+    pub(crate) next_seq: CachePadded<AtomicU64>,
+    pub(crate) publisher: CachePadded<AtomicU32>,
+    pub(crate) present: CachePadded<AtomicU64>,
+    pub(crate) entries: [CachePadded<Entry>; MAX_SUBSCRIBERS],
+}
+
+// SAFETY: repr(C) of atomics, signals and padding nobody reads: any bytes
+// are a valid header (zero: no service, refused by open), no pointers, no
+// Drop.
+unsafe impl ShmSafe for ServiceHeader {}
+
+#[cfg(not(shmkit_loom))]
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<ServiceHeader>() == HEADER_SIZE);
+    assert!(offset_of!(ServiceHeader, magic) == MAGIC_OFFSET);
+    assert!(offset_of!(ServiceHeader, subscribers) == SUBSCRIBERS_OFFSET);
+    assert!(offset_of!(ServiceHeader, queue_capacity) == QUEUE_CAPACITY_OFFSET);
+    assert!(offset_of!(ServiceHeader, held_limit) == HELD_LIMIT_OFFSET);
+    assert!(offset_of!(ServiceHeader, next_seq) == NEXT_SEQ_OFFSET);
+    assert!(offset_of!(ServiceHeader, publisher) == PUBLISHER_OFFSET);
+    assert!(offset_of!(ServiceHeader, present) == PRESENT_OFFSET);
+    assert!(offset_of!(ServiceHeader, entries) == ENTRIES_OFFSET);
+    assert!(size_of::<CachePadded<Entry>>() == ENTRY_STRIDE);
+    assert!(size_of::<Descriptor>() == 32);
+};
+
+/// What a subscriber's queue carries: the name of a sample's block, its
+/// length and its sequence number. Plain data a peer may have written:
+/// checked before use.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct Descriptor {
+    /// The block's size class.
+    pub class: u32,
+    /// The block's index in its class.
+    pub index: u32,
+    /// The generation of the loan that filled the block.
+    pub generation: u32,
+    /// The sample's length in bytes.
+    pub len: u32,
+    /// The sample's sequence number.
+    pub seq: u64,
+    /// Zero.
+    pub reserved: u64,
+}

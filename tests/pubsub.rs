@@ -1,0 +1,457 @@
+//! Publish/subscribe: fan-out to every present subscriber, late joiners,
+//! leavers, the held limit, scribbled shared words, and what killed
+//! subscribers and publishers leave behind.
+#![allow(clippy::disallowed_types)]
+
+mod common;
+
+use common::{child_role, kill, spawn, unique_name, wait_for_line};
+use shmkit::pool::PoolConfig;
+use shmkit::pubsub::{
+    Descriptor, Publisher, RecvError, RecvTimeoutError, SendCopyError, ServiceConfig,
+    SlowSubscriber, Subscriber, TryRecvError, TrySendError,
+};
+use shmkit::ring::mpmc::MpmcRing;
+use shmkit::testing::pubsub as wire;
+use shmkit::{Error, Region, RegionOptions};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(10);
+
+fn config(blocks: usize, queue: usize, held: usize) -> ServiceConfig {
+    ServiceConfig::new(PoolConfig::new().class(64, blocks))
+        .subscribers(4)
+        .queue_capacity(queue)
+        .held_limit(held)
+}
+
+/// The payload of message `i`: its number and a check word.
+fn payload(i: u64) -> [u8; 16] {
+    let mut b = [0; 16];
+    b[..8].copy_from_slice(&i.to_le_bytes());
+    b[8..].copy_from_slice(&(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xa5a5).to_le_bytes());
+    b
+}
+
+/// Another handle on the region: a peer that may scribble.
+fn peer(name: &str) -> Region {
+    RegionOptions::new().any_layout().open(name).unwrap()
+}
+
+#[test]
+#[ignore = "child process entry point, run by the tests that spawn it"]
+fn child_entry() {
+    let Some((role, args)) = child_role() else {
+        return;
+    };
+    match role.as_str() {
+        "hold" => {
+            // Subscribes, receives and holds `args[1]` samples, then waits
+            // to be killed (what the publisher sends next stays queued).
+            let sub = Subscriber::open(&args[0]).expect("subscribe");
+            common::report(format!("joined {}", sub.entry()));
+            let n: usize = args[1].parse().unwrap();
+            let held: Vec<_> = (0..n)
+                .map(|_| sub.recv_timeout(WAIT).expect("recv"))
+                .collect();
+            common::report(format!("held {}", held.len()));
+            std::thread::sleep(LIMIT);
+        }
+        "publish" => {
+            // Publishes `args[1]` samples, then waits to be killed.
+            let publisher = Publisher::open(&args[0]).expect("attach");
+            let n: u64 = args[1].parse().unwrap();
+            for i in 0..n {
+                publisher.send_copy(&payload(i)).expect("send");
+            }
+            common::report(format!("sent {n}"));
+            std::thread::sleep(LIMIT);
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn every_subscriber_gets_every_message_once_in_order() {
+    const N: u64 = 10_000;
+    let cfg = config(256, 64, 4);
+    let publisher = Publisher::anonymous(&cfg).unwrap();
+    let subs: Vec<_> = (0..3).map(|_| publisher.subscriber().unwrap()).collect();
+    assert_eq!(publisher.subscribers(), 3);
+    std::thread::scope(|s| {
+        for sub in subs {
+            s.spawn(move || {
+                for i in 0..N {
+                    let got = sub.recv_timeout(WAIT).unwrap();
+                    assert_eq!(got.seq(), i);
+                    assert_eq!(&got[..], &payload(i)[..], "message {i}");
+                }
+                assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Empty);
+            });
+        }
+        for i in 0..N {
+            if i % 2 == 0 {
+                assert_eq!(publisher.send_copy(&payload(i)).unwrap(), i);
+            } else {
+                let mut s = publisher.loan(16).unwrap();
+                s.copy_from_slice(&payload(i));
+                assert_eq!(s.send().unwrap(), i);
+            }
+        }
+    });
+    assert_eq!(publisher.free_blocks(0), Some(256));
+    assert_eq!(publisher.subscribers(), 0);
+}
+
+#[test]
+fn a_late_joiner_gets_only_what_was_sent_after_it_joined() {
+    let publisher = Publisher::anonymous(&config(64, 16, 4)).unwrap();
+    let early = publisher.subscriber().unwrap();
+    for i in 0..5 {
+        publisher.send_copy(&payload(i)).unwrap();
+    }
+    let late = publisher.subscriber().unwrap();
+    assert_eq!(late.join_seq(), 5);
+    for i in 5..10 {
+        publisher.send_copy(&payload(i)).unwrap();
+    }
+    for i in 0..10 {
+        assert_eq!(&early.try_recv().unwrap()[..], &payload(i)[..]);
+    }
+    for i in 5..10 {
+        let got = late.try_recv().unwrap();
+        assert_eq!((got.seq(), &got[..]), (i, &payload(i)[..]));
+    }
+    assert_eq!(late.try_recv().unwrap_err(), TryRecvError::Empty);
+    assert_eq!(publisher.free_blocks(0), Some(64));
+}
+
+#[test]
+fn a_leaver_does_not_block_the_publisher_and_its_blocks_come_back() {
+    let cfg = config(64, 4, 2);
+    let publisher = Publisher::anonymous(&cfg).unwrap();
+    let slow = publisher.subscriber().unwrap();
+    let fast = publisher.subscriber().unwrap();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (leave_tx, leave_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            // Holds two samples, then leaves when told (after a pause).
+            let held = (
+                slow.recv_timeout(WAIT).unwrap(),
+                slow.recv_timeout(WAIT).unwrap(),
+            );
+            held_tx.send(()).unwrap();
+            leave_rx.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            drop(held);
+            drop(slow);
+        });
+        for i in 0..4 {
+            publisher.send_copy(&payload(i)).unwrap();
+            fast.try_recv().unwrap();
+        }
+        held_rx.recv().unwrap();
+        // `slow` holds two samples and has four queued: its queue is full.
+        for i in 4..6 {
+            publisher.send_copy(&payload(i)).unwrap();
+            fast.try_recv().unwrap();
+        }
+        let mut s = publisher.loan(16).unwrap();
+        s.copy_from_slice(&payload(6));
+        let s = match s.try_send() {
+            Err(TrySendError::Full(s)) => s,
+            other => panic!("{other:?}"),
+        };
+        let s = s.send_timeout(Duration::from_millis(20)).unwrap_err();
+        let s = s.into_sample().expect("a timed out sample comes back");
+        assert_eq!(publisher.free_blocks(0), Some(64 - 7), "6 sent, 1 on loan");
+        // A blocking send waits for `slow`, which leaves while it waits.
+        leave_tx.send(()).unwrap();
+        let start = std::time::Instant::now();
+        assert_eq!(s.send().unwrap(), 6);
+        assert!(
+            start.elapsed() >= Duration::from_millis(40),
+            "lossless: the send waited"
+        );
+    });
+    assert_eq!(&fast.try_recv().unwrap()[..], &payload(6)[..]);
+    for i in 7..100 {
+        publisher.send_copy(&payload(i)).unwrap();
+        assert_eq!(fast.try_recv().unwrap().seq(), i);
+    }
+    assert_eq!(publisher.free_blocks(0), Some(64));
+    drop(fast);
+    assert_eq!(publisher.free_blocks(0), Some(64));
+}
+
+#[test]
+fn drop_oldest_never_waits_and_a_slow_subscriber_sees_the_newest() {
+    let cfg = config(32, 4, 2).policy(SlowSubscriber::DropOldest);
+    let publisher = Publisher::anonymous(&cfg).unwrap();
+    let slow = publisher.subscriber().unwrap();
+    let fast = publisher.subscriber().unwrap();
+    assert_eq!(slow.try_recv().unwrap_err(), TryRecvError::Empty);
+    publisher.send_copy(&payload(0)).unwrap();
+    let held = slow.try_recv().unwrap();
+    assert_eq!(fast.try_recv().unwrap().seq(), 0);
+    for i in 1..20 {
+        let mut s = publisher.loan(16).unwrap();
+        s.copy_from_slice(&payload(i));
+        assert_eq!(s.try_send().unwrap(), i, "never full");
+        let got = fast.try_recv().unwrap();
+        assert_eq!((got.seq(), &got[..]), (i, &payload(i)[..]));
+    }
+    // `slow` kept its held sample and gets the four newest.
+    assert_eq!(&held[..], &payload(0)[..]);
+    drop(held);
+    for i in 16..20 {
+        assert_eq!(slow.try_recv().unwrap().seq(), i);
+    }
+    assert_eq!(slow.try_recv().unwrap_err(), TryRecvError::Empty);
+    assert_eq!(
+        publisher.free_blocks(0),
+        Some(32),
+        "dropped samples' blocks came back"
+    );
+}
+
+#[test]
+fn the_held_limit_is_a_typed_error() {
+    let publisher = Publisher::anonymous(&config(16, 8, 2)).unwrap();
+    let sub = publisher.subscriber().unwrap();
+    for i in 0..4 {
+        publisher.send_copy(&payload(i)).unwrap();
+    }
+    let a = sub.recv().unwrap();
+    let b = sub.recv().unwrap();
+    assert_eq!(sub.held(), 2);
+    assert_eq!(sub.recv().unwrap_err(), RecvError::HeldLimit);
+    assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::HeldLimit);
+    assert_eq!(
+        sub.recv_timeout(Duration::from_millis(1)).unwrap_err(),
+        RecvTimeoutError::HeldLimit
+    );
+    drop(a);
+    assert_eq!(sub.recv().unwrap().seq(), 2);
+    drop(b);
+    assert_eq!(
+        sub.recv_timeout(Duration::from_millis(5))
+            .unwrap()
+            .value::<[u8; 16]>(),
+        Some(payload(3))
+    );
+    assert_eq!(
+        sub.recv_timeout(Duration::from_millis(5)).unwrap_err(),
+        RecvTimeoutError::Timeout
+    );
+}
+
+#[test]
+fn scribbled_descriptors_masks_and_states_are_corrupted() {
+    let name = unique_name("pubsub-scribble");
+    let cfg = config(16, 8, 4);
+    let publisher = Publisher::create(&name, &cfg).unwrap();
+    let sub = Subscriber::open(&name).unwrap();
+    let region = peer(&name);
+    let pool = wire::pool_offset(&cfg);
+    // A descriptor naming no block, and one longer than its block.
+    let queue =
+        MpmcRing::<Descriptor>::open(&region, wire::queue_offset(&cfg, sub.entry())).unwrap();
+    let d = |class, index, len| Descriptor {
+        class,
+        index,
+        generation: 1,
+        len,
+        seq: 1 << 40,
+        reserved: 0,
+    };
+    for bad in [d(1, 0, 8), d(0, 16, 8), d(0, 0, 8)] {
+        queue.try_push(bad).unwrap();
+        assert!(
+            matches!(sub.try_recv(), Err(TryRecvError::Corrupted(_))),
+            "{bad:?}"
+        );
+    }
+    // A block's holders mask without this subscriber's bit.
+    let mut s = publisher.loan(8).unwrap();
+    let b = s.block();
+    s.fill(1);
+    s.send().unwrap();
+    let holders = pool + 1024 + 128 + 8 * b.index as usize;
+    // SAFETY: a word of the region only atomics reference; plays a peer.
+    unsafe { region.write::<u64>(holders, &0) }.unwrap();
+    assert!(matches!(sub.try_recv(), Err(TryRecvError::Corrupted(_))));
+    // A state word whose generation is not the descriptor's.
+    let mut s = publisher.loan(8).unwrap();
+    let b = s.block();
+    s.fill(2);
+    s.send().unwrap();
+    let state = pool + 1024 + 8 * b.index as usize;
+    let word = (u64::from(b.generation) + 5) << 32 | 1 << 31;
+    // SAFETY: as above.
+    unsafe { region.write::<u64>(state, &word) }.unwrap();
+    assert!(matches!(sub.recv(), Err(RecvError::Corrupted(_))));
+    // A length past the block.
+    queue.try_push(d(0, 0, 65)).unwrap();
+    assert!(matches!(sub.try_recv(), Err(TryRecvError::Corrupted(_))));
+    // A present mask naming entries the service does not have.
+    // SAFETY: as above.
+    unsafe { region.write::<u64>(wire::PRESENT_OFFSET, &u64::MAX) }.unwrap();
+    assert!(matches!(
+        publisher.send_copy(b"x"),
+        Err(SendCopyError::Corrupted(_))
+    ));
+    // Put right, the service works again.
+    // SAFETY: as above.
+    unsafe { region.write::<u64>(wire::PRESENT_OFFSET, &(1 << sub.entry())) }.unwrap();
+    publisher.send_copy(b"ok").unwrap();
+    assert_eq!(&sub.recv_timeout(WAIT).unwrap()[..], b"ok");
+}
+
+#[test]
+fn descriptors_from_before_a_join_are_skipped() {
+    let name = unique_name("pubsub-stale");
+    let cfg = config(16, 8, 4);
+    let publisher = Publisher::create(&name, &cfg).unwrap();
+    publisher.send_copy(b"before").unwrap();
+    let sub = Subscriber::open(&name).unwrap();
+    assert_eq!(sub.join_seq(), 1);
+    // What an earlier holder of the entry could have left queued (a
+    // descriptor sent as it left, naming a block since freed).
+    let region = peer(&name);
+    let queue =
+        MpmcRing::<Descriptor>::open(&region, wire::queue_offset(&cfg, sub.entry())).unwrap();
+    queue
+        .try_push(Descriptor {
+            class: 0,
+            index: 0,
+            generation: 1,
+            len: 6,
+            seq: 0,
+            reserved: 0,
+        })
+        .unwrap();
+    publisher.send_copy(b"after").unwrap();
+    let got = sub.recv_timeout(WAIT).unwrap();
+    assert_eq!((got.seq(), &got[..]), (1, &b"after"[..]));
+    drop(got);
+    assert_eq!(publisher.free_blocks(0), Some(16));
+}
+
+#[test]
+fn one_publisher_at_a_time_and_the_stream_continues() {
+    let name = unique_name("pubsub-one-publisher");
+    let cfg = config(16, 8, 4);
+    // The creator's handle removes the name when dropped: the subscriber's.
+    let sub = Subscriber::open_or_create(&name, &cfg).unwrap();
+    let first = Publisher::open_or_create(&name, &cfg).unwrap();
+    let listed = shmkit::region::list().unwrap();
+    let me = listed.iter().find(|o| o.name == name).unwrap();
+    assert_eq!(me.kind, shmkit::region::ObjectKind::PubSub);
+    assert!(matches!(
+        Publisher::open(&name),
+        Err(Error::ServiceBusy { role: "publisher" })
+    ));
+    assert!(matches!(
+        Subscriber::open_or_create(&name, &config(16, 16, 4)),
+        Err(Error::InvalidSize { .. })
+    ));
+    first.send_copy(b"a").unwrap();
+    drop(first);
+    let second = Publisher::open(&name).unwrap();
+    assert_eq!(second.send_copy(b"b").unwrap(), 1);
+    assert_eq!(sub.recv().unwrap().seq(), 0);
+    assert_eq!(&sub.recv().unwrap()[..], b"b");
+    // Every entry held by a live subscriber: the next is refused.
+    let more: Vec<_> = (0..3).map(|_| Subscriber::open(&name).unwrap()).collect();
+    assert!(matches!(
+        Subscriber::open(&name),
+        Err(Error::ServiceBusy { role: "subscriber" })
+    ));
+    drop(more);
+    Subscriber::open(&name).unwrap();
+    // Another kind of region is not a service.
+    let other = Region::anonymous(1 << 16).unwrap();
+    assert!(matches!(
+        Subscriber::from_region(other),
+        Err(Error::LayoutMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_killed_subscribers_samples_and_queue_come_back() {
+    for how in ["reclaim", "publish", "join"] {
+        let name = unique_name("pubsub-killed-sub");
+        let cfg = config(32, 8, 4);
+        let publisher = Publisher::create(&name, &cfg).unwrap();
+        let mut child = spawn("hold", &[&name, "3"]);
+        assert!(wait_for_line(&mut child).starts_with("joined"));
+        for i in 0..3 {
+            publisher.send_copy(&payload(i)).unwrap();
+        }
+        assert_eq!(wait_for_line(&mut child), "held 3");
+        for i in 3..8 {
+            publisher.send_copy(&payload(i)).unwrap();
+        }
+        assert_eq!(publisher.free_blocks(0), Some(32 - 8), "3 held, 5 queued");
+        assert_eq!(publisher.reclaim().unwrap(), 0, "the subscriber is alive");
+        kill(child);
+        match how {
+            "reclaim" => assert_eq!(publisher.reclaim().unwrap(), 8),
+            "publish" => {
+                // A send checks present subscribers' liveness every 10 ms.
+                std::thread::sleep(Duration::from_millis(20));
+                publisher.send_copy(b"after").unwrap();
+            }
+            _ => {
+                // A new subscriber takes the dead one's entry over, and
+                // receives only what is sent after it joined.
+                let sub = Subscriber::open(&name).unwrap();
+                assert_eq!(sub.entry(), 0);
+                assert_eq!(publisher.free_blocks(0), Some(32));
+                publisher.send_copy(b"after").unwrap();
+                assert_eq!(&sub.try_recv().unwrap()[..], b"after");
+                assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Empty);
+                drop(sub);
+            }
+        }
+        assert_eq!(publisher.free_blocks(0), Some(32), "by {how}");
+        assert_eq!(publisher.subscribers(), 0);
+    }
+}
+
+#[test]
+fn a_killed_publishers_samples_stay_readable_and_a_new_one_continues() {
+    let name = unique_name("pubsub-killed-pub");
+    let cfg = config(32, 8, 4);
+    let sub = Subscriber::create(&name, &cfg).unwrap();
+    let mut child = spawn("publish", &[&name, "5"]);
+    assert_eq!(wait_for_line(&mut child), "sent 5");
+    let held: Vec<_> = (0..3).map(|_| sub.recv_timeout(WAIT).unwrap()).collect();
+    assert!(matches!(
+        Publisher::open(&name),
+        Err(Error::ServiceBusy { role: "publisher" })
+    ));
+    kill(child);
+    assert!(sub.publisher_gone());
+    // As if it had died mid-send: its bit 63 still set on a held block.
+    let region = peer(&name);
+    let b = held[0].block();
+    let holders = wire::pool_offset(&cfg) + 1024 + 256 + 8 * b.index as usize;
+    let mask = 1u64 << 63 | 1 << sub.entry();
+    // SAFETY: a word of the region only atomics reference; plays a peer.
+    unsafe { region.write::<u64>(holders, &mask) }.unwrap();
+    for (i, s) in held.iter().enumerate() {
+        assert_eq!(&s[..], &payload(i as u64)[..], "held sample {i}");
+    }
+    let publisher = Publisher::open(&name).unwrap();
+    assert_eq!(publisher.send_copy(&payload(5)).unwrap(), 5);
+    for i in 3..6 {
+        let got = sub.recv_timeout(WAIT).unwrap();
+        assert_eq!((got.seq(), &got[..]), (i, &payload(i)[..]));
+    }
+    drop(held);
+    assert_eq!(publisher.free_blocks(0), Some(32));
+}
