@@ -1,0 +1,248 @@
+//! Loans: which class serves a length, the bitmap walk, the scan that
+//! takes a free block or a dead owner's, and the bounded wait.
+
+use super::*;
+
+impl<'a> Pool<'a> {
+    /// The smallest class whose blocks hold `len` bytes.
+    pub(super) fn class_for(&self, len: usize) -> Result<usize, (usize, usize)> {
+        self.classes
+            .iter()
+            .position(|c| c.block_size >= len)
+            .ok_or((len, self.classes.last().map_or(0, |c| c.block_size)))
+    }
+
+    /// Loans a block of the smallest class that holds `len` bytes; the
+    /// loan derefs to its first `len` bytes (stale: whatever the block's
+    /// last owner left) and releases the block when dropped. Fails with:
+    /// - [`LoanError::TooLarge`]: no class holds `len` bytes;
+    /// - [`LoanError::Exhausted`]: every block of the class is owned by a
+    ///   live participant (a dead one's blocks are taken over here, see
+    ///   the [module documentation](super));
+    /// - [`LoanError::Corrupted`]: a state word this call read holds an
+    ///   impossible value.
+    #[inline]
+    pub fn try_loan(&self, len: usize) -> Result<Loan<'_>, LoanError> {
+        let class = self
+            .class_for(len)
+            .map_err(|(len, max)| LoanError::TooLarge { len, max })?;
+        match self.take(class, true)? {
+            Some((index, gen)) => Ok(self.loan(class, index, gen, len)),
+            None => Err(LoanError::Exhausted),
+        }
+    }
+
+    /// Loans a block for one `T` (of the smallest class that holds it),
+    /// as [`try_loan`](Self::try_loan) does; the loan derefs to `&mut T`
+    /// (stale bytes: any are a valid `T: Pod`). `T` may need an alignment
+    /// of at most [`BLOCK_ALIGN`] (checked when this compiles).
+    pub fn try_loan_value<T: Pod>(&self) -> Result<TypedLoan<'_, T>, LoanError> {
+        const {
+            assert!(
+                core::mem::align_of::<T>() <= BLOCK_ALIGN,
+                "a pool block is 64-byte aligned"
+            )
+        };
+        self.try_loan(core::mem::size_of::<T>()).map(TypedLoan::new)
+    }
+
+    /// [`loan_deadline`](Self::loan_deadline) with a deadline `timeout`
+    /// from now.
+    pub fn loan_timeout(
+        &self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<Loan<'_>, LoanTimeoutError> {
+        self.loan_deadline_inner(len, crate::sync::wait::deadline_after(timeout))
+    }
+
+    /// Loans as [`try_loan`](Self::try_loan) does, waiting until
+    /// `deadline` while the class is exhausted: it spins a little, then
+    /// sleeps on the pool's [`Signal`] (a release wakes it), and between
+    /// sleeps scans the class again for blocks whose owner died, every 1
+    /// to 10 ms (a tenth of the time waited so far). Fails with
+    /// [`LoanTimeoutError::Timeout`] once `deadline` passes, or as
+    /// `try_loan` does.
+    pub fn loan_deadline(
+        &self,
+        len: usize,
+        deadline: Instant,
+    ) -> Result<Loan<'_>, LoanTimeoutError> {
+        self.loan_deadline_inner(len, Some(deadline))
+    }
+
+    pub(super) fn loan_deadline_inner(
+        &self,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Loan<'_>, LoanTimeoutError> {
+        let class = self
+            .class_for(len)
+            .map_err(|(len, max)| LoanTimeoutError::TooLarge { len, max })?;
+        let got = |got: Option<(u32, u32)>| got.map(|(i, g)| self.loan(class, i, g, len));
+        for _ in 0..SPIN_LIMIT {
+            if let Some(loan) = got(self.take(class, false)?) {
+                return Ok(loan);
+            }
+            spin_loop();
+        }
+        let mut probe = Probe::start();
+        loop {
+            // Between sleeps: the full attempt, dead owners included.
+            if let Some(loan) = got(self.take(class, true)?) {
+                return Ok(loan);
+            }
+            if crate::sync::wait::expired(deadline) {
+                return Err(LoanTimeoutError::Timeout);
+            }
+            while !probe.due() {
+                let woke = self.header.signal.wait_deadline(probe.slice(deadline), || {
+                    match self.take(class, false) {
+                        Ok(None) => None,
+                        other => Some(other),
+                    }
+                });
+                match woke {
+                    Some(Ok(found)) => {
+                        if let Some(loan) = got(found) {
+                            return Ok(loan);
+                        }
+                    }
+                    Some(Err(e)) => return Err(e.into()),
+                    None if crate::sync::wait::expired(deadline) => {
+                        return Err(LoanTimeoutError::Timeout)
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+
+    pub(super) fn loan(&self, class: usize, index: u32, gen: u32, len: usize) -> Loan<'_> {
+        let c = &self.classes[class];
+        // SAFETY: `index < states.len()` (`take` checked it), so the block
+        // lies inside the class's blocks (checked at open).
+        let ptr = unsafe { c.data.add(index as usize * c.block_size) };
+        debug_assert!(len <= c.block_size);
+        Loan::new(
+            self,
+            BlockRef {
+                class: class as u32,
+                index,
+                generation: gen,
+            },
+            ptr,
+            len,
+        )
+    }
+
+    /// Claims a block of `class`: from the bitmap's hints, else by a scan
+    /// of the state words that takes a free block or (if `dead`) one whose
+    /// owner died. Returns the block's index and its new generation.
+    pub(super) fn take(&self, class: usize, dead: bool) -> Result<Option<(u32, u32)>, Corrupted> {
+        let c = &self.classes[class];
+        let words = c.bitmap.len();
+        let start = (c.hint.load(Ordering::Relaxed) % words as u64) as usize;
+        // Every step clears one bit; peers setting bits as fast as we clear
+        // them cannot keep us here longer than this.
+        let mut budget = 2 * c.states.len() + 64;
+        for k in 0..words {
+            let w = (start + k) % words;
+            let word = &c.bitmap[w].0;
+            let mut bits = word.load(Ordering::Relaxed);
+            while bits != 0 && budget > 0 {
+                budget -= 1;
+                let bit = 1u64 << bits.trailing_zeros();
+                let index = w * 64 + bits.trailing_zeros() as usize;
+                if index < c.states.len() {
+                    if let Some(gen) = self.claim(c, index, None)? {
+                        word.fetch_and(!bit, Ordering::Relaxed);
+                        if w != start {
+                            c.hint.store(w as u64, Ordering::Relaxed);
+                        }
+                        return Ok(Some((index as u32, gen)));
+                    }
+                }
+                // A stale hint (or a bit past the last block): drop it.
+                bits = word.fetch_and(!bit, Ordering::Relaxed) & !bit;
+            }
+        }
+        self.scan(class, dead)
+    }
+
+    /// Claims block `index` of `c` if its state is free, or owned by a
+    /// participant `dead` says is dead: one CAS to `lent(me, gen + 1)`.
+    pub(super) fn claim(
+        &self,
+        c: &Class<'_>,
+        index: usize,
+        dead: Option<&mut Deaths>,
+    ) -> Result<Option<u32>, Corrupted> {
+        let s = &c.states[index].0;
+        let word = s.load(Ordering::Acquire);
+        let gen = match state::parse(word)? {
+            State::Free { gen } => gen,
+            State::Owned { owner, gen, .. } => match dead {
+                Some(deaths) if owner != self.me => {
+                    if !deaths.is_dead(s, owner)? {
+                        return Ok(None);
+                    }
+                    gen
+                }
+                _ => return Ok(None),
+            },
+            // The service's, until its holders let go.
+            State::Shared { .. } => return Ok(None),
+        };
+        let next = gen.wrapping_add(1);
+        Ok(s.compare_exchange(
+            word,
+            state::lent(self.me, next),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .ok()
+        .map(|_| next))
+    }
+
+    /// The slow path of [`take`](Self::take): every state word of `class`.
+    #[cold]
+    pub(super) fn scan(&self, class: usize, dead: bool) -> Result<Option<(u32, u32)>, Corrupted> {
+        let c = &self.classes[class];
+        let mut deaths = Deaths::default();
+        for index in 0..c.states.len() {
+            let found = self.claim(c, index, dead.then_some(&mut deaths))?;
+            if let Some(gen) = found {
+                // Its bit, if a release left one, is stale now.
+                c.bitmap[index / 64]
+                    .0
+                    .fetch_and(!(1 << (index % 64)), Ordering::Relaxed);
+                return Ok(Some((index as u32, gen)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Liveness answers of one scan, one system call per token at most.
+#[derive(Default)]
+pub(super) struct Deaths(Vec<(Token, bool)>);
+
+impl Deaths {
+    pub(super) fn is_dead(&mut self, at: &AtomicU64, t: Token) -> Result<bool, Corrupted> {
+        if let Some(&(_, dead)) = self.0.iter().find(|(k, _)| *k == t) {
+            return Ok(dead);
+        }
+        let dead = match owner::liveness(at, t) {
+            Liveness::Alive => false,
+            Liveness::Dead => true,
+            Liveness::Invalid => {
+                return Err(Corrupted(
+                    "pool block state: the owner is no participant token",
+                ))
+            }
+        };
+        self.0.push((t, dead));
+        Ok(dead)
+    }
+}
