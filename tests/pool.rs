@@ -367,6 +367,40 @@ fn a_scribbled_state_word_is_corrupted() {
 }
 
 #[test]
+fn a_block_a_peer_frees_under_a_live_loan_is_not_lent_again() {
+    let cfg = config(&[(64, 1)]);
+    let region = Region::anonymous(Pool::bytes_for(&cfg).unwrap()).unwrap();
+    let pool = Pool::create(&region, 0, &cfg).unwrap();
+    let mut first = pool.try_loan(8).unwrap();
+    first.copy_from_slice(b"mine....");
+    let g = u64::from(first.generation());
+    // SAFETY (both reads): header words only atomics reference.
+    let meta = unsafe { region.read::<u64>(wire::CLASSES_OFFSET + wire::CLASS_META_OFFSET) }
+        .unwrap() as usize;
+    let bits = unsafe { region.read::<u64>(wire::CLASSES_OFFSET + wire::CLASS_BITMAP_OFFSET) }
+        .unwrap() as usize;
+    for bitmap in [0u64, 1] {
+        // SAFETY: atomic words of the pool (only atomics reference them),
+        // no other thread runs; this plays a peer that marks the lent
+        // block free, with its hint bit or without.
+        unsafe {
+            region.write::<u64>(meta, &(g << 32)).unwrap();
+            region.write::<u64>(bits, &bitmap).unwrap();
+        }
+        assert!(
+            matches!(pool.try_loan(8), Err(LoanError::Corrupted(_))),
+            "bitmap {bitmap}"
+        );
+        let timed = pool.loan_timeout(8, std::time::Duration::from_millis(20));
+        assert!(
+            matches!(timed, Err(LoanTimeoutError::Corrupted(_))),
+            "bitmap {bitmap}: {timed:?}"
+        );
+    }
+    assert_eq!(&first[..], b"mine....");
+}
+
+#[test]
 fn a_lost_hint_is_found_by_the_scan() {
     let cfg = config(&[(64, 3)]);
     let region = Region::anonymous(Pool::bytes_for(&cfg).unwrap()).unwrap();

@@ -3,7 +3,6 @@
 use super::config::{plan, Plan, BLOCK_ALIGN};
 use super::{init, BitmapWord, BlockState, Class, HolderWord, Pool, PoolConfig, PoolHeader};
 use crate::error::{Error, Result};
-use crate::sync::owner;
 use core::fmt;
 use core::ptr::NonNull;
 use std::alloc::Layout;
@@ -113,11 +112,7 @@ impl HeapPool {
                 hint: &self.header.hints[c],
             })
             .collect();
-        Pool {
-            header: &self.header,
-            classes,
-            me: owner::current(&*self.header),
-        }
+        Pool::with_classes(&self.header, classes)
     }
 }
 

@@ -417,6 +417,11 @@ pub struct Pool<'a> {
     classes: Vec<Class<'a>>,
     /// The token this view's loans write into state words.
     me: Token,
+    /// Per class, the blocks this view lends as a live `Loan` (bit set),
+    /// in this process's memory: a claim of a block already here means a
+    /// peer rewrote its state word to free while the loan lives, and is
+    /// refused, so no two loans of this view ever cover one block.
+    lent: Vec<Box<[AtomicU64]>>,
 }
 
 // SAFETY: the view holds shared references to atomics and pointers to
@@ -595,10 +600,45 @@ impl<'a> Pool<'a> {
                 }
             })
             .collect();
+        Self::with_classes(header, classes)
+    }
+
+    /// The view of `classes`, with an empty record of its loans.
+    fn with_classes(header: &'a PoolHeader, classes: Vec<Class<'a>>) -> Self {
+        let lent = classes
+            .iter()
+            .map(|c| (0..c.states.len().div_ceil(64)).map(|_| zero()).collect())
+            .collect();
         Self {
             header,
             classes,
             me: owner::current(header),
+            lent,
+        }
+    }
+
+    /// Records block `index` of `class` as lent by this view; fails if it
+    /// already was (a peer freed it under the live loan).
+    fn mark_lent(&self, class: usize, index: usize) -> Result<(), Corrupted> {
+        let bit = 1u64 << (index % 64);
+        if self.lent[class][index / 64].fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+            return Err(Corrupted(
+                "a pool block's state word says free while this view lends it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Forgets the loan of `b` (before its state word lets go of it, so
+    /// that the next claim of the block finds the record clear).
+    fn unmark_lent(&self, b: BlockRef) {
+        let index = b.index as usize;
+        if let Some(w) = self
+            .lent
+            .get(b.class as usize)
+            .and_then(|words| words.get(index / 64))
+        {
+            w.fetch_and(!(1u64 << (index % 64)), Ordering::Relaxed);
         }
     }
 

@@ -69,6 +69,7 @@ impl<'a> Pool<'a> {
 
     /// The drop of a live loan of `b`.
     pub(super) fn release_lent(&self, b: BlockRef) {
+        self.unmark_lent(b);
         // A failure means the block is no longer ours: a peer scribbled on
         // the word, or (only if liveness was wrong) took it over. Nothing
         // a drop could report.
@@ -78,6 +79,9 @@ impl<'a> Pool<'a> {
     /// Marks the lent block `b` held (its loan is going away without
     /// releasing it); whether it still was this view's.
     pub(super) fn detach(&self, b: BlockRef) -> bool {
+        // A held block has no live reference: it may be lent again (to
+        // whoever a later release frees it for) without aliasing a loan.
+        self.unmark_lent(b);
         self.classes[b.class as usize].states[b.index as usize]
             .0
             .compare_exchange(

@@ -27,7 +27,7 @@ impl<'a> Pool<'a> {
             .class_for(len)
             .map_err(|(len, max)| LoanError::TooLarge { len, max })?;
         match self.take(class, true)? {
-            Some((index, gen)) => Ok(self.loan(class, index, gen, len)),
+            Some((index, gen)) => Ok(self.loan(class, index, gen, len)?),
             None => Err(LoanError::Exhausted),
         }
     }
@@ -82,7 +82,7 @@ impl<'a> Pool<'a> {
         let got = |got: Option<(u32, u32)>| got.map(|(i, g)| self.loan(class, i, g, len));
         for _ in 0..SPIN_LIMIT {
             if let Some(loan) = got(self.take(class, false)?) {
-                return Ok(loan);
+                return Ok(loan?);
             }
             spin_loop();
         }
@@ -90,7 +90,7 @@ impl<'a> Pool<'a> {
         loop {
             // Between sleeps: the full attempt, dead owners included.
             if let Some(loan) = got(self.take(class, true)?) {
-                return Ok(loan);
+                return Ok(loan?);
             }
             if crate::sync::wait::expired(deadline) {
                 return Err(LoanTimeoutError::Timeout);
@@ -105,7 +105,7 @@ impl<'a> Pool<'a> {
                 match woke {
                     Some(Ok(found)) => {
                         if let Some(loan) = got(found) {
-                            return Ok(loan);
+                            return Ok(loan?);
                         }
                     }
                     Some(Err(e)) => return Err(e.into()),
@@ -118,13 +118,33 @@ impl<'a> Pool<'a> {
         }
     }
 
-    pub(super) fn loan(&self, class: usize, index: u32, gen: u32, len: usize) -> Loan<'_> {
+    pub(super) fn loan(
+        &self,
+        class: usize,
+        index: u32,
+        gen: u32,
+        len: usize,
+    ) -> Result<Loan<'_>, Corrupted> {
+        // The claim made the state word say `lent(me, gen)`; the record
+        // says whether this view already lends the block.
         let c = &self.classes[class];
+        if let Err(e) = self.mark_lent(class, index as usize) {
+            // A peer freed it under the live loan: give the word back as
+            // the claim found it (free), so the corruption stays visible
+            // to every later loan instead of leaking the block to us.
+            let _ = c.states[index as usize].0.compare_exchange(
+                state::lent(self.me, gen),
+                state::free(gen.wrapping_sub(1)),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+            return Err(e);
+        }
         // SAFETY: `index < states.len()` (`take` checked it), so the block
         // lies inside the class's blocks (checked at open).
         let ptr = unsafe { c.data.add(index as usize * c.block_size) };
         debug_assert!(len <= c.block_size);
-        Loan::new(
+        Ok(Loan::new(
             self,
             BlockRef {
                 class: class as u32,
@@ -133,7 +153,7 @@ impl<'a> Pool<'a> {
             },
             ptr,
             len,
-        )
+        ))
     }
 
     /// Claims a block of `class`: from the bitmap's hints, else by a scan
