@@ -27,10 +27,10 @@ use super::error::{TryRecvError, TrySendError};
 use super::side::{Side, SideState};
 use crate::blocks::{CachePadded, ShmSafe, Signal};
 use crate::error::{Error, Result};
-use crate::primitive::{spin_loop, AtomicU32, AtomicU64, Ordering};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
 use crate::ring::{Corrupted, Miss};
-use crate::sync::wait::{expired, probe_slice, PROBE_INTERVAL, SPIN_LIMIT};
+use crate::sync::wait::{expired, probe_slice, spin_for, PROBE_INTERVAL};
 use std::time::Instant;
 
 /// Where the ring starts in a channel region's data.
@@ -127,11 +127,8 @@ impl ChannelHeader {
     ) -> Result<R, Blocked> {
         let (sleep_on, theirs, peers) = self.mine(end);
         let mut try_once = || outcome(attempt());
-        for _ in 0..SPIN_LIMIT {
-            spin_loop();
-            if let Some(r) = try_once() {
-                return r.inspect(|_| theirs.notify());
-            }
+        if let Some(r) = spin_for(&mut try_once) {
+            return r.inspect(|_| theirs.notify());
         }
         loop {
             match peers.state() {

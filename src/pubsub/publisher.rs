@@ -8,9 +8,9 @@ use super::Descriptor;
 use crate::error::{Error, Result};
 use crate::pool::shared::PUBLISHER_BIT;
 use crate::pool::{BlockRef, Corrupted, Loan, LoanError};
-use crate::primitive::{spin_loop, Ordering};
+use crate::primitive::Ordering;
 use crate::region::{Region, RegionOptions};
-use crate::sync::wait::{deadline_after, expired, probe_slice, PROBE_INTERVAL, SPIN_LIMIT};
+use crate::sync::wait::{deadline_after, expired, probe_slice, spin_for, PROBE_INTERVAL};
 use bytemuck::Zeroable;
 use core::cell::Cell;
 use core::fmt;
@@ -419,13 +419,7 @@ pub(crate) fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
 
 /// Spins a little until `cond` holds; whether it did.
 fn spin_until(mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..SPIN_LIMIT {
-        if cond() {
-            return true;
-        }
-        spin_loop();
-    }
-    cond()
+    cond() || spin_for(|| cond().then_some(())).is_some()
 }
 
 fn corrupted(Corrupted(what): Corrupted) -> Error {

@@ -7,11 +7,11 @@ use super::service::{init, options, Service, SUB};
 use super::Descriptor;
 use crate::error::{Error, Result};
 use crate::pool::{BlockRef, Corrupted};
-use crate::primitive::{spin_loop, Ordering};
+use crate::primitive::Ordering;
 use crate::region::Region;
 use crate::ring::mpmc::Holder;
 use crate::ring::Miss;
-use crate::sync::wait::{deadline_after, expired, probe_slice, SPIN_LIMIT};
+use crate::sync::wait::{deadline_after, expired, probe_slice, spin_for};
 use bytemuck::Pod;
 use core::cell::Cell;
 use core::fmt;
@@ -226,11 +226,8 @@ impl Subscriber {
             self.repair();
             return self.try_once()?.ok_or(Stop::Empty);
         }
-        for _ in 0..SPIN_LIMIT {
-            spin_loop();
-            if let Some(r) = once() {
-                return r;
-            }
+        if let Some(r) = spin_for(&mut once) {
+            return r;
         }
         let e = self.svc.entry(self.entry);
         loop {

@@ -91,6 +91,19 @@ pub(crate) fn spin_while(word: &AtomicU32, mut keep_spinning: impl FnMut(u32) ->
     }
 }
 
+/// Retries `attempt` after a spin pause, at most [`SPIN_LIMIT`] times;
+/// the first value it returns, or `None` if it never did (time to sleep).
+#[inline]
+pub(crate) fn spin_for<R>(mut attempt: impl FnMut() -> Option<R>) -> Option<R> {
+    for _ in 0..SPIN_LIMIT {
+        spin_loop();
+        if let Some(r) = attempt() {
+            return Some(r);
+        }
+    }
+    None
+}
+
 /// `now + timeout`, or `None` (wait forever) if that overflows `Instant`.
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
