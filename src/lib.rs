@@ -14,7 +14,7 @@
 //! | [`ring`] | raw lock-free rings that never block | [`ring::spsc`], [`ring::mpmc`], [`ring::bytes`] |
 //! | [`channel`] | blocking channels that notice a peer's death | [`channel::channel`] |
 //! | [`pool`] | blocks of shared memory loaned by any process, reclaimed from dead ones | [`pool::Pool`], [`pool::PoolConfig`] |
-//! | [`pubsub`] | zero-copy publish/subscribe: one publisher, up to 63 subscribers, samples in pool blocks | [`pubsub::Publisher`], [`pubsub::Subscriber`] |
+//! | [`pubsub`] | zero-copy publish/subscribe: one publisher, up to 62 subscribers, samples in pool blocks, a history for late joiners | [`pubsub::Publisher`], [`pubsub::Subscriber`] |
 //!
 //! # Building blocks
 //!

@@ -95,12 +95,16 @@ pub mod pubsub {
 
     /// Where the pool of a service of `config` starts.
     pub fn pool_offset(config: &crate::pubsub::ServiceConfig) -> usize {
-        crate::pubsub::ServiceConfig::bytes_for(config).unwrap()
-            - crate::pool::Pool::bytes_for(config.pool()).unwrap()
+        crate::pubsub::config::plan(config).unwrap().pool_offset
     }
 
     /// Where queue `i` of a service of `config` starts.
     pub fn queue_offset(config: &crate::pubsub::ServiceConfig, i: usize) -> usize {
-        HEADER_SIZE + i * (pool_offset(config) - HEADER_SIZE) / config.subscriber_count()
+        crate::pubsub::config::plan(config).unwrap().queue_offset(i)
+    }
+
+    /// Where history slot `i` of a service starts.
+    pub fn history_slot_offset(i: usize) -> usize {
+        HEADER_SIZE + i * HISTORY_SLOT_SIZE
     }
 }

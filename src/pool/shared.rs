@@ -103,27 +103,40 @@ impl Pool<'_> {
     /// word (what it freed before stays freed).
     pub(crate) fn sweep_shared(&self, bits: u64) -> Result<usize, Corrupted> {
         let mut freed = 0;
-        for (class, c) in self.classes.iter().enumerate() {
-            for (index, s) in c.states.iter().enumerate() {
-                let State::Shared { gen } = state::parse(s.0.load(Ordering::Acquire))? else {
-                    continue;
-                };
-                let b = BlockRef {
-                    class: class as u32,
-                    index: index as u32,
-                    generation: gen,
-                };
-                let h = &c.holders[index].0;
-                let mask = h.load(Ordering::Acquire);
-                let done = if mask & bits != 0 {
-                    self.release_shared(b, mask & bits)
-                } else {
-                    mask == 0 && self.free_shared(b)
-                };
-                freed += usize::from(done);
-            }
+        for shared in self.shared_blocks() {
+            let (b, mask) = shared?;
+            let done = if mask & bits != 0 {
+                self.release_shared(b, mask & bits)
+            } else {
+                mask == 0 && self.free_shared(b)
+            };
+            freed += usize::from(done);
         }
         Ok(freed)
+    }
+
+    /// Every block of every class that is `shared(g)` as the scan passes
+    /// it, with its holders mask then; [`Corrupted`] for an impossible
+    /// state word (the scan goes on past it).
+    pub(crate) fn shared_blocks(
+        &self,
+    ) -> impl Iterator<Item = Result<(BlockRef, u64), Corrupted>> + '_ {
+        self.classes.iter().enumerate().flat_map(|(class, c)| {
+            c.states.iter().enumerate().filter_map(move |(index, s)| {
+                match state::parse(s.0.load(Ordering::Acquire)) {
+                    Ok(State::Shared { gen }) => Some(Ok((
+                        BlockRef {
+                            class: class as u32,
+                            index: index as u32,
+                            generation: gen,
+                        },
+                        c.holders[index].0.load(Ordering::Acquire),
+                    ))),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            })
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`ServiceConfig`] and the layout a configuration takes.
 
-use super::wire::{HEADER_SIZE, MAX_SUBSCRIBERS};
+use super::wire::{HEADER_SIZE, HISTORY_SLOT_SIZE, MAX_SUBSCRIBERS};
 use super::Descriptor;
 use crate::error::{Error, Result};
 use crate::pool::{Pool, PoolConfig};
@@ -60,32 +60,35 @@ impl SlowSubscriber {
 /// ```
 ///
 /// A lossless service never runs out of blocks if the pool has at least
-/// `subscribers * (queue_capacity + held_limit) + 1` blocks of the class
-/// its samples take; with fewer, a loan can find the pool exhausted while
-/// slow subscribers hold what it has.
+/// `subscribers * (queue_capacity + held_limit) + history + 1` blocks of
+/// the class its samples take; with fewer, a loan can find the pool
+/// exhausted while slow subscribers (or the history) hold what it has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceConfig {
     pub(crate) subscribers: usize,
     pub(crate) queue_capacity: usize,
     pub(crate) held_limit: usize,
     pub(crate) policy: SlowSubscriber,
+    pub(crate) history: usize,
     pub(crate) pool: PoolConfig,
 }
 
 impl ServiceConfig {
     /// A configuration over a pool of `pool`'s classes: 8 subscribers,
-    /// queues of 64 descriptors, 16 samples held at once, lossless.
+    /// queues of 64 descriptors, 16 samples held at once, lossless, no
+    /// history.
     pub fn new(pool: PoolConfig) -> Self {
         Self {
             subscribers: 8,
             queue_capacity: 64,
             held_limit: 16,
             policy: SlowSubscriber::Lossless,
+            history: 0,
             pool,
         }
     }
 
-    /// How many subscribers may be attached at once: `1..=63`.
+    /// How many subscribers may be attached at once: `1..=62`.
     pub fn subscribers(mut self, n: usize) -> Self {
         self.subscribers = n;
         self
@@ -111,6 +114,17 @@ impl ServiceConfig {
         self
     }
 
+    /// How many of the newest samples the service keeps for a late
+    /// joiner: `0..=queue_capacity` (0, the default: none). A subscriber
+    /// that joins receives these first (those still kept, oldest first),
+    /// then every sample sent after it joined. The history holds its
+    /// samples' blocks until newer samples push them out, also after the
+    /// publisher has left. See the [module documentation](super#history).
+    pub fn history(mut self, n: usize) -> Self {
+        self.history = n;
+        self
+    }
+
     /// The subscriber entries it asks for.
     pub fn subscriber_count(&self) -> usize {
         self.subscribers
@@ -133,6 +147,8 @@ impl ServiceConfig {
 /// Where a service's parts lie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Plan {
+    /// Where the first queue starts (after the history's slots).
+    pub(crate) queues_offset: usize,
     /// Bytes between two queues (a multiple of 128).
     pub(crate) queue_stride: usize,
     /// Where the pool starts.
@@ -143,7 +159,7 @@ pub(crate) struct Plan {
 impl Plan {
     /// Where queue `i` starts.
     pub(crate) fn queue_offset(&self, i: usize) -> usize {
-        HEADER_SIZE + i * self.queue_stride
+        self.queues_offset + i * self.queue_stride
     }
 }
 
@@ -161,7 +177,7 @@ pub(crate) fn plan(config: &ServiceConfig) -> Result<Plan> {
             "a service's held limit is at least 1",
         ));
     }
-    let queues = plan_queues(config.subscribers, config.queue_capacity)?;
+    let queues = plan_queues(config.subscribers, config.queue_capacity, config.history)?;
     let too_large = || invalid(usize::MAX, "a service of this configuration is too large");
     let total = Pool::bytes_for(&config.pool)?
         .checked_add(queues.pool_offset)
@@ -169,20 +185,29 @@ pub(crate) fn plan(config: &ServiceConfig) -> Result<Plan> {
     Ok(Plan { total, ..queues })
 }
 
-/// The plan of the header and `n` queues of `capacity`; `total` is where
-/// the pool starts.
-pub(crate) fn plan_queues(n: usize, capacity: usize) -> Result<Plan> {
+/// The plan of the header, `history` slots and `n` queues of `capacity`;
+/// `total` is where the pool starts.
+pub(crate) fn plan_queues(n: usize, capacity: usize, history: usize) -> Result<Plan> {
     if n == 0 || n > MAX_SUBSCRIBERS {
-        return Err(invalid(n, "a service has 1 ..= 63 subscribers"));
+        return Err(invalid(n, "a service has 1 ..= 62 subscribers"));
     }
     let ring = MpmcRing::<Descriptor>::bytes_for(capacity)?;
+    if history > capacity {
+        return Err(invalid(
+            history,
+            "a service's history is at most its queue capacity",
+        ));
+    }
     let too_large = || invalid(usize::MAX, "a service of this configuration is too large");
     let queue_stride = ring.checked_next_multiple_of(128).ok_or_else(too_large)?;
+    // `history <= capacity`, whose ring's size did not overflow.
+    let queues_offset = HEADER_SIZE + (history * HISTORY_SLOT_SIZE).next_multiple_of(128);
     let pool_offset = queue_stride
         .checked_mul(n)
-        .and_then(|q| q.checked_add(HEADER_SIZE))
+        .and_then(|q| q.checked_add(queues_offset))
         .ok_or_else(too_large)?;
     Ok(Plan {
+        queues_offset,
         queue_stride,
         pool_offset,
         total: pool_offset,
@@ -200,17 +225,20 @@ mod tests {
     #[test]
     fn bytes_for_is_the_formula_and_bad_configurations_are_invalid() {
         let pool = PoolConfig::new().class(100, 10);
-        for (n, q) in [(1, 1), (3, 8), (63, 64)] {
+        for (n, q, h) in [(1, 1, 0), (3, 8, 5), (62, 64, 64)] {
             let c = ServiceConfig::new(pool.clone())
                 .subscribers(n)
-                .queue_capacity(q);
-            let want = 8576 + n * r128(384 + 40 * q) + Pool::bytes_for(&pool).unwrap();
+                .queue_capacity(q)
+                .history(h);
+            let want =
+                8576 + r128(32 * h) + n * r128(384 + 40 * q) + Pool::bytes_for(&pool).unwrap();
             assert_eq!(ServiceConfig::bytes_for(&c).unwrap(), want, "{n} {q}");
         }
         let ok = ServiceConfig::new(pool.clone());
         for bad in [
             ok.clone().subscribers(0),
-            ok.clone().subscribers(64),
+            ok.clone().subscribers(63),
+            ok.clone().queue_capacity(4).history(5),
             ok.clone().queue_capacity(3),
             ok.clone().held_limit(0),
             ServiceConfig::new(PoolConfig::new()),

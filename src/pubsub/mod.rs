@@ -1,4 +1,4 @@
-//! Zero-copy publish/subscribe: one publisher, up to 63 subscribers, in
+//! Zero-copy publish/subscribe: one publisher, up to 62 subscribers, in
 //! one region. A sample is written once into a block of the service's
 //! [pool](crate::pool) and reaches every subscriber present when it was
 //! sent, each of which reads it in place; the last one to drop it frees
@@ -36,14 +36,16 @@
 //!
 //! Each pool block has a *holders* word besides its state word (see
 //! [`crate::pool`]): bit `i` set while subscriber entry `i` holds the
-//! block's sample, bit 63 while the publisher distributes it. A send:
+//! block's sample, bit 62 while the [history](#history) keeps it, bit 63
+//! while the publisher distributes it. A send:
 //!
 //! 1. waits (as its form allows) for room in every present subscriber's
 //!    queue; on a timeout, or `Full` for [`SampleMut::try_send`], the
 //!    sample comes back unsent;
 //! 2. takes the next sequence number, then reads the *present* mask (bit
 //!    `i`: entry `i` receives);
-//! 3. stores `holders = bit 63 | present` while the block is still lent
+//! 3. stores `holders = bit 63 | present` (and bit 62 with a history)
+//!    while the block is still lent
 //!    to it, gives the loan up (`held(pub, g)`) and turns the block
 //!    `shared(g)`: no participant owns it now, so the pool's scans and
 //!    reclaims leave it alone;
@@ -71,10 +73,35 @@
 //! present mask after the bit was set (both steps are `SeqCst`), so it
 //! comes to the subscriber; a descriptor numbered below it is left over
 //! from the entry's last holder, and is released and skipped. So a late
-//! joiner receives exactly the samples sent after it joined, each once, in
-//! order. A subscriber leaves by clearing its present bit, draining its
+//! joiner receives exactly the samples sent after it joined (after the
+//! [history](#history)'s, if the service keeps one), each once, in order.
+//! A subscriber leaves by clearing its present bit, draining its
 //! queue and clearing its bit on every block; a send racing the leave
 //! drops the leaver's hold itself and cleans the entry after it.
+//!
+//! # History
+//!
+//! A service made with [`ServiceConfig::history`]`(n)` keeps its newest
+//! `n` samples for late joiners: a subscriber that joins receives those
+//! (oldest first), then every sample sent after it joined, each once and
+//! in order; the history outlives the publisher, so a subscriber that
+//! joins while none is attached still gets them. Sample `s` lives in
+//! history slot `s % n`, its block held by bit 62 until sample `s + n`
+//! takes the slot over (and releases it).
+//!
+//! A *history lock* (a robust mutex word in the header) orders the two
+//! sides: a send holds it from taking its sequence number to the end of
+//! its distribution (step 2 to 5 above, and filing the sample), a joiner
+//! while it cleans its entry, sets its present bit, reads the join
+//! sequence and sets its bit on every sample the history holds. So a
+//! joiner never meets a send half done: every sample numbered below its
+//! join sequence is complete and did not name it, every one from there
+//! on names it. A send may wait for a join in progress (bounded work: an
+//! entry's queue and the pool's state words). A holder killed with the
+//! lock is taken over by the next locker, which repairs the history
+//! first: slots that name no sample the history holds are emptied, bit
+//! 62 is released on blocks no slot names (a sample numbered and shared,
+//! never filed). Without a history the lock is never taken.
 //!
 //! # One publisher
 //!
@@ -138,23 +165,28 @@
 //! offset              field                 meaning
 //!      0              magic                 b"shmkPUB1" (LE), stored last by the creator
 //!      8              version               1
-//!     16              subscribers           N, 1 ..= 63
+//!     16              subscribers           N, 1 ..= 62
 //!     24              queue_capacity        Q, a power of two
 //!     32              held_limit            H, at least 1
 //!     40              policy                1: lossless, 2: drop-oldest
 //!     48              pool_offset           where the pool starts (below)
 //!     56              total_bytes           ServiceConfig::bytes_for
+//!     64              history               H_n, 0 ..= Q
 //!    128              next_seq              the next sample's sequence number
 //!    256              publisher             the publisher's participant token, 0: none
 //!    384              present               bit i: entry i receives
 //!    512 + 128 i      entry i               token (u32, 0: free), data signal (+8),
-//!                                           space signal (+16); 63 entries
-//!   8576 + i S        queue i, i < N        MpmcRing<Descriptor> of Q slots
-//!   8576 + N S        the pool              Pool (with its holders words)
+//!                                           space signal (+16); 62 entries
+//!   8448              history lock          robust mutex word (u32)
+//!   8576 + 32 j       history slot j < H_n  class | index << 32, generation | len << 32,
+//!                                           seq, filled (1) or empty (0)
+//!   B + i S           queue i, i < N        MpmcRing<Descriptor> of Q slots
+//!   B + N S           the pool              Pool (with its holders words)
 //! ```
 //!
-//! with `S = r128(MpmcRing::<Descriptor>::bytes_for(Q))`, `r128` rounding
-//! up to a multiple of 128. Every word is checked when a handle attaches
+//! with `B = 8576 + r128(32 H_n)`, `S =
+//! r128(MpmcRing::<Descriptor>::bytes_for(Q))`, `r128` rounding up to a
+//! multiple of 128. Every word is checked when a handle attaches
 //! (magic, version, counts, capacity, policy, offsets against the layout
 //! they imply, the pool's and each queue's own headers), and every shared
 //! word read later (present mask, tokens, descriptors, state and holders
@@ -163,17 +195,19 @@
 //! # Memory
 //!
 //! ```text
-//! ServiceConfig::bytes_for = 8576 + N r128(384 + 40 Q) + Pool::bytes_for(pool)
+//! ServiceConfig::bytes_for = 8576 + r128(32 H_n) + N r128(384 + 40 Q)
+//!                            + Pool::bytes_for(pool)
 //! ```
 //!
 //! (a queue is the ring's 384-byte header and Q slots of 40 bytes: a
 //! sequence word and a 32-byte descriptor). A lossless service needs
-//! `N (Q + H) + 1` blocks of its samples' class never to run out.
+//! `N (Q + H) + H_n + 1` blocks of its samples' class never to run out.
 //!
 //! [`MpmcRing`]: crate::ring::mpmc::MpmcRing
 
-mod config;
+pub(crate) mod config;
 mod error;
+mod history;
 mod publisher;
 mod service;
 mod subscriber;

@@ -4,6 +4,7 @@ use super::config::{ServiceConfig, SlowSubscriber};
 use super::error::{SendCopyError, SendError, SendTimeoutError, TrySendError};
 use super::service::{init, options, Service, PUB};
 use super::subscriber::Subscriber;
+use super::wire::HISTORY_BIT;
 use super::Descriptor;
 use crate::error::{Error, Result};
 use crate::pool::shared::PUBLISHER_BIT;
@@ -206,6 +207,12 @@ impl Publisher {
             Err(Stop::Corrupted(w)) => return Err((Stop::Corrupted(w), None)),
             Err(e) => return Err((e, Some(loan))),
         };
+        // With a history, the lock from here to the end of the
+        // distribution: a joiner sees no send half done.
+        let history = match svc.lock_history() {
+            Ok(h) => h,
+            Err(e) => return Err((e.into(), Some(loan))),
+        };
         let seq = svc.header.next_seq.fetch_add(1, Ordering::SeqCst);
         let mask = svc.present().map_err(|e| (e.into(), None))?;
         let len = loan.len() as u32;
@@ -213,8 +220,9 @@ impl Publisher {
         let Some(holders) = svc.pool.holders(b) else {
             return Err((Stop::Corrupted("a loan names no block"), None));
         };
+        let kept = if history.is_some() { HISTORY_BIT } else { 0 };
         // The block is lent to us: nobody else reads or writes its word.
-        holders.store(PUBLISHER_BIT | mask, Ordering::Release);
+        holders.store(PUBLISHER_BIT | kept | mask, Ordering::Release);
         let b = loan.into_block();
         if !svc.pool.share(b) {
             return Err((
@@ -230,10 +238,16 @@ impl Publisher {
             seq,
             reserved: 0,
         };
+        let filed = match &history {
+            Some(lock) => svc.file_in_history(lock, &d),
+            None => Ok(()),
+        };
         let late = (!wait).then(Instant::now).or(deadline);
         let pushed = self.distribute(mask, ready, late, b, &d);
         svc.pool.release_shared(b, PUBLISHER_BIT);
+        drop(history);
         pushed.map_err(|w| (Stop::Corrupted(w), None))?;
+        filed.map_err(|e| (e.into(), None))?;
         Ok(seq)
     }
 

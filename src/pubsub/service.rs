@@ -25,7 +25,7 @@ pub(crate) const SUB: Participant = match Participant::new(1) {
 };
 
 /// The layout id of a service region.
-pub(crate) const LAYOUT: LayoutId = LayoutId::named("shmkit::pubsub::Service", 1);
+pub(crate) const LAYOUT: LayoutId = LayoutId::named("shmkit::pubsub::Service", 2);
 
 /// The options of a service region (sized for `config`, if given).
 pub(crate) fn options(config: Option<&ServiceConfig>) -> Result<RegionOptions> {
@@ -50,6 +50,7 @@ pub(crate) fn init(region: &Region, config: &ServiceConfig) -> Result<()> {
     set(&header.subscribers, config.subscribers);
     set(&header.queue_capacity, config.queue_capacity);
     set(&header.held_limit, config.held_limit);
+    set(&header.history, config.history);
     header
         .policy
         .store(config.policy.to_raw(), Ordering::Relaxed);
@@ -70,6 +71,8 @@ pub(crate) struct Service {
     pub(crate) queues: Vec<MpmcRing<'static, Descriptor>>,
     pub(crate) held_limit: usize,
     pub(crate) policy: SlowSubscriber,
+    /// The history's slots (none: no history).
+    pub(crate) history: &'static [HistorySlot],
 }
 
 impl Service {
@@ -97,17 +100,18 @@ impl Service {
             return Err(corrupted("publish/subscribe format version"));
         }
         let word = |w: &crate::primitive::AtomicU64| usize::try_from(w.load(Ordering::Relaxed));
-        let (Ok(n), Ok(cap), Ok(held), Ok(pool_offset), Ok(total)) = (
+        let (Ok(n), Ok(cap), Ok(held), Ok(history), Ok(pool_offset), Ok(total)) = (
             word(&header.subscribers),
             word(&header.queue_capacity),
             word(&header.held_limit),
+            word(&header.history),
             word(&header.pool_offset),
             word(&header.total_bytes),
         ) else {
             return Err(corrupted("publish/subscribe header word"));
         };
-        let p = plan_queues(n, cap)
-            .map_err(|_| corrupted("publish/subscribe queue count or capacity"))?;
+        let p = plan_queues(n, cap, history)
+            .map_err(|_| corrupted("publish/subscribe queue count, capacity or history"))?;
         if held == 0 || held > u32::MAX as usize {
             return Err(corrupted("publish/subscribe held limit"));
         }
@@ -118,6 +122,10 @@ impl Service {
             return Err(corrupted("publish/subscribe layout"));
         }
         let pool = Pool::open(region, pool_offset)?;
+        let history = match history {
+            0 => &[],
+            n => region.place_slice::<HistorySlot>(HEADER_SIZE, n)?,
+        };
         let queues = (0..n)
             .map(|i| {
                 let q = MpmcRing::<Descriptor>::open(region, p.queue_offset(i))?;
@@ -133,6 +141,7 @@ impl Service {
             queues,
             held_limit: held,
             policy,
+            history,
         })
     }
 
@@ -144,6 +153,7 @@ impl Service {
             && self.queues[0].capacity() == config.queue_capacity
             && self.held_limit == config.held_limit
             && self.policy == config.policy
+            && self.history.len() == config.history
             && self.pool.class_count() == classes.len()
             && classes.iter().enumerate().all(|(c, &(size, count))| {
                 self.pool.block_count(c) == Some(count)

@@ -13,10 +13,11 @@ use crate::ring::mpmc::Holder;
 use crate::ring::Miss;
 use crate::sync::wait::{deadline_after, expired, probe_slice, spin_for};
 use bytemuck::Pod;
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::ops::Deref;
 use core::ptr::NonNull;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// One subscriber of a service: receives every sample sent while it is
@@ -31,6 +32,9 @@ pub struct Subscriber {
     entry: usize,
     /// Samples numbered below this were sent before it joined.
     join_seq: u64,
+    /// The history's samples it took when it joined, oldest first, not
+    /// yet received (it holds each one's block).
+    history: RefCell<VecDeque<Descriptor>>,
     /// Samples it holds now.
     held: Cell<usize>,
     /// Last: the views in `svc` borrow its mapping.
@@ -111,23 +115,45 @@ impl Subscriber {
         let Some((entry, inherited)) = taken else {
             return Err(Error::ServiceBusy { role: "subscriber" });
         };
-        // Whatever the entry's last holder left: its holds, its queue.
-        if let Err(Corrupted(what)) = svc.clean_entry(entry, inherited) {
-            svc.free_entry(entry);
-            return Err(Error::Corrupted { what });
+        match Self::join(&svc, entry, inherited) {
+            Ok((join_seq, history)) => Ok(Self {
+                svc,
+                entry,
+                join_seq,
+                history: RefCell::new(history.into()),
+                held: Cell::new(0),
+                region,
+            }),
+            Err(Corrupted(what)) => {
+                // Whatever it took, its entry's cleaning gives back.
+                let _ = svc.clean_entry(entry, false);
+                svc.free_entry(entry);
+                Err(Error::Corrupted { what })
+            }
         }
+    }
+
+    /// Joins through entry `entry`, just taken: cleans it, sets its
+    /// present bit, reads the join sequence and takes the history's
+    /// samples (under the history lock, if there is a history).
+    fn join(
+        svc: &Service,
+        entry: usize,
+        inherited: bool,
+    ) -> Result<(u64, Vec<Descriptor>), Corrupted> {
+        let lock = svc.lock_history()?;
+        // Whatever the entry's last holder left: its holds, its queue.
+        svc.clean_entry(entry, inherited)?;
         // Present first, then the sequence number: a sample numbered
         // from `join_seq` on read the present mask after this bit was set
         // (both SeqCst), so it comes to this entry.
         svc.header.present.fetch_or(1 << entry, Ordering::SeqCst);
         let join_seq = svc.header.next_seq.load(Ordering::SeqCst);
-        Ok(Self {
-            svc,
-            entry,
-            join_seq,
-            held: Cell::new(0),
-            region,
-        })
+        let history = match &lock {
+            Some(lock) => svc.take_history(lock, entry, join_seq)?,
+            None => Vec::new(),
+        };
+        Ok((join_seq, history))
     }
 
     /// The service's region (to pass it to a child process).
@@ -135,12 +161,15 @@ impl Subscriber {
         &self.region
     }
 
-    /// This subscriber's entry in the subscriber table (`0..63`).
+    /// This subscriber's entry in the subscriber table (`0..62`).
     pub fn entry(&self) -> usize {
         self.entry
     }
 
-    /// The sequence number of the first sample this subscriber receives.
+    /// The sequence number of the first sample sent after this
+    /// subscriber joined: it receives every sample from here on. With a
+    /// [history](super::ServiceConfig::history) it receives the history's
+    /// samples (numbered below) first.
     pub fn join_seq(&self) -> u64 {
         self.join_seq
     }
@@ -267,6 +296,10 @@ impl Subscriber {
     /// (skipping those from before it joined); `None` if the queue is
     /// empty.
     fn try_once(&self) -> Result<Option<Sample<'_>>, Stop> {
+        let kept = self.history.borrow_mut().pop_front();
+        if let Some(d) = kept {
+            return self.accept(&d).map(Some);
+        }
         let q = &self.svc.queues[self.entry];
         let mut d = Descriptor::zeroed();
         for _ in 0..=q.capacity() {

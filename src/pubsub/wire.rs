@@ -4,21 +4,25 @@
 
 use crate::blocks::{CachePadded, ShmSafe, Signal};
 use crate::primitive::{AtomicU32, AtomicU64};
+use crate::sync::raw_mutex::RawMutex;
 use bytemuck::{Pod, Zeroable};
 
 /// The magic word of a service header, `b"shmkPUB1"` read as a
 /// little-endian `u64`.
 pub const SERVICE_MAGIC: u64 = u64::from_le_bytes(*b"shmkPUB1");
 /// The format version the header's `version` word holds.
-pub const SERVICE_VERSION: u64 = 1;
+pub const SERVICE_VERSION: u64 = 2;
 /// Offset of the magic word (`u64`).
 pub const MAGIC_OFFSET: usize = 0;
-/// Offset of the number of subscriber entries (`u64`, 1 ..= 63).
+/// Offset of the number of subscriber entries (`u64`, 1 ..= 62).
 pub const SUBSCRIBERS_OFFSET: usize = 16;
 /// Offset of each subscriber queue's capacity (`u64`).
 pub const QUEUE_CAPACITY_OFFSET: usize = 24;
 /// Offset of the per-subscriber limit of samples held at once (`u64`).
 pub const HELD_LIMIT_OFFSET: usize = 32;
+/// Offset of the history length (`u64`, 0 ..= the queue capacity): how
+/// many of the newest samples a late joiner receives.
+pub const HISTORY_OFFSET: usize = 64;
 /// Offset of the next sequence number (`u64`).
 pub const NEXT_SEQ_OFFSET: usize = 128;
 /// Offset of the publisher's participant token (`u32`, 0: none).
@@ -33,10 +37,18 @@ pub const ENTRIES_OFFSET: usize = 512;
 /// Bytes between two subscriber entries.
 pub const ENTRY_STRIDE: usize = 128;
 /// The most subscribers a service may have: bit 63 of a block's holders
-/// mask is the publisher's.
-pub const MAX_SUBSCRIBERS: usize = 63;
-/// Bytes of the service header; the first queue starts here.
-pub const HEADER_SIZE: usize = ENTRIES_OFFSET + MAX_SUBSCRIBERS * ENTRY_STRIDE;
+/// mask is the publisher's, bit 62 the history's.
+pub const MAX_SUBSCRIBERS: usize = 62;
+/// The history's hold on a block (bit 62 of its holders mask): set while
+/// the block's sample is among the newest the history keeps.
+pub(crate) const HISTORY_BIT: u64 = 1 << 62;
+/// Offset of the history lock (a robust mutex word, `u32`).
+pub const HISTORY_LOCK_OFFSET: usize = ENTRIES_OFFSET + MAX_SUBSCRIBERS * ENTRY_STRIDE;
+/// Bytes of the service header; the history slots start here, then the
+/// queues.
+pub const HEADER_SIZE: usize = HISTORY_LOCK_OFFSET + 128;
+/// Bytes of one history slot.
+pub const HISTORY_SLOT_SIZE: usize = 32;
 
 /// One subscriber entry.
 #[repr(C)]
@@ -65,12 +77,29 @@ pub(crate) struct ServiceHeader {
     pub(crate) policy: AtomicU64,
     pub(crate) pool_offset: AtomicU64,
     pub(crate) total_bytes: AtomicU64,
-    _reserved: [AtomicU64; 8],
+    pub(crate) history: AtomicU64,
+    _reserved: [AtomicU64; 7],
     pub(crate) next_seq: CachePadded<AtomicU64>,
     pub(crate) publisher: CachePadded<AtomicU32>,
     pub(crate) present: CachePadded<AtomicU64>,
     pub(crate) entries: [CachePadded<Entry>; MAX_SUBSCRIBERS],
+    /// Held while a send numbers a sample and files it in the history,
+    /// and while a joiner takes the history's samples.
+    pub(crate) history_lock: CachePadded<RawMutex>,
 }
+
+/// One history slot: the descriptor of a sample the history holds (its
+/// block's holders word has bit 62 set), written under the history lock.
+/// Words: `class | index << 32`, `generation | len << 32`, `seq`, and 1
+/// while the slot is filled (0: empty).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct HistorySlot {
+    pub(crate) words: [AtomicU64; 4],
+}
+
+// SAFETY: repr(C) atomics; any bytes are a valid slot (checked when read).
+unsafe impl ShmSafe for HistorySlot {}
 
 // SAFETY: repr(C) of atomics, signals and padding nobody reads: any bytes
 // are a valid header (zero: no service, refused by open), no pointers, no
@@ -89,6 +118,9 @@ const _: () = {
     assert!(offset_of!(ServiceHeader, publisher) == PUBLISHER_OFFSET);
     assert!(offset_of!(ServiceHeader, present) == PRESENT_OFFSET);
     assert!(offset_of!(ServiceHeader, entries) == ENTRIES_OFFSET);
+    assert!(offset_of!(ServiceHeader, history) == HISTORY_OFFSET);
+    assert!(offset_of!(ServiceHeader, history_lock) == HISTORY_LOCK_OFFSET);
+    assert!(size_of::<HistorySlot>() == HISTORY_SLOT_SIZE);
     assert!(size_of::<CachePadded<Entry>>() == ENTRY_STRIDE);
     assert!(size_of::<Descriptor>() == 32);
 };

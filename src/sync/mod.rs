@@ -98,14 +98,14 @@ mod stop {
 
 mod barrier;
 mod condvar;
-mod error;
+pub(crate) mod error;
 mod event;
-mod guard;
+pub(crate) mod guard;
 #[cfg(shmkit_loom)]
 pub(crate) mod model;
 mod mutex;
 pub(crate) mod owner;
-mod raw_mutex;
+pub(crate) mod raw_mutex;
 mod rwlock;
 mod semaphore;
 pub(crate) mod wait;
