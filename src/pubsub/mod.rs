@@ -54,11 +54,14 @@
 //!    (`shared(g)` -> `free(g)`); without subscribers that is the
 //!    publisher at once.
 //!
-//! A receive pops a descriptor and checks it: block in range, state
-//! `shared` under the descriptor's generation, this subscriber's bit set,
-//! length within the block; anything else is `Corrupted` (never a
-//! panic). The [`Sample`] derefs to the bytes in place; its drop clears
-//! the subscriber's bit (`fetch_and`, so clearing twice is harmless). A
+//! A receive pops a descriptor and checks it: block in range, not one the
+//! subscriber holds already (each subscriber records its live samples'
+//! blocks in process memory: a peer's copy of a descriptor is not a
+//! second sample of one hold), state `shared` under the descriptor's
+//! generation, this subscriber's bit set, length within the block;
+//! anything else is `Corrupted` (never a panic). The [`Sample`] derefs
+//! to the bytes in place; its drop clears the subscriber's bit
+//! (`fetch_and`, so clearing twice is harmless). A
 //! subscriber holds at most its *held limit* of samples at once
 //! ([`ServiceConfig::held_limit`]); a receive past it fails with
 //! `HeldLimit`. Samples stay valid after the publisher leaves or dies: its
