@@ -99,7 +99,10 @@
 //!   `send_deadline` until their deadline). Waiting spins a little, then
 //!   sleeps on the subscriber's space [`Signal`](crate::Signal), which
 //!   each of its receives notifies (a load while nobody sleeps); between
-//!   sleeps the publisher checks whether the subscriber is alive. (One
+//!   sleeps the publisher checks whether the subscriber is alive. It
+//!   waits for no entry that nobody holds (a present bit on a free entry
+//!   is a peer's scribble: joiners take the entry before they set the
+//!   bit, leavers clear it before they free the entry). (One
 //!   edge: a subscriber that joins while a send is under way, and finds
 //!   its queue full of what its entry's last holder left, is waited for
 //!   only until that send's deadline, not at all by `try_send`; past it,
