@@ -56,11 +56,14 @@
 //!    (`shared(g)` -> `free(g)`); without subscribers that is the
 //!    publisher at once.
 //!
-//! A receive pops a descriptor and checks it: block in range, state
-//! `shared` under the descriptor's generation, this subscriber's bit set,
-//! length within the block; anything else is `Corrupted` (never a
-//! panic). The [`Sample`] derefs to the bytes in place; its drop clears
-//! the subscriber's bit (`fetch_and`, so clearing twice is harmless). A
+//! A receive pops a descriptor and checks it: block in range, not one the
+//! subscriber holds already (each subscriber records its live samples'
+//! blocks in process memory: a peer's copy of a descriptor is not a
+//! second sample of one hold), state `shared` under the descriptor's
+//! generation, this subscriber's bit set, length within the block;
+//! anything else is `Corrupted` (never a panic). The [`Sample`] derefs
+//! to the bytes in place; its drop clears the subscriber's bit
+//! (`fetch_and`, so clearing twice is harmless). A
 //! subscriber holds at most its *held limit* of samples at once
 //! ([`ServiceConfig::held_limit`]); a receive past it fails with
 //! `HeldLimit`. Samples stay valid after the publisher leaves or dies: its
@@ -123,7 +126,10 @@
 //!   `send_deadline` until their deadline). Waiting spins a little, then
 //!   sleeps on the subscriber's space [`Signal`](crate::Signal), which
 //!   each of its receives notifies (a load while nobody sleeps); between
-//!   sleeps the publisher checks whether the subscriber is alive. (One
+//!   sleeps the publisher checks whether the subscriber is alive. It
+//!   waits for no entry that nobody holds (a present bit on a free entry
+//!   is a peer's scribble: joiners take the entry before they set the
+//!   bit, leavers clear it before they free the entry). (One
 //!   edge: a subscriber that joins while a send is under way, and finds
 //!   its queue full of what its entry's last holder left, is waited for
 //!   only until that send's deadline, not at all by `try_send`; past it,

@@ -261,9 +261,7 @@ impl Publisher {
         for i in bits(mask) {
             let q = &svc.queues[i];
             let mut room = || {
-                if q.len() < q.capacity()
-                    || svc.header.present.load(Ordering::SeqCst) & (1 << i) == 0
-                {
+                if q.len() < q.capacity() || svc.absent(i) {
                     return true;
                 }
                 if !drop_oldest {
@@ -339,7 +337,7 @@ impl Publisher {
                 Err(crate::ring::Miss::WouldBlock) => None,
                 Err(crate::ring::Miss::Corrupted(w)) => Some(Err(w)),
             };
-            let gone = || svc.header.present.load(Ordering::SeqCst) & bit == 0;
+            let gone = || svc.absent(i);
             let mut pushed = None;
             spin_until(|| {
                 if pushed.is_none() {

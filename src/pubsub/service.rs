@@ -208,6 +208,16 @@ impl Service {
         }
     }
 
+    /// Whether nobody receives through entry `i` now: its present bit is
+    /// clear, or nobody holds the entry (a leaver clears the bit before
+    /// it frees the entry, and a joiner takes the entry before it sets
+    /// the bit, so a set bit on a free entry is a peer's scribble). A
+    /// send does not wait for room in such an entry's queue.
+    pub(crate) fn absent(&self, i: usize) -> bool {
+        self.header.present.load(Ordering::SeqCst) & (1 << i) == 0
+            || self.entry(i).token.load(Ordering::SeqCst) == 0
+    }
+
     /// Whether entry `i` is held by a dead handle.
     pub(crate) fn entry_dead(&self, i: usize) -> Result<bool, Corrupted> {
         let e = &self.entry(i).token;

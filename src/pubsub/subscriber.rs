@@ -37,6 +37,12 @@ pub struct Subscriber {
     history: RefCell<VecDeque<Descriptor>>,
     /// Samples it holds now.
     held: Cell<usize>,
+    /// Per class, the blocks it holds as a live [`Sample`] (bit set), in
+    /// this process's memory: a descriptor naming one of them (a copy or
+    /// a forgery a peer pushed) is refused, so no two samples of this
+    /// subscriber cover one block, and nothing releases the hold a live
+    /// sample stands on.
+    holding: Vec<Box<[Cell<u64>]>>,
     /// Last: the views in `svc` borrow its mapping.
     region: Region,
 }
@@ -116,14 +122,23 @@ impl Subscriber {
             return Err(Error::ServiceBusy { role: "subscriber" });
         };
         match Self::join(&svc, entry, inherited) {
-            Ok((join_seq, history)) => Ok(Self {
-                svc,
-                entry,
-                join_seq,
-                history: RefCell::new(history.into()),
-                held: Cell::new(0),
-                region,
-            }),
+            Ok((join_seq, history)) => {
+                let holding = (0..svc.pool.class_count())
+                    .map(|c| {
+                        let words = svc.pool.block_count(c).unwrap_or(0).div_ceil(64);
+                        (0..words).map(|_| Cell::new(0)).collect()
+                    })
+                    .collect();
+                Ok(Self {
+                    svc,
+                    entry,
+                    join_seq,
+                    history: RefCell::new(history.into()),
+                    held: Cell::new(0),
+                    holding,
+                    region,
+                })
+            }
             Err(Corrupted(what)) => {
                 // Whatever it took, its entry's cleaning gives back.
                 let _ = svc.clean_entry(entry, false);
@@ -310,7 +325,13 @@ impl Subscriber {
             }
             self.svc.entry(self.entry).space.notify();
             if d.seq < self.join_seq {
-                self.svc.release_descriptor(self.entry, &d);
+                // A leftover of the entry's last holder. One naming a
+                // block a live sample of ours holds is a peer's forgery
+                // (a real leftover's block was freed since, or is of
+                // another generation): its hold is the sample's.
+                if !self.holds(d.class, d.index) {
+                    self.svc.release_descriptor(self.entry, &d);
+                }
                 continue;
             }
             return self.accept(&d).map(Some);
@@ -331,6 +352,11 @@ impl Subscriber {
         let Some((ptr, size)) = pool.block_ptr(block) else {
             return bad("a descriptor names no block of the pool");
         };
+        // Our bit keeps a block we hold from being freed and shared
+        // again: a second descriptor of it is a peer's copy or forgery.
+        if self.holds(d.class, d.index) {
+            return bad("a descriptor names a block this subscriber already holds");
+        }
         if !pool.is_shared(block)? {
             return bad("a descriptor's block is not shared under its generation");
         }
@@ -345,6 +371,9 @@ impl Subscriber {
         if len > size {
             return bad("a descriptor's length exceeds its block");
         }
+        if let Some((w, bit)) = self.holding_word(d.class, d.index) {
+            w.set(w.get() | bit);
+        }
         self.held.set(self.held.get() + 1);
         Ok(Sample {
             sub: self,
@@ -357,6 +386,23 @@ impl Subscriber {
 }
 
 use bytemuck::Zeroable;
+
+impl Subscriber {
+    /// The word of the holding record for block `index` of `class`, and
+    /// the block's bit in it; `None` for a block the pool does not have.
+    fn holding_word(&self, class: u32, index: u32) -> Option<(&Cell<u64>, u64)> {
+        let i = index as usize;
+        let w = self.holding.get(class as usize)?.get(i / 64)?;
+        Some((w, 1 << (i % 64)))
+    }
+
+    /// Whether a live sample of this subscriber holds block `index` of
+    /// `class`.
+    fn holds(&self, class: u32, index: u32) -> bool {
+        self.holding_word(class, index)
+            .is_some_and(|(w, bit)| w.get() & bit != 0)
+    }
+}
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
@@ -413,6 +459,9 @@ impl Deref for Sample<'_> {
 
 impl Drop for Sample<'_> {
     fn drop(&mut self) {
+        if let Some((w, bit)) = self.sub.holding_word(self.block.class, self.block.index) {
+            w.set(w.get() & !bit);
+        }
         let bit = 1u64 << self.sub.entry;
         self.sub.svc.pool.release_shared(self.block, bit);
         self.sub.held.set(self.sub.held.get() - 1);

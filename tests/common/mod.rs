@@ -64,7 +64,16 @@ pub fn spawn(role: &str, args: &[&str]) -> Child {
     child_command(role, args).spawn().expect("spawn child")
 }
 
-/// Held (shared) by [`spawn`] while it forks and execs a child.
+/// Spawns a child from a command [`child_command`] made (and the caller
+/// then adjusted: a piped stdin, a region passed to the child), as
+/// [`spawn`] does.
+pub fn spawn_command(cmd: &mut Command) -> Child {
+    let _spawning = SPAWNS.read().unwrap_or_else(|e| e.into_inner());
+    cmd.spawn().expect("spawn child")
+}
+
+/// Held (shared) by [`spawn`] and [`spawn_command`] while they fork and
+/// exec a child.
 static SPAWNS: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// Runs `f` while no [`spawn`] of this test binary is between its fork
