@@ -316,6 +316,7 @@ pub mod pool;
 pub(crate) mod primitive;
 pub mod pubsub;
 pub mod region;
+pub mod reqresp;
 pub mod ring;
 pub mod sync;
 mod sys;

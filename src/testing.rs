@@ -108,3 +108,22 @@ pub mod pubsub {
         HEADER_SIZE + i * HISTORY_SLOT_SIZE
     }
 }
+
+/// The request/response service's header offsets ([`crate::reqresp`]).
+pub mod reqresp {
+    pub use crate::reqresp::wire::*;
+
+    /// Where client `i`'s request queue starts in a service of `config`.
+    pub fn request_queue_offset(config: &crate::reqresp::ServiceConfig, i: usize) -> usize {
+        crate::reqresp::config::plan(config)
+            .unwrap()
+            .request_queue(i)
+    }
+
+    /// Where client `i`'s response queue starts in a service of `config`.
+    pub fn response_queue_offset(config: &crate::reqresp::ServiceConfig, i: usize) -> usize {
+        crate::reqresp::config::plan(config)
+            .unwrap()
+            .response_queue(i)
+    }
+}

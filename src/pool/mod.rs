@@ -160,6 +160,7 @@
 mod config;
 mod error;
 mod heap;
+pub(crate) mod holds;
 mod loan;
 mod release;
 pub(crate) mod shared;

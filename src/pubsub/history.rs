@@ -13,7 +13,7 @@
 use super::service::Service;
 use super::wire::{HistorySlot, HISTORY_BIT};
 use super::Descriptor;
-use crate::pool::{BlockRef, Corrupted};
+use crate::pool::Corrupted;
 use crate::primitive::Ordering;
 use crate::sync::error::RawLockError;
 use crate::sync::guard::{Acquired, RawLock};
@@ -28,15 +28,6 @@ impl Drop for HistoryGuard<'_> {
         // SAFETY: a guard exists only for a hold `lock_history` took
         // through this word, and is dropped once.
         unsafe { self.svc.header.history_lock.unlock() };
-    }
-}
-
-/// The block a descriptor names.
-fn block_of(d: &Descriptor) -> BlockRef {
-    BlockRef {
-        class: d.class,
-        index: d.index,
-        generation: d.generation,
     }
 }
 
@@ -87,7 +78,7 @@ impl Service {
     /// shared under `d`'s generation with [`HISTORY_BIT`] set (stable
     /// while the caller holds the lock: only its holders change the bit).
     fn history_holds(&self, d: &Descriptor) -> Result<bool, Corrupted> {
-        let b = block_of(d);
+        let b = d.block();
         Ok(self.pool.block_ptr(b).is_some()
             && self.pool.is_shared(b)?
             && self
@@ -111,7 +102,7 @@ impl Service {
         let old = Self::read_slot(slot);
         if let Ok(Some(old)) = old {
             if self.history_holds(&old)? {
-                self.pool.release_shared(block_of(&old), HISTORY_BIT);
+                self.pool.release_shared(old.block(), HISTORY_BIT);
             }
         }
         let [a, b, seq, filled] = &slot.words;
@@ -159,7 +150,7 @@ impl Service {
             if !newest || !self.history_holds(&d)? {
                 continue;
             }
-            let Some(h) = self.pool.holders(block_of(&d)) else {
+            let Some(h) = self.pool.holders(d.block()) else {
                 continue;
             };
             // One hold per block: a bit already set is a second slot
@@ -181,7 +172,7 @@ impl Service {
         let mut named = Vec::with_capacity(self.history.len());
         for slot in self.history {
             match Self::read_slot(slot) {
-                Ok(Some(d)) if self.history_holds(&d)? => named.push(block_of(&d)),
+                Ok(Some(d)) if self.history_holds(&d)? => named.push(d.block()),
                 Ok(None) => {}
                 // Not a sample the history holds (or garbage): empty.
                 _ => slot.words[3].store(0, Ordering::Release),

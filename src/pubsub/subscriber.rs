@@ -6,6 +6,7 @@ use super::publisher::mismatch;
 use super::service::{init, options, Service, SUB};
 use super::Descriptor;
 use crate::error::{Error, Result};
+use crate::pool::holds::Holds;
 use crate::pool::{BlockRef, Corrupted};
 use crate::primitive::Ordering;
 use crate::region::Region;
@@ -37,12 +38,11 @@ pub struct Subscriber {
     history: RefCell<VecDeque<Descriptor>>,
     /// Samples it holds now.
     held: Cell<usize>,
-    /// Per class, the blocks it holds as a live [`Sample`] (bit set), in
-    /// this process's memory: a descriptor naming one of them (a copy or
-    /// a forgery a peer pushed) is refused, so no two samples of this
-    /// subscriber cover one block, and nothing releases the hold a live
-    /// sample stands on.
-    holding: Vec<Box<[Cell<u64>]>>,
+    /// The blocks it holds as a live [`Sample`]: a descriptor naming one
+    /// of them (a copy or a forgery a peer pushed) is refused, so no two
+    /// samples of this subscriber cover one block, and nothing releases
+    /// the hold a live sample stands on.
+    holding: Holds,
     /// Last: the views in `svc` borrow its mapping.
     region: Region,
 }
@@ -123,12 +123,7 @@ impl Subscriber {
         };
         match Self::join(&svc, entry, inherited) {
             Ok((join_seq, history)) => {
-                let holding = (0..svc.pool.class_count())
-                    .map(|c| {
-                        let words = svc.pool.block_count(c).unwrap_or(0).div_ceil(64);
-                        (0..words).map(|_| Cell::new(0)).collect()
-                    })
-                    .collect();
+                let holding = Holds::new(&svc.pool);
                 Ok(Self {
                     svc,
                     entry,
@@ -329,7 +324,7 @@ impl Subscriber {
                 // block a live sample of ours holds is a peer's forgery
                 // (a real leftover's block was freed since, or is of
                 // another generation): its hold is the sample's.
-                if !self.holds(d.class, d.index) {
+                if !self.holding.contains(d.block()) {
                     self.svc.release_descriptor(self.entry, &d);
                 }
                 continue;
@@ -343,18 +338,14 @@ impl Subscriber {
     /// sample.
     fn accept(&self, d: &Descriptor) -> Result<Sample<'_>, Stop> {
         let pool = &self.svc.pool;
-        let block = BlockRef {
-            class: d.class,
-            index: d.index,
-            generation: d.generation,
-        };
+        let block = d.block();
         let bad = |w| Err(Stop::Corrupted(w));
         let Some((ptr, size)) = pool.block_ptr(block) else {
             return bad("a descriptor names no block of the pool");
         };
         // Our bit keeps a block we hold from being freed and shared
         // again: a second descriptor of it is a peer's copy or forgery.
-        if self.holds(d.class, d.index) {
+        if self.holding.contains(block) {
             return bad("a descriptor names a block this subscriber already holds");
         }
         if !pool.is_shared(block)? {
@@ -371,9 +362,7 @@ impl Subscriber {
         if len > size {
             return bad("a descriptor's length exceeds its block");
         }
-        if let Some((w, bit)) = self.holding_word(d.class, d.index) {
-            w.set(w.get() | bit);
-        }
+        self.holding.insert(block);
         self.held.set(self.held.get() + 1);
         Ok(Sample {
             sub: self,
@@ -386,23 +375,6 @@ impl Subscriber {
 }
 
 use bytemuck::Zeroable;
-
-impl Subscriber {
-    /// The word of the holding record for block `index` of `class`, and
-    /// the block's bit in it; `None` for a block the pool does not have.
-    fn holding_word(&self, class: u32, index: u32) -> Option<(&Cell<u64>, u64)> {
-        let i = index as usize;
-        let w = self.holding.get(class as usize)?.get(i / 64)?;
-        Some((w, 1 << (i % 64)))
-    }
-
-    /// Whether a live sample of this subscriber holds block `index` of
-    /// `class`.
-    fn holds(&self, class: u32, index: u32) -> bool {
-        self.holding_word(class, index)
-            .is_some_and(|(w, bit)| w.get() & bit != 0)
-    }
-}
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
@@ -459,9 +431,7 @@ impl Deref for Sample<'_> {
 
 impl Drop for Sample<'_> {
     fn drop(&mut self) {
-        if let Some((w, bit)) = self.sub.holding_word(self.block.class, self.block.index) {
-            w.set(w.get() & !bit);
-        }
+        self.sub.holding.remove(self.block);
         let bit = 1u64 << self.sub.entry;
         self.sub.svc.pool.release_shared(self.block, bit);
         self.sub.held.set(self.sub.held.get() - 1);

@@ -144,3 +144,14 @@ pub struct Descriptor {
     /// Zero.
     pub reserved: u64,
 }
+
+impl Descriptor {
+    /// The block it names.
+    pub(crate) fn block(&self) -> crate::pool::BlockRef {
+        crate::pool::BlockRef {
+            class: self.class,
+            index: self.index,
+            generation: self.generation,
+        }
+    }
+}

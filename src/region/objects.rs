@@ -50,6 +50,8 @@ pub enum ObjectKind {
     ByteChannel,
     /// A publish/subscribe service ([`crate::pubsub`]).
     PubSub,
+    /// A request/response service ([`crate::reqresp`]).
+    ReqResp,
     /// A code this version does not know (a newer writer's).
     Other(u32),
 }
@@ -63,6 +65,7 @@ impl ObjectKind {
             ObjectKind::MpmcChannel => 3,
             ObjectKind::ByteChannel => 4,
             ObjectKind::PubSub => 5,
+            ObjectKind::ReqResp => 6,
             ObjectKind::Other(n) => n,
         }
     }
@@ -75,6 +78,7 @@ impl ObjectKind {
             3 => ObjectKind::MpmcChannel,
             4 => ObjectKind::ByteChannel,
             5 => ObjectKind::PubSub,
+            6 => ObjectKind::ReqResp,
             n => ObjectKind::Other(n),
         }
     }
@@ -89,6 +93,7 @@ impl fmt::Display for ObjectKind {
             ObjectKind::MpmcChannel => f.write_str("mpmc channel"),
             ObjectKind::ByteChannel => f.write_str("byte channel"),
             ObjectKind::PubSub => f.write_str("publish/subscribe service"),
+            ObjectKind::ReqResp => f.write_str("request/response service"),
             ObjectKind::Other(n) => write!(f, "kind {n}"),
         }
     }

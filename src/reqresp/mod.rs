@@ -1,0 +1,132 @@
+//! Zero-copy request/response: one server, up to 62 clients, in one
+//! region. A client loans a block of the service's [pool](crate::pool),
+//! writes its request in place and sends it; the server reads it in
+//! place and answers with a stream of responses, each a block it wrote in
+//! place, that reach that request's [`PendingResponse`] only. A server
+//! that dies mid-request ends the client's wait with
+//! [`ResponseError::ServerGone`], never a hang.
+//!
+//! ```
+//! use shmkit::pool::PoolConfig;
+//! use shmkit::reqresp::{Server, ServiceConfig};
+//!
+//! let config = ServiceConfig::new(PoolConfig::new().class(64, 32)).clients(2);
+//! let server = Server::anonymous(&config)?;
+//! let client = server.client()?; // or Client::open(name) in another process
+//!
+//! let pending = client.send_copy(&21u64.to_le_bytes())?;
+//! let request = server.recv()?; // the client's block, no copy
+//! let n = request.value::<u64>().unwrap();
+//! request.respond_copy(&(n * 2).to_le_bytes())?;
+//! let mut part = request.loan(2)?; // or write a block in place
+//! part.copy_from_slice(b"ok");
+//! part.send()?;
+//! request.finish()?; // the end of the stream
+//!
+//! assert_eq!(pending.recv()?.unwrap().value::<u64>(), Some(42));
+//! assert_eq!(&pending.recv()?.unwrap()[..], b"ok");
+//! assert!(pending.recv()?.is_none()); // done
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # How a request travels
+//!
+//! Every client `i` has an entry (its token) and two queues
+//! ([`MpmcRing`]s of 32-byte [`Envelope`]s): requests to the server and
+//! responses back. A block's holders word (see [`crate::pool`]) has bit
+//! `i` for client `i`'s hold and bit 62 for the server's. A request:
+//!
+//! 1. the client waits (as its form allows) for room in its request
+//!    queue, while a live server is attached (else `NoServer`, the
+//!    request back);
+//! 2. it numbers the request (its own count, from 1), stores `holders =
+//!    bit i | bit 62` while the block is still lent to it, and shares
+//!    the block;
+//! 3. it pushes `{block, len, request id, the server's token}` and
+//!    clears bit `i`; whoever clears the last bit frees the block;
+//! 4. the server pops requests round robin over the clients' queues; one
+//!    addressed to another server (a predecessor), or from a client that
+//!    has gone, is released and skipped. The rest is checked (block in
+//!    range, shared under its generation, bit 62 set, length within the
+//!    block, not a block this server holds already) and becomes an
+//!    [`ActiveRequest`], whose drop clears bit 62.
+//!
+//! A response goes the same way back: the server stores `bit 62 | bit
+//! i`, shares, pushes `{block, len, request id}` to client `i`'s response
+//! queue, clears bit 62. The end of the stream is an envelope with the
+//! [`END`] flag and no block. The client sets aside what comes for its
+//! other pending requests and releases what comes for requests nobody
+//! waits on (a dropped `PendingResponse`).
+//!
+//! Waiting, on either side, spins a little, then sleeps on a
+//! [`Signal`](crate::Signal) (the server's in the header, each client's
+//! in its entry), which the other side notifies after each push (a load
+//! while nobody sleeps): no system call while messages flow.
+//!
+//! # Crashed peers
+//!
+//! - **A server killed** mid-request: a waiting client checks the
+//!   server's token between sleeps (every 10 ms at most) and ends with
+//!   [`ResponseError::ServerGone`] once it is dead or replaced, after
+//!   taking whatever the server sent before. A new server takes the word
+//!   over, hands on the dead one's queue claims, clears bit 62 on every
+//!   block (its requests, the responses it was handing over) and frees
+//!   its loans; requests still queued name the old token and are skipped.
+//! - **A client killed**: a response to it fails with
+//!   [`RespondError::ClientGone`] (the server compares the entry's token
+//!   with the one it received the request under, and checks it is
+//!   alive). Its entry is cleaned by the next client that takes it, by
+//!   the server's receive (every 10 ms of waiting) or by a `reclaim`:
+//!   queue claims handed on, unserved requests taken back, responses
+//!   drained, bit `i` cleared on every block.
+//!
+//! # Layout
+//!
+//! ```text
+//! offset              field                 meaning
+//!      0              magic                 b"shmkREQ1" (LE), stored last by the creator
+//!      8              version               1
+//!     16              clients               N, 1 ..= 62
+//!     24              queue_capacity        Q, a power of two
+//!     32              held_limit            H, at least 1
+//!     40              pool_offset           where the pool starts (below)
+//!     48              total_bytes           ServiceConfig::bytes_for
+//!    128              server                the server's participant token, 0: none
+//!    256              requests              the server's signal
+//!    384 + 128 i      entry i               token (u32, 0: free), response signal (+8),
+//!                                           request-space signal (+16),
+//!                                           response-space signal (+24); 62 entries
+//!   8320 + 2 i S      requests of client i  MpmcRing<Envelope> of Q slots
+//!   8320 + (2i+1) S   responses to client i MpmcRing<Envelope> of Q slots
+//!   8320 + 2 N S      the pool              Pool (with its holders words)
+//! ```
+//!
+//! with `S = r128(384 + 40 Q)`; [`ServiceConfig::bytes_for`] is the sum.
+//! Every word is checked when a handle attaches and every shared word
+//! read later (tokens, envelopes, state and holders words) as it is read.
+//!
+//! [`MpmcRing`]: crate::ring::mpmc::MpmcRing
+
+mod client;
+pub(crate) mod config;
+mod error;
+mod server;
+mod service;
+pub(crate) mod wire;
+
+pub use client::{Client, PendingResponse, RequestMut, Response};
+pub use config::ServiceConfig;
+pub use error::{
+    CopyError, RecvError, RecvTimeoutError, RespondError, ResponseError, ResponseTimeoutError,
+    SendError, SendTimeoutError, TryRecvError, TryRespondError, TryResponseError, TrySendError,
+};
+pub use server::{ActiveRequest, ResponseMut, Server};
+pub use wire::{Envelope, END, MAX_CLIENTS};
+
+/// Handles may move between threads (see each type).
+#[cfg(not(shmkit_loom))]
+const _: () = {
+    const fn send<X: Send>() {}
+    send::<Server>();
+    send::<Client>();
+};

@@ -1,0 +1,567 @@
+//! [`Server`], [`ActiveRequest`] and [`ResponseMut`]: the answering side.
+
+use super::client::Client;
+use super::config::ServiceConfig;
+use super::error::{
+    CopyError, RecvError, RecvTimeoutError, RespondError, TryRecvError, TryRespondError,
+};
+use super::service::{addressed_to, init, mismatch, options, wait_for, Service, SERVER};
+use super::wire::{Envelope, END, SERVER_BIT};
+use crate::error::{Error, Result};
+use crate::pool::holds::Holds;
+use crate::pool::{BlockRef, Corrupted, Loan, LoanError};
+use crate::primitive::Ordering;
+use crate::region::{Region, RegionOptions};
+use crate::ring::Miss;
+use crate::sync::wait::{deadline_after, PROBE_INTERVAL};
+use bytemuck::Zeroable;
+use core::cell::Cell;
+use core::fmt;
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+/// The one server of a service: receives the clients' requests and
+/// answers each with a stream of responses; see the [module
+/// documentation](super).
+///
+/// `Send`, not `Sync`: one thread serves at a time.
+pub struct Server {
+    svc: Service,
+    /// The client queue the next receive looks at first (round robin).
+    next_queue: Cell<usize>,
+    /// Requests it holds now.
+    held: Cell<usize>,
+    /// The blocks its live requests hold.
+    holding: Holds,
+    /// When a receive next cleans the entries of dead clients.
+    next_probe: Cell<Instant>,
+    /// Last: the views in `svc` borrow its mapping.
+    region: Region,
+}
+
+/// A request received: derefs to its bytes inside the client's block
+/// (read-only, no copy). Answer it with [`loan`](Self::loan) /
+/// [`respond_copy`](Self::respond_copy) (as many responses as the stream
+/// needs), then [`finish`](Self::finish); dropping it finishes the
+/// stream too. Either way its block is freed. The bytes are shared
+/// memory: treat them as untrusted input.
+pub struct ActiveRequest<'s> {
+    server: &'s Server,
+    /// The client's entry, and its token when the request was received.
+    client: usize,
+    token: u32,
+    id: u64,
+    block: BlockRef,
+    ptr: NonNull<u8>,
+    len: usize,
+    finished: Cell<bool>,
+}
+
+/// A block loaned for one response to `request`: derefs to its `len`
+/// bytes (stale until written); [`send`](Self::send) sends it to the
+/// client, dropping it gives the block back unsent.
+pub struct ResponseMut<'r, 's> {
+    request: &'r ActiveRequest<'s>,
+    loan: Loan<'s>,
+}
+
+/// Why a receive stopped, before each form narrows it.
+enum Stop {
+    HeldLimit,
+    Corrupted(&'static str),
+}
+
+impl From<Corrupted> for Stop {
+    fn from(Corrupted(w): Corrupted) -> Self {
+        Stop::Corrupted(w)
+    }
+}
+
+/// Why a response stopped.
+enum RespondStop {
+    Full,
+    ClientGone,
+    Corrupted(&'static str),
+}
+
+impl From<RespondStop> for RespondError {
+    fn from(e: RespondStop) -> Self {
+        match e {
+            RespondStop::ClientGone => RespondError::ClientGone,
+            RespondStop::Corrupted(w) => RespondError::Corrupted(w),
+            RespondStop::Full => RespondError::Corrupted("a blocking response gave up"),
+        }
+    }
+}
+
+impl Server {
+    /// Creates a named service of `config` and attaches as its server.
+    pub fn create(name: &str, config: &ServiceConfig) -> Result<Self> {
+        Self::attach(options(Some(config))?.create_with(name, |r| init(r, config))?)
+    }
+
+    /// Opens the named service and attaches as its server. Fails with
+    /// [`Error::ServiceBusy`] while another server is attached and alive
+    /// (one that was dropped or died is replaced; requests sent to it
+    /// are dropped, and their clients' waits end with `ServerGone`).
+    pub fn open(name: &str) -> Result<Self> {
+        Self::attach(options(None)?.open(name)?)
+    }
+
+    /// Opens the named service, or creates it with `config`, and attaches
+    /// as its server. An existing service must have been made with the
+    /// same configuration ([`Error::InvalidSize`] otherwise).
+    pub fn open_or_create(name: &str, config: &ServiceConfig) -> Result<Self> {
+        let region = options(Some(config))?.open_or_create_with(name, |r| init(r, config))?;
+        let s = Self::attach(region)?;
+        if !s.svc.matches(config) {
+            return Err(mismatch());
+        }
+        Ok(s)
+    }
+
+    /// Creates an anonymous service of `config` and attaches as its
+    /// server; [`client`](Self::client) attaches clients in this process,
+    /// [`region`](Self::region) passes it to a child.
+    pub fn anonymous(config: &ServiceConfig) -> Result<Self> {
+        Self::attach(options(Some(config))?.anonymous_with(|r| init(r, config))?)
+    }
+
+    /// Attaches as the server of a service region opened by other means.
+    pub fn from_region(region: Region) -> Result<Self> {
+        Self::attach(region)
+    }
+
+    fn attach(region: Region) -> Result<Self> {
+        // SAFETY: `svc` goes into `Self` beside `region`, whose field comes
+        // last; the views are lent out only through `&self`.
+        let svc = unsafe { Service::open(&region)? };
+        let w = &svc.header.server;
+        let t = w.load(Ordering::Acquire);
+        let free = t == 0 || svc.server().is_none();
+        if !free
+            || w.compare_exchange(t, svc.me().raw(), Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return Err(Error::ServiceBusy { role: "server" });
+        }
+        let holding = Holds::new(&svc.pool);
+        let s = Self {
+            svc,
+            next_queue: Cell::new(0),
+            held: Cell::new(0),
+            holding,
+            next_probe: Cell::new(Instant::now()),
+            region,
+        };
+        let corrupted = |Corrupted(what)| Error::Corrupted { what };
+        s.svc.after_server().map_err(corrupted)?;
+        s.svc.pool.reclaim().map_err(corrupted)?;
+        Ok(s)
+    }
+
+    /// Attaches a client to this service through a handle of its own on
+    /// the same region (for this process's threads; for an anonymous
+    /// service, the way to get a client).
+    pub fn client(&self) -> Result<Client> {
+        let twin = RegionOptions::new()
+            .layout(self.region.layout())
+            .from_fd(crate::sys::fd::dup(self.region.as_fd())?)?;
+        Client::from_region(twin)
+    }
+
+    /// The service's region (to pass it to a child process).
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// How many requests it holds now.
+    pub fn held(&self) -> usize {
+        self.held.get()
+    }
+
+    /// How many blocks of pool class `class` are free now (a snapshot).
+    pub fn free_blocks(&self, class: usize) -> Option<usize> {
+        self.svc.pool.free_blocks(class)
+    }
+
+    /// Reclaims what dead peers left (see [`Client::reclaim`]); returns
+    /// the blocks freed. Receives do part of it on their own: every
+    /// `PROBE_INTERVAL` (10 ms) of waiting, dead clients' entries.
+    pub fn reclaim(&self) -> Result<usize, Corrupted> {
+        self.svc.reclaim()
+    }
+
+    /// Receives the next request from any client, waiting as long as it
+    /// takes (spinning a little, then sleeping). Fails with
+    /// [`RecvError::HeldLimit`] while it holds its limit of requests.
+    pub fn recv(&self) -> Result<ActiveRequest<'_>, RecvError> {
+        match self.recv_inner(None, true) {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(RecvError::Corrupted("a blocking receive gave up")),
+            Err(Stop::HeldLimit) => Err(RecvError::HeldLimit),
+            Err(Stop::Corrupted(w)) => Err(RecvError::Corrupted(w)),
+        }
+    }
+
+    /// Receives the next request if one is queued now.
+    pub fn try_recv(&self) -> Result<ActiveRequest<'_>, TryRecvError> {
+        match self.recv_inner(None, false) {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(TryRecvError::Empty),
+            Err(Stop::HeldLimit) => Err(TryRecvError::HeldLimit),
+            Err(Stop::Corrupted(w)) => Err(TryRecvError::Corrupted(w)),
+        }
+    }
+
+    /// Receives the next request, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<ActiveRequest<'_>, RecvTimeoutError> {
+        self.recv_deadline_inner(deadline_after(timeout))
+    }
+
+    /// Receives the next request, waiting until `deadline` at the latest.
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<ActiveRequest<'_>, RecvTimeoutError> {
+        self.recv_deadline_inner(Some(deadline))
+    }
+
+    fn recv_deadline_inner(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<ActiveRequest<'_>, RecvTimeoutError> {
+        match self.recv_inner(deadline, true) {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(RecvTimeoutError::Timeout),
+            Err(Stop::HeldLimit) => Err(RecvTimeoutError::HeldLimit),
+            Err(Stop::Corrupted(w)) => Err(RecvTimeoutError::Corrupted(w)),
+        }
+    }
+
+    fn recv_inner(
+        &self,
+        deadline: Option<Instant>,
+        wait: bool,
+    ) -> Result<Option<ActiveRequest<'_>>, Stop> {
+        if self.held.get() >= self.svc.held_limit {
+            return Err(Stop::HeldLimit);
+        }
+        let probe = || {
+            let now = Instant::now();
+            if now >= self.next_probe.get() {
+                self.next_probe.set(now + PROBE_INTERVAL);
+                for i in 0..self.svc.queues.len() {
+                    self.svc.reclaim_entry(i)?;
+                }
+            }
+            Ok(())
+        };
+        wait_for(
+            &self.svc.header.requests,
+            deadline,
+            wait,
+            || self.try_once(),
+            probe,
+        )
+    }
+
+    /// Pops requests, round robin over the clients' queues, until one is
+    /// for this server from a client still attached; `None` if every
+    /// queue is empty.
+    fn try_once(&self) -> Result<Option<ActiveRequest<'_>>, Stop> {
+        let svc = &self.svc;
+        let me = svc.me().raw();
+        let n = svc.queues.len();
+        let start = self.next_queue.get();
+        let mut env = Envelope::zeroed();
+        for k in 0..n {
+            let i = (start + k) % n;
+            let q = &svc.queues[i].requests;
+            for _ in 0..=q.capacity() {
+                match q.pop_into_as(SERVER, &mut env) {
+                    Ok(()) => {}
+                    Err(Miss::WouldBlock) => break,
+                    Err(Miss::Corrupted(w)) => return Err(Stop::Corrupted(w)),
+                }
+                svc.entry(i).request_space.notify();
+                if env.flags as u32 != 0 {
+                    return Err(Stop::Corrupted("a request envelope's flags"));
+                }
+                // Sent to a server before this one, or by a client that
+                // has gone since: nobody waits for its answer.
+                let Some(token) = svc.client(i).filter(|_| addressed_to(&env) == me) else {
+                    svc.release_envelope(&env, SERVER_BIT);
+                    continue;
+                };
+                let c = svc.check(&env, SERVER_BIT)?;
+                if self.holding.contains(c.block) {
+                    return Err(Stop::Corrupted(
+                        "a request names a block this server already holds",
+                    ));
+                }
+                self.holding.insert(c.block);
+                self.held.set(self.held.get() + 1);
+                self.next_queue.set((i + 1) % n);
+                return Ok(Some(ActiveRequest {
+                    server: self,
+                    client: i,
+                    token,
+                    id: env.request,
+                    block: c.block,
+                    ptr: c.ptr,
+                    len: c.len,
+                    finished: Cell::new(false),
+                }));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // No request is out (each borrows `self`), so no block carries
+        // this server's bit but queued requests, which name its token:
+        // a successor skips and releases them.
+        let me = self.svc.me().raw();
+        let _ = self
+            .svc
+            .header
+            .server
+            .compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("name", &self.region.name())
+            .field("held", &self.held.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'s> ActiveRequest<'s> {
+    /// The request's id (its client's numbering).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The entry of the client that sent it.
+    pub fn client(&self) -> usize {
+        self.client
+    }
+
+    /// Whether the client that sent it has left or died.
+    pub fn client_gone(&self) -> bool {
+        self.server.svc.client(self.client) != Some(self.token)
+    }
+
+    /// The block it lives in.
+    pub fn block(&self) -> BlockRef {
+        self.block
+    }
+
+    /// A copy of the request as a `T`, if it is exactly
+    /// `size_of::<T>()` bytes.
+    pub fn value<T: bytemuck::Pod>(&self) -> Option<T> {
+        (self.len == core::mem::size_of::<T>()).then(|| bytemuck::pod_read_unaligned(self))
+    }
+
+    /// Loans a block for a response of `len` bytes.
+    pub fn loan(&self, len: usize) -> Result<ResponseMut<'_, 's>, LoanError> {
+        Ok(ResponseMut {
+            request: self,
+            loan: self.server.svc.loan(len)?,
+        })
+    }
+
+    /// Loans a block, copies `bytes` in and sends it as
+    /// [`ResponseMut::send`] does.
+    pub fn respond_copy(&self, bytes: &[u8]) -> Result<(), CopyError> {
+        let mut r = self.loan(bytes.len()).map_err(CopyError::from)?;
+        r.copy_from_slice(bytes);
+        r.send().map_err(|e| match e {
+            RespondError::ClientGone => CopyError::Gone,
+            RespondError::Corrupted(w) => CopyError::Corrupted(w),
+        })
+    }
+
+    /// Ends the response stream: the client's [`PendingResponse`](super::PendingResponse)
+    /// receives `Ok(None)` after the responses sent before. Waits for
+    /// room in the client's queue as a response does.
+    pub fn finish(self) -> Result<(), RespondError> {
+        self.finished.set(true);
+        self.send_end()
+    }
+
+    fn send_end(&self) -> Result<(), RespondError> {
+        let env = Envelope {
+            request: self.id,
+            flags: END,
+            ..Envelope::zeroed()
+        };
+        self.wait_for_room(None, true)?;
+        self.push(&env).map_err(RespondError::Corrupted)
+    }
+
+    /// Waits until the client's response queue has room (as the form
+    /// allows), watching the client.
+    fn wait_for_room(&self, deadline: Option<Instant>, wait: bool) -> Result<(), RespondStop> {
+        let svc = &self.server.svc;
+        let q = &svc.queues[self.client].responses;
+        let room = || {
+            if self.client_gone() {
+                return Err(RespondStop::ClientGone);
+            }
+            Ok((q.len() < q.capacity()).then_some(()))
+        };
+        let e = svc.entry(self.client);
+        wait_for(&e.response_space, deadline, wait, room, || Ok(()))?.ok_or(RespondStop::Full)
+    }
+
+    /// Pushes `env` to the client's response queue, which has room (only
+    /// this server pushes there), and wakes the client.
+    fn push(&self, env: &Envelope) -> Result<(), &'static str> {
+        let svc = &self.server.svc;
+        let q = &svc.queues[self.client].responses;
+        loop {
+            match q.push_ref_as(SERVER, env) {
+                Ok(()) => break,
+                // The client is still popping the slot we need.
+                Err(Miss::WouldBlock) => core::hint::spin_loop(),
+                Err(Miss::Corrupted(w)) => return Err(w),
+            }
+        }
+        svc.entry(self.client).responses.notify();
+        Ok(())
+    }
+}
+
+impl Deref for ActiveRequest<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: as for a `Response`: `ptr` is the first of `len <=
+        // block_size` bytes of the request's block, shared under this
+        // generation with the server's bit set when received; only this
+        // request's drop clears that bit (a reclaim clears it only for a
+        // dead or departed server, and this one is attached while `self`
+        // borrows it).
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for ActiveRequest<'_> {
+    fn drop(&mut self) {
+        if !self.finished.get() {
+            // Best effort: a client that is gone needs no end.
+            let _ = self.send_end();
+        }
+        let s = self.server;
+        s.holding.remove(self.block);
+        s.svc.pool.release_shared(self.block, SERVER_BIT);
+        s.held.set(s.held.get() - 1);
+    }
+}
+
+impl fmt::Debug for ActiveRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActiveRequest")
+            .field("id", &self.id)
+            .field("client", &self.client)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl<'r, 's> ResponseMut<'r, 's> {
+    /// Sends the response to the request's client, waiting (as long as it
+    /// takes) for room in its response queue; [`RespondError::ClientGone`]
+    /// if the client left or died.
+    pub fn send(self) -> Result<(), RespondError> {
+        self.send_inner(None, true).map_err(|(e, _)| e.into())
+    }
+
+    /// Sends the response if the client's queue has room now;
+    /// [`TryRespondError::Full`] (the response back) otherwise.
+    pub fn try_send(self) -> Result<(), TryRespondError<'r, 's>> {
+        let request = self.request;
+        self.send_inner(None, false)
+            .map_err(|(e, loan)| match (e, loan) {
+                (RespondStop::Full, Some(loan)) => {
+                    TryRespondError::Full(ResponseMut { request, loan })
+                }
+                (RespondStop::ClientGone, _) => TryRespondError::ClientGone,
+                (RespondStop::Corrupted(w), _) => TryRespondError::Corrupted(w),
+                _ => TryRespondError::Corrupted("a response lost its block"),
+            })
+    }
+
+    fn send_inner(
+        self,
+        deadline: Option<Instant>,
+        wait: bool,
+    ) -> Result<(), (RespondStop, Option<Loan<'s>>)> {
+        let r = self.request;
+        let svc = &r.server.svc;
+        if let Err(e) = r.wait_for_room(deadline, wait) {
+            return Err((e, Some(self.loan)));
+        }
+        let bit = 1u64 << r.client;
+        let b = self.loan.block();
+        let len = self.loan.len() as u32;
+        let Some(holders) = svc.pool.holders(b) else {
+            return Err((RespondStop::Corrupted("a loan names no block"), None));
+        };
+        // Ours while we hand it over, the client's for good.
+        holders.store(SERVER_BIT | bit, Ordering::Release);
+        let b = self.loan.into_block();
+        if !svc.pool.share(b) {
+            return Err((
+                RespondStop::Corrupted("a response's block was taken from its server"),
+                None,
+            ));
+        }
+        let env = Envelope {
+            class: b.class,
+            index: b.index,
+            generation: b.generation,
+            len,
+            request: r.id,
+            flags: 0,
+        };
+        let pushed = r.push(&env);
+        if pushed.is_err() {
+            svc.pool.release_shared(b, bit);
+        }
+        svc.pool.release_shared(b, SERVER_BIT);
+        pushed.map_err(|w| (RespondStop::Corrupted(w), None))
+    }
+
+    /// The block's name.
+    pub fn block(&self) -> BlockRef {
+        self.loan.block()
+    }
+}
+
+impl Deref for ResponseMut<'_, '_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.loan
+    }
+}
+
+impl DerefMut for ResponseMut<'_, '_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.loan
+    }
+}
+
+impl fmt::Debug for ResponseMut<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseMut")
+            .field("request", &self.request.id)
+            .field("len", &self.loan.len())
+            .finish()
+    }
+}

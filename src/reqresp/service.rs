@@ -1,0 +1,466 @@
+//! The service's shared parts as one process sees them, and the steps
+//! server and clients share: attaching, checking an envelope, cleaning a
+//! client entry, reclaiming what dead peers left.
+
+use super::config::{plan, plan_queues, ServiceConfig};
+use super::wire::*;
+use crate::blocks::Signal;
+use crate::error::{Error, Result};
+use crate::pool::{BlockRef, Corrupted, Loan, LoanError, Pool};
+use crate::primitive::Ordering;
+use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
+use crate::ring::mpmc::{Holder, MpmcRing, Participant};
+use crate::ring::PopError;
+use crate::sync::owner::{self, Liveness, Token};
+use crate::sync::wait::{expired, probe_slice, spin_for};
+use core::ptr::NonNull;
+use std::time::Instant;
+
+/// The participant id the server's claims name in every queue.
+pub(crate) const SERVER: Participant = match Participant::new(0) {
+    Some(p) => p,
+    None => Participant::ANONYMOUS,
+};
+/// The participant id the claims of an entry's holder name (its client,
+/// or a peer cleaning the entry).
+pub(crate) const CLIENT: Participant = match Participant::new(1) {
+    Some(p) => p,
+    None => Participant::ANONYMOUS,
+};
+
+/// The layout id of a service region.
+pub(crate) const LAYOUT: LayoutId = LayoutId::named("shmkit::reqresp::Service", 1);
+
+/// The options of a service region (sized for `config`, if given).
+pub(crate) fn options(config: Option<&ServiceConfig>) -> Result<RegionOptions> {
+    let opts = RegionOptions::new()
+        .layout(LAYOUT)
+        .kind(ObjectKind::ReqResp);
+    Ok(match config {
+        Some(c) => opts.size(ServiceConfig::bytes_for(c)?),
+        None => opts,
+    })
+}
+
+/// Lays out a fresh service of `config` in `region`: queues, pool, then
+/// the header, its magic last.
+pub(crate) fn init(region: &Region, config: &ServiceConfig) -> Result<()> {
+    let p = plan(config)?;
+    let header = region.place::<ServiceHeader>(0)?;
+    for i in 0..config.clients {
+        MpmcRing::<Envelope>::create(region, p.request_queue(i), config.queue_capacity)?;
+        MpmcRing::<Envelope>::create(region, p.response_queue(i), config.queue_capacity)?;
+    }
+    Pool::create(region, p.pool_offset, &config.pool)?;
+    let set = |w: &crate::primitive::AtomicU64, v: usize| w.store(v as u64, Ordering::Relaxed);
+    header.version.store(SERVICE_VERSION, Ordering::Relaxed);
+    set(&header.clients, config.clients);
+    set(&header.queue_capacity, config.queue_capacity);
+    set(&header.held_limit, config.held_limit);
+    set(&header.pool_offset, p.pool_offset);
+    set(&header.total_bytes, p.total);
+    header.magic.store(SERVICE_MAGIC, Ordering::Release);
+    Ok(())
+}
+
+fn corrupted(what: &'static str) -> Error {
+    Error::Corrupted { what }
+}
+
+/// One client's pair of queues.
+pub(crate) struct Queues {
+    /// Client to server (the client pushes as [`CLIENT`], the server pops
+    /// as [`SERVER`]).
+    pub(crate) requests: MpmcRing<'static, Envelope>,
+    /// Server to client (the server pushes as [`SERVER`], the client pops
+    /// as [`CLIENT`]).
+    pub(crate) responses: MpmcRing<'static, Envelope>,
+}
+
+/// A message checked against the block it names: where its bytes are.
+pub(crate) struct Checked {
+    pub(crate) block: BlockRef,
+    pub(crate) ptr: NonNull<u8>,
+    pub(crate) len: usize,
+}
+
+/// The service's parts, borrowed for the region's lifetime.
+pub(crate) struct Service {
+    pub(crate) header: &'static ServiceHeader,
+    pub(crate) pool: Pool<'static>,
+    pub(crate) queues: Vec<Queues>,
+    pub(crate) held_limit: usize,
+}
+
+impl Service {
+    /// The views of `region`'s service, after checking every header word.
+    ///
+    /// # Safety
+    ///
+    /// As for [`crate::channel::blocking::extend`]: the caller stores the
+    /// result in a handle that owns `region`, in a field declared before
+    /// it, and lends the views out only for borrows of that handle.
+    pub(crate) unsafe fn open(region: &Region) -> Result<Self> {
+        // SAFETY: forwarded to the caller.
+        let region = unsafe { crate::channel::blocking::extend(region) };
+        if region.layout() != LAYOUT {
+            return Err(Error::LayoutMismatch {
+                found: region.layout().to_raw(),
+                expected: LAYOUT.to_raw(),
+            });
+        }
+        let header = region.place::<ServiceHeader>(0)?;
+        if header.magic.load(Ordering::Acquire) != SERVICE_MAGIC {
+            return Err(corrupted("no request/response service here (magic)"));
+        }
+        if header.version.load(Ordering::Relaxed) != SERVICE_VERSION {
+            return Err(corrupted("request/response format version"));
+        }
+        let word = |w: &crate::primitive::AtomicU64| usize::try_from(w.load(Ordering::Relaxed));
+        let (Ok(n), Ok(cap), Ok(held), Ok(pool_offset), Ok(total)) = (
+            word(&header.clients),
+            word(&header.queue_capacity),
+            word(&header.held_limit),
+            word(&header.pool_offset),
+            word(&header.total_bytes),
+        ) else {
+            return Err(corrupted("request/response header word"));
+        };
+        let p = plan_queues(n, cap, held)
+            .map_err(|_| corrupted("request/response client count, capacity or held limit"))?;
+        if pool_offset != p.pool_offset || total > region.len() || total < pool_offset {
+            return Err(corrupted("request/response layout"));
+        }
+        let pool = Pool::open(region, pool_offset)?;
+        let ring = |offset| {
+            let q = MpmcRing::<Envelope>::open(region, offset)?;
+            if q.capacity() != cap {
+                return Err(corrupted("request/response queue capacity"));
+            }
+            Ok(q)
+        };
+        let queues = (0..n)
+            .map(|i| {
+                Ok(Queues {
+                    requests: ring(p.request_queue(i))?,
+                    responses: ring(p.response_queue(i))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            header,
+            pool,
+            queues,
+            held_limit: held,
+        })
+    }
+
+    /// Whether this service is what `config` would make (for
+    /// `open_or_create`).
+    pub(crate) fn matches(&self, config: &ServiceConfig) -> bool {
+        let classes = config.pool.classes();
+        self.queues.len() == config.clients
+            && self.queues[0].requests.capacity() == config.queue_capacity
+            && self.held_limit == config.held_limit
+            && self.pool.class_count() == classes.len()
+            && classes.iter().enumerate().all(|(c, &(size, count))| {
+                self.pool.block_count(c) == Some(count)
+                    && self.pool.block_size(c) == Some(size.next_multiple_of(64))
+            })
+    }
+
+    pub(crate) fn entry(&self, i: usize) -> &'static Entry {
+        &self.header.entries[i]
+    }
+
+    /// This process's token for the entries' and server's words.
+    pub(crate) fn me(&self) -> Token {
+        owner::current(&self.header.server)
+    }
+
+    /// Whether the holder of token `t` in word `at` is dead; `Corrupted`
+    /// for a word that holds no token.
+    fn dead(at: &impl Sized, t: u32) -> Result<bool, Corrupted> {
+        let bad = Corrupted("request/response word holds no participant token");
+        if !Token::is_well_formed(t) {
+            return Err(bad);
+        }
+        match owner::liveness(at, Token::from_raw(t)) {
+            Liveness::Alive => Ok(false),
+            Liveness::Dead => Ok(true),
+            Liveness::Invalid => Err(bad),
+        }
+    }
+
+    /// The token in `w` if it names a live participant: `None` for none,
+    /// a dead one, or garbage.
+    fn live(w: &crate::primitive::AtomicU32) -> Option<u32> {
+        match w.load(Ordering::Acquire) {
+            0 => None,
+            t => (Self::dead(w, t) == Ok(false)).then_some(t),
+        }
+    }
+
+    /// The live server's token, if one is attached.
+    pub(crate) fn server(&self) -> Option<u32> {
+        Self::live(&self.header.server)
+    }
+
+    /// The live client's token in entry `i`, if one holds it.
+    pub(crate) fn client(&self, i: usize) -> Option<u32> {
+        Self::live(&self.entry(i).token)
+    }
+
+    /// Takes entry `i` for this process: from free, or (if `dead_too`)
+    /// from a dead handle. `Some(inherited)` if it did.
+    pub(crate) fn take_entry(&self, i: usize, dead_too: bool) -> Result<Option<bool>, Corrupted> {
+        let e = &self.entry(i).token;
+        let t = e.load(Ordering::Acquire);
+        if t != 0 && !(dead_too && Self::dead(e, t)?) {
+            return Ok(None);
+        }
+        let me = self.me().raw();
+        Ok(
+            e.compare_exchange(t, me, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+                .then_some(t != 0),
+        )
+    }
+
+    /// Frees entry `i`, which this process holds.
+    pub(crate) fn free_entry(&self, i: usize) {
+        let e = self.entry(i);
+        e.token.store(0, Ordering::Release);
+        e.response_space.notify();
+        e.request_space.notify();
+    }
+
+    /// Checks envelope `e` (not an end marker) against the block it
+    /// names, which `bit` must hold: block in range, shared under the
+    /// envelope's generation with `bit` set, length within the block.
+    pub(crate) fn check(&self, e: &Envelope, bit: u64) -> Result<Checked, Corrupted> {
+        let block = BlockRef {
+            class: e.class,
+            index: e.index,
+            generation: e.generation,
+        };
+        let Some((ptr, size)) = self.pool.block_ptr(block) else {
+            return Err(Corrupted("an envelope names no block of the pool"));
+        };
+        if !self.pool.is_shared(block)? {
+            return Err(Corrupted(
+                "an envelope's block is not shared under its generation",
+            ));
+        }
+        if self
+            .pool
+            .holders(block)
+            .is_none_or(|h| h.load(Ordering::Acquire) & bit == 0)
+        {
+            return Err(Corrupted(
+                "an envelope's block is not held for its receiver",
+            ));
+        }
+        let len = e.len as usize;
+        if len > size {
+            return Err(Corrupted("an envelope's length exceeds its block"));
+        }
+        Ok(Checked { block, ptr, len })
+    }
+
+    /// Releases `bit`'s hold on the block envelope `e` names, for an
+    /// envelope that will not be received (drained, stale, refused):
+    /// only if it names a shared block of its generation with `bit` set.
+    pub(crate) fn release_envelope(&self, e: &Envelope, bit: u64) -> bool {
+        if e.flags & END != 0 {
+            return false;
+        }
+        match self.check(e, bit) {
+            Ok(c) => self.pool.release_shared(c.block, bit),
+            Err(_) => false,
+        }
+    }
+
+    /// Pops every envelope of `q` as `who`, releasing `bit`'s hold on
+    /// each; returns the blocks freed.
+    fn drain(
+        &self,
+        q: &MpmcRing<'_, Envelope>,
+        who: Participant,
+        bit: u64,
+    ) -> Result<usize, Corrupted> {
+        let mut freed = 0;
+        for _ in 0..2 * q.capacity() {
+            match q.try_pop_as(who) {
+                Ok(e) => freed += usize::from(self.release_envelope(&e, bit)),
+                Err(PopError::Empty) => break,
+                Err(PopError::Corrupted(w)) => return Err(Corrupted(w)),
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Gives back everything entry `i`'s last client left, for a caller
+    /// that holds the entry: hands on the queue claims of a dead holder
+    /// (`inherited`), takes its unserved requests back (the server's hold
+    /// on each), drains its responses (its hold on each), and clears its
+    /// bit on every shared block. Returns the blocks freed.
+    pub(crate) fn clean_entry(&self, i: usize, inherited: bool) -> Result<usize, Corrupted> {
+        let q = &self.queues[i];
+        if inherited {
+            // SAFETY: the entry held a dead handle's token; only the
+            // entry's holder pushes requests and pops responses as
+            // `CLIENT`, and this process took the entry just now.
+            unsafe {
+                q.requests.release_claims(Holder::Producer(CLIENT));
+                q.responses.release_claims(Holder::Consumer(CLIENT));
+            }
+        }
+        let bit = 1u64 << i;
+        let mut freed = self.drain(&q.requests, CLIENT, SERVER_BIT)?;
+        freed += self.drain(&q.responses, CLIENT, bit)?;
+        let e = self.entry(i);
+        e.response_space.notify();
+        Ok(freed + self.pool.sweep_shared(bit)?)
+    }
+
+    /// Cleans entry `i` if its holder is dead; the blocks freed, `None`
+    /// if it is not dead (or another process took the entry first).
+    pub(crate) fn reclaim_entry(&self, i: usize) -> Result<Option<usize>, Corrupted> {
+        let e = &self.entry(i).token;
+        match e.load(Ordering::Acquire) {
+            0 => return Ok(None),
+            t if !Self::dead(e, t)? => return Ok(None),
+            _ => {}
+        }
+        match self.take_entry(i, true)? {
+            Some(_) => {
+                let freed = self.clean_entry(i, true);
+                self.free_entry(i);
+                freed.map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// What a caller that took the server's word from a dead server does
+    /// first: hands on its queue claims and clears its bit on every
+    /// shared block (its requests, the responses it was handing over).
+    /// Requests still queued stay: they name the dead server's token, so
+    /// a successor skips (and releases) them. Returns the blocks freed.
+    pub(crate) fn after_server(&self) -> Result<usize, Corrupted> {
+        for q in &self.queues {
+            // SAFETY: the server's word held a dead token or none, and only
+            // the server pops requests and pushes responses as `SERVER`: no
+            // thread of this process does either while the caller holds
+            // the word.
+            unsafe {
+                q.requests.release_claims(Holder::Consumer(SERVER));
+                q.responses.release_claims(Holder::Producer(SERVER));
+            }
+        }
+        self.pool.sweep_shared(SERVER_BIT)
+    }
+
+    /// Cleans up after a dead server: takes its word, cleans, frees it.
+    fn reclaim_server(&self) -> Result<usize, Corrupted> {
+        let w = &self.header.server;
+        let t = w.load(Ordering::Acquire);
+        if t == 0 || !Self::dead(w, t)? {
+            return Ok(0);
+        }
+        if w.compare_exchange(t, self.me().raw(), Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return Ok(0);
+        }
+        let freed = self.after_server();
+        w.store(0, Ordering::Release);
+        freed
+    }
+
+    /// Reclaims what dead peers left: dead clients' entries, a dead
+    /// server's holds and claims, shared blocks nobody holds, and pool
+    /// blocks dead participants had on loan. Returns the blocks freed.
+    pub(crate) fn reclaim(&self) -> Result<usize, Corrupted> {
+        let mut freed = 0;
+        for i in 0..self.queues.len() {
+            freed += self.reclaim_entry(i)?.unwrap_or(0);
+        }
+        freed += self.reclaim_server()?;
+        freed += self.pool.sweep_shared(0)?;
+        freed += self.pool.reclaim()?;
+        Ok(freed)
+    }
+}
+
+/// The envelope's server-token field: requests carry the token of the
+/// server they were sent to in the upper half of `flags`.
+pub(crate) fn addressed_to(e: &Envelope) -> u32 {
+    (e.flags >> 32) as u32
+}
+
+/// Tries `attempt` until it gives a value: at once, then (if `wait`)
+/// spinning a little, then sleeping on `signal` in probe slices until
+/// `deadline` (`None`: no limit), running `between` before each sleep.
+/// `Ok(None)`: nothing by then (at once, for `!wait`). An error from
+/// either stops it.
+pub(crate) fn wait_for<R, E>(
+    signal: &Signal,
+    deadline: Option<Instant>,
+    wait: bool,
+    mut attempt: impl FnMut() -> Result<Option<R>, E>,
+    mut between: impl FnMut() -> Result<(), E>,
+) -> Result<Option<R>, E> {
+    if let Some(r) = attempt()? {
+        return Ok(Some(r));
+    }
+    if !wait {
+        return Ok(None);
+    }
+    if let Some(r) = spin_for(|| attempt().transpose()).transpose()? {
+        return Ok(Some(r));
+    }
+    loop {
+        if expired(deadline) {
+            return Ok(None);
+        }
+        between()?;
+        let woke = signal.wait_deadline(probe_slice(deadline), || attempt().transpose());
+        if let Some(r) = woke.transpose()? {
+            return Ok(Some(r));
+        }
+    }
+}
+
+/// The error of an `open_or_create` that found another configuration.
+pub(crate) fn mismatch() -> Error {
+    Error::InvalidSize {
+        size: 0,
+        reason: "an existing request/response service has another configuration",
+    }
+}
+
+impl Service {
+    /// Loans a block for a message of `len` bytes.
+    pub(crate) fn loan(&self, len: usize) -> Result<Loan<'_>, LoanError> {
+        if len > u32::MAX as usize {
+            return Err(LoanError::TooLarge {
+                len,
+                max: u32::MAX as usize,
+            });
+        }
+        self.pool.try_loan(len)
+    }
+}
+
+impl From<LoanError> for super::error::CopyError {
+    fn from(e: LoanError) -> Self {
+        use super::error::CopyError;
+        match e {
+            LoanError::TooLarge { len, max } => CopyError::TooLarge { len, max },
+            LoanError::Corrupted(w) => CopyError::Corrupted(w),
+            _ => CopyError::Exhausted,
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Request/response: round trips and streams, several pending requests,
+//! the held limits, full queues, one server at a time, scribbled
+//! envelopes, and killed servers and clients, across processes.
+#![allow(clippy::disallowed_types)]
+
+mod common;
+
+use common::{child_role, finish, kill, spawn, unique_name, wait_for_line};
+use shmkit::pool::PoolConfig;
+use shmkit::reqresp::{
+    Client, CopyError, Envelope, RecvTimeoutError, RespondError, ResponseError,
+    ResponseTimeoutError, SendError, Server, ServiceConfig, TryRecvError, TryRespondError,
+    TryResponseError, TrySendError,
+};
+use shmkit::ring::mpmc::MpmcRing;
+use shmkit::testing::reqresp as wire;
+use shmkit::{Error, RegionOptions};
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(10);
+const BLOCKS: usize = 64;
+
+fn config() -> ServiceConfig {
+    ServiceConfig::new(PoolConfig::new().class(64, BLOCKS))
+        .clients(4)
+        .queue_capacity(8)
+        .held_limit(4)
+}
+
+fn u64_of(r: &[u8]) -> u64 {
+    u64::from_le_bytes(r[..8].try_into().unwrap())
+}
+
+#[test]
+#[ignore = "child process entry point, run by the tests that spawn it"]
+fn child_entry() {
+    let Some((role, args)) = child_role() else {
+        return;
+    };
+    match role.as_str() {
+        "serve" => {
+            // Serves `args[1]` requests: n -> n+1, n+2, .. n+k for k = n % 4.
+            let server = Server::open_or_create(&args[0], &config()).expect("serve");
+            common::report("ready");
+            let n: usize = args[1].parse().unwrap();
+            for _ in 0..n {
+                let req = server.recv_timeout(WAIT).expect("recv");
+                let v = req.value::<u64>().expect("8 bytes");
+                for k in 0..=v % 4 {
+                    req.respond_copy(&(v + k).to_le_bytes()).expect("respond");
+                }
+                req.finish().expect("finish");
+            }
+            common::report(format!("served {n}"));
+        }
+        "hang" => {
+            // Takes one request, answers part of it, then waits to die.
+            let server = Server::open(&args[0]).expect("serve");
+            common::report("ready");
+            let req = server.recv_timeout(WAIT).expect("recv");
+            req.respond_copy(&1u64.to_le_bytes()).expect("respond");
+            common::report("answered one");
+            std::thread::sleep(LIMIT);
+        }
+        "ask" => {
+            // Sends one request, holds the loaned bytes, waits to die.
+            let client = Client::open(&args[0]).expect("client");
+            let pending = client.send_copy(&7u64.to_le_bytes()).expect("send");
+            common::report("asked");
+            std::thread::sleep(LIMIT);
+            drop(pending);
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn a_stream_of_responses_reaches_its_request_only_in_order() {
+    let server = Server::anonymous(&config()).unwrap();
+    let client = server.client().unwrap();
+    let a = client.send_copy(&100u64.to_le_bytes()).unwrap();
+    let b = client.send_copy(&200u64.to_le_bytes()).unwrap();
+    assert_eq!((a.id(), b.id()), (1, 2));
+    let (ra, rb) = (server.recv().unwrap(), server.recv().unwrap());
+    assert_eq!((ra.id(), rb.id()), (1, 2));
+    // Interleaved on the wire; each pending request gets its own.
+    for k in 0..3u64 {
+        rb.respond_copy(&(200 + k).to_le_bytes()).unwrap();
+        ra.respond_copy(&(100 + k).to_le_bytes()).unwrap();
+    }
+    drop(rb); // dropping finishes the stream too
+    ra.finish().unwrap();
+    let take = |p: &shmkit::reqresp::PendingResponse<'_>| {
+        let mut got = Vec::new();
+        while let Some(r) = p.recv_timeout(WAIT).unwrap() {
+            assert_eq!(r.request(), p.id());
+            got.push(u64_of(&r));
+        }
+        assert!(p.is_done());
+        assert!(p.recv().unwrap().is_none(), "done stays done");
+        got
+    };
+    assert_eq!(take(&b), vec![200, 201, 202]);
+    assert_eq!(take(&a), vec![100, 101, 102]);
+    assert_eq!(server.free_blocks(0), Some(BLOCKS));
+}
+
+#[test]
+fn responses_to_a_dropped_request_are_released() {
+    let server = Server::anonymous(&config()).unwrap();
+    let client = server.client().unwrap();
+    let dropped = client.send_copy(&1u64.to_le_bytes()).unwrap();
+    let kept = client.send_copy(&2u64.to_le_bytes()).unwrap();
+    let (r1, r2) = (server.recv().unwrap(), server.recv().unwrap());
+    r1.respond_copy(b"for the first").unwrap();
+    r2.respond_copy(b"second").unwrap();
+    r1.respond_copy(b"more").unwrap();
+    drop((r1, r2));
+    // Receiving for `kept` sets aside the first request's two responses.
+    assert_eq!(&kept.recv().unwrap().unwrap()[..], b"second");
+    assert!(server.free_blocks(0) < Some(BLOCKS));
+    drop(dropped);
+    assert!(kept.recv().unwrap().is_none());
+    assert_eq!(server.free_blocks(0), Some(BLOCKS));
+}
+
+#[test]
+fn without_a_server_a_request_comes_back() {
+    let name = unique_name("rr-noserver");
+    let client = Client::create(&name, &config()).unwrap();
+    assert!(!client.server_present());
+    let mut req = client.loan(8).unwrap();
+    req.copy_from_slice(&5u64.to_le_bytes());
+    let SendError::NoServer(req) = req.send().unwrap_err() else {
+        panic!("not NoServer");
+    };
+    assert!(matches!(client.send_copy(b"x"), Err(CopyError::Gone)));
+    let server = Server::open(&name).unwrap();
+    let pending = req.send().unwrap();
+    let got = server.recv().unwrap();
+    assert_eq!(got.value::<u64>(), Some(5));
+    got.respond_copy(b"yes").unwrap();
+    drop(got);
+    assert_eq!(&pending.recv().unwrap().unwrap()[..], b"yes");
+}
+
+#[test]
+fn one_server_at_a_time_and_a_successor_skips_old_requests() {
+    let name = unique_name("rr-busy");
+    let client = Client::create(&name, &config()).unwrap();
+    let server = Server::open(&name).unwrap();
+    assert!(matches!(
+        Server::open(&name),
+        Err(Error::ServiceBusy { role: "server" })
+    ));
+    let old = client.send_copy(b"to the first").unwrap();
+    // Its successor (a handle of its own: another token) skips the
+    // request sent to it; the wait for its answer ends.
+    drop(server);
+    assert!(!client.server_present());
+    let server = Server::open(&name).unwrap();
+    assert!(matches!(
+        server.recv_timeout(Duration::from_millis(20)),
+        Err(RecvTimeoutError::Timeout)
+    ));
+    assert_eq!(
+        old.recv_timeout(WAIT).unwrap_err(),
+        ResponseTimeoutError::ServerGone
+    );
+    drop(old);
+    assert_eq!(
+        server.free_blocks(0),
+        Some(BLOCKS),
+        "the skipped request's block"
+    );
+    assert!(matches!(
+        Server::open_or_create(&name, &config().clients(3)),
+        Err(Error::ServiceBusy { .. } | Error::InvalidSize { .. })
+    ));
+}
+
+#[test]
+fn held_limits_and_full_queues_are_typed() {
+    let server = Server::anonymous(&config().held_limit(1).queue_capacity(2)).unwrap();
+    let client = server.client().unwrap();
+    let p1 = client.send_copy(&1u64.to_le_bytes()).unwrap();
+    let p2 = client.send_copy(&2u64.to_le_bytes()).unwrap();
+    let req = client.loan(8).unwrap();
+    let TrySendError::Full(req) = req.try_send().unwrap_err() else {
+        panic!("not Full");
+    };
+    let r1 = server.recv().unwrap();
+    assert!(matches!(server.try_recv(), Err(TryRecvError::HeldLimit)));
+    let p3 = req.try_send().unwrap();
+    for _ in 0..2 {
+        r1.respond_copy(b"r").unwrap();
+    }
+    let full = r1.loan(1).unwrap();
+    let TryRespondError::Full(full) = full.try_send().unwrap_err() else {
+        panic!("not Full");
+    };
+    let got = p1.try_recv().unwrap().unwrap();
+    assert!(matches!(p1.try_recv(), Err(TryResponseError::HeldLimit)));
+    drop(got);
+    full.send().unwrap();
+    // The queue is full again: one more received makes room for the end.
+    drop(p1.recv_timeout(WAIT).unwrap().unwrap());
+    r1.finish().unwrap();
+    let mut n = 0;
+    while let Some(r) = p1.recv_timeout(WAIT).unwrap() {
+        drop(r);
+        n += 1;
+    }
+    assert_eq!(n, 1);
+    assert!(matches!(p2.try_recv(), Err(TryResponseError::Empty)));
+    drop((p2, p3));
+    assert!(matches!(
+        server
+            .recv_timeout(Duration::from_millis(5))
+            .map(|r| r.id()),
+        Ok(2)
+    ));
+    assert!(matches!(
+        server.recv_timeout(Duration::from_millis(5)),
+        Ok(_) | Err(RecvTimeoutError::Timeout)
+    ));
+}
+
+#[test]
+fn round_trips_and_streams_with_a_server_process() {
+    let name = unique_name("rr-procs");
+    let client = Client::create(&name, &config()).unwrap();
+    const N: u64 = 2000;
+    let child = spawn("serve", &[&name, &N.to_string()]);
+    common::wait_until(WAIT, "the server", || client.server_present());
+    let start = Instant::now();
+    for v in 0..N {
+        let pending = client.send_copy(&v.to_le_bytes()).unwrap();
+        let mut got = Vec::new();
+        while let Some(r) = pending.recv_timeout(WAIT).unwrap() {
+            got.push(u64_of(&r));
+        }
+        let want: Vec<u64> = (0..=v % 4).map(|k| v + k).collect();
+        assert_eq!(got, want, "request {v}");
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(finish(child, LIMIT), vec!["ready", &format!("served {N}")]);
+    println!("{N} requests with streams in {elapsed:?}");
+    assert_eq!(client.free_blocks(0), Some(BLOCKS));
+}
+
+#[test]
+fn a_server_killed_mid_request_ends_the_wait_with_an_error() {
+    let name = unique_name("rr-kill-server");
+    let client = Client::create(&name, &config()).unwrap();
+    let mut child = spawn("hang", &[&name]);
+    assert_eq!(wait_for_line(&mut child), "ready");
+    let pending = client.send_copy(&3u64.to_le_bytes()).unwrap();
+    // What it answered before it died still arrives.
+    let first = pending.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!(u64_of(&first), 1);
+    kill(child);
+    let t = Instant::now();
+    assert_eq!(pending.recv().unwrap_err(), ResponseError::ServerGone);
+    assert!(t.elapsed() < WAIT, "ended in {:?}", t.elapsed());
+    assert!(matches!(
+        pending.try_recv(),
+        Err(TryResponseError::ServerGone)
+    ));
+    assert!(matches!(
+        pending.recv_timeout(WAIT),
+        Err(ResponseTimeoutError::ServerGone)
+    ));
+    drop((first, pending));
+    client.reclaim().unwrap();
+    assert_eq!(client.free_blocks(0), Some(BLOCKS), "its request came back");
+    // A new server serves new requests.
+    let server = Server::open(&name).unwrap();
+    let p = client.send_copy(b"again").unwrap();
+    server.recv().unwrap().finish().unwrap();
+    assert!(p.recv().unwrap().is_none());
+}
+
+#[test]
+fn a_client_killed_mid_request_is_gone_to_its_server_and_cleaned() {
+    let name = unique_name("rr-kill-client");
+    let server = Server::create(&name, &config()).unwrap();
+    let mut child = spawn("ask", &[&name]);
+    assert_eq!(wait_for_line(&mut child), "asked");
+    let req = server.recv_timeout(WAIT).unwrap();
+    assert_eq!(req.value::<u64>(), Some(7));
+    assert!(!req.client_gone());
+    kill(child);
+    assert!(req.client_gone());
+    assert_eq!(
+        req.respond_copy(b"late").unwrap_err(),
+        CopyError::Gone,
+        "nothing reaches a dead client"
+    );
+    let r = req.loan(4).unwrap();
+    assert_eq!(r.send().unwrap_err(), RespondError::ClientGone);
+    drop(req);
+    server.reclaim().unwrap();
+    assert_eq!(server.free_blocks(0), Some(BLOCKS));
+    // Its entry is free again for a new client.
+    let clients: Vec<_> = (0..4).map(|_| Client::open(&name).unwrap()).collect();
+    assert!(matches!(
+        Client::open(&name),
+        Err(Error::ServiceBusy { role: "client" })
+    ));
+    drop(clients);
+}
+
+#[test]
+fn scribbled_envelopes_are_corrupted_never_a_second_reader() {
+    let name = unique_name("rr-scribble");
+    let cfg = config();
+    let server = Server::create(&name, &cfg).unwrap();
+    let client = Client::open(&name).unwrap();
+    let peer = RegionOptions::new().any_layout().open(&name).unwrap();
+    let queue = MpmcRing::<Envelope>::open(&peer, wire::request_queue_offset(&cfg, client.entry()))
+        .unwrap();
+    let token = peer
+        .place::<std::sync::atomic::AtomicU32>(wire::SERVER_OFFSET)
+        .unwrap()
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let pending = client.send_copy(b"real").unwrap();
+    let real = server.recv().unwrap();
+    // A copy of the real request's envelope, pushed by a peer.
+    let b = real.block();
+    let forged = Envelope {
+        class: b.class,
+        index: b.index,
+        generation: b.generation,
+        len: 4,
+        request: 9,
+        flags: u64::from(token) << 32,
+    };
+    queue.try_push(forged).unwrap();
+    assert!(matches!(server.try_recv(), Err(TryRecvError::Corrupted(_))));
+    // Out of range, and flags no client writes.
+    queue
+        .try_push(Envelope {
+            index: 10_000,
+            ..forged
+        })
+        .unwrap();
+    assert!(matches!(server.try_recv(), Err(TryRecvError::Corrupted(_))));
+    queue
+        .try_push(Envelope {
+            flags: forged.flags | 5,
+            ..forged
+        })
+        .unwrap();
+    assert!(matches!(server.try_recv(), Err(TryRecvError::Corrupted(_))));
+    assert_eq!(&real[..], b"real");
+    drop(real);
+    assert!(pending.recv_timeout(WAIT).unwrap().is_none());
+    assert_eq!(server.free_blocks(0), Some(BLOCKS));
+}
