@@ -11,13 +11,24 @@
 //! the first one's bytes; two handles map the same pages twice, and a
 //! second loan would write the first one's bytes behind its back.
 //!
+//! The same goes for samples of a publish/subscribe service
+//! (`crate::pubsub`): a peer that rewrites a holders or a state word, or
+//! queues one descriptor twice, can make a shared block look free while a
+//! `Sample` (a `&[u8]`) of this process still reads it. So the record also
+//! counts, per block, the samples of this process that read it: a claim of
+//! a block with readers is refused, and so is a sample of a block lent
+//! here. The claim sets its bit and then reads the count, a sample raises
+//! the count and then reads the bit (all `SeqCst`), so of a claim and a
+//! sample racing for one block at least one sees the other.
+//!
 //! The record also keeps the layout the first view found: a view that
 //! reads another from the header (a peer rewrote it into another valid
 //! layout) would name the same bytes by other blocks, so it is refused.
 
 use super::config::Plan;
+use super::{BlockRef, Corrupted, Pool};
 use crate::error::{Error, Result};
-use crate::primitive::{AtomicU64, Ordering};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::region::Region;
 use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -29,6 +40,8 @@ pub(crate) struct Lending {
     classes: Vec<(usize, usize)>,
     /// Per class, a bit per block.
     words: Vec<Box<[AtomicU64]>>,
+    /// Per class, per block: how many samples of this process read it.
+    readers: Vec<Box<[AtomicU32]>>,
 }
 
 /// A pool in a region: the file (device, inode) and the pool's offset.
@@ -58,6 +71,11 @@ impl Lending {
                 .classes
                 .iter()
                 .map(|c| (0..c.bitmap_words()).map(|_| AtomicU64::new(0)).collect())
+                .collect(),
+            readers: plan
+                .classes
+                .iter()
+                .map(|c| (0..c.count).map(|_| AtomicU32::new(0)).collect())
                 .collect(),
         })
     }
@@ -92,14 +110,47 @@ impl Lending {
         Ok(r)
     }
 
-    /// Sets block `index` of `class`'s bit; whether it was clear.
+    /// Sets block `index` of `class`'s bit, if it was clear and no
+    /// sample reads the block; whether it did.
     pub(crate) fn mark(&self, class: usize, index: usize) -> bool {
         let bit = 1u64 << (index % 64);
-        self.words[class][index / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0
+        let word = &self.words[class][index / 64];
+        if word.fetch_or(bit, Ordering::SeqCst) & bit != 0 {
+            return false;
+        }
+        if self.readers[class][index].load(Ordering::SeqCst) != 0 {
+            word.fetch_and(!bit, Ordering::SeqCst);
+            return false;
+        }
+        true
     }
 
     /// Clears `bits` of word `word` of `class` (bits the caller set).
     pub(crate) fn clear(&self, class: usize, word: usize, bits: u64) {
-        self.words[class][word].fetch_and(!bits, Ordering::Relaxed);
+        self.words[class][word].fetch_and(!bits, Ordering::SeqCst);
+    }
+}
+
+impl Pool<'_> {
+    /// Counts a sample of this process reading block `b` (which the pool
+    /// has); [`Corrupted`] if a view of this process lends it.
+    pub(crate) fn read_shared(&self, b: BlockRef) -> Result<(), Corrupted> {
+        let (class, index) = (b.class as usize, b.index as usize);
+        let readers = &self.lending.readers[class][index];
+        readers.fetch_add(1, Ordering::SeqCst);
+        let bit = 1u64 << (index % 64);
+        if self.lending.words[class][index / 64].load(Ordering::SeqCst) & bit != 0 {
+            readers.fetch_sub(1, Ordering::SeqCst);
+            return Err(Corrupted(
+                "a descriptor names a block this process has on loan",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The end of a [`read_shared`](Self::read_shared) of `b`: the sample
+    /// reads its bytes no more.
+    pub(crate) fn end_read(&self, b: BlockRef) {
+        self.lending.readers[b.class as usize][b.index as usize].fetch_sub(1, Ordering::SeqCst);
     }
 }
