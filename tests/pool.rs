@@ -10,7 +10,8 @@ use shmkit::pool::{
     BlockRef, HeapPool, LoanError, LoanTimeoutError, Pool, PoolConfig, ReleaseError,
 };
 use shmkit::testing::pool as wire;
-use shmkit::{Error, Region};
+use shmkit::{Error, Region, RegionOptions};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -398,6 +399,122 @@ fn a_block_a_peer_frees_under_a_live_loan_is_not_lent_again() {
         );
     }
     assert_eq!(&first[..], b"mine....");
+}
+
+/// A second handle on `region`'s memfd: another participant of this
+/// process, with a mapping of its own.
+fn twin(region: &Region) -> Region {
+    let fd = region.as_fd().try_clone_to_owned().unwrap();
+    RegionOptions::new().any_layout().from_fd(fd).unwrap()
+}
+
+#[test]
+fn no_view_of_this_process_lends_a_block_another_lends() {
+    let cfg = config(&[(64, 1)]);
+    let region = RegionOptions::new()
+        .size(Pool::bytes_for(&cfg).unwrap())
+        .anonymous_with(|r| Pool::create(r, 0, &cfg).map(drop))
+        .unwrap();
+    let other = twin(&region);
+    let pool = Pool::open(&region, 0).unwrap();
+    let mut first = pool.try_loan(8).unwrap();
+    first.copy_from_slice(b"mine....");
+    let g = u64::from(first.generation());
+    // A peer marks the lent block free (hint bit included), or lent to a
+    // participant that is dead (slot 1000 of the table is nobody's).
+    let dead = (1000u64 << 21) | 1;
+    for word in [g << 32, g << 32 | dead] {
+        // SAFETY: atomic words of the pool (only atomics reference them),
+        // no other thread runs; this plays a peer.
+        unsafe {
+            region.write::<u64>(wire::HEADER_SIZE, &word).unwrap();
+            region.write::<u64>(wire::HEADER_SIZE + 256, &1).unwrap();
+        }
+        // A second view of the same handle (the same mapping: a second
+        // loan would alias the first one's bytes), and a view of another
+        // handle of this process.
+        let again = Pool::open(&region, 0).unwrap();
+        let got = again.try_loan(8);
+        assert!(
+            matches!(got, Err(LoanError::Corrupted(_))),
+            "{word:#x}: {got:?}"
+        );
+        drop(got);
+        // SAFETY: as above.
+        unsafe { region.write::<u64>(wire::HEADER_SIZE, &word).unwrap() };
+        let elsewhere = Pool::open(&other, 0).unwrap();
+        let got = elsewhere.try_loan(8);
+        assert!(
+            matches!(got, Err(LoanError::Corrupted(_))),
+            "{word:#x}: {got:?}"
+        );
+    }
+    assert_eq!(&first[..], b"mine....");
+    drop(first);
+    // Once the loan is gone, the block is lent again.
+    // SAFETY: as above: the word put right.
+    unsafe { region.write::<u64>(wire::HEADER_SIZE, &(g << 32)).unwrap() };
+    drop(Pool::open(&other, 0).unwrap().try_loan(8).unwrap());
+}
+
+#[test]
+fn a_forgotten_loan_of_a_dropped_handle_is_taken_over() {
+    let cfg = config(&[(64, 1)]);
+    let region = RegionOptions::new()
+        .size(Pool::bytes_for(&cfg).unwrap())
+        .anonymous_with(|r| Pool::create(r, 0, &cfg).map(drop))
+        .unwrap();
+    let pool = Pool::open(&region, 0).unwrap();
+    let other = twin(&region);
+    let view = Pool::open(&other, 0).unwrap();
+    std::mem::forget(view.try_loan(8).unwrap());
+    assert_eq!(pool.try_loan(8).unwrap_err(), LoanError::Exhausted);
+    drop(view);
+    drop(other);
+    // Its participant is dead: the loan takes the block over.
+    let loan = pool.try_loan(8).unwrap();
+    assert_eq!(loan.generation(), 2);
+}
+
+#[test]
+fn a_view_of_another_layout_is_refused_while_this_process_has_one() {
+    // One class of two 64-byte blocks is laid out exactly as one of one
+    // 128-byte block: a peer can rewrite the header from one to the other.
+    let cfg = config(&[(64, 2)]);
+    let bytes = Pool::bytes_for(&cfg).unwrap();
+    assert_eq!(bytes, Pool::bytes_for(&config(&[(128, 1)])).unwrap());
+    let region = RegionOptions::new()
+        .size(bytes)
+        .anonymous_with(|r| Pool::create(r, 0, &cfg).map(drop))
+        .unwrap();
+    let pool = Pool::open(&region, 0).unwrap();
+    let _first = pool.try_loan(8).unwrap();
+    let mut second = pool.try_loan(64).unwrap();
+    assert_eq!(second.index(), 1);
+    second.fill(7);
+    drop(_first);
+    let class = wire::CLASSES_OFFSET;
+    // SAFETY: header words only atomics reference; plays a peer.
+    unsafe {
+        region
+            .write::<u64>(class + wire::CLASS_BLOCK_SIZE, &128)
+            .unwrap();
+        region
+            .write::<u64>(class + wire::CLASS_BLOCK_COUNT, &1)
+            .unwrap();
+    }
+    for r in [&region, &twin(&region)] {
+        match Pool::open(r, 0) {
+            Err(Error::Corrupted { .. }) => {}
+            Ok(other) => {
+                // Its block 0 would be the bytes of both blocks.
+                let got = other.try_loan(128);
+                panic!("a view of another layout: {got:?}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(second.iter().all(|&b| b == 7));
 }
 
 #[test]

@@ -6,14 +6,17 @@
 mod common;
 
 use common::{child_role, kill, spawn, unique_name, wait_for_line};
-use shmkit::pool::PoolConfig;
+use shmkit::pool::{LoanError, PoolConfig};
 use shmkit::pubsub::{
     Descriptor, Publisher, RecvError, RecvTimeoutError, SendCopyError, ServiceConfig,
     SlowSubscriber, Subscriber, TryRecvError, TrySendError,
 };
 use shmkit::ring::mpmc::MpmcRing;
+use shmkit::testing::mpmc;
+use shmkit::testing::pool as pool_wire;
 use shmkit::testing::pubsub as wire;
 use shmkit::{Error, Region, RegionOptions};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -454,4 +457,165 @@ fn a_killed_publishers_samples_stay_readable_and_a_new_one_continues() {
     }
     drop(held);
     assert_eq!(publisher.free_blocks(0), Some(32));
+}
+
+/// Another handle of this process on `publisher`'s region: a peer that
+/// scribbles.
+fn twin(publisher: &Publisher) -> Region {
+    let fd = publisher.region().as_fd().try_clone_to_owned().unwrap();
+    RegionOptions::new().any_layout().from_fd(fd).unwrap()
+}
+
+/// Where the pool of a service of `cfg` keeps class 0's `field` section
+/// (`CLASS_META_OFFSET`, `CLASS_HOLDERS_OFFSET`, `CLASS_BITMAP_OFFSET`).
+fn section(region: &Region, cfg: &ServiceConfig, field: usize) -> usize {
+    let pool = wire::pool_offset(cfg);
+    // SAFETY: a pool header word only atomics reference; nothing writes it.
+    let rel: u64 = unsafe { region.read(pool + pool_wire::CLASSES_OFFSET + field) }.unwrap();
+    pool + rel as usize
+}
+
+#[test]
+fn a_block_a_sample_of_this_process_reads_is_not_lent_whatever_a_peer_writes() {
+    // Three ways a peer makes a held sample's block look free: its state
+    // word rewritten to free, its holders mask cleared (a reclaim then
+    // frees it), its descriptor queued twice (the second sample's drop
+    // then frees it).
+    for how in ["state", "holders", "twice"] {
+        let cfg = config(1, 2, 2);
+        let publisher = Publisher::anonymous(&cfg).unwrap();
+        let sub = publisher.subscriber().unwrap();
+        let region = twin(&publisher);
+        publisher.send_copy(b"held").unwrap();
+        let held = sub.try_recv().unwrap();
+        let b = held.block();
+        let at = |field| section(&region, &cfg, field) + 8 * b.index as usize;
+        match how {
+            "state" => {
+                let free = u64::from(b.generation) << 32;
+                // SAFETY: pool words only atomics reference; plays a peer.
+                unsafe {
+                    region
+                        .write::<u64>(at(pool_wire::CLASS_META_OFFSET), &free)
+                        .unwrap();
+                    region
+                        .write::<u64>(section(&region, &cfg, pool_wire::CLASS_BITMAP_OFFSET), &1)
+                        .unwrap();
+                }
+            }
+            "holders" => {
+                // SAFETY: as above.
+                unsafe { region.write::<u64>(at(pool_wire::CLASS_HOLDERS_OFFSET), &0) }.unwrap();
+                assert_eq!(publisher.reclaim(), Ok(1));
+            }
+            _ => {
+                let queue =
+                    MpmcRing::<Descriptor>::open(&region, wire::queue_offset(&cfg, sub.entry()))
+                        .unwrap();
+                queue
+                    .try_push(Descriptor {
+                        class: b.class,
+                        index: b.index,
+                        generation: b.generation,
+                        len: 4,
+                        seq: held.seq(),
+                        reserved: 0,
+                    })
+                    .unwrap();
+                // The copy is refused: it is not a second sample of the
+                // one hold (whose drop would free the block under `held`).
+                assert!(matches!(sub.try_recv(), Err(TryRecvError::Corrupted(_))));
+                assert_eq!(&held[..], b"held");
+                continue;
+            }
+        }
+        assert_eq!(
+            publisher.free_blocks(0),
+            Some(1),
+            "{how}: the block looks free"
+        );
+        // The pool's only block: a loan of it would write under `held`.
+        let got = publisher.loan(8);
+        assert!(
+            matches!(got, Err(LoanError::Corrupted(_))),
+            "{how}: {got:?}"
+        );
+        drop(got);
+        assert_eq!(&held[..], b"held", "{how}");
+    }
+}
+
+#[test]
+fn a_descriptor_of_a_block_this_process_has_on_loan_is_corrupted() {
+    let cfg = config(2, 2, 2);
+    let publisher = Publisher::anonymous(&cfg).unwrap();
+    let sub = publisher.subscriber().unwrap();
+    let region = twin(&publisher);
+    let mut s = publisher.loan(8).unwrap();
+    s.fill(1);
+    let b = s.block();
+    // A peer dresses the lent block up as a sample for `sub`: shared
+    // under its generation, `sub`'s bit set, a descriptor queued.
+    let at = |field| section(&region, &cfg, field) + 8 * b.index as usize;
+    let shared = u64::from(b.generation) << 32 | 1 << 31;
+    // SAFETY: pool words only atomics reference; plays a peer.
+    unsafe {
+        region
+            .write::<u64>(at(pool_wire::CLASS_META_OFFSET), &shared)
+            .unwrap();
+        region
+            .write::<u64>(at(pool_wire::CLASS_HOLDERS_OFFSET), &(1 << sub.entry()))
+            .unwrap();
+    }
+    let queue =
+        MpmcRing::<Descriptor>::open(&region, wire::queue_offset(&cfg, sub.entry())).unwrap();
+    queue
+        .try_push(Descriptor {
+            class: b.class,
+            index: b.index,
+            generation: b.generation,
+            len: 8,
+            seq: sub.join_seq(),
+            reserved: 0,
+        })
+        .unwrap();
+    let got = sub.try_recv();
+    assert!(matches!(got, Err(TryRecvError::Corrupted(_))), "{got:?}");
+    drop(got);
+    assert!(s.iter().all(|&x| x == 1));
+}
+
+#[test]
+fn try_send_returns_when_a_present_subscribers_queue_refuses_the_push() {
+    for timed in [false, true] {
+        let cfg = config(16, 1, 2);
+        let publisher = Publisher::anonymous(&cfg).unwrap();
+        let sub = publisher.subscriber().unwrap();
+        let region = twin(&publisher);
+        publisher.send_copy(b"a").unwrap();
+        drop(sub.try_recv().unwrap());
+        // Position 0's slot as its consumer leaves it while taking it (a
+        // subscriber stopped mid-pop, or a peer's scribble): the queue has
+        // room, but the push of position 1 waits for that slot.
+        let slot = wire::queue_offset(&cfg, sub.entry()) + 384;
+        let taking = mpmc::word(0, mpmc::State::Taking, 1);
+        // SAFETY: a queue's sequence word only atomics reference; plays a
+        // peer.
+        unsafe { region.write::<u64>(slot, &taking) }.unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Not scoped: a send that never returns must not hang the test.
+        std::thread::spawn(move || {
+            let s = publisher.loan(1).unwrap();
+            let got = if timed {
+                s.send_timeout(Duration::ZERO).map_err(|e| format!("{e:?}"))
+            } else {
+                s.try_send().map_err(|e| format!("{e:?}"))
+            };
+            let _ = tx.send(got);
+        });
+        let got = rx.recv_timeout(WAIT).expect("the send never returned");
+        // Sent (to nobody: the subscriber's queue took no descriptor).
+        assert_eq!(got, Ok(1), "timed: {timed}");
+        drop(sub);
+    }
 }

@@ -1,11 +1,13 @@
 //! A pool on the heap.
 
 use super::config::{plan, Plan, BLOCK_ALIGN};
+use super::lending::Lending;
 use super::{init, BitmapWord, BlockState, Class, HolderWord, Pool, PoolConfig, PoolHeader};
 use crate::error::{Error, Result};
 use core::fmt;
 use core::ptr::NonNull;
 use std::alloc::Layout;
+use std::sync::Arc;
 
 /// A block pool on the heap, for threads of one process, unit tests and
 /// loom models; [`pool`](Self::pool) gives the same [`Pool`] view a region
@@ -36,6 +38,8 @@ pub struct HeapPool {
     /// in `Drop`.
     data: Vec<NonNull<u8>>,
     layouts: Vec<Layout>,
+    /// What the views of this pool lend, shared by all of them.
+    lending: Arc<Lending>,
 }
 
 // SAFETY: owns its allocations; shared access goes through views, which
@@ -74,8 +78,10 @@ impl HeapPool {
             data.push(NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout)));
             layouts.push(layout);
         }
+        let lending = Lending::new(&plan);
         let heap = Self {
             header,
+            lending,
             plan,
             states,
             holders,
@@ -112,7 +118,7 @@ impl HeapPool {
                 hint: &self.header.hints[c],
             })
             .collect();
-        Pool::with_classes(&self.header, classes)
+        Pool::with_classes(&self.header, classes, self.lending.clone())
     }
 }
 

@@ -145,10 +145,16 @@
 //! `free` through the loan's own drop (a `BlockRef`'s release needs the
 //! detached state, which a live loan's block is not in; a reclaim needs
 //! its owner dead, and a live view's own token never is). A peer that
-//! breaks the protocol (scribbles on a state word, or on the block) can
-//! change the bytes under the borrow, as for the rings' chunks: the
-//! contents are garbled, this process's memory is not. Treat what a block
-//! holds as untrusted input.
+//! rewrites a state word (to `free`, or to a dead owner's word) could make
+//! a later claim succeed under a live loan, so every view of the pool in
+//! this process, whichever region handle it came through, also records
+//! its loans in one process-local bitmap per pool (keyed by the region's
+//! file and the pool's offset): a claim of a block set there is
+//! [`Corrupted`], and so is opening a view that finds another layout in
+//! the header than the process's other views of the pool found. A peer
+//! that scribbles on the block itself can change the bytes under the
+//! borrow, as for the rings' chunks: the contents are garbled, this
+//! process's memory is not. Treat what a block holds as untrusted input.
 //!
 //! # Under loom
 //!
@@ -161,6 +167,7 @@ mod config;
 mod error;
 mod heap;
 pub(crate) mod holds;
+mod lending;
 mod loan;
 mod release;
 pub(crate) mod shared;
@@ -183,7 +190,9 @@ use bytemuck::Pod;
 use config::{plan, ClassPlan, Plan};
 use core::fmt;
 use core::ptr::NonNull;
+use lending::Lending;
 use state::State;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wire::*;
 
@@ -419,10 +428,14 @@ pub struct Pool<'a> {
     /// The token this view's loans write into state words.
     me: Token,
     /// Per class, the blocks this view lends as a live `Loan` (bit set),
-    /// in this process's memory: a claim of a block already here means a
-    /// peer rewrote its state word to free while the loan lives, and is
-    /// refused, so no two loans of this view ever cover one block.
+    /// in this process's memory; each is also set in `lending`.
     lent: Vec<Box<[AtomicU64]>>,
+    /// The blocks every view of this pool in this process lends (the
+    /// views' `lent` together; see `lending`): a claim of a block already
+    /// there means a peer rewrote its state word while the loan lives,
+    /// and is refused, so no two loans of this process ever cover one
+    /// block.
+    lending: Arc<Lending>,
 }
 
 // SAFETY: the view holds shared references to atomics and pointers to
@@ -477,6 +490,7 @@ impl<'a> Pool<'a> {
                 len: region.len(),
             });
         }
+        let lending = Lending::of(region, offset, &plan)?;
         let header = region.spot::<PoolHeader>(offset, 1)?;
         let mut spots = Vec::with_capacity(plan.classes.len());
         let mut placed = vec![header.placed()];
@@ -494,7 +508,9 @@ impl<'a> Pool<'a> {
             .map(|(s, h, b)| unsafe { (s.get(), h.get(), b.get()) })
             .collect();
         init(header, &plan, &parts);
-        Ok(Self::from_parts(region, offset, header, &plan, parts))
+        Ok(Self::from_parts(
+            region, offset, header, &plan, parts, lending,
+        ))
     }
 
     /// A view of the pool a creator laid out at `offset` in `region`,
@@ -505,32 +521,36 @@ impl<'a> Pool<'a> {
     pub fn open(region: &'a Region, offset: usize) -> Result<Self> {
         // A failed check gives the header's placement back, so that a
         // failed probe leaves the bytes free for `create`.
-        let (header, (plan, parts)) = region.place_checked::<PoolHeader, _>(offset, |header| {
-            let plan = validate(header)?;
-            if offset
-                .checked_add(plan.total)
-                .is_none_or(|end| end > region.len())
-            {
-                return Err(Error::Corrupted {
-                    what: "pool extends past the region",
-                });
-            }
-            let mut spots = Vec::with_capacity(plan.classes.len());
-            let mut placed = Vec::new();
-            for p in &plan.classes {
-                let (states, holders, bitmap, data) = Self::spots(region, offset, p)?;
-                placed.extend([states.placed(), holders.placed(), bitmap.placed(), data]);
-                spots.push((states, holders, bitmap));
-            }
-            region.claim(&placed, false)?;
-            // SAFETY: every spot was claimed just above.
-            let parts: Vec<_> = spots
-                .into_iter()
-                .map(|(s, h, b)| unsafe { (s.get(), h.get(), b.get()) })
-                .collect();
-            Ok((plan, parts))
-        })?;
-        Ok(Self::from_parts(region, offset, header, &plan, parts))
+        let (header, (plan, parts, lending)) =
+            region.place_checked::<PoolHeader, _>(offset, |header| {
+                let plan = validate(header)?;
+                if offset
+                    .checked_add(plan.total)
+                    .is_none_or(|end| end > region.len())
+                {
+                    return Err(Error::Corrupted {
+                        what: "pool extends past the region",
+                    });
+                }
+                let lending = Lending::of(region, offset, &plan)?;
+                let mut spots = Vec::with_capacity(plan.classes.len());
+                let mut placed = Vec::new();
+                for p in &plan.classes {
+                    let (states, holders, bitmap, data) = Self::spots(region, offset, p)?;
+                    placed.extend([states.placed(), holders.placed(), bitmap.placed(), data]);
+                    spots.push((states, holders, bitmap));
+                }
+                region.claim(&placed, false)?;
+                // SAFETY: every spot was claimed just above.
+                let parts: Vec<_> = spots
+                    .into_iter()
+                    .map(|(s, h, b)| unsafe { (s.get(), h.get(), b.get()) })
+                    .collect();
+                Ok((plan, parts, lending))
+            })?;
+        Ok(Self::from_parts(
+            region, offset, header, &plan, parts, lending,
+        ))
     }
 
     /// The state words, bitmap and (as a placement) blocks of class `p` of
@@ -579,6 +599,7 @@ impl<'a> Pool<'a> {
         header: &'a PoolHeader,
         plan: &Plan,
         parts: Vec<(&'a [BlockState], &'a [HolderWord], &'a [BitmapWord])>,
+        lending: Arc<Lending>,
     ) -> Self {
         let classes = plan
             .classes
@@ -601,11 +622,16 @@ impl<'a> Pool<'a> {
                 }
             })
             .collect();
-        Self::with_classes(header, classes)
+        Self::with_classes(header, classes, lending)
     }
 
-    /// The view of `classes`, with an empty record of its loans.
-    fn with_classes(header: &'a PoolHeader, classes: Vec<Class<'a>>) -> Self {
+    /// The view of `classes`, with an empty record of its loans, sharing
+    /// `lending` with the other views of the pool in this process.
+    fn with_classes(
+        header: &'a PoolHeader,
+        classes: Vec<Class<'a>>,
+        lending: Arc<Lending>,
+    ) -> Self {
         let lent = classes
             .iter()
             .map(|c| (0..c.states.len().div_ceil(64)).map(|_| zero()).collect())
@@ -615,31 +641,32 @@ impl<'a> Pool<'a> {
             classes,
             me: owner::current(header),
             lent,
+            lending,
         }
     }
 
-    /// Records block `index` of `class` as lent by this view; fails if it
-    /// already was (a peer freed it under the live loan).
+    /// Records block `index` of `class` as lent by this view; fails if a
+    /// view of this process already lends it (a peer rewrote its state
+    /// word under the live loan).
     fn mark_lent(&self, class: usize, index: usize) -> Result<(), Corrupted> {
-        let bit = 1u64 << (index % 64);
-        if self.lent[class][index / 64].fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+        if !self.lending.mark(class, index) {
             return Err(Corrupted(
-                "a pool block's state word says free while this view lends it",
+                "a pool block's state word says free while this process lends it",
             ));
         }
+        self.lent[class][index / 64].fetch_or(1u64 << (index % 64), Ordering::Relaxed);
         Ok(())
     }
 
-    /// Forgets the loan of `b` (before its state word lets go of it, so
-    /// that the next claim of the block finds the record clear).
+    /// Forgets this view's loan of `b` (before its state word lets go of
+    /// it, so that the next claim of the block finds the record clear).
     fn unmark_lent(&self, b: BlockRef) {
-        let index = b.index as usize;
-        if let Some(w) = self
-            .lent
-            .get(b.class as usize)
-            .and_then(|words| words.get(index / 64))
-        {
-            w.fetch_and(!(1u64 << (index % 64)), Ordering::Relaxed);
+        let (class, index) = (b.class as usize, b.index as usize);
+        if let Some(w) = self.lent.get(class).and_then(|words| words.get(index / 64)) {
+            let bit = 1u64 << (index % 64);
+            if w.fetch_and(!bit, Ordering::Relaxed) & bit != 0 {
+                self.lending.clear(class, index / 64, bit);
+            }
         }
     }
 
@@ -683,6 +710,22 @@ impl<'a> Pool<'a> {
     pub fn block_offset(&self, class: usize, index: usize) -> Option<usize> {
         let c = self.classes.get(class)?;
         (index < c.states.len()).then(|| c.data_offset + index * c.block_size)
+    }
+}
+
+impl Drop for Pool<'_> {
+    fn drop(&mut self) {
+        // A loan given up with `mem::forget` leaves its bit: clear it, so
+        // that once its owner is dead another view may take the block
+        // over (the forgotten `&mut [u8]` is never used again).
+        for (class, words) in self.lent.iter().enumerate() {
+            for (w, bits) in words.iter().enumerate() {
+                let bits = bits.load(Ordering::Relaxed);
+                if bits != 0 {
+                    self.lending.clear(class, w, bits);
+                }
+            }
+        }
     }
 }
 

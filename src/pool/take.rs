@@ -126,7 +126,7 @@ impl<'a> Pool<'a> {
         len: usize,
     ) -> Result<Loan<'_>, Corrupted> {
         // The claim made the state word say `lent(me, gen)`; the record
-        // says whether this view already lends the block.
+        // says whether a view of this process already lends the block.
         let c = &self.classes[class];
         if let Err(e) = self.mark_lent(class, index as usize) {
             // A peer freed it under the live loan: give the word back as

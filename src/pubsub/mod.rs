@@ -59,11 +59,14 @@
 //! A receive pops a descriptor and checks it: block in range, not one the
 //! subscriber holds already (each subscriber records its live samples'
 //! blocks in process memory: a peer's copy of a descriptor is not a
-//! second sample of one hold), state `shared` under the descriptor's
-//! generation, this subscriber's bit set, length within the block;
-//! anything else is `Corrupted` (never a panic). The [`Sample`] derefs
-//! to the bytes in place; its drop clears the subscriber's bit
-//! (`fetch_and`, so clearing twice is harmless). A
+//! second sample of one hold), not on loan in this process, state
+//! `shared` under the descriptor's generation, this subscriber's bit
+//! set, length within the block; anything else is `Corrupted` (never a
+//! panic). While a sample of this process reads a block, no loan of this
+//! process takes it, whatever a peer wrote into its state or holders word
+//! (see `crate::pool`'s record of what the process lends). The
+//! [`Sample`] derefs to the bytes in place; its drop clears the
+//! subscriber's bit (`fetch_and`, so clearing twice is harmless). A
 //! subscriber holds at most its *held limit* of samples at once
 //! ([`ServiceConfig::held_limit`]); a receive past it fails with
 //! `HeldLimit`. Samples stay valid after the publisher leaves or dies: its
@@ -133,7 +136,11 @@
 //!   edge: a subscriber that joins while a send is under way, and finds
 //!   its queue full of what its entry's last holder left, is waited for
 //!   only until that send's deadline, not at all by `try_send`; past it,
-//!   it misses that one sample.)
+//!   it misses that one sample. Likewise one whose queue has room but
+//!   still refuses the push, because it is in the middle of popping the
+//!   very slot the publisher needs, or a peer scribbled on the queue: `send`
+//!   waits for it without limit, `try_send` and a timed send for 10 ms or
+//!   until their deadline, whichever is later.)
 //! - [`SlowSubscriber::DropOldest`]: the publisher pops the oldest
 //!   descriptor of a full queue itself (the ring is MPMC; its claim names
 //!   the publisher) and releases that subscriber's hold on its block,

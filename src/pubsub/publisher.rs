@@ -242,8 +242,18 @@ impl Publisher {
             Some(lock) => svc.file_in_history(lock, &d),
             None => Ok(()),
         };
-        let late = (!wait).then(Instant::now).or(deadline);
-        let pushed = self.distribute(mask, ready, late, b, &d);
+        let now = Instant::now();
+        let late = (!wait).then_some(now).or(deadline);
+        // A subscriber that had room and still refuses the push is being
+        // waited for as long as a blocking send waits; `try_send` and a
+        // timed send wait for it one probe interval at least, until their
+        // deadline at most otherwise.
+        let patience = (!wait || deadline.is_some()).then(|| {
+            deadline
+                .map_or(now, |d| d.max(now))
+                .max(now + PROBE_INTERVAL)
+        });
+        let pushed = self.distribute(mask, ready, late, patience, b, &d);
         svc.pool.release_shared(b, PUBLISHER_BIT);
         drop(history);
         pushed.map_err(|w| (Stop::Corrupted(w), None))?;
@@ -316,14 +326,17 @@ impl Publisher {
 
     /// Pushes `d` (block `b`, which this publisher holds with
     /// `PUBLISHER_BIT`) to every subscriber in `mask`. Those in `ready`
-    /// have room; one that joined since and finds its queue full of what
-    /// it found there from before is waited for until `late` (then it
-    /// misses this sample).
+    /// have room, and one of them still refusing the push (it is popping
+    /// the slot we need, or a peer scribbled on its queue) is waited for
+    /// until `patience`; one that joined since and finds its queue full of
+    /// what it found there from before is waited for until `late`. Either
+    /// then misses this sample.
     fn distribute(
         &self,
         mask: u64,
         ready: u64,
         late: Option<Instant>,
+        patience: Option<Instant>,
         b: BlockRef,
         d: &Descriptor,
     ) -> Result<(), &'static str> {
@@ -350,7 +363,7 @@ impl Publisher {
                 // queue full of what it found from before (or one that has
                 // room but is still popping the slot we need). Wait for
                 // it, watching its liveness; for a joiner, until `late`.
-                let limit = if ready & bit != 0 { None } else { late };
+                let limit = if ready & bit != 0 { patience } else { late };
                 pushed = loop {
                     if let Some(r) = push() {
                         break Some(r);

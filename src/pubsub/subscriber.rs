@@ -348,20 +348,34 @@ impl Subscriber {
         if self.holding.contains(block) {
             return bad("a descriptor names a block this subscriber already holds");
         }
-        if !pool.is_shared(block)? {
-            return bad("a descriptor's block is not shared under its generation");
-        }
-        let bit = 1u64 << self.entry;
-        if pool
-            .holders(block)
-            .is_none_or(|h| h.load(Ordering::Acquire) & bit == 0)
-        {
-            return bad("a descriptor's block is not held for this subscriber");
+        // Counted as read first (and refused if lent in this process):
+        // from here on no loan of this process takes the block.
+        pool.read_shared(block)?;
+        let checked = || -> Result<(), Stop> {
+            if !pool.is_shared(block)? {
+                return Err(Stop::Corrupted(
+                    "a descriptor's block is not shared under its generation",
+                ));
+            }
+            let bit = 1u64 << self.entry;
+            if pool
+                .holders(block)
+                .is_none_or(|h| h.load(Ordering::Acquire) & bit == 0)
+            {
+                return Err(Stop::Corrupted(
+                    "a descriptor's block is not held for this subscriber",
+                ));
+            }
+            if d.len as usize > size {
+                return Err(Stop::Corrupted("a descriptor's length exceeds its block"));
+            }
+            Ok(())
+        };
+        if let Err(e) = checked() {
+            pool.end_read(block);
+            return Err(e);
         }
         let len = d.len as usize;
-        if len > size {
-            return bad("a descriptor's length exceeds its block");
-        }
         self.holding.insert(block);
         self.held.set(self.held.get() + 1);
         Ok(Sample {
@@ -433,6 +447,8 @@ impl Drop for Sample<'_> {
     fn drop(&mut self) {
         self.sub.holding.remove(self.block);
         let bit = 1u64 << self.sub.entry;
+        // No longer read: then the hold goes (which may free the block).
+        self.sub.svc.pool.end_read(self.block);
         self.sub.svc.pool.release_shared(self.block, bit);
         self.sub.held.set(self.sub.held.get() - 1);
     }

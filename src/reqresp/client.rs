@@ -340,6 +340,9 @@ impl Client {
                 "a response names a block this client already holds",
             ));
         }
+        // From here on no loan of this process takes the block (and one
+        // that has it on loan makes this `Corrupted`).
+        self.svc.pool.read_shared(c.block)?;
         self.holding.insert(c.block);
         self.held.set(self.held.get() + 1);
         Ok(Some(Response {
@@ -648,6 +651,7 @@ impl Drop for Response<'_> {
     fn drop(&mut self) {
         let c = self.client;
         c.holding.remove(self.block);
+        c.svc.pool.end_read(self.block);
         c.svc.pool.release_shared(self.block, c.bit());
         c.held.set(c.held.get() - 1);
     }

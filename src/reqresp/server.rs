@@ -299,6 +299,9 @@ impl Server {
                         "a request names a block this server already holds",
                     ));
                 }
+                // As a client's response: no loan of this process takes
+                // the block while the request is read.
+                svc.pool.read_shared(c.block)?;
                 self.holding.insert(c.block);
                 self.held.set(self.held.get() + 1);
                 self.next_queue.set((i + 1) % n);
@@ -459,6 +462,7 @@ impl Drop for ActiveRequest<'_> {
         }
         let s = self.server;
         s.holding.remove(self.block);
+        s.svc.pool.end_read(self.block);
         s.svc.pool.release_shared(self.block, SERVER_BIT);
         s.held.set(s.held.get() - 1);
     }
