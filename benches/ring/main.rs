@@ -105,12 +105,10 @@ mod support;
 mod bytes;
 mod channel;
 mod child;
-mod control;
 mod ideal;
 mod latency;
 mod line;
 mod link;
-mod message;
 mod peers;
 mod plan;
 mod report;
@@ -121,18 +119,14 @@ mod throughput;
 use link::Link;
 use plan::{Ctx, Plan};
 use std::time::Duration;
-use support::{Mode, Placement};
+use support::{LatencyBudget, Mode, Placement};
+// Shared with the other benches; the modules name them `crate::…`.
+use support::{LINK_A_VAR, STOP};
 
 /// Child role (before `:<link>`): echo 64-byte pings.
 const ROLE_ECHO: &str = "echo";
 /// Child role (before `:<link>:<size>`): produce a stream.
 const ROLE_PRODUCE: &str = "produce";
-/// Carries the control region's descriptor to the child.
-const CONTROL_VAR: &str = "SHMKIT_BENCH_CONTROL";
-/// Carries the child's first link end (a region or a descriptor).
-const LINK_A_VAR: &str = "SHMKIT_BENCH_LINK_A";
-/// Carries the child's second link end, if any.
-const LINK_B_VAR: &str = "SHMKIT_BENCH_LINK_B";
 /// The whole run (or a child's whole life) ends with an error past this.
 const RUN_LIMIT: Duration = Duration::from_secs(240);
 
@@ -140,9 +134,6 @@ const RUN_LIMIT: Duration = Duration::from_secs(240);
 const MSG: usize = 64;
 /// A latency message, or a 64-byte stream message of the typed channel.
 type Msg = [u8; MSG];
-/// The sequence number that tells an echoing child to stop, and the `go`
-/// value that tells a producing child to.
-const STOP: u64 = u64::MAX;
 
 /// Items per batch: the ideal ring publishes its indices once per batch,
 /// the batched channel row sends and receives slices this long, and every
@@ -154,9 +145,6 @@ const U64_CAPACITY: usize = 16_384;
 const MSG_CAPACITY: usize = 4_096;
 /// Bytes of the byte channels' rings for streams.
 const BYTES_CAPACITY: usize = 1 << 20;
-/// Bytes of the byte channels' rings for latency (one 64-byte record is in
-/// flight at a time).
-const BYTES_LATENCY_CAPACITY: usize = 64 << 10;
 
 /// Message sizes of the streams, in bytes (8: a `u64`).
 const SIZES: [usize; 4] = [8, 64, 4096, 65536];
@@ -208,10 +196,12 @@ fn main() {
 
     let plan = if mode.is_quick() {
         Plan {
-            latency_warmup: Duration::from_millis(20),
-            latency_budget: Duration::from_millis(250),
-            max_round_trips: 200_000,
-            latency_rounds: 1,
+            latency: LatencyBudget {
+                warmup: Duration::from_millis(20),
+                budget: Duration::from_millis(250),
+                max_round_trips: 200_000,
+                rounds: 1,
+            },
             pilot_time: Duration::from_millis(5),
             rep_time: Duration::from_millis(20),
             reps: 3,
@@ -220,10 +210,12 @@ fn main() {
         }
     } else {
         Plan {
-            latency_warmup: Duration::from_millis(200),
-            latency_budget: Duration::from_millis(2500),
-            max_round_trips: 5_000_000,
-            latency_rounds: 5,
+            latency: LatencyBudget {
+                warmup: Duration::from_millis(200),
+                budget: Duration::from_millis(2500),
+                max_round_trips: 5_000_000,
+                rounds: 5,
+            },
             pilot_time: Duration::from_millis(20),
             rep_time: Duration::from_millis(100),
             reps: 2,

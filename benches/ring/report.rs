@@ -57,9 +57,9 @@ impl Results {
             let mut t = Table::new(format!(
                 "\nA. one-way latency, 64-byte messages (ns; round trip / 2, every round trip \
                  timed, HDR histogram; up to {} round trips or {:.1} s per row, in {})",
-                ctx.plan.max_round_trips,
-                ctx.plan.latency_budget.as_secs_f64(),
-                rounds(ctx.plan.latency_rounds)
+                ctx.plan.latency.max_round_trips,
+                ctx.plan.latency.budget.as_secs_f64(),
+                rounds(ctx.plan.latency.rounds)
             ));
             t.show_p999();
             t.add_column("samples");

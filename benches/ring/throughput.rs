@@ -1,11 +1,9 @@
 //! B. Throughput: a stream from a producing child to the parent.
 
-use crate::control::Control;
 use crate::link::Link;
 use crate::plan::{Ctx, Plan};
-use crate::support::{self, Stats, Wait, CHILD_IDLE_LIMIT};
+use crate::support::{self, Control, Stats, Wait, CHILD_IDLE_LIMIT};
 use crate::{bytes, channel, ideal, peers, spsc, BATCH, ROLE_PRODUCE, STOP};
-use shmkit::Shm;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -101,8 +99,7 @@ pub(crate) struct StreamRun {
 /// Measures a stream of `size`-byte messages over `link`, produced by a
 /// child.
 pub(crate) fn throughput(link: Link, size: usize, ctx: &Ctx) -> Result<StreamRun, String> {
-    let control = Shm::<Control>::anonymous(|_| {})
-        .map_err(|e| format!("creating the control region: {e}"))?;
+    let control = support::new_control()?;
     let role = format!("{ROLE_PRODUCE}:{}:{size}", link.tag());
     let ((samples, total), pinned) = match link {
         Link::Ideal | Link::IdealEach => ideal::throughput(link, size, ctx, &role, &control)?,
