@@ -119,7 +119,7 @@ mod throughput;
 use link::Link;
 use plan::{Ctx, Plan};
 use std::time::Duration;
-use support::{LatencyBudget, Mode, Placement};
+use support::{LatencyBudget, Mode, Placement, StreamBudget};
 // Shared with the other benches; the modules name them `crate::…`.
 use support::{LINK_A_VAR, STOP};
 
@@ -202,11 +202,13 @@ fn main() {
                 max_round_trips: 200_000,
                 rounds: 1,
             },
-            pilot_time: Duration::from_millis(5),
-            rep_time: Duration::from_millis(20),
-            reps: 3,
-            warmup_reps: 1,
-            stream_rounds: 1,
+            streams: StreamBudget {
+                pilot_time: Duration::from_millis(5),
+                rep_time: Duration::from_millis(20),
+                reps: 3,
+                warmup_reps: 1,
+                rounds: 1,
+            },
         }
     } else {
         Plan {
@@ -216,11 +218,13 @@ fn main() {
                 max_round_trips: 5_000_000,
                 rounds: 5,
             },
-            pilot_time: Duration::from_millis(20),
-            rep_time: Duration::from_millis(100),
-            reps: 2,
-            warmup_reps: 1,
-            stream_rounds: 5,
+            streams: StreamBudget {
+                pilot_time: Duration::from_millis(20),
+                rep_time: Duration::from_millis(100),
+                reps: 2,
+                warmup_reps: 1,
+                rounds: 5,
+            },
         }
     };
     let args: Vec<String> = std::env::args().skip(1).collect();

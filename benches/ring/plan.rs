@@ -1,24 +1,15 @@
 //! The run's budgets, its selection of rows, and driving a child.
 
-use crate::support::{self, ChildGuard, Control, LatencyBudget, Placement};
+use crate::support::{self, ChildGuard, Control, LatencyBudget, Placement, StreamBudget};
 use shmkit::Shm;
 use std::process::Command;
-use std::time::Duration;
 
 /// Budgets for one run.
 pub(crate) struct Plan {
     /// Latency: warm-up, budget and rounds of every row.
     pub(crate) latency: LatencyBudget,
-    /// Streams: the calibration run grows until it lasts this long.
-    pub(crate) pilot_time: Duration,
-    /// Streams: a repetition is sized to last about this long.
-    pub(crate) rep_time: Duration,
-    /// Streams: measured repetitions per round.
-    pub(crate) reps: usize,
-    /// Streams: discarded repetitions per round.
-    pub(crate) warmup_reps: usize,
-    /// Streams: rounds over every row, each with a fresh child.
-    pub(crate) stream_rounds: u32,
+    /// Streams: calibration, repetitions and rounds of every row.
+    pub(crate) streams: StreamBudget,
 }
 
 /// The run's plan and where its two sides run.

@@ -103,9 +103,9 @@ impl Results {
                  per row)",
                 size_label(size),
                 if size == 8 { " (8-byte)" } else { "" },
-                ctx.plan.reps,
-                ctx.plan.rep_time.as_secs_f64() * 1e3,
-                rounds(ctx.plan.stream_rounds),
+                ctx.plan.streams.reps,
+                ctx.plan.streams.rep_time.as_secs_f64() * 1e3,
+                rounds(ctx.plan.streams.rounds),
             ));
             t.set_ratio_label("vs pipe");
             if let Some(p) = pipe {

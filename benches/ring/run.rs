@@ -40,7 +40,6 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Results, String> {
 /// failed.
 /// Also returns whether the parent ran pinned.
 pub(crate) fn stream_rounds(ctx: &Ctx) -> (Vec<StreamRow>, bool) {
-    let mut pinned = false;
     let chosen = |(l, size): &(Link, usize)| {
         ctx.selects(&format!("{}: {}", size_label(*size), l.stream_label(*size)))
     };
@@ -50,29 +49,12 @@ pub(crate) fn stream_rounds(ctx: &Ctx) -> (Vec<StreamRow>, bool) {
         .into_iter()
         .filter(|r| ctx.streams && (chosen(r) || (r.0 == Link::Pipe && sizes.contains(&r.1))))
         .collect();
-    let mut merged: Vec<Result<(Vec<f64>, u64), String>> =
-        rows.iter().map(|_| Ok((Vec::new(), 0))).collect();
-    let rounds = ctx.plan.stream_rounds;
-    for round in 1..=rounds {
-        for (&(link, size), acc) in rows.iter().zip(merged.iter_mut()) {
-            let Ok((samples, count)) = acc else {
-                continue;
-            };
-            support::progress(&format!(
-                "throughput, round {round}/{rounds}, {}: {}",
-                size_label(size),
-                link.stream_label(size)
-            ));
-            match throughput(link, size, ctx) {
-                Ok(mut run) => {
-                    samples.append(&mut run.samples);
-                    *count += run.count;
-                    pinned |= run.pinned;
-                }
-                Err(e) => *acc = Err(e),
-            }
-        }
-    }
+    let (merged, pinned) = support::stream_rounds(
+        &rows,
+        ctx.plan.streams.rounds,
+        |&(link, size)| format!("{}: {}", size_label(size), link.stream_label(size)),
+        |&(link, size)| throughput(link, size, ctx),
+    );
     let rows = rows
         .into_iter()
         .zip(merged)

@@ -16,6 +16,8 @@
 //! - [`pingpong`]: ping-pong latency: the two ends' traits, the timed
 //!   loop, rows measured in turn over rounds;
 //! - [`message`]: sequence stamps and their checks;
+//! - [`stream`]: throughput: calibrated, timed repetitions, rows measured
+//!   in turn over rounds;
 //! - [`links`]: ping-pong over shmkit's typed and byte channels and the
 //!   kernel's pipes and Unix sockets, messages of any size;
 //! - [`fd`]: descriptors children inherit;
@@ -62,6 +64,7 @@ pub mod pin;
 pub mod pingpong;
 pub mod report;
 pub mod stats;
+pub mod stream;
 pub mod wait;
 
 // Re-exported so that a bench names everything `support::…` (a bench that
@@ -69,5 +72,5 @@ pub mod wait;
 #[allow(unused_imports)]
 pub use self::{
     child::*, control::*, fd::*, links::*, machine::*, message::*, mode::*, names::*, pin::*,
-    pingpong::*, report::*, stats::*, wait::*,
+    pingpong::*, report::*, stats::*, stream::*, wait::*,
 };
