@@ -113,13 +113,14 @@ mod peers;
 mod plan;
 mod report;
 mod run;
+use run::run as run_rows;
 mod spsc;
 mod throughput;
 
 use link::Link;
 use plan::{Ctx, Plan};
 use std::time::Duration;
-use support::{LatencyBudget, Mode, Placement, StreamBudget};
+use support::{LatencyBudget, Placement, Selection, StreamBudget};
 // Shared with the other benches; the modules name them `crate::…`.
 use support::{LINK_A_VAR, STOP};
 
@@ -187,14 +188,9 @@ fn main() {
     if let Some(role) = support::child_role() {
         std::process::exit(child::run_child(&role));
     }
-    let clock = support::RunClock::start();
-    let mode = Mode::detect();
-    let machine = support::Machine::probe();
-    support::watchdog(RUN_LIMIT, "the ring benchmark", 1);
+    let run = support::start_run("shmkit ring benchmark", RUN_LIMIT);
 
-    support::print_banner("shmkit ring benchmark", mode, &machine);
-
-    let plan = if mode.is_quick() {
+    let plan = if run.mode.is_quick() {
         Plan {
             latency: LatencyBudget {
                 warmup: Duration::from_millis(20),
@@ -227,21 +223,16 @@ fn main() {
             },
         }
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let only = |w: &str| args.iter().any(|a| a == w);
+    let selection = Selection::from_args("latency", "throughput");
     let ctx = Ctx {
-        latency: only("latency") || !only("throughput"),
-        streams: only("throughput") || !only("latency"),
-        filters: args
-            .iter()
-            .filter(|a| !a.starts_with('-') && *a != "latency" && *a != "throughput")
-            .cloned()
-            .collect(),
+        latency: selection.first,
+        streams: selection.second,
+        selection,
         plan,
         placement: Placement::for_machine(),
     };
 
-    match run::run(&ctx) {
+    match run_rows(&ctx) {
         Ok(results) => results.print(&ctx),
         Err(e) => {
             eprintln!("error: {e}");
@@ -249,14 +240,5 @@ fn main() {
         }
     }
 
-    let load = clock.print_summary();
-    if let Some(one) = load.and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok()) {
-        if one > machine.nproc as f64 {
-            println!(
-                "warning: the machine was busy (load {one:.1} on {} CPUs): spinning sides \
-                 lose their CPU to other work, the floors most of all; compare within the run",
-                machine.nproc
-            );
-        }
-    }
+    run.finish();
 }

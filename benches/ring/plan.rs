@@ -1,6 +1,8 @@
 //! The run's budgets, its selection of rows, and driving a child.
 
-use crate::support::{self, ChildGuard, Control, LatencyBudget, Placement, StreamBudget};
+use crate::support::{
+    self, ChildGuard, Control, LatencyBudget, Placement, Selection, StreamBudget,
+};
 use shmkit::Shm;
 use std::process::Command;
 
@@ -18,16 +20,16 @@ pub(crate) struct Ctx {
     /// Whether to run section A (latency) and section B (streams).
     pub(crate) latency: bool,
     pub(crate) streams: bool,
-    /// Words a row's label must contain one of to run (none: every row).
-    /// The baselines the ratios need run anyway.
-    pub(crate) filters: Vec<String>,
+    /// The rows selected on the command line. The baselines the ratios
+    /// need run anyway.
+    pub(crate) selection: Selection,
     pub(crate) placement: Placement,
 }
 
 impl Ctx {
     /// Whether the row labelled `label` is selected.
     pub(crate) fn selects(&self, label: &str) -> bool {
-        self.filters.is_empty() || self.filters.iter().any(|f| label.contains(f.as_str()))
+        self.selection.selects(label)
     }
 
     pub(crate) fn describe_pinning(&self, pinned: bool) -> String {

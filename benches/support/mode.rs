@@ -56,3 +56,38 @@ impl fmt::Display for Mode {
         })
     }
 }
+
+/// What the command line selects: a bench with two sections runs both
+/// unless one is named; every other word (not an option) is a filter on
+/// the rows' labels.
+pub struct Selection {
+    /// Whether to run the first section.
+    pub first: bool,
+    /// Whether to run the second section.
+    pub second: bool,
+    /// Words a row's label must contain one of to run (none: every row).
+    pub filters: Vec<String>,
+}
+
+impl Selection {
+    /// The selection of this process's arguments, for sections named
+    /// `first` and `second`.
+    pub fn from_args(first: &str, second: &str) -> Selection {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let only = |w: &str| args.iter().any(|a| a == w);
+        Selection {
+            first: only(first) || !only(second),
+            second: only(second) || !only(first),
+            filters: args
+                .iter()
+                .filter(|a| !a.starts_with('-') && *a != first && *a != second)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Whether the row labelled `label` is selected.
+    pub fn selects(&self, label: &str) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| label.contains(f.as_str()))
+    }
+}
