@@ -91,3 +91,11 @@ impl Selection {
         self.filters.is_empty() || self.filters.iter().any(|f| label.contains(f.as_str()))
     }
 }
+
+impl Selection {
+    /// The selection of a bench with a single section: every word of the
+    /// command line (not an option) is a filter.
+    pub fn rows_from_args() -> Selection {
+        Selection::from_args("", "")
+    }
+}

@@ -334,9 +334,9 @@ pub fn fmt_rounds(n: u32) -> String {
 /// A size in bytes as `64 B`, `4 KiB`, `16 MiB` (exact multiples only;
 /// bytes otherwise).
 pub fn fmt_size(bytes: usize) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.trailing_zeros() >= 20 {
         format!("{} MiB", bytes >> 20)
-    } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+    } else if bytes >= 1 << 10 && bytes.trailing_zeros() >= 10 {
         format!("{} KiB", bytes >> 10)
     } else {
         format!("{bytes} B")
