@@ -77,20 +77,15 @@ mod support;
 mod fanout;
 mod loan;
 mod report;
+mod shared;
 
 use loan::{Receive, PAYLOAD_SIZES};
-use shmkit::channel::{channel, Receiver, Sender};
+use shared::{BASELINE_TAG, MSG, RUN_LIMIT};
 use std::time::Duration;
 use support::{KernelLink, LatencyBudget, Pings, Placement, Selection, StreamBudget};
 
-/// Child role (`echo:<link>[:<size>]`): echo pings.
-const ROLE_ECHO: &str = "echo";
 /// Child role: subscribe to a fan-out service.
 const ROLE_SUBSCRIBE: &str = "subscribe";
-/// The whole run (or a child's whole life) ends with an error past this.
-const RUN_LIMIT: Duration = Duration::from_secs(300);
-/// Bytes of the baseline's messages.
-const MSG: usize = 64;
 
 /// A latency row of section A.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +121,7 @@ impl Row {
     /// Names the link in a child role.
     fn tag(self) -> &'static str {
         match self {
-            Row::Typed => "typed",
+            Row::Typed => BASELINE_TAG,
             Row::Loan(_) => Receive::Blocking.tag(),
             Row::Bytes(_) => "bytes",
             Row::Unix(_) => "unix",
@@ -136,7 +131,7 @@ impl Row {
     fn label(self) -> String {
         let size = support::fmt_size(self.size());
         match self {
-            Row::Typed => "baseline: shmkit channel<[u8; 64]> send/recv".to_owned(),
+            Row::Typed => shared::BASELINE_LABEL.to_owned(),
             Row::Loan(_) => format!("{size}: shmkit pubsub loan, stamp, send/recv"),
             Row::Bytes(_) => format!("{size}: shmkit byte_channel, payload copied"),
             Row::Unix(_) => format!("{size}: unix socket, payload copied"),
@@ -181,38 +176,16 @@ fn main() {
         std::process::exit(run_child(&role));
     }
     let run = support::start_run("shmkit pubsub benchmark", RUN_LIMIT);
-    let plan = if run.mode.is_quick() {
-        Plan {
-            latency: LatencyBudget {
-                warmup: Duration::from_millis(10),
-                budget: Duration::from_millis(100),
-                max_round_trips: 100_000,
-                rounds: 1,
-            },
-            fanout: StreamBudget {
-                pilot_time: Duration::from_millis(5),
-                rep_time: Duration::from_millis(20),
-                reps: 2,
-                warmup_reps: 1,
-                rounds: 1,
-            },
-        }
-    } else {
-        Plan {
-            latency: LatencyBudget {
-                warmup: Duration::from_millis(100),
-                budget: Duration::from_millis(2000),
-                max_round_trips: 5_000_000,
-                rounds: 5,
-            },
-            fanout: StreamBudget {
-                pilot_time: Duration::from_millis(20),
-                rep_time: Duration::from_millis(100),
-                reps: 2,
-                warmup_reps: 1,
-                rounds: 5,
-            },
-        }
+    let quick = run.mode.is_quick();
+    let plan = Plan {
+        latency: shared::latency_budget(quick),
+        fanout: StreamBudget {
+            pilot_time: Duration::from_millis(if quick { 5 } else { 20 }),
+            rep_time: Duration::from_millis(if quick { 20 } else { 100 }),
+            reps: 2,
+            warmup_reps: 1,
+            rounds: if quick { 1 } else { 5 },
+        },
     };
     let selection = Selection::from_args("latency", "fanout");
     let ctx = Ctx {
@@ -236,17 +209,10 @@ fn main() {
 /// Measures one round of round trips over `row` with a child echoing.
 fn latency(row: Row, ctx: &Ctx) -> Pings {
     let control = support::new_control()?;
-    let role = format!("{ROLE_ECHO}:{}:{}", row.tag(), row.size());
+    let role = shared::echo_role(row.tag(), row.size());
     let (placement, budget) = (&ctx.placement, &ctx.plan.latency);
     match row {
-        Row::Typed => support::typed_latency(
-            channel::<[u8; MSG]>,
-            support::patterned_array(),
-            placement,
-            budget,
-            &role,
-            &control,
-        ),
+        Row::Typed => shared::baseline_latency(placement, budget, &role, &control),
         Row::Loan(size) => {
             loan::loan_latency(size, Receive::Blocking, placement, budget, &role, &control)
         }
@@ -265,8 +231,7 @@ fn latency(row: Row, ctx: &Ctx) -> Pings {
 }
 
 fn run_child(role: &str) -> i32 {
-    support::die_with_parent();
-    support::watchdog(RUN_LIMIT, &format!("bench child ({role})"), 4);
+    shared::child_limits(role);
     let result = if role == ROLE_SUBSCRIBE {
         fanout::subscribe_child()
     } else {
@@ -277,21 +242,13 @@ fn run_child(role: &str) -> i32 {
 
 /// An echoing child: `echo:<link>:<size>`.
 fn echo_child(role: &str) -> Result<(), String> {
-    let mut parts = role.split(':');
-    let (Some(ROLE_ECHO), Some(link), Some(Ok(size)), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next().map(str::parse::<usize>),
-        parts.next(),
-    ) else {
+    let (link, size, None) = shared::parse_echo_role(role)? else {
         return Err(format!("unknown role {role:?}"));
     };
     let (control, _) = support::child_setup()?;
     match (link, Receive::from_tag(link)) {
         (_, Some(how)) => loan::loan_echo(size, how, &control),
-        ("typed", _) => {
-            support::typed_echo::<Receiver<[u8; MSG]>, Sender<[u8; MSG]>, MSG>(&control)
-        }
+        (BASELINE_TAG, _) => shared::baseline_echo(&control),
         ("bytes", _) => support::bytes_echo(&control),
         ("unix", _) => support::kernel_echo(KernelLink::Unix, vec![0; size], &control),
         _ => Err(format!("unknown link in role {role:?}")),

@@ -2,6 +2,7 @@
 
 use crate::fanout::{fanout, fanout_label, FANOUT_SIZE, FANOUT_SUBSCRIBERS};
 use crate::loan::{loan_row_bytes, PAYLOAD_SIZES};
+use crate::shared::latency_table;
 use crate::support::{self, fmt_ratio, fmt_rounds, fmt_size, Stats, Table, Unit};
 use crate::{latency, Ctx, Row, REQUEST_RESPONSE_ROWS};
 
@@ -81,7 +82,6 @@ impl Results {
     }
 
     fn print_latency(&self, ctx: &Ctx, failed: &mut Vec<String>) {
-        let b = &ctx.plan.latency;
         let largest = PAYLOAD_SIZES.iter().copied().max().unwrap_or(0);
         println!(
             "\nloan rows: services of one pool class of the payload's size, 4 blocks each; \
@@ -93,18 +93,11 @@ impl Results {
             "loan rows write the sequence number into the first and last 8 bytes of the \
              loaned block, nothing else; copy rows copy the whole payload each way"
         );
-        let mut t = Table::new(format!(
-            "\nA. one-way latency by payload size (round trip / 2, every round trip timed, \
-             HDR histogram; up to {} round trips or {:.1} s per row, in {})",
-            b.max_round_trips,
-            b.budget.as_secs_f64(),
-            fmt_rounds(b.rounds)
-        ));
-        t.show_p999();
-        t.set_ratio_label("vs channel 64 B");
-        if let Some(base) = self.p50(Row::Typed) {
-            t.set_floor_ns(base);
-        }
+        let mut t = latency_table(
+            "A. one-way latency by payload size",
+            &ctx.plan.latency,
+            self.p50(Row::Typed),
+        );
         t.add_column("samples");
         for (row, r) in &self.latency {
             support::latency_row(&mut t, failed, &row.label(), r, Vec::new());

@@ -41,19 +41,14 @@ mod support;
 #[path = "../../../benches/pubsub/loan.rs"]
 mod loan;
 
+#[path = "../../../benches/pubsub/shared.rs"]
+mod shared;
+
 mod iox;
 
 use loan::{Receive, PAYLOAD_SIZES};
-use shmkit::channel::{channel, Receiver, Sender};
-use std::time::Duration;
-use support::{fmt_ratio, fmt_rounds, LatencyBudget, Pings, Placement, Selection, Stats, Table};
-
-/// Child role: `echo:<link>:<size>[:<name>]`.
-const ROLE_ECHO: &str = "echo";
-/// The whole run (or a child's whole life) ends with an error past this.
-const RUN_LIMIT: Duration = Duration::from_secs(300);
-/// Bytes of the baseline's messages.
-const MSG: usize = 64;
+use shared::{BASELINE_TAG, MSG, RUN_LIMIT};
+use support::{fmt_ratio, LatencyBudget, Pings, Placement, Selection, Stats};
 
 /// A row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +83,7 @@ impl Row {
 
     fn tag(self) -> &'static str {
         match self {
-            Row::Typed => "typed",
+            Row::Typed => BASELINE_TAG,
             Row::Iceoryx2(_) => iox::TAG,
             Row::Loan(_, how) => how.tag(),
         }
@@ -97,7 +92,7 @@ impl Row {
     fn label(self) -> String {
         let size = support::fmt_size(self.size());
         match self {
-            Row::Typed => "baseline: shmkit channel<[u8; 64]> send/recv".to_owned(),
+            Row::Typed => shared::BASELINE_LABEL.to_owned(),
             Row::Iceoryx2(_) => format!("{size}: iceoryx2 loan, stamp, send/receive poll"),
             Row::Loan(_, Receive::Blocking) => {
                 format!("{size}: shmkit pubsub loan, stamp, send/recv")
@@ -117,21 +112,7 @@ fn main() {
         std::process::exit(run_child(&role));
     }
     let run = support::start_run("shmkit vs iceoryx2 publish/subscribe", RUN_LIMIT);
-    let budget = if run.mode.is_quick() {
-        LatencyBudget {
-            warmup: Duration::from_millis(10),
-            budget: Duration::from_millis(100),
-            max_round_trips: 100_000,
-            rounds: 1,
-        }
-    } else {
-        LatencyBudget {
-            warmup: Duration::from_millis(100),
-            budget: Duration::from_millis(2000),
-            max_round_trips: 5_000_000,
-            rounds: 5,
-        }
-    };
+    let budget = shared::latency_budget(run.mode.is_quick());
     let selection = Selection::rows_from_args();
     let placement = Placement::for_machine();
     // A selected row brings its size's iceoryx2 row along (the ratios').
@@ -172,45 +153,27 @@ fn main() {
 /// Measures one round of `row` with a child echoing.
 fn latency(row: Row, placement: &Placement, budget: &LatencyBudget) -> Pings {
     let control = support::new_control()?;
-    let role = format!("{ROLE_ECHO}:{}:{}", row.tag(), row.size());
+    let role = shared::echo_role(row.tag(), row.size());
     match row {
-        Row::Typed => support::typed_latency(
-            channel::<[u8; MSG]>,
-            support::patterned_array(),
-            placement,
-            budget,
-            &role,
-            &control,
-        ),
+        Row::Typed => shared::baseline_latency(placement, budget, &role, &control),
         Row::Iceoryx2(size) => iox::iceoryx2_latency(size, placement, budget, &role, &control),
         Row::Loan(size, how) => loan::loan_latency(size, how, placement, budget, &role, &control),
     }
 }
 
 fn run_child(role: &str) -> i32 {
-    support::die_with_parent();
-    support::watchdog(RUN_LIMIT, &format!("peer child ({role})"), 4);
+    shared::child_limits(role);
     support::exit_code(role, echo_child(role))
 }
 
 /// An echoing child: `echo:<link>:<size>[:<name>]`.
 fn echo_child(role: &str) -> Result<(), String> {
-    let mut parts = role.split(':');
-    let (Some(ROLE_ECHO), Some(link), Some(Ok(size)), name) = (
-        parts.next(),
-        parts.next(),
-        parts.next().map(str::parse::<usize>),
-        parts.next(),
-    ) else {
-        return Err(format!("unknown role {role:?}"));
-    };
+    let (link, size, name) = shared::parse_echo_role(role)?;
     let (control, _) = support::child_setup()?;
     match (link, Receive::from_tag(link), name) {
         (_, Some(how), None) => loan::loan_echo(size, how, &control),
         (iox::TAG, _, Some(base)) => iox::iceoryx2_echo(size, base, &control),
-        ("typed", _, None) => {
-            support::typed_echo::<Receiver<[u8; MSG]>, Sender<[u8; MSG]>, MSG>(&control)
-        }
+        (BASELINE_TAG, _, None) => shared::baseline_echo(&control),
         _ => Err(format!("unknown link in role {role:?}")),
     }
 }
@@ -232,18 +195,7 @@ fn print(results: &[(Row, Result<Stats, String>)], budget: &LatencyBudget) {
         support::fmt_size(largest),
         loan::loan_row_bytes(largest).unwrap_or(0) as f64 / f64::from(1 << 20)
     );
-    let mut t = Table::new(format!(
-        "\none-way latency by payload size (round trip / 2, every round trip timed, HDR \
-         histogram; up to {} round trips or {:.1} s per row, in {})",
-        budget.max_round_trips,
-        budget.budget.as_secs_f64(),
-        fmt_rounds(budget.rounds)
-    ));
-    t.show_p999();
-    t.set_ratio_label("vs channel 64 B");
-    if let Some(base) = p50(Row::Typed) {
-        t.set_floor_ns(base);
-    }
+    let mut t = shared::latency_table("one-way latency by payload size", budget, p50(Row::Typed));
     t.add_column("vs iceoryx2");
     t.add_column("samples");
     let mut failed = Vec::new();
