@@ -1,8 +1,9 @@
 //! iceoryx2 beside shmkit: publish/subscribe one-way latency by payload
 //! size (64 B, 4 KiB, 64 KiB, 1 MiB, 16 MiB), measured as
-//! `cargo bench --bench pubsub` measures shmkit's (whose support code
-//! and loan row this binary builds in: `benches/support`,
-//! `benches/pubsub/loan.rs`), in the same run, so each size gets a
+//! `cargo bench --bench pubsub` measures shmkit's (whose support code,
+//! loan row, budgets, baseline and table frame this binary builds in:
+//! `benches/support`, `benches/pubsub/loan.rs` and `shared.rs`), in the
+//! same run, so each size gets a
 //! same-run ratio shmkit / iceoryx2.
 //!
 //! Method: ping-pong between this process and a child (this binary
