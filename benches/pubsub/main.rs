@@ -82,7 +82,7 @@ mod shared;
 use loan::{Receive, PAYLOAD_SIZES};
 use shared::{BASELINE_TAG, MSG, RUN_LIMIT};
 use std::time::Duration;
-use support::{KernelLink, LatencyBudget, Pings, Placement, Selection, StreamBudget};
+use support::{KernelLink, LatencyBudget, Mode, Pings, Placement, Selection, StreamBudget};
 
 /// Child role: subscribe to a fan-out service.
 const ROLE_SUBSCRIBE: &str = "subscribe";
@@ -175,7 +175,7 @@ fn main() {
     if let Some(role) = support::child_role() {
         std::process::exit(run_child(&role));
     }
-    let run = support::start_run("shmkit pubsub benchmark", RUN_LIMIT);
+    let run = support::start_run("shmkit pubsub benchmark", RUN_LIMIT, Mode::detect());
     let quick = run.mode.is_quick();
     let plan = Plan {
         latency: shared::latency_budget(quick),

@@ -120,7 +120,7 @@ mod throughput;
 use link::Link;
 use plan::{Ctx, Plan};
 use std::time::Duration;
-use support::{LatencyBudget, Placement, Selection, StreamBudget};
+use support::{LatencyBudget, Mode, Placement, Selection, StreamBudget};
 // Shared with the other benches; the modules name them `crate::…`.
 use support::{LINK_A_VAR, STOP};
 
@@ -188,7 +188,7 @@ fn main() {
     if let Some(role) = support::child_role() {
         std::process::exit(child::run_child(&role));
     }
-    let run = support::start_run("shmkit ring benchmark", RUN_LIMIT);
+    let run = support::start_run("shmkit ring benchmark", RUN_LIMIT, Mode::detect());
 
     let plan = if run.mode.is_quick() {
         Plan {

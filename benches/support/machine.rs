@@ -156,12 +156,12 @@ pub struct Run {
     pub machine: Machine,
 }
 
-/// Starts a bench's parent (after `main` has checked for a child role):
-/// the clock, the mode, the machine, a watchdog that ends the run past
-/// `limit`, and the opening lines under `title`.
-pub fn start_run(title: &str, limit: Duration) -> Run {
+/// Starts a bench's parent (after `main` has checked for a child role)
+/// in `mode` ([`Mode::detect`] for a bench): the clock, the machine, a
+/// watchdog that ends the run past `limit`, and the opening lines under
+/// `title`.
+pub fn start_run(title: &str, limit: Duration, mode: Mode) -> Run {
     let clock = RunClock::start();
-    let mode = Mode::detect();
     let machine = Machine::probe();
     watchdog(limit, &format!("the {title}"), 1);
     print_banner(title, mode, &machine);

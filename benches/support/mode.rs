@@ -32,6 +32,17 @@ impl Mode {
         }
     }
 
+    /// The mode of a program run as a plain binary (`cargo run`, which
+    /// passes no `--bench`): full unless [`QUICK_VAR`] asks for a smoke
+    /// run.
+    pub fn for_binary() -> Mode {
+        if Mode::detect() == Mode::Quick {
+            Mode::Quick
+        } else {
+            Mode::Full
+        }
+    }
+
     /// Whether iteration counts are cut.
     pub fn is_quick(self) -> bool {
         self != Mode::Full

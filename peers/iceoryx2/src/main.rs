@@ -49,7 +49,7 @@ mod iox;
 
 use loan::{Receive, PAYLOAD_SIZES};
 use shared::{BASELINE_TAG, MSG, RUN_LIMIT};
-use support::{fmt_ratio, LatencyBudget, Pings, Placement, Selection, Stats};
+use support::{fmt_ratio, LatencyBudget, Mode, Pings, Placement, Selection, Stats};
 
 /// A row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,12 @@ fn main() {
     if let Some(role) = support::child_role() {
         std::process::exit(run_child(&role));
     }
-    let run = support::start_run("shmkit vs iceoryx2 publish/subscribe", RUN_LIMIT);
+    // A plain binary: full unless SHMKIT_BENCH_QUICK asks for a smoke run.
+    let run = support::start_run(
+        "shmkit vs iceoryx2 publish/subscribe",
+        RUN_LIMIT,
+        Mode::for_binary(),
+    );
     let budget = shared::latency_budget(run.mode.is_quick());
     let selection = Selection::rows_from_args();
     let placement = Placement::for_machine();
