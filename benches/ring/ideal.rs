@@ -1,9 +1,9 @@
 //! The ideal SPSC `u64` stream, the throughput floor: a hand-rolled ring
 //! in an anonymous region.
 
-use crate::control::Control;
 use crate::link::Link;
 use crate::plan::Ctx;
+use crate::support::Control;
 use crate::support::{self, Wait, CHILD_IDLE_LIMIT, PARENT_WAIT_LIMIT};
 use crate::throughput::{serve_stream, stream, Consumer, Producer, Streamed};
 use crate::{BATCH, LINK_A_VAR, U64_CAPACITY};

@@ -1,9 +1,10 @@
 //! The latency floor: one cache line bounced between the two processes.
 
-use crate::control::Control;
-use crate::latency::{ping_pong, serve_echo, Echoer, Pinger, Pings};
 use crate::plan::Ctx;
-use crate::support::{self, Wait, CHILD_IDLE_LIMIT, PARENT_WAIT_LIMIT};
+use crate::support::{
+    self, ping_pong, serve_echo, Control, Echoer, Pinger, Pings, Wait, CHILD_IDLE_LIMIT,
+    PARENT_WAIT_LIMIT,
+};
 use crate::{LINK_A_VAR, STOP};
 use shmkit::{RegionOptions, Shm, ShmSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,7 +80,9 @@ pub(crate) fn latency(ctx: &Ctx, role: &str, control: &Shm<Control>) -> Pings {
         line: &line,
         how: ctx.placement.how,
     };
-    ctx.drive(role, control, child, (), || ping_pong(&mut pinger, plan))
+    ctx.drive(role, control, child, (), || {
+        ping_pong(&mut pinger, &plan.latency)
+    })
 }
 
 /// The child's side of the floor: echo every ping.

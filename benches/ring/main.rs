@@ -105,34 +105,29 @@ mod support;
 mod bytes;
 mod channel;
 mod child;
-mod control;
 mod ideal;
 mod latency;
 mod line;
 mod link;
-mod message;
 mod peers;
 mod plan;
 mod report;
 mod run;
+use run::run as run_rows;
 mod spsc;
 mod throughput;
 
 use link::Link;
 use plan::{Ctx, Plan};
 use std::time::Duration;
-use support::{Mode, Placement};
+use support::{LatencyBudget, Mode, Placement, Selection, StreamBudget};
+// Shared with the other benches; the modules name them `crate::…`.
+use support::{LINK_A_VAR, STOP};
 
 /// Child role (before `:<link>`): echo 64-byte pings.
 const ROLE_ECHO: &str = "echo";
 /// Child role (before `:<link>:<size>`): produce a stream.
 const ROLE_PRODUCE: &str = "produce";
-/// Carries the control region's descriptor to the child.
-const CONTROL_VAR: &str = "SHMKIT_BENCH_CONTROL";
-/// Carries the child's first link end (a region or a descriptor).
-const LINK_A_VAR: &str = "SHMKIT_BENCH_LINK_A";
-/// Carries the child's second link end, if any.
-const LINK_B_VAR: &str = "SHMKIT_BENCH_LINK_B";
 /// The whole run (or a child's whole life) ends with an error past this.
 const RUN_LIMIT: Duration = Duration::from_secs(240);
 
@@ -140,9 +135,6 @@ const RUN_LIMIT: Duration = Duration::from_secs(240);
 const MSG: usize = 64;
 /// A latency message, or a 64-byte stream message of the typed channel.
 type Msg = [u8; MSG];
-/// The sequence number that tells an echoing child to stop, and the `go`
-/// value that tells a producing child to.
-const STOP: u64 = u64::MAX;
 
 /// Items per batch: the ideal ring publishes its indices once per batch,
 /// the batched channel row sends and receives slices this long, and every
@@ -154,9 +146,6 @@ const U64_CAPACITY: usize = 16_384;
 const MSG_CAPACITY: usize = 4_096;
 /// Bytes of the byte channels' rings for streams.
 const BYTES_CAPACITY: usize = 1 << 20;
-/// Bytes of the byte channels' rings for latency (one 64-byte record is in
-/// flight at a time).
-const BYTES_LATENCY_CAPACITY: usize = 64 << 10;
 
 /// Message sizes of the streams, in bytes (8: a `u64`).
 const SIZES: [usize; 4] = [8, 64, 4096, 65536];
@@ -199,53 +188,51 @@ fn main() {
     if let Some(role) = support::child_role() {
         std::process::exit(child::run_child(&role));
     }
-    let clock = support::RunClock::start();
-    let mode = Mode::detect();
-    let machine = support::Machine::probe();
-    support::watchdog(RUN_LIMIT, "the ring benchmark", 1);
+    let run = support::start_run("shmkit ring benchmark", RUN_LIMIT, Mode::detect());
 
-    support::print_banner("shmkit ring benchmark", mode, &machine);
-
-    let plan = if mode.is_quick() {
+    let plan = if run.mode.is_quick() {
         Plan {
-            latency_warmup: Duration::from_millis(20),
-            latency_budget: Duration::from_millis(250),
-            max_round_trips: 200_000,
-            latency_rounds: 1,
-            pilot_time: Duration::from_millis(5),
-            rep_time: Duration::from_millis(20),
-            reps: 3,
-            warmup_reps: 1,
-            stream_rounds: 1,
+            latency: LatencyBudget {
+                warmup: Duration::from_millis(20),
+                budget: Duration::from_millis(250),
+                max_round_trips: 200_000,
+                rounds: 1,
+            },
+            streams: StreamBudget {
+                pilot_time: Duration::from_millis(5),
+                rep_time: Duration::from_millis(20),
+                reps: 3,
+                warmup_reps: 1,
+                rounds: 1,
+            },
         }
     } else {
         Plan {
-            latency_warmup: Duration::from_millis(200),
-            latency_budget: Duration::from_millis(2500),
-            max_round_trips: 5_000_000,
-            latency_rounds: 5,
-            pilot_time: Duration::from_millis(20),
-            rep_time: Duration::from_millis(100),
-            reps: 2,
-            warmup_reps: 1,
-            stream_rounds: 5,
+            latency: LatencyBudget {
+                warmup: Duration::from_millis(200),
+                budget: Duration::from_millis(2500),
+                max_round_trips: 5_000_000,
+                rounds: 5,
+            },
+            streams: StreamBudget {
+                pilot_time: Duration::from_millis(20),
+                rep_time: Duration::from_millis(100),
+                reps: 2,
+                warmup_reps: 1,
+                rounds: 5,
+            },
         }
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let only = |w: &str| args.iter().any(|a| a == w);
+    let selection = Selection::from_args("latency", "throughput");
     let ctx = Ctx {
-        latency: only("latency") || !only("throughput"),
-        streams: only("throughput") || !only("latency"),
-        filters: args
-            .iter()
-            .filter(|a| !a.starts_with('-') && *a != "latency" && *a != "throughput")
-            .cloned()
-            .collect(),
+        latency: selection.first,
+        streams: selection.second,
+        selection,
         plan,
         placement: Placement::for_machine(),
     };
 
-    match run::run(&ctx) {
+    match run_rows(&ctx) {
         Ok(results) => results.print(&ctx),
         Err(e) => {
             eprintln!("error: {e}");
@@ -253,14 +240,5 @@ fn main() {
         }
     }
 
-    let load = clock.print_summary();
-    if let Some(one) = load.and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok()) {
-        if one > machine.nproc as f64 {
-            println!(
-                "warning: the machine was busy (load {one:.1} on {} CPUs): spinning sides \
-                 lose their CPU to other work, the floors most of all; compare within the run",
-                machine.nproc
-            );
-        }
-    }
+    run.finish();
 }

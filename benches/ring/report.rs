@@ -2,7 +2,7 @@
 
 use crate::link::Link;
 use crate::plan::Ctx;
-use crate::support::{self, fmt_significant, verdict, Stats, Table, Unit};
+use crate::support::{self, fmt_rounds, fmt_significant, verdict, Stats, Table, Unit};
 use crate::throughput::Throughput;
 use crate::SIZES;
 
@@ -45,21 +45,16 @@ impl Results {
     }
 
     pub(crate) fn print(&self, ctx: &Ctx) {
-        println!("pinning:  {}", self.pinning);
-        println!(
-            "clock:    {:.1} ns per Instant::now() (inside every timed round trip: \
-             half of it in each one-way figure)",
-            self.clock_ns
-        );
+        support::print_setup(&self.pinning, self.clock_ns);
         let mut failed = Vec::new();
 
         if !self.latency.is_empty() {
             let mut t = Table::new(format!(
                 "\nA. one-way latency, 64-byte messages (ns; round trip / 2, every round trip \
                  timed, HDR histogram; up to {} round trips or {:.1} s per row, in {})",
-                ctx.plan.max_round_trips,
-                ctx.plan.latency_budget.as_secs_f64(),
-                rounds(ctx.plan.latency_rounds)
+                ctx.plan.latency.max_round_trips,
+                ctx.plan.latency.budget.as_secs_f64(),
+                fmt_rounds(ctx.plan.latency.rounds)
             ));
             t.show_p999();
             t.add_column("samples");
@@ -103,9 +98,9 @@ impl Results {
                  per row)",
                 size_label(size),
                 if size == 8 { " (8-byte)" } else { "" },
-                ctx.plan.reps,
-                ctx.plan.rep_time.as_secs_f64() * 1e3,
-                rounds(ctx.plan.stream_rounds),
+                ctx.plan.streams.reps,
+                ctx.plan.streams.rep_time.as_secs_f64() * 1e3,
+                fmt_rounds(ctx.plan.streams.rounds),
             ));
             t.set_ratio_label("vs pipe");
             if let Some(p) = pipe {
@@ -135,12 +130,7 @@ impl Results {
         }
 
         self.print_goals();
-        if !failed.is_empty() {
-            println!("\nnot measured:");
-            for f in failed {
-                println!("  {f}");
-            }
-        }
+        support::print_failed(&failed);
     }
 
     pub(crate) fn print_goals(&self) {
@@ -226,14 +216,5 @@ impl Results {
             };
             println!("  (c) u64 msg/s at least 100x a pipe's, {what}: {line}");
         }
-    }
-}
-
-/// "1 round", "5 rounds".
-pub(crate) fn rounds(n: u32) -> String {
-    if n == 1 {
-        "1 round".to_owned()
-    } else {
-        format!("{n} rounds")
     }
 }

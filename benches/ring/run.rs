@@ -7,54 +7,22 @@ use crate::report::{size_label, Results, StreamRow};
 use crate::support::{self, Stats};
 use crate::throughput::{throughput, Throughput};
 use crate::{LATENCY_LINKS, STREAMS};
-use hdrhistogram::Histogram;
 
 pub(crate) fn run(ctx: &Ctx) -> Result<Results, String> {
     let clock_ns = support::clock_cost();
-    let mut pinned = false;
     let links: Vec<Link> = LATENCY_LINKS
         .into_iter()
         .filter(|l| ctx.latency && (*l == Link::Line || ctx.selects(l.latency_label())))
         .collect();
-    let mut merged: Vec<Result<Histogram<u64>, String>> = links
-        .iter()
-        .map(|_| Err("no round ran".to_owned()))
-        .collect();
-    for round in 1..=ctx.plan.latency_rounds {
-        for (link, acc) in links.iter().zip(merged.iter_mut()) {
-            if acc.is_err() && round > 1 {
-                continue; // a row that failed once stays failed
-            }
-            support::progress(&format!(
-                "one-way latency, round {round}/{}: {}",
-                ctx.plan.latency_rounds,
-                link.latency_label()
-            ));
-            let r = latency(*link, ctx);
-            if *link == Link::Line {
-                // Without the floor, no row means anything.
-                r.as_ref().map_err(|e| format!("the floor: {e}"))?;
-            }
-            *acc = match (r, std::mem::replace(acc, Err(String::new()))) {
-                (Ok(l), Ok(mut h)) => {
-                    pinned |= l.pinned;
-                    h.add(&l.hist)
-                        .map_err(|e| format!("merging histograms: {e}"))?;
-                    Ok(h)
-                }
-                (Ok(l), Err(_)) => {
-                    pinned |= l.pinned;
-                    Ok(l.hist)
-                }
-                (Err(e), _) => Err(e),
-            };
-        }
-    }
-    let lat = links
-        .into_iter()
-        .zip(merged)
-        .map(|(link, h)| (link, h.map(|h| Stats::from_histogram(&h, 0.5))))
-        .collect();
+    // Without the floor, no row means anything.
+    let (stats, mut pinned) = support::latency_rounds(
+        &links,
+        ctx.plan.latency.rounds,
+        |l| l.latency_label().to_owned(),
+        |l| *l == Link::Line,
+        |l| latency(*l, ctx),
+    )?;
+    let lat = links.into_iter().zip(stats).collect();
     let (streams, streams_pinned) = stream_rounds(ctx);
     pinned |= streams_pinned;
     Ok(Results {
@@ -72,7 +40,6 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Results, String> {
 /// failed.
 /// Also returns whether the parent ran pinned.
 pub(crate) fn stream_rounds(ctx: &Ctx) -> (Vec<StreamRow>, bool) {
-    let mut pinned = false;
     let chosen = |(l, size): &(Link, usize)| {
         ctx.selects(&format!("{}: {}", size_label(*size), l.stream_label(*size)))
     };
@@ -82,29 +49,12 @@ pub(crate) fn stream_rounds(ctx: &Ctx) -> (Vec<StreamRow>, bool) {
         .into_iter()
         .filter(|r| ctx.streams && (chosen(r) || (r.0 == Link::Pipe && sizes.contains(&r.1))))
         .collect();
-    let mut merged: Vec<Result<(Vec<f64>, u64), String>> =
-        rows.iter().map(|_| Ok((Vec::new(), 0))).collect();
-    let rounds = ctx.plan.stream_rounds;
-    for round in 1..=rounds {
-        for (&(link, size), acc) in rows.iter().zip(merged.iter_mut()) {
-            let Ok((samples, count)) = acc else {
-                continue;
-            };
-            support::progress(&format!(
-                "throughput, round {round}/{rounds}, {}: {}",
-                size_label(size),
-                link.stream_label(size)
-            ));
-            match throughput(link, size, ctx) {
-                Ok(mut run) => {
-                    samples.append(&mut run.samples);
-                    *count += run.count;
-                    pinned |= run.pinned;
-                }
-                Err(e) => *acc = Err(e),
-            }
-        }
-    }
+    let (merged, pinned) = support::stream_rounds(
+        &rows,
+        ctx.plan.streams.rounds,
+        |&(link, size)| format!("{}: {}", size_label(size), link.stream_label(size)),
+        |&(link, size)| throughput(link, size, ctx),
+    );
     let rows = rows
         .into_iter()
         .zip(merged)

@@ -2,10 +2,10 @@
 //! written and read in place, or one `try_push`/`pop_into` per item, both
 //! spinning as the ideal ring does.
 
-use crate::control::Control;
 use crate::link::Link;
-use crate::message::out_of_sequence;
 use crate::plan::Ctx;
+use crate::support::out_of_sequence;
+use crate::support::Control;
 use crate::support::{self, Wait, CHILD_IDLE_LIMIT, PARENT_WAIT_LIMIT};
 use crate::throughput::{serve_stream, stream, Consumer, Producer, Streamed};
 use crate::{BATCH, LINK_A_VAR, U64_CAPACITY};

@@ -1,13 +1,11 @@
 //! B. Throughput: a stream from a producing child to the parent.
 
-use crate::control::Control;
 use crate::link::Link;
 use crate::plan::{Ctx, Plan};
-use crate::support::{self, Stats, Wait, CHILD_IDLE_LIMIT};
+use crate::support::{self, Control, Stats, StreamRun, Wait, CHILD_IDLE_LIMIT};
 use crate::{bytes, channel, ideal, peers, spsc, BATCH, ROLE_PRODUCE, STOP};
-use shmkit::Shm;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The child's end of a stream.
 pub(crate) trait Producer {
@@ -35,74 +33,32 @@ pub(crate) struct Throughput {
 pub(crate) type Streamed = Result<((Vec<f64>, u64), bool), String>;
 
 /// The parent's side of a stream: a calibration run, then timed
-/// repetitions; returns messages/s per measured repetition and how many
-/// messages were received in all.
+/// repetitions ([`support::timed_reps`]), each started by a signal to the
+/// producing child; returns messages/s per measured repetition and how
+/// many messages were received in all.
 pub(crate) fn stream<C: Consumer>(
     consumer: &mut C,
     control: &Control,
     plan: &Plan,
 ) -> Result<(Vec<f64>, u64), String> {
     let mut rep: u64 = 0;
-    let mut next: u64 = 0;
-    let mut run = |count: u64| -> Result<Duration, String> {
+    let result = support::timed_reps(&plan.streams, BATCH as u64, |first, count| {
         rep += 1;
-        control.first.store(next, Ordering::Relaxed);
+        control.first.store(first, Ordering::Relaxed);
         control.count.store(count, Ordering::Relaxed);
         let t = Instant::now();
         control.go.store(rep, Ordering::Release);
-        consumer.consume(next, count)?;
-        let took = t.elapsed();
-        next += count;
-        Ok(took)
-    };
-
-    // Calibrate: grow a run until it lasts pilot_time. Each repetition
-    // is then sized to last rep_time at the rate of the one before, so a
-    // rate that changes mid-row (other load on the machine) cannot make
-    // the row run for minutes.
-    let mut count = (4 * BATCH) as u64;
-    let mut rate = loop {
-        let took = run(count)?;
-        if took >= plan.pilot_time || count >= 1 << 32 {
-            break count as f64 / took.as_secs_f64().max(1e-9);
-        }
-        count *= 4;
-    };
-    let mut samples = Vec::with_capacity(plan.reps);
-    for i in 0..plan.warmup_reps + plan.reps {
-        let count = rep_size(rate, plan.rep_time);
-        let took = run(count)?;
-        rate = count as f64 / took.as_secs_f64().max(1e-9);
-        if i >= plan.warmup_reps {
-            samples.push(rate);
-        }
-    }
+        consumer.consume(first, count)?;
+        Ok(t.elapsed())
+    })?;
     control.go.store(STOP, Ordering::Release);
-    Ok((samples, next))
-}
-
-/// Messages for a repetition of about `time` at `rate` messages/s: whole
-/// batches, at least one.
-pub(crate) fn rep_size(rate: f64, time: Duration) -> u64 {
-    let batch = BATCH as f64;
-    ((rate * time.as_secs_f64() / batch).ceil() * batch).clamp(batch, (1u64 << 36) as f64) as u64
-}
-
-/// One child's stream.
-pub(crate) struct StreamRun {
-    /// Messages/s per measured repetition.
-    pub(crate) samples: Vec<f64>,
-    /// Messages received and checked in all (calibration included).
-    pub(crate) count: u64,
-    /// Whether the parent ran pinned.
-    pub(crate) pinned: bool,
+    Ok(result)
 }
 
 /// Measures a stream of `size`-byte messages over `link`, produced by a
 /// child.
 pub(crate) fn throughput(link: Link, size: usize, ctx: &Ctx) -> Result<StreamRun, String> {
-    let control = Shm::<Control>::anonymous(|_| {})
-        .map_err(|e| format!("creating the control region: {e}"))?;
+    let control = support::new_control()?;
     let role = format!("{ROLE_PRODUCE}:{}:{size}", link.tag());
     let ((samples, total), pinned) = match link {
         Link::Ideal | Link::IdealEach => ideal::throughput(link, size, ctx, &role, &control)?,

@@ -1,8 +1,8 @@
 //! What the figures were measured on: CPUs, kernel, load, stolen time.
 
-use super::{allowed_cpus, fmt_cpu_list, Mode};
+use super::{allowed_cpus, fmt_cpu_list, watchdog, Mode};
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What the figures were measured on.
 #[derive(Debug, Clone)]
@@ -144,4 +144,57 @@ impl RunClock {
         );
         load
     }
+}
+
+/// A parent's run: its clock, mode and machine.
+pub struct Run {
+    /// Started first.
+    pub clock: RunClock,
+    /// Full or quick.
+    pub mode: Mode,
+    /// What it runs on.
+    pub machine: Machine,
+}
+
+/// Starts a bench's parent (after `main` has checked for a child role)
+/// in `mode` ([`Mode::detect`] for a bench): the clock, the machine, a
+/// watchdog that ends the run past `limit`, and the opening lines under
+/// `title`.
+pub fn start_run(title: &str, limit: Duration, mode: Mode) -> Run {
+    let clock = RunClock::start();
+    let machine = Machine::probe();
+    watchdog(limit, &format!("the {title}"), 1);
+    print_banner(title, mode, &machine);
+    Run {
+        clock,
+        mode,
+        machine,
+    }
+}
+
+impl Run {
+    /// The closing lines: run time, stolen time, load, and a warning if
+    /// the machine was busier than it has CPUs.
+    pub fn finish(&self) {
+        let load = self.clock.print_summary();
+        if let Some(one) = load.and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok()) {
+            if one > self.machine.nproc as f64 {
+                println!(
+                    "warning: the machine was busy (load {one:.1} on {} CPUs): spinning sides \
+                     lose their CPU to other work, the floors most of all; compare within the run",
+                    self.machine.nproc
+                );
+            }
+        }
+    }
+}
+
+/// The lines under the banner of a run with children: where the sides
+/// ran, and what a clock read costs.
+pub fn print_setup(pinning: &str, clock_ns: f64) {
+    println!("pinning:  {pinning}");
+    println!(
+        "clock:    {clock_ns:.1} ns per Instant::now() (inside every timed round trip: \
+         half of it in each one-way figure)"
+    );
 }

@@ -11,6 +11,15 @@
 //! - [`wait`]: bounded spin-waiting;
 //! - [`child`]: child processes made by re-executing the bench binary,
 //!   their start-up handshake, the watchdog;
+//! - [`control`]: the control region a parent shares with a child, and
+//!   driving the child through it (hand-over, readiness, reaping);
+//! - [`pingpong`]: ping-pong latency: the two ends' traits, the timed
+//!   loop, rows measured in turn over rounds;
+//! - [`message`]: sequence stamps and their checks;
+//! - [`stream`]: throughput: calibrated, timed repetitions, rows measured
+//!   in turn over rounds;
+//! - [`links`]: ping-pong over shmkit's typed and byte channels and the
+//!   kernel's pipes and Unix sockets, messages of any size;
 //! - [`fd`]: descriptors children inherit;
 //! - [`names`]: unique region names.
 //!
@@ -44,18 +53,24 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod control;
 pub mod fd;
+pub mod links;
 pub mod machine;
+pub mod message;
 pub mod mode;
 pub mod names;
 pub mod pin;
+pub mod pingpong;
 pub mod report;
 pub mod stats;
+pub mod stream;
 pub mod wait;
 
 // Re-exported so that a bench names everything `support::…` (a bench that
 // uses nothing of a module would otherwise be warned of its import).
 #[allow(unused_imports)]
 pub use self::{
-    child::*, fd::*, machine::*, mode::*, names::*, pin::*, report::*, stats::*, wait::*,
+    child::*, control::*, fd::*, links::*, machine::*, message::*, mode::*, names::*, pin::*,
+    pingpong::*, report::*, stats::*, stream::*, wait::*,
 };

@@ -244,12 +244,16 @@ pub fn fmt_value(v: f64) -> String {
     }
 }
 
-/// A ratio as the tables show it (`2.5x`, `312x`).
+/// A ratio as the tables show it (`2.5x`, `312x`; below 1, two
+/// significant digits: `0.037x`).
 pub fn fmt_ratio(r: f64) -> String {
     if r >= 100.0 {
         format!("{r:.0}x")
-    } else {
+    } else if r >= 1.0 || r <= 0.0 || !r.is_finite() {
         format!("{r:.1}x")
+    } else {
+        let decimals = (1 - r.log10().floor() as i32).max(1) as usize;
+        format!("{r:.decimals$}x")
     }
 }
 
@@ -274,5 +278,67 @@ pub fn verdict(pass: bool, by: impl FnOnce() -> String) -> String {
         "PASS".to_owned()
     } else {
         format!("MISS ({})", by())
+    }
+}
+
+/// The unit a time row of p50 `ns` reads best in: ns below 10 µs, µs
+/// below 10 ms, ms above.
+pub fn unit_for_ns(ns: f64) -> Unit {
+    if ns < 1e4 {
+        Unit::Ns
+    } else if ns < 1e7 {
+        Unit::Us
+    } else {
+        Unit::Ms
+    }
+}
+
+/// Adds a latency row (statistics in ns, shown in the unit that fits its
+/// p50) with `cells` and then its sample count as extra columns, or, if
+/// it failed, notes it in `failed`.
+pub fn latency_row(
+    table: &mut Table,
+    failed: &mut Vec<String>,
+    label: &str,
+    result: &Result<Stats, String>,
+    mut cells: Vec<String>,
+) {
+    match result {
+        Ok(s) => {
+            cells.push(s.n.to_string());
+            table.row_with_cells(label, *s, unit_for_ns(s.p50), cells);
+        }
+        Err(e) => failed.push(format!("{label}: {e}")),
+    }
+}
+
+/// Prints the rows that could not be measured, if any.
+pub fn print_failed(failed: &[String]) {
+    if !failed.is_empty() {
+        println!("\nnot measured:");
+        for f in failed {
+            println!("  {f}");
+        }
+    }
+}
+
+/// "1 round", "5 rounds".
+pub fn fmt_rounds(n: u32) -> String {
+    if n == 1 {
+        "1 round".to_owned()
+    } else {
+        format!("{n} rounds")
+    }
+}
+
+/// A size in bytes as `64 B`, `4 KiB`, `16 MiB` (exact multiples only;
+/// bytes otherwise).
+pub fn fmt_size(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes.trailing_zeros() >= 20 {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes.trailing_zeros() >= 10 {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} B")
     }
 }

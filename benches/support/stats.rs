@@ -15,7 +15,7 @@ pub struct Stats {
     /// 99th percentile.
     pub p99: f64,
     /// 99.9th percentile (shown only by tables that ask for it,
-    /// [`Table::show_p999`]).
+    /// [`Table::show_p999`](super::Table::show_p999)).
     pub p999: f64,
     /// Smallest sample.
     pub min: f64,
