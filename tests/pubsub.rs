@@ -6,7 +6,7 @@
 mod common;
 
 use common::{child_role, kill, spawn, unique_name, wait_for_line};
-use shmkit::pool::{LoanError, PoolConfig};
+use shmkit::pool::{LoanError, LoanTimeoutError, PoolConfig};
 use shmkit::pubsub::{
     Descriptor, Publisher, RecvError, RecvTimeoutError, SendCopyError, ServiceConfig,
     SlowSubscriber, Subscriber, TryRecvError, TrySendError,
@@ -423,6 +423,36 @@ fn a_killed_subscribers_samples_and_queue_come_back() {
         assert_eq!(publisher.free_blocks(0), Some(32), "by {how}");
         assert_eq!(publisher.subscribers(), 0);
     }
+}
+
+#[test]
+fn an_exhausted_loan_takes_back_what_a_killed_subscriber_held() {
+    let name = unique_name("pubsub-exhausted-kill");
+    // Four blocks: three held by the child, one queued for it.
+    let cfg = config(4, 4, 3);
+    let publisher = Publisher::create(&name, &cfg).unwrap();
+    let mut child = spawn("hold", &[&name, "3"]);
+    assert!(wait_for_line(&mut child).starts_with("joined"));
+    for i in 0..3 {
+        publisher.send_copy(&payload(i)).unwrap();
+    }
+    assert_eq!(wait_for_line(&mut child), "held 3");
+    publisher.send_copy(&payload(3)).unwrap();
+    assert_eq!(publisher.loan(16).unwrap_err(), LoanError::Exhausted);
+    // A bounded wait ends with its deadline while the holder lives.
+    let t = std::time::Instant::now();
+    assert!(matches!(
+        publisher.loan_timeout(16, Duration::from_millis(30)),
+        Err(LoanTimeoutError::Timeout)
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(30));
+    kill(child);
+    // No explicit reclaim: the next loan that finds the class exhausted
+    // cleans the dead subscriber's entry (at most 10 ms after the last try).
+    let loan = publisher.loan_timeout(16, WAIT).unwrap();
+    drop(loan);
+    assert_eq!(publisher.free_blocks(0), Some(4));
+    assert_eq!(publisher.subscribers(), 0);
 }
 
 #[test]

@@ -118,6 +118,50 @@ impl<'a> Pool<'a> {
         }
     }
 
+    /// A loan for a service, whose shared blocks this pool's own scan
+    /// does not take back from dead holders: as [`try_loan`](Self::try_loan)
+    /// (`wait` false; `Timeout` then means exhausted) or as
+    /// [`loan_deadline`](Self::loan_deadline), but with the class
+    /// exhausted it first runs `reclaim` (the service's: dead holders'
+    /// holds cleared, their blocks freed), at most once per
+    /// `PROBE_INTERVAL` (`next` keeps when it is due), and waits for a
+    /// release no longer than until the next one is due.
+    pub(crate) fn loan_reclaiming(
+        &self,
+        len: usize,
+        deadline: Option<Instant>,
+        wait: bool,
+        next: &core::cell::Cell<Instant>,
+        reclaim: impl Fn() -> Result<usize, Corrupted>,
+    ) -> Result<Loan<'_>, LoanTimeoutError> {
+        use crate::sync::wait::{expired, PROBE_INTERVAL};
+        loop {
+            match self.try_loan(len) {
+                Ok(loan) => return Ok(loan),
+                Err(LoanError::Exhausted) => {}
+                Err(LoanError::TooLarge { len, max }) => {
+                    return Err(LoanTimeoutError::TooLarge { len, max })
+                }
+                Err(LoanError::Corrupted(w)) => return Err(LoanTimeoutError::Corrupted(w)),
+            }
+            let now = Instant::now();
+            if now >= next.get() {
+                next.set(now + PROBE_INTERVAL);
+                if reclaim().map_err(|Corrupted(w)| LoanTimeoutError::Corrupted(w))? > 0 {
+                    continue;
+                }
+            }
+            if !wait || expired(deadline) {
+                return Err(LoanTimeoutError::Timeout);
+            }
+            let slice = deadline.map_or(next.get(), |d| d.min(next.get()));
+            match self.loan_deadline_inner(len, Some(slice)) {
+                Err(LoanTimeoutError::Timeout) => {}
+                other => return other,
+            }
+        }
+    }
+
     pub(super) fn loan(
         &self,
         class: usize,

@@ -8,7 +8,7 @@ use super::wire::HISTORY_BIT;
 use super::Descriptor;
 use crate::error::{Error, Result};
 use crate::pool::shared::PUBLISHER_BIT;
-use crate::pool::{BlockRef, Corrupted, Loan, LoanError};
+use crate::pool::{BlockRef, Corrupted, Loan, LoanError, LoanTimeoutError};
 use crate::primitive::Ordering;
 use crate::region::{Region, RegionOptions};
 use crate::sync::wait::{deadline_after, expired, probe_slice, spin_for, PROBE_INTERVAL};
@@ -29,6 +29,8 @@ pub struct Publisher {
     svc: Service,
     /// When a send next checks whether present subscribers are alive.
     next_probe: Cell<Instant>,
+    /// When an exhausted loan may next reclaim what dead peers held.
+    next_reclaim: Cell<Instant>,
     /// Last: the views in `svc` borrow its mapping.
     region: Region,
 }
@@ -111,6 +113,7 @@ impl Publisher {
         let p = Self {
             svc,
             next_probe: Cell::new(Instant::now()),
+            next_reclaim: Cell::new(Instant::now()),
             region,
         };
         // Whatever the last publisher left: its claims, its holds, its
@@ -154,17 +157,60 @@ impl Publisher {
 
     /// Loans a block for a sample of `len` bytes (of the smallest pool
     /// class that holds it); fails as [`Pool::try_loan`](crate::pool::Pool::try_loan)
-    /// does (a pool exhausted by slow subscribers' samples included).
+    /// does (a pool exhausted by slow subscribers' samples included). With
+    /// the class exhausted it first reclaims what dead subscribers held
+    /// (at most once per 10 ms), so a killed subscriber's samples come
+    /// back to the next loan that needs them.
     pub fn loan(&self, len: usize) -> Result<SampleMut<'_>, LoanError> {
+        self.loan_inner(len, None, false).map_err(|e| match e {
+            LoanTimeoutError::TooLarge { len, max } => LoanError::TooLarge { len, max },
+            LoanTimeoutError::Corrupted(w) => LoanError::Corrupted(w),
+            _ => LoanError::Exhausted,
+        })
+    }
+
+    /// [`loan_deadline`](Self::loan_deadline) with a deadline `timeout`
+    /// from now.
+    pub fn loan_timeout(
+        &self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<SampleMut<'_>, LoanTimeoutError> {
+        self.loan_inner(len, deadline_after(timeout), true)
+    }
+
+    /// Loans as [`loan`](Self::loan) does, waiting until `deadline` for a
+    /// block while the class is exhausted (a subscriber's release wakes
+    /// it; what dead subscribers held is reclaimed every 10 ms meanwhile).
+    pub fn loan_deadline(
+        &self,
+        len: usize,
+        deadline: Instant,
+    ) -> Result<SampleMut<'_>, LoanTimeoutError> {
+        self.loan_inner(len, Some(deadline), true)
+    }
+
+    fn loan_inner(
+        &self,
+        len: usize,
+        deadline: Option<Instant>,
+        wait: bool,
+    ) -> Result<SampleMut<'_>, LoanTimeoutError> {
         if len > u32::MAX as usize {
-            return Err(LoanError::TooLarge {
+            return Err(LoanTimeoutError::TooLarge {
                 len,
                 max: u32::MAX as usize,
             });
         }
+        let loan =
+            self.svc
+                .pool
+                .loan_reclaiming(len, deadline, wait, &self.next_reclaim, || {
+                    self.svc.reclaim()
+                })?;
         Ok(SampleMut {
             publisher: self,
-            loan: self.svc.pool.try_loan(len)?,
+            loan,
         })
     }
 

@@ -10,7 +10,7 @@ use super::service::{init, options, wait_for, Service, CLIENT};
 use super::wire::{Envelope, END, SERVER_BIT};
 use crate::error::{Error, Result};
 use crate::pool::holds::Holds;
-use crate::pool::{BlockRef, Corrupted, Loan, LoanError};
+use crate::pool::{BlockRef, Corrupted, Loan, LoanError, LoanTimeoutError};
 use crate::primitive::Ordering;
 use crate::region::Region;
 use crate::ring::mpmc::Holder;
@@ -192,10 +192,43 @@ impl Client {
     /// Loans a block for a request of `len` bytes (of the smallest pool
     /// class that holds it); fails as [`Pool::try_loan`](crate::pool::Pool::try_loan)
     /// does.
+    /// With the class exhausted it first reclaims what dead peers held (at
+    /// most once per 10 ms).
     pub fn loan(&self, len: usize) -> Result<RequestMut<'_>, LoanError> {
         Ok(RequestMut {
             client: self,
-            loan: self.svc.loan(len)?,
+            loan: self.svc.try_loan(len)?,
+        })
+    }
+
+    /// Loans as [`loan`](Self::loan) does, waiting up to `timeout` for a
+    /// block while the class is exhausted.
+    pub fn loan_timeout(
+        &self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<RequestMut<'_>, LoanTimeoutError> {
+        self.loan_deadline_inner(len, deadline_after(timeout))
+    }
+
+    /// Loans as [`loan`](Self::loan) does, waiting until `deadline` for a
+    /// block while the class is exhausted.
+    pub fn loan_deadline(
+        &self,
+        len: usize,
+        deadline: Instant,
+    ) -> Result<RequestMut<'_>, LoanTimeoutError> {
+        self.loan_deadline_inner(len, Some(deadline))
+    }
+
+    fn loan_deadline_inner(
+        &self,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<RequestMut<'_>, LoanTimeoutError> {
+        Ok(RequestMut {
+            client: self,
+            loan: self.svc.loan(len, deadline, true)?,
         })
     }
 

@@ -9,7 +9,7 @@ use super::service::{addressed_to, init, mismatch, options, wait_for, Service, S
 use super::wire::{Envelope, END, SERVER_BIT};
 use crate::error::{Error, Result};
 use crate::pool::holds::Holds;
-use crate::pool::{BlockRef, Corrupted, Loan, LoanError};
+use crate::pool::{BlockRef, Corrupted, Loan, LoanError, LoanTimeoutError};
 use crate::primitive::Ordering;
 use crate::region::{Region, RegionOptions};
 use crate::ring::Miss;
@@ -371,11 +371,25 @@ impl<'s> ActiveRequest<'s> {
         (self.len == core::mem::size_of::<T>()).then(|| bytemuck::pod_read_unaligned(self))
     }
 
-    /// Loans a block for a response of `len` bytes.
+    /// Loans a block for a response of `len` bytes (with the class
+    /// exhausted, after reclaiming what dead peers held).
     pub fn loan(&self, len: usize) -> Result<ResponseMut<'_, 's>, LoanError> {
         Ok(ResponseMut {
             request: self,
-            loan: self.server.svc.loan(len)?,
+            loan: self.server.svc.try_loan(len)?,
+        })
+    }
+
+    /// Loans as [`loan`](Self::loan) does, waiting up to `timeout` for a
+    /// block while the class is exhausted.
+    pub fn loan_timeout(
+        &self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<ResponseMut<'_, 's>, LoanTimeoutError> {
+        Ok(ResponseMut {
+            request: self,
+            loan: self.server.svc.loan(len, deadline_after(timeout), true)?,
         })
     }
 

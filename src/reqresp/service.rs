@@ -6,7 +6,7 @@ use super::config::{plan, plan_queues, ServiceConfig};
 use super::wire::*;
 use crate::blocks::Signal;
 use crate::error::{Error, Result};
-use crate::pool::{BlockRef, Corrupted, Loan, LoanError, Pool};
+use crate::pool::{BlockRef, Corrupted, Loan, LoanError, LoanTimeoutError, Pool};
 use crate::primitive::Ordering;
 use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
 use crate::ring::mpmc::{Holder, MpmcRing, Participant};
@@ -90,6 +90,8 @@ pub(crate) struct Service {
     pub(crate) pool: Pool<'static>,
     pub(crate) queues: Vec<Queues>,
     pub(crate) held_limit: usize,
+    /// When an exhausted loan may next reclaim what dead peers held.
+    next_reclaim: core::cell::Cell<Instant>,
 }
 
 impl Service {
@@ -152,6 +154,7 @@ impl Service {
             pool,
             queues,
             held_limit: held,
+            next_reclaim: core::cell::Cell::new(Instant::now()),
         })
     }
 
@@ -442,15 +445,32 @@ pub(crate) fn mismatch() -> Error {
 }
 
 impl Service {
-    /// Loans a block for a message of `len` bytes.
-    pub(crate) fn loan(&self, len: usize) -> Result<Loan<'_>, LoanError> {
+    /// Loans a block for a message of `len` bytes, waiting (if `wait`)
+    /// until `deadline`; with the class exhausted, reclaims what dead
+    /// peers held first (at most once per 10 ms).
+    pub(crate) fn loan(
+        &self,
+        len: usize,
+        deadline: Option<Instant>,
+        wait: bool,
+    ) -> Result<Loan<'_>, LoanTimeoutError> {
         if len > u32::MAX as usize {
-            return Err(LoanError::TooLarge {
+            return Err(LoanTimeoutError::TooLarge {
                 len,
                 max: u32::MAX as usize,
             });
         }
-        self.pool.try_loan(len)
+        self.pool
+            .loan_reclaiming(len, deadline, wait, &self.next_reclaim, || self.reclaim())
+    }
+
+    /// [`loan`](Self::loan) without waiting, as a `try_` loan reports it.
+    pub(crate) fn try_loan(&self, len: usize) -> Result<Loan<'_>, LoanError> {
+        self.loan(len, None, false).map_err(|e| match e {
+            LoanTimeoutError::TooLarge { len, max } => LoanError::TooLarge { len, max },
+            LoanTimeoutError::Corrupted(w) => LoanError::Corrupted(w),
+            _ => LoanError::Exhausted,
+        })
     }
 }
 
