@@ -91,8 +91,11 @@ pub(crate) fn spin_while(word: &AtomicU32, mut keep_spinning: impl FnMut(u32) ->
     }
 }
 
-/// Retries `attempt` after a spin pause, at most [`SPIN_LIMIT`] times;
-/// the first value it returns, or `None` if it never did (time to sleep).
+/// Retries `attempt` after a spin pause, [`SPIN_LIMIT`] times, then on
+/// for [`SPIN_BUDGET`] more; the first value it returns, or `None` if it
+/// never did (time to sleep). For waits on a message or room for one,
+/// where the other side is usually a hop away: sleeping costs the waker
+/// a futex call and the sleeper tens of microseconds.
 #[inline]
 pub(crate) fn spin_for<R>(mut attempt: impl FnMut() -> Option<R>) -> Option<R> {
     for _ in 0..SPIN_LIMIT {
@@ -101,7 +104,36 @@ pub(crate) fn spin_for<R>(mut attempt: impl FnMut() -> Option<R>) -> Option<R> {
             return Some(r);
         }
     }
-    None
+    spin_on(attempt)
+}
+
+/// How long [`spin_for`] spins on, after its counted attempts, before it
+/// gives up (not at all under loom, whose clock is not the model's).
+pub(crate) const SPIN_BUDGET: Duration = if cfg!(shmkit_loom) {
+    Duration::ZERO
+} else {
+    Duration::from_micros(20)
+};
+
+/// The clocked tail of [`spin_for`]: retries until [`SPIN_BUDGET`] has
+/// passed, reading the clock once per 32 attempts.
+#[cold]
+fn spin_on<R>(mut attempt: impl FnMut() -> Option<R>) -> Option<R> {
+    if SPIN_BUDGET.is_zero() {
+        return None;
+    }
+    let end = Instant::now() + SPIN_BUDGET;
+    loop {
+        for _ in 0..32 {
+            spin_loop();
+            if let Some(r) = attempt() {
+                return Some(r);
+            }
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+    }
 }
 
 /// `now + timeout`, or `None` (wait forever) if that overflows `Instant`.
