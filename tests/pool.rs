@@ -25,7 +25,7 @@ fn r(x: usize, k: usize) -> usize {
 fn formula(classes: &[(usize, usize)]) -> usize {
     1024 + classes
         .iter()
-        .map(|&(s, n)| 2 * r(8 * n, 128) + r(8 * n.div_ceil(64), 128) + r(n * r(s, 64), 128))
+        .map(|&(s, n)| r(16 * n, 128) + r(8 * n.div_ceil(64), 128) + r(n * r(s, 64), 128))
         .sum::<usize>()
 }
 
@@ -357,7 +357,7 @@ fn a_scribbled_state_word_is_corrupted() {
         let _first = pool.try_loan(8).unwrap();
         // SAFETY: an atomic word of the pool (only atomics reference it),
         // no other thread runs; this plays a peer.
-        unsafe { region.write::<u64>(wire::HEADER_SIZE + 8, &bad) }.unwrap();
+        unsafe { region.write::<u64>(wire::HEADER_SIZE + 16, &bad) }.unwrap();
         assert!(
             matches!(pool.try_loan(8), Err(LoanError::Corrupted(_))),
             "{bad:#x}"
@@ -428,7 +428,7 @@ fn no_view_of_this_process_lends_a_block_another_lends() {
         // no other thread runs; this plays a peer.
         unsafe {
             region.write::<u64>(wire::HEADER_SIZE, &word).unwrap();
-            region.write::<u64>(wire::HEADER_SIZE + 256, &1).unwrap();
+            region.write::<u64>(wire::HEADER_SIZE + 128, &1).unwrap();
         }
         // A second view of the same handle (the same mapping: a second
         // loan would alias the first one's bytes), and a view of another

@@ -519,7 +519,7 @@ fn a_block_a_sample_of_this_process_reads_is_not_lent_whatever_a_peer_writes() {
         publisher.send_copy(b"held").unwrap();
         let held = sub.try_recv().unwrap();
         let b = held.block();
-        let at = |field| section(&region, &cfg, field) + 8 * b.index as usize;
+        let at = |field| section(&region, &cfg, field) + 16 * b.index as usize;
         match how {
             "state" => {
                 let free = u64::from(b.generation) << 32;
@@ -586,7 +586,7 @@ fn a_descriptor_of_a_block_this_process_has_on_loan_is_corrupted() {
     let b = s.block();
     // A peer dresses the lent block up as a sample for `sub`: shared
     // under its generation, `sub`'s bit set, a descriptor queued.
-    let at = |field| section(&region, &cfg, field) + 8 * b.index as usize;
+    let at = |field| section(&region, &cfg, field) + 16 * b.index as usize;
     let shared = u64::from(b.generation) << 32 | 1 << 31;
     // SAFETY: pool words only atomics reference; plays a peer.
     unsafe {

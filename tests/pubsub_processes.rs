@@ -641,7 +641,7 @@ fn words_a_peer_scribbles_under_a_live_service_are_corrupted_never_a_hang_or_a_s
     let entry: usize = victim.line(WAIT)["joined ".len()..].parse().unwrap();
     let region = peer(&name);
     let pool = wire::pool_offset(&cfg);
-    let state_at = |index: u32| pool + 1024 + 8 * index as usize;
+    let state_at = |index: u32| pool + 1024 + 16 * index as usize;
     let queue = MpmcRing::<Descriptor>::open(&region, wire::queue_offset(&cfg, entry)).unwrap();
     let mut next = 0u64;
     let descriptor = |seq, b: BlockRef| Descriptor {

@@ -93,13 +93,16 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use std::sync::atomic::{AtomicU32, Ordering};
-use shmkit::channel::{mpmc_channel, MpmcReceiver, MpmcSender, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
+use shmkit::channel::{
+    mpmc_channel, MpmcReceiver, MpmcSender, RecvTimeoutError, SendTimeoutError, TryRecvError,
+    TrySendError,
+};
 use shmkit::sync::Mutex;
 use shmkit::{Error, Region, RegionOptions};
 use shmkit_fuzz::Input;
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// Kinds of operation (the op byte modulo this).

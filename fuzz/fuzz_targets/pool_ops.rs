@@ -335,8 +335,12 @@ impl<'r> Words<'r> {
         };
         for (c, &n) in counts.iter().enumerate() {
             let at = |f, len| region.place_slice(field(c, f), len).expect("a section");
-            words.states.push(at(wire::CLASS_META_OFFSET, n));
-            words.holders.push(at(wire::CLASS_HOLDERS_OFFSET, n));
+            // Block entries of 16 bytes: the state word, then the
+            // holders word (block `i`'s at word `2 i` of either slice).
+            words.states.push(at(wire::CLASS_META_OFFSET, 2 * n));
+            words
+                .holders
+                .push(at(wire::CLASS_HOLDERS_OFFSET, 2 * n - 1));
             words
                 .bitmap
                 .push(at(wire::CLASS_BITMAP_OFFSET, n.div_ceil(64)));
@@ -345,7 +349,7 @@ impl<'r> Words<'r> {
     }
 
     fn state(&self, class: usize, index: usize) -> u64 {
-        self.states[class][index].load(Ordering::SeqCst)
+        self.states[class][2 * index].load(Ordering::SeqCst)
     }
 
     /// Indices of the header words `Pool::open` reads, for `classes`
@@ -901,7 +905,7 @@ fuzz_target!(|data: &[u8]| {
                     6 => m.blocks[c][i].word ^ (1 << (raw % 64)),
                     _ => lent(token, g.wrapping_add(raw as u32 % 3)) | (kind as u64 & 0x80) << 24,
                 };
-                let old = words.states[c][i].swap(value, Ordering::SeqCst);
+                let old = words.states[c][2 * i].swap(value, Ordering::SeqCst);
                 if old != value {
                     m.exact = false;
                 }
@@ -926,7 +930,7 @@ fuzz_target!(|data: &[u8]| {
                 let c = input.u8() as usize % nclasses;
                 let i = input.u16() as usize % counts[c];
                 let raw = input.u64();
-                words.holders[c][i].store(raw, Ordering::SeqCst);
+                words.holders[c][2 * i].store(raw, Ordering::SeqCst);
                 m.holders[c][i] = raw;
             }
             12 => {
@@ -1050,7 +1054,10 @@ fuzz_target!(|data: &[u8]| {
                         "state word {c}/{i} ({:?})",
                         b.owner
                     );
-                    assert_eq!(words.holders[c][i].load(Ordering::SeqCst), m.holders[c][i]);
+                    assert_eq!(
+                        words.holders[c][2 * i].load(Ordering::SeqCst),
+                        m.holders[c][i]
+                    );
                 }
                 if m.bitmap_exact {
                     for (w, word) in words.bitmap[c].iter().enumerate() {

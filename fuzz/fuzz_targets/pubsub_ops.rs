@@ -273,10 +273,11 @@ impl<'r> Words<'r> {
                 .collect(),
             pool_header,
             states: (0..counts.len())
-                .map(|c| words(field(c, pool_wire::CLASS_META_OFFSET), counts[c]))
+                // Block entries: state word, holders word, 16 bytes each.
+                .map(|c| words(field(c, pool_wire::CLASS_META_OFFSET), 2 * counts[c]))
                 .collect(),
             holders: (0..counts.len())
-                .map(|c| words(field(c, pool_wire::CLASS_HOLDERS_OFFSET), counts[c]))
+                .map(|c| words(field(c, pool_wire::CLASS_HOLDERS_OFFSET), 2 * counts[c] - 1))
                 .collect(),
             bitmap: (0..counts.len())
                 .map(|c| {

@@ -35,11 +35,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use rustix::fs::{MemfdFlags, Mode, SealFlags};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shmkit::{LayoutId, Region, RegionOptions, SharedCell};
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 

@@ -105,17 +105,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use std::sync::atomic::{AtomicU64, Ordering};
 use shmkit::ring::mpmc::{Holder, MpmcRing, Participant, Stall, MAX_CAPACITY, RETRY_LIMIT};
+use shmkit::ring::{PopError, PushError};
 use shmkit::testing::mpmc::{
     distance, parts, word, State, CAPACITY_OFFSET, DEQUEUE_OFFSET, ELEM_ALIGN_OFFSET,
     ELEM_SIZE_OFFSET, ENQUEUE_OFFSET, HEADER_SIZE, MAGIC_OFFSET, MPMC_MAGIC, SLOT_STRIDE_OFFSET,
 };
-use shmkit::ring::{PopError, PushError};
 use shmkit::{Error, Region, RegionOptions};
 use shmkit_fuzz::Input;
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// Views of the ring, one per simulated participant.
@@ -679,7 +679,10 @@ fuzz_target!(|data: &[u8]| {
                     };
                     if corrupted {
                         assert!(
-                            matches!(got, Ok(()) | Err(PushError::Full(_) | PushError::Corrupted(_))),
+                            matches!(
+                                got,
+                                Ok(()) | Err(PushError::Full(_) | PushError::Corrupted(_))
+                            ),
                             "{got:?}"
                         );
                     } else if m.push_walk() == Walk::Turn {

@@ -30,15 +30,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shmkit::ring::spsc::HeapSpscRing;
+use shmkit::ring::{Corrupted, PopError, PushError};
 use shmkit::testing::spsc::{
     header_of, reopen, SpscHeader, CAPACITY_OFFSET, ELEM_ALIGN_OFFSET, ELEM_SIZE_OFFSET,
     HEAD_OFFSET, MAGIC_OFFSET, SPSC_MAGIC, TAIL_OFFSET,
 };
-use shmkit::ring::{Corrupted, PopError, PushError};
 use shmkit_fuzz::Input;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// What the ring should hold.
 struct Model {

@@ -65,8 +65,12 @@ pub(crate) struct ClassPlan {
     /// Rounded up to a multiple of `BLOCK_ALIGN`.
     pub(crate) block_size: usize,
     pub(crate) count: usize,
+    /// The blocks' entries: a state word and a holders word each, 16
+    /// bytes a block (one cache line serves a block's loan, sharing and
+    /// release).
     pub(crate) meta: usize,
-    /// The holders words (one `u64` per block, for publish/subscribe).
+    /// `meta + 8`: the first holders word (for publish/subscribe and
+    /// request/response), block `i`'s at `holders + 16 i`.
     pub(crate) holders: usize,
     pub(crate) bitmap: usize,
     pub(crate) data: usize,
@@ -126,9 +130,12 @@ pub(crate) fn plan(classes: &[(usize, usize)]) -> Result<Plan> {
         }
         prev = block_size;
         let meta = at;
-        let words = round_up(8 * count, SECTION_ALIGN).ok_or_else(too_large)?;
-        let holders = meta.checked_add(words).ok_or_else(too_large)?;
-        let bitmap = holders.checked_add(words).ok_or_else(too_large)?;
+        let entries = count
+            .checked_mul(16)
+            .and_then(|e| round_up(e, SECTION_ALIGN))
+            .ok_or_else(too_large)?;
+        let holders = meta + 8;
+        let bitmap = meta.checked_add(entries).ok_or_else(too_large)?;
         let data = bitmap
             .checked_add(round_up(8 * count.div_ceil(64), SECTION_ALIGN).ok_or_else(too_large)?)
             .ok_or_else(too_large)?;

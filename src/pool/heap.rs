@@ -2,7 +2,7 @@
 
 use super::config::{plan, Plan, BLOCK_ALIGN};
 use super::lending::Lending;
-use super::{init, BitmapWord, BlockState, Class, HolderWord, Pool, PoolConfig, PoolHeader};
+use super::{init, BitmapWord, BlockState, Class, Pool, PoolConfig, PoolHeader};
 use crate::error::{Error, Result};
 use core::fmt;
 use core::ptr::NonNull;
@@ -32,7 +32,6 @@ pub struct HeapPool {
     header: Box<PoolHeader>,
     plan: Plan,
     states: Vec<Box<[BlockState]>>,
-    holders: Vec<Box<[HolderWord]>>,
     bitmaps: Vec<Box<[BitmapWord]>>,
     /// Each class's blocks, from `alloc_zeroed` with `layouts[c]`, freed
     /// in `Drop`.
@@ -54,13 +53,11 @@ impl HeapPool {
         let plan = plan(config.classes())?;
         let header = Box::new(PoolHeader::zeroed());
         let mut states = Vec::new();
-        let mut holders = Vec::new();
         let mut bitmaps = Vec::new();
         let mut data = Vec::new();
         let mut layouts = Vec::new();
         for p in &plan.classes {
             states.push((0..p.count).map(|_| BlockState::default()).collect());
-            holders.push((0..p.count).map(|_| HolderWord::default()).collect());
             bitmaps.push(
                 (0..p.bitmap_words())
                     .map(|_| BitmapWord::default())
@@ -84,7 +81,6 @@ impl HeapPool {
             lending,
             plan,
             states,
-            holders,
             bitmaps,
             data,
             layouts,
@@ -92,9 +88,8 @@ impl HeapPool {
         let parts: Vec<_> = heap
             .states
             .iter()
-            .zip(&heap.holders)
             .zip(&heap.bitmaps)
-            .map(|((s, h), b)| (&s[..], &h[..], &b[..]))
+            .map(|(s, b)| (&s[..], &b[..]))
             .collect();
         init(&heap.header, &heap.plan, &parts);
         Ok(heap)
@@ -111,7 +106,6 @@ impl HeapPool {
             .map(|(c, p)| Class {
                 block_size: p.block_size,
                 states: &self.states[c],
-                holders: &self.holders[c],
                 bitmap: &self.bitmaps[c],
                 data: self.data[c],
                 data_offset: p.data,

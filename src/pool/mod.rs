@@ -72,20 +72,22 @@
 //! ```text
 //! offset          field           written by            meaning
 //!      0          magic           creator, once         b"shmkPOL1" (LE), stored last
-//!      8          version         creator, once         2 (1 had no holders words)
+//!      8          version         creator, once         3 (2 kept holders words apart, 1 had none)
 //!     16          class_count     creator, once         1 ..= 4
 //!     24          total_bytes     creator, once         Pool::bytes_for of the configuration
 //!     64 + 64c    class c:        creator, once
 //!                   +0 block_size                       a multiple of 64, strictly increasing
 //!                   +8 block_count                      1 ..= 2^30
-//!                  +16 meta                             its state words
+//!                  +16 meta                             its block entries
 //!                  +24 bitmap                           its free bitmap
 //!                  +32 data                             its first block
-//!                  +40 holders                          its holders words
+//!                  +40 holders                          meta + 8: its first holders word
 //!    384          signal          waiters / releasers   the Signal loans wait on
 //!    512 + 128c   hint of class c loans                 bitmap word to start at (any value)
-//!   1024          class 0: meta   see `state`           block_count u64 state words
-//!                          holders publisher, holders   block_count u64 masks (shared blocks)
+//!   1024          class 0: meta   see `state`           block_count entries of 16 bytes:
+//!                                                       the state word, then the holders
+//!                                                       mask (shared blocks: its senders
+//!                                                       and receivers)
 //!                          bitmap loans / releases      ceil(block_count / 64) u64 words
 //!                          data   the block's owner     block_count blocks, block_size apart
 //!                 class 1 ...
@@ -109,15 +111,15 @@
 //!
 //! # Memory
 //!
-//! Each class's four sections (state words, holders words, bitmap,
-//! blocks) start 128-aligned; blocks are 64-aligned
+//! Each class's three sections (block entries, bitmap, blocks) start
+//! 128-aligned; blocks are 64-aligned
 //! (a block is one owner's; a neighbour's owner shares at most the
 //! adjacent-line prefetch pair with it, and 128 would double the padding
 //! of small blocks). So a pool of classes `(s_c, n_c)` takes, with
 //! `r_k(x)` rounding `x` up to a multiple of `k`:
 //!
 //! ```text
-//! Pool::bytes_for = 1024 + sum over c of [ 2 r128(8 n_c) + r128(8 ceil(n_c / 64)) + r128(n_c r64(s_c)) ]
+//! Pool::bytes_for = 1024 + sum over c of [ r128(16 n_c) + r128(8 ceil(n_c / 64)) + r128(n_c r64(s_c)) ]
 //! ```
 //!
 //! # Untrusted memory
@@ -279,12 +281,14 @@ impl PoolHeader {
     }
 }
 
-/// A block's state word ([`state`]).
-#[repr(transparent)]
+/// A block's entry: its state word ([`state`]), then its holders word,
+/// in one 16-byte pair (so a loan, a share, a receiver's check and a
+/// release touch one cache line of the block's control words).
+#[repr(C)]
 #[derive(Debug, Default)]
-pub(crate) struct BlockState(AtomicU64);
+pub(crate) struct BlockState(AtomicU64, pub(crate) HolderWord);
 
-// SAFETY: a transparent u64 atomic.
+// SAFETY: repr(C) of two u64 atomics, no padding.
 unsafe impl ShmSafe for BlockState {}
 
 /// A block's holders word: bit `i` set while subscriber `i` of a
@@ -311,12 +315,7 @@ unsafe impl ShmSafe for BitmapWord {}
 struct PoolBlocks;
 
 /// Writes a fresh pool's header, states and bitmaps; the magic last.
-#[allow(clippy::type_complexity)]
-fn init(
-    header: &PoolHeader,
-    plan: &Plan,
-    classes: &[(&[BlockState], &[HolderWord], &[BitmapWord])],
-) {
+fn init(header: &PoolHeader, plan: &Plan, classes: &[(&[BlockState], &[BitmapWord])]) {
     header.version.store(POOL_VERSION, Ordering::Relaxed);
     header
         .class_count
@@ -324,7 +323,7 @@ fn init(
     header
         .total_bytes
         .store(plan.total as u64, Ordering::Relaxed);
-    for (c, (p, (states, holders, bitmap))) in plan.classes.iter().zip(classes).enumerate() {
+    for (c, (p, (states, bitmap))) in plan.classes.iter().zip(classes).enumerate() {
         let w = &header.classes[c];
         w.block_size.store(p.block_size as u64, Ordering::Relaxed);
         w.block_count.store(p.count as u64, Ordering::Relaxed);
@@ -332,12 +331,10 @@ fn init(
         w.bitmap.store(p.bitmap as u64, Ordering::Relaxed);
         w.data.store(p.data as u64, Ordering::Relaxed);
         w.holders.store(p.holders as u64, Ordering::Relaxed);
-        for h in holders.iter() {
-            h.0.store(0, Ordering::Relaxed);
-        }
         header.hints[c].store(0, Ordering::Relaxed);
         for s in states.iter() {
             s.0.store(state::free(0), Ordering::Relaxed);
+            s.1 .0.store(0, Ordering::Relaxed);
         }
         for (i, b) in bitmap.iter().enumerate() {
             let bits = (p.count - 64 * i).min(64);
@@ -406,9 +403,8 @@ fn validate(header: &PoolHeader) -> Result<Plan> {
 #[derive(Clone, Copy)]
 struct Class<'a> {
     block_size: usize,
+    /// Each block's state and holders words.
     states: &'a [BlockState],
-    /// `states.len()` words.
-    holders: &'a [HolderWord],
     /// `states.len().div_ceil(64)` words.
     bitmap: &'a [BitmapWord],
     /// `states.len()` blocks of `block_size` bytes, `BLOCK_ALIGN`-aligned.
@@ -495,9 +491,9 @@ impl<'a> Pool<'a> {
         let mut spots = Vec::with_capacity(plan.classes.len());
         let mut placed = vec![header.placed()];
         for p in &plan.classes {
-            let (states, holders, bitmap, data) = Self::spots(region, offset, p)?;
-            placed.extend([states.placed(), holders.placed(), bitmap.placed(), data]);
-            spots.push((states, holders, bitmap));
+            let (states, bitmap, data) = Self::spots(region, offset, p)?;
+            placed.extend([states.placed(), bitmap.placed(), data]);
+            spots.push((states, bitmap));
         }
         region.claim(&placed, true)?;
         // SAFETY: every spot was claimed just above.
@@ -505,7 +501,7 @@ impl<'a> Pool<'a> {
         // SAFETY: as above.
         let parts: Vec<_> = spots
             .into_iter()
-            .map(|(s, h, b)| unsafe { (s.get(), h.get(), b.get()) })
+            .map(|(s, b)| unsafe { (s.get(), b.get()) })
             .collect();
         init(header, &plan, &parts);
         Ok(Self::from_parts(
@@ -536,15 +532,15 @@ impl<'a> Pool<'a> {
                 let mut spots = Vec::with_capacity(plan.classes.len());
                 let mut placed = Vec::new();
                 for p in &plan.classes {
-                    let (states, holders, bitmap, data) = Self::spots(region, offset, p)?;
-                    placed.extend([states.placed(), holders.placed(), bitmap.placed(), data]);
-                    spots.push((states, holders, bitmap));
+                    let (states, bitmap, data) = Self::spots(region, offset, p)?;
+                    placed.extend([states.placed(), bitmap.placed(), data]);
+                    spots.push((states, bitmap));
                 }
                 region.claim(&placed, false)?;
                 // SAFETY: every spot was claimed just above.
                 let parts: Vec<_> = spots
                     .into_iter()
-                    .map(|(s, h, b)| unsafe { (s.get(), h.get(), b.get()) })
+                    .map(|(s, b)| unsafe { (s.get(), b.get()) })
                     .collect();
                 Ok((plan, parts, lending))
             })?;
@@ -562,7 +558,6 @@ impl<'a> Pool<'a> {
         p: &ClassPlan,
     ) -> Result<(
         crate::region::Spot<'a, BlockState>,
-        crate::region::Spot<'a, HolderWord>,
         crate::region::Spot<'a, BitmapWord>,
         Placed,
     )> {
@@ -574,7 +569,6 @@ impl<'a> Pool<'a> {
             })
         };
         let states = region.spot::<BlockState>(at(p.meta)?, p.count)?;
-        let holders = region.spot::<HolderWord>(at(p.holders)?, p.count)?;
         let bitmap = region.spot::<BitmapWord>(at(p.bitmap)?, p.bitmap_words())?;
         let data = at(p.data)?;
         let len = p.count * p.block_size;
@@ -585,12 +579,7 @@ impl<'a> Pool<'a> {
                 len: region.len(),
             });
         }
-        Ok((
-            states,
-            holders,
-            bitmap,
-            Placed::bytes::<PoolBlocks>(data, len),
-        ))
+        Ok((states, bitmap, Placed::bytes::<PoolBlocks>(data, len)))
     }
 
     fn from_parts(
@@ -598,7 +587,7 @@ impl<'a> Pool<'a> {
         offset: usize,
         header: &'a PoolHeader,
         plan: &Plan,
-        parts: Vec<(&'a [BlockState], &'a [HolderWord], &'a [BitmapWord])>,
+        parts: Vec<(&'a [BlockState], &'a [BitmapWord])>,
         lending: Arc<Lending>,
     ) -> Self {
         let classes = plan
@@ -606,7 +595,7 @@ impl<'a> Pool<'a> {
             .iter()
             .zip(parts)
             .enumerate()
-            .map(|(c, (p, (states, holders, bitmap)))| {
+            .map(|(c, (p, (states, bitmap)))| {
                 let data_offset = offset + p.data;
                 // SAFETY: `spots` checked that the class's blocks lie
                 // inside the region's data.
@@ -614,7 +603,6 @@ impl<'a> Pool<'a> {
                 Class {
                     block_size: p.block_size,
                     states,
-                    holders,
                     bitmap,
                     data: NonNull::new(data).expect("region data is not null"),
                     data_offset,

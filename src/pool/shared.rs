@@ -28,7 +28,7 @@ impl Pool<'_> {
     /// The holders word of block `b`, if the pool has it.
     pub(crate) fn holders(&self, b: BlockRef) -> Option<&AtomicU64> {
         let c = self.classes.get(b.class as usize)?;
-        c.holders.get(b.index as usize).map(|h| &h.0)
+        c.states.get(b.index as usize).map(|s| &s.1 .0)
     }
 
     /// The first byte and the block size of block `b`, if the pool has it.
@@ -130,7 +130,7 @@ impl Pool<'_> {
                             index: index as u32,
                             generation: gen,
                         },
-                        c.holders[index].0.load(Ordering::Acquire),
+                        s.1 .0.load(Ordering::Acquire),
                     ))),
                     Ok(_) => None,
                     Err(e) => Some(Err(e)),

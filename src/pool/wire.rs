@@ -5,7 +5,7 @@
 /// `u64`: the object's kind and format; a new format gets a new one.
 pub const POOL_MAGIC: u64 = u64::from_le_bytes(*b"shmkPOL1");
 /// The format version the header's `version` word holds.
-pub const POOL_VERSION: u64 = 2;
+pub const POOL_VERSION: u64 = 3;
 /// Offset of the magic word (`u64`).
 pub const MAGIC_OFFSET: usize = 0;
 /// Offset of the format version (`u64`).
@@ -23,15 +23,17 @@ pub const CLASS_STRIDE: usize = 64;
 pub const CLASS_BLOCK_SIZE: usize = 0;
 /// In a class descriptor: the number of blocks (`u64`).
 pub const CLASS_BLOCK_COUNT: usize = 8;
-/// In a class descriptor: where the class's state words start (`u64`,
-/// from the pool's start).
+/// In a class descriptor: where the class's block entries start (`u64`,
+/// from the pool's start): 16 bytes a block, its state word then its
+/// holders word; block `i`'s state word at `meta + 16 i`.
 pub const CLASS_META_OFFSET: usize = 16;
 /// In a class descriptor: where the class's free bitmap starts (`u64`).
 pub const CLASS_BITMAP_OFFSET: usize = 24;
 /// In a class descriptor: where the class's first block starts (`u64`).
 pub const CLASS_DATA_OFFSET: usize = 32;
-/// In a class descriptor: where the class's holders words start (`u64`):
-/// one `u64` per block, the mask of who still holds a shared block.
+/// In a class descriptor: where the class's first holders word lies
+/// (`u64`, `meta + 8`): block `i`'s at `holders + 16 i`, the mask of who
+/// still holds a shared block.
 pub const CLASS_HOLDERS_OFFSET: usize = 40;
 /// Offset of the pool's [`Signal`](crate::Signal) (releases wake waiters).
 pub const SIGNAL_OFFSET: usize = 384;
