@@ -1,6 +1,7 @@
 //! Publish/subscribe benchmark: `shmkit::pubsub` between processes, its
 //! zero-copy loans beside copying the same payload through shmkit's byte
-//! channel and a Unix socket, and fan-out to several subscribers.
+//! channel and a Unix socket, fan-out to several subscribers, and
+//! `shmkit::reqresp` round trips.
 //!
 //! The method is the ring bench's (`benches/ring/main.rs`), with its
 //! support code (`benches/support`): every figure is measured between
@@ -53,16 +54,38 @@
 //! Reported: samples/s that *every* subscriber received (so deliveries/s
 //! is that times the count, a column), ratio to one subscriber.
 //!
-//! **C. Request/response round trip**: not measured yet; shmkit has no
-//! request/response module. The row list [`REQUEST_RESPONSE_ROWS`] holds
-//! its place and is reported as skipped.
+//! **C. Request/response round trip**, 64 B: `shmkit::reqresp` with the
+//! parent as the client and the child as the server, over one anonymous
+//! service of one client, queues of 8 (the longest stream and its end fit
+//! in the response queue, so the server never waits for room), held
+//! limits of 1 and a pool of one 64 B class of 18 blocks (the bound
+//! `clients × (2 × queue + held) + held`, so no loan fails). A round trip:
+//! the client `loan(64)`s a request, stamps the sequence number into its
+//! first and last 8 bytes (as the loan rows do) and `send`s it; the
+//! server `recv`s it, checks its length and stamps in place, answers with
+//! responses, each a 64-byte loan stamped with the same sequence number
+//! and `send`, and `finish`es the stream; the client receives every
+//! response (checks it in place, drops it) and then the end of the stream
+//! (`Ok(None)`), and the round trip is over. Rows:
+//! 1. **1 response**, both sides waiting with `recv` (spin a little, then
+//!    sleep on the service's signal);
+//! 2. **a stream of 4 responses**, the same;
+//! 3. **1 response, polled**: the client busy-polls the pending
+//!    response's `try_recv`, the server its `try_recv`.
+//!
+//! They are measured as section A's rows are, in the same rounds and
+//! beside the same baseline, but reported as the **whole round trip, not
+//! halved** (a request and its stream are not two like messages); the
+//! ratio column is each row's p50 over the baseline's round trip (2 × its
+//! one-way p50), whose row table C repeats doubled.
 //!
 //! Run: `cargo bench --bench pubsub` (about a minute once built). A smoke
 //! run: `SHMKIT_BENCH_QUICK=1 cargo bench --bench pubsub` (a few
 //! seconds); without `--bench` (`cargo test --benches`) it is quick too.
-//! `-- latency` runs section A alone, `-- fanout` section B alone. Any
-//! other word selects the rows whose label contains it (`-- loan`, `--
-//! "16 MiB"`, `-- socket`); the baseline comes along.
+//! `-- latency` runs section A alone, `-- fanout` section B alone,
+//! `-- reqresp` section C alone (name two to run both). Any other word
+//! selects the rows whose label contains it (`-- loan`, `-- "16 MiB"`,
+//! `-- socket`, `-- poll`); the baseline comes along.
 //!
 //! Every wait on the other side is bounded or ends when the other side
 //! dies, children die with the parent, and a watchdog ends the run if
@@ -77,9 +100,11 @@ mod support;
 mod fanout;
 mod loan;
 mod report;
+mod reqresp;
 mod shared;
 
 use loan::{Receive, PAYLOAD_SIZES};
+use reqresp::{REQUEST_ROWS, REQUEST_SIZE};
 use shared::{BASELINE_TAG, MSG, RUN_LIMIT};
 use std::time::Duration;
 use support::{KernelLink, LatencyBudget, Mode, Pings, Placement, Selection, StreamBudget};
@@ -98,23 +123,38 @@ enum Row {
     Bytes(usize),
     /// A Unix socket pair, the whole payload written and read.
     Unix(usize),
+    /// Section C: a shmkit reqresp request answered by this many
+    /// responses, both sides waiting as said.
+    Request(usize, Receive),
 }
 
 impl Row {
     /// Every row: the baseline, then each size's loan, byte channel and
-    /// socket rows.
+    /// socket rows (section A), then section C's.
     fn all() -> Vec<Row> {
         let mut rows = vec![Row::Typed];
         for size in PAYLOAD_SIZES {
             rows.extend([Row::Loan(size), Row::Bytes(size), Row::Unix(size)]);
         }
+        rows.extend(REQUEST_ROWS.map(|(n, how)| Row::Request(n, how)));
         rows
+    }
+
+    /// The section the row belongs to (the baseline is measured for A and
+    /// for C).
+    fn section(self) -> Section {
+        match self {
+            Row::Typed => Section::Baseline,
+            Row::Request(..) => Section::RequestResponse,
+            _ => Section::Latency,
+        }
     }
 
     fn size(self) -> usize {
         match self {
             Row::Typed => MSG,
             Row::Loan(s) | Row::Bytes(s) | Row::Unix(s) => s,
+            Row::Request(..) => REQUEST_SIZE,
         }
     }
 
@@ -125,6 +165,16 @@ impl Row {
             Row::Loan(_) => Receive::Blocking.tag(),
             Row::Bytes(_) => "bytes",
             Row::Unix(_) => "unix",
+            Row::Request(_, how) => reqresp::request_tag(how),
+        }
+    }
+
+    /// The child's role.
+    fn role(self) -> String {
+        let role = shared::echo_role(self.tag(), self.size());
+        match self {
+            Row::Request(responses, _) => format!("{role}:{responses}"),
+            _ => role,
         }
     }
 
@@ -135,18 +185,28 @@ impl Row {
             Row::Loan(_) => format!("{size}: shmkit pubsub loan, stamp, send/recv"),
             Row::Bytes(_) => format!("{size}: shmkit byte_channel, payload copied"),
             Row::Unix(_) => format!("{size}: unix socket, payload copied"),
+            Row::Request(responses, how) => {
+                let s = if responses == 1 { "" } else { "s" };
+                let wait = match how {
+                    Receive::Blocking => "send/recv",
+                    Receive::Poll => "send/try_recv poll",
+                };
+                format!("{size}, {responses} response{s}: shmkit reqresp, {wait}, round trip")
+            }
         }
     }
 }
 
-// C. REQUEST/RESPONSE ROUND TRIP: shmkit has no request/response module
-// yet. When it lands, give `Row` a variant for it (a request of each
-// payload size, answered by the child through the module's own API), add
-// it to `Row::all` and its parent's and child's sides to `latency` and
-// `echo_child`, and drop its entry here. Until then each entry is
-// reported as skipped.
-/// Section C's rows, skipped: what they will measure.
-const REQUEST_RESPONSE_ROWS: [&str; 1] = ["request/response round trip, client <-> server"];
+/// Which table a latency row goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// The baseline: measured for either, shown in both.
+    Baseline,
+    /// A. One-way latency by payload size.
+    Latency,
+    /// C. Request/response round trip.
+    RequestResponse,
+}
 
 /// Budgets for one run.
 struct Plan {
@@ -157,9 +217,11 @@ struct Plan {
 /// The run's plan, its selection and where its sides run.
 struct Ctx {
     plan: Plan,
-    /// Whether to run section A (latency) and section B (fan-out).
+    /// Whether to run section A (latency), section B (fan-out) and
+    /// section C (request/response).
     latency: bool,
     fanout: bool,
+    reqresp: bool,
     /// The rows selected on the command line (the baseline runs anyway).
     selection: Selection,
     placement: Placement,
@@ -187,10 +249,11 @@ fn main() {
             rounds: if quick { 1 } else { 5 },
         },
     };
-    let selection = Selection::from_args("latency", "fanout");
+    let selection = Selection::from_args(&["latency", "fanout", "reqresp"]);
     let ctx = Ctx {
-        latency: selection.first,
-        fanout: selection.second,
+        latency: selection.runs("latency"),
+        fanout: selection.runs("fanout"),
+        reqresp: selection.runs("reqresp"),
         selection,
         plan,
         placement: Placement::for_machine(),
@@ -209,7 +272,7 @@ fn main() {
 /// Measures one round of round trips over `row` with a child echoing.
 fn latency(row: Row, ctx: &Ctx) -> Pings {
     let control = support::new_control()?;
-    let role = shared::echo_role(row.tag(), row.size());
+    let role = row.role();
     let (placement, budget) = (&ctx.placement, &ctx.plan.latency);
     match row {
         Row::Typed => shared::baseline_latency(placement, budget, &role, &control),
@@ -227,6 +290,9 @@ fn latency(row: Row, ctx: &Ctx) -> Pings {
             &role,
             &control,
         ),
+        Row::Request(responses, how) => {
+            reqresp::request_latency(responses, how, ctx, &role, &control)
+        }
     }
 }
 
@@ -240,17 +306,26 @@ fn run_child(role: &str) -> i32 {
     support::exit_code(role, result)
 }
 
-/// An echoing child: `echo:<link>:<size>`.
+/// An echoing child: `echo:<link>:<size>`, or a request/response server:
+/// `echo:<link>:<size>:<responses per request>`.
 fn echo_child(role: &str) -> Result<(), String> {
-    let (link, size, None) = shared::parse_echo_role(role)? else {
-        return Err(format!("unknown role {role:?}"));
-    };
+    let (link, size, rest) = shared::parse_echo_role(role)?;
+    let responses = rest
+        .map(str::parse::<usize>)
+        .transpose()
+        .map_err(|e| format!("the response count in role {role:?}: {e}"))?;
     let (control, _) = support::child_setup()?;
-    match (link, Receive::from_tag(link)) {
-        (_, Some(how)) => loan::loan_echo(size, how, &control),
-        (BASELINE_TAG, _) => shared::baseline_echo(&control),
-        ("bytes", _) => support::bytes_echo(&control),
-        ("unix", _) => support::kernel_echo(KernelLink::Unix, vec![0; size], &control),
-        _ => Err(format!("unknown link in role {role:?}")),
+    match (link, responses) {
+        (_, Some(n)) => match reqresp::request_how(link) {
+            Some(how) => reqresp::request_serve(n, how, &control),
+            None => Err(format!("unknown link in role {role:?}")),
+        },
+        (BASELINE_TAG, None) => shared::baseline_echo(&control),
+        ("bytes", None) => support::bytes_echo(&control),
+        ("unix", None) => support::kernel_echo(KernelLink::Unix, vec![0; size], &control),
+        (_, None) => match Receive::from_tag(link) {
+            Some(how) => loan::loan_echo(size, how, &control),
+            None => Err(format!("unknown link in role {role:?}")),
+        },
     }
 }

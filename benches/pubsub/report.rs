@@ -2,14 +2,17 @@
 
 use crate::fanout::{fanout, fanout_label, FANOUT_SIZE, FANOUT_SUBSCRIBERS};
 use crate::loan::{loan_row_bytes, PAYLOAD_SIZES};
-use crate::shared::latency_table;
+use crate::reqresp::{REQUEST_BLOCKS, REQUEST_QUEUE, REQUEST_SIZE};
+use crate::shared::{latency_table, timed_table, BASELINE_LABEL};
 use crate::support::{self, fmt_ratio, fmt_rounds, fmt_size, Stats, Table, Unit};
-use crate::{latency, Ctx, Row, REQUEST_RESPONSE_ROWS};
+use crate::{latency, Ctx, Row, Section};
 
 pub(crate) struct Results {
     pinning: String,
     /// Cost of one `Instant::now()`, ns.
     clock_ns: f64,
+    /// Sections A's and C's rows and the baseline: one-way statistics
+    /// (round trip / 2, ns).
     latency: Vec<(Row, Result<Stats, String>)>,
     /// Per subscriber count: samples/s every subscriber received.
     fanout: Vec<(usize, Result<Stats, String>)>,
@@ -19,7 +22,11 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Results, String> {
     let clock_ns = support::clock_cost();
     let rows: Vec<Row> = Row::all()
         .into_iter()
-        .filter(|r| ctx.latency && (*r == Row::Typed || ctx.selects(&r.label())))
+        .filter(|r| match r.section() {
+            Section::Baseline => ctx.latency || ctx.reqresp,
+            Section::Latency => ctx.latency && ctx.selects(&r.label()),
+            Section::RequestResponse => ctx.reqresp && ctx.selects(&r.label()),
+        })
         .collect();
     let (stats, mut pinned) = support::latency_rounds(
         &rows,
@@ -68,17 +75,27 @@ impl Results {
     pub(crate) fn print(&self, ctx: &Ctx) {
         support::print_setup(&self.pinning, self.clock_ns);
         let mut failed = Vec::new();
-        if !self.latency.is_empty() {
+        // Table A unless its rows are all filtered out and table C shows
+        // the baseline.
+        let reqresp = self.section(Section::RequestResponse).next().is_some();
+        let latency = self.section(Section::Latency).next().is_some();
+        if ctx.latency && !self.latency.is_empty() && (latency || !reqresp) {
             self.print_latency(ctx, &mut failed);
         }
         if !self.fanout.is_empty() {
             self.print_fanout(ctx, &mut failed);
         }
-        println!("\nC. request/response round trip:");
-        for row in REQUEST_RESPONSE_ROWS {
-            println!("  {row}: skipped (shmkit has no request/response module yet)");
+        if reqresp {
+            self.print_reqresp(ctx, &mut failed);
         }
         support::print_failed(&failed);
+    }
+
+    /// The rows of `section`, in order.
+    fn section(&self, section: Section) -> impl Iterator<Item = &(Row, Result<Stats, String>)> {
+        self.latency
+            .iter()
+            .filter(move |(r, _)| r.section() == section)
     }
 
     fn print_latency(&self, ctx: &Ctx, failed: &mut Vec<String>) {
@@ -99,7 +116,10 @@ impl Results {
             self.p50(Row::Typed),
         );
         t.add_column("samples");
-        for (row, r) in &self.latency {
+        for (row, r) in self
+            .section(Section::Baseline)
+            .chain(self.section(Section::Latency))
+        {
             support::latency_row(&mut t, failed, &row.label(), r, Vec::new());
         }
         t.print();
@@ -119,6 +139,45 @@ impl Results {
                 ratio(16 << 20)
             );
         }
+    }
+
+    /// Table C: whole round trips (the rows' one-way figures doubled
+    /// back), the baseline's round trip first, every ratio to it.
+    fn print_reqresp(&self, ctx: &Ctx, failed: &mut Vec<String>) {
+        println!(
+            "\nreqresp rows: one service, one client, a pool of one {} class of {REQUEST_BLOCKS} \
+             blocks, queues of {REQUEST_QUEUE}, held limits of 1; the request and every \
+             response are loans stamped with the sequence number in their first and last 8 bytes",
+            fmt_size(REQUEST_SIZE)
+        );
+        let round_trip = self.p50(Row::Typed).map(|p| 2.0 * p);
+        let mut t = timed_table(
+            "C. request/response round trip",
+            "whole round trip: not halved",
+            &ctx.plan.latency,
+            round_trip,
+        );
+        t.set_ratio_label("vs channel 64 B round trip");
+        t.add_column("samples");
+        for (row, r) in self
+            .section(Section::Baseline)
+            .chain(self.section(Section::RequestResponse))
+        {
+            let label = match row {
+                Row::Typed => format!("{BASELINE_LABEL}, round trip"),
+                _ => row.label(),
+            };
+            // Kept one-way, as every latency row: doubled back here.
+            let whole = r.clone().map(|s| s.scaled(2.0));
+            support::latency_row(&mut t, failed, &label, &whole, Vec::new());
+        }
+        t.print();
+        println!(
+            "a round trip: the request loaned, stamped and sent until the end of its \
+             response stream is received; the ratio is to the baseline's round trip \
+             (2 × its one-way p50{})",
+            round_trip.map_or_else(String::new, |p| format!(", {} ns", support::fmt_value(p)))
+        );
     }
 
     fn print_fanout(&self, ctx: &Ctx, failed: &mut Vec<String>) {

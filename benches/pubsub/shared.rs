@@ -89,8 +89,20 @@ pub fn child_limits(role: &str) {
 /// The latency table's frame: `title` with the budget, p99.9 shown, the
 /// ratio column to the baseline's p50 (if measured).
 pub fn latency_table(title: &str, budget: &LatencyBudget, baseline_p50: Option<f64>) -> Table {
+    timed_table(title, "round trip / 2", budget, baseline_p50)
+}
+
+/// [`latency_table`]'s frame with the rows' figure named (`round trip /
+/// 2` there) and the ratio column to `floor_ns` (the baseline's same
+/// figure, if measured).
+pub fn timed_table(
+    title: &str,
+    figure: &str,
+    budget: &LatencyBudget,
+    floor_ns: Option<f64>,
+) -> Table {
     let mut t = Table::new(format!(
-        "\n{title} (round trip / 2, every round trip timed, HDR histogram; up to {} round \
+        "\n{title} ({figure}, every round trip timed, HDR histogram; up to {} round \
          trips or {:.1} s per row, in {})",
         budget.max_round_trips,
         budget.budget.as_secs_f64(),
@@ -98,7 +110,7 @@ pub fn latency_table(title: &str, budget: &LatencyBudget, baseline_p50: Option<f
     ));
     t.show_p999();
     t.set_ratio_label("vs channel 64 B");
-    if let Some(base) = baseline_p50 {
+    if let Some(base) = floor_ns {
         t.set_floor_ns(base);
     }
     t

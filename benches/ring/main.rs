@@ -223,10 +223,10 @@ fn main() {
             },
         }
     };
-    let selection = Selection::from_args("latency", "throughput");
+    let selection = Selection::from_args(&["latency", "throughput"]);
     let ctx = Ctx {
-        latency: selection.first,
-        streams: selection.second,
+        latency: selection.runs("latency"),
+        streams: selection.runs("throughput"),
         selection,
         plan,
         placement: Placement::for_machine(),

@@ -68,45 +68,43 @@ impl fmt::Display for Mode {
     }
 }
 
-/// What the command line selects: a bench with two sections runs both
-/// unless one is named; every other word (not an option) is a filter on
-/// the rows' labels.
+/// What the command line selects: a bench with several sections runs
+/// those named (every one if none is); every other word (not an option) is
+/// a filter on the rows' labels.
 pub struct Selection {
-    /// Whether to run the first section.
-    pub first: bool,
-    /// Whether to run the second section.
-    pub second: bool,
+    /// The sections named on the command line (none: every section runs).
+    pub sections: Vec<String>,
     /// Words a row's label must contain one of to run (none: every row).
     pub filters: Vec<String>,
 }
 
 impl Selection {
-    /// The selection of this process's arguments, for sections named
-    /// `first` and `second`.
-    pub fn from_args(first: &str, second: &str) -> Selection {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let only = |w: &str| args.iter().any(|a| a == w);
+    /// The selection of this process's arguments, for a bench whose
+    /// sections are named `sections`.
+    pub fn from_args(sections: &[&str]) -> Selection {
+        let (named, filters) = std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with('-'))
+            .partition(|a| sections.contains(&a.as_str()));
         Selection {
-            first: only(first) || !only(second),
-            second: only(second) || !only(first),
-            filters: args
-                .iter()
-                .filter(|a| !a.starts_with('-') && *a != first && *a != second)
-                .cloned()
-                .collect(),
+            sections: named,
+            filters,
         }
+    }
+
+    /// Whether the section named `section` runs.
+    pub fn runs(&self, section: &str) -> bool {
+        self.sections.is_empty() || self.sections.iter().any(|s| s == section)
     }
 
     /// Whether the row labelled `label` is selected.
     pub fn selects(&self, label: &str) -> bool {
         self.filters.is_empty() || self.filters.iter().any(|f| label.contains(f.as_str()))
     }
-}
 
-impl Selection {
     /// The selection of a bench with a single section: every word of the
     /// command line (not an option) is a filter.
     pub fn rows_from_args() -> Selection {
-        Selection::from_args("", "")
+        Selection::from_args(&[])
     }
 }
