@@ -15,6 +15,7 @@
 //! | [`channel`] | blocking channels that notice a peer's death | [`channel::channel`] |
 //! | [`pool`] | blocks of shared memory loaned by any process, reclaimed from dead ones | [`pool::Pool`], [`pool::PoolConfig`] |
 //! | [`pubsub`] | zero-copy publish/subscribe: one publisher, up to 62 subscribers, samples in pool blocks, a history for late joiners | [`pubsub::Publisher`], [`pubsub::Subscriber`] |
+//! | [`reqresp`] | zero-copy request/response: one server, up to 62 clients, streams of responses to each request; a dead server ends the wait | [`reqresp::Server`], [`reqresp::Client`] |
 //!
 //! # Building blocks
 //!
