@@ -1,8 +1,8 @@
 //! Publish/subscribe across processes: a million samples fanned out to
 //! three subscriber processes, drop-oldest with a slow subscriber process,
 //! a pool exhausted by another process's held samples, shared words
-//! scribbled under a live service, and a soak of publishers and
-//! subscribers killed at random moments.
+//! scribbled under a live service, and a soak of publishers, subscribers,
+//! request/response servers and clients killed at random moments.
 //!
 //! Children are this test binary re-executed (see `common`); each prints
 //! `RESULT` lines, which a thread per child forwards to the parent so that
@@ -20,10 +20,11 @@ use shmkit::pubsub::{
     Descriptor, Publisher, RecvTimeoutError, Sample, SendCopyError, ServiceConfig, SlowSubscriber,
     Subscriber, TryRecvError, TrySendError,
 };
+use shmkit::reqresp as rr;
 use shmkit::ring::mpmc::MpmcRing;
 use shmkit::testing::pubsub as wire;
-use shmkit::{LayoutId, Region, RegionOptions};
-use std::collections::VecDeque;
+use shmkit::{Error, LayoutId, Region, RegionOptions};
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -409,6 +410,8 @@ fn child_entry() {
         }
         "soak-pub" => soak_publisher(name, args[1].parse().unwrap()),
         "soak-sub" => soak_subscriber(name, args[1].parse().unwrap()),
+        "soak-server" => soak_server(name, args[1].parse().unwrap()),
+        "soak-client" => soak_client(name, args[1].parse().unwrap()),
         other => panic!("unknown child role {other}"),
     }
 }
@@ -782,7 +785,8 @@ fn words_a_peer_scribbles_under_a_live_service_are_corrupted_never_a_hang_or_a_s
 }
 
 // ---------------------------------------------------------------------
-// The soak: publishers and subscribers killed at random moments.
+// The soak: publishers, subscribers, servers and clients killed at random
+// moments. The publish/subscribe side first.
 
 /// Publishes until killed: each sample's payload is its sequence number
 /// (the publisher is the only one, so `next_seq` says what the send will
@@ -891,12 +895,411 @@ fn soak_subscriber(name: &str, seed: u64) {
     }
 }
 
-/// One kind of soak child: its role in `child_entry`, and how many run at
-/// once. A role's children print `started ...` once attached, and
+// ---------------------------------------------------------------------
+// The request/response side of the soak: servers and clients killed at
+// random moments.
+
+/// How many responses a server answers request `n` with.
+fn stream_len(n: u64) -> u64 {
+    n % 4 + 1
+}
+
+/// The payload of response `j` of request `n` (`n < 2^62`, `j <
+/// stream_len(n)`): that of message `4 n + j`.
+fn response_payload(n: u64, j: u64) -> [u8; 16] {
+    payload(4 * n + j)
+}
+
+/// A request number for the soak: below 2^60, so its responses' numbers
+/// stay distinct.
+fn request_number(rng: &mut Rng) -> u64 {
+    rng.next() >> 4
+}
+
+/// The number a request carries, if its bytes are that number's payload.
+fn number_of(request: &[u8]) -> Option<u64> {
+    let n = u64::from_le_bytes(request.get(..8)?.try_into().unwrap());
+    intact(n, request).then_some(n)
+}
+
+/// The most messages either side of the soak's request/response service
+/// holds at once.
+const RR_HELD: usize = 4;
+
+/// The request/response service of the soak: one class of 64-byte
+/// blocks, `clients` entries.
+fn rr_config(blocks: usize, clients: usize, queue: usize) -> rr::ServiceConfig {
+    rr::ServiceConfig::new(PoolConfig::new().class(64, blocks))
+        .clients(clients)
+        .queue_capacity(queue)
+        .held_limit(RR_HELD)
+}
+
+/// Waits out an exhausted pool for `WAIT` at most, from `since`:
+/// reclaims what dead peers left and pauses; `Err` past the wait.
+fn exhausted(since: Instant, what: &str, reclaim: Result<usize, Corrupted>) -> Result<(), String> {
+    if since.elapsed() >= WAIT {
+        return Err(format!("the pool stayed exhausted for {what} for {WAIT:?}"));
+    }
+    reclaim.map_err(|e| format!("reclaim for {what}: {e}"))?;
+    std::thread::sleep(Duration::from_micros(100));
+    Ok(())
+}
+
+/// Sends one response to `req`: copied in, or through a loan written in
+/// place and sent by `send` or by a retried `try_send`. `false` if its
+/// client is gone.
+fn soak_respond(
+    server: &rr::Server,
+    req: &rr::ActiveRequest<'_>,
+    bytes: &[u8],
+    rng: &mut Rng,
+) -> bool {
+    let what = format!("a response to request {}", req.id());
+    let since = Instant::now();
+    let form = rng.below(8);
+    loop {
+        if form == 0 {
+            match req.respond_copy(bytes) {
+                Ok(()) => return true,
+                Err(rr::CopyError::Gone) => return false,
+                Err(rr::CopyError::Exhausted) => {}
+                Err(e) => violation(format!("respond_copy {what}: {e}")),
+            }
+        } else {
+            match req.loan(bytes.len()) {
+                Ok(mut r) => {
+                    r.copy_from_slice(bytes);
+                    return if form == 1 {
+                        try_respond(r, &what)
+                    } else {
+                        match r.send() {
+                            Ok(()) => true,
+                            Err(rr::RespondError::ClientGone) => false,
+                            Err(e) => violation(format!("send {what}: {e}")),
+                        }
+                    };
+                }
+                Err(LoanError::Exhausted) => {}
+                Err(e) => violation(format!("loan for {what}: {e}")),
+            }
+        }
+        exhausted(since, &what, server.reclaim()).unwrap_or_else(|e| violation(e));
+    }
+}
+
+/// Sends `r` by `try_send`, retried while the client's queue is full
+/// (`WAIT` at most); `false` if the client is gone.
+fn try_respond(mut r: rr::ResponseMut<'_, '_>, what: &str) -> bool {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match r.try_send() {
+            Ok(()) => return true,
+            Err(rr::TryRespondError::Full(back)) if Instant::now() < deadline => {
+                r = back;
+                std::thread::yield_now();
+            }
+            Err(rr::TryRespondError::ClientGone) => return false,
+            Err(e) => violation(format!("try_send {what}: {e}")),
+        }
+    }
+}
+
+/// Serves until killed: answers each request `n` with its stream of
+/// `stream_len(n)` responses (in place, or copied in), pausing now and
+/// then mid-stream; now and then takes a second request and answers the
+/// two interleaved; ends each stream by `finish` or (now and then) by
+/// dropping the request. A response to a client that died fails with
+/// `ClientGone`; that request is dropped. Prints `counts` lines: streams
+/// answered, streams whose client was gone, attaches refused as busy.
+fn soak_server(name: &str, seed: u64) {
+    let mut rng = Rng::new(seed);
+    // The parent reaps the last server before it starts this one, so its
+    // death shows at once; a refusal all the same is retried briefly.
+    let deadline = Instant::now() + WAIT;
+    let mut busy = 0u64;
+    let server = loop {
+        match rr::Server::open(name) {
+            Ok(s) => break s,
+            Err(Error::ServiceBusy { .. }) if Instant::now() < deadline => {
+                busy += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => violation(format!("attach (after {busy} busy): {e}")),
+        }
+    };
+    report(format!("started {busy}"));
+    let (mut answered, mut gone) = (0u64, 0u64);
+    let counts = |answered, gone| {
+        report(format!(
+            "counts answered={answered} gone={gone} busy={busy}"
+        ))
+    };
+    counts(0, 0);
+    loop {
+        let first = match server.recv_timeout(Duration::from_millis(50)) {
+            Ok(r) => r,
+            Err(rr::RecvTimeoutError::Timeout) => continue,
+            Err(e) => violation(format!("recv: {e}")),
+        };
+        let mut reqs = vec![first];
+        if rng.below(4) == 0 {
+            match server.try_recv() {
+                Ok(r) => reqs.push(r),
+                Err(rr::TryRecvError::Empty) => {}
+                Err(e) => violation(format!("try_recv: {e}")),
+            }
+        }
+        // (request, its number, whether its client is still there)
+        let mut streams: Vec<_> = reqs
+            .into_iter()
+            .map(|r| {
+                let n = number_of(&r).unwrap_or_else(|| {
+                    violation(format!(
+                        "request {} has another's contents: {:?}",
+                        r.id(),
+                        &r[..]
+                    ))
+                });
+                (r, n, true)
+            })
+            .collect();
+        for j in 0..4 {
+            for (r, n, live) in &mut streams {
+                if !*live || j >= stream_len(*n) {
+                    continue;
+                }
+                *live = soak_respond(&server, r, &response_payload(*n, j), &mut rng);
+            }
+            if rng.below(16) == 0 {
+                std::thread::sleep(Duration::from_micros(rng.below(300)));
+            }
+        }
+        let before = gone;
+        for (r, _, live) in streams {
+            if !live {
+                gone += 1;
+            } else if rng.below(8) == 0 {
+                // Dropping a request ends its stream too.
+                drop(r);
+                answered += 1;
+            } else {
+                match r.finish() {
+                    Ok(()) => answered += 1,
+                    Err(rr::RespondError::ClientGone) => gone += 1,
+                    Err(e) => violation(format!("finish: {e}")),
+                }
+            }
+        }
+        if gone != before || answered % 64 == 0 {
+            counts(answered, gone);
+        }
+    }
+}
+
+/// How one request's response stream ended for its client.
+enum Taken {
+    /// Every response, then the end.
+    Whole,
+    /// The server went first (what it sent before that was received).
+    ServerGone,
+    /// The client dropped it before the end.
+    Dropped,
+}
+
+/// Receives and checks request `n`'s stream on `p`: each response for
+/// `p`'s request, with the contents of its place in the stream, and the
+/// end after the last. Holds up to `keep` responses at once (checking
+/// each again as it lets go), pausing now and then while it holds them;
+/// stops after `upto` responses (returning `Dropped`: the caller drops
+/// `p` with the rest unread). Waits `WAIT` at most for each.
+fn take_stream(
+    p: &rr::PendingResponse<'_>,
+    n: u64,
+    keep: usize,
+    upto: u64,
+    rng: &mut Rng,
+) -> Result<Taken, String> {
+    let k = stream_len(n);
+    // Response `j` of the stream, checked again as it is let go.
+    let unchanged = |(j, r): (u64, rr::Response<'_>)| {
+        if intact(4 * n + j, &r) {
+            Ok(())
+        } else {
+            Err(format!(
+                "response {j} of request {n} changed while held: {:?}",
+                &r[..]
+            ))
+        }
+    };
+    let mut held = VecDeque::new();
+    let mut j = 0;
+    let end = loop {
+        if j == upto {
+            break Taken::Dropped;
+        }
+        match p.recv_timeout(WAIT) {
+            Ok(Some(r)) => {
+                if r.request() != p.id() {
+                    return Err(format!(
+                        "a response to request {} in request {}'s stream",
+                        r.request(),
+                        p.id()
+                    ));
+                }
+                if j >= k || !intact(4 * n + j, &r) {
+                    return Err(format!(
+                        "response {j} of request {n} (id {}, a stream of {k}): {:?}",
+                        p.id(),
+                        &r[..]
+                    ));
+                }
+                held.push_back((j, r));
+                j += 1;
+                if rng.below(16) == 0 {
+                    std::thread::sleep(Duration::from_micros(rng.below(200)));
+                }
+                while held.len() > keep {
+                    unchanged(held.pop_front().unwrap())?;
+                }
+            }
+            Ok(None) if j == k => break Taken::Whole,
+            Ok(None) => return Err(format!("request {n}'s stream ended after {j} of {k}")),
+            Err(rr::ResponseTimeoutError::ServerGone) => break Taken::ServerGone,
+            Err(e) => return Err(format!("response {j} of request {n} (id {}): {e}", p.id())),
+        }
+    };
+    held.into_iter().try_for_each(unchanged)?;
+    Ok(end)
+}
+
+/// Waits for a live server, `WAIT` at most (`Err` past that); `false` if
+/// `stop` is set first.
+fn await_server(client: &rr::Client, stop: &AtomicBool) -> Result<bool, String> {
+    let deadline = Instant::now() + WAIT;
+    while !client.server_present() {
+        if stop.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("no server within {WAIT:?}"));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(true)
+}
+
+/// Sends request `n` through a loan written in place; `None` if no live
+/// server is attached.
+fn send_request(client: &rr::Client, n: u64) -> Result<Option<rr::PendingResponse<'_>>, String> {
+    let what = format!("request {n}");
+    let since = Instant::now();
+    let mut req = loop {
+        match client.loan(16) {
+            Ok(r) => break r,
+            Err(LoanError::Exhausted) => exhausted(since, &what, client.reclaim())?,
+            Err(e) => return Err(format!("loan for {what}: {e}")),
+        }
+    };
+    req.copy_from_slice(&payload(n));
+    match req.send_timeout(WAIT) {
+        Ok(p) => Ok(Some(p)),
+        Err(rr::SendTimeoutError::NoServer(_)) => Ok(None),
+        Err(e) => Err(format!("send {what}: {e}")),
+    }
+}
+
+/// What a soak client has seen, printed as a `counts` line.
+#[derive(Default)]
+struct Asked {
+    /// Streams received whole.
+    streams: u64,
+    /// Streams ended by `ServerGone`.
+    gone: u64,
+    /// Streams it dropped before their end.
+    dropped: u64,
+    /// Sends refused with `NoServer`.
+    no_server: u64,
+}
+
+impl Asked {
+    fn report(&self) {
+        report(format!(
+            "counts streams={} gone={} dropped={} noserver={}",
+            self.streams, self.gone, self.dropped, self.no_server
+        ));
+    }
+}
+
+/// Asks until killed: attaches, sends requests (one at a time, or now and
+/// then two, whose streams it receives the later first) and checks each
+/// stream as `take_stream` does, holding a few responses at once and now
+/// and then dropping a stream before its end; after `ServerGone` it waits
+/// for the next server. Leaves after a while and attaches again. Prints a
+/// `counts` line (see `Asked`) after each `ServerGone` and every 64
+/// streams.
+fn soak_client(name: &str, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let never = AtomicBool::new(false);
+    let mut asked = Asked::default();
+    let mut first = true;
+    loop {
+        let client = rr::Client::open(name).unwrap_or_else(|e| violation(format!("attach: {e}")));
+        if first {
+            report(format!("started {}", client.entry()));
+            asked.report();
+            first = false;
+        }
+        for _ in 0..10 + rng.below(200) {
+            await_server(&client, &never).unwrap_or_else(|e| violation(e));
+            let mut pending = Vec::new();
+            for _ in 0..1 + u64::from(rng.below(4) == 0) {
+                let n = request_number(&mut rng);
+                match send_request(&client, n).unwrap_or_else(|e| violation(e)) {
+                    Some(p) => pending.push((p, n)),
+                    None => asked.no_server += 1,
+                }
+            }
+            // The later request's stream first: the earlier one's responses
+            // are set aside meanwhile.
+            let before = asked.gone;
+            while let Some((p, n)) = pending.pop() {
+                let keep = rng.below(RR_HELD as u64) as usize;
+                let upto = if rng.below(8) == 0 {
+                    rng.below(stream_len(n))
+                } else {
+                    u64::MAX
+                };
+                match take_stream(&p, n, keep, upto, &mut rng).unwrap_or_else(|e| violation(e)) {
+                    Taken::Whole => asked.streams += 1,
+                    Taken::ServerGone => asked.gone += 1,
+                    Taken::Dropped => asked.dropped += 1,
+                }
+            }
+            if asked.gone != before || asked.streams % 64 == 0 {
+                asked.report();
+            }
+        }
+        drop(client);
+    }
+}
+
+/// Which of the soak's two services a role works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Soaked {
+    PubSub,
+    ReqResp,
+}
+
+/// One kind of soak child: its role in `child_entry`, how many run at
+/// once, and the service it works on. A role's children print `started
+/// ...` once attached, `counts k=v ...` lines of what they have done so
+/// far (summed over the role's children, the last line of each), and
 /// `violation ...` (then fail) at the first broken expectation.
 struct SoakRole {
     role: &'static str,
     slots: usize,
+    service: Soaked,
 }
 
 /// Who takes part (another kind of child joins by a line here and a role
@@ -905,12 +1308,39 @@ const SOAK_ROLES: &[SoakRole] = &[
     SoakRole {
         role: "soak-pub",
         slots: 1,
+        service: Soaked::PubSub,
     },
     SoakRole {
         role: "soak-sub",
         slots: 3,
+        service: Soaked::PubSub,
+    },
+    SoakRole {
+        role: "soak-server",
+        slots: 1,
+        service: Soaked::ReqResp,
+    },
+    SoakRole {
+        role: "soak-client",
+        slots: 2,
+        service: Soaked::ReqResp,
     },
 ];
+
+/// The names of the soak's two services.
+struct SoakNames {
+    pubsub: String,
+    reqresp: String,
+}
+
+impl SoakNames {
+    fn of(&self, service: Soaked) -> &str {
+        match service {
+            Soaked::PubSub => &self.pubsub,
+            Soaked::ReqResp => &self.reqresp,
+        }
+    }
+}
 
 /// A running soak child.
 struct SoakKid {
@@ -925,14 +1355,33 @@ fn check_lines(what: &str, lines: &[String], ctx: &str) {
     }
 }
 
+/// Adds the numbers of the last `counts k=v ...` line of `lines` to
+/// `into`.
+fn add_counts(lines: &[String], into: &mut BTreeMap<String, u64>) {
+    let Some(last) = lines.iter().rev().find_map(|l| l.strip_prefix("counts ")) else {
+        return;
+    };
+    for (k, v) in last.split(' ').filter_map(|kv| kv.split_once('=')) {
+        *into.entry(k.to_owned()).or_default() += v.parse::<u64>().unwrap_or(0);
+    }
+}
+
 /// Starts a child of `role` and waits until it says it attached.
-fn start_soak_kid(role: usize, name: &str, rng: &mut Rng, ctx: &str) -> SoakKid {
+fn start_soak_kid(role: usize, names: &SoakNames, rng: &mut Rng, ctx: &str) -> SoakKid {
     let r = &SOAK_ROLES[role];
     let seed = rng.next().to_string();
-    let mut kid = Kid::start(r.role, &[name, &seed]);
+    let mut kid = Kid::start(r.role, &[names.of(r.service), &seed]);
     let line = kid.line(WAIT);
     assert!(line.starts_with("started"), "{ctx}: {}: {line}", r.role);
     SoakKid { role, kid }
+}
+
+/// Kills a soak child; fails the test on a violation it printed, and adds
+/// its counts to its role's.
+fn kill_soak_kid(c: &mut SoakKid, counts: &mut [BTreeMap<String, u64>], ctx: &str) {
+    let rest = c.kid.kill();
+    check_lines(SOAK_ROLES[c.role].role, &rest, ctx);
+    add_counts(&rest, &mut counts[c.role]);
 }
 
 /// What the parent's own subscriber saw over the whole soak.
@@ -969,8 +1418,51 @@ fn witness(sub: Subscriber, stop: &AtomicBool) -> (Subscriber, Result<Witness, S
     (sub, verdict.map(|()| w))
 }
 
+/// Asks for the whole soak in a thread of the parent: a client that
+/// survives every kill, one request at a time, each stream checked whole;
+/// a request whose stream ends with `ServerGone` is sent again to the
+/// next server. Returns its counts (`no_server`: sends it retried because
+/// no server was attached).
+fn asking_witness(
+    client: rr::Client,
+    stop: &AtomicBool,
+    seed: u64,
+) -> (rr::Client, Result<Asked, String>) {
+    let mut rng = Rng::new(seed);
+    let mut w = Asked::default();
+    let mut n = request_number(&mut rng);
+    let verdict = loop {
+        if stop.load(Ordering::Acquire) {
+            break Ok(());
+        }
+        match await_server(&client, stop) {
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(format!("after {} streams: {e}", w.streams)),
+        }
+        let p = match send_request(&client, n) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                w.no_server += 1;
+                continue;
+            }
+            Err(e) => break Err(e),
+        };
+        match take_stream(&p, n, 0, u64::MAX, &mut rng) {
+            Ok(Taken::Whole) => {
+                w.streams += 1;
+                n = request_number(&mut rng);
+            }
+            Ok(Taken::ServerGone) => w.gone += 1,
+            Ok(Taken::Dropped) => unreachable!("the witness reads every stream to its end"),
+            Err(e) => break Err(e),
+        }
+    };
+    (client, verdict.map(|()| w))
+}
+
 #[test]
-fn a_soak_of_publishers_and_subscribers_killed_at_random_moments_loses_no_block() {
+fn a_soak_of_publishers_subscribers_servers_and_clients_killed_at_random_moments_loses_no_block() {
     const KILLS: usize = 200;
     let seed = std::env::var("SHMKIT_SOAK_SEED")
         .ok()
@@ -989,23 +1481,44 @@ fn a_soak_of_publishers_and_subscribers_killed_at_random_moments_loses_no_block(
     // never does).
     let blocks = enough(entries, queue, held) + 64;
     let cfg = config(blocks, entries, queue, held);
-    let name = unique_name("pubsub-soak");
-    // The parent's subscriber creates the service (and so keeps its name).
-    let witness_sub = Subscriber::create(&name, &cfg).unwrap();
+    // Two soak clients and the witness, and a spare entry. Spare blocks
+    // for the known leaks: a client killed between sharing a request and
+    // pushing it leaves the server's bit until the server goes; a server
+    // killed between sharing a response and pushing it leaves the client's
+    // bit until the client leaves (the witness never does).
+    let (rr_entries, rr_queue) = (4, 16);
+    let rr_blocks = rr_entries * (2 * rr_queue + RR_HELD) + RR_HELD + 64;
+    let rr_cfg = rr_config(rr_blocks, rr_entries, rr_queue);
+    let names = SoakNames {
+        pubsub: unique_name("pubsub-soak"),
+        reqresp: unique_name("reqresp-soak"),
+    };
+    // The parent's witnesses create the services (and so keep their names).
+    let witness_sub = Subscriber::create(&names.pubsub, &cfg).unwrap();
+    let witness_client = rr::Client::create(&names.reqresp, &rr_cfg).unwrap();
+    let witness_seed = rng.next();
     let stop = AtomicBool::new(false);
     let start = Instant::now();
     let mut kills = vec![0usize; SOAK_ROLES.len()];
-    let (witness_sub, seen) = std::thread::scope(|scope| {
+    let mut counts = vec![BTreeMap::new(); SOAK_ROLES.len()];
+    let is_server = |role: usize| SOAK_ROLES[role].role == "soak-server";
+    let ctx = |k: usize| format!("seed {seed}, kill {k}");
+    let (witness_sub, seen, witness_client, asked, mut servers) = std::thread::scope(|scope| {
         let watcher = scope.spawn(|| witness(witness_sub, &stop));
-        let ctx = |k: usize| format!("seed {seed}, kill {k}");
+        let asker = scope.spawn(|| asking_witness(witness_client, &stop, witness_seed));
         let mut kids: Vec<SoakKid> = Vec::new();
         for (role, r) in SOAK_ROLES.iter().enumerate() {
             for _ in 0..r.slots {
-                kids.push(start_soak_kid(role, &name, &mut rng, &ctx(0)));
+                kids.push(start_soak_kid(role, &names, &mut rng, &ctx(0)));
             }
         }
         for k in 0..KILLS {
             assert!(!watcher.is_finished(), "{}: the witness stopped", ctx(k));
+            assert!(
+                !asker.is_finished(),
+                "{}: the asking witness stopped",
+                ctx(k)
+            );
             assert!(start.elapsed() < LIMIT, "{}: the soak overran", ctx(k));
             // A role, then one of its children, so each role gets killed
             // about as often.
@@ -1016,31 +1529,64 @@ fn a_soak_of_publishers_and_subscribers_killed_at_random_moments_loses_no_block(
             for c in &mut kids {
                 c.kid.assert_running();
             }
-            let rest = kids[victim].kid.kill();
-            let what = SOAK_ROLES[role].role;
-            check_lines(what, &rest, &ctx(k));
+            kill_soak_kid(&mut kids[victim], &mut counts, &ctx(k));
             kills[role] += 1;
-            kids[victim] = start_soak_kid(role, &name, &mut rng, &ctx(k));
+            kids[victim] = start_soak_kid(role, &names, &mut rng, &ctx(k));
         }
-        for mut c in kids {
+        // Every child but the server goes; the witnesses stop (the asking
+        // one's last request answered by the live server).
+        let (servers, others): (Vec<_>, Vec<_>) = kids.into_iter().partition(|c| is_server(c.role));
+        for mut c in others {
             c.kid.assert_running();
-            let rest = c.kid.kill();
-            check_lines(SOAK_ROLES[c.role].role, &rest, &ctx(KILLS));
+            kill_soak_kid(&mut c, &mut counts, &ctx(KILLS));
         }
         stop.store(true, Ordering::Release);
-        watcher.join().expect("witness thread")
+        let (witness_sub, seen) = watcher.join().expect("witness thread");
+        let (witness_client, asked) = asker.join().expect("asking witness thread");
+        (witness_sub, seen, witness_client, asked, servers)
     });
     let seen = seen.unwrap_or_else(|e| panic!("seed {seed}: the witness: {e}"));
-    let soak = start.elapsed();
+    let asked = asked.unwrap_or_else(|e| panic!("seed {seed}: the asking witness: {e}"));
     assert!(
         seen.received > 1000,
         "seed {seed}: the stream hardly moved ({})",
         seen.received
     );
-    // Everyone is dead or gone: a new publisher attaches, and once the
-    // last subscriber has left and dead peers are reclaimed, every block
-    // is back in the pool.
-    let publisher = Publisher::open(&name)
+    assert!(
+        asked.streams > 100,
+        "seed {seed}: the requests hardly moved ({})",
+        asked.streams
+    );
+
+    // Request/response: with the server alive and every client dead or
+    // idle (the witness), once dead clients' entries are cleaned and the
+    // server has let go of their requests, what is not free is the known
+    // leaks: blocks the server's bit holds for requests of clients killed
+    // mid-send, and blocks the witness's bit holds for responses of
+    // servers killed mid-response.
+    std::thread::sleep(Duration::from_millis(50));
+    witness_client.reclaim().unwrap();
+    let rr_free_alive = witness_client.free_blocks(0).unwrap();
+    for c in &mut servers {
+        c.kid.assert_running();
+        kill_soak_kid(c, &mut counts, &ctx(KILLS));
+    }
+    // The server's death frees the first kind.
+    let for_dead_clients = witness_client.reclaim().unwrap();
+    let for_witness = rr_blocks - witness_client.free_blocks(0).unwrap();
+    // Everyone is dead or gone: a new server attaches, and once the
+    // witness has left and dead peers are reclaimed, every block is back.
+    let server = rr::Server::open(&names.reqresp)
+        .unwrap_or_else(|e| panic!("seed {seed}: no server attaches once the last died: {e}"));
+    drop(witness_client);
+    server.reclaim().unwrap();
+    assert_eq!(server.free_blocks(0), Some(rr_blocks), "seed {seed}");
+    drop(server);
+
+    // Publish/subscribe: a new publisher attaches, and once the last
+    // subscriber has left and dead peers are reclaimed, every block is
+    // back in the pool.
+    let publisher = Publisher::open(&names.pubsub)
         .unwrap_or_else(|e| panic!("seed {seed}: no publisher attaches once the last died: {e}"));
     assert!(publisher.next_seq() > seen.last.unwrap_or(0));
     let free_before = publisher.free_blocks(0).unwrap();
@@ -1048,17 +1594,36 @@ fn a_soak_of_publishers_and_subscribers_killed_at_random_moments_loses_no_block(
     let freed = publisher.reclaim().unwrap();
     assert_eq!(publisher.subscribers(), 0, "seed {seed}");
     assert_eq!(publisher.free_blocks(0), Some(blocks), "seed {seed}");
+    let soak = start.elapsed();
     let by_role: Vec<String> = SOAK_ROLES
         .iter()
         .zip(&kills)
         .map(|(r, k)| format!("{k} {}", r.role))
         .collect();
+    let tallies: Vec<String> = SOAK_ROLES
+        .iter()
+        .zip(&counts)
+        .filter(|(_, c)| !c.is_empty())
+        .map(|(r, c)| {
+            let kv: Vec<String> = c.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            format!("{}: {}", r.role, kv.join(", "))
+        })
+        .collect();
     println!(
-        "soak: {KILLS} kills ({}) in {soak:?}; the witness received {} samples, up to \
-         seq {:?}; at the end {free_before} of {blocks} blocks were free, the reclaim \
-         freed {freed}",
+        "soak: {KILLS} kills ({}) in {soak:?}\n\
+         publish/subscribe: the witness received {} samples, up to seq {:?}; at the end \
+         {free_before} of {blocks} blocks were free, the reclaim freed {freed}\n\
+         request/response: the witness received {} streams whole, {} ended with ServerGone \
+         (sent again), {} sends found no server; children (at least): {}; at the end, with \
+         the server alive, {rr_free_alive} of {rr_blocks} blocks were free: its death freed \
+         {for_dead_clients} (requests of clients killed mid-send), the witness's leaving \
+         {for_witness} (responses of servers killed mid-response)",
         by_role.join(", "),
         seen.received,
-        seen.last
+        seen.last,
+        asked.streams,
+        asked.gone,
+        asked.no_server,
+        tallies.join("; "),
     );
 }

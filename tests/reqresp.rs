@@ -359,3 +359,51 @@ fn scribbled_envelopes_are_corrupted_never_a_second_reader() {
     assert!(pending.recv_timeout(WAIT).unwrap().is_none());
     assert_eq!(server.free_blocks(0), Some(BLOCKS));
 }
+
+#[test]
+fn a_request_sent_the_moment_a_new_server_attaches_reaches_it_whole() {
+    // A new server clears the server's bit its predecessors left on every
+    // block before clients see it: a request sent to it as soon as it
+    // shows is never caught by that sweep.
+    const ROUNDS: u64 = 1000;
+    let name = unique_name("rr-attach");
+    let client = Client::create(&name, &config()).unwrap();
+    std::thread::scope(|s| {
+        let servers = s.spawn(|| {
+            for round in 0..ROUNDS {
+                let server = Server::open(&name).unwrap();
+                let req = server
+                    .recv_timeout(WAIT)
+                    .unwrap_or_else(|e| panic!("round {round}: {e}"));
+                req.respond_copy(&req.value::<u64>().unwrap().to_le_bytes())
+                    .unwrap();
+                req.finish().unwrap();
+            }
+        });
+        let mut answered = 0u64;
+        while !servers.is_finished() {
+            if !client.server_present() {
+                std::hint::spin_loop();
+                continue;
+            }
+            let Ok(pending) = client.send_copy(&answered.to_le_bytes()) else {
+                continue;
+            };
+            match pending.recv_timeout(WAIT) {
+                Ok(Some(r)) => {
+                    assert_eq!(r.value::<u64>(), Some(answered));
+                    drop(r);
+                    assert!(pending.recv_timeout(WAIT).unwrap().is_none());
+                    answered += 1;
+                }
+                Err(ResponseTimeoutError::ServerGone) => {}
+                other => panic!("after {answered}: {other:?}"),
+            }
+        }
+        if let Err(panic) = servers.join() {
+            std::panic::resume_unwind(panic);
+        }
+        assert_eq!(answered, ROUNDS);
+    });
+    assert_eq!(client.free_blocks(0), Some(BLOCKS));
+}

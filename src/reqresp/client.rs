@@ -398,9 +398,11 @@ impl Client {
             return;
         }
         // SAFETY: only the server pushes responses, and no live server is
-        // attached (its word is free, or holds a dead token); a server
-        // that attaches later claims other positions (the CAS in `repair`
-        // is on the exact word seen).
+        // attached (its word is free, holds a dead token, or is marked
+        // attaching: a successor pushes nothing before it has handed on
+        // the dead one's claims, by the same CAS on the exact word that
+        // `repair` makes); a server that attaches later claims other
+        // positions.
         unsafe {
             q.repair(stall);
         }

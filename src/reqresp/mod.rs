@@ -69,9 +69,13 @@
 //!   server's token between sleeps (every 10 ms at most) and ends with
 //!   [`ResponseError::ServerGone`] once it is dead or replaced, after
 //!   taking whatever the server sent before. A new server takes the word
-//!   over, hands on the dead one's queue claims, clears bit 62 on every
-//!   block (its requests, the responses it was handing over) and frees
-//!   its loans; requests still queued name the old token and are skipped.
+//!   over marked as attaching (bit 31 set: clients see no server in it),
+//!   hands on the dead one's queue claims, clears bit 62 on every block
+//!   (its requests, the responses it was handing over) and frees its
+//!   loans, and only then stores its plain token, so that no request
+//!   sent to it meets that sweep. Requests still queued name the old
+//!   token and are skipped. A `reclaim` that cleans up after a dead
+//!   server holds the word the same way meanwhile.
 //! - **A client killed**: a response to it fails with
 //!   [`RespondError::ClientGone`] (the server compares the entry's token
 //!   with the one it received the request under, and checks it is
@@ -91,7 +95,8 @@
 //!     32              held_limit            H, at least 1
 //!     40              pool_offset           where the pool starts (below)
 //!     48              total_bytes           ServiceConfig::bytes_for
-//!    128              server                the server's participant token, 0: none
+//!    128              server                the server's participant token, 0: none;
+//!                                           bit 31 (ATTACHING): no server yet
 //!    256              requests              the server's signal
 //!    384 + 128 i      entry i               token (u32, 0: free), response signal (+8),
 //!                                           request-space signal (+16),

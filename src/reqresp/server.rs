@@ -105,7 +105,9 @@ impl Server {
     /// Opens the named service and attaches as its server. Fails with
     /// [`Error::ServiceBusy`] while another server is attached and alive
     /// (one that was dropped or died is replaced; requests sent to it
-    /// are dropped, and their clients' waits end with `ServerGone`).
+    /// are dropped, and their clients' waits end with `ServerGone`), and
+    /// for the moment another is attaching or a peer's `reclaim` cleans up
+    /// after a dead one.
     pub fn open(name: &str) -> Result<Self> {
         Self::attach(options(None)?.open(name)?)
     }
@@ -139,27 +141,26 @@ impl Server {
         // last; the views are lent out only through `&self`.
         let svc = unsafe { Service::open(&region)? };
         let w = &svc.header.server;
-        let t = w.load(Ordering::Acquire);
-        let free = t == 0 || svc.server().is_none();
-        if !free
-            || w.compare_exchange(t, svc.me().raw(), Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
+        if !svc.take_server_word(w.load(Ordering::Acquire)) {
             return Err(Error::ServiceBusy { role: "server" });
         }
+        // Clients see no server until the word holds our plain token: the
+        // sweep of bit 62 catches no request sent to us.
+        let cleaned = svc.after_server().and_then(|_| svc.pool.reclaim());
+        if let Err(Corrupted(what)) = cleaned {
+            w.store(0, Ordering::Release);
+            return Err(Error::Corrupted { what });
+        }
+        w.store(svc.me().raw(), Ordering::Release);
         let holding = Holds::new(&svc.pool);
-        let s = Self {
+        Ok(Self {
             svc,
             next_queue: Cell::new(0),
             held: Cell::new(0),
             holding,
             next_probe: Cell::new(Instant::now()),
             region,
-        };
-        let corrupted = |Corrupted(what)| Error::Corrupted { what };
-        s.svc.after_server().map_err(corrupted)?;
-        s.svc.pool.reclaim().map_err(corrupted)?;
-        Ok(s)
+        })
     }
 
     /// Attaches a client to this service through a handle of its own on

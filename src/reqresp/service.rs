@@ -204,9 +204,27 @@ impl Service {
         }
     }
 
-    /// The live server's token, if one is attached.
+    /// The live server's token, if one is attached (a word marked
+    /// [`ATTACHING`] holds no token: none yet).
     pub(crate) fn server(&self) -> Option<u32> {
         Self::live(&self.header.server)
+    }
+
+    /// Takes the server's word for this process, marked [`ATTACHING`]
+    /// (clients see no server in it), if it holds `t`: none, garbage, or
+    /// a dead holder (a server, or a peer attaching or cleaning up).
+    /// `false` if a live holder has it, or another process took it first.
+    pub(crate) fn take_server_word(&self, t: u32) -> bool {
+        let w = &self.header.server;
+        let held = t != 0 && Self::dead(w, t & !ATTACHING) == Ok(false);
+        !held
+            && w.compare_exchange(
+                t,
+                self.me().raw() | ATTACHING,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
     }
 
     /// The live client's token in entry `i`, if one holds it.
@@ -365,16 +383,12 @@ impl Service {
         self.pool.sweep_shared(SERVER_BIT)
     }
 
-    /// Cleans up after a dead server: takes its word, cleans, frees it.
+    /// Cleans up after a dead server: takes its word (marked attaching, so
+    /// that no client takes this process for a server), cleans, frees it.
     fn reclaim_server(&self) -> Result<usize, Corrupted> {
         let w = &self.header.server;
         let t = w.load(Ordering::Acquire);
-        if t == 0 || !Self::dead(w, t)? {
-            return Ok(0);
-        }
-        if w.compare_exchange(t, self.me().raw(), Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
+        if t == 0 || !Self::dead(w, t & !ATTACHING)? || !self.take_server_word(t) {
             return Ok(0);
         }
         let freed = self.after_server();

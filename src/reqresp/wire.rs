@@ -17,8 +17,16 @@ pub const CLIENTS_OFFSET: usize = 16;
 pub const QUEUE_CAPACITY_OFFSET: usize = 24;
 /// Offset of the limit of messages one side holds at once (`u64`).
 pub const HELD_LIMIT_OFFSET: usize = 32;
-/// Offset of the server's participant token (`u32`, 0: none).
+/// Offset of the server's participant token (`u32`, 0: none; with
+/// [`ATTACHING`] set: a server still attaching, or a peer cleaning up
+/// after a dead one, which clients treat as no server).
 pub const SERVER_OFFSET: usize = 128;
+/// Bit 31 of the server's word: its holder (the other bits) took the word
+/// over and is still cleaning up after the server before it (handing on
+/// its queue claims, clearing bit 62 on every block). Clients see no
+/// server until the holder stores its token without the bit, so no
+/// request reaches a server before its sweep of bit 62 is done.
+pub const ATTACHING: u32 = 1 << 31;
 /// Offset of the server's signal: clients notify it after each request.
 pub const SERVER_SIGNAL_OFFSET: usize = 256;
 /// Offset of client entry 0; entry `i` is at `ENTRIES_OFFSET + 128 i`:
