@@ -13,8 +13,10 @@ use shmkit::reqresp::{
     TryResponseError, TrySendError,
 };
 use shmkit::ring::mpmc::MpmcRing;
+use shmkit::testing::mpmc;
 use shmkit::testing::reqresp as wire;
 use shmkit::{Error, RegionOptions};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -406,4 +408,63 @@ fn a_request_sent_the_moment_a_new_server_attaches_reaches_it_whole() {
         assert_eq!(answered, ROUNDS);
     });
     assert_eq!(client.free_blocks(0), Some(BLOCKS));
+}
+
+#[test]
+fn a_try_send_returns_when_a_queue_with_room_refuses_the_push() {
+    for side in ["request", "response"] {
+        let cfg = config().queue_capacity(1);
+        let server = Server::anonymous(&cfg).unwrap();
+        let fd = server.region().as_fd().try_clone_to_owned().unwrap();
+        let peer = RegionOptions::new().any_layout().from_fd(fd).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Not scoped: a send that never returns must not hang the test.
+        std::thread::spawn(move || {
+            let client = server.client().unwrap();
+            // A round trip: position 0 of both queues is used and popped.
+            let pending = client.send_copy(b"a").unwrap();
+            let req = server.recv().unwrap();
+            req.respond_copy(b"b").unwrap();
+            drop(pending.recv().unwrap());
+            // Position 0's slot as its consumer leaves it while taking it
+            // (a consumer stopped mid-pop, or a peer's scribble): the
+            // queue has room, but the push of position 1 waits for it.
+            let (queue, consumer) = match side {
+                "request" => (wire::request_queue_offset(&cfg, client.entry()), 0),
+                _ => (wire::response_queue_offset(&cfg, client.entry()), 1),
+            };
+            let taking = mpmc::word(0, mpmc::State::Taking, consumer);
+            // SAFETY: a queue's sequence word only atomics reference;
+            // plays a peer.
+            unsafe { peer.write::<u64>(queue + mpmc::HEADER_SIZE, &taking) }.unwrap();
+            let start = Instant::now();
+            let got = match side {
+                "request" => client
+                    .loan(1)
+                    .unwrap()
+                    .try_send()
+                    .map(drop)
+                    .map_err(|e| format!("{e:?}")),
+                _ => req
+                    .loan(1)
+                    .unwrap()
+                    .try_send()
+                    .map_err(|e| format!("{e:?}")),
+            };
+            let took = start.elapsed();
+            // The client first: the end of the stream then waits for no
+            // room in its queue.
+            drop(pending);
+            drop(client);
+            drop(req);
+            let _ = tx.send((got, took, server.free_blocks(0)));
+        });
+        let (got, took, free) = rx.recv_timeout(WAIT).expect("the send never returned");
+        assert!(
+            got.as_ref().is_err_and(|e| e.starts_with("Corrupted")),
+            "{side}: {got:?}"
+        );
+        assert!(took < WAIT, "{side}: {took:?}");
+        assert_eq!(free, Some(BLOCKS), "{side}: the refused message's block");
+    }
 }

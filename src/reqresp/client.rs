@@ -6,7 +6,7 @@ use super::error::{
     CopyError, ResponseError, ResponseTimeoutError, SendError, SendTimeoutError, TryResponseError,
     TrySendError,
 };
-use super::service::{init, options, wait_for, Service, CLIENT};
+use super::service::{init, options, patience, push_with_room, wait_for, Pushed, Service, CLIENT};
 use super::wire::{Envelope, END, SERVER_BIT};
 use crate::error::{Error, Result};
 use crate::pool::holds::Holds;
@@ -299,16 +299,24 @@ impl Client {
             flags: u64::from(server) << 32,
         };
         // Only this client pushes here, and there was room: a push misses
-        // only while the server is still popping the slot we need.
-        let pushed = loop {
-            match q.requests.push_ref_as(CLIENT, &env) {
-                Ok(()) => break Ok(()),
-                Err(Miss::WouldBlock) => core::hint::spin_loop(),
-                Err(Miss::Corrupted(w)) => break Err(w),
-            }
-        };
+        // only while the server is still popping the slot we need, or
+        // after a peer broke the protocol. A `try_send` waits for that
+        // one probe interval, not for good.
+        let pushed = push_with_room(
+            &q.requests,
+            CLIENT,
+            &env,
+            &e.request_space,
+            patience(deadline, wait),
+            || svc.server() == Some(server),
+        );
         svc.pool.release_shared(b, self.bit());
-        if let Err(w) = pushed {
+        let refused = match pushed {
+            Pushed::Done => None,
+            Pushed::GaveUp => Some("a request queue with room refused the push"),
+            Pushed::Corrupted(w) => Some(w),
+        };
+        if let Some(w) = refused {
             svc.pool.release_shared(b, SERVER_BIT);
             return Err((SendStop::Corrupted(w), None));
         }
@@ -445,7 +453,9 @@ impl<'c> RequestMut<'c> {
             })
     }
 
-    /// Sends the request if the request queue has room now.
+    /// Sends the request if the request queue has room now. A queue with
+    /// room whose next slot stays refused for a probe interval (10 ms; a
+    /// peer broke the protocol) fails with `Corrupted`, the request lost.
     pub fn try_send(self) -> Result<PendingResponse<'c>, TrySendError<'c>> {
         let c = self.client;
         c.send_inner(self.loan, None, false)

@@ -5,7 +5,10 @@ use super::config::ServiceConfig;
 use super::error::{
     CopyError, RecvError, RecvTimeoutError, RespondError, TryRecvError, TryRespondError,
 };
-use super::service::{addressed_to, init, mismatch, options, wait_for, Service, SERVER};
+use super::service::{
+    addressed_to, init, mismatch, options, patience, push_with_room, wait_for, Pushed, Service,
+    SERVER,
+};
 use super::wire::{Envelope, END, SERVER_BIT};
 use crate::error::{Error, Result};
 use crate::pool::holds::Holds;
@@ -420,7 +423,7 @@ impl<'s> ActiveRequest<'s> {
             ..Envelope::zeroed()
         };
         self.wait_for_room(None, true)?;
-        self.push(&env).map_err(RespondError::Corrupted)
+        Ok(self.push(&env, None)?)
     }
 
     /// Waits until the client's response queue has room (as the form
@@ -439,20 +442,27 @@ impl<'s> ActiveRequest<'s> {
     }
 
     /// Pushes `env` to the client's response queue, which has room (only
-    /// this server pushes there), and wakes the client.
-    fn push(&self, env: &Envelope) -> Result<(), &'static str> {
+    /// this server pushes there), and wakes the client. A push with room
+    /// misses only while the client is still popping the slot we need, or
+    /// after a peer broke the protocol: waited for until `patience` (see
+    /// [`patience`](super::service::patience)), while the client stays.
+    fn push(&self, env: &Envelope, patience: Option<Instant>) -> Result<(), RespondStop> {
         let svc = &self.server.svc;
         let q = &svc.queues[self.client].responses;
-        loop {
-            match q.push_ref_as(SERVER, env) {
-                Ok(()) => break,
-                // The client is still popping the slot we need.
-                Err(Miss::WouldBlock) => core::hint::spin_loop(),
-                Err(Miss::Corrupted(w)) => return Err(w),
+        let e = svc.entry(self.client);
+        match push_with_room(q, SERVER, env, &e.response_space, patience, || {
+            !self.client_gone()
+        }) {
+            Pushed::Done => {
+                e.responses.notify();
+                Ok(())
             }
+            Pushed::GaveUp if self.client_gone() => Err(RespondStop::ClientGone),
+            Pushed::GaveUp => Err(RespondStop::Corrupted(
+                "a response queue with room refused the push",
+            )),
+            Pushed::Corrupted(w) => Err(RespondStop::Corrupted(w)),
         }
-        svc.entry(self.client).responses.notify();
-        Ok(())
     }
 }
 
@@ -502,7 +512,10 @@ impl<'r, 's> ResponseMut<'r, 's> {
     }
 
     /// Sends the response if the client's queue has room now;
-    /// [`TryRespondError::Full`] (the response back) otherwise.
+    /// [`TryRespondError::Full`] (the response back) otherwise. A queue
+    /// with room whose next slot stays refused for a probe interval (10
+    /// ms; a peer broke the protocol) fails with `Corrupted`, the response
+    /// lost.
     pub fn try_send(self) -> Result<(), TryRespondError<'r, 's>> {
         let request = self.request;
         self.send_inner(None, false)
@@ -549,12 +562,12 @@ impl<'r, 's> ResponseMut<'r, 's> {
             request: r.id,
             flags: 0,
         };
-        let pushed = r.push(&env);
+        let pushed = r.push(&env, patience(deadline, wait));
         if pushed.is_err() {
             svc.pool.release_shared(b, bit);
         }
         svc.pool.release_shared(b, SERVER_BIT);
-        pushed.map_err(|w| (RespondStop::Corrupted(w), None))
+        pushed.map_err(|e| (e, None))
     }
 
     /// The block's name.

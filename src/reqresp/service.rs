@@ -10,9 +10,9 @@ use crate::pool::{BlockRef, Corrupted, Loan, LoanError, LoanTimeoutError, Pool};
 use crate::primitive::Ordering;
 use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
 use crate::ring::mpmc::{Holder, MpmcRing, Participant};
-use crate::ring::PopError;
+use crate::ring::{Miss, PopError};
 use crate::sync::owner::{self, Liveness, Token};
-use crate::sync::wait::{expired, probe_slice, spin_for};
+use crate::sync::wait::{expired, probe_slice, spin_for, PROBE_INTERVAL};
 use core::ptr::NonNull;
 use std::time::Instant;
 
@@ -447,6 +447,57 @@ pub(crate) fn wait_for<R, E>(
         if let Some(r) = woke.transpose()? {
             return Ok(Some(r));
         }
+    }
+}
+
+/// How [`push_with_room`] ended.
+pub(crate) enum Pushed {
+    /// The envelope is in the queue.
+    Done,
+    /// Not pushed: the patience ran out, or the receiver went.
+    GaveUp,
+    /// Not pushed: the queue's words are corrupted.
+    Corrupted(&'static str),
+}
+
+/// How long a push into a queue that has room waits for a refused slot
+/// (see [`push_with_room`]): a `try_` form and a timed form one probe
+/// interval at least, a timed form until its `deadline` at most
+/// otherwise; `None` (a blocking form): as long as the receiver stays.
+pub(crate) fn patience(deadline: Option<Instant>, wait: bool) -> Option<Instant> {
+    (!wait || deadline.is_some()).then(|| {
+        let now = Instant::now();
+        deadline
+            .map_or(now, |d| d.max(now))
+            .max(now + PROBE_INTERVAL)
+    })
+}
+
+/// Pushes `env` to `q` as `who`, for its only producer, which saw room in
+/// it. A push with room is refused only while the consumer is still
+/// handing on the slot it needs (or a peer scribbled on the queue, or the
+/// consumer died mid-pop): tried at once, spinning a little, then again
+/// whenever the consumer notifies `space` (after each pop), until
+/// `patience` (see [`patience`]), while `present` says the receiver is
+/// still there (checked before each sleep).
+pub(crate) fn push_with_room(
+    q: &MpmcRing<'_, Envelope>,
+    who: Participant,
+    env: &Envelope,
+    space: &Signal,
+    patience: Option<Instant>,
+    present: impl Fn() -> bool,
+) -> Pushed {
+    let push = || match q.push_ref_as(who, env) {
+        Ok(()) => Ok(Some(())),
+        Err(Miss::WouldBlock) => Ok(None),
+        Err(Miss::Corrupted(w)) => Err(Some(w)),
+    };
+    let between = || if present() { Ok(()) } else { Err(None) };
+    match wait_for(space, patience, true, push, between) {
+        Ok(Some(())) => Pushed::Done,
+        Ok(None) | Err(None) => Pushed::GaveUp,
+        Err(Some(w)) => Pushed::Corrupted(w),
     }
 }
 
