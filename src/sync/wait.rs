@@ -133,6 +133,9 @@ fn spin_on<R>(mut attempt: impl FnMut() -> Option<R>) -> Option<R> {
         if Instant::now() >= end {
             return None;
         }
+        // Another thread on this CPU (a second receiver, the sender
+        // itself) may be what we wait for: let it run.
+        std::thread::yield_now();
     }
 }
 
