@@ -468,3 +468,42 @@ fn a_try_send_returns_when_a_queue_with_room_refuses_the_push() {
         assert_eq!(free, Some(BLOCKS), "{side}: the refused message's block");
     }
 }
+
+#[test]
+fn a_response_for_the_entrys_last_client_is_not_taken_by_the_next() {
+    let name = unique_name("rr-last-client");
+    let cfg = config();
+    let server = Server::create(&name, &cfg).unwrap();
+    let peer = RegionOptions::new().any_layout().open(&name).unwrap();
+    let token_word = peer
+        .place::<std::sync::atomic::AtomicU32>(wire::ENTRIES_OFFSET)
+        .unwrap();
+    let old = Client::open(&name).unwrap();
+    assert_eq!(old.entry(), 0);
+    let old_token = token_word.load(std::sync::atomic::Ordering::SeqCst);
+    drop(old);
+    let new = Client::open(&name).unwrap();
+    assert_eq!(new.entry(), 0);
+    let pending = new.send_copy(b"mine").unwrap();
+    assert_eq!(pending.id(), 1, "ids restart with every client");
+    // What a server that checked the old client just before it left
+    // would push: the end of the old client's request 1.
+    let queue =
+        MpmcRing::<Envelope>::open(&peer, wire::response_queue_offset(&cfg, 0)).unwrap();
+    queue
+        .try_push(Envelope {
+            class: 0,
+            index: 0,
+            generation: 0,
+            len: 0,
+            request: 1,
+            flags: wire::END | u64::from(old_token) << 32,
+        })
+        .unwrap();
+    assert!(matches!(pending.try_recv(), Err(TryResponseError::Empty)));
+    let req = server.recv().unwrap();
+    req.respond_copy(b"yours").unwrap();
+    req.finish().unwrap();
+    assert_eq!(&pending.recv().unwrap().unwrap()[..], b"yours");
+    assert!(pending.recv().unwrap().is_none());
+}

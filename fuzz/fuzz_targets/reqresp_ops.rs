@@ -1597,6 +1597,9 @@ fuzz_target!(|data: &[u8]| {
                 let e = q as usize % entries;
                 let to_server = q & 16 == 0;
                 let addressed = u64::from(words.token(server_word)) << 32;
+                // Responses name the client they are for (a forgery that
+                // did not would only be skipped).
+                let client = u64::from(words.token(Words::entry_word(e))) << 32;
                 let mut env = Envelope {
                     class: (raw % 3) as u32,
                     index: (raw >> 8) as u32 % 32,
@@ -1606,7 +1609,7 @@ fuzz_target!(|data: &[u8]| {
                     flags: if to_server {
                         addressed | (raw >> 62 & 1)
                     } else {
-                        [0, END, 2][(raw >> 62) as usize % 3]
+                        client | [0, END, 2][(raw >> 62) as usize % 3]
                     },
                 };
                 let copy = |b: BlockRef, len: usize, request: u64, env: &mut Envelope| {
@@ -1660,7 +1663,7 @@ fuzz_target!(|data: &[u8]| {
                                     generation: 0,
                                     len: 0,
                                     request: x.pendings[j].id,
-                                    flags: END,
+                                    flags: client | END,
                                 };
                             }
                         }

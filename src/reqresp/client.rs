@@ -6,7 +6,9 @@ use super::error::{
     CopyError, ResponseError, ResponseTimeoutError, SendError, SendTimeoutError, TryResponseError,
     TrySendError,
 };
-use super::service::{init, options, patience, push_with_room, wait_for, Pushed, Service, CLIENT};
+use super::service::{
+    addressed_to, init, options, patience, push_with_room, wait_for, Pushed, Service, CLIENT,
+};
 use super::wire::{Envelope, END, SERVER_BIT};
 use crate::error::{Error, Result};
 use crate::pool::holds::Holds;
@@ -34,6 +36,8 @@ pub struct Client {
     svc: Service,
     /// Its entry: bit `entry` of a holders mask is its hold.
     entry: usize,
+    /// Its token in the entry: responses for it carry it.
+    token: u32,
     /// The id of its next request.
     next_id: Cell<u64>,
     /// Per pending request: responses received for it while another
@@ -153,9 +157,11 @@ impl Client {
             return Err(Error::Corrupted { what });
         }
         let holding = Holds::new(&svc.pool);
+        let token = svc.me().raw();
         Ok(Self {
             svc,
             entry,
+            token,
             next_id: Cell::new(1),
             pending: RefCell::new(HashMap::new()),
             held: Cell::new(0),
@@ -352,6 +358,12 @@ impl Client {
                 Err(Miss::Corrupted(w)) => return Err(Stop::Corrupted(w)),
             }
             self.svc.entry(self.entry).response_space.notify();
+            // For the entry's last holder (a server that checked it was
+            // still there just before it left): not ours.
+            if addressed_to(&env) != self.token {
+                self.svc.release_envelope(&env, self.bit());
+                continue;
+            }
             if env.request == id {
                 return self.accept(&env).map(Some);
             }
@@ -369,10 +381,11 @@ impl Client {
     /// Makes envelope `env` (for a pending request) a response, or the
     /// end of its stream (`None`).
     fn accept(&self, env: &Envelope) -> Result<Option<Response<'_>>, Stop> {
-        if env.flags == END {
+        let kind = env.flags as u32;
+        if u64::from(kind) == END {
             return Ok(None);
         }
-        if env.flags != 0 {
+        if kind != 0 {
             return Err(Stop::Corrupted("a response envelope's flags"));
         }
         let c = self.svc.check(env, self.bit())?;

@@ -52,8 +52,11 @@
 //!    [`ActiveRequest`], whose drop clears bit 62.
 //!
 //! A response goes the same way back: the server stores `bit 62 | bit
-//! i`, shares, pushes `{block, len, request id}` to client `i`'s response
-//! queue, clears bit 62. The end of the stream is an envelope with the
+//! i`, shares, pushes `{block, len, request id, the client's token}` to
+//! client `i`'s response queue, clears bit 62. A client releases and
+//! skips a response addressed to another token: one the server pushed for
+//! the entry's last holder, after checking it was still there, as it
+//! left. The end of the stream is an envelope with the
 //! [`END`] flag and no block. The client sets aside what comes for its
 //! other pending requests and releases what comes for requests nobody
 //! waits on (a dropped `PendingResponse`).

@@ -419,7 +419,7 @@ impl<'s> ActiveRequest<'s> {
     fn send_end(&self) -> Result<(), RespondError> {
         let env = Envelope {
             request: self.id,
-            flags: END,
+            flags: END | u64::from(self.token) << 32,
             ..Envelope::zeroed()
         };
         self.wait_for_room(None, true)?;
@@ -560,7 +560,7 @@ impl<'r, 's> ResponseMut<'r, 's> {
             generation: b.generation,
             len,
             request: r.id,
-            flags: 0,
+            flags: u64::from(r.token) << 32,
         };
         let pushed = r.push(&env, patience(deadline, wait));
         if pushed.is_err() {

@@ -411,8 +411,9 @@ impl Service {
     }
 }
 
-/// The envelope's server-token field: requests carry the token of the
-/// server they were sent to in the upper half of `flags`.
+/// The envelope's token field: requests carry the token of the server
+/// they were sent to in the upper half of `flags`, responses the token of
+/// the client they are for.
 pub(crate) fn addressed_to(e: &Envelope) -> u32 {
     (e.flags >> 32) as u32
 }

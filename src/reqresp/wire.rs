@@ -120,6 +120,9 @@ pub struct Envelope {
     pub len: u32,
     /// The request's id (the client numbers its requests from 1).
     pub request: u64,
-    /// [`END`] for the end of a response stream (no block); 0 otherwise.
+    /// Low half: [`END`] for the end of a response stream (no block), 0
+    /// otherwise. High half: a request's the token of the server it was
+    /// sent to, a response's the token of the client it is for (a
+    /// receiver skips what is addressed to another).
     pub flags: u64,
 }
