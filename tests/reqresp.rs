@@ -488,8 +488,7 @@ fn a_response_for_the_entrys_last_client_is_not_taken_by_the_next() {
     assert_eq!(pending.id(), 1, "ids restart with every client");
     // What a server that checked the old client just before it left
     // would push: the end of the old client's request 1.
-    let queue =
-        MpmcRing::<Envelope>::open(&peer, wire::response_queue_offset(&cfg, 0)).unwrap();
+    let queue = MpmcRing::<Envelope>::open(&peer, wire::response_queue_offset(&cfg, 0)).unwrap();
     queue
         .try_push(Envelope {
             class: 0,
