@@ -282,7 +282,7 @@ fn scribbled_descriptors_masks_and_states_are_corrupted() {
     let b = s.block();
     s.fill(1);
     s.send().unwrap();
-    let holders = pool + 1024 + 128 + 8 * b.index as usize;
+    let holders = pool + 1024 + 16 * b.index as usize + 8;
     // SAFETY: a word of the region only atomics reference; plays a peer.
     unsafe { region.write::<u64>(holders, &0) }.unwrap();
     assert!(matches!(sub.try_recv(), Err(TryRecvError::Corrupted(_))));
@@ -291,7 +291,7 @@ fn scribbled_descriptors_masks_and_states_are_corrupted() {
     let b = s.block();
     s.fill(2);
     s.send().unwrap();
-    let state = pool + 1024 + 8 * b.index as usize;
+    let state = pool + 1024 + 16 * b.index as usize;
     let word = (u64::from(b.generation) + 5) << 32 | 1 << 31;
     // SAFETY: as above.
     unsafe { region.write::<u64>(state, &word) }.unwrap();
@@ -472,7 +472,7 @@ fn a_killed_publishers_samples_stay_readable_and_a_new_one_continues() {
     // As if it had died mid-send: its bit 63 still set on a held block.
     let region = peer(&name);
     let b = held[0].block();
-    let holders = wire::pool_offset(&cfg) + 1024 + 256 + 8 * b.index as usize;
+    let holders = wire::pool_offset(&cfg) + 1024 + 16 * b.index as usize + 8;
     let mask = 1u64 << 63 | 1 << sub.entry();
     // SAFETY: a word of the region only atomics reference; plays a peer.
     unsafe { region.write::<u64>(holders, &mask) }.unwrap();

@@ -22,10 +22,10 @@ pub(crate) const SECTION_ALIGN: usize = 128;
 ///
 /// let config = PoolConfig::new().class(100, 16).class(4096, 4);
 /// // Sizes are rounded up to multiples of 64: 128 and 4096 bytes. Per class:
-/// // state words, holders words, bitmap, blocks.
+/// // block entries (16 bytes each), bitmap, blocks, each 128-aligned.
 /// assert_eq!(
 ///     Pool::bytes_for(&config)?,
-///     1024 + (128 + 128 + 128 + 16 * 128) + (128 + 128 + 128 + 4 * 4096)
+///     1024 + (256 + 128 + 16 * 128) + (128 + 128 + 4 * 4096)
 /// );
 /// assert!(Pool::bytes_for(&PoolConfig::new()).is_err()); // no class
 /// # Ok::<(), shmkit::Error>(())
