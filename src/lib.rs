@@ -319,6 +319,7 @@ pub mod pubsub;
 pub mod region;
 pub mod reqresp;
 pub mod ring;
+mod service;
 pub mod sync;
 mod sys;
 #[doc(hidden)]

@@ -2,7 +2,7 @@
 
 use super::config::{ServiceConfig, SlowSubscriber};
 use super::error::{SendCopyError, SendError, SendTimeoutError, TrySendError};
-use super::service::{init, options, Service, PUB};
+use super::service::{PubSub, Service, PUB};
 use super::subscriber::Subscriber;
 use super::wire::HISTORY_BIT;
 use super::Descriptor;
@@ -11,6 +11,7 @@ use crate::pool::shared::PUBLISHER_BIT;
 use crate::pool::{BlockRef, Corrupted, Loan, LoanError, LoanTimeoutError};
 use crate::primitive::Ordering;
 use crate::region::{Region, RegionOptions};
+use crate::service;
 use crate::sync::wait::{deadline_after, expired, probe_slice, spin_for, PROBE_INTERVAL};
 use bytemuck::Zeroable;
 use core::cell::Cell;
@@ -56,10 +57,19 @@ impl From<Corrupted> for Stop {
     }
 }
 
+impl service::Handle<PubSub> for Publisher {
+    fn attach(region: Region) -> Result<Self> {
+        Self::attach(region)
+    }
+    fn matches(&self, config: &ServiceConfig) -> bool {
+        self.svc.matches(config)
+    }
+}
+
 impl Publisher {
     /// Creates a named service of `config` and attaches as its publisher.
     pub fn create(name: &str, config: &ServiceConfig) -> Result<Self> {
-        Self::attach(options(Some(config))?.create_with(name, |r| init(r, config))?)
+        service::create::<PubSub, _>(name, config)
     }
 
     /// Opens the named service and attaches as its publisher. Fails with
@@ -67,7 +77,7 @@ impl Publisher {
     /// alive (a publisher whose process died, or that was dropped, is
     /// replaced: the stream continues with the next sequence number).
     pub fn open(name: &str) -> Result<Self> {
-        Self::attach(options(None)?.open(name)?)
+        service::open::<PubSub, _>(name)
     }
 
     /// Opens the named service, or creates it with `config` if there is
@@ -75,19 +85,14 @@ impl Publisher {
     /// been made with the same configuration ([`Error::InvalidSize`]
     /// otherwise).
     pub fn open_or_create(name: &str, config: &ServiceConfig) -> Result<Self> {
-        let region = options(Some(config))?.open_or_create_with(name, |r| init(r, config))?;
-        let p = Self::attach(region)?;
-        if !p.svc.matches(config) {
-            return Err(mismatch());
-        }
-        Ok(p)
+        service::open_or_create::<PubSub, _>(name, config)
     }
 
     /// Creates an anonymous service of `config` and attaches as its
     /// publisher; [`subscriber`](Self::subscriber) attaches subscribers in
     /// this process, [`region`](Self::region) passes it to a child.
     pub fn anonymous(config: &ServiceConfig) -> Result<Self> {
-        Self::attach(options(Some(config))?.anonymous_with(|r| init(r, config))?)
+        service::anonymous::<PubSub, _>(config)
     }
 
     /// Attaches as the publisher of a service region opened by other

@@ -36,6 +36,22 @@ pub(crate) fn options(config: Option<&ServiceConfig>) -> Result<RegionOptions> {
     })
 }
 
+/// The publish/subscribe kind of service, for [`crate::service`].
+pub(crate) struct PubSub;
+
+impl crate::service::Kind for PubSub {
+    type Config = ServiceConfig;
+    fn options(config: Option<&ServiceConfig>) -> Result<RegionOptions> {
+        options(config)
+    }
+    fn init(region: &Region, config: &ServiceConfig) -> Result<()> {
+        init(region, config)
+    }
+    fn mismatch() -> Error {
+        super::publisher::mismatch()
+    }
+}
+
 /// Lays out a fresh service of `config` in `region`: queues, pool, then
 /// the header, its magic last.
 pub(crate) fn init(region: &Region, config: &ServiceConfig) -> Result<()> {

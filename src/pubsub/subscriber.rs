@@ -2,8 +2,7 @@
 
 use super::config::ServiceConfig;
 use super::error::{RecvError, RecvTimeoutError, TryRecvError};
-use super::publisher::mismatch;
-use super::service::{init, options, Service, SUB};
+use super::service::{PubSub, Service, SUB};
 use super::Descriptor;
 use crate::error::{Error, Result};
 use crate::pool::holds::Holds;
@@ -12,6 +11,7 @@ use crate::primitive::Ordering;
 use crate::region::Region;
 use crate::ring::mpmc::Holder;
 use crate::ring::Miss;
+use crate::service;
 use crate::sync::wait::{deadline_after, expired, probe_slice, spin_for};
 use bytemuck::Pod;
 use core::cell::{Cell, RefCell};
@@ -76,10 +76,19 @@ impl From<Corrupted> for Stop {
     }
 }
 
+impl service::Handle<PubSub> for Subscriber {
+    fn attach(region: Region) -> Result<Self> {
+        Self::attach(region)
+    }
+    fn matches(&self, config: &ServiceConfig) -> bool {
+        self.svc.matches(config)
+    }
+}
+
 impl Subscriber {
     /// Creates a named service of `config` and attaches as a subscriber.
     pub fn create(name: &str, config: &ServiceConfig) -> Result<Self> {
-        Self::attach(options(Some(config))?.create_with(name, |r| init(r, config))?)
+        service::create::<PubSub, _>(name, config)
     }
 
     /// Opens the named service and attaches as a subscriber: from now on
@@ -87,19 +96,14 @@ impl Subscriber {
     /// if every subscriber entry is held by a live handle (a dead one's
     /// entry is cleaned and taken over).
     pub fn open(name: &str) -> Result<Self> {
-        Self::attach(options(None)?.open(name)?)
+        service::open::<PubSub, _>(name)
     }
 
     /// Opens the named service, or creates it with `config`, and attaches
     /// as a subscriber. An existing service must have been made with the
     /// same configuration ([`Error::InvalidSize`] otherwise).
     pub fn open_or_create(name: &str, config: &ServiceConfig) -> Result<Self> {
-        let region = options(Some(config))?.open_or_create_with(name, |r| init(r, config))?;
-        let s = Self::attach(region)?;
-        if !s.svc.matches(config) {
-            return Err(mismatch());
-        }
-        Ok(s)
+        service::open_or_create::<PubSub, _>(name, config)
     }
 
     /// Attaches as a subscriber of a service region opened by other means.

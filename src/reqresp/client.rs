@@ -7,7 +7,7 @@ use super::error::{
     TrySendError,
 };
 use super::service::{
-    addressed_to, init, options, patience, push_with_room, wait_for, Pushed, Service, CLIENT,
+    addressed_to, patience, push_with_room, wait_for, Pushed, ReqResp, Service, CLIENT,
 };
 use super::wire::{Envelope, END, SERVER_BIT};
 use crate::error::{Error, Result};
@@ -17,6 +17,7 @@ use crate::primitive::Ordering;
 use crate::region::Region;
 use crate::ring::mpmc::Holder;
 use crate::ring::Miss;
+use crate::service;
 use crate::sync::wait::deadline_after;
 use bytemuck::Zeroable;
 use core::cell::{Cell, RefCell};
@@ -108,29 +109,33 @@ impl From<Corrupted> for SendStop {
     }
 }
 
+impl service::Handle<ReqResp> for Client {
+    fn attach(region: Region) -> Result<Self> {
+        Self::attach(region)
+    }
+    fn matches(&self, config: &ServiceConfig) -> bool {
+        self.svc.matches(config)
+    }
+}
+
 impl Client {
     /// Creates a named service of `config` and attaches as a client.
     pub fn create(name: &str, config: &ServiceConfig) -> Result<Self> {
-        Self::attach(options(Some(config))?.create_with(name, |r| init(r, config))?)
+        service::create::<ReqResp, _>(name, config)
     }
 
     /// Opens the named service and attaches as a client. Fails with
     /// [`Error::ServiceBusy`] if every client entry is held by a live
     /// handle (a dead one's entry is cleaned and taken over).
     pub fn open(name: &str) -> Result<Self> {
-        Self::attach(options(None)?.open(name)?)
+        service::open::<ReqResp, _>(name)
     }
 
     /// Opens the named service, or creates it with `config`, and attaches
     /// as a client. An existing service must have been made with the same
     /// configuration ([`Error::InvalidSize`] otherwise).
     pub fn open_or_create(name: &str, config: &ServiceConfig) -> Result<Self> {
-        let region = options(Some(config))?.open_or_create_with(name, |r| init(r, config))?;
-        let c = Self::attach(region)?;
-        if !c.svc.matches(config) {
-            return Err(super::service::mismatch());
-        }
-        Ok(c)
+        service::open_or_create::<ReqResp, _>(name, config)
     }
 
     /// Attaches as a client of a service region opened by other means.

@@ -6,8 +6,7 @@ use super::error::{
     CopyError, RecvError, RecvTimeoutError, RespondError, TryRecvError, TryRespondError,
 };
 use super::service::{
-    addressed_to, init, mismatch, options, patience, push_with_room, wait_for, Pushed, Service,
-    SERVER,
+    addressed_to, patience, push_with_room, wait_for, Pushed, ReqResp, Service, SERVER,
 };
 use super::wire::{Envelope, END, SERVER_BIT};
 use crate::error::{Error, Result};
@@ -16,6 +15,7 @@ use crate::pool::{BlockRef, Corrupted, Loan, LoanError, LoanTimeoutError};
 use crate::primitive::Ordering;
 use crate::region::{Region, RegionOptions};
 use crate::ring::Miss;
+use crate::service;
 use crate::sync::wait::{deadline_after, PROBE_INTERVAL};
 use bytemuck::Zeroable;
 use core::cell::Cell;
@@ -99,10 +99,19 @@ impl From<RespondStop> for RespondError {
     }
 }
 
+impl service::Handle<ReqResp> for Server {
+    fn attach(region: Region) -> Result<Self> {
+        Self::attach(region)
+    }
+    fn matches(&self, config: &ServiceConfig) -> bool {
+        self.svc.matches(config)
+    }
+}
+
 impl Server {
     /// Creates a named service of `config` and attaches as its server.
     pub fn create(name: &str, config: &ServiceConfig) -> Result<Self> {
-        Self::attach(options(Some(config))?.create_with(name, |r| init(r, config))?)
+        service::create::<ReqResp, _>(name, config)
     }
 
     /// Opens the named service and attaches as its server. Fails with
@@ -112,26 +121,21 @@ impl Server {
     /// for the moment another is attaching or a peer's `reclaim` cleans up
     /// after a dead one.
     pub fn open(name: &str) -> Result<Self> {
-        Self::attach(options(None)?.open(name)?)
+        service::open::<ReqResp, _>(name)
     }
 
     /// Opens the named service, or creates it with `config`, and attaches
     /// as its server. An existing service must have been made with the
     /// same configuration ([`Error::InvalidSize`] otherwise).
     pub fn open_or_create(name: &str, config: &ServiceConfig) -> Result<Self> {
-        let region = options(Some(config))?.open_or_create_with(name, |r| init(r, config))?;
-        let s = Self::attach(region)?;
-        if !s.svc.matches(config) {
-            return Err(mismatch());
-        }
-        Ok(s)
+        service::open_or_create::<ReqResp, _>(name, config)
     }
 
     /// Creates an anonymous service of `config` and attaches as its
     /// server; [`client`](Self::client) attaches clients in this process,
     /// [`region`](Self::region) passes it to a child.
     pub fn anonymous(config: &ServiceConfig) -> Result<Self> {
-        Self::attach(options(Some(config))?.anonymous_with(|r| init(r, config))?)
+        service::anonymous::<ReqResp, _>(config)
     }
 
     /// Attaches as the server of a service region opened by other means.
