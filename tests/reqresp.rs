@@ -8,9 +8,9 @@ mod common;
 use common::{child_role, finish, kill, spawn, unique_name, wait_for_line};
 use shmkit::pool::PoolConfig;
 use shmkit::reqresp::{
-    Client, CopyError, Envelope, RecvTimeoutError, RespondError, ResponseError,
-    ResponseTimeoutError, SendError, Server, ServiceConfig, TryRecvError, TryRespondError,
-    TryResponseError, TrySendError,
+    Client, CopyError, Envelope, FinishTimeoutError, RecvTimeoutError, RespondError, ResponseError,
+    ResponseTimeoutError, SendError, Server, ServiceConfig, TryFinishError, TryRecvError,
+    TryRespondError, TryResponseError, TrySendError,
 };
 use shmkit::ring::mpmc::MpmcRing;
 use shmkit::testing::mpmc;
@@ -505,4 +505,34 @@ fn a_response_for_the_entrys_last_client_is_not_taken_by_the_next() {
     req.finish().unwrap();
     assert_eq!(&pending.recv().unwrap().unwrap()[..], b"yours");
     assert!(pending.recv().unwrap().is_none());
+}
+
+#[test]
+fn a_finish_can_be_bounded_and_gives_the_request_back() {
+    let server = Server::anonymous(&config().queue_capacity(1)).unwrap();
+    let client = server.client().unwrap();
+    let pending = client.send_copy(b"q").unwrap();
+    let req = server.recv().unwrap();
+    req.respond_copy(b"r").unwrap(); // the client's queue is full now
+    let TryFinishError::Full(req) = req.try_finish().unwrap_err() else {
+        panic!("not Full");
+    };
+    let t = Instant::now();
+    let FinishTimeoutError::Timeout(req) =
+        req.finish_timeout(Duration::from_millis(20)).unwrap_err()
+    else {
+        panic!("not Timeout");
+    };
+    assert!(t.elapsed() >= Duration::from_millis(20));
+    // Still open: the client gets the response, then the end.
+    assert_eq!(&pending.recv().unwrap().unwrap()[..], b"r");
+    req.try_finish().unwrap();
+    assert!(pending.recv().unwrap().is_none());
+    drop(pending);
+    // A client that left is gone to a bounded finish too.
+    drop(client.send_copy(b"q").unwrap());
+    let req = server.recv().unwrap();
+    drop(client);
+    assert!(matches!(req.try_finish(), Err(TryFinishError::ClientGone)));
+    assert_eq!(server.free_blocks(0), Some(BLOCKS));
 }

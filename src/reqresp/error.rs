@@ -3,7 +3,7 @@
 //! response ends with an error, not a hang, when the server goes.
 
 use super::client::RequestMut;
-use super::server::ResponseMut;
+use super::server::{ActiveRequest, ResponseMut};
 use std::fmt;
 
 /// Why a blocking [`send`](super::RequestMut::send) sent nothing; the
@@ -210,6 +210,40 @@ pub enum TryRespondError<'r, 's> {
     Corrupted(&'static str),
 }
 
+/// Why [`ActiveRequest::try_finish`](super::ActiveRequest::try_finish)
+/// did not end the stream now.
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum TryFinishError<'s> {
+    /// The client's response queue is full; the request comes back, its
+    /// stream still open.
+    #[error("the client's response queue is full")]
+    Full(ActiveRequest<'s>),
+    /// As [`RespondError::ClientGone`].
+    #[error("the client is gone")]
+    ClientGone,
+    /// As [`ResponseError::Corrupted`].
+    #[error("request/response state is corrupted: {0}")]
+    Corrupted(&'static str),
+}
+
+/// Why [`ActiveRequest::finish_timeout`](super::ActiveRequest::finish_timeout)
+/// did not end the stream.
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum FinishTimeoutError<'s> {
+    /// The deadline passed with the client's response queue still full;
+    /// the request comes back, its stream still open.
+    #[error("timed out waiting for room in the client's response queue")]
+    Timeout(ActiveRequest<'s>),
+    /// As [`RespondError::ClientGone`].
+    #[error("the client is gone")]
+    ClientGone,
+    /// As [`ResponseError::Corrupted`].
+    #[error("request/response state is corrupted: {0}")]
+    Corrupted(&'static str),
+}
+
 /// `Debug` without the message inside (it borrows a handle).
 macro_rules! debug_without_message {
     ($ty:ident < $($l:lifetime),+ >, $($variant:ident ( $shape:tt )),+) => {
@@ -241,6 +275,18 @@ debug_without_message!(
 debug_without_message!(
     TryRespondError<'_, '_>,
     Full(msg),
+    ClientGone(unit),
+    Corrupted(word)
+);
+debug_without_message!(
+    TryFinishError<'_>,
+    Full(msg),
+    ClientGone(unit),
+    Corrupted(word)
+);
+debug_without_message!(
+    FinishTimeoutError<'_>,
+    Timeout(msg),
     ClientGone(unit),
     Corrupted(word)
 );

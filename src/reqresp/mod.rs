@@ -125,8 +125,9 @@ pub(crate) mod wire;
 pub use client::{Client, PendingResponse, RequestMut, Response};
 pub use config::ServiceConfig;
 pub use error::{
-    CopyError, RecvError, RecvTimeoutError, RespondError, ResponseError, ResponseTimeoutError,
-    SendError, SendTimeoutError, TryRecvError, TryRespondError, TryResponseError, TrySendError,
+    CopyError, FinishTimeoutError, RecvError, RecvTimeoutError, RespondError, ResponseError,
+    ResponseTimeoutError, SendError, SendTimeoutError, TryFinishError, TryRecvError,
+    TryRespondError, TryResponseError, TrySendError,
 };
 pub use server::{ActiveRequest, ResponseMut, Server};
 pub use wire::{Envelope, END, MAX_CLIENTS};

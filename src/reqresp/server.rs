@@ -3,7 +3,8 @@
 use super::client::Client;
 use super::config::ServiceConfig;
 use super::error::{
-    CopyError, RecvError, RecvTimeoutError, RespondError, TryRecvError, TryRespondError,
+    CopyError, FinishTimeoutError, RecvError, RecvTimeoutError, RespondError, TryFinishError,
+    TryRecvError, TryRespondError,
 };
 use super::service::{
     addressed_to, patience, push_with_room, wait_for, Pushed, ReqResp, Service, SERVER,
@@ -414,20 +415,73 @@ impl<'s> ActiveRequest<'s> {
 
     /// Ends the response stream: the client's [`PendingResponse`](super::PendingResponse)
     /// receives `Ok(None)` after the responses sent before. Waits for
-    /// room in the client's queue as a response does.
+    /// room in the client's queue as a response does (as long as the
+    /// client is there: see [`try_finish`](Self::try_finish) and
+    /// [`finish_timeout`](Self::finish_timeout) for a bound).
     pub fn finish(self) -> Result<(), RespondError> {
         self.finished.set(true);
-        self.send_end()
+        self.send_end(None, true)
     }
 
-    fn send_end(&self) -> Result<(), RespondError> {
-        let env = Envelope {
+    /// Ends the response stream if the client's queue has room now;
+    /// [`TryFinishError::Full`] (the request back, still open) otherwise.
+    pub fn try_finish(self) -> Result<(), TryFinishError<'s>> {
+        self.finish_bounded(None, false)
+            .map_err(|(e, back)| match (e, back) {
+                (RespondStop::Full, Some(r)) => TryFinishError::Full(r),
+                (RespondStop::ClientGone, _) => TryFinishError::ClientGone,
+                (RespondStop::Corrupted(w), _) => TryFinishError::Corrupted(w),
+                _ => TryFinishError::Corrupted("a finish lost its request"),
+            })
+    }
+
+    /// Ends the response stream, waiting up to `timeout` for room in the
+    /// client's queue; [`FinishTimeoutError::Timeout`] (the request back,
+    /// still open) once it passes.
+    pub fn finish_timeout(self, timeout: Duration) -> Result<(), FinishTimeoutError<'s>> {
+        let deadline = deadline_after(timeout);
+        self.finish_bounded(deadline, true)
+            .map_err(|(e, back)| match (e, back) {
+                (RespondStop::Full, Some(r)) => FinishTimeoutError::Timeout(r),
+                (RespondStop::ClientGone, _) => FinishTimeoutError::ClientGone,
+                (RespondStop::Corrupted(w), _) => FinishTimeoutError::Corrupted(w),
+                _ => FinishTimeoutError::Corrupted("a finish lost its request"),
+            })
+    }
+
+    /// A finish that gives the request back if the client's queue has no
+    /// room in time.
+    fn finish_bounded(
+        self,
+        deadline: Option<Instant>,
+        wait: bool,
+    ) -> Result<(), (RespondStop, Option<Self>)> {
+        match self.wait_for_room(deadline, wait) {
+            Ok(()) => {}
+            Err(RespondStop::Full) => return Err((RespondStop::Full, Some(self))),
+            Err(e) => {
+                // Gone or corrupted: nothing to end; dropped as finished.
+                self.finished.set(true);
+                return Err((e, None));
+            }
+        }
+        self.finished.set(true);
+        self.push(&self.end(), patience(deadline, wait))
+            .map_err(|e| (e, None))
+    }
+
+    /// The end of this request's stream.
+    fn end(&self) -> Envelope {
+        Envelope {
             request: self.id,
             flags: END | u64::from(self.token) << 32,
             ..Envelope::zeroed()
-        };
-        self.wait_for_room(None, true)?;
-        Ok(self.push(&env, None)?)
+        }
+    }
+
+    fn send_end(&self, deadline: Option<Instant>, wait: bool) -> Result<(), RespondError> {
+        self.wait_for_room(deadline, wait)?;
+        Ok(self.push(&self.end(), patience(deadline, wait))?)
     }
 
     /// Waits until the client's response queue has room (as the form
@@ -487,7 +541,7 @@ impl Drop for ActiveRequest<'_> {
     fn drop(&mut self) {
         if !self.finished.get() {
             // Best effort: a client that is gone needs no end.
-            let _ = self.send_end();
+            let _ = self.send_end(None, true);
         }
         let s = self.server;
         s.holding.remove(self.block);
