@@ -9,8 +9,12 @@
 //! [`Server`]: crate::reqresp::Server
 //! [`Client`]: crate::reqresp::Client
 
+use crate::blocks::ShmSafe;
 use crate::error::{Error, Result};
-use crate::region::{Region, RegionOptions};
+use crate::pool::Corrupted;
+use crate::primitive::{AtomicU32, Ordering};
+use crate::region::{LayoutId, Region, RegionOptions};
+use crate::sync::owner::{self, Liveness, Token};
 
 /// A kind of service: its configuration and how its region is laid out.
 pub(crate) trait Kind {
@@ -57,4 +61,85 @@ pub(crate) fn open_or_create<K: Kind, H: Handle<K>>(name: &str, config: &K::Conf
 /// Creates an anonymous service of `config` and attaches as `H`.
 pub(crate) fn anonymous<K: Kind, H: Handle<K>>(config: &K::Config) -> Result<H> {
     H::attach(K::options(Some(config))?.anonymous_with(|r| K::init(r, config))?)
+}
+
+/// Whether the participant whose token `t` the service word `w` holds
+/// (a role's word: an entry's, a publisher's, a server's) is dead;
+/// [`Corrupted`]`(what)` for a value that names no participant.
+pub(crate) fn dead(w: &AtomicU32, t: u32, what: &'static str) -> Result<bool, Corrupted> {
+    if !Token::is_well_formed(t) {
+        return Err(Corrupted(what));
+    }
+    match owner::liveness(w, Token::from_raw(t)) {
+        Liveness::Alive => Ok(false),
+        Liveness::Dead => Ok(true),
+        Liveness::Invalid => Err(Corrupted(what)),
+    }
+}
+
+/// Whether the word `w` is held, by a participant that is dead (0: free,
+/// not held).
+pub(crate) fn held_by_dead(w: &AtomicU32, what: &'static str) -> Result<bool, Corrupted> {
+    match w.load(Ordering::Acquire) {
+        0 => Ok(false),
+        t => dead(w, t, what),
+    }
+}
+
+/// Takes the word `w` for `me`: from free, or (if `dead_too`) from a dead
+/// holder, with one CAS on the exact value seen. `Some(inherited)` (was
+/// it a dead holder's) if it did; `None` if a live holder has it or
+/// another took it first.
+pub(crate) fn take(
+    w: &AtomicU32,
+    me: Token,
+    dead_too: bool,
+    what: &'static str,
+) -> Result<Option<bool>, Corrupted> {
+    let t = w.load(Ordering::Acquire);
+    if t != 0 && !(dead_too && dead(w, t, what)?) {
+        return Ok(None);
+    }
+    Ok(
+        w.compare_exchange(t, me.raw(), Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+            .then_some(t != 0),
+    )
+}
+
+/// What a service's header must say before anything else is read: the
+/// region's layout id, then (copied out of the header) its magic and
+/// format version; `bad` names the two failures.
+pub(crate) struct Expect {
+    pub(crate) layout: LayoutId,
+    pub(crate) magic: u64,
+    pub(crate) version: u64,
+    pub(crate) bad: [&'static str; 2],
+}
+
+impl Expect {
+    /// Checks `region` against these and places its header `T` at offset
+    /// 0; `words` reads the header's magic and version words.
+    pub(crate) fn header<'r, T: ShmSafe>(
+        &self,
+        region: &'r Region,
+        words: impl FnOnce(&T) -> (u64, u64),
+    ) -> Result<&'r T> {
+        if region.layout() != self.layout {
+            return Err(Error::LayoutMismatch {
+                found: region.layout().to_raw(),
+                expected: self.layout.to_raw(),
+            });
+        }
+        let header = region.place::<T>(0)?;
+        let (magic, version) = words(header);
+        let [no_magic, no_version] = self.bad;
+        if magic != self.magic {
+            return Err(Error::Corrupted { what: no_magic });
+        }
+        if version != self.version {
+            return Err(Error::Corrupted { what: no_version });
+        }
+        Ok(header)
+    }
 }

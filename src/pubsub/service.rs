@@ -10,7 +10,7 @@ use crate::pool::{BlockRef, Corrupted, Pool};
 use crate::primitive::Ordering;
 use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
 use crate::ring::mpmc::{Holder, MpmcRing, Participant};
-use crate::sync::owner::{self, Liveness, Token};
+use crate::sync::owner::{self, Token};
 
 /// The participant id the publisher's claims name in every queue.
 pub(crate) const PUB: Participant = match Participant::new(0) {
@@ -76,6 +76,9 @@ pub(crate) fn init(region: &Region, config: &ServiceConfig) -> Result<()> {
     Ok(())
 }
 
+/// What a role's word that names no participant is.
+const NO_TOKEN: &str = "publish/subscribe entry holds no participant token";
+
 fn corrupted(what: &'static str) -> Error {
     Error::Corrupted { what }
 }
@@ -102,19 +105,21 @@ impl Service {
     pub(crate) unsafe fn open(region: &Region) -> Result<Self> {
         // SAFETY: forwarded to the caller.
         let region = unsafe { crate::channel::blocking::extend(region) };
-        if region.layout() != LAYOUT {
-            return Err(Error::LayoutMismatch {
-                found: region.layout().to_raw(),
-                expected: LAYOUT.to_raw(),
-            });
-        }
-        let header = region.place::<ServiceHeader>(0)?;
-        if header.magic.load(Ordering::Acquire) != SERVICE_MAGIC {
-            return Err(corrupted("no publish/subscribe service here (magic)"));
-        }
-        if header.version.load(Ordering::Relaxed) != SERVICE_VERSION {
-            return Err(corrupted("publish/subscribe format version"));
-        }
+        let expect = crate::service::Expect {
+            layout: LAYOUT,
+            magic: SERVICE_MAGIC,
+            version: SERVICE_VERSION,
+            bad: [
+                "no publish/subscribe service here (magic)",
+                "publish/subscribe format version",
+            ],
+        };
+        let header = expect.header::<ServiceHeader>(region, |h| {
+            (
+                h.magic.load(Ordering::Acquire),
+                h.version.load(Ordering::Relaxed),
+            )
+        })?;
         let word = |w: &crate::primitive::AtomicU64| usize::try_from(w.load(Ordering::Relaxed));
         let (Ok(n), Ok(cap), Ok(held), Ok(history), Ok(pool_offset), Ok(total)) = (
             word(&header.subscribers),
@@ -207,23 +212,6 @@ impl Service {
         owner::current(&self.header.publisher)
     }
 
-    /// Whether the holder of token `t` in word `at` is dead; `Corrupted`
-    /// for a word that holds no token.
-    fn dead(at: &impl Sized, t: u32) -> Result<bool, Corrupted> {
-        if !Token::is_well_formed(t) {
-            return Err(Corrupted(
-                "publish/subscribe entry holds no participant token",
-            ));
-        }
-        match owner::liveness(at, Token::from_raw(t)) {
-            Liveness::Alive => Ok(false),
-            Liveness::Dead => Ok(true),
-            Liveness::Invalid => Err(Corrupted(
-                "publish/subscribe entry holds no participant token",
-            )),
-        }
-    }
-
     /// Whether nobody receives through entry `i` now: its present bit is
     /// clear, or nobody holds the entry (a leaver clears the bit before
     /// it frees the entry, and a joiner takes the entry before it sets
@@ -236,11 +224,7 @@ impl Service {
 
     /// Whether entry `i` is held by a dead handle.
     pub(crate) fn entry_dead(&self, i: usize) -> Result<bool, Corrupted> {
-        let e = &self.entry(i).token;
-        match e.load(Ordering::Acquire) {
-            0 => Ok(false),
-            t => Self::dead(e, t),
-        }
+        crate::service::held_by_dead(&self.entry(i).token, NO_TOKEN)
     }
 
     /// Whether no live publisher is attached (nobody, or a dead one).
@@ -248,24 +232,14 @@ impl Service {
         let w = &self.header.publisher;
         match w.load(Ordering::Acquire) {
             0 => Ok(true),
-            t => Self::dead(w, t),
+            t => crate::service::dead(w, t, NO_TOKEN),
         }
     }
 
     /// Takes entry `i` for this process: from free, or (if `dead_too`)
     /// from a dead handle. `Some(inherited)` if it did.
     pub(crate) fn take_entry(&self, i: usize, dead_too: bool) -> Result<Option<bool>, Corrupted> {
-        let e = &self.entry(i).token;
-        let t = e.load(Ordering::Acquire);
-        if t != 0 && !(dead_too && Self::dead(e, t)?) {
-            return Ok(None);
-        }
-        let me = self.me().raw();
-        Ok(
-            e.compare_exchange(t, me, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-                .then_some(t != 0),
-        )
+        crate::service::take(&self.entry(i).token, self.me(), dead_too, NO_TOKEN)
     }
 
     /// Frees entry `i`, which this process holds.
@@ -345,7 +319,7 @@ impl Service {
     pub(crate) fn reclaim_publisher(&self) -> Result<usize, Corrupted> {
         let w = &self.header.publisher;
         let t = w.load(Ordering::Acquire);
-        if t == 0 || !Self::dead(w, t)? {
+        if t == 0 || !crate::service::dead(w, t, NO_TOKEN)? {
             return Ok(0);
         }
         if w.compare_exchange(t, self.me().raw(), Ordering::AcqRel, Ordering::Relaxed)

@@ -11,7 +11,7 @@ use crate::primitive::Ordering;
 use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
 use crate::ring::mpmc::{Holder, MpmcRing, Participant};
 use crate::ring::{Miss, PopError};
-use crate::sync::owner::{self, Liveness, Token};
+use crate::sync::owner::{self, Token};
 use crate::sync::wait::{expired, probe_slice, spin_for, PROBE_INTERVAL};
 use core::ptr::NonNull;
 use std::time::Instant;
@@ -79,6 +79,9 @@ pub(crate) fn init(region: &Region, config: &ServiceConfig) -> Result<()> {
     Ok(())
 }
 
+/// What a role's word that names no participant is.
+const NO_TOKEN: &str = "request/response word holds no participant token";
+
 fn corrupted(what: &'static str) -> Error {
     Error::Corrupted { what }
 }
@@ -121,19 +124,21 @@ impl Service {
     pub(crate) unsafe fn open(region: &Region) -> Result<Self> {
         // SAFETY: forwarded to the caller.
         let region = unsafe { crate::channel::blocking::extend(region) };
-        if region.layout() != LAYOUT {
-            return Err(Error::LayoutMismatch {
-                found: region.layout().to_raw(),
-                expected: LAYOUT.to_raw(),
-            });
-        }
-        let header = region.place::<ServiceHeader>(0)?;
-        if header.magic.load(Ordering::Acquire) != SERVICE_MAGIC {
-            return Err(corrupted("no request/response service here (magic)"));
-        }
-        if header.version.load(Ordering::Relaxed) != SERVICE_VERSION {
-            return Err(corrupted("request/response format version"));
-        }
+        let expect = crate::service::Expect {
+            layout: LAYOUT,
+            magic: SERVICE_MAGIC,
+            version: SERVICE_VERSION,
+            bad: [
+                "no request/response service here (magic)",
+                "request/response format version",
+            ],
+        };
+        let header = expect.header::<ServiceHeader>(region, |h| {
+            (
+                h.magic.load(Ordering::Acquire),
+                h.version.load(Ordering::Relaxed),
+            )
+        })?;
         let word = |w: &crate::primitive::AtomicU64| usize::try_from(w.load(Ordering::Relaxed));
         let (Ok(n), Ok(cap), Ok(held), Ok(pool_offset), Ok(total)) = (
             word(&header.clients),
@@ -197,26 +202,12 @@ impl Service {
         owner::current(&self.header.server)
     }
 
-    /// Whether the holder of token `t` in word `at` is dead; `Corrupted`
-    /// for a word that holds no token.
-    fn dead(at: &impl Sized, t: u32) -> Result<bool, Corrupted> {
-        let bad = Corrupted("request/response word holds no participant token");
-        if !Token::is_well_formed(t) {
-            return Err(bad);
-        }
-        match owner::liveness(at, Token::from_raw(t)) {
-            Liveness::Alive => Ok(false),
-            Liveness::Dead => Ok(true),
-            Liveness::Invalid => Err(bad),
-        }
-    }
-
     /// The token in `w` if it names a live participant: `None` for none,
     /// a dead one, or garbage.
     fn live(w: &crate::primitive::AtomicU32) -> Option<u32> {
         match w.load(Ordering::Acquire) {
             0 => None,
-            t => (Self::dead(w, t) == Ok(false)).then_some(t),
+            t => (crate::service::dead(w, t, NO_TOKEN) == Ok(false)).then_some(t),
         }
     }
 
@@ -232,7 +223,7 @@ impl Service {
     /// `false` if a live holder has it, or another process took it first.
     pub(crate) fn take_server_word(&self, t: u32) -> bool {
         let w = &self.header.server;
-        let held = t != 0 && Self::dead(w, t & !ATTACHING) == Ok(false);
+        let held = t != 0 && crate::service::dead(w, t & !ATTACHING, NO_TOKEN) == Ok(false);
         !held
             && w.compare_exchange(
                 t,
@@ -251,17 +242,7 @@ impl Service {
     /// Takes entry `i` for this process: from free, or (if `dead_too`)
     /// from a dead handle. `Some(inherited)` if it did.
     pub(crate) fn take_entry(&self, i: usize, dead_too: bool) -> Result<Option<bool>, Corrupted> {
-        let e = &self.entry(i).token;
-        let t = e.load(Ordering::Acquire);
-        if t != 0 && !(dead_too && Self::dead(e, t)?) {
-            return Ok(None);
-        }
-        let me = self.me().raw();
-        Ok(
-            e.compare_exchange(t, me, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-                .then_some(t != 0),
-        )
+        crate::service::take(&self.entry(i).token, self.me(), dead_too, NO_TOKEN)
     }
 
     /// Frees entry `i`, which this process holds.
@@ -364,11 +345,8 @@ impl Service {
     /// Cleans entry `i` if its holder is dead; the blocks freed, `None`
     /// if it is not dead (or another process took the entry first).
     pub(crate) fn reclaim_entry(&self, i: usize) -> Result<Option<usize>, Corrupted> {
-        let e = &self.entry(i).token;
-        match e.load(Ordering::Acquire) {
-            0 => return Ok(None),
-            t if !Self::dead(e, t)? => return Ok(None),
-            _ => {}
+        if !crate::service::held_by_dead(&self.entry(i).token, NO_TOKEN)? {
+            return Ok(None);
         }
         match self.take_entry(i, true)? {
             Some(_) => {
@@ -404,7 +382,10 @@ impl Service {
     fn reclaim_server(&self) -> Result<usize, Corrupted> {
         let w = &self.header.server;
         let t = w.load(Ordering::Acquire);
-        if t == 0 || !Self::dead(w, t & !ATTACHING)? || !self.take_server_word(t) {
+        if t == 0
+            || !crate::service::dead(w, t & !ATTACHING, NO_TOKEN)?
+            || !self.take_server_word(t)
+        {
             return Ok(0);
         }
         let freed = self.after_server();
