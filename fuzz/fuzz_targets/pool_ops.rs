@@ -97,7 +97,7 @@ use libfuzzer_sys::fuzz_target;
 use shmkit::pool::{BlockRef, Loan, LoanError, LoanTimeoutError, Pool, PoolConfig, ReleaseError};
 use shmkit::testing::pool as wire;
 use shmkit::{Error, Region, RegionOptions};
-use shmkit_fuzz::Input;
+use shmkit_fuzz::{fill, intact, Input};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -129,25 +129,6 @@ fn gen_of(word: u64) -> u32 {
 }
 fn token_of(word: u64) -> u32 {
     (word & (DETACHED - 1)) as u32
-}
-
-/// The byte at `i` of a loan's pattern.
-fn pattern(seed: u64, i: usize) -> u8 {
-    let x = seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (x.wrapping_mul(0xd6e8_feb8_6659_fd93) >> 56) as u8
-}
-
-fn fill(bytes: &mut [u8], seed: u64) {
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b = pattern(seed, i);
-    }
-}
-
-fn intact(bytes: &[u8], seed: u64) -> bool {
-    bytes
-        .iter()
-        .enumerate()
-        .all(|(i, &b)| b == pattern(seed, i))
 }
 
 /// Who owns a block, as the model sees it.

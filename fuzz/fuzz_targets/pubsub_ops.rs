@@ -94,7 +94,7 @@ use shmkit::ring::mpmc::MpmcRing;
 use shmkit::testing::pool as pool_wire;
 use shmkit::testing::pubsub as wire;
 use shmkit::{Error, Region, RegionOptions};
-use shmkit_fuzz::Input;
+use shmkit_fuzz::{fill, intact, Input};
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::AsFd;
 use std::ptr::NonNull;
@@ -110,25 +110,6 @@ const MAX_JOINS: usize = 48;
 /// Sends once the model is no longer exact: a subscriber whose scribbled
 /// queue has room and refuses the push costs one 10 ms wait each.
 const MAX_LAX_SENDS: usize = 8;
-
-/// The byte at `i` of a sample's pattern.
-fn pattern(seed: u64, i: usize) -> u8 {
-    let x = seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (x.wrapping_mul(0xd6e8_feb8_6659_fd93) >> 56) as u8
-}
-
-fn fill(bytes: &mut [u8], seed: u64) {
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b = pattern(seed, i);
-    }
-}
-
-fn intact(bytes: &[u8], seed: u64) -> bool {
-    bytes
-        .iter()
-        .enumerate()
-        .all(|(i, &b)| b == pattern(seed, i))
-}
 
 fn id(b: BlockRef) -> (u32, u32) {
     (b.class, b.index)

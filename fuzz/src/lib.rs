@@ -45,3 +45,26 @@ impl<'a> Input<'a> {
         }
     }
 }
+
+/// Byte `i` of the pattern a target writes under `seed` (into a loan, a
+/// sample, a request): distinct seeds give distinct bytes, so a block
+/// handed to two owners, or bytes changed under a borrow, show.
+pub fn pattern(seed: u64, i: usize) -> u8 {
+    let x = seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x.wrapping_mul(0xd6e8_feb8_6659_fd93) >> 56) as u8
+}
+
+/// Writes `seed`'s pattern over `bytes`.
+pub fn fill(bytes: &mut [u8], seed: u64) {
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = pattern(seed, i);
+    }
+}
+
+/// Whether `bytes` still hold `seed`'s pattern.
+pub fn intact(bytes: &[u8], seed: u64) -> bool {
+    bytes
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == pattern(seed, i))
+}
