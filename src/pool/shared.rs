@@ -51,6 +51,16 @@ impl Pool<'_> {
         Ok(state::parse(word)? == State::Shared { gen: b.generation })
     }
 
+    /// Whether block `b` is one the pool has, `shared(b.generation)`, with
+    /// every bit of `bits` set in its holders word; an impossible state
+    /// word is [`Corrupted`].
+    pub(crate) fn shared_with(&self, b: BlockRef, bits: u64) -> Result<bool, Corrupted> {
+        let Some(h) = self.holders(b) else {
+            return Ok(false);
+        };
+        Ok(self.is_shared(b)? && h.load(Ordering::Acquire) & bits == bits)
+    }
+
     /// Turns block `b`, held by this participant as a `BlockRef`, into a
     /// shared block: one CAS `held(me, g)` -> `shared(g)`. Whether it was
     /// held so.

@@ -78,13 +78,7 @@ impl Service {
     /// shared under `d`'s generation with [`HISTORY_BIT`] set (stable
     /// while the caller holds the lock: only its holders change the bit).
     fn history_holds(&self, d: &Descriptor) -> Result<bool, Corrupted> {
-        let b = d.block();
-        Ok(self.pool.block_ptr(b).is_some()
-            && self.pool.is_shared(b)?
-            && self
-                .pool
-                .holders(b)
-                .is_some_and(|h| h.load(Ordering::Acquire) & HISTORY_BIT != 0))
+        self.pool.shared_with(d.block(), HISTORY_BIT)
     }
 
     /// Files the sample `d`, whose block the caller (the publisher,

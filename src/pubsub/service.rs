@@ -6,7 +6,7 @@ use super::config::{plan, plan_queues, ServiceConfig, SlowSubscriber};
 use super::wire::*;
 use crate::error::{Error, Result};
 use crate::pool::shared::PUBLISHER_BIT;
-use crate::pool::{BlockRef, Corrupted, Pool};
+use crate::pool::{Corrupted, Pool};
 use crate::primitive::Ordering;
 use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
 use crate::ring::mpmc::{Holder, MpmcRing, Participant};
@@ -281,19 +281,8 @@ impl Service {
     /// (for a descriptor that will not be received: drained, or from
     /// before the subscriber joined). Whether that freed the block.
     pub(crate) fn release_descriptor(&self, i: usize, d: &Descriptor) -> bool {
-        let b = BlockRef {
-            class: d.class,
-            index: d.index,
-            generation: d.generation,
-        };
-        let bit = 1u64 << i;
-        let held = self.pool.block_ptr(b).is_some()
-            && self.pool.is_shared(b) == Ok(true)
-            && self
-                .pool
-                .holders(b)
-                .is_some_and(|h| h.load(Ordering::Acquire) & bit != 0);
-        held && self.pool.release_shared(b, bit)
+        let (b, bit) = (d.block(), 1u64 << i);
+        self.pool.shared_with(b, bit) == Ok(true) && self.pool.release_shared(b, bit)
     }
 
     /// Cleans entry `i` if its holder is dead: takes it, cleans it, frees
