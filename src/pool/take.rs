@@ -125,7 +125,8 @@ impl<'a> Pool<'a> {
     /// exhausted it first runs `reclaim` (the service's: dead holders'
     /// holds cleared, their blocks freed), at most once per
     /// `PROBE_INTERVAL` (`next` keeps when it is due), and waits for a
-    /// release no longer than until the next one is due.
+    /// release no longer than until the next one is due. A service's
+    /// descriptors name a length in 32 bits: a longer loan is `TooLarge`.
     pub(crate) fn loan_reclaiming(
         &self,
         len: usize,
@@ -135,6 +136,12 @@ impl<'a> Pool<'a> {
         reclaim: impl Fn() -> Result<usize, Corrupted>,
     ) -> Result<Loan<'_>, LoanTimeoutError> {
         use crate::sync::wait::{expired, PROBE_INTERVAL};
+        if len > u32::MAX as usize {
+            return Err(LoanTimeoutError::TooLarge {
+                len,
+                max: u32::MAX as usize,
+            });
+        }
         loop {
             match self.try_loan(len) {
                 Ok(loan) => return Ok(loan),
@@ -160,6 +167,22 @@ impl<'a> Pool<'a> {
                 other => return other,
             }
         }
+    }
+
+    /// [`loan_reclaiming`](Self::loan_reclaiming) without waiting, its
+    /// errors as a `try_` loan reports them.
+    pub(crate) fn try_loan_reclaiming(
+        &self,
+        len: usize,
+        next: &core::cell::Cell<Instant>,
+        reclaim: impl Fn() -> Result<usize, Corrupted>,
+    ) -> Result<Loan<'_>, LoanError> {
+        self.loan_reclaiming(len, None, false, next, reclaim)
+            .map_err(|e| match e {
+                LoanTimeoutError::TooLarge { len, max } => LoanError::TooLarge { len, max },
+                LoanTimeoutError::Corrupted(w) => LoanError::Corrupted(w),
+                LoanTimeoutError::Timeout => LoanError::Exhausted,
+            })
     }
 
     pub(super) fn loan(

@@ -167,10 +167,13 @@ impl Publisher {
     /// (at most once per 10 ms), so a killed subscriber's samples come
     /// back to the next loan that needs them.
     pub fn loan(&self, len: usize) -> Result<SampleMut<'_>, LoanError> {
-        self.loan_inner(len, None, false).map_err(|e| match e {
-            LoanTimeoutError::TooLarge { len, max } => LoanError::TooLarge { len, max },
-            LoanTimeoutError::Corrupted(w) => LoanError::Corrupted(w),
-            _ => LoanError::Exhausted,
+        let loan = self
+            .svc
+            .pool
+            .try_loan_reclaiming(len, &self.next_reclaim, || self.svc.reclaim())?;
+        Ok(SampleMut {
+            publisher: self,
+            loan,
         })
     }
 
@@ -181,7 +184,7 @@ impl Publisher {
         len: usize,
         timeout: Duration,
     ) -> Result<SampleMut<'_>, LoanTimeoutError> {
-        self.loan_inner(len, deadline_after(timeout), true)
+        self.loan_wait(len, deadline_after(timeout))
     }
 
     /// Loans as [`loan`](Self::loan) does, waiting until `deadline` for a
@@ -192,25 +195,18 @@ impl Publisher {
         len: usize,
         deadline: Instant,
     ) -> Result<SampleMut<'_>, LoanTimeoutError> {
-        self.loan_inner(len, Some(deadline), true)
+        self.loan_wait(len, Some(deadline))
     }
 
-    fn loan_inner(
+    fn loan_wait(
         &self,
         len: usize,
         deadline: Option<Instant>,
-        wait: bool,
     ) -> Result<SampleMut<'_>, LoanTimeoutError> {
-        if len > u32::MAX as usize {
-            return Err(LoanTimeoutError::TooLarge {
-                len,
-                max: u32::MAX as usize,
-            });
-        }
         let loan =
             self.svc
                 .pool
-                .loan_reclaiming(len, deadline, wait, &self.next_reclaim, || {
+                .loan_reclaiming(len, deadline, true, &self.next_reclaim, || {
                     self.svc.reclaim()
                 })?;
         Ok(SampleMut {

@@ -517,23 +517,14 @@ impl Service {
         deadline: Option<Instant>,
         wait: bool,
     ) -> Result<Loan<'_>, LoanTimeoutError> {
-        if len > u32::MAX as usize {
-            return Err(LoanTimeoutError::TooLarge {
-                len,
-                max: u32::MAX as usize,
-            });
-        }
         self.pool
             .loan_reclaiming(len, deadline, wait, &self.next_reclaim, || self.reclaim())
     }
 
     /// [`loan`](Self::loan) without waiting, as a `try_` loan reports it.
     pub(crate) fn try_loan(&self, len: usize) -> Result<Loan<'_>, LoanError> {
-        self.loan(len, None, false).map_err(|e| match e {
-            LoanTimeoutError::TooLarge { len, max } => LoanError::TooLarge { len, max },
-            LoanTimeoutError::Corrupted(w) => LoanError::Corrupted(w),
-            _ => LoanError::Exhausted,
-        })
+        self.pool
+            .try_loan_reclaiming(len, &self.next_reclaim, || self.reclaim())
     }
 }
 
