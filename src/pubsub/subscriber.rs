@@ -12,7 +12,7 @@ use crate::region::Region;
 use crate::ring::mpmc::Holder;
 use crate::ring::Miss;
 use crate::service;
-use crate::sync::wait::{deadline_after, expired, probe_slice, spin_for};
+use crate::sync::wait::{deadline_after, wait_for};
 use bytemuck::Pod;
 use core::cell::{Cell, RefCell};
 use core::fmt;
@@ -261,31 +261,20 @@ impl Subscriber {
         if self.held.get() >= self.svc.held_limit {
             return Err(Stop::HeldLimit);
         }
-        let mut once = || self.try_once().transpose();
-        if let Some(r) = once() {
-            return r;
-        }
         if !wait {
+            if let Some(s) = self.try_once()? {
+                return Ok(s);
+            }
             self.repair();
             return self.try_once()?.ok_or(Stop::Empty);
         }
-        if let Some(r) = spin_for(&mut once) {
-            return r;
-        }
-        let e = self.svc.entry(self.entry);
-        loop {
-            if expired(deadline) {
-                return Err(Stop::Empty);
-            }
-            if self.repair() {
-                if let Some(r) = once() {
-                    return r;
-                }
-            }
-            if let Some(r) = e.data.wait_deadline(probe_slice(deadline), &mut once) {
-                return r;
-            }
-        }
+        // Between sleeps: hand on a dead publisher's unfilled slot.
+        let repair = || {
+            self.repair();
+            Ok(())
+        };
+        let data = &self.svc.entry(self.entry).data;
+        wait_for(data, deadline, true, || self.try_once(), repair)?.ok_or(Stop::Empty)
     }
 
     /// Hands on the slot a dead publisher claimed and never filled, if

@@ -6,9 +6,7 @@ use super::error::{
     CopyError, ResponseError, ResponseTimeoutError, SendError, SendTimeoutError, TryResponseError,
     TrySendError,
 };
-use super::service::{
-    addressed_to, patience, push_with_room, wait_for, Pushed, ReqResp, Service, CLIENT,
-};
+use super::service::{addressed_to, patience, push_with_room, Pushed, ReqResp, Service, CLIENT};
 use super::wire::{Envelope, END, SERVER_BIT};
 use crate::error::{Error, Result};
 use crate::pool::holds::Holds;
@@ -19,6 +17,7 @@ use crate::ring::mpmc::Holder;
 use crate::ring::Miss;
 use crate::service;
 use crate::sync::wait::deadline_after;
+use crate::sync::wait::wait_for;
 use bytemuck::Zeroable;
 use core::cell::{Cell, RefCell};
 use core::fmt;

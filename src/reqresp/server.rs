@@ -6,9 +6,7 @@ use super::error::{
     CopyError, FinishTimeoutError, RecvError, RecvTimeoutError, RespondError, TryFinishError,
     TryRecvError, TryRespondError,
 };
-use super::service::{
-    addressed_to, patience, push_with_room, wait_for, Pushed, ReqResp, Service, SERVER,
-};
+use super::service::{addressed_to, patience, push_with_room, Pushed, ReqResp, Service, SERVER};
 use super::wire::{Envelope, END, SERVER_BIT};
 use crate::error::{Error, Result};
 use crate::pool::holds::Holds;
@@ -17,6 +15,7 @@ use crate::primitive::Ordering;
 use crate::region::{Region, RegionOptions};
 use crate::ring::Miss;
 use crate::service;
+use crate::sync::wait::wait_for;
 use crate::sync::wait::{deadline_after, PROBE_INTERVAL};
 use bytemuck::Zeroable;
 use core::cell::Cell;

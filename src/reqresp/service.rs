@@ -12,7 +12,7 @@ use crate::region::{LayoutId, ObjectKind, Region, RegionOptions};
 use crate::ring::mpmc::{Holder, MpmcRing, Participant};
 use crate::ring::{Miss, PopError};
 use crate::sync::owner::{self, Token};
-use crate::sync::wait::{expired, probe_slice, spin_for, PROBE_INTERVAL};
+use crate::sync::wait::{wait_for, PROBE_INTERVAL};
 use core::ptr::NonNull;
 use std::time::Instant;
 
@@ -413,39 +413,6 @@ impl Service {
 /// the client they are for.
 pub(crate) fn addressed_to(e: &Envelope) -> u32 {
     (e.flags >> 32) as u32
-}
-
-/// Tries `attempt` until it gives a value: at once, then (if `wait`)
-/// spinning a little, then sleeping on `signal` in probe slices until
-/// `deadline` (`None`: no limit), running `between` before each sleep.
-/// `Ok(None)`: nothing by then (at once, for `!wait`). An error from
-/// either stops it.
-pub(crate) fn wait_for<R, E>(
-    signal: &Signal,
-    deadline: Option<Instant>,
-    wait: bool,
-    mut attempt: impl FnMut() -> Result<Option<R>, E>,
-    mut between: impl FnMut() -> Result<(), E>,
-) -> Result<Option<R>, E> {
-    if let Some(r) = attempt()? {
-        return Ok(Some(r));
-    }
-    if !wait {
-        return Ok(None);
-    }
-    if let Some(r) = spin_for(|| attempt().transpose()).transpose()? {
-        return Ok(Some(r));
-    }
-    loop {
-        if expired(deadline) {
-            return Ok(None);
-        }
-        between()?;
-        let woke = signal.wait_deadline(probe_slice(deadline), || attempt().transpose());
-        if let Some(r) = woke.transpose()? {
-            return Ok(Some(r));
-        }
-    }
 }
 
 /// How [`push_with_room`] ended.

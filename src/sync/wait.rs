@@ -172,3 +172,36 @@ pub(crate) fn probe_slice(deadline: Option<Instant>) -> Option<Instant> {
 pub(crate) fn recheck_slice(deadline: Option<Instant>) -> Option<Instant> {
     slice(deadline, RECHECK_INTERVAL)
 }
+
+/// Tries `attempt` until it gives a value: at once, then (if `wait`)
+/// spinning a little, then sleeping on `signal` in probe slices until
+/// `deadline` (`None`: no limit), running `between` before each sleep.
+/// `Ok(None)`: nothing by then (at once, for `!wait`). An error from
+/// either stops it.
+pub(crate) fn wait_for<R, E>(
+    signal: &crate::Signal,
+    deadline: Option<Instant>,
+    wait: bool,
+    mut attempt: impl FnMut() -> Result<Option<R>, E>,
+    mut between: impl FnMut() -> Result<(), E>,
+) -> Result<Option<R>, E> {
+    if let Some(r) = attempt()? {
+        return Ok(Some(r));
+    }
+    if !wait {
+        return Ok(None);
+    }
+    if let Some(r) = spin_for(|| attempt().transpose()).transpose()? {
+        return Ok(Some(r));
+    }
+    loop {
+        if expired(deadline) {
+            return Ok(None);
+        }
+        between()?;
+        let woke = signal.wait_deadline(probe_slice(deadline), || attempt().transpose());
+        if let Some(r) = woke.transpose()? {
+            return Ok(Some(r));
+        }
+    }
+}
