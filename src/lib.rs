@@ -315,6 +315,7 @@ pub mod channel;
 mod error;
 pub mod pool;
 pub(crate) mod primitive;
+pub mod process;
 pub mod pubsub;
 pub mod region;
 pub mod reqresp;

@@ -13,4 +13,5 @@ pub(crate) mod map;
 pub(crate) mod membarrier;
 #[cfg(not(shmkit_loom))]
 pub(crate) mod ofd;
+pub(crate) mod proc;
 pub(crate) mod shmdir;

@@ -1,0 +1,282 @@
+//! Processes: start a function of this program or any command in a child,
+//! follow its life through a pidfd, and get its result back through shared
+//! memory.
+//!
+//! A child that runs a function is this same program started again (as
+//! Python's `spawn` start method does, never `fork` alone, which is unsafe
+//! in a program with threads): the child's `main` begins with [`init`],
+//! which turns it into the worker and never returns there. The function is
+//! any `fn(A) -> R` (a closure that captures nothing is one) whose argument
+//! and result are [`Payload`]s: plain data as its bytes, strings, vectors,
+//! options and tuples framed, anything else as bytes you serialize.
+//!
+//! ```no_run
+//! use shmkit::process::{self, ExitStatus, JoinError};
+//! use std::time::Duration;
+//!
+//! fn count_primes(below: u64) -> u64 {
+//!     (2..below).filter(|n| (2..*n).take_while(|d| d * d <= *n).all(|d| n % d != 0)).count() as u64
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     process::init(); // first: a child becomes its worker here
+//!
+//!     let child = process::spawn(count_primes, 100_000)?;
+//!     println!("child {} is counting", child.pid());
+//!     assert_eq!(child.join()?, 9592);
+//!
+//!     // A panic comes back as a value, with its message.
+//!     let child = process::spawn(|x: u32| -> u32 { panic!("no {x} today") }, 7)?;
+//!     match child.join() {
+//!         Err(JoinError::Panicked { message }) => assert!(message.starts_with("no 7 today")),
+//!         other => panic!("{other:?}"),
+//!     }
+//!
+//!     // Stop one that takes too long: terminate (SIGTERM), then kill.
+//!     let mut sleeper = process::spawn(|s: u64| std::thread::sleep(Duration::from_secs(s)), 60)?;
+//!     assert_eq!(sleeper.child_mut().wait_timeout(Duration::from_millis(50))?, None);
+//!     sleeper.terminate()?;
+//!     assert_eq!(sleeper.child_mut().wait()?, ExitStatus::Signal(15));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! What Python's `multiprocessing.Process` offers, and where it is here:
+//!
+//! | `multiprocessing` | `shmkit::process` |
+//! |---|---|
+//! | `Process(target=f, args=(x,)).start()` | [`spawn(f, x)`](spawn) |
+//! | `subprocess.Popen(cmd)` | [`spawn_command(cmd)`](spawn_command) |
+//! | `p.pid`, `p.is_alive()` | [`Child::pid`], [`Child::is_alive`] |
+//! | `p.join()`, `p.join(timeout)` | [`Child::wait`], [`Child::wait_timeout`]; [`JoinHandle::join`] also gives the result |
+//! | `p.exitcode` | [`Child::exit_status`]: [`ExitStatus::Code`] or [`ExitStatus::Signal`] |
+//! | `p.terminate()`, `p.kill()` | [`Child::terminate`], [`Child::kill`] |
+//! | `multiprocessing.connection.wait` | [`wait_any`], [`wait_all`] |
+//! | `daemon=True` (killed with the parent) | the default; [`Builder::survive_parent`] to outlive it |
+//!
+//! # Lifetimes and liveness
+//!
+//! Every child is watched through a pidfd, so a pid the system reused for
+//! another process is never waited on or signalled by mistake. A child is
+//! killed when its parent dies (by any death, `SIGKILL` included) unless
+//! it was started with [`Builder::survive_parent`]: Linux's parent-death
+//! signal, armed from a thread that lives as long as the process. A
+//! dropped handle leaves its child running and reaps it when it ends.
+//!
+//! # Test binaries and benches
+//!
+//! A test binary's `main` is the test harness's: invoke
+//! [`process_test_support!()`](crate::process_test_support) once in each
+//! test file instead of calling [`init`]. Examples and benchmarks with
+//! `harness = false` have a `main` of their own and call [`init`] there.
+
+mod call;
+mod child;
+mod entry;
+mod error;
+mod payload;
+mod spawner;
+mod worker;
+
+pub use call::JoinHandle;
+pub use child::{wait_all, wait_any, Child, ExitStatus};
+pub use entry::init;
+pub use error::{JoinError, JoinTimeoutError, SpawnError};
+pub use payload::{DecodeError, Payload, Plain};
+
+use crate::sys::proc as sys;
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+/// Starts `f(arg)` in a child process with the default [`Builder`].
+///
+/// The argument is encoded into shared memory here and decoded in the
+/// child; the result travels back the same way to
+/// [`JoinHandle::join`]. This program's `main` must call [`init`] first
+/// (see the [module docs](self)).
+pub fn spawn<A: Payload, R: Payload>(f: fn(A) -> R, arg: A) -> Result<JoinHandle<R>, SpawnError> {
+    Builder::new().spawn(f, arg)
+}
+
+/// Starts a command in a child process with the default [`Builder`]: it is
+/// watched through a pidfd and killed if this process dies.
+pub fn spawn_command(cmd: Command) -> Result<Child, SpawnError> {
+    Builder::new().spawn_command(cmd)
+}
+
+/// How to start a child: whether it outlives this process, its
+/// environment, the regions it inherits, its standard streams.
+///
+/// ```no_run
+/// use shmkit::channel::{channel, Receiver};
+/// use shmkit::process::{self, Builder};
+///
+/// fn sum_all(_: ()) -> u64 {
+///     // SAFETY: the parent passed this descriptor for this end only.
+///     let rx = unsafe { Receiver::<u64>::from_env("SUMS") }.unwrap();
+///     rx.iter().sum()
+/// }
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     process::init();
+///     let (tx, rx) = channel::<u64>(1024)?;
+///     let child = Builder::new().pass_region("SUMS", rx.region())?.spawn(sum_all, ())?;
+///     drop(rx); // the child's end is the child's now
+///     # let _ = tx;
+///     # let _ = child;
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Default)]
+pub struct Builder {
+    survive_parent: bool,
+    env: Vec<(OsString, OsString)>,
+    inherit: Vec<OwnedFd>,
+    stdin: Option<Stdio>,
+    stdout: Option<Stdio>,
+    stderr: Option<Stdio>,
+}
+
+impl Builder {
+    /// A child that dies with this process, inherits its environment,
+    /// standard output and error, and reads standard input from
+    /// `/dev/null` (a function child) or this process's (a command).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the child keeps running after this process dies (default
+    /// `false`: it is killed then, as Python's daemon processes are when
+    /// their parent exits).
+    pub fn survive_parent(mut self, survive: bool) -> Self {
+        self.survive_parent = survive;
+        self
+    }
+
+    /// Sets an environment variable in the child.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Has the child inherit `region`'s descriptor under the environment
+    /// variable `var`, to open it there with
+    /// [`RegionOptions::from_env`](crate::RegionOptions::from_env) or a
+    /// channel end's `from_env`.
+    pub fn pass_region(mut self, var: &str, region: &crate::Region) -> Result<Self, SpawnError> {
+        let fd = crate::sys::fd::dup(region.as_fd()).map_err(|e| SpawnError::Io {
+            op: "dup",
+            source: std::io::Error::other(e),
+        })?;
+        self.env
+            .push((var.into(), fd.as_raw_fd().to_string().into()));
+        self.inherit.push(fd);
+        Ok(self)
+    }
+
+    /// The child's standard input.
+    pub fn stdin(mut self, cfg: impl Into<Stdio>) -> Self {
+        self.stdin = Some(cfg.into());
+        self
+    }
+
+    /// The child's standard output.
+    pub fn stdout(mut self, cfg: impl Into<Stdio>) -> Self {
+        self.stdout = Some(cfg.into());
+        self
+    }
+
+    /// The child's standard error.
+    pub fn stderr(mut self, cfg: impl Into<Stdio>) -> Self {
+        self.stderr = Some(cfg.into());
+        self
+    }
+
+    /// Starts `f(arg)` in a child process; see [`spawn`].
+    pub fn spawn<A: Payload, R: Payload>(
+        self,
+        f: fn(A) -> R,
+        arg: A,
+    ) -> Result<JoinHandle<R>, SpawnError> {
+        let scratch = sys::scratch_memfd().map_err(SpawnError::io("memfd_create"))?;
+        let arg = payload::to_bytes(&arg);
+        let exe = sys::exe_identity().map_err(SpawnError::io("stat /proc/self/exe"))?;
+        let trampoline: entry::Trampoline = entry::call_one::<A, R>;
+        let head = call::header(
+            exe,
+            entry::offset_of(trampoline as usize),
+            entry::offset_of(f as usize),
+            arg.len() as u64,
+        );
+        let write = SpawnError::io("pwrite");
+        sys::write_full_at(&scratch, &head, 0).map_err(write)?;
+        sys::write_full_at(&scratch, &arg, call::ARG_OFFSET).map_err(SpawnError::io("pwrite"))?;
+        let mut cmd = self.worker_command("call", &scratch)?;
+        if self.stdin.is_none() {
+            cmd.stdin(Stdio::null());
+        }
+        let child = self.start(cmd)?;
+        Ok(JoinHandle::new(child, scratch))
+    }
+
+    /// Starts a command in a child process; see [`spawn_command`].
+    pub fn spawn_command(self, cmd: Command) -> Result<Child, SpawnError> {
+        self.start(cmd)
+    }
+
+    /// A command that runs this executable as a worker of `mode` over
+    /// `fd` (inherited).
+    pub(crate) fn worker_command(&self, mode: &str, fd: &OwnedFd) -> Result<Command, SpawnError> {
+        if entry::skipped_init() {
+            return Err(SpawnError::NotInitialized);
+        }
+        let mut cmd = Command::new("/proc/self/exe");
+        if let Some(arg0) = std::env::args_os().next() {
+            cmd.arg0(arg0);
+        }
+        cmd.args(entry::CHILD_ARGS);
+        cmd.env(entry::ENV, format!("{mode}:{}", fd.as_raw_fd()));
+        inherit(&mut cmd, fd.as_raw_fd());
+        Ok(cmd)
+    }
+
+    /// Applies the settings to `cmd` and starts it.
+    fn start(mut self, mut cmd: Command) -> Result<Child, SpawnError> {
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        for fd in &self.inherit {
+            inherit(&mut cmd, fd.as_raw_fd());
+        }
+        if let Some(s) = self.stdin.take() {
+            cmd.stdin(s);
+        }
+        if let Some(s) = self.stdout.take() {
+            cmd.stdout(s);
+        }
+        if let Some(s) = self.stderr.take() {
+            cmd.stderr(s);
+        }
+        let (child, pidfd) =
+            spawner::spawn(cmd, !self.survive_parent).map_err(SpawnError::io("spawn"))?;
+        Ok(Child::new(child, pidfd))
+    }
+}
+
+/// Has the child keep descriptor `raw` open across its exec.
+fn inherit(cmd: &mut Command, raw: std::os::fd::RawFd) {
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls fcntl(F_SETFD), which is async-signal-safe; `raw` is open in
+    // the child because the caller keeps it open here until the spawn
+    // returns (the builder or the handle being made owns it).
+    unsafe {
+        cmd.pre_exec(move || {
+            // SAFETY: see above: open in the forked child, borrowed only
+            // for this call.
+            let fd = std::os::fd::BorrowedFd::borrow_raw(raw);
+            crate::sys::fd::clear_cloexec(fd)
+        });
+    }
+}
