@@ -75,6 +75,7 @@ mod child;
 mod entry;
 mod error;
 mod payload;
+mod pool;
 mod spawner;
 mod worker;
 
@@ -83,6 +84,7 @@ pub use child::{wait_all, wait_any, Child, ExitStatus};
 pub use entry::init;
 pub use error::{JoinError, JoinTimeoutError, SpawnError};
 pub use payload::{DecodeError, Payload, Plain};
+pub use pool::{Imap, PoolBuilder, ProcessPool, Shutdown, TaskError, TaskHandle, WaitTimeoutError};
 
 use crate::sys::proc as sys;
 use std::ffi::OsString;
@@ -213,7 +215,7 @@ impl Builder {
         let write = SpawnError::io("pwrite");
         sys::write_full_at(&scratch, &head, 0).map_err(write)?;
         sys::write_full_at(&scratch, &arg, call::ARG_OFFSET).map_err(SpawnError::io("pwrite"))?;
-        let mut cmd = self.worker_command("call", &scratch)?;
+        let mut cmd = self.worker_command("call", &[scratch.as_raw_fd()])?;
         if self.stdin.is_none() {
             cmd.stdin(Stdio::null());
         }
@@ -227,8 +229,12 @@ impl Builder {
     }
 
     /// A command that runs this executable as a worker of `mode` over
-    /// `fd` (inherited).
-    pub(crate) fn worker_command(&self, mode: &str, fd: &OwnedFd) -> Result<Command, SpawnError> {
+    /// `fds` (inherited; the caller keeps them open until the spawn).
+    pub(crate) fn worker_command(
+        &self,
+        mode: &str,
+        fds: &[std::os::fd::RawFd],
+    ) -> Result<Command, SpawnError> {
         if entry::skipped_init() {
             return Err(SpawnError::NotInitialized);
         }
@@ -237,13 +243,16 @@ impl Builder {
             cmd.arg0(arg0);
         }
         cmd.args(entry::CHILD_ARGS);
-        cmd.env(entry::ENV, format!("{mode}:{}", fd.as_raw_fd()));
-        inherit(&mut cmd, fd.as_raw_fd());
+        let list: Vec<String> = fds.iter().map(|fd| fd.to_string()).collect();
+        cmd.env(entry::ENV, format!("{mode}:{}", list.join(",")));
+        for fd in fds {
+            inherit(&mut cmd, *fd);
+        }
         Ok(cmd)
     }
 
     /// Applies the settings to `cmd` and starts it.
-    fn start(mut self, mut cmd: Command) -> Result<Child, SpawnError> {
+    pub(crate) fn start(mut self, mut cmd: Command) -> Result<Child, SpawnError> {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

@@ -17,22 +17,32 @@ thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Parses `call:<fd>` (one function, see `call`) or `pool:<fd>` (a pool
-/// worker) and runs it; returns the exit code.
+/// Parses `call:<fd>` (one function, see `call`) or `pool:<fd>,<fd>` (a
+/// pool worker: its region and the pool's doorbell) and runs it; returns
+/// the exit code.
 pub(crate) fn run(value: &OsStr) -> i32 {
     let Some(value) = value.to_str() else {
         return EXIT_BAD_SETUP;
     };
-    let Some((mode, fd)) = value.split_once(':') else {
+    let Some((mode, fds)) = value.split_once(':') else {
         return EXIT_BAD_SETUP;
     };
-    let Some(fd) = inherited(fd) else {
+    let Some(mut fds) = fds
+        .split(',')
+        .map(inherited)
+        .collect::<Option<Vec<OwnedFd>>>()
+    else {
         return EXIT_BAD_SETUP;
     };
-    match mode {
-        "call" => {
+    match (mode, fds.len()) {
+        ("call", 1) => {
             record_panics(true);
-            super::call::serve(fd)
+            super::call::serve(fds.remove(0))
+        }
+        ("pool", 2) => {
+            record_panics(false);
+            let doorbell = fds.remove(1);
+            super::pool::worker::serve(fds.remove(0), doorbell)
         }
         _ => EXIT_BAD_SETUP,
     }

@@ -52,6 +52,9 @@ pub enum ObjectKind {
     PubSub,
     /// A request/response service ([`crate::reqresp`]).
     ReqResp,
+    /// A worker's rings or the doorbell of a process pool
+    /// ([`ProcessPool`](crate::process::ProcessPool)).
+    ProcessPool,
     /// A code this version does not know (a newer writer's).
     Other(u32),
 }
@@ -66,6 +69,7 @@ impl ObjectKind {
             ObjectKind::ByteChannel => 4,
             ObjectKind::PubSub => 5,
             ObjectKind::ReqResp => 6,
+            ObjectKind::ProcessPool => 7,
             ObjectKind::Other(n) => n,
         }
     }
@@ -79,6 +83,7 @@ impl ObjectKind {
             4 => ObjectKind::ByteChannel,
             5 => ObjectKind::PubSub,
             6 => ObjectKind::ReqResp,
+            7 => ObjectKind::ProcessPool,
             n => ObjectKind::Other(n),
         }
     }
@@ -94,6 +99,7 @@ impl fmt::Display for ObjectKind {
             ObjectKind::ByteChannel => f.write_str("byte channel"),
             ObjectKind::PubSub => f.write_str("publish/subscribe service"),
             ObjectKind::ReqResp => f.write_str("request/response service"),
+            ObjectKind::ProcessPool => f.write_str("process pool"),
             ObjectKind::Other(n) => write!(f, "kind {n}"),
         }
     }

@@ -1,0 +1,384 @@
+//! What a pool hands back: [`TaskHandle`], the [`Imap`] iterators, and the
+//! errors of a task.
+
+use super::state::{Outcome, State};
+use super::wire;
+use super::{ProcessPool, Shared};
+use crate::process::payload::{DecodeError, Payload};
+use crate::process::ExitStatus;
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why a task gave no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The function panicked in the worker; the worker lives on.
+    #[error("the task panicked: {message}")]
+    Panicked {
+        /// The panic's message, with where it was raised.
+        message: String,
+    },
+    /// The worker running the task ended (killed, crashed, or exited)
+    /// before it finished; the worker was replaced.
+    #[error("the worker running the task ended ({status})")]
+    WorkerDied {
+        /// How the worker ended: [`ExitStatus::Signal`] with the signal
+        /// that killed it, say.
+        status: ExitStatus,
+    },
+    /// The task ran past its timeout; its worker was killed and replaced.
+    #[error("the task ran past its timeout of {after:?}; its worker was killed and replaced")]
+    TimedOut {
+        /// The timeout.
+        after: Duration,
+    },
+    /// The task was cancelled before it started.
+    #[error("the task was cancelled before it started")]
+    Cancelled,
+    /// The pool was closed, or shut down, before the task ran.
+    #[error("the pool was closed before the task ran")]
+    PoolClosed,
+    /// The pool's initializer failed, so no worker can run tasks.
+    #[error("the pool's initializer failed: {message}")]
+    InitializerFailed {
+        /// The initializer's panic message, or how its worker ended.
+        message: String,
+    },
+    /// A worker could not be started.
+    #[error("a pool worker could not be started: {message}")]
+    Spawn {
+        /// The error the system gave.
+        message: String,
+    },
+    /// The argument did not decode in the worker, or the result did not
+    /// decode here.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+/// How [`ProcessPool::shutdown`] treats the tasks it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Shutdown {
+    /// Runs every queued task to the end, then stops the workers (Python's
+    /// `close()` then `join()`; `Executor.shutdown(wait=True)`).
+    Wait,
+    /// Cancels the queued tasks ([`TaskError::Cancelled`]), lets the
+    /// running ones finish, then stops the workers
+    /// (`shutdown(cancel_futures=True)`).
+    CancelPending,
+    /// Kills the workers at once; every task not done fails with
+    /// [`TaskError::PoolClosed`] (Python's `terminate()`). Dropping the
+    /// pool does this.
+    Kill,
+}
+
+/// A task given to a [`ProcessPool`]: wait for its result, or cancel it
+/// while it is still queued (Python's `AsyncResult`, `Future`).
+///
+/// Dropping the handle lets the task run; its result is thrown away.
+pub struct TaskHandle<R> {
+    shared: Arc<Shared>,
+    id: u64,
+    done: bool,
+    _result: PhantomData<fn() -> R>,
+}
+
+/// Why [`TaskHandle::wait_timeout`] gave no result: not done yet (the
+/// handle comes back), or it failed.
+#[non_exhaustive]
+pub enum WaitTimeoutError<R> {
+    /// The task was not done when the time was up.
+    Timeout(TaskHandle<R>),
+    /// The task failed.
+    Failed(TaskError),
+}
+
+impl<R> fmt::Debug for WaitTimeoutError<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout(_) => f.write_str("Timeout(..)"),
+            Self::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
+}
+
+impl<R> fmt::Display for WaitTimeoutError<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout(_) => f.write_str("the task was not done when the time was up"),
+            Self::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<R> std::error::Error for WaitTimeoutError<R> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Timeout(_) => None,
+            Self::Failed(e) => Some(e),
+        }
+    }
+}
+
+impl<R> TaskHandle<R> {
+    pub(super) fn new(shared: Arc<Shared>, id: u64) -> Self {
+        Self {
+            shared,
+            id,
+            done: false,
+            _result: PhantomData,
+        }
+    }
+
+    /// Whether the outcome is in (a result or an error).
+    pub fn is_finished(&self) -> bool {
+        let mut st = self.shared.lock();
+        st.pump(&self.shared.spawner());
+        matches!(st.outcomes.get(&self.id), Some(Some(_)) | None)
+    }
+
+    /// Cancels the task if no worker has it yet; `true` if it was
+    /// cancelled (its wait then gives [`TaskError::Cancelled`]).
+    pub fn cancel(&self) -> bool {
+        let mut st = self.shared.lock();
+        match st.pending.iter().position(|j| j.id == self.id) {
+            Some(at) => {
+                st.pending.remove(at);
+                st.finish(self.id, Err(TaskError::Cancelled));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl<R: Payload> TaskHandle<R> {
+    /// Waits for the task's result.
+    pub fn wait(mut self) -> Result<R, TaskError> {
+        let id = self.id;
+        let outcome = self.shared.wait_until(None, |st| Shared::take(st, id));
+        self.done = true;
+        single(outcome.unwrap_or(Err(TaskError::PoolClosed)))
+    }
+
+    /// Waits at most `timeout`; gives the handle back in
+    /// [`WaitTimeoutError::Timeout`] if the task is not done.
+    pub fn wait_timeout(self, timeout: Duration) -> Result<R, WaitTimeoutError<R>> {
+        self.wait_deadline(Instant::now() + timeout)
+    }
+
+    /// Waits until `deadline`; gives the handle back in
+    /// [`WaitTimeoutError::Timeout`] if the task is not done.
+    pub fn wait_deadline(mut self, deadline: Instant) -> Result<R, WaitTimeoutError<R>> {
+        let id = self.id;
+        match self
+            .shared
+            .wait_until(Some(deadline), |st| Shared::take(st, id))
+        {
+            Some(outcome) => {
+                self.done = true;
+                single(outcome).map_err(WaitTimeoutError::Failed)
+            }
+            None => Err(WaitTimeoutError::Timeout(self)),
+        }
+    }
+}
+
+impl<R> Drop for TaskHandle<R> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.abandon(self.id);
+        }
+    }
+}
+
+impl<R> fmt::Debug for TaskHandle<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskHandle")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads one item's outcome from the front of `body`.
+fn item<R: Payload>(body: &mut &[u8]) -> Result<R, TaskError> {
+    let Some((&tag, rest)) = body.split_first() else {
+        return Err(DecodeError {
+            what: "a task's outcome",
+            why: "missing",
+        }
+        .into());
+    };
+    *body = rest;
+    match tag {
+        wire::OK => Ok(R::decode(body)?),
+        wire::PANIC => Err(TaskError::Panicked {
+            message: String::decode(body)?,
+        }),
+        wire::BAD_ARGUMENT => Err(DecodeError {
+            what: "the task's argument, in the worker",
+            why: "did not decode",
+        }
+        .into()),
+        _ => Err(DecodeError {
+            what: "a task's outcome",
+            why: "unknown tag",
+        }
+        .into()),
+    }
+}
+
+/// The result of a one-item task.
+fn single<R: Payload>(outcome: Outcome) -> Result<R, TaskError> {
+    let body = outcome?;
+    let mut rest = &body[..];
+    let r = item::<R>(&mut rest)?;
+    if !rest.is_empty() {
+        return Err(DecodeError {
+            what: "a task's outcome",
+            why: "trailing bytes",
+        }
+        .into());
+    }
+    Ok(r)
+}
+
+/// A task of an [`Imap`] whose outcome is being read.
+struct Reading {
+    outcome: Outcome,
+    pos: usize,
+    left: u32,
+}
+
+/// The results of [`ProcessPool::imap`] and its kin, as they come: each
+/// item's `Result`, in order or as done.
+///
+/// Items are taken from the input as results are consumed, a few tasks per
+/// worker ahead. Dropping the iterator lets the tasks out run, and throws
+/// their results away.
+pub struct Imap<'p, A, R, I> {
+    pool: &'p ProcessPool,
+    f: fn(A) -> R,
+    items: std::iter::Fuse<I>,
+    chunksize: usize,
+    ordered: bool,
+    /// Tasks out: id and item count, in submission order.
+    window: VecDeque<(u64, u32)>,
+    reading: Option<Reading>,
+}
+
+impl<'p, A: Payload, R: Payload, I: Iterator<Item = A>> Imap<'p, A, R, I> {
+    pub(super) fn new(
+        pool: &'p ProcessPool,
+        f: fn(A) -> R,
+        items: I,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Self {
+        Self {
+            pool,
+            f,
+            items: items.fuse(),
+            chunksize: chunksize.clamp(1, u32::MAX as usize),
+            ordered,
+            window: VecDeque::new(),
+            reading: None,
+        }
+    }
+
+    /// Submits tasks until the window is full or the items run out.
+    fn fill(&mut self) {
+        let limit = self.pool.workers() * self.pool.shared.config.prefetch * 2;
+        while self.window.len() < limit {
+            let mut args = Vec::new();
+            let mut count = 0u32;
+            for a in self.items.by_ref().take(self.chunksize) {
+                a.encode(&mut args);
+                count += 1;
+            }
+            if count == 0 {
+                return;
+            }
+            let timeout = self.pool.shared.config.task_timeout;
+            let id = self
+                .pool
+                .shared
+                .enqueue(self.pool.job::<A, R>(self.f, count, args, timeout));
+            self.window.push_back((id, count));
+        }
+    }
+}
+
+impl<A: Payload, R: Payload, I: Iterator<Item = A>> Iterator for Imap<'_, A, R, I> {
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = &mut self.reading {
+                if r.left > 0 {
+                    r.left -= 1;
+                    return Some(match &r.outcome {
+                        Err(e) => Err(e.clone()),
+                        Ok(body) => {
+                            let mut rest = &body[r.pos.min(body.len())..];
+                            let before = rest.len();
+                            let got = item::<R>(&mut rest);
+                            r.pos += before - rest.len();
+                            if got.is_err() && rest.len() == before {
+                                // Nothing was read: the rest cannot be either.
+                                r.pos = body.len();
+                            }
+                            got
+                        }
+                    });
+                }
+                self.reading = None;
+            }
+            self.fill();
+            if self.window.is_empty() {
+                return None;
+            }
+            let ordered = self.ordered;
+            let window = &self.window;
+            let (at, outcome) = self.pool.shared.wait_until(None, |st: &mut State| {
+                let at = if ordered {
+                    0
+                } else {
+                    window
+                        .iter()
+                        .position(|(id, _)| !matches!(st.outcomes.get(id), Some(None)))?
+                };
+                Shared::take(st, window[at].0).map(|o| (at, o))
+            })?;
+            let (_, count) = self.window.remove(at).expect("index from the window");
+            self.reading = Some(Reading {
+                outcome,
+                pos: 0,
+                left: count,
+            });
+        }
+    }
+}
+
+impl<A, R, I> Drop for Imap<'_, A, R, I> {
+    fn drop(&mut self) {
+        for (id, _) in self.window.drain(..) {
+            self.pool.shared.abandon(id);
+        }
+    }
+}
+
+impl<A, R, I> fmt::Debug for Imap<'_, A, R, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Imap")
+            .field("chunksize", &self.chunksize)
+            .field("ordered", &self.ordered)
+            .field("tasks_out", &self.window.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,227 @@
+//! A pool worker: the loop a worker process runs, and the trampoline that
+//! runs a job's items.
+
+use super::wire::{
+    self, Assembler, Doorbell, MsgHeader, Sending, WorkerHeader, DOORBELL_LAYOUT, TASKS_OFFSET,
+    WORKER_LAYOUT,
+};
+use crate::primitive::{AtomicU64, Ordering};
+use crate::process::entry;
+use crate::process::payload::Payload;
+use crate::process::worker::{catch, EXIT_BAD_SETUP};
+use crate::region::{Region, RegionOptions};
+use crate::ring::bytes::ByteRing;
+use crate::sync::wait::spin_for;
+use std::os::fd::OwnedFd;
+
+/// Runs the `count` items encoded in `input` through the function at `f`,
+/// appending each outcome to `out`; `item` tracks which one runs.
+pub(crate) type ChunkTrampoline =
+    fn(f: usize, count: u32, input: &[u8], out: &mut Vec<u8>, item: &AtomicU64);
+
+/// The trampoline for `fn(A) -> R`.
+pub(crate) fn run_chunk<A: Payload, R: Payload>(
+    f: usize,
+    count: u32,
+    mut input: &[u8],
+    out: &mut Vec<u8>,
+    item: &AtomicU64,
+) {
+    // SAFETY: `f` is `address_at` of an offset the parent took of a
+    // `fn(A) -> R` of this same executable, sent together with this very
+    // instantiation of `run_chunk::<A, R>` (the parent builds both from one
+    // call of `ProcessPool::submit`/`map`).
+    let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
+    for i in 0..count {
+        item.store(u64::from(i) + 1, Ordering::Relaxed);
+        let Ok(arg) = A::decode(&mut input) else {
+            // Where the next item starts is unknown now: every item left
+            // is unreadable.
+            out.extend(std::iter::repeat_n(
+                wire::BAD_ARGUMENT,
+                (count - i) as usize,
+            ));
+            return;
+        };
+        match catch(|| f(arg)) {
+            Ok(r) => {
+                out.push(wire::OK);
+                r.encode(out);
+            }
+            Err(message) => {
+                out.push(wire::PANIC);
+                message.encode(out);
+            }
+        }
+    }
+}
+
+/// The worker's side of its region and the pool's doorbell.
+struct Link {
+    header: &'static WorkerHeader,
+    doorbell: &'static Doorbell,
+    tasks: crate::ring::bytes::Consumer<'static>,
+    results: crate::ring::bytes::Producer<'static>,
+    // Last: what the views above borrow.
+    _regions: (Region, Region),
+}
+
+impl Link {
+    fn open(worker: OwnedFd, doorbell: OwnedFd) -> Option<Self> {
+        let region = RegionOptions::new()
+            .layout(WORKER_LAYOUT)
+            .from_fd(worker)
+            .ok()?;
+        let bell = RegionOptions::new()
+            .layout(DOORBELL_LAYOUT)
+            .from_fd(doorbell)
+            .ok()?;
+        // SAFETY: the views built from these go into `Link` beside the two
+        // regions, which are its last field, so they never outlive them.
+        let (r, b) = unsafe { (extend(&region), extend(&bell)) };
+        let header = r.place::<WorkerHeader>(0).ok()?;
+        let doorbell = b.place::<Doorbell>(0).ok()?;
+        let tasks = ByteRing::open(r, TASKS_OFFSET).ok()?;
+        let at = TASKS_OFFSET + ByteRing::bytes_for(tasks.capacity()).ok()?;
+        let results = ByteRing::open(r, at).ok()?;
+        // SAFETY: this process is the only consumer of its task ring and
+        // the only producer of its result ring: the parent made the region
+        // for this worker alone and only ever produces tasks and consumes
+        // results on it; the worker makes each side once, here.
+        let (tasks, results) = unsafe { (tasks.consumer().ok()?, results.producer().ok()?) };
+        Some(Self {
+            header,
+            doorbell,
+            tasks,
+            results,
+            _regions: (region, bell),
+        })
+    }
+
+    /// Waits until `asm` holds the next whole message.
+    fn receive(&mut self, asm: &mut Assembler) -> Result<(), &'static str> {
+        let tasks = &mut self.tasks;
+        let mut attempt = || match asm.poll(tasks) {
+            Ok(true) => Some(Ok(())),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
+        };
+        match attempt() {
+            Some(r) => r,
+            None => match spin_for(&mut attempt) {
+                Some(r) => r,
+                None => self
+                    .header
+                    .tasks_ready
+                    .wait_deadline(None, attempt)
+                    .unwrap_or(Err("woke without a message")),
+            },
+        }
+    }
+
+    /// Sends a whole message, waiting for room as needed.
+    fn send(&mut self, header: &MsgHeader, body: &[u8]) -> Result<(), &'static str> {
+        let mut state = Sending::default();
+        let results = &mut self.results;
+        let mut attempt = || match wire::send(results, header, body, &mut state) {
+            Ok(true) => Some(Ok(())),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
+        };
+        let done = match attempt() {
+            Some(r) => r,
+            None => match spin_for(&mut attempt) {
+                Some(r) => r,
+                None => self
+                    .header
+                    .results_room
+                    .wait_deadline(None, attempt)
+                    .unwrap_or(Err("woke without room")),
+            },
+        };
+        done?;
+        self.doorbell.rung.fetch_add(1, Ordering::Release);
+        self.doorbell.signal.notify();
+        Ok(())
+    }
+}
+
+/// # Safety
+///
+/// The caller keeps every use of the reference within `region`'s life.
+unsafe fn extend(region: &Region) -> &'static Region {
+    // SAFETY: forwarded to the caller.
+    unsafe { &*(region as *const Region) }
+}
+
+/// The worker process's loop: jobs in, results out, until STOP, its task
+/// limit, or a protocol error. Returns the exit code.
+pub(crate) fn serve(worker: OwnedFd, doorbell: OwnedFd) -> i32 {
+    let Some(mut link) = Link::open(worker, doorbell) else {
+        return EXIT_BAD_SETUP;
+    };
+    let exe = (
+        link.header.exe_dev.load(Ordering::Relaxed),
+        link.header.exe_ino.load(Ordering::Relaxed),
+    );
+    if crate::sys::proc::exe_identity().ok() != Some(exe) {
+        eprintln!("shmkit: pool worker refused: not the parent's executable");
+        return EXIT_BAD_SETUP;
+    }
+    let max_tasks = link.header.max_tasks.load(Ordering::Relaxed);
+    let mut asm = Assembler::new(usize::MAX);
+    let mut out = Vec::new();
+    let mut done = 0u64;
+    loop {
+        if let Err(e) = link.receive(&mut asm) {
+            eprintln!("shmkit: pool worker: {e}");
+            return EXIT_BAD_SETUP;
+        }
+        let Some((h, body)) = MsgHeader::split(asm.message()) else {
+            return EXIT_BAD_SETUP;
+        };
+        match h.kind {
+            wire::STOP => return 0,
+            wire::JOB => {}
+            _ => return EXIT_BAD_SETUP,
+        }
+        link.header.job.store(h.id, Ordering::Relaxed);
+        // SAFETY: the parent runs this same executable (checked above by
+        // device and inode) and sent `offset_of` a `run_chunk::<A, R>`.
+        let run: ChunkTrampoline = unsafe {
+            std::mem::transmute::<usize, ChunkTrampoline>(entry::address_at(h.trampoline))
+        };
+        out.clear();
+        run(
+            entry::address_at(h.function),
+            h.count,
+            body,
+            &mut out,
+            &link.header.item,
+        );
+        link.header.job.store(0, Ordering::Relaxed);
+        let reply = MsgHeader {
+            kind: wire::RESULTS,
+            count: h.count,
+            id: h.id,
+            ..MsgHeader::default()
+        };
+        if link.send(&reply, &out).is_err() {
+            return EXIT_BAD_SETUP;
+        }
+        // The initializer (id 0 is never used; the parent marks it with
+        // the top bit) does not count as a task.
+        if h.id & super::INIT_BIT == 0 {
+            done += 1;
+        }
+        if max_tasks != 0 && done >= max_tasks {
+            let bye = MsgHeader {
+                kind: wire::RETIRING,
+                id: h.id,
+                ..MsgHeader::default()
+            };
+            let _ = link.send(&bye, &[]);
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The process pool: results in order and each once, panics, worker deaths
+//! during `map`, `imap_unordered` and while idle, recycling, the
+//! initializer, timeouts, cancellation, shutdown, and a parent killed
+//! with SIGKILL.
+#![allow(clippy::disallowed_types)]
+
+mod common;
+
+use shmkit::process::{ExitStatus, ProcessPool, Shutdown, TaskError, WaitTimeoutError};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+shmkit::process_test_support!();
+
+fn triple(x: u64) -> u64 {
+    x.wrapping_mul(3) ^ 0x5a
+}
+
+fn pid_of(_: u32) -> u32 {
+    std::process::id()
+}
+
+fn slow_identity(x: u32) -> u32 {
+    std::thread::sleep(Duration::from_millis(5));
+    x
+}
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn fail_on_odd(x: u32) -> u32 {
+    if x % 2 == 1 {
+        panic!("odd {x}");
+    }
+    x
+}
+
+static INITS: AtomicU32 = AtomicU32::new(0);
+
+fn count_init(tag: u32) {
+    assert_eq!(tag, 77);
+    INITS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn inits_and_pid(_: u32) -> (u32, u32) {
+    (INITS.load(Ordering::Relaxed), std::process::id())
+}
+
+fn failing_init(_: u32) {
+    panic!("no configuration");
+}
+
+fn new_pool(workers: usize) -> ProcessPool {
+    ProcessPool::builder().workers(workers).build().unwrap()
+}
+
+fn kill_pid(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits until `pool` reports a worker pid that differs from `old`.
+fn wait_replaced(pool: &ProcessPool, old: u32) {
+    common::wait_until(Duration::from_secs(30), "a replacement worker", || {
+        let pids = pool.pids();
+        pids.len() == pool.workers() && !pids.contains(&old)
+    });
+}
+
+#[test]
+fn map_of_a_million_tiny_tasks_is_exact_and_in_order() {
+    let pool = new_pool(2);
+    let n = 1_000_000u64;
+    let got = pool.map_chunked(triple, 0..n, 1000).unwrap();
+    assert_eq!(got.len(), n as usize);
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!(*v, triple(i as u64), "item {i}");
+    }
+    // The automatic chunk size too.
+    let got = pool.map(triple, 0..10_000u64).unwrap();
+    assert!(got.iter().enumerate().all(|(i, v)| *v == triple(i as u64)));
+    pool.shutdown(Shutdown::Wait);
+}
+
+#[test]
+fn imap_is_in_order_and_imap_unordered_gives_each_result_once() {
+    let pool = new_pool(2);
+    let ordered: Vec<u32> = pool
+        .imap(slow_identity, 0..40)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ordered, (0..40).collect::<Vec<_>>());
+    let mut seen: Vec<u32> = pool
+        .imap_unordered_chunked(slow_identity, 0..200, 7)
+        .map(Result::unwrap)
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..200).collect::<Vec<_>>());
+}
+
+#[test]
+fn submit_apply_and_panics_that_leave_the_worker_alive() {
+    let pool = new_pool(1);
+    assert_eq!(pool.apply(triple, 5).unwrap(), triple(5));
+    let before = pool.pids();
+    match pool.submit(fail_on_odd, 3).wait() {
+        Err(TaskError::Panicked { message }) => assert!(message.starts_with("odd 3"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(pool.submit(fail_on_odd, 4).wait().unwrap(), 4);
+    assert_eq!(pool.pids(), before, "a panic does not cost the worker");
+    // Each item's own outcome.
+    let outcomes: Vec<_> = pool.imap_chunked(fail_on_odd, 0..6, 3).collect();
+    for (i, o) in outcomes.iter().enumerate() {
+        assert_eq!(o.is_ok(), i % 2 == 0, "{i}: {o:?}");
+    }
+    assert!(matches!(
+        pool.map(fail_on_odd, 0..6),
+        Err(TaskError::Panicked { .. })
+    ));
+}
+
+#[test]
+fn a_worker_killed_during_map_fails_only_its_task() {
+    let pool = new_pool(2);
+    let victim = pool.pids()[0];
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        kill_pid(victim);
+    });
+    let outcomes: Vec<_> = pool.imap(slow_identity, 0..200).collect();
+    killer.join().unwrap();
+    let failed: Vec<usize> = (0..200).filter(|i| outcomes[*i].is_err()).collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "exactly the running task fails: {failed:?}"
+    );
+    assert_eq!(
+        outcomes[failed[0]],
+        Err(TaskError::WorkerDied {
+            status: ExitStatus::Signal(9)
+        })
+    );
+    for (i, o) in outcomes.iter().enumerate() {
+        if i != failed[0] {
+            assert_eq!(*o, Ok(i as u32));
+        }
+    }
+    wait_replaced(&pool, victim);
+    // The pool goes on.
+    assert_eq!(pool.map(triple, 0..100u64).unwrap()[99], triple(99));
+}
+
+#[test]
+fn a_retry_policy_resubmits_the_task_of_a_killed_worker() {
+    let pool = ProcessPool::builder()
+        .workers(2)
+        .retries(1)
+        .build()
+        .unwrap();
+    let victim = pool.pids()[1];
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        kill_pid(victim);
+    });
+    let got = pool.map_chunked(slow_identity, 0..200, 1).unwrap();
+    killer.join().unwrap();
+    assert_eq!(got, (0..200).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_worker_killed_during_imap_unordered_fails_only_its_task() {
+    let pool = new_pool(2);
+    let victim = pool.pids()[0];
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(80));
+        kill_pid(victim);
+    });
+    let outcomes: Vec<_> = pool.imap_unordered(slow_identity, 0..150).collect();
+    killer.join().unwrap();
+    let died = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(TaskError::WorkerDied { .. })))
+        .count();
+    assert_eq!(died, 1);
+    let mut ok: Vec<u32> = outcomes.into_iter().filter_map(Result::ok).collect();
+    ok.sort_unstable();
+    ok.dedup();
+    assert_eq!(ok.len(), 149, "every other item exactly once");
+}
+
+#[test]
+fn a_worker_killed_while_idle_is_replaced() {
+    let pool = new_pool(2);
+    let victim = pool.pids()[0];
+    kill_pid(victim);
+    wait_replaced(&pool, victim);
+    let pids: HashSet<u32> = pool
+        .map_chunked(pid_of, 0..64, 1)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(!pids.contains(&victim));
+    assert!(pool.map(triple, 0..1000u64).is_ok());
+}
+
+#[test]
+fn max_tasks_per_child_replaces_workers() {
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .max_tasks_per_child(3)
+        .build()
+        .unwrap();
+    let pids: Vec<u32> = pool.map_chunked(pid_of, 0..12, 1).unwrap();
+    let distinct: HashSet<u32> = pids.iter().copied().collect();
+    assert!(distinct.len() >= 4, "{pids:?}");
+    for pid in &distinct {
+        assert!(pids.iter().filter(|p| *p == pid).count() <= 3, "{pids:?}");
+    }
+}
+
+#[test]
+fn the_initializer_runs_once_in_every_worker() {
+    let pool = ProcessPool::builder()
+        .workers(2)
+        .initializer(count_init, 77)
+        .max_tasks_per_child(5)
+        .build()
+        .unwrap();
+    let got = pool.map_chunked(inits_and_pid, 0..40, 1).unwrap();
+    assert!(got.iter().all(|(inits, _)| *inits == 1), "{got:?}");
+    let pids: HashSet<u32> = got.iter().map(|(_, p)| *p).collect();
+    assert!(pids.len() >= 8, "recycled workers ran it too: {pids:?}");
+}
+
+#[test]
+fn a_failing_initializer_breaks_the_pool_instead_of_looping() {
+    let pool = ProcessPool::builder()
+        .workers(2)
+        .initializer(failing_init, 0)
+        .build()
+        .unwrap();
+    match pool.apply(triple, 1) {
+        Err(TaskError::InitializerFailed { message }) => {
+            assert!(message.contains("no configuration"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_hung_task_is_abandoned_by_its_timeout_and_the_rest_completes() {
+    let pool = new_pool(2);
+    let hung = pool.submit_timeout(sleep_ms, 60_000, Duration::from_millis(200));
+    let others: Vec<_> = (0..20).map(|i| pool.submit(sleep_ms, i)).collect();
+    let started = Instant::now();
+    assert_eq!(
+        hung.wait().unwrap_err(),
+        TaskError::TimedOut {
+            after: Duration::from_millis(200)
+        }
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    for (i, t) in others.into_iter().enumerate() {
+        assert_eq!(t.wait().unwrap(), i as u64);
+    }
+}
+
+#[test]
+fn wait_timeout_and_cancellation() {
+    let pool = new_pool(1);
+    let long = pool.submit(sleep_ms, 400);
+    let queued: Vec<_> = (0..4).map(|_| pool.submit(sleep_ms, 1)).collect();
+    let long = match long.wait_timeout(Duration::from_millis(10)) {
+        Err(WaitTimeoutError::Timeout(h)) => h,
+        other => panic!("{other:?}"),
+    };
+    assert!(!long.cancel(), "a running task is not cancelled");
+    let last = queued.last().unwrap();
+    assert!(last.cancel());
+    assert!(last.is_finished());
+    let outcomes: Vec<_> = queued.into_iter().map(|t| t.wait()).collect();
+    assert_eq!(outcomes[3], Err(TaskError::Cancelled));
+    assert!(outcomes[..3].iter().all(|o| *o == Ok(1)));
+    assert_eq!(long.wait().unwrap(), 400);
+}
+
+#[test]
+fn shutdown_waits_cancels_or_kills() {
+    let pool = new_pool(2);
+    let tasks: Vec<_> = (0..10).map(|i| pool.submit(slow_identity, i)).collect();
+    pool.shutdown(Shutdown::Wait);
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.wait().unwrap(), i as u32);
+    }
+
+    let pool = new_pool(1);
+    let tasks: Vec<_> = (0..10).map(|_| pool.submit(sleep_ms, 50)).collect();
+    std::thread::sleep(Duration::from_millis(20));
+    pool.shutdown(Shutdown::CancelPending);
+    let outcomes: Vec<_> = tasks.into_iter().map(|t| t.wait()).collect();
+    assert!(outcomes[0].is_ok(), "{outcomes:?}");
+    assert_eq!(outcomes[9], Err(TaskError::Cancelled));
+
+    let pool = new_pool(1);
+    let t = pool.submit(sleep_ms, 60_000);
+    let pids = pool.pids();
+    pool.shutdown(Shutdown::Kill);
+    assert_eq!(t.wait(), Err(TaskError::PoolClosed));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}/cmdline", pids[0])).exists() || {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{}/stat", pids[0])).unwrap_or_default();
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        }
+    );
+
+    let pool = new_pool(1);
+    pool.close();
+    assert_eq!(pool.apply(triple, 1), Err(TaskError::PoolClosed));
+}
+
+#[test]
+fn a_parent_killed_with_sigkill_leaves_no_worker_running() {
+    let mut cmd = common::child_command("pool_parent", &[]);
+    cmd.stdout(Stdio::piped());
+    let mut parent = common::spawn_command(&mut cmd);
+    let mut out = BufReader::new(parent.stdout.take().unwrap());
+    let mut line = String::new();
+    let pids: Vec<u32> = loop {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "the pool parent ended early"
+        );
+        if let Some(rest) = line.trim().strip_prefix("WORKERS ") {
+            break rest.split(',').map(|p| p.parse().unwrap()).collect();
+        }
+    };
+    assert_eq!(pids.len(), 2);
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    let gone = |pid: u32| match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z')),
+    };
+    common::wait_until(Duration::from_secs(10), "the workers to die", || {
+        pids.iter().all(|p| gone(*p))
+    });
+}
+
+#[test]
+#[ignore]
+fn child_entry() {
+    let Some((role, _args)) = common::child_role() else {
+        return;
+    };
+    match role.as_str() {
+        "pool_parent" => {
+            let pool = new_pool(2);
+            // Busy workers: the parent dies mid-map.
+            let _running: Vec<_> = (0..4).map(|_| pool.submit(sleep_ms, 60_000)).collect();
+            let pids: Vec<String> = pool.pids().iter().map(u32::to_string).collect();
+            println!("WORKERS {}", pids.join(","));
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
