@@ -320,6 +320,20 @@ tuple!(A B C D);
 tuple!(A B C D E);
 tuple!(A B C D E F);
 
+/// Decodes `n` values one after the other from the front of `input` (what
+/// a batch of tasks or results is), refusing a count the input cannot hold
+/// before anything is allocated.
+pub(crate) fn decode_many<T: Payload>(n: usize, input: &mut &[u8]) -> Result<Vec<T>, DecodeError> {
+    let fits = match T::MIN_ENCODED {
+        0 => n <= 1 << 24,
+        m => n <= input.len() / m,
+    };
+    if !fits {
+        return Err(DecodeError::new::<Vec<T>>("count beyond the input"));
+    }
+    T::decode_vec(n, input)
+}
+
 /// Encodes `value` into a fresh buffer.
 pub(crate) fn to_bytes<T: Payload>(value: &T) -> Vec<u8> {
     let mut out = Vec::new();

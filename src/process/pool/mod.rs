@@ -188,7 +188,13 @@ impl Shared {
         } else {
             st.pending.push_back(job);
             st.pump(&self.spawner());
-            self.idle.notify_one();
+            // Wake the supervisor only from its idle sleep: while jobs are
+            // out it ticks anyway, and a wake per task would cost a system
+            // call and a thread competing for the CPUs.
+            if st.supervisor_idle {
+                st.supervisor_idle = false;
+                self.idle.notify_one();
+            }
         }
         id
     }
@@ -539,7 +545,9 @@ fn supervise(shared: &Shared) {
             return;
         }
         st.pump(&shared.spawner());
-        let tick = if st.busy() { BUSY_TICK } else { IDLE_TICK };
+        let busy = st.busy();
+        st.supervisor_idle = !busy;
+        let tick = if busy { BUSY_TICK } else { IDLE_TICK };
         st = shared
             .idle
             .wait_timeout(st, tick)

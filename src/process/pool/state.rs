@@ -179,6 +179,8 @@ pub(crate) struct State {
     /// The initializer job of each worker slot, while it runs.
     pub(crate) init_jobs: Vec<Option<u64>>,
     pub(crate) stopped: bool,
+    /// The supervisor sleeps its idle tick (a submission wakes it).
+    pub(crate) supervisor_idle: bool,
 }
 
 /// What the pool needs to replace a worker: the doorbell region and the
@@ -200,6 +202,7 @@ impl State {
             last_liveness: Instant::now(),
             init_jobs: vec![None; workers],
             stopped: false,
+            supervisor_idle: false,
         }
     }
 
@@ -314,12 +317,10 @@ impl State {
     /// pool (every worker would fail the same way).
     fn init_done(&mut self, i: usize, body: &[u8]) {
         self.init_jobs[i] = None;
-        if body.first() == Some(&wire::OK) {
-            return;
-        }
-        let message = match body.split_first() {
-            Some((&wire::PANIC, mut rest)) => {
-                <String as crate::process::Payload>::decode(&mut rest).unwrap_or_default()
+        let message = match body {
+            [wire::PLAIN] => return,
+            [wire::TAGGED, wire::PANIC, rest @ ..] => {
+                <String as crate::process::Payload>::decode(&mut &rest[..]).unwrap_or_default()
             }
             _ => "the initializer's argument did not decode".into(),
         };

@@ -4,7 +4,7 @@
 use super::state::{Outcome, State};
 use super::wire;
 use super::{ProcessPool, Shared};
-use crate::process::payload::{DecodeError, Payload};
+use crate::process::payload::{decode_many, DecodeError, Payload};
 use crate::process::ExitStatus;
 use std::collections::VecDeque;
 use std::fmt;
@@ -205,14 +205,18 @@ impl<R> fmt::Debug for TaskHandle<R> {
     }
 }
 
-/// Reads one item's outcome from the front of `body`.
-fn item<R: Payload>(body: &mut &[u8]) -> Result<R, TaskError> {
+fn malformed(why: &'static str) -> TaskError {
+    DecodeError {
+        what: "a task's outcome",
+        why,
+    }
+    .into()
+}
+
+/// Reads one item's outcome from the front of a TAGGED body.
+fn tagged_item<R: Payload>(body: &mut &[u8]) -> Result<R, TaskError> {
     let Some((&tag, rest)) = body.split_first() else {
-        return Err(DecodeError {
-            what: "a task's outcome",
-            why: "missing",
-        }
-        .into());
+        return Err(malformed("missing"));
     };
     *body = rest;
     match tag {
@@ -225,34 +229,76 @@ fn item<R: Payload>(body: &mut &[u8]) -> Result<R, TaskError> {
             why: "did not decode",
         }
         .into()),
-        _ => Err(DecodeError {
-            what: "a task's outcome",
-            why: "unknown tag",
+        _ => Err(malformed("unknown tag")),
+    }
+}
+
+/// A task's outcome being handed out item by item.
+enum Reading<R> {
+    /// Every item succeeded: decoded in one go.
+    Values(std::vec::IntoIter<R>),
+    /// Items one at a time from a TAGGED body, from `pos`.
+    Tagged {
+        body: Vec<u8>,
+        pos: usize,
+        left: u32,
+    },
+    /// The task failed as a whole: `left` more items get this.
+    Failed { error: TaskError, left: u32 },
+}
+
+impl<R: Payload> Reading<R> {
+    fn new(outcome: Outcome, count: u32) -> Self {
+        let body = match outcome {
+            Ok(body) => body,
+            Err(error) => return Self::Failed { error, left: count },
+        };
+        let failed = |why| Self::Failed {
+            error: malformed(why),
+            left: count,
+        };
+        match body.split_first() {
+            Some((&wire::PLAIN, mut rest)) => match decode_many::<R>(count as usize, &mut rest) {
+                Ok(v) if rest.is_empty() => Self::Values(v.into_iter()),
+                Ok(_) => failed("trailing bytes"),
+                Err(e) => Self::Failed {
+                    error: e.into(),
+                    left: count,
+                },
+            },
+            Some((&wire::TAGGED, _)) => Self::Tagged {
+                body,
+                pos: 1,
+                left: count,
+            },
+            _ => failed("unknown body"),
         }
-        .into()),
+    }
+
+    fn next(&mut self) -> Option<Result<R, TaskError>> {
+        match self {
+            Self::Values(v) => v.next().map(Ok),
+            Self::Failed { error, left } => {
+                *left = left.checked_sub(1)?;
+                Some(Err(error.clone()))
+            }
+            Self::Tagged { body, pos, left } => {
+                *left = left.checked_sub(1)?;
+                let mut rest = body.get(*pos..).unwrap_or_default();
+                let before = rest.len();
+                let got = tagged_item::<R>(&mut rest);
+                *pos += before - rest.len();
+                Some(got)
+            }
+        }
     }
 }
 
 /// The result of a one-item task.
 fn single<R: Payload>(outcome: Outcome) -> Result<R, TaskError> {
-    let body = outcome?;
-    let mut rest = &body[..];
-    let r = item::<R>(&mut rest)?;
-    if !rest.is_empty() {
-        return Err(DecodeError {
-            what: "a task's outcome",
-            why: "trailing bytes",
-        }
-        .into());
-    }
-    Ok(r)
-}
-
-/// A task of an [`Imap`] whose outcome is being read.
-struct Reading {
-    outcome: Outcome,
-    pos: usize,
-    left: u32,
+    Reading::<R>::new(outcome, 1)
+        .next()
+        .unwrap_or_else(|| Err(malformed("missing")))
 }
 
 /// The results of [`ProcessPool::imap`] and its kin, as they come: each
@@ -269,7 +315,7 @@ pub struct Imap<'p, A, R, I> {
     ordered: bool,
     /// Tasks out: id and item count, in submission order.
     window: VecDeque<(u64, u32)>,
-    reading: Option<Reading>,
+    reading: Option<Reading<R>>,
 }
 
 impl<'p, A: Payload, R: Payload, I: Iterator<Item = A>> Imap<'p, A, R, I> {
@@ -295,15 +341,13 @@ impl<'p, A: Payload, R: Payload, I: Iterator<Item = A>> Imap<'p, A, R, I> {
     fn fill(&mut self) {
         let limit = self.pool.workers() * self.pool.shared.config.prefetch * 2;
         while self.window.len() < limit {
-            let mut args = Vec::new();
-            let mut count = 0u32;
-            for a in self.items.by_ref().take(self.chunksize) {
-                a.encode(&mut args);
-                count += 1;
-            }
-            if count == 0 {
+            let chunk: Vec<A> = self.items.by_ref().take(self.chunksize).collect();
+            if chunk.is_empty() {
                 return;
             }
+            let count = chunk.len() as u32;
+            let mut args = Vec::new();
+            A::encode_slice(&chunk, &mut args);
             let timeout = self.pool.shared.config.task_timeout;
             let id = self
                 .pool
@@ -320,22 +364,8 @@ impl<A: Payload, R: Payload, I: Iterator<Item = A>> Iterator for Imap<'_, A, R, 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(r) = &mut self.reading {
-                if r.left > 0 {
-                    r.left -= 1;
-                    return Some(match &r.outcome {
-                        Err(e) => Err(e.clone()),
-                        Ok(body) => {
-                            let mut rest = &body[r.pos.min(body.len())..];
-                            let before = rest.len();
-                            let got = item::<R>(&mut rest);
-                            r.pos += before - rest.len();
-                            if got.is_err() && rest.len() == before {
-                                // Nothing was read: the rest cannot be either.
-                                r.pos = body.len();
-                            }
-                            got
-                        }
-                    });
+                if let Some(got) = r.next() {
+                    return Some(got);
                 }
                 self.reading = None;
             }
@@ -356,11 +386,7 @@ impl<A: Payload, R: Payload, I: Iterator<Item = A>> Iterator for Imap<'_, A, R, 
                 Shared::take(st, window[at].0).map(|o| (at, o))
             })?;
             let (_, count) = self.window.remove(at).expect("index from the window");
-            self.reading = Some(Reading {
-                outcome,
-                pos: 0,
-                left: count,
-            });
+            self.reading = Some(Reading::new(outcome, count));
         }
     }
 }

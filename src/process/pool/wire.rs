@@ -33,8 +33,10 @@
 //! JOB      id, count items, trampoline, function; body: the items, encoded
 //! STOP     the worker exits(0)
 //! worker to parent
-//! RESULTS  id, count; body: per item a tag (OK, PANIC, BAD_ARGUMENT) and
-//!          the encoded result (OK) or message as a String (PANIC)
+//! RESULTS  id, count; body: PLAIN then every item's encoded result, one
+//!          after the other (no item failed), or TAGGED then per item a tag
+//!          (OK, PANIC, BAD_ARGUMENT) and the encoded result (OK) or the
+//!          message as a String (PANIC)
 //! RETIRING id of the last job done; the worker exits(0) next (its
 //!          max_tasks is reached), having taken no later job
 //! ```
@@ -115,7 +117,13 @@ pub(crate) const RESULTS: u32 = 3;
 /// Worker to parent: leaving after this job (`max_tasks` reached).
 pub(crate) const RETIRING: u32 = 4;
 
-/// Item outcome tags in a RESULTS body.
+/// The first byte of a RESULTS body: every item succeeded, results follow
+/// untagged (decoded in one go, a copy for plain data).
+pub(crate) const PLAIN: u8 = 0x50;
+/// The first byte of a RESULTS body: each item's outcome is tagged.
+pub(crate) const TAGGED: u8 = 0x54;
+
+/// Item outcome tags in a TAGGED RESULTS body.
 pub(crate) const OK: u8 = 0;
 pub(crate) const PANIC: u8 = 1;
 pub(crate) const BAD_ARGUMENT: u8 = 2;

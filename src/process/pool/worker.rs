@@ -7,7 +7,7 @@ use super::wire::{
 };
 use crate::primitive::{AtomicU64, Ordering};
 use crate::process::entry;
-use crate::process::payload::Payload;
+use crate::process::payload::{decode_many, Payload};
 use crate::process::worker::{catch, EXIT_BAD_SETUP};
 use crate::region::{Region, RegionOptions};
 use crate::ring::bytes::ByteRing;
@@ -19,7 +19,8 @@ use std::os::fd::OwnedFd;
 pub(crate) type ChunkTrampoline =
     fn(f: usize, count: u32, input: &[u8], out: &mut Vec<u8>, item: &AtomicU64);
 
-/// The trampoline for `fn(A) -> R`.
+/// The trampoline for `fn(A) -> R`: writes a PLAIN body while every item
+/// succeeds, and turns it into a TAGGED one at the first that fails.
 pub(crate) fn run_chunk<A: Payload, R: Payload>(
     f: usize,
     count: u32,
@@ -32,27 +33,49 @@ pub(crate) fn run_chunk<A: Payload, R: Payload>(
     // instantiation of `run_chunk::<A, R>` (the parent builds both from one
     // call of `ProcessPool::submit`/`map`).
     let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
-    for i in 0..count {
-        item.store(u64::from(i) + 1, Ordering::Relaxed);
-        let Ok(arg) = A::decode(&mut input) else {
-            // Where the next item starts is unknown now: every item left
-            // is unreadable.
-            out.extend(std::iter::repeat_n(
-                wire::BAD_ARGUMENT,
-                (count - i) as usize,
-            ));
-            return;
-        };
+    let Ok(args) = decode_many::<A>(count as usize, &mut input) else {
+        out.push(wire::TAGGED);
+        out.extend(std::iter::repeat_n(wire::BAD_ARGUMENT, count as usize));
+        return;
+    };
+    out.push(wire::PLAIN);
+    // Where each item's result ends, while the body is PLAIN.
+    let mut ends: Vec<usize> = Vec::new();
+    let mut tagged = false;
+    for (i, arg) in args.into_iter().enumerate() {
+        item.store(i as u64 + 1, Ordering::Relaxed);
         match catch(|| f(arg)) {
             Ok(r) => {
-                out.push(wire::OK);
+                if tagged {
+                    out.push(wire::OK);
+                }
                 r.encode(out);
+                if !tagged {
+                    ends.push(out.len());
+                }
             }
             Err(message) => {
+                if !tagged {
+                    retag(out, &ends);
+                    tagged = true;
+                }
                 out.push(wire::PANIC);
                 message.encode(out);
             }
         }
+    }
+}
+
+/// Rewrites a PLAIN body whose items end at `ends` as a TAGGED one.
+fn retag(out: &mut Vec<u8>, ends: &[usize]) {
+    let plain = std::mem::take(out);
+    out.reserve(plain.len() + ends.len());
+    out.push(wire::TAGGED);
+    let mut start = 1;
+    for &end in ends {
+        out.push(wire::OK);
+        out.extend_from_slice(&plain[start..end]);
+        start = end;
     }
 }
 
