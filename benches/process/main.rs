@@ -20,6 +20,8 @@
 //! `SHMKIT_BENCH_QUICK=1 cargo bench --bench process`; sections:
 //! `-- map`, `-- apply`, `-- spawn`.
 
+#![allow(clippy::disallowed_types)] // std's atomics in the shared harness
+
 #[path = "../support/mod.rs"]
 mod support;
 
