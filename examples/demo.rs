@@ -19,6 +19,10 @@
 //!    which reads every frame in place, in the pool block the parent wrote
 //!    it in; each reports the one-way latency of its frames, set beside the
 //!    time one copy of a frame takes on this machine.
+//! 5. A process pool: a million tiny tasks through `map` in chunks, single
+//!    round trips through `apply`, then a worker killed with SIGKILL in the
+//!    middle of an `imap`: only the task it was running fails, the worker
+//!    is replaced, and every other task completes.
 //!
 //! It prints what happened and how long each step took.
 //!
@@ -63,6 +67,9 @@ struct Exchange {
 }
 
 fn main() -> ExitCode {
+    // A pool worker (act 5) is this program run again: it becomes the
+    // worker here.
+    shmkit::process::init();
     let result = match std::env::var(ROLE_VAR) {
         Ok(role) => match role.split_once(':') {
             Some(("worker", name)) => worker(name),
@@ -74,7 +81,8 @@ fn main() -> ExitCode {
         Err(_) => parent()
             .and_then(|()| crash_demo())
             .and_then(|()| queue_demo())
-            .and_then(|()| frames_demo()),
+            .and_then(|()| frames_demo())
+            .and_then(|()| pool_demo()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -772,5 +780,85 @@ fn frame_subscriber(name: &str) -> DemoResult {
         pct(0.99),
         pct(1.0)
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Act 5: a process pool that survives a killed worker
+// ---------------------------------------------------------------------------
+
+fn mix(x: u64) -> u64 {
+    x.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17)
+}
+
+fn slow_mix(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(2));
+    mix(x)
+}
+
+fn pool_demo() -> DemoResult {
+    use shmkit::process::{ProcessPool, Shutdown, TaskError};
+    println!("\n== 5. a process pool that survives a killed worker");
+    let pool = ProcessPool::builder().workers(2).build()?;
+    println!("[parent] pool of 2 worker processes: {:?}", pool.pids());
+
+    let n = 1_000_000u64;
+    let t = Instant::now();
+    let out = pool.map_chunked(mix, 0..n, 1000)?;
+    let took = t.elapsed();
+    if out.iter().enumerate().any(|(i, v)| *v != mix(i as u64)) {
+        return Err("a map result was wrong".into());
+    }
+    println!(
+        "[parent] map of {n} tiny tasks in chunks of 1000: {took:.1?}, {:.1} M tasks/s, every result checked",
+        n as f64 / took.as_secs_f64() / 1e6
+    );
+
+    let rounds = 10_000u64;
+    let t = Instant::now();
+    for i in 0..rounds {
+        if pool.apply(mix, i)? != mix(i) {
+            return Err("an apply result was wrong".into());
+        }
+    }
+    println!(
+        "[parent] {rounds} apply round trips: {:.2} µs each",
+        t.elapsed().as_secs_f64() * 1e6 / rounds as f64
+    );
+
+    let victim = pool.pids()[0];
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(60));
+        Command::new("kill")
+            .args(["-9", &victim.to_string()])
+            .status()
+    });
+    let outcomes: Vec<_> = pool.imap(slow_mix, 0..300).collect();
+    killer.join().map_err(|_| "killer thread")??;
+    let failed: Vec<(usize, TaskError)> = outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| o.clone().err().map(|e| (i, e)))
+        .collect();
+    let ok = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(i, o)| **o == Ok(mix(*i as u64)))
+        .count();
+    println!(
+        "[parent] worker {victim} SIGKILLed during an imap of 300 tasks: {ok} right results, failed: {failed:?}"
+    );
+    if ok + failed.len() != 300 || failed.len() > 1 {
+        return Err("the killed worker cost more than its own task".into());
+    }
+    let start = Instant::now();
+    while pool.pids().contains(&victim) || pool.pids().len() < 2 {
+        if start.elapsed() > PATIENCE {
+            return Err("the killed worker was not replaced".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!("[parent] replaced: workers now {:?}", pool.pids());
+    pool.shutdown(Shutdown::Wait);
     Ok(())
 }

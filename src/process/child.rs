@@ -249,8 +249,10 @@ impl Drop for Child {
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::process::Command;
-/// let mut a = shmkit::process::spawn_command(Command::new("sleep").arg("5"))?;
-/// let mut b = shmkit::process::spawn_command(&mut Command::new("true"))?;
+/// let mut sleep = Command::new("sleep");
+/// sleep.arg("5");
+/// let mut a = shmkit::process::spawn_command(sleep)?;
+/// let mut b = shmkit::process::spawn_command(Command::new("true"))?;
 /// let first = shmkit::process::wait_any(&mut [&mut a, &mut b], None)?;
 /// assert_eq!(first, Some(1));
 /// # Ok(()) }

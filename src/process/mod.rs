@@ -41,18 +41,44 @@
 //! }
 //! ```
 //!
-//! What Python's `multiprocessing.Process` offers, and where it is here:
+//! # Coming from Python
 //!
-//! | `multiprocessing` | `shmkit::process` |
+//! | Python | `shmkit::process` |
 //! |---|---|
-//! | `Process(target=f, args=(x,)).start()` | [`spawn(f, x)`](spawn) |
+//! | `Process(target=f, args=(x,)).start()` | [`spawn(f, x)`](spawn); [`Builder`] for the options |
 //! | `subprocess.Popen(cmd)` | [`spawn_command(cmd)`](spawn_command) |
 //! | `p.pid`, `p.is_alive()` | [`Child::pid`], [`Child::is_alive`] |
-//! | `p.join()`, `p.join(timeout)` | [`Child::wait`], [`Child::wait_timeout`]; [`JoinHandle::join`] also gives the result |
-//! | `p.exitcode` | [`Child::exit_status`]: [`ExitStatus::Code`] or [`ExitStatus::Signal`] |
-//! | `p.terminate()`, `p.kill()` | [`Child::terminate`], [`Child::kill`] |
-//! | `multiprocessing.connection.wait` | [`wait_any`], [`wait_all`] |
-//! | `daemon=True` (killed with the parent) | the default; [`Builder::survive_parent`] to outlive it |
+//! | `p.join()`, `p.join(timeout)` | [`Child::wait`], [`Child::wait_timeout`]; [`JoinHandle::join`] also gives the function's result |
+//! | `p.exitcode` (`3`, `-9`) | [`Child::exit_status`]: [`ExitStatus::Code`]`(3)`, [`ExitStatus::Signal`]`(9)` |
+//! | `p.terminate()`, `p.kill()` | [`Child::terminate`] (SIGTERM), [`Child::kill`] (SIGKILL) |
+//! | `multiprocessing.connection.wait(sentinels)` | [`wait_any`], [`wait_all`]; a [`Child`] is a pollable pidfd (`AsFd`) |
+//! | `daemon=True` | the default (children die with the parent, even on `SIGKILL`); [`Builder::survive_parent`] to outlive it |
+//! | an exception in the child | [`JoinError::Panicked`] with the message |
+//! | pickled arguments | [`Payload`]: plain data as its bytes ([`Plain`]), strings, vectors, options, tuples |
+//! | `Pool(n)`, `ProcessPoolExecutor(n)` | [`ProcessPool::builder`]`().workers(n).build()`, [`ProcessPool::new`] |
+//! | `initializer=f, initargs=(a,)` | [`PoolBuilder::initializer`]`(f, a)` |
+//! | `maxtasksperchild=n`, `max_tasks_per_child=n` | [`PoolBuilder::max_tasks_per_child`] |
+//! | `pool.apply(f, (x,))` | [`ProcessPool::apply`] |
+//! | `pool.apply_async(f, (x,))`, `executor.submit(f, x)` | [`ProcessPool::submit`] → [`TaskHandle`] |
+//! | `result.get(timeout)`, `future.result(timeout)` | [`TaskHandle::wait`], [`TaskHandle::wait_timeout`] |
+//! | `future.cancel()`, `future.done()` | [`TaskHandle::cancel`], [`TaskHandle::is_finished`] |
+//! | `pool.map(f, xs, chunksize)` | [`ProcessPool::map`], [`ProcessPool::map_chunked`] |
+//! | `pool.imap(f, xs)`, `pool.imap_unordered(f, xs)` | [`ProcessPool::imap`], [`ProcessPool::imap_unordered`] (and `_chunked`) |
+//! | `pebble`'s `schedule(f, timeout=t)` | [`ProcessPool::submit_timeout`], [`PoolBuilder::task_timeout`] |
+//! | `pool.close(); pool.join()` | [`ProcessPool::close`]; [`ProcessPool::shutdown`]`(`[`Shutdown::Wait`]`)` |
+//! | `executor.shutdown(cancel_futures=True)` | [`ProcessPool::shutdown`]`(`[`Shutdown::CancelPending`]`)` |
+//! | `pool.terminate()` | [`ProcessPool::shutdown`]`(`[`Shutdown::Kill`]`)`, or drop the pool |
+//! | a worker killed: `Pool` hangs, `ProcessPoolExecutor` raises `BrokenProcessPool` for everything | that task alone fails with [`TaskError::WorkerDied`]; the worker is replaced ([`PoolBuilder::retries`] runs it again instead) |
+//!
+//! # What a task is, and what a worker's death costs
+//!
+//! A task is one [`submit`](ProcessPool::submit), or one chunk of a
+//! [`map`](ProcessPool::map) (as in Python, where `chunksize` items make
+//! one task). A panic fails only its own item. A worker that dies fails
+//! the task it was running, and only that one: the tasks queued behind it
+//! go to other workers, and nothing that was done is lost. With
+//! [`PoolBuilder::retries`] the task runs again (so it may run twice: make
+//! it idempotent); a timeout is never retried.
 //!
 //! # Lifetimes and liveness
 //!
