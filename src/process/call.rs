@@ -222,8 +222,13 @@ pub(crate) fn serve(fd: OwnedFd) -> i32 {
     // SAFETY: the header came from the parent, which runs this same
     // executable (checked just above by device and inode) and wrote
     // `offset_of` of a `call_one::<A, R>` instantiation there.
-    let run = unsafe { entry::trampoline_at(trampoline) };
-    let f = entry::address_at(function);
+    let (Some(run), Some(f)) = (
+        unsafe { entry::trampoline_at(trampoline) },
+        entry::address_at(function),
+    ) else {
+        eprintln!("shmkit: worker refused: the function is not in this executable's code");
+        return super::worker::EXIT_BAD_SETUP;
+    };
     let mut out = Vec::new();
     let outcome = match super::worker::catch(|| run(f, &arg, &mut out)) {
         Ok(Ok(())) => OK,

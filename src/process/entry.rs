@@ -41,14 +41,34 @@ static INITIALIZED: AtomicBool = AtomicBool::new(false);
 #[inline(never)]
 fn anchor() {}
 
-/// The distance of `addr` (a function of this executable) from [`anchor`].
-pub(crate) fn offset_of(addr: usize) -> u64 {
-    addr.wrapping_sub(anchor as *const () as usize) as u64
+/// The executable ranges of the object file [`anchor`] is in (the
+/// executable, unless shmkit was linked as a shared library), read once.
+fn image() -> &'static [(usize, usize)] {
+    static IMAGE: std::sync::OnceLock<Vec<(usize, usize)>> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(|| {
+        crate::sys::proc::code_ranges_of(anchor as *const () as usize).unwrap_or_default()
+    })
 }
 
-/// The address `off` bytes from [`anchor`].
-pub(crate) fn address_at(off: u64) -> usize {
-    (anchor as *const () as usize).wrapping_add(off as usize)
+/// Whether `addr` is code of the same object file as [`anchor`]: only
+/// such an address has the same distance from it in another run.
+pub(crate) fn in_image(addr: usize) -> bool {
+    image().iter().any(|(lo, hi)| (*lo..*hi).contains(&addr))
+}
+
+/// The distance of `addr` (a function of this executable) from [`anchor`],
+/// or `None` if `addr` is not code of the object file `anchor` is in (a
+/// function of a library loaded at run time, whose place differs from
+/// run to run).
+pub(crate) fn offset_of(addr: usize) -> Option<u64> {
+    in_image(addr).then(|| addr.wrapping_sub(anchor as *const () as usize) as u64)
+}
+
+/// The address `off` bytes from [`anchor`], if it is code of the same
+/// object file (an offset from a peer is checked before it is called).
+pub(crate) fn address_at(off: u64) -> Option<usize> {
+    let addr = (anchor as *const () as usize).wrapping_add(off as usize);
+    in_image(addr).then_some(addr)
 }
 
 /// A trampoline: decodes an argument from `input`, calls the function at
@@ -71,16 +91,17 @@ pub(crate) fn call_one<A: Payload, R: Payload>(
     Ok(())
 }
 
-/// Turns `off` (from the parent) back into a trampoline.
+/// Turns `off` (from the parent) back into a trampoline; `None` if it
+/// lands outside this executable's code.
 ///
 /// # Safety
 ///
 /// `off` must be `offset_of(t as usize)` for a [`Trampoline`] `t` of this
 /// same executable.
-pub(crate) unsafe fn trampoline_at(off: u64) -> Trampoline {
+pub(crate) unsafe fn trampoline_at(off: u64) -> Option<Trampoline> {
     // SAFETY: forwarded to the caller; a function pointer and a usize have
     // the same size.
-    unsafe { std::mem::transmute::<usize, Trampoline>(address_at(off)) }
+    address_at(off).map(|a| unsafe { std::mem::transmute::<usize, Trampoline>(a) })
 }
 
 /// Whether [`init`] has run in this process.
@@ -169,4 +190,26 @@ macro_rules! process_test_support {
             $crate::process::init();
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(x: u8) -> u8 {
+        x
+    }
+
+    #[test]
+    fn only_code_of_this_executable_gets_an_offset() {
+        let f: fn(u8) -> u8 = local;
+        let off = offset_of(f as usize).expect("a function of this executable");
+        assert_eq!(address_at(off), Some(f as usize));
+        // A function of the C library, a shared object loaded elsewhere.
+        assert_eq!(offset_of(libc::getpid as usize), None);
+        // Data, not code; and an offset a peer made up.
+        static DATA: u8 = 0;
+        assert_eq!(offset_of(&DATA as *const u8 as usize), None);
+        assert_eq!(address_at(u64::MAX / 2), None);
+    }
 }

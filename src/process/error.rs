@@ -14,6 +14,10 @@ pub enum SpawnError {
     /// from here would start the same program again without end.
     #[error("this process was started as a shmkit worker but did not call shmkit::process::init() first in main (or process_test_support!() in a test file)")]
     NotInitialized,
+    /// The function is not code of this program's executable (it lives in
+    /// a library loaded at run time, say): a child could not find it.
+    #[error("the function is not code of this executable (a library loaded at run time?): a child cannot find it")]
+    ForeignFunction,
     /// A system call failed.
     #[error("{op} failed: {source}")]
     Io {

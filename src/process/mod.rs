@@ -232,12 +232,13 @@ impl Builder {
         let arg = payload::to_bytes(&arg);
         let exe = sys::exe_identity().map_err(SpawnError::io("stat /proc/self/exe"))?;
         let trampoline: entry::Trampoline = entry::call_one::<A, R>;
-        let head = call::header(
-            exe,
+        let (Some(trampoline), Some(function)) = (
             entry::offset_of(trampoline as usize),
             entry::offset_of(f as usize),
-            arg.len() as u64,
-        );
+        ) else {
+            return Err(SpawnError::ForeignFunction);
+        };
+        let head = call::header(exe, trampoline, function, arg.len() as u64);
         let write = SpawnError::io("pwrite");
         sys::write_full_at(&scratch, &head, 0).map_err(write)?;
         sys::write_full_at(&scratch, &arg, call::ARG_OFFSET).map_err(SpawnError::io("pwrite"))?;

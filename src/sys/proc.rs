@@ -165,3 +165,36 @@ pub(crate) fn write_full_at(fd: impl AsFd, buf: &[u8], offset: u64) -> io::Resul
 pub(crate) fn scratch_memfd() -> io::Result<OwnedFd> {
     Ok(fs::memfd_create("shmkit-process", fs::MemfdFlags::CLOEXEC)?)
 }
+
+/// The executable ranges of the object file mapped at `addr` (this
+/// process's `/proc/self/maps`): every `r-xp` mapping of the same device
+/// and inode. Empty if `addr` is in no file-backed executable mapping.
+pub(crate) fn code_ranges_of(addr: usize) -> io::Result<Vec<(usize, usize)>> {
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let parsed: Vec<(usize, usize, bool, &str, &str)> = maps
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let range = f.next()?;
+            let perms = f.next()?;
+            let _offset = f.next()?;
+            let dev = f.next()?;
+            let ino = f.next()?;
+            let (lo, hi) = range.split_once('-')?;
+            let lo = usize::from_str_radix(lo, 16).ok()?;
+            let hi = usize::from_str_radix(hi, 16).ok()?;
+            Some((lo, hi, perms.as_bytes().get(2) == Some(&b'x'), dev, ino))
+        })
+        .collect();
+    let Some(&(_, _, _, dev, ino)) = parsed
+        .iter()
+        .find(|(lo, hi, x, _, ino)| *x && *ino != "0" && (*lo..*hi).contains(&addr))
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(parsed
+        .iter()
+        .filter(|(_, _, x, d, i)| *x && *d == dev && *i == ino)
+        .map(|(lo, hi, ..)| (*lo, *hi))
+        .collect())
+}

@@ -38,7 +38,8 @@ const IDLE_TICK: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) workers: usize,
-    pub(crate) initializer: Option<Job>,
+    /// `Err(())`: its function is not in this executable's code.
+    pub(crate) initializer: Option<Result<Job, ()>>,
     pub(crate) max_tasks_per_child: u64,
     pub(crate) task_timeout: Option<Duration>,
     pub(crate) retries: u32,
@@ -70,15 +71,20 @@ impl PoolBuilder {
         let mut args = Vec::new();
         arg.encode(&mut args);
         let run: worker::ChunkTrampoline = worker::run_chunk::<A, ()>;
-        self.config.initializer = Some(Job {
-            id: INIT_BIT,
-            count: 1,
-            trampoline: entry::offset_of(run as usize),
-            function: entry::offset_of(f as usize),
-            args,
-            timeout: None,
-            retries: 0,
-        });
+        self.config.initializer = Some(
+            match (entry::offset_of(run as usize), entry::offset_of(f as usize)) {
+                (Some(trampoline), Some(function)) => Ok(Job {
+                    id: INIT_BIT,
+                    count: 1,
+                    trampoline,
+                    function,
+                    args,
+                    timeout: None,
+                    retries: 0,
+                }),
+                _ => Err(()),
+            },
+        );
         self
     }
 
@@ -174,13 +180,20 @@ impl Shared {
         }
     }
 
-    /// Queues a job (or fails it at once on a closed or broken pool);
-    /// returns its id.
-    fn enqueue(&self, mut job: Job) -> u64 {
+    /// Queues a job (or fails it at once: a closed or broken pool, a
+    /// function a worker cannot find); returns its id.
+    fn enqueue(&self, job: Result<Job, TaskError>) -> u64 {
         let mut st = self.lock();
-        job.id = st.fresh_id();
-        let id = job.id;
+        let id = st.fresh_id();
         st.outcomes.insert(id, None);
+        let mut job = match job {
+            Ok(job) => job,
+            Err(e) => {
+                st.finish(id, Err(e));
+                return id;
+            }
+        };
+        job.id = id;
         if let Some(e) = st.broken.clone() {
             st.finish(id, Err(e));
         } else if st.closed {
@@ -288,6 +301,9 @@ impl ProcessPool {
         if entry::skipped_init() {
             return Err(SpawnError::NotInitialized);
         }
+        if let Some(Err(_)) = &config.initializer {
+            return Err(SpawnError::ForeignFunction);
+        }
         let doorbell_region = RegionOptions::new()
             .layout(DOORBELL_LAYOUT)
             .kind(ObjectKind::ProcessPool)
@@ -385,16 +401,19 @@ impl ProcessPool {
         count: u32,
         args: Vec<u8>,
         timeout: Option<Duration>,
-    ) -> Job {
+    ) -> Result<Job, TaskError> {
         let run: worker::ChunkTrampoline = worker::run_chunk::<A, R>;
-        Job {
-            id: 0,
-            count,
-            trampoline: entry::offset_of(run as usize),
-            function: entry::offset_of(f as usize),
-            args,
-            timeout,
-            retries: self.shared.config.retries,
+        match (entry::offset_of(run as usize), entry::offset_of(f as usize)) {
+            (Some(trampoline), Some(function)) => Ok(Job {
+                id: 0,
+                count,
+                trampoline,
+                function,
+                args,
+                timeout,
+                retries: self.shared.config.retries,
+            }),
+            _ => Err(TaskError::ForeignFunction),
         }
     }
 

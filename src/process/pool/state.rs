@@ -426,7 +426,7 @@ impl State {
     pub(crate) fn respawn(&mut self, i: usize, spawner: &Spawner<'_>) {
         match super::spawn_worker(spawner.config, spawner.doorbell) {
             Ok(mut w) => {
-                if let Some(init) = &spawner.config.initializer {
+                if let Some(Ok(init)) = &spawner.config.initializer {
                     let id = INIT_BIT | self.fresh_id();
                     let mut job = init.clone();
                     job.id = id;

@@ -48,6 +48,10 @@ pub enum TaskError {
         /// The initializer's panic message, or how its worker ended.
         message: String,
     },
+    /// The function is not code of this program's executable (it lives
+    /// in a library loaded at run time, say): a worker could not find it.
+    #[error("the function is not code of this executable (a library loaded at run time?): a worker cannot find it")]
+    ForeignFunction,
     /// A worker could not be started.
     #[error("a pool worker could not be started: {message}")]
     Spawn {

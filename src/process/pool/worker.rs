@@ -209,19 +209,19 @@ pub(crate) fn serve(worker: OwnedFd, doorbell: OwnedFd) -> i32 {
             _ => return EXIT_BAD_SETUP,
         }
         link.header.job.store(h.id, Ordering::Relaxed);
-        // SAFETY: the parent runs this same executable (checked above by
-        // device and inode) and sent `offset_of` a `run_chunk::<A, R>`.
-        let run: ChunkTrampoline = unsafe {
-            std::mem::transmute::<usize, ChunkTrampoline>(entry::address_at(h.trampoline))
-        };
-        out.clear();
-        run(
+        let (Some(run), Some(f)) = (
+            entry::address_at(h.trampoline),
             entry::address_at(h.function),
-            h.count,
-            body,
-            &mut out,
-            &link.header.item,
-        );
+        ) else {
+            eprintln!("shmkit: pool worker: a job names code outside this executable");
+            return EXIT_BAD_SETUP;
+        };
+        // SAFETY: the parent runs this same executable (checked above by
+        // device and inode) and sent `offset_of` a `run_chunk::<A, R>`
+        // (and `address_at` checked it lands in this executable's code).
+        let run: ChunkTrampoline = unsafe { std::mem::transmute::<usize, ChunkTrampoline>(run) };
+        out.clear();
+        run(f, h.count, body, &mut out, &link.header.item);
         link.header.job.store(0, Ordering::Relaxed);
         let reply = MsgHeader {
             kind: wire::RESULTS,
