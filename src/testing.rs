@@ -127,3 +127,60 @@ pub mod reqresp {
             .response_queue(i)
     }
 }
+
+/// The process pool's messages and outcome bodies
+/// ([`crate::process::ProcessPool`]).
+pub mod process {
+    use crate::process::{Payload, TaskError};
+    use crate::ring::bytes::HeapByteRing;
+
+    /// Pushes `records` (each as one ring record, clipped to what fits)
+    /// through a ring of `capacity` bytes into the pool's message
+    /// assembler, which accepts messages up to `limit` bytes; returns
+    /// each whole message or the error that stopped the assembler.
+    pub fn assemble(
+        capacity: usize,
+        records: &[&[u8]],
+        limit: usize,
+    ) -> Vec<Result<Vec<u8>, &'static str>> {
+        let Ok(mut ring) =
+            HeapByteRing::new(capacity, crate::ring::bytes::max_message_for(capacity))
+        else {
+            return Vec::new();
+        };
+        let Ok((mut tx, mut rx)) = ring.split() else {
+            return Vec::new();
+        };
+        let max = tx.ring().max_message();
+        let mut asm = crate::process::pool_wire::Assembler::new(limit);
+        let mut out = Vec::new();
+        for r in records {
+            let r = &r[..r.len().min(max)];
+            if tx.try_push(r).is_err() {
+                break;
+            }
+            match asm.poll(&mut rx) {
+                Ok(true) => out.push(Ok(asm.message().to_vec())),
+                Ok(false) => {}
+                Err(e) => {
+                    out.push(Err(e));
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Sends `body` behind a header as one message through a ring of
+    /// `capacity` bytes (in as many records as it takes), then assembles
+    /// it again: what the two sides of a worker's rings do.
+    pub fn round_trip(capacity: usize, body: &[u8]) -> Result<Vec<u8>, &'static str> {
+        crate::process::pool_wire::round_trip(capacity, body)
+    }
+
+    /// The items of a task of `count` items whose outcome body is `body`,
+    /// as a pool's handles read them.
+    pub fn read_results<R: Payload>(body: Vec<u8>, count: u32) -> Vec<Result<R, TaskError>> {
+        crate::process::pool_task::read_all(Ok(body), count)
+    }
+}

@@ -206,7 +206,7 @@ mod tests {
         let off = offset_of(f as usize).expect("a function of this executable");
         assert_eq!(address_at(off), Some(f as usize));
         // A function of the C library, a shared object loaded elsewhere.
-        assert_eq!(offset_of(libc::getpid as usize), None);
+        assert_eq!(offset_of(libc::getpid as *const () as usize), None);
         // Data, not code; and an offset a peer made up.
         static DATA: u8 = 0;
         assert_eq!(offset_of(&DATA as *const u8 as usize), None);

@@ -102,6 +102,8 @@ mod entry;
 mod error;
 mod payload;
 mod pool;
+#[doc(hidden)]
+pub(crate) use pool::{task as pool_task, wire as pool_wire};
 mod spawner;
 mod worker;
 

@@ -2,8 +2,8 @@
 //! fed through shared-memory rings, replaced when they die.
 
 mod state;
-mod task;
-mod wire;
+pub(crate) mod task;
+pub(crate) mod wire;
 pub(crate) mod worker;
 
 pub use task::{Imap, Shutdown, TaskError, TaskHandle, WaitTimeoutError};

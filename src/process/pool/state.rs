@@ -17,6 +17,14 @@ use std::time::{Duration, Instant};
 /// How often the pool looks at whether its workers are alive.
 pub(crate) const LIVENESS_INTERVAL: Duration = Duration::from_millis(10);
 
+/// How long a new worker may take to say it is ready before it is killed
+/// (a program whose `main` does not begin with `init` runs `main` instead).
+pub(crate) const STARTUP_LIMIT: Duration = Duration::from_secs(10);
+
+/// Workers in a row that end before they are ready (or before their
+/// first task) before the pool gives up on starting more.
+const START_FAILURES: u32 = 3;
+
 /// Work for a worker: `count` items of one function.
 #[derive(Debug, Clone)]
 pub(crate) struct Job {
@@ -66,6 +74,9 @@ pub(crate) struct Worker {
     timed_out: Option<(u64, Duration)>,
     /// The (job, item) it was last seen running, and since when.
     progress: ((u64, u64), Instant),
+    spawned: Instant,
+    /// Whether it has sent back any result.
+    served: bool,
     /// Last: the region the views above borrow.
     _region: Region,
 }
@@ -107,6 +118,8 @@ impl Worker {
             retiring: false,
             timed_out: None,
             progress: ((0, 0), Instant::now()),
+            spawned: Instant::now(),
+            served: false,
             _region: region,
         })
     }
@@ -181,6 +194,8 @@ pub(crate) struct State {
     pub(crate) stopped: bool,
     /// The supervisor sleeps its idle tick (a submission wakes it).
     pub(crate) supervisor_idle: bool,
+    /// Workers in a row that ended before serving anything.
+    start_failures: u32,
 }
 
 /// What the pool needs to replace a worker: the doorbell region and the
@@ -203,6 +218,7 @@ impl State {
             init_jobs: vec![None; workers],
             stopped: false,
             supervisor_idle: false,
+            start_failures: 0,
         }
     }
 
@@ -274,6 +290,7 @@ impl State {
                         }
                     }
                     let body = body.to_vec();
+                    w.served = true;
                     w.inflight.pop_front();
                     w.sent -= 1;
                     w.progress = ((0, 0), Instant::now());
@@ -347,7 +364,13 @@ impl State {
     }
 
     /// Replaces workers that have ended; what they left is saved or failed.
+    /// Kills one that has not said it is ready within [`STARTUP_LIMIT`].
     fn check_workers(&mut self, spawner: &Spawner<'_>) {
+        for w in self.workers.iter_mut().flatten() {
+            if w.header.ready.load(Ordering::Acquire) == 0 && w.spawned.elapsed() > STARTUP_LIMIT {
+                let _ = w.child.kill();
+            }
+        }
         let fds: Vec<BorrowedFd<'_>> = self.workers.iter().flatten().map(|w| w.pidfd()).collect();
         let ended: Vec<bool> = match crate::sys::proc::wait_readable(&fds, Some(Instant::now())) {
             Ok(ready) => {
@@ -388,6 +411,26 @@ impl State {
     /// back to the front of the queue.
     fn bury(&mut self, i: usize, mut w: Worker, status: ExitStatus) {
         self.init_jobs[i] = None;
+        let unready = w.header.ready.load(Ordering::Acquire) == 0;
+        let failed_start = !w.served && !w.retiring && (unready || status.code().is_some());
+        if failed_start && self.start_failures + 1 >= START_FAILURES && !self.stopped {
+            self.pending
+                .extend(w.inflight.drain(..).filter(|j| j.id & INIT_BIT == 0));
+            let message = if unready {
+                format!(
+                    "workers end before they are ready ({status}): is shmkit::process::init() the first call in main (process_test_support!() in a test file)?"
+                )
+            } else {
+                format!("workers end before their first task ({status})")
+            };
+            self.break_pool(TaskError::Spawn { message });
+            return;
+        }
+        self.start_failures = if failed_start {
+            self.start_failures + 1
+        } else {
+            0
+        };
         let (running, _) = w.running();
         let mut rest: Vec<Job> = w.inflight.drain(..).collect();
         if let Some(first) = rest.first() {

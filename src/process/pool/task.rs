@@ -298,6 +298,12 @@ impl<R: Payload> Reading<R> {
     }
 }
 
+/// Every item of a task of `count` items (for the test hooks).
+pub(crate) fn read_all<R: Payload>(outcome: Outcome, count: u32) -> Vec<Result<R, TaskError>> {
+    let mut r = Reading::<R>::new(outcome, count);
+    std::iter::from_fn(|| r.next()).collect()
+}
+
 /// The result of a one-item task.
 fn single<R: Payload>(outcome: Outcome) -> Result<R, TaskError> {
     Reading::<R>::new(outcome, 1)

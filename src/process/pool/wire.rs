@@ -7,6 +7,7 @@
 //! offset  field          written by
 //!      0  exe_dev        parent, before the spawn   the executable the
 //!      8  exe_ino        parent                     worker must be running
+//!     16  ready          worker                     1 once it has checked all this
 //!    128  max_tasks      parent                     0 = no limit
 //!    256  tasks_ready    both (Signal)              the worker sleeps here
 //!    384  results_room   both (Signal)              the worker sleeps here
@@ -65,6 +66,7 @@ pub(crate) const TASKS_OFFSET: usize = 1024;
 pub(crate) struct WorkerHeader {
     pub(crate) exe_dev: AtomicU64,
     pub(crate) exe_ino: AtomicU64,
+    pub(crate) ready: AtomicU64,
     pub(crate) max_tasks: CachePadded<AtomicU64>,
     pub(crate) tasks_ready: CachePadded<Signal>,
     pub(crate) results_room: CachePadded<Signal>,
@@ -254,6 +256,34 @@ impl Assembler {
     /// The message the last `Ok(true)` of [`poll`](Self::poll) completed.
     pub(crate) fn message(&self) -> &[u8] {
         &self.buf
+    }
+}
+
+/// Sends `body` behind a JOB header through a heap ring of `capacity`
+/// bytes and assembles it again (the test hooks' round trip).
+pub(crate) fn round_trip(capacity: usize, body: &[u8]) -> Result<Vec<u8>, &'static str> {
+    let mut ring = crate::ring::bytes::HeapByteRing::new(
+        capacity,
+        crate::ring::bytes::max_message_for(capacity),
+    )
+    .map_err(|_| "bad capacity")?;
+    let (mut tx, mut rx) = ring.split().map_err(|_| "corrupted ring")?;
+    let header = MsgHeader {
+        kind: JOB,
+        count: 1,
+        ..MsgHeader::default()
+    };
+    let mut asm = Assembler::new(usize::MAX);
+    let mut state = Sending::default();
+    loop {
+        let done = send(&mut tx, &header, body, &mut state)?;
+        if asm.poll(&mut rx)? {
+            let (_, got) = MsgHeader::split(asm.message()).ok_or("short message")?;
+            return Ok(got.to_vec());
+        }
+        if done && rx.ring().is_empty() {
+            return Err("sent whole, never assembled");
+        }
     }
 }
 

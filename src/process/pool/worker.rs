@@ -192,6 +192,7 @@ pub(crate) fn serve(worker: OwnedFd, doorbell: OwnedFd) -> i32 {
         return EXIT_BAD_SETUP;
     }
     let max_tasks = link.header.max_tasks.load(Ordering::Relaxed);
+    link.header.ready.store(1, Ordering::Release);
     let mut asm = Assembler::new(usize::MAX);
     let mut out = Vec::new();
     let mut done = 0u64;
