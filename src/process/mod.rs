@@ -111,6 +111,8 @@ pub use call::JoinHandle;
 pub use child::{wait_all, wait_any, Child, ExitStatus};
 pub use entry::init;
 pub use error::{JoinError, JoinTimeoutError, SpawnError};
+#[cfg(feature = "serde")]
+pub use payload::Serde;
 pub use payload::{DecodeError, Payload, Plain};
 pub use pool::{Imap, PoolBuilder, ProcessPool, Shutdown, TaskError, TaskHandle, WaitTimeoutError};
 

@@ -5,7 +5,8 @@
 //! arrays of them, your `#[repr(C)]` structs) go as their bytes, with no
 //! serialization; `String`, `Vec<T>`, `Option<T>`, `Result<T, E>`, tuples,
 //! `bool`, `char` and `Duration` are framed with lengths and tags. Anything
-//! else: serialize it yourself into a `Vec<u8>`.
+//! serde can serialize goes as `Serde<T>` (feature `serde`); or serialize
+//! it yourself into a `Vec<u8>`.
 //!
 //! What comes back from another process is untrusted: decoding checks every
 //! length and tag and gives a [`DecodeError`], never a panic, and never
@@ -394,5 +395,89 @@ mod tests {
         assert!(from_bytes::<Vec<()>>(&huge).is_err());
         assert!(from_bytes::<Vec<String>>(&huge).is_err());
         assert!(from_bytes::<u32>(&[0; 5]).is_err(), "trailing bytes");
+    }
+}
+
+/// Any serde type as a [`Payload`] (feature `serde`), in postcard's
+/// compact format behind a length: for what is neither plain data nor
+/// one of the framed std types.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use shmkit::process::{Payload, Serde};
+/// use std::collections::BTreeMap;
+///
+/// let mut scores = BTreeMap::new();
+/// scores.insert("ada".to_string(), 36u32);
+/// let mut bytes = Vec::new();
+/// Serde(scores.clone()).encode(&mut bytes);
+/// let Serde(back) = Serde::<BTreeMap<String, u32>>::decode(&mut &bytes[..]).unwrap();
+/// assert_eq!(back, scores);
+/// # }
+/// ```
+///
+/// A value whose `Serialize` fails is sent as a marker that fails to
+/// decode on the other side ([`DecodeError`]), since encoding cannot
+/// fail.
+#[cfg(feature = "serde")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Serde<T>(pub T);
+
+/// The length word of a value whose serialization failed.
+#[cfg(feature = "serde")]
+const UNSERIALIZABLE: u64 = u64::MAX;
+
+#[cfg(feature = "serde")]
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Payload for Serde<T> {
+    const MIN_ENCODED: usize = 8;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        match postcard::to_allocvec(&self.0) {
+            Ok(bytes) => {
+                (bytes.len() as u64).encode(out);
+                out.extend_from_slice(&bytes);
+            }
+            Err(_) => UNSERIALIZABLE.encode(out),
+        }
+    }
+
+    fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
+        let n = u64::decode(input)?;
+        if n == UNSERIALIZABLE {
+            return Err(DecodeError::new::<T>("the value did not serialize"));
+        }
+        let n = usize::try_from(n).map_err(|_| DecodeError::new::<T>("length overflows"))?;
+        let bytes = take::<T>(input, n)?;
+        postcard::from_bytes(bytes)
+            .map(Serde)
+            .map_err(|_| DecodeError::new::<T>("not a valid postcard encoding"))
+    }
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod serde_tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    type Mixed = (
+        Vec<(i32, i32)>,
+        BTreeMap<String, Option<f64>>,
+        Result<u8, String>,
+    );
+
+    #[test]
+    fn serde_values_round_trip_and_bad_bytes_are_errors() {
+        let mut map = BTreeMap::new();
+        map.insert("half".to_string(), Some(2.5));
+        map.insert("none".to_string(), None);
+        let v = Serde::<Mixed>((vec![(0, 0), (3, -4)], map, Err("no".into())));
+        let bytes = to_bytes(&v);
+        assert_eq!(from_bytes::<Serde<Mixed>>(&bytes).unwrap(), v);
+        for cut in 0..bytes.len() {
+            assert!(from_bytes::<Serde<Mixed>>(&bytes[..cut]).is_err());
+        }
+        let mut bad = bytes.clone();
+        bad[8] = 0xff; // the Vec's length, as a varint that never ends
+        assert!(from_bytes::<Serde<Mixed>>(&bad).is_err());
     }
 }
