@@ -181,6 +181,6 @@ pub mod process {
     /// The items of a task of `count` items whose outcome body is `body`,
     /// as a pool's handles read them.
     pub fn read_results<R: Payload>(body: Vec<u8>, count: u32) -> Vec<Result<R, TaskError>> {
-        crate::process::pool_task::read_all(Ok(body), count)
+        crate::process::pool_task::read_all(body, count)
     }
 }

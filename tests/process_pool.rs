@@ -381,3 +381,133 @@ fn child_entry() {
         other => panic!("unknown role {other}"),
     }
 }
+
+mod shared_blocks {
+    use super::*;
+    use shmkit::pool::PoolConfig;
+    use shmkit::process::{self, SharedBytes};
+
+    fn checksum(frame: SharedBytes) -> u64 {
+        frame.iter().map(|b| u64::from(*b)).sum()
+    }
+
+    fn make_frame(len: usize) -> SharedBytes {
+        let mut loan = process::loan_bytes(len).expect("a block in the worker");
+        for (i, b) in loan.iter_mut().enumerate() {
+            *b = (i % 251) as u8;
+        }
+        loan.share()
+    }
+
+    /// Says it runs (creates `flag`), then holds `frame` for a minute.
+    fn hold_and_sleep((frame, flag): (SharedBytes, String)) -> u64 {
+        std::fs::write(&flag, b"running").unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+        frame.len() as u64
+    }
+
+    fn shared_pool() -> ProcessPool {
+        ProcessPool::builder()
+            .workers(2)
+            .shared_blocks(PoolConfig::new().class(8 << 20, 4))
+            .build()
+            .unwrap()
+    }
+
+    fn all_free(pool: &ProcessPool) {
+        common::wait_until(Duration::from_secs(10), "every block back", || {
+            pool.free_blocks(0) == Some(4)
+        });
+    }
+
+    #[test]
+    fn a_large_argument_is_read_in_place_and_its_block_comes_back() {
+        let pool = shared_pool();
+        let len = 8 << 20;
+        let mut loan = pool.loan_bytes(len).unwrap();
+        loan.fill(3);
+        let frame = loan.share();
+        assert_eq!(pool.free_blocks(0), Some(3));
+        // The argument is dropped by `submit`; the job keeps its block.
+        let sum = pool.submit(checksum, frame).wait().unwrap();
+        assert_eq!(sum, 3 * len as u64);
+        all_free(&pool);
+        // The same frame to many tasks: each holds it while it runs.
+        let mut loan = pool.loan_bytes(1 << 20).unwrap();
+        loan.fill(1);
+        let frame = loan.share();
+        let sums = pool
+            .map_chunked(checksum, (0..16).map(|_| frame.clone()), 1)
+            .unwrap();
+        assert!(sums.iter().all(|s| *s == 1 << 20));
+        drop(frame);
+        all_free(&pool);
+    }
+
+    #[test]
+    fn a_large_result_comes_back_in_place() {
+        let pool = shared_pool();
+        let frames = pool
+            .map_chunked(make_frame, [1usize << 20, 8 << 20, 5], 1)
+            .unwrap();
+        for f in &frames {
+            assert!(f.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+        }
+        assert_eq!(frames[1].len(), 8 << 20);
+        assert_eq!(pool.free_blocks(0), Some(1));
+        drop(frames);
+        all_free(&pool);
+        // Results nobody reads give their blocks back too.
+        drop(pool.submit(make_frame, 1000));
+        let _ = pool.apply(checksum_len, 1);
+        all_free(&pool);
+    }
+
+    fn checksum_len(n: u64) -> u64 {
+        n
+    }
+
+    #[test]
+    fn a_killed_workers_blocks_come_back() {
+        let pool = shared_pool();
+        let mut loan = pool.loan_bytes(100).unwrap();
+        loan.fill(9);
+        let flag = std::env::temp_dir().join(format!("shmkit-test-{}-holding", std::process::id()));
+        let _ = std::fs::remove_file(&flag);
+        let task = pool.submit(hold_and_sleep, (loan.share(), flag.display().to_string()));
+        common::wait_until(Duration::from_secs(30), "the task to start", || {
+            flag.exists()
+        });
+        let _ = std::fs::remove_file(&flag);
+        for pid in pool.pids() {
+            kill_pid(pid);
+        }
+        assert!(matches!(task.wait(), Err(TaskError::WorkerDied { .. })));
+        all_free(&pool);
+        // The pool and its blocks go on.
+        let frame = pool.apply(make_frame, 64).unwrap();
+        assert_eq!(frame.len(), 64);
+    }
+
+    #[test]
+    fn blocks_need_a_pool_with_shared_memory() {
+        let plain = new_pool(1);
+        assert!(plain.loan_bytes(10).is_err());
+        assert!(process::loan_bytes(10).is_err(), "not a worker");
+        let pool = shared_pool();
+        let mut loan = pool.loan_bytes(10).unwrap();
+        loan.fill(0);
+        // A block of one pool given to another's task fails that task.
+        let other = shared_pool();
+        assert!(matches!(
+            other.submit(checksum, loan.share()).wait(),
+            Err(TaskError::Decode(_))
+        ));
+        all_free(&pool);
+        // A worker of a pool without shared memory cannot lend.
+        assert!(matches!(
+            plain.apply(make_frame, 10),
+            Err(TaskError::Panicked { .. })
+        ));
+    }
+}

@@ -18,6 +18,12 @@ pub enum SpawnError {
     /// a library loaded at run time, say): a child could not find it.
     #[error("the function is not code of this executable (a library loaded at run time?): a child cannot find it")]
     ForeignFunction,
+    /// The settings do not go together.
+    #[error("{why}")]
+    Config {
+        /// Which rule they break.
+        why: &'static str,
+    },
     /// A system call failed.
     #[error("{op} failed: {source}")]
     Io {

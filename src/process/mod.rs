@@ -102,6 +102,7 @@ mod entry;
 mod error;
 mod payload;
 mod pool;
+mod shared;
 #[doc(hidden)]
 pub(crate) use pool::{task as pool_task, wire as pool_wire};
 mod spawner;
@@ -115,6 +116,7 @@ pub use error::{JoinError, JoinTimeoutError, SpawnError};
 pub use payload::Serde;
 pub use payload::{DecodeError, Payload, Plain};
 pub use pool::{Imap, PoolBuilder, ProcessPool, Shutdown, TaskError, TaskHandle, WaitTimeoutError};
+pub use shared::{loan_bytes, BytesLoan, LoanBytesError, SharedBytes};
 
 use crate::sys::proc as sys;
 use std::ffi::OsString;

@@ -17,9 +17,9 @@ thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Parses `call:<fd>` (one function, see `call`) or `pool:<fd>,<fd>` (a
-/// pool worker: its region and the pool's doorbell) and runs it; returns
-/// the exit code.
+/// Parses `call:<fd>` (one function, see `call`) or `pool:<fd>,<fd>[,<fd>]`
+/// (a pool worker: its region, the pool's doorbell, its shared blocks) and
+/// runs it; returns the exit code.
 pub(crate) fn run(value: &OsStr) -> i32 {
     let Some(value) = value.to_str() else {
         return EXIT_BAD_SETUP;
@@ -39,10 +39,11 @@ pub(crate) fn run(value: &OsStr) -> i32 {
             record_panics(true);
             super::call::serve(fds.remove(0))
         }
-        ("pool", 2) => {
+        ("pool", 2 | 3) => {
             record_panics(false);
+            let blocks = (fds.len() == 3).then(|| fds.remove(2));
             let doorbell = fds.remove(1);
-            super::pool::worker::serve(fds.remove(0), doorbell)
+            super::pool::worker::serve(fds.remove(0), doorbell, blocks)
         }
         _ => EXIT_BAD_SETUP,
     }

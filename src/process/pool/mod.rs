@@ -11,7 +11,9 @@ pub use task::{Imap, Shutdown, TaskError, TaskHandle, WaitTimeoutError};
 use super::entry;
 use super::payload::Payload;
 use super::SpawnError;
+use crate::pool::PoolConfig;
 use crate::primitive::Ordering;
+use crate::process::shared::{self, BlockPool, BytesLoan, LoanBytesError};
 use crate::region::{ObjectKind, Region, RegionOptions};
 use crate::ring::bytes::{max_message_for, ByteRing};
 use crate::sync::wait::{expired, spin_for};
@@ -46,6 +48,7 @@ pub(crate) struct Config {
     pub(crate) ring_bytes: usize,
     pub(crate) prefetch: usize,
     pub(crate) max_message: usize,
+    pub(crate) shared_blocks: Option<PoolConfig>,
 }
 
 /// How to make a [`ProcessPool`]: [`ProcessPool::builder`].
@@ -81,6 +84,7 @@ impl PoolBuilder {
                     args,
                     timeout: None,
                     retries: 0,
+                    attached: Default::default(),
                 }),
                 _ => Err(()),
             },
@@ -118,6 +122,18 @@ impl PoolBuilder {
     /// ring cross it in pieces.
     pub fn ring_bytes(mut self, bytes: usize) -> Self {
         self.config.ring_bytes = bytes.max(4096).next_power_of_two();
+        self
+    }
+
+    /// Gives the pool shared memory for large arguments and results: a
+    /// block pool of `config` that the parent and every worker map.
+    /// [`ProcessPool::loan_bytes`] and, in a worker,
+    /// [`process::loan_bytes`](crate::process::loan_bytes) lend its
+    /// blocks; a [`SharedBytes`](crate::process::SharedBytes) made of one
+    /// crosses as the block's name and is read in place. At most 62
+    /// workers then (a holder bit each).
+    pub fn shared_blocks(mut self, config: PoolConfig) -> Self {
+        self.config.shared_blocks = Some(config);
         self
     }
 
@@ -293,6 +309,7 @@ impl ProcessPool {
                 ring_bytes: 256 << 10,
                 prefetch: PREFETCH,
                 max_message: 1 << 30,
+                shared_blocks: None,
             },
         }
     }
@@ -315,6 +332,14 @@ impl ProcessPool {
         let bell: &'static Region = unsafe { &*(&doorbell_region as *const Region) };
         let doorbell = bell.place::<Doorbell>(0).map_err(region_error)?;
         let mut st = State::new(config.workers);
+        if let Some(blocks) = &config.shared_blocks {
+            if config.workers > crate::process::shared::MAX_WORKERS {
+                return Err(SpawnError::Config {
+                    why: "a pool with shared blocks has at most 62 workers",
+                });
+            }
+            st.blocks = Some(BlockPool::create(blocks).map_err(region_error)?);
+        }
         {
             let spawner = Spawner {
                 config: &config,
@@ -383,10 +408,33 @@ impl ProcessPool {
         arg: A,
         timeout: Option<Duration>,
     ) -> TaskHandle<R> {
-        let mut args = Vec::new();
-        arg.encode(&mut args);
-        let id = self.shared.enqueue(self.job::<A, R>(f, 1, args, timeout));
+        let (args, attached) = shared::collect(|| {
+            let mut args = Vec::new();
+            arg.encode(&mut args);
+            args
+        });
+        let id = self
+            .shared
+            .enqueue(self.job::<A, R>(f, 1, args, attached, timeout));
         TaskHandle::new(self.shared.clone(), id)
+    }
+
+    /// Free blocks of class `class` of the pool's shared memory (`None`
+    /// without [`PoolBuilder::shared_blocks`], or for a class it does not
+    /// have).
+    pub fn free_blocks(&self, class: usize) -> Option<usize> {
+        self.shared.lock().blocks.as_ref()?.free_blocks(class)
+    }
+
+    /// Lends a block of at least `len` bytes of the pool's shared memory
+    /// ([`PoolBuilder::shared_blocks`]), to write a large argument in
+    /// place and pass it as [`SharedBytes`](crate::process::SharedBytes).
+    pub fn loan_bytes(&self, len: usize) -> Result<BytesLoan, LoanBytesError> {
+        let blocks = self.shared.lock().blocks.clone();
+        match blocks {
+            Some(bp) => Ok(bp.loan(len)?),
+            None => Err(LoanBytesError::NoSharedBlocks),
+        }
     }
 
     /// Runs `f(arg)` in a worker and waits for the result (Python's
@@ -395,13 +443,26 @@ impl ProcessPool {
         self.submit(f, arg).wait()
     }
 
+    /// A job of `count` items encoded in `args`, which name the shared
+    /// blocks in `attached` (their names are appended).
     fn job<A: Payload, R: Payload>(
         &self,
         f: fn(A) -> R,
         count: u32,
-        args: Vec<u8>,
+        mut args: Vec<u8>,
+        attached: shared::Attached,
         timeout: Option<Duration>,
     ) -> Result<Job, TaskError> {
+        let ours = self.shared.lock().blocks.as_ref().map(|bp| bp.id());
+        if attached.descs().any(|d| Some(d.pool) != ours) {
+            return Err(TaskError::Decode(crate::process::DecodeError {
+                what: "SharedBytes",
+                why: "a block of another pool than this one",
+            }));
+        }
+        for d in attached.descs() {
+            d.write(&mut args);
+        }
         let run: worker::ChunkTrampoline = worker::run_chunk::<A, R>;
         match (entry::offset_of(run as usize), entry::offset_of(f as usize)) {
             (Some(trampoline), Some(function)) => Ok(Job {
@@ -412,6 +473,7 @@ impl ProcessPool {
                 args,
                 timeout,
                 retries: self.shared.config.retries,
+                attached: Arc::new(attached),
             }),
             _ => Err(TaskError::ForeignFunction),
         }
@@ -582,8 +644,13 @@ fn region_error(e: crate::Error) -> SpawnError {
     }
 }
 
-/// Lays out a worker region and starts a worker on it.
-pub(crate) fn spawn_worker(config: &Config, doorbell: &Region) -> Result<Worker, SpawnError> {
+/// Lays out a worker region and starts a worker on it, for slot `slot`.
+pub(crate) fn spawn_worker(
+    config: &Config,
+    doorbell: &Region,
+    blocks: Option<&BlockPool>,
+    slot: usize,
+) -> Result<Worker, SpawnError> {
     let cap = config.ring_bytes;
     let ring = ByteRing::bytes_for(cap).map_err(region_error)?;
     let exe = crate::sys::proc::exe_identity().map_err(SpawnError::io("stat /proc/self/exe"))?;
@@ -597,13 +664,17 @@ pub(crate) fn spawn_worker(config: &Config, doorbell: &Region) -> Result<Worker,
             h.exe_ino.store(exe.1, Ordering::Relaxed);
             h.max_tasks
                 .store(config.max_tasks_per_child, Ordering::Relaxed);
+            h.slot.store(slot as u64, Ordering::Relaxed);
             ByteRing::create(r, TASKS_OFFSET, cap, max_message_for(cap))?;
             ByteRing::create(r, TASKS_OFFSET + ring, cap, max_message_for(cap))?;
             Ok(())
         })
         .map_err(region_error)?;
     let builder = super::Builder::new();
-    let fds = [region.as_fd().as_raw_fd(), doorbell.as_fd().as_raw_fd()];
+    let mut fds = vec![region.as_fd().as_raw_fd(), doorbell.as_fd().as_raw_fd()];
+    if let Some(bp) = blocks {
+        fds.push(bp.region().as_fd().as_raw_fd());
+    }
     let cmd = builder.worker_command("pool", &fds)?;
     let child = builder.stdin(std::process::Stdio::null()).start(cmd)?;
     // SAFETY: the region was laid out just above for this worker alone;

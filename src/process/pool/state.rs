@@ -7,11 +7,13 @@ use super::wire::{self, Assembler, Doorbell, MsgHeader, Sending, WorkerHeader};
 use super::{Config, TaskError, INIT_BIT};
 use crate::primitive::Ordering;
 use crate::process::child::Child;
+use crate::process::shared::{Attached, BlockPool};
 use crate::process::ExitStatus;
 use crate::region::Region;
 use crate::ring::bytes::{ByteRing, Consumer, Producer};
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often the pool looks at whether its workers are alive.
@@ -36,6 +38,9 @@ pub(crate) struct Job {
     pub(crate) timeout: Option<Duration>,
     /// Resubmissions left after a worker dies running it.
     pub(crate) retries: u32,
+    /// The shared blocks the job's arguments name (their names end
+    /// `args`), held until the job is done with.
+    pub(crate) attached: Arc<Attached>,
 }
 
 impl Job {
@@ -46,12 +51,23 @@ impl Job {
             id: self.id,
             trampoline: self.trampoline,
             function: self.function,
+            attached: self.attached.descs().count() as u32,
+            _reserved: 0,
         }
     }
 }
 
+/// A RESULTS body, and the shared blocks it names (held until the body is
+/// read or dropped).
+#[derive(Debug)]
+pub(crate) struct Body {
+    pub(crate) bytes: Vec<u8>,
+    /// Held, not read: the blocks' counts go with the body.
+    pub(crate) _held: Attached,
+}
+
 /// What became of a job: its RESULTS body, or why there is none.
-pub(crate) type Outcome = Result<Vec<u8>, TaskError>;
+pub(crate) type Outcome = Result<Body, TaskError>;
 
 /// One worker process and its rings.
 pub(crate) struct Worker {
@@ -196,6 +212,8 @@ pub(crate) struct State {
     pub(crate) supervisor_idle: bool,
     /// Workers in a row that ended before serving anything.
     start_failures: u32,
+    /// The pool's shared blocks, if it has them.
+    pub(crate) blocks: Option<Arc<BlockPool>>,
 }
 
 /// What the pool needs to replace a worker: the doorbell region and the
@@ -219,6 +237,7 @@ impl State {
             stopped: false,
             supervisor_idle: false,
             start_failures: 0,
+            blocks: None,
         }
     }
 
@@ -276,8 +295,12 @@ impl State {
                 break;
             }
             popped = true;
-            let Some((h, body)) = MsgHeader::split(w.asm.message()) else {
+            let Some((h, rest)) = MsgHeader::split(w.asm.message()) else {
                 fault = Some("message shorter than its header");
+                break;
+            };
+            let Some((body, descs)) = h.attachments(rest) else {
+                fault = Some("block names that do not fit the message");
                 break;
             };
             match h.kind {
@@ -289,13 +312,25 @@ impl State {
                             break;
                         }
                     }
-                    let body = body.to_vec();
+                    let mut attached = Attached::default();
+                    for d in &descs {
+                        match &self.blocks {
+                            Some(bp) if bp.adopt(d) => attached.push(bp.clone(), *d),
+                            // Not a block sent back: the item naming it
+                            // will not decode.
+                            _ => {}
+                        }
+                    }
+                    let body = Body {
+                        bytes: body.to_vec(),
+                        _held: attached,
+                    };
                     w.served = true;
                     w.inflight.pop_front();
                     w.sent -= 1;
                     w.progress = ((0, 0), Instant::now());
                     if h.id & INIT_BIT != 0 {
-                        self.init_done(i, &body);
+                        self.init_done(i, &body.bytes);
                     } else {
                         self.finish(h.id, Ok(body));
                     }
@@ -411,6 +446,9 @@ impl State {
     /// back to the front of the queue.
     fn bury(&mut self, i: usize, mut w: Worker, status: ExitStatus) {
         self.init_jobs[i] = None;
+        if let Some(bp) = &self.blocks {
+            bp.sweep_worker(1 << i);
+        }
         let unready = w.header.ready.load(Ordering::Acquire) == 0;
         let failed_start = !w.served && !w.retiring && (unready || status.code().is_some());
         if failed_start && self.start_failures + 1 >= START_FAILURES && !self.stopped {
@@ -467,7 +505,7 @@ impl State {
 
     /// Starts a worker in slot `i`.
     pub(crate) fn respawn(&mut self, i: usize, spawner: &Spawner<'_>) {
-        match super::spawn_worker(spawner.config, spawner.doorbell) {
+        match super::spawn_worker(spawner.config, spawner.doorbell, self.blocks.as_deref(), i) {
             Ok(mut w) => {
                 if let Some(Ok(init)) = &spawner.config.initializer {
                     let id = INIT_BIT | self.fresh_id();

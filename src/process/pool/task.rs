@@ -1,7 +1,7 @@
 //! What a pool hands back: [`TaskHandle`], the [`Imap`] iterators, and the
 //! errors of a task.
 
-use super::state::{Outcome, State};
+use super::state::{Body, Outcome, State};
 use super::wire;
 use super::{ProcessPool, Shared};
 use crate::process::payload::{decode_many, DecodeError, Payload};
@@ -241,12 +241,9 @@ fn tagged_item<R: Payload>(body: &mut &[u8]) -> Result<R, TaskError> {
 enum Reading<R> {
     /// Every item succeeded: decoded in one go.
     Values(std::vec::IntoIter<R>),
-    /// Items one at a time from a TAGGED body, from `pos`.
-    Tagged {
-        body: Vec<u8>,
-        pos: usize,
-        left: u32,
-    },
+    /// Items one at a time from a TAGGED body, from `pos` (its shared
+    /// blocks held until it is dropped).
+    Tagged { body: Body, pos: usize, left: u32 },
     /// The task failed as a whole: `left` more items get this.
     Failed { error: TaskError, left: u32 },
 }
@@ -261,7 +258,7 @@ impl<R: Payload> Reading<R> {
             error: malformed(why),
             left: count,
         };
-        match body.split_first() {
+        match body.bytes.split_first() {
             Some((&wire::PLAIN, mut rest)) => match decode_many::<R>(count as usize, &mut rest) {
                 Ok(v) if rest.is_empty() => Self::Values(v.into_iter()),
                 Ok(_) => failed("trailing bytes"),
@@ -288,7 +285,7 @@ impl<R: Payload> Reading<R> {
             }
             Self::Tagged { body, pos, left } => {
                 *left = left.checked_sub(1)?;
-                let mut rest = body.get(*pos..).unwrap_or_default();
+                let mut rest = body.bytes.get(*pos..).unwrap_or_default();
                 let before = rest.len();
                 let got = tagged_item::<R>(&mut rest);
                 *pos += before - rest.len();
@@ -298,9 +295,14 @@ impl<R: Payload> Reading<R> {
     }
 }
 
-/// Every item of a task of `count` items (for the test hooks).
-pub(crate) fn read_all<R: Payload>(outcome: Outcome, count: u32) -> Vec<Result<R, TaskError>> {
-    let mut r = Reading::<R>::new(outcome, count);
+/// Every item of a task of `count` items whose body is `bytes` (for the
+/// test hooks).
+pub(crate) fn read_all<R: Payload>(bytes: Vec<u8>, count: u32) -> Vec<Result<R, TaskError>> {
+    let body = Body {
+        bytes,
+        _held: Default::default(),
+    };
+    let mut r = Reading::<R>::new(Ok(body), count);
     std::iter::from_fn(|| r.next()).collect()
 }
 
@@ -356,13 +358,16 @@ impl<'p, A: Payload, R: Payload, I: Iterator<Item = A>> Imap<'p, A, R, I> {
                 return;
             }
             let count = chunk.len() as u32;
-            let mut args = Vec::new();
-            A::encode_slice(&chunk, &mut args);
+            let (args, attached) = crate::process::shared::collect(|| {
+                let mut args = Vec::new();
+                A::encode_slice(&chunk, &mut args);
+                args
+            });
             let timeout = self.pool.shared.config.task_timeout;
-            let id = self
-                .pool
-                .shared
-                .enqueue(self.pool.job::<A, R>(self.f, count, args, timeout));
+            let id = self.pool.shared.enqueue(
+                self.pool
+                    .job::<A, R>(self.f, count, args, attached, timeout),
+            );
             self.window.push_back((id, count));
         }
     }

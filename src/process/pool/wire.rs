@@ -8,6 +8,7 @@
 //!      0  exe_dev        parent, before the spawn   the executable the
 //!      8  exe_ino        parent                     worker must be running
 //!     16  ready          worker                     1 once it has checked all this
+//!     24  slot           parent                     the worker's slot (its holder bit)
 //!    128  max_tasks      parent                     0 = no limit
 //!    256  tasks_ready    both (Signal)              the worker sleeps here
 //!    384  results_room   both (Signal)              the worker sleeps here
@@ -24,7 +25,9 @@
 //!
 //! # Messages
 //!
-//! A message is a [`MsgHeader`] and a body, sent as one or more ring
+//! A message is a [`MsgHeader`], a body and the names of the shared
+//! blocks it carries (`attached` of them, 28 bytes each, last; see
+//! `process::shared`), sent as one or more ring
 //! records (so a message may be larger than a ring). Each record starts
 //! with an 8-byte frame word: [`FIRST`] on the first record of a message,
 //! [`LAST`] on its last (both on a message of one record).
@@ -49,6 +52,7 @@
 
 use crate::blocks::{CachePadded, ShmSafe, Signal};
 use crate::primitive::AtomicU64;
+use crate::process::shared::Desc;
 use crate::region::LayoutId;
 use crate::ring::bytes::{Consumer, Producer, WriteError};
 use crate::ring::PopError;
@@ -67,6 +71,7 @@ pub(crate) struct WorkerHeader {
     pub(crate) exe_dev: AtomicU64,
     pub(crate) exe_ino: AtomicU64,
     pub(crate) ready: AtomicU64,
+    pub(crate) slot: AtomicU64,
     pub(crate) max_tasks: CachePadded<AtomicU64>,
     pub(crate) tasks_ready: CachePadded<Signal>,
     pub(crate) results_room: CachePadded<Signal>,
@@ -97,7 +102,7 @@ const _: () = {
     assert!(core::mem::offset_of!(WorkerHeader, item) == 640);
 };
 
-/// A message's first 32 bytes.
+/// A message's first 40 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct MsgHeader {
@@ -106,6 +111,9 @@ pub(crate) struct MsgHeader {
     pub(crate) id: u64,
     pub(crate) trampoline: u64,
     pub(crate) function: u64,
+    /// Shared blocks named at the end of the message.
+    pub(crate) attached: u32,
+    pub(crate) _reserved: u32,
 }
 
 pub(crate) const HEADER_LEN: usize = size_of::<MsgHeader>();
@@ -136,13 +144,26 @@ pub(crate) const LAST: u32 = 2;
 const FRAME: usize = 8;
 
 impl MsgHeader {
-    /// Splits an assembled message into its header and body.
+    /// Splits an assembled message into its header and the rest (body
+    /// and block names).
     pub(crate) fn split(msg: &[u8]) -> Option<(MsgHeader, &[u8])> {
         if msg.len() < HEADER_LEN {
             return None;
         }
         let (h, body) = msg.split_at(HEADER_LEN);
         Some((bytemuck::pod_read_unaligned(h), body))
+    }
+
+    /// Splits what follows the header into the body and the names of its
+    /// `attached` blocks; `None` if they do not fit.
+    pub(crate) fn attachments<'m>(&self, rest: &'m [u8]) -> Option<(&'m [u8], Vec<Desc>)> {
+        let names = (self.attached as usize).checked_mul(Desc::SIZE)?;
+        let at = rest.len().checked_sub(names)?;
+        let (body, mut tail) = rest.split_at(at);
+        let descs = (0..self.attached)
+            .map(|_| Desc::read(&mut tail).ok())
+            .collect::<Option<Vec<_>>>()?;
+        Some((body, descs))
     }
 }
 
@@ -303,6 +324,7 @@ mod tests {
             id: 9,
             trampoline: 1,
             function: 2,
+            ..MsgHeader::default()
         };
         let body: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
         let mut state = Sending::default();

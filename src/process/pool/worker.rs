@@ -8,6 +8,7 @@ use super::wire::{
 use crate::primitive::{AtomicU64, Ordering};
 use crate::process::entry;
 use crate::process::payload::{decode_many, Payload};
+use crate::process::shared::{collect, Attached, BlockPool, MAX_WORKERS};
 use crate::process::worker::{catch, EXIT_BAD_SETUP};
 use crate::region::{Region, RegionOptions};
 use crate::ring::bytes::ByteRing;
@@ -179,9 +180,21 @@ unsafe fn extend(region: &Region) -> &'static Region {
 
 /// The worker process's loop: jobs in, results out, until STOP, its task
 /// limit, or a protocol error. Returns the exit code.
-pub(crate) fn serve(worker: OwnedFd, doorbell: OwnedFd) -> i32 {
+pub(crate) fn serve(worker: OwnedFd, doorbell: OwnedFd, blocks: Option<OwnedFd>) -> i32 {
     let Some(mut link) = Link::open(worker, doorbell) else {
         return EXIT_BAD_SETUP;
+    };
+    let slot = link.header.slot.load(Ordering::Relaxed);
+    let blocks = match blocks {
+        None => None,
+        Some(fd) if slot < MAX_WORKERS as u64 => match BlockPool::open(fd, 1 << slot) {
+            Ok(bp) => {
+                BlockPool::serve_as_worker(bp.clone());
+                Some(bp)
+            }
+            Err(_) => return EXIT_BAD_SETUP,
+        },
+        Some(_) => return EXIT_BAD_SETUP,
     };
     let exe = (
         link.header.exe_dev.load(Ordering::Relaxed),
@@ -201,7 +214,7 @@ pub(crate) fn serve(worker: OwnedFd, doorbell: OwnedFd) -> i32 {
             eprintln!("shmkit: pool worker: {e}");
             return EXIT_BAD_SETUP;
         }
-        let Some((h, body)) = MsgHeader::split(asm.message()) else {
+        let Some((h, rest)) = MsgHeader::split(asm.message()) else {
             return EXIT_BAD_SETUP;
         };
         match h.kind {
@@ -209,7 +222,19 @@ pub(crate) fn serve(worker: OwnedFd, doorbell: OwnedFd) -> i32 {
             wire::JOB => {}
             _ => return EXIT_BAD_SETUP,
         }
-        link.header.job.store(h.id, Ordering::Relaxed);
+        let Some((body, descs)) = h.attachments(rest) else {
+            return EXIT_BAD_SETUP;
+        };
+        // Hold the job's blocks (the parent's bit keeps them meanwhile)
+        // until it is answered.
+        let mut job_blocks = Attached::default();
+        let mut all_taken = true;
+        for d in &descs {
+            match &blocks {
+                Some(bp) if bp.take(d) => job_blocks.push(bp.clone(), *d),
+                _ => all_taken = false,
+            }
+        }
         let (Some(run), Some(f)) = (
             entry::address_at(h.trampoline),
             entry::address_at(h.function),
@@ -222,17 +247,36 @@ pub(crate) fn serve(worker: OwnedFd, doorbell: OwnedFd) -> i32 {
         // (and `address_at` checked it lands in this executable's code).
         let run: ChunkTrampoline = unsafe { std::mem::transmute::<usize, ChunkTrampoline>(run) };
         out.clear();
-        run(f, h.count, body, &mut out, &link.header.item);
-        link.header.job.store(0, Ordering::Relaxed);
+        let ((), sent_blocks) = if all_taken {
+            link.header.job.store(h.id, Ordering::Relaxed);
+            let r = collect(|| run(f, h.count, body, &mut out, &link.header.item));
+            link.header.job.store(0, Ordering::Relaxed);
+            r
+        } else {
+            // A block the job names cannot be held: no item can read it.
+            out.push(wire::TAGGED);
+            out.extend(std::iter::repeat_n(wire::BAD_ARGUMENT, h.count as usize));
+            ((), Attached::default())
+        };
+        // Blocks going back: the parent's bit first (ours holds them).
+        for d in sent_blocks.descs() {
+            if let Some(bp) = &blocks {
+                bp.give_parent(d);
+            }
+            d.write(&mut out);
+        }
         let reply = MsgHeader {
             kind: wire::RESULTS,
             count: h.count,
             id: h.id,
+            attached: sent_blocks.descs().count() as u32,
             ..MsgHeader::default()
         };
         if link.send(&reply, &out).is_err() {
             return EXIT_BAD_SETUP;
         }
+        drop(sent_blocks);
+        drop(job_blocks);
         // The initializer (id 0 is never used; the parent marks it with
         // the top bit) does not count as a task.
         if h.id & super::INIT_BIT == 0 {
