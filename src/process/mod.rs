@@ -54,7 +54,8 @@
 //! | `multiprocessing.connection.wait(sentinels)` | [`wait_any`], [`wait_all`]; a [`Child`] is a pollable pidfd (`AsFd`) |
 //! | `daemon=True` | the default (children die with the parent, even on `SIGKILL`); [`Builder::survive_parent`] to outlive it |
 //! | an exception in the child | [`JoinError::Panicked`] with the message |
-//! | pickled arguments | [`Payload`]: plain data as its bytes ([`Plain`]), strings, vectors, options, tuples |
+//! | pickled arguments | [`Payload`]: plain data as its bytes ([`Plain`]), strings, vectors, options, tuples; `Serde<T>` with the `serde` feature |
+//! | `multiprocessing.shared_memory` for a large argument or result | [`SharedBytes`]: written once in a block of the pool's shared memory ([`PoolBuilder::shared_blocks`], [`ProcessPool::loan_bytes`], [`loan_bytes`] in a worker), read in place on the other side, given back when the last holder drops it or dies (no resource tracker to unlink it under a live user) |
 //! | `Pool(n)`, `ProcessPoolExecutor(n)` | [`ProcessPool::builder`]`().workers(n).build()`, [`ProcessPool::new`] |
 //! | `initializer=f, initargs=(a,)` | [`PoolBuilder::initializer`]`(f, a)` |
 //! | `maxtasksperchild=n`, `max_tasks_per_child=n` | [`PoolBuilder::max_tasks_per_child`] |
