@@ -129,7 +129,28 @@ fn submit_apply_and_panics_that_leave_the_worker_alive() {
 }
 
 #[test]
-fn a_worker_killed_during_map_fails_only_its_task() {
+fn a_worker_killed_during_map_fails_the_map_with_that_task_only() {
+    let pool = new_pool(2);
+    let victim = pool.pids()[0];
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        kill_pid(victim);
+    });
+    // `map` gives the first failure in order, as Python's does: the one
+    // task the killed worker was running.
+    assert_eq!(
+        pool.map_chunked(slow_identity, 0..200, 1),
+        Err(TaskError::WorkerDied {
+            status: ExitStatus::Signal(9)
+        })
+    );
+    killer.join().unwrap();
+    wait_replaced(&pool, victim);
+    assert_eq!(pool.map(triple, 0..10u64).unwrap()[9], triple(9));
+}
+
+#[test]
+fn a_worker_killed_during_imap_fails_only_its_task() {
     let pool = new_pool(2);
     let victim = pool.pids()[0];
     let killer = std::thread::spawn(move || {
