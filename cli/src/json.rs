@@ -1,0 +1,67 @@
+//! Objects as JSON, written by hand (a handful of fields).
+
+use shmkit::region::{ObjectInfo, ObjectState};
+
+/// `s` as a JSON string.
+pub fn string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON array of already-written values.
+pub fn array(items: impl Iterator<Item = String>) -> String {
+    format!("[{}]", items.collect::<Vec<_>>().join(","))
+}
+
+/// One object.
+pub fn object(o: &ObjectInfo) -> String {
+    let (state, why) = match &o.state {
+        ObjectState::Ready => ("ready", None),
+        ObjectState::Initializing => ("initializing", None),
+        ObjectState::Abandoned => ("abandoned", None),
+        ObjectState::OtherVersion(_) => ("other_version", None),
+        ObjectState::Corrupted(w) => ("corrupted", Some(*w)),
+        _ => ("unknown", None),
+    };
+    let attached = array(o.attached.iter().map(u32::to_string));
+    format!(
+        "{{\"name\":{},\"kind\":{},\"state\":{},\"corrupted\":{},\"size\":{},\"layout\":{},\"creator_pid\":{},\"creator_running\":{},\"in_use\":{},\"attached\":{}}}",
+        string(&o.name),
+        string(&o.kind.to_string()),
+        string(state),
+        why.map_or("null".into(), string),
+        o.size,
+        o.layout.to_raw(),
+        o.creator_pid,
+        crate::show::running(o.creator_pid),
+        o.in_use,
+        attached,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped() {
+        assert_eq!(string("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+        assert_eq!(
+            array(["1".to_string(), "2".to_string()].into_iter()),
+            "[1,2]"
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! `shmkit`: see, inspect and clean the shmkit objects of this user in
+//! `/dev/shm`.
+//!
+//! ```text
+//! shmkit ls [--json]                 every object: kind, size, creator, who has it open
+//! shmkit inspect NAME [--json]       one object's header and state, changing nothing
+//! shmkit clean [--dry-run] [NAME..]  remove what no live process uses
+//! ```
+//!
+//! Nothing here trusts an object's contents: what its header claims is
+//! shown as a claim, and liveness comes from the kernel's locks on the
+//! object's own file, never from a pid it recorded. Exit codes: 0 done,
+//! 1 an error (a bad name, nothing there, another user's file, a file
+//! that is not a shmkit object), 2 a usage error, 3 the object is
+//! corrupted.
+
+mod json;
+mod show;
+
+use clap::{Parser, Subcommand};
+use shmkit::region::{self, ObjectInfo, ObjectState};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "shmkit",
+    version,
+    about = "See, inspect and clean shmkit objects in /dev/shm"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every shmkit object of this user.
+    Ls {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one object's header, participants and state, changing nothing.
+    Inspect {
+        /// The object's name (the leading `/` may be left out).
+        name: String,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the objects no live process has open (all of them, or the
+    /// named ones); never one in use.
+    Clean {
+        /// Say what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only these objects.
+        names: Vec<String>,
+    },
+}
+
+/// Exit code for an object whose header is corrupted.
+const CORRUPTED: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ls { json } => ls(json),
+        Command::Inspect { name, json } => inspect(&name, json),
+        Command::Clean { dry_run, names } => clean(dry_run, &names),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("shmkit: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `name` with its leading `/`.
+fn full_name(name: &str) -> String {
+    if name.starts_with('/') {
+        name.to_owned()
+    } else {
+        format!("/{name}")
+    }
+}
+
+fn ls(json: bool) -> Result<ExitCode, shmkit::Error> {
+    let mut objects = region::list()?;
+    objects.sort_by(|a, b| a.name.cmp(&b.name));
+    if json {
+        println!("{}", json::array(objects.iter().map(json::object)));
+    } else {
+        print!("{}", show::table(&objects));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(name: &str, json: bool) -> Result<ExitCode, shmkit::Error> {
+    let info = region::inspect(&full_name(name))?;
+    if json {
+        println!("{}", json::object(&info));
+    } else {
+        print!("{}", show::details(&info));
+    }
+    Ok(match info.state {
+        ObjectState::Corrupted(_) => ExitCode::from(CORRUPTED),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn clean(dry_run: bool, names: &[String]) -> Result<ExitCode, shmkit::Error> {
+    let candidates: Vec<ObjectInfo> = if names.is_empty() {
+        region::list()?
+    } else {
+        names
+            .iter()
+            .map(|n| region::inspect(&full_name(n)))
+            .collect::<Result<_, _>>()?
+    };
+    let (mut removed, mut kept) = (0, 0);
+    for o in candidates {
+        if o.in_use {
+            println!(
+                "kept     {} (in use by {})",
+                o.name,
+                show::pids(&o.attached)
+            );
+            kept += 1;
+            continue;
+        }
+        if dry_run {
+            println!(
+                "would remove {} ({}, {})",
+                o.name,
+                o.kind,
+                show::size(o.size)
+            );
+            removed += 1;
+            continue;
+        }
+        // The removal checks again, under the object's lock: a process
+        // that opened it since keeps it.
+        if region::remove_if_unused(&o.name)? {
+            println!("removed  {} ({}, {})", o.name, o.kind, show::size(o.size));
+            removed += 1;
+        } else {
+            println!("kept     {} (opened meanwhile)", o.name);
+            kept += 1;
+        }
+    }
+    let verb = if dry_run { "would remove" } else { "removed" };
+    println!("{verb} {removed}, kept {kept} in use");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,142 @@
+//! Objects as text: the `ls` table and the `inspect` page.
+
+use shmkit::region::{ObjectInfo, ObjectState};
+use std::fmt::Write as _;
+
+/// A size in bytes, in the largest binary unit that keeps it whole-ish.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The pids of the live handles, or `nobody`.
+pub fn pids(attached: &[u32]) -> String {
+    if attached.is_empty() {
+        return "nobody".into();
+    }
+    let mut v: Vec<u32> = attached.to_vec();
+    v.sort_unstable();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < v.len() {
+        let j = v[i..].iter().take_while(|p| **p == v[i]).count();
+        if !out.is_empty() {
+            out.push(',');
+        }
+        let _ = write!(out, "{}", v[i]);
+        if j > 1 {
+            let _ = write!(out, "×{j}");
+        }
+        i += j;
+    }
+    out
+}
+
+/// The state as a word (and why, when corrupted).
+pub fn state(s: &ObjectState) -> String {
+    match s {
+        ObjectState::Ready => "ready".into(),
+        ObjectState::Initializing => "initializing".into(),
+        ObjectState::Abandoned => "abandoned".into(),
+        ObjectState::OtherVersion(v) => format!("format version {v}"),
+        ObjectState::Corrupted(why) => format!("corrupted: {why}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Whether process `pid` exists now (a claim: the pid may be reused).
+pub fn running(pid: u32) -> bool {
+    pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn creator(o: &ObjectInfo) -> String {
+    match o.creator_pid {
+        0 => "-".into(),
+        p if running(p) => format!("{p}"),
+        p => format!("{p} (gone)"),
+    }
+}
+
+/// The `ls` table.
+pub fn table(objects: &[ObjectInfo]) -> String {
+    let rows: Vec<[String; 6]> = objects
+        .iter()
+        .map(|o| {
+            [
+                o.name.clone(),
+                o.kind.to_string(),
+                state(&o.state),
+                size(o.size),
+                creator(o),
+                if o.in_use {
+                    format!("in use by {}", pids(&o.attached))
+                } else {
+                    "unused".into()
+                },
+            ]
+        })
+        .collect();
+    let head = ["NAME", "KIND", "STATE", "SIZE", "CREATOR", "USE"];
+    let mut widths = head.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &[&str]| {
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                let _ = writeln!(out, "{c}");
+            } else {
+                let pad = w - c.chars().count();
+                let _ = write!(out, "{c}{}  ", " ".repeat(pad));
+            }
+        }
+    };
+    line(&mut out, &head);
+    for r in &rows {
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        line(&mut out, &cells);
+    }
+    let unused = objects.iter().filter(|o| !o.in_use).count();
+    let _ = writeln!(
+        out,
+        "{} object{}, {unused} unused (`shmkit clean` removes those)",
+        objects.len(),
+        if objects.len() == 1 { "" } else { "s" }
+    );
+    out
+}
+
+/// The `inspect` page.
+pub fn details(o: &ObjectInfo) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "name:      {}", o.name);
+    let _ = writeln!(out, "kind:      {}", o.kind);
+    let _ = writeln!(out, "state:     {}", state(&o.state));
+    let _ = writeln!(out, "size:      {} ({} bytes)", size(o.size), o.size);
+    let _ = writeln!(out, "layout:    {:#018x}", o.layout.to_raw());
+    let _ = writeln!(out, "creator:   {} (as its header claims)", creator(o));
+    let _ = writeln!(
+        out,
+        "in use:    {}",
+        if o.in_use {
+            "yes (a live process has it open: its lock on the file says so)"
+        } else {
+            "no (no live process has it open)"
+        }
+    );
+    let _ = writeln!(out, "handles:   {}", pids(&o.attached));
+    out
+}

@@ -1,0 +1,184 @@
+//! The `shmkit` command against live, dead-owner, foreign and corrupted
+//! objects: what it prints and how it exits.
+
+use shmkit::Region;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+
+shmkit::process_test_support!();
+
+fn name(tag: &str) -> String {
+    format!("/shmkit-cli-test-{}-{tag}", std::process::id())
+}
+
+fn path(name: &str) -> String {
+    format!("/dev/shm{name}")
+}
+
+fn shmkit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shmkit"))
+        .args(args)
+        .output()
+        .expect("run shmkit")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A child that creates `name`, keeps it, and dies by abort: a crashed
+/// owner's leftover.
+fn create_and_crash(name: String) {
+    let mut r = Region::create(&name, 4096).unwrap();
+    r.keep();
+    std::process::abort();
+}
+
+#[test]
+fn a_live_object_is_listed_in_use_inspected_and_never_cleaned() {
+    let n = name("live");
+    let r = Region::create(&n, 8192).unwrap();
+    let me = std::process::id().to_string();
+
+    let ls = shmkit(&["ls"]);
+    assert!(ls.status.success(), "{}", stderr(&ls));
+    let line = stdout(&ls)
+        .lines()
+        .find(|l| l.starts_with(&n))
+        .map(str::to_owned);
+    let line = line.expect("listed");
+    assert!(line.contains("region") && line.contains("ready"), "{line}");
+    assert!(line.contains(&format!("in use by {me}")), "{line}");
+
+    let json = shmkit(&["ls", "--json"]);
+    let text = stdout(&json);
+    assert!(
+        text.starts_with('[') && text.trim_end().ends_with(']'),
+        "{text}"
+    );
+    assert!(text.contains(&format!("\"name\":\"{n}\"")), "{text}");
+    assert!(text.contains("\"in_use\":true"), "{text}");
+
+    // Without the leading slash too.
+    let page = shmkit(&["inspect", &n[1..]]);
+    assert!(page.status.success(), "{}", stderr(&page));
+    let page = stdout(&page);
+    assert!(page.contains("kind:      region"), "{page}");
+    assert!(page.contains("in use:    yes"), "{page}");
+    assert!(page.contains(&me), "{page}");
+
+    for args in [vec!["clean", "--dry-run", &n], vec!["clean", &n]] {
+        let out = shmkit(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("kept     {n}")),
+            "{}",
+            stdout(&out)
+        );
+    }
+    assert!(std::path::Path::new(&path(&n)).exists());
+    drop(r);
+}
+
+#[test]
+fn a_crashed_owners_object_shows_unused_and_is_cleaned() {
+    let n = name("crashed");
+    let child = shmkit::process::spawn(create_and_crash, n.clone()).unwrap();
+    assert!(child.join().is_err(), "the child aborts");
+
+    let ls = stdout(&shmkit(&["ls"]));
+    let line = ls.lines().find(|l| l.starts_with(&n)).expect("listed");
+    assert!(line.contains("unused") && line.contains("(gone)"), "{line}");
+
+    let dry = shmkit(&["clean", "--dry-run", &n]);
+    assert!(dry.status.success());
+    assert!(
+        stdout(&dry).contains(&format!("would remove {n}")),
+        "{}",
+        stdout(&dry)
+    );
+    assert!(
+        std::path::Path::new(&path(&n)).exists(),
+        "a dry run removes nothing"
+    );
+
+    let clean = shmkit(&["clean", &n]);
+    assert!(clean.status.success(), "{}", stderr(&clean));
+    assert!(
+        stdout(&clean).contains(&format!("removed  {n}")),
+        "{}",
+        stdout(&clean)
+    );
+    assert!(!std::path::Path::new(&path(&n)).exists());
+
+    let gone = shmkit(&["inspect", &n]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        stderr(&gone).contains("no shared memory region"),
+        "{}",
+        stderr(&gone)
+    );
+}
+
+#[test]
+fn foreign_files_bad_names_and_symlinks_are_refused_without_a_panic() {
+    let n = name("foreign");
+    std::fs::write(path(&n), b"not a shmkit object at all, just bytes").unwrap();
+    std::fs::set_permissions(path(&n), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = shmkit(&["inspect", &n]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("shmkit"), "{}", stderr(&out));
+    assert!(!stdout(&shmkit(&["ls"])).contains(&n), "not listed");
+    let clean = shmkit(&["clean", &n]);
+    assert_eq!(clean.status.code(), Some(1));
+    assert!(std::path::Path::new(&path(&n)).exists(), "never removed");
+    std::fs::remove_file(path(&n)).unwrap();
+
+    let link = name("link");
+    std::os::unix::fs::symlink("/etc/passwd", path(&link)).unwrap();
+    let out = shmkit(&["inspect", &link]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    std::fs::remove_file(path(&link)).unwrap();
+
+    for bad in ["a/b", "", "/../../etc/passwd", &"x".repeat(300)] {
+        let out = shmkit(&["inspect", bad]);
+        assert_eq!(out.status.code(), Some(1), "{bad:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+    // A usage error is 2.
+    assert_eq!(shmkit(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn a_corrupted_header_is_reported_with_exit_code_3() {
+    let n = name("corrupt");
+    let mut r = Region::create(&n, 4096).unwrap();
+    r.keep();
+    drop(r);
+    // The layout id, covered by the header's checksum.
+    let mut bytes = std::fs::read(path(&n)).unwrap();
+    bytes[16] ^= 0xff;
+    std::fs::write(path(&n), &bytes).unwrap();
+
+    let out = shmkit(&["inspect", &n]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("corrupted: header checksum"),
+        "{}",
+        stdout(&out)
+    );
+    let json = stdout(&shmkit(&["inspect", "--json", &n]));
+    assert!(json.contains("\"state\":\"corrupted\""), "{json}");
+    assert!(
+        stdout(&shmkit(&["ls"])).contains(&n),
+        "listed, as corrupted"
+    );
+    // Nobody has it open: it may be cleaned.
+    assert!(shmkit(&["clean", &n]).status.success());
+    assert!(!std::path::Path::new(&path(&n)).exists());
+}
