@@ -52,6 +52,19 @@ pub fn object(o: &ObjectInfo) -> String {
     )
 }
 
+/// A channel's state.
+pub fn channel(c: &shmkit::channel::ChannelInfo) -> String {
+    format!(
+        "{{\"capacity\":{},\"len\":{},\"max_message\":{},\"senders\":{},\"receivers\":{},\"inconsistent\":{}}}",
+        c.capacity,
+        c.len,
+        c.max_message.map_or("null".into(), |m| m.to_string()),
+        c.senders,
+        c.receivers,
+        c.inconsistent.map_or("null".into(), string),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

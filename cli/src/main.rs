@@ -18,7 +18,7 @@ mod json;
 mod show;
 
 use clap::{Parser, Subcommand};
-use shmkit::region::{self, ObjectInfo, ObjectState};
+use shmkit::region::{self, ObjectInfo, ObjectKind, ObjectState};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -99,15 +99,35 @@ fn ls(json: bool) -> Result<ExitCode, shmkit::Error> {
 }
 
 fn inspect(name: &str, json: bool) -> Result<ExitCode, shmkit::Error> {
-    let info = region::inspect(&full_name(name))?;
+    let name = full_name(name);
+    let info = region::inspect(&name)?;
+    let channel = match info.kind {
+        ObjectKind::SpscChannel | ObjectKind::MpmcChannel | ObjectKind::ByteChannel
+            if info.state == ObjectState::Ready =>
+        {
+            Some(shmkit::channel::inspect(&name)?)
+        }
+        _ => None,
+    };
     if json {
-        println!("{}", json::object(&info));
+        let mut text = json::object(&info);
+        if let Some(c) = &channel {
+            text.pop();
+            text.push_str(&format!(",\"channel\":{}}}", json::channel(c)));
+        }
+        println!("{text}");
     } else {
         print!("{}", show::details(&info));
+        if let Some(c) = &channel {
+            print!("{}", show::channel(c));
+        }
     }
-    Ok(match info.state {
-        ObjectState::Corrupted(_) => ExitCode::from(CORRUPTED),
-        _ => ExitCode::SUCCESS,
+    let corrupted = matches!(info.state, ObjectState::Corrupted(_))
+        || channel.as_ref().is_some_and(|c| c.inconsistent.is_some());
+    Ok(if corrupted {
+        ExitCode::from(CORRUPTED)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 

@@ -140,3 +140,26 @@ pub fn details(o: &ObjectInfo) -> String {
     let _ = writeln!(out, "handles:   {}", pids(&o.attached));
     out
 }
+
+/// The `inspect` section of a channel.
+pub fn channel(c: &shmkit::channel::ChannelInfo) -> String {
+    let mut out = String::new();
+    let unit = if c.max_message.is_some() {
+        "bytes"
+    } else {
+        "slots"
+    };
+    let _ = writeln!(out, "channel:   {} {unit}, {} queued", c.capacity, c.len);
+    if let Some(m) = c.max_message {
+        let _ = writeln!(out, "messages:  up to {m} bytes each");
+    }
+    let _ = writeln!(
+        out,
+        "ends:      {} sender handle(s), {} receiver handle(s) (as the tables count them)",
+        c.senders, c.receivers
+    );
+    if let Some(why) = c.inconsistent {
+        let _ = writeln!(out, "corrupted: {why}");
+    }
+    out
+}

@@ -182,3 +182,33 @@ fn a_corrupted_header_is_reported_with_exit_code_3() {
     assert!(shmkit(&["clean", &n]).status.success());
     assert!(!std::path::Path::new(&path(&n)).exists());
 }
+
+#[test]
+fn a_channels_fill_level_and_ends_are_shown() {
+    use shmkit::channel::{ByteSender, MpmcSender, Sender};
+    let (a, b, c) = (name("spsc"), name("mpmc"), name("bytes"));
+    let spsc = Sender::<u64>::create(&a, 16).unwrap();
+    spsc.try_send(1).unwrap();
+    spsc.try_send(2).unwrap();
+    let mpmc = MpmcSender::<[u8; 8]>::create(&b, 8).unwrap();
+    mpmc.try_send([0; 8]).unwrap();
+    let bytes = ByteSender::create(&c, 4096, 100).unwrap();
+    bytes.try_send(b"hello").unwrap();
+
+    let page = stdout(&shmkit(&["inspect", &a]));
+    assert!(page.contains("channel:   16 slots, 2 queued"), "{page}");
+    assert!(
+        page.contains("1 sender handle(s), 0 receiver handle(s)"),
+        "{page}"
+    );
+    let page = stdout(&shmkit(&["inspect", &b]));
+    assert!(page.contains("channel:   8 slots, 1 queued"), "{page}");
+    let out = shmkit(&["inspect", "--json", &c]);
+    assert!(out.status.success());
+    let json = stdout(&out);
+    assert!(
+        json.contains("\"channel\":{\"capacity\":4096,\"len\":16,\"max_message\":100"),
+        "{json}"
+    );
+    drop((spsc, mpmc, bytes));
+}

@@ -43,6 +43,7 @@ pub(crate) mod blocking;
 mod bytes;
 mod endpoint;
 mod error;
+mod inspect;
 mod iter;
 mod mpmc;
 mod side;
@@ -53,6 +54,7 @@ pub use error::{
     ByteSendError, ByteSendTimeoutError, ByteTrySendError, RecvError, RecvTimeoutError, SendError,
     SendTimeoutError, TryRecvError, TrySendError,
 };
+pub use inspect::{inspect, ChannelInfo};
 pub use iter::{IntoIter, Iter, Recv, TryIter};
 pub use mpmc::{mpmc_channel, MpmcReceiver, MpmcSender};
 pub use typed::{channel, Receiver, Sender};

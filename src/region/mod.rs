@@ -153,6 +153,7 @@ pub(crate) use handle::Spot;
 use handshake::names_object;
 pub use layout::LayoutId;
 pub use name::MAX_NAME_LEN;
+pub(crate) use objects::read_data;
 pub use objects::{inspect, list, remove_if_unused, sweep, ObjectInfo, ObjectKind, ObjectState};
 pub use options::{RegionOptions, DEFAULT_TIMEOUT};
 pub use participants::MAX_PARTICIPANTS;

@@ -231,6 +231,21 @@ fn inspect_named(name: &str) -> Result<Option<ObjectInfo>> {
     }))
 }
 
+/// Up to `len` bytes of the data of object `name` from `offset`, read
+/// with `pread` (nothing is mapped, no handle attached, nothing written):
+/// for tools that look inside an object without taking part in it. Fewer
+/// bytes if the file is shorter.
+pub(crate) fn read_data(name: &str, offset: usize, len: usize) -> Result<Vec<u8>> {
+    super::name::validate(name)?;
+    let fd = sys::fd::shm_open(name)?;
+    check_owner(fd.as_fd())?;
+    let mut buf = vec![0u8; len];
+    let start = (DATA_OFFSET as u64).saturating_add(offset as u64);
+    let n = shmdir::read_at(fd.as_fd(), &mut buf, start)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
 /// Whether a header's bytes are all zero: a creator that has not written
 /// it yet (or died first), not a foreign file.
 fn blank(head: &[u8]) -> bool {

@@ -1,0 +1,101 @@
+//! [`inspect`]: what a channel's shared memory says, read from outside.
+
+use super::blocking::RING_OFFSET;
+use crate::error::{Error, Result};
+use crate::region::{self, ObjectKind, ObjectState};
+
+/// A channel as its shared memory describes it, read without attaching
+/// to it or changing anything (see [`inspect`]). Every number is what the
+/// memory claims, checked only for being possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelInfo {
+    /// SPSC, MPMC or byte channel.
+    pub kind: ObjectKind,
+    /// Slots (typed channels) or buffer bytes (byte channels).
+    pub capacity: u64,
+    /// Values queued (typed), or bytes queued, frame headers included
+    /// (byte channels).
+    pub len: u64,
+    /// The largest message (byte channels).
+    pub max_message: Option<u64>,
+    /// Sender handles attached, as the senders' table counts them.
+    pub senders: u32,
+    /// Receiver handles attached, as the receivers' table counts them.
+    pub receivers: u32,
+    /// What does not add up (indices that cannot be), if anything.
+    pub inconsistent: Option<&'static str>,
+}
+
+/// Reads channel `name` from outside: its ring's capacity and fill level
+/// and how many handles each end has, without mapping it or attaching a
+/// handle (`pread` of its file). For tools (`shmkit inspect`) and health
+/// checks.
+///
+/// Fails as [`region::inspect`] does for a bad name, a foreign file or
+/// another user's object, and with [`Error::LayoutMismatch`] for an object
+/// that is not a channel (or not ready).
+///
+/// ```
+/// use shmkit::channel::{self, Sender};
+/// # let name = format!("/shmkit-doc-chan-inspect-{}", std::process::id());
+/// let tx = Sender::<u64>::create(&name, 64)?;
+/// tx.try_send(7)?;
+/// let info = channel::inspect(&name)?;
+/// assert_eq!((info.capacity, info.len, info.senders, info.receivers), (64, 1, 1, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn inspect(name: &str) -> Result<ChannelInfo> {
+    let info = region::inspect(name)?;
+    let not_a_channel = Error::LayoutMismatch {
+        found: info.layout.to_raw(),
+        expected: 0,
+    };
+    if info.state != ObjectState::Ready {
+        return Err(not_a_channel);
+    }
+    let (cap_at, head_at, tail_at) = match info.kind {
+        // SPSC: head (consumer) at 128, tail (producer) at 256.
+        ObjectKind::SpscChannel => (8, 128, 256),
+        // MPMC: enqueue at 128, dequeue at 256.
+        ObjectKind::MpmcChannel => (8, 256, 128),
+        // Byte ring: prod at 128, cons at 256.
+        ObjectKind::ByteChannel => (8, 256, 128),
+        _ => return Err(not_a_channel),
+    };
+    let bytes = region::read_data(name, 0, RING_OFFSET + 384)?;
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or_default()))
+    };
+    let u64_at = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
+    };
+    // The channel header: senders' table at 256, receivers' at 512, each
+    // with its count at +4.
+    let senders = u32_at(256 + 4);
+    let receivers = u32_at(512 + 4);
+    let ring = RING_OFFSET;
+    let capacity = u64_at(ring + cap_at);
+    let (head, tail) = (u64_at(ring + head_at), u64_at(ring + tail_at));
+    let used = tail.wrapping_sub(head);
+    let mut inconsistent = None;
+    if bytes.len() < ring + 384 {
+        inconsistent = Some("the file ends inside the ring's header");
+    } else if used > capacity {
+        inconsistent = Some("the ring's indices are further apart than its capacity");
+    }
+    let max_message = (info.kind == ObjectKind::ByteChannel).then(|| u64_at(ring + 16));
+    Ok(ChannelInfo {
+        kind: info.kind,
+        capacity,
+        len: used.min(capacity),
+        max_message,
+        senders,
+        receivers,
+        inconsistent,
+    })
+}
