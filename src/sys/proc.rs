@@ -131,19 +131,9 @@ pub(crate) fn exe_identity() -> io::Result<(u64, u64)> {
     Ok((st.st_dev, st.st_ino))
 }
 
-/// Reads up to `buf.len()` bytes at `offset`, retrying short reads; returns
-/// how many were read (fewer at end of file).
+/// Reads up to `buf.len()` bytes at `offset` (fewer at end of file).
 pub(crate) fn read_full_at(fd: impl AsFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match rustix::io::pread(fd.as_fd(), &mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(done)
+    super::shmdir::read_at(fd.as_fd(), buf, offset).map_err(io::Error::other)
 }
 
 /// Writes all of `buf` at `offset`.
