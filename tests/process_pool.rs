@@ -532,3 +532,34 @@ mod shared_blocks {
         ));
     }
 }
+
+fn reversed(v: Vec<u8>) -> Vec<u8> {
+    let mut v = v;
+    v.reverse();
+    v.extend_from_slice(&[7; 1 << 20]);
+    v
+}
+
+#[test]
+fn messages_larger_than_the_rings_cross_whole_both_ways() {
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .ring_bytes(64 << 10)
+        .build()
+        .unwrap();
+    let arg: Vec<u8> = (0..(3 << 20)).map(|i| (i % 253) as u8).collect();
+    let mut want = arg.clone();
+    want.reverse();
+    want.extend_from_slice(&[7; 1 << 20]);
+    let started = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(pool.apply(reversed, arg.clone()).unwrap(), want);
+    }
+    // A piece at a time through a 64 KiB ring, 200 pieces each way: no
+    // sleep per piece (a generous bound, not a benchmark).
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}

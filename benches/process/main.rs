@@ -11,6 +11,11 @@
 //!    start method); and one `process::spawn(f).join()` (a child for one
 //!    call).
 //!
+//! 4. **a large argument**: one task given 16 MiB and returning its
+//!    checksum, as a `Vec<u8>` (copied into the worker's ring in pieces)
+//!    and as `SharedBytes` (a block of the pool's shared memory, written
+//!    once and read in place), beside one `memcpy` of 16 MiB.
+//!
 //! The ratio column is each row's p50 over Python's: `× Python` for
 //! throughput (higher is better), the fraction of Python's time for round
 //! trips (lower is better). Goals (issue 13): throughput at least 10×
@@ -18,14 +23,15 @@
 //!
 //! Run: `cargo bench --bench process` (about 30 s). Quick:
 //! `SHMKIT_BENCH_QUICK=1 cargo bench --bench process`; sections:
-//! `-- map`, `-- apply`, `-- spawn`.
+//! `-- map`, `-- apply`, `-- spawn`, `-- large`.
 
 #![allow(clippy::disallowed_types)] // std's atomics in the shared harness
 
 #[path = "../support/mod.rs"]
 mod support;
 
-use shmkit::process::{self, ProcessPool, Shutdown};
+use shmkit::pool::PoolConfig;
+use shmkit::process::{self, ProcessPool, SharedBytes, Shutdown};
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::Instant;
@@ -52,7 +58,7 @@ fn main() {
     let clock = support::RunClock::start();
     let mode = Mode::detect();
     let machine = support::Machine::probe();
-    let sections = Selection::from_args(&["map", "apply", "spawn"]);
+    let sections = Selection::from_args(&["map", "apply", "spawn", "large"]);
     support::print_banner("shmkit process pool benchmark", mode, &machine);
     let plan = Plan {
         tasks: if mode.is_quick() { 100_000 } else { 1_000_000 },
@@ -134,6 +140,27 @@ fn main() {
         table.row("shmkit process::spawn(f).join()", one, Unit::Ms);
         table.print();
     }
+    if sections.runs("large") {
+        support::progress("a 16 MiB argument, copied and shared");
+        let (copy, vec, shared) = large_argument(&plan);
+        let mut table = Table::new(
+            "\na 16 MiB argument to one task, round trip (ratio: × one memcpy of 16 MiB)"
+                .to_string(),
+        );
+        table.set_ratio_label("× memcpy");
+        table.floor("memcpy of 16 MiB in this process", copy, Unit::Us);
+        table.row(
+            "shmkit apply(f, Vec<u8>): copied through the ring",
+            vec,
+            Unit::Us,
+        );
+        table.row(
+            "shmkit apply(f, SharedBytes): read in place",
+            shared,
+            Unit::Us,
+        );
+        table.print();
+    }
     for g in goals {
         println!("{g}");
     }
@@ -205,6 +232,53 @@ fn spawn_to_first(plan: &Plan) -> (Stats, Stats) {
     (
         Stats::from_samples(&mut pools),
         Stats::from_samples(&mut ones),
+    )
+}
+
+fn byte_sum(v: Vec<u8>) -> u64 {
+    v.iter().step_by(4096).map(|b| u64::from(*b)).sum()
+}
+
+fn shared_sum(v: SharedBytes) -> u64 {
+    v.iter().step_by(4096).map(|b| u64::from(*b)).sum()
+}
+
+fn large_argument(plan: &Plan) -> (Stats, Stats, Stats) {
+    const LEN: usize = 16 << 20;
+    let rounds = plan.spawns.max(10);
+    let pool = ProcessPool::builder()
+        .workers(2)
+        .shared_blocks(PoolConfig::new().class(LEN, 4))
+        .build()
+        .expect("a pool with shared blocks");
+    let data = vec![1u8; LEN];
+    let expected = byte_sum(data.clone());
+    let mut sink = vec![0u8; LEN];
+    let (mut copies, mut vecs, mut shareds) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        sink.copy_from_slice(&data);
+        std::hint::black_box(&sink);
+        copies.push(t.elapsed().as_nanos() as f64);
+
+        let t = Instant::now();
+        assert_eq!(pool.apply(byte_sum, data.clone()).expect("apply"), expected);
+        vecs.push(t.elapsed().as_nanos() as f64);
+
+        let t = Instant::now();
+        let mut loan = pool.loan_bytes(LEN).expect("a block");
+        loan.fill(1);
+        assert_eq!(
+            pool.apply(shared_sum, loan.share()).expect("apply"),
+            expected
+        );
+        shareds.push(t.elapsed().as_nanos() as f64);
+    }
+    pool.shutdown(Shutdown::Wait);
+    (
+        Stats::from_samples(&mut copies),
+        Stats::from_samples(&mut vecs),
+        Stats::from_samples(&mut shareds),
     )
 }
 

@@ -118,11 +118,22 @@ pub(crate) const SPIN_BUDGET: Duration = if cfg!(shmkit_loom) {
 /// The clocked tail of [`spin_for`]: retries until [`SPIN_BUDGET`] has
 /// passed, reading the clock once per 32 attempts.
 #[cold]
-fn spin_on<R>(mut attempt: impl FnMut() -> Option<R>) -> Option<R> {
+fn spin_on<R>(attempt: impl FnMut() -> Option<R>) -> Option<R> {
+    spin_within(SPIN_BUDGET, attempt)
+}
+
+/// Retries `attempt` for `budget` (nothing under loom), reading the clock
+/// once per 32 attempts and yielding the CPU between rounds: for a wait
+/// whose other side is known to be at work (the rest of a message on its
+/// way), where a sleep would cost a wake-up per piece.
+pub(crate) fn spin_within<R>(
+    budget: Duration,
+    mut attempt: impl FnMut() -> Option<R>,
+) -> Option<R> {
     if SPIN_BUDGET.is_zero() {
         return None;
     }
-    let end = Instant::now() + SPIN_BUDGET;
+    let end = Instant::now() + budget;
     loop {
         for _ in 0..32 {
             spin_loop();

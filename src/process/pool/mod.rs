@@ -16,7 +16,7 @@ use crate::primitive::Ordering;
 use crate::process::shared::{self, BlockPool, BytesLoan, LoanBytesError};
 use crate::region::{ObjectKind, Region, RegionOptions};
 use crate::ring::bytes::{max_message_for, ByteRing};
-use crate::sync::wait::{expired, spin_for};
+use crate::sync::wait::{expired, spin_for, spin_within};
 use state::{Job, Spawner, State, Worker, LIVENESS_INTERVAL};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -177,18 +177,24 @@ impl Shared {
     ) -> Option<T> {
         loop {
             let seen = state::rung(self.doorbell);
-            {
+            let mid_message = {
                 let mut st = self.lock();
                 st.pump(&self.spawner());
                 if let Some(t) = check(&mut st) {
                     return Some(t);
                 }
-            }
+                st.mid_message()
+            };
             if expired(deadline) {
                 return None;
             }
             let rang = || (state::rung(self.doorbell) != seen).then_some(());
-            if spin_for(rang).is_none() {
+            let spun = spin_for(rang).or_else(|| {
+                mid_message
+                    .then(|| spin_within(worker::MID_MESSAGE_SPIN, rang))
+                    .flatten()
+            });
+            if spun.is_none() {
                 let slice = Instant::now() + LIVENESS_INTERVAL;
                 let until = deadline.map_or(slice, |d| d.min(slice));
                 self.doorbell.signal.wait_deadline(Some(until), rang);

@@ -145,6 +145,11 @@ impl Worker {
         self.inflight.len()
     }
 
+    /// Whether a message to or from it is half through its ring.
+    fn mid_message(&self) -> bool {
+        self.sending.sent != 0 || self.asm.in_message()
+    }
+
     /// Whether it may be given another job now.
     fn takes_more(&self, prefetch: usize) -> bool {
         !self.retiring && !self.stopping && self.inflight.len() < prefetch
@@ -248,6 +253,12 @@ impl State {
         id
     }
 
+    /// Whether a message larger than a ring is half way to or from a
+    /// worker (its other side is at work on it now).
+    pub(crate) fn mid_message(&self) -> bool {
+        self.workers.iter().flatten().any(Worker::mid_message)
+    }
+
     /// Whether any job is queued or out with a worker.
     pub(crate) fn busy(&self) -> bool {
         !self.pending.is_empty() || self.workers.iter().flatten().any(|w| w.load() > 0)
@@ -278,7 +289,9 @@ impl State {
     /// Reads every whole message worker `i` has sent.
     fn collect(&mut self, i: usize) {
         let mut fault = None;
-        let mut popped = false;
+        let Some(before) = self.workers[i].as_ref().map(|w| w.results.index()) else {
+            return;
+        };
         loop {
             let Some(w) = self.workers[i].as_mut() else {
                 return;
@@ -294,7 +307,6 @@ impl State {
             if !whole {
                 break;
             }
-            popped = true;
             let Some((h, rest)) = MsgHeader::split(w.asm.message()) else {
                 fault = Some("message shorter than its header");
                 break;
@@ -352,8 +364,10 @@ impl State {
                 }
             }
         }
-        if popped {
-            if let Some(w) = self.workers[i].as_ref() {
+        // Room freed (part of a message counts: the worker may wait to
+        // send the rest of one larger than the ring).
+        if let Some(w) = self.workers[i].as_ref() {
+            if w.results.index() != before {
                 w.header.results_room.notify();
             }
         }

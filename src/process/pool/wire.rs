@@ -274,6 +274,11 @@ impl Assembler {
         }
     }
 
+    /// Whether part of a message has come and the rest has not.
+    pub(crate) fn in_message(&self) -> bool {
+        self.open
+    }
+
     /// The message the last `Ok(true)` of [`poll`](Self::poll) completed.
     pub(crate) fn message(&self) -> &[u8] {
         &self.buf

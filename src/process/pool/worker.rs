@@ -12,7 +12,12 @@ use crate::process::shared::{collect, Attached, BlockPool, MAX_WORKERS};
 use crate::process::worker::{catch, EXIT_BAD_SETUP};
 use crate::region::{Region, RegionOptions};
 use crate::ring::bytes::ByteRing;
-use crate::sync::wait::spin_for;
+use crate::sync::wait::{spin_for, spin_within};
+use std::time::Duration;
+
+/// How long a side spins for the rest of a message larger than a ring
+/// before it sleeps.
+pub(crate) const MID_MESSAGE_SPIN: Duration = Duration::from_millis(2);
 use std::os::fd::OwnedFd;
 
 /// Runs the `count` items encoded in `input` through the function at `f`,
@@ -125,21 +130,40 @@ impl Link {
     /// Waits until `asm` holds the next whole message.
     fn receive(&mut self, asm: &mut Assembler) -> Result<(), &'static str> {
         let tasks = &mut self.tasks;
-        let mut attempt = || match asm.poll(tasks) {
-            Ok(true) => Some(Ok(())),
-            Ok(false) => None,
-            Err(e) => Some(Err(e)),
+        let doorbell = self.doorbell;
+        let mid = std::cell::Cell::new(false);
+        let mut attempt = || {
+            let before = tasks.index();
+            let got = asm.poll(tasks);
+            mid.set(asm.in_message());
+            match got {
+                Ok(true) => Some(Ok(())),
+                Ok(false) => {
+                    if tasks.index() != before {
+                        // Part of a message larger than the ring came in:
+                        // tell the parent there is room for the rest.
+                        doorbell.rung.fetch_add(1, Ordering::Release);
+                        doorbell.signal.notify();
+                    }
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            }
         };
-        match attempt() {
-            Some(r) => r,
-            None => match spin_for(&mut attempt) {
-                Some(r) => r,
-                None => self
-                    .header
-                    .tasks_ready
-                    .wait_deadline(None, attempt)
-                    .unwrap_or(Err("woke without a message")),
-            },
+        loop {
+            if let Some(r) = attempt().or_else(|| spin_for(&mut attempt)) {
+                return r;
+            }
+            // Mid-message the parent is sending the rest: keep looking
+            // rather than sleep through each piece.
+            if mid.get() {
+                if let Some(r) = spin_within(MID_MESSAGE_SPIN, &mut attempt) {
+                    return r;
+                }
+            }
+            if let Some(r) = self.header.tasks_ready.wait_deadline(None, &mut attempt) {
+                return r;
+            }
         }
     }
 
