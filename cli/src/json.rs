@@ -65,6 +65,33 @@ pub fn channel(c: &shmkit::channel::ChannelInfo) -> String {
     )
 }
 
+/// A publish/subscribe service's state.
+pub fn service(s: &shmkit::pubsub::ServiceInfo) -> String {
+    let pool = match &s.pool {
+        Err(why) => format!("{{\"corrupted\":{}}}", string(why)),
+        Ok(p) => array(p.classes.iter().map(|c| {
+            let held = array(
+                c.held_by
+                    .iter()
+                    .map(|(bit, n)| format!("{{\"bit\":{bit},\"blocks\":{n}}}")),
+            );
+            format!(
+                "{{\"block_size\":{},\"blocks\":{},\"free\":{},\"lent\":{},\"shared\":{},\"corrupted\":{},\"held_by\":{held}}}",
+                c.block_size, c.blocks, c.free, c.lent, c.shared, c.corrupted
+            )
+        })),
+    };
+    format!(
+        "{{\"publisher\":{},\"max_subscribers\":{},\"present\":{},\"next_seq\":{},\"queue_capacity\":{},\"history\":{},\"pool\":{pool}}}",
+        s.publisher,
+        s.max_subscribers,
+        array(s.present.iter().map(usize::to_string)),
+        s.next_seq,
+        s.queue_capacity,
+        s.history,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

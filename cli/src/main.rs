@@ -109,11 +109,21 @@ fn inspect(name: &str, json: bool) -> Result<ExitCode, shmkit::Error> {
         }
         _ => None,
     };
+    let service = match info.kind {
+        ObjectKind::PubSub if info.state == ObjectState::Ready => {
+            Some(shmkit::pubsub::inspect(&name)?)
+        }
+        _ => None,
+    };
     if json {
         let mut text = json::object(&info);
         if let Some(c) = &channel {
             text.pop();
             text.push_str(&format!(",\"channel\":{}}}", json::channel(c)));
+        }
+        if let Some(s) = &service {
+            text.pop();
+            text.push_str(&format!(",\"service\":{}}}", json::service(s)));
         }
         println!("{text}");
     } else {
@@ -121,9 +131,17 @@ fn inspect(name: &str, json: bool) -> Result<ExitCode, shmkit::Error> {
         if let Some(c) = &channel {
             print!("{}", show::channel(c));
         }
+        if let Some(s) = &service {
+            print!("{}", show::service(s));
+        }
     }
     let corrupted = matches!(info.state, ObjectState::Corrupted(_))
-        || channel.as_ref().is_some_and(|c| c.inconsistent.is_some());
+        || channel.as_ref().is_some_and(|c| c.inconsistent.is_some())
+        || service.as_ref().is_some_and(|s| {
+            s.pool
+                .as_ref()
+                .map_or(true, |p| p.classes.iter().any(|c| c.corrupted > 0))
+        });
     Ok(if corrupted {
         ExitCode::from(CORRUPTED)
     } else {

@@ -163,3 +163,63 @@ pub fn channel(c: &shmkit::channel::ChannelInfo) -> String {
     }
     out
 }
+
+/// The `inspect` section of a publish/subscribe service.
+pub fn service(s: &shmkit::pubsub::ServiceInfo) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "publisher: {}",
+        if s.publisher { "attached" } else { "none" }
+    );
+    let _ = writeln!(
+        out,
+        "receivers: {} of {} subscriber entries present {:?}",
+        s.present.len(),
+        s.max_subscribers,
+        s.present
+    );
+    let _ = writeln!(
+        out,
+        "stream:    next sequence {}, queues of {}, history {}",
+        s.next_seq, s.queue_capacity, s.history
+    );
+    match &s.pool {
+        Err(why) => {
+            let _ = writeln!(out, "corrupted: pool: {why}");
+        }
+        Ok(p) => {
+            for (i, c) in p.classes.iter().enumerate() {
+                let held: Vec<String> = c
+                    .held_by
+                    .iter()
+                    .map(|(bit, n)| match bit {
+                        63 => format!("publisher {n}"),
+                        62 => format!("history {n}"),
+                        b => format!("subscriber {b}: {n}"),
+                    })
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "pool [{i}]:  {} blocks of {}: {} free, {} lent, {} shared{}{}",
+                    c.blocks,
+                    size(c.block_size),
+                    c.free,
+                    c.lent,
+                    c.shared,
+                    if held.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", held.join(", "))
+                    },
+                    if c.corrupted > 0 {
+                        format!(", {} corrupted", c.corrupted)
+                    } else {
+                        String::new()
+                    },
+                );
+            }
+        }
+    }
+    out
+}

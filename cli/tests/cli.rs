@@ -212,3 +212,34 @@ fn a_channels_fill_level_and_ends_are_shown() {
     );
     drop((spsc, mpmc, bytes));
 }
+
+#[test]
+fn a_services_subscribers_and_pool_usage_are_shown() {
+    use shmkit::pool::PoolConfig;
+    use shmkit::pubsub::{Publisher, ServiceConfig, Subscriber};
+    let n = name("pubsub");
+    let config = ServiceConfig::new(PoolConfig::new().class(256, 32));
+    let publisher = Publisher::create(&n, &config).unwrap();
+    let sub = Subscriber::open(&n).unwrap();
+    for _ in 0..3 {
+        publisher.send_copy(b"frame").unwrap();
+    }
+    let held = sub.try_recv().unwrap();
+    let out = shmkit(&["inspect", &n]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = stdout(&out);
+    assert!(page.contains("publisher: attached"), "{page}");
+    assert!(
+        page.contains("receivers: 1 of 8 subscriber entries present [0]"),
+        "{page}"
+    );
+    assert!(page.contains("next sequence 3"), "{page}");
+    assert!(
+        page.contains("32 blocks of 256 B: 29 free, 0 lent, 3 shared (subscriber 0: 3)"),
+        "{page}"
+    );
+    let json = stdout(&shmkit(&["inspect", "--json", &n]));
+    assert!(json.contains("\"service\":{\"publisher\":true"), "{json}");
+    drop(held);
+    drop((sub, publisher));
+}

@@ -175,12 +175,14 @@ mod release;
 pub(crate) mod shared;
 pub(crate) mod state;
 mod take;
+pub(crate) mod usage;
 pub(crate) mod wire;
 
 pub use config::{PoolConfig, BLOCK_ALIGN, MAX_BLOCKS, MAX_CLASSES};
 pub use error::{Corrupted, LoanError, LoanTimeoutError, ReleaseError};
 pub use heap::HeapPool;
 pub use loan::{BlockRef, Loan, TypedLoan};
+pub use usage::{ClassUsage, PoolUsage};
 
 use crate::blocks::{CachePadded, ShmSafe, Signal};
 use crate::error::{Error, Result};

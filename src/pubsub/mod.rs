@@ -221,6 +221,7 @@
 pub(crate) mod config;
 mod error;
 mod history;
+mod inspect;
 mod publisher;
 mod service;
 mod subscriber;
@@ -231,6 +232,7 @@ pub use error::{
     RecvError, RecvTimeoutError, SendCopyError, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
 };
+pub use inspect::{inspect, ServiceInfo};
 pub use publisher::{Publisher, SampleMut};
 pub use subscriber::{Sample, Subscriber};
 pub use wire::{Descriptor, MAX_SUBSCRIBERS};
