@@ -65,9 +65,9 @@ pub fn channel(c: &shmkit::channel::ChannelInfo) -> String {
     )
 }
 
-/// A publish/subscribe service's state.
-pub fn service(s: &shmkit::pubsub::ServiceInfo) -> String {
-    let pool = match &s.pool {
+/// A service's pool.
+fn pool(pool: &Result<shmkit::pool::PoolUsage, &'static str>) -> String {
+    match pool {
         Err(why) => format!("{{\"corrupted\":{}}}", string(why)),
         Ok(p) => array(p.classes.iter().map(|c| {
             let held = array(
@@ -80,7 +80,24 @@ pub fn service(s: &shmkit::pubsub::ServiceInfo) -> String {
                 c.block_size, c.blocks, c.free, c.lent, c.shared, c.corrupted
             )
         })),
-    };
+    }
+}
+
+/// A request/response service's state.
+pub fn reqresp(s: &shmkit::reqresp::ServiceInfo) -> String {
+    format!(
+        "{{\"server\":{},\"max_clients\":{},\"clients\":{},\"queue_capacity\":{},\"pool\":{}}}",
+        s.server,
+        s.max_clients,
+        array(s.clients.iter().map(usize::to_string)),
+        s.queue_capacity,
+        pool(&s.pool),
+    )
+}
+
+/// A publish/subscribe service's state.
+pub fn service(s: &shmkit::pubsub::ServiceInfo) -> String {
+    let pool = pool(&s.pool);
     format!(
         "{{\"publisher\":{},\"max_subscribers\":{},\"present\":{},\"next_seq\":{},\"queue_capacity\":{},\"history\":{},\"pool\":{pool}}}",
         s.publisher,

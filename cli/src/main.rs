@@ -109,10 +109,13 @@ fn inspect(name: &str, json: bool) -> Result<ExitCode, shmkit::Error> {
         }
         _ => None,
     };
+    let ready = info.state == ObjectState::Ready;
     let service = match info.kind {
-        ObjectKind::PubSub if info.state == ObjectState::Ready => {
-            Some(shmkit::pubsub::inspect(&name)?)
-        }
+        ObjectKind::PubSub if ready => Some(shmkit::pubsub::inspect(&name)?),
+        _ => None,
+    };
+    let reqresp = match info.kind {
+        ObjectKind::ReqResp if ready => Some(shmkit::reqresp::inspect(&name)?),
         _ => None,
     };
     if json {
@@ -125,6 +128,10 @@ fn inspect(name: &str, json: bool) -> Result<ExitCode, shmkit::Error> {
             text.pop();
             text.push_str(&format!(",\"service\":{}}}", json::service(s)));
         }
+        if let Some(s) = &reqresp {
+            text.pop();
+            text.push_str(&format!(",\"service\":{}}}", json::reqresp(s)));
+        }
         println!("{text}");
     } else {
         print!("{}", show::details(&info));
@@ -134,14 +141,18 @@ fn inspect(name: &str, json: bool) -> Result<ExitCode, shmkit::Error> {
         if let Some(s) = &service {
             print!("{}", show::service(s));
         }
+        if let Some(s) = &reqresp {
+            print!("{}", show::reqresp(s));
+        }
     }
     let corrupted = matches!(info.state, ObjectState::Corrupted(_))
         || channel.as_ref().is_some_and(|c| c.inconsistent.is_some())
-        || service.as_ref().is_some_and(|s| {
-            s.pool
-                .as_ref()
-                .map_or(true, |p| p.classes.iter().any(|c| c.corrupted > 0))
-        });
+        || service
+            .as_ref()
+            .is_some_and(|s| show::pool_corrupted(&s.pool))
+        || reqresp
+            .as_ref()
+            .is_some_and(|s| show::pool_corrupted(&s.pool));
     Ok(if corrupted {
         ExitCode::from(CORRUPTED)
     } else {

@@ -184,7 +184,51 @@ pub fn service(s: &shmkit::pubsub::ServiceInfo) -> String {
         "stream:    next sequence {}, queues of {}, history {}",
         s.next_seq, s.queue_capacity, s.history
     );
-    match &s.pool {
+    out.push_str(&pool(&s.pool, |bit| match bit {
+        63 => "publisher".into(),
+        62 => "history".into(),
+        b => format!("subscriber {b}:"),
+    }));
+    out
+}
+
+/// The `inspect` section of a request/response service.
+pub fn reqresp(s: &shmkit::reqresp::ServiceInfo) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "server:    {}",
+        if s.server { "attached" } else { "none" }
+    );
+    let _ = writeln!(
+        out,
+        "clients:   {} of {} entries taken {:?}, queues of {}",
+        s.clients.len(),
+        s.max_clients,
+        s.clients,
+        s.queue_capacity
+    );
+    out.push_str(&pool(&s.pool, |bit| match bit {
+        62 => "server".into(),
+        b => format!("client {b}:"),
+    }));
+    out
+}
+
+/// Whether a service's pool reads as corrupted.
+pub fn pool_corrupted(pool: &Result<shmkit::pool::PoolUsage, &'static str>) -> bool {
+    pool.as_ref()
+        .map_or(true, |p| p.classes.iter().any(|c| c.corrupted > 0))
+}
+
+/// A pool's lines: each class's use, and who holds its shared blocks
+/// (`holder` names a bit).
+fn pool(
+    pool: &Result<shmkit::pool::PoolUsage, &'static str>,
+    holder: impl Fn(u8) -> String,
+) -> String {
+    let mut out = String::new();
+    match pool {
         Err(why) => {
             let _ = writeln!(out, "corrupted: pool: {why}");
         }
@@ -193,11 +237,7 @@ pub fn service(s: &shmkit::pubsub::ServiceInfo) -> String {
                 let held: Vec<String> = c
                     .held_by
                     .iter()
-                    .map(|(bit, n)| match bit {
-                        63 => format!("publisher {n}"),
-                        62 => format!("history {n}"),
-                        b => format!("subscriber {b}: {n}"),
-                    })
+                    .map(|(bit, n)| format!("{} {n}", holder(*bit)))
                     .collect();
                 let _ = writeln!(
                     out,

@@ -243,3 +243,17 @@ fn a_services_subscribers_and_pool_usage_are_shown() {
     drop(held);
     drop((sub, publisher));
 }
+
+#[test]
+fn a_request_response_services_server_and_clients_are_shown() {
+    use shmkit::pool::PoolConfig;
+    use shmkit::reqresp::{Client, Server, ServiceConfig};
+    let n = name("reqresp");
+    let server = Server::create(&n, &ServiceConfig::new(PoolConfig::new().class(128, 8))).unwrap();
+    let (a, b) = (Client::open(&n).unwrap(), Client::open(&n).unwrap());
+    let page = stdout(&shmkit(&["inspect", &n]));
+    assert!(page.contains("server:    attached"), "{page}");
+    assert!(page.contains("clients:   2 of"), "{page}");
+    assert!(page.contains("8 blocks of 128 B: 8 free"), "{page}");
+    drop((a, b, server));
+}

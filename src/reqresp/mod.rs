@@ -118,6 +118,7 @@
 mod client;
 pub(crate) mod config;
 mod error;
+mod inspect;
 mod server;
 mod service;
 pub(crate) mod wire;
@@ -129,6 +130,7 @@ pub use error::{
     ResponseTimeoutError, SendError, SendTimeoutError, TryFinishError, TryRecvError,
     TryRespondError, TryResponseError, TrySendError,
 };
+pub use inspect::{inspect, ServiceInfo};
 pub use server::{ActiveRequest, ResponseMut, Server};
 pub use wire::{Envelope, END, MAX_CLIENTS};
 
