@@ -95,6 +95,60 @@ fn main() -> ExitCode {
 
 type DemoResult = Result<(), Box<dyn std::error::Error>>;
 
+/// A progress bar on stderr for a step longer than a second (shown only
+/// when stderr is a terminal, so logs stay clean).
+struct Progress {
+    label: &'static str,
+    total: u64,
+    shown: u64,
+    on: bool,
+}
+
+impl Progress {
+    fn new(label: &'static str, total: u64) -> Self {
+        use std::io::IsTerminal;
+        let p = Self {
+            label,
+            total: total.max(1),
+            shown: u64::MAX,
+            on: std::io::stderr().is_terminal(),
+        };
+        p.draw(0);
+        p
+    }
+
+    /// Records `done` steps; redraws when the bar moves.
+    fn set(&mut self, done: u64) {
+        let tick = done * 40 / self.total;
+        if tick != self.shown {
+            self.shown = tick;
+            self.draw(done);
+        }
+    }
+
+    fn draw(&self, done: u64) {
+        if self.on {
+            let ticks = (done * 40 / self.total) as usize;
+            eprint!(
+                "\r  {} [{}{}] {:3}%",
+                self.label,
+                "#".repeat(ticks),
+                ".".repeat(40 - ticks),
+                done * 100 / self.total
+            );
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if self.on {
+            // Clear the line for what is printed next.
+            eprint!("\r{}\r", " ".repeat(self.label.len() + 52));
+        }
+    }
+}
+
 fn spin_until(what: &str, mut cond: impl FnMut() -> bool) -> Result<(), String> {
     let deadline = Instant::now() + PATIENCE;
     let mut spins = 0u32;
@@ -149,7 +203,11 @@ fn parent() -> DemoResult {
     let mut samples = Vec::with_capacity(round_trips);
     let started = Instant::now();
     let mut outcome = Ok(());
+    let mut progress = Progress::new("round trips", round_trips as u64);
     for seq in 1..=round_trips as u64 {
+        if seq % 1024 == 0 {
+            progress.set(seq);
+        }
         let mut msg = [0u8; 64];
         msg[..8].copy_from_slice(&seq.to_le_bytes());
         msg[8..].fill(seq as u8);
@@ -169,6 +227,7 @@ fn parent() -> DemoResult {
         }
     }
     let total = started.elapsed();
+    drop(progress);
     ex.ping.store(STOP, Ordering::Release);
     let status = child.wait()?;
     outcome?;
@@ -634,7 +693,9 @@ fn frames_demo() -> DemoResult {
 
     let started = Instant::now();
     let mut fills = Vec::with_capacity(FRAMES as usize);
+    let mut progress = Progress::new("frames", FRAMES);
     for n in 0..FRAMES {
+        progress.set(n);
         let tick = started + FRAME_INTERVAL * n as u32;
         std::thread::sleep(tick.saturating_duration_since(Instant::now()));
         let fill = Instant::now();
@@ -663,6 +724,7 @@ fn frames_demo() -> DemoResult {
             .map_err(|e| format!("sending frame {n}: {e}"))?;
     }
     let elapsed = started.elapsed();
+    drop(progress);
     fills.sort_unstable();
     println!(
         "[parent] published {FRAMES} frames of 4 MiB, one every {FRAME_INTERVAL:.0?}, in \
