@@ -563,3 +563,77 @@ fn messages_larger_than_the_rings_cross_whole_both_ways() {
         started.elapsed()
     );
 }
+
+/// Workers killed at random for a while under mixed work: every outcome is
+/// the right result or `WorkerDied`, nothing else; afterwards the pool
+/// works and every shared block is back.
+#[test]
+fn a_soak_of_random_worker_kills_loses_nothing_else() {
+    use shmkit::pool::PoolConfig;
+    use shmkit::process::SharedBytes;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    fn sum_block(b: SharedBytes) -> u64 {
+        b.iter().map(|x| u64::from(*x)).sum()
+    }
+
+    let pool = Arc::new(
+        ProcessPool::builder()
+            .workers(2)
+            .shared_blocks(PoolConfig::new().class(4096, 16))
+            .build()
+            .unwrap(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let killer = {
+        let (stop, pool) = (stop.clone(), pool.clone());
+        std::thread::spawn(move || {
+            let mut kills = 0u32;
+            let mut seed = 0x9e37_79b9u32;
+            while !stop.load(Ordering::Relaxed) {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                std::thread::sleep(Duration::from_millis(15 + u64::from(seed % 40)));
+                let pids = pool.pids();
+                if let Some(pid) = pids.get(seed as usize % pids.len().max(1)) {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-9", &pid.to_string()])
+                        .status();
+                    kills += 1;
+                }
+            }
+            kills
+        })
+    };
+    let started = Instant::now();
+    let (mut ok, mut died) = (0u64, 0u64);
+    while started.elapsed() < Duration::from_millis(1500) {
+        for (i, o) in pool.imap_chunked(triple, 0..400u64, 25).enumerate() {
+            match o {
+                Ok(v) => {
+                    assert_eq!(v, triple(i as u64));
+                    ok += 1;
+                }
+                Err(TaskError::WorkerDied { .. }) => died += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let mut loan = pool.loan_bytes(4096).unwrap();
+        loan.fill(1);
+        match pool.apply(sum_block, loan.share()) {
+            Ok(s) => assert_eq!(s, 4096),
+            Err(TaskError::WorkerDied { .. }) => died += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let kills = killer.join().unwrap();
+    assert!(ok > 0, "work got done between kills");
+    eprintln!("{kills} kills, {ok} results, {died} tasks lost with their worker");
+    common::wait_until(Duration::from_secs(20), "every shared block back", || {
+        pool.free_blocks(0) == Some(16)
+    });
+    assert_eq!(pool.map(triple, 0..100u64).unwrap()[99], triple(99));
+}
