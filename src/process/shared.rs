@@ -303,12 +303,16 @@ impl BlockPool {
     }
 }
 
-/// A fresh pool id: the pid and the clock, mixed.
+/// A fresh pool id: the pid, the clock and a count of this process's
+/// pools, mixed (unique within the process, unlikely to meet another's).
 fn fresh_id() -> u64 {
+    #[allow(clippy::disallowed_types)] // process-local, never shared
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let x = t ^ (u64::from(std::process::id()) << 40);
+    let x = t ^ (u64::from(std::process::id()) << 40) ^ n.rotate_left(20);
     // splitmix64's finalizer.
     let x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     let x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
