@@ -637,3 +637,37 @@ fn a_soak_of_random_worker_kills_loses_nothing_else() {
     });
     assert_eq!(pool.map(triple, 0..100u64).unwrap()[99], triple(99));
 }
+
+#[test]
+fn one_pool_serves_many_threads_at_once() {
+    let pool = new_pool(2);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4u64)
+            .map(|t| {
+                let pool = &pool;
+                s.spawn(move || {
+                    for round in 0..20u64 {
+                        let base = t * 1_000_000 + round * 1000;
+                        let got = pool.map_chunked(triple, base..base + 300, 17).unwrap();
+                        assert!(got
+                            .iter()
+                            .enumerate()
+                            .all(|(i, v)| *v == triple(base + i as u64)));
+                        assert_eq!(pool.apply(triple, base).unwrap(), triple(base));
+                        let mut seen: Vec<u64> = pool
+                            .imap_unordered(triple, base..base + 20)
+                            .map(Result::unwrap)
+                            .collect();
+                        seen.sort_unstable();
+                        let mut want: Vec<u64> = (base..base + 20).map(triple).collect();
+                        want.sort_unstable();
+                        assert_eq!(seen, want);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+}
