@@ -15,6 +15,14 @@ use std::time::{Duration, Instant};
 
 shmkit::process_test_support!();
 
+/// A pool and its shared bytes cross threads.
+const _: fn() = || {
+    fn is<T: Send + Sync>() {}
+    is::<ProcessPool>();
+    is::<shmkit::process::SharedBytes>();
+    is::<shmkit::process::TaskHandle<u64>>();
+};
+
 fn triple(x: u64) -> u64 {
     x.wrapping_mul(3) ^ 0x5a
 }

@@ -262,7 +262,8 @@ impl Shared {
 /// busy; idle workers sleep on a futex. The functions are `fn(A) -> R` of
 /// this program with [`Payload`] arguments and results, and `main` must
 /// call [`init`](crate::process::init) first (see
-/// [`process`](crate::process)).
+/// [`process`](crate::process)). One pool serves any number of threads
+/// (`Send + Sync`): each caller's wait moves the whole pool along.
 ///
 /// ```no_run
 /// use shmkit::process::{self, ProcessPool, TaskError};
