@@ -150,6 +150,26 @@ pub(crate) fn spin_within<R>(
     }
 }
 
+/// Retries `attempt`, yielding the CPU after each try, for
+/// [`SPIN_BUDGET`]: for a wait on a party that shares this CPU, which a
+/// busy spin would only keep off it. `None` if it never gave a value
+/// (time to sleep).
+pub(crate) fn yield_for<R>(mut attempt: impl FnMut() -> Option<R>) -> Option<R> {
+    if SPIN_BUDGET.is_zero() {
+        return attempt();
+    }
+    let end = Instant::now() + SPIN_BUDGET;
+    loop {
+        if let Some(r) = attempt() {
+            return Some(r);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// `now + timeout`, or `None` (wait forever) if that overflows `Instant`.
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)

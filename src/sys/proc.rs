@@ -115,6 +115,11 @@ pub(crate) fn die_with_parent(parent: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// The CPU this thread runs on now (a hint: it may move at once).
+pub(crate) fn current_cpu() -> u64 {
+    rustix::thread::sched_getcpu() as u64
+}
+
 /// Whether this process runs with elevated privileges it did not get from
 /// its invoker (set-user-ID, set-group-ID, file capabilities): the
 /// auxiliary vector's `AT_SECURE`.

@@ -16,7 +16,7 @@ use crate::primitive::Ordering;
 use crate::process::shared::{self, BlockPool, BytesLoan, LoanBytesError};
 use crate::region::{ObjectKind, Region, RegionOptions};
 use crate::ring::bytes::{max_message_for, ByteRing};
-use crate::sync::wait::{expired, spin_for, spin_within};
+use crate::sync::wait::{expired, spin_for, spin_within, yield_for};
 use state::{Job, Spawner, State, Worker, LIVENESS_INTERVAL};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -175,21 +175,29 @@ impl Shared {
         deadline: Option<Instant>,
         mut check: impl FnMut(&mut State) -> Option<T>,
     ) -> Option<T> {
+        let cpu = crate::sys::proc::current_cpu();
+        self.doorbell.waiter_cpu.store(cpu, Ordering::Relaxed);
         loop {
             let seen = state::rung(self.doorbell);
-            let mid_message = {
+            let (mid_message, together) = {
                 let mut st = self.lock();
                 st.pump(&self.spawner());
                 if let Some(t) = check(&mut st) {
                     return Some(t);
                 }
-                st.mid_message()
+                (st.mid_message(), st.worker_on(cpu))
             };
             if expired(deadline) {
                 return None;
             }
             let rang = || (state::rung(self.doorbell) != seen).then_some(());
-            let spun = spin_for(rang).or_else(|| {
+            // A worker on this CPU cannot answer while we spin: yield to it.
+            let first = if together {
+                yield_for(rang)
+            } else {
+                spin_for(rang)
+            };
+            let spun = first.or_else(|| {
                 mid_message
                     .then(|| spin_within(worker::MID_MESSAGE_SPIN, rang))
                     .flatten()

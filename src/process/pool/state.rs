@@ -259,6 +259,14 @@ impl State {
         self.workers.iter().flatten().any(Worker::mid_message)
     }
 
+    /// Whether a worker with a job out last waited on CPU `cpu`.
+    pub(crate) fn worker_on(&self, cpu: u64) -> bool {
+        self.workers
+            .iter()
+            .flatten()
+            .any(|w| w.load() > 0 && w.header.cpu.load(Ordering::Relaxed) == cpu)
+    }
+
     /// Whether any job is queued or out with a worker.
     pub(crate) fn busy(&self) -> bool {
         !self.pending.is_empty() || self.workers.iter().flatten().any(|w| w.load() > 0)

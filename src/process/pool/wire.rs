@@ -9,6 +9,7 @@
 //!      8  exe_ino        parent                     worker must be running
 //!     16  ready          worker                     1 once it has checked all this
 //!     24  slot           parent                     the worker's slot (its holder bit)
+//!     32  cpu            worker                     the CPU it last waited on
 //!    128  max_tasks      parent                     0 = no limit
 //!    256  tasks_ready    both (Signal)              the worker sleeps here
 //!    384  results_room   both (Signal)              the worker sleeps here
@@ -21,6 +22,7 @@
 //! doorbell region
 //!      0  rung           workers                    bumped after each result
 //!    128  signal         both (Signal)              the parent's waiters sleep here
+//!    256  waiter_cpu     parent                     the CPU a waiter last waited on
 //! ```
 //!
 //! # Messages
@@ -72,6 +74,7 @@ pub(crate) struct WorkerHeader {
     pub(crate) exe_ino: AtomicU64,
     pub(crate) ready: AtomicU64,
     pub(crate) slot: AtomicU64,
+    pub(crate) cpu: AtomicU64,
     pub(crate) max_tasks: CachePadded<AtomicU64>,
     pub(crate) tasks_ready: CachePadded<Signal>,
     pub(crate) results_room: CachePadded<Signal>,
@@ -89,6 +92,9 @@ unsafe impl ShmSafe for WorkerHeader {}
 pub(crate) struct Doorbell {
     pub(crate) rung: CachePadded<AtomicU64>,
     pub(crate) signal: CachePadded<Signal>,
+    /// Where the parent's last waiter waited: a worker on the same CPU
+    /// yields instead of spinning (spinning there only delays it).
+    pub(crate) waiter_cpu: CachePadded<AtomicU64>,
 }
 
 // SAFETY: repr(C) of an atomic and a Signal; garbage costs a spare wake or

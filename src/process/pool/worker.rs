@@ -12,7 +12,7 @@ use crate::process::shared::{collect, Attached, BlockPool, MAX_WORKERS};
 use crate::process::worker::{catch, EXIT_BAD_SETUP};
 use crate::region::{Region, RegionOptions};
 use crate::ring::bytes::ByteRing;
-use crate::sync::wait::{spin_for, spin_within};
+use crate::sync::wait::{spin_for, spin_within, yield_for};
 use std::time::Duration;
 
 /// How long a side spins for the rest of a message larger than a ring
@@ -150,8 +150,19 @@ impl Link {
                 Err(e) => Some(Err(e)),
             }
         };
+        // A parent waiting on this very CPU cannot send while we spin.
+        let cpu = crate::sys::proc::current_cpu();
+        self.header.cpu.store(cpu, Ordering::Relaxed);
+        let together = doorbell.waiter_cpu.load(Ordering::Relaxed) == cpu;
         loop {
-            if let Some(r) = attempt().or_else(|| spin_for(&mut attempt)) {
+            let got = attempt().or_else(|| {
+                if together {
+                    yield_for(&mut attempt)
+                } else {
+                    spin_for(&mut attempt)
+                }
+            });
+            if let Some(r) = got {
                 return r;
             }
             // Mid-message the parent is sending the rest: keep looking
