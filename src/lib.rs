@@ -226,23 +226,24 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! **Anonymous**, for a child: make both ends with
-//! [`channel`](channel::channel), have the child inherit the region's
-//! descriptor ([`Region::pass_to_child`], on either end's
-//! [`region`](channel::Sender::region): both map the same memory), drop
-//! the child's end here, and let the child attach it with
-//! [`from_env`](channel::Receiver::from_env). An end admits one handle at a
-//! time, so the parent's copy must go first; and between that drop and the
-//! child's attach the end reads as gone, so the parent waits until the
-//! child says it is attached before using its own end (here, a line on the
-//! child's stdout). [`Region::send_over`] and
-//! [`RegionOptions::receive`] pass a region over a Unix socket the same
-//! way, for [`from_region`](channel::Receiver::from_region).
+//! **Anonymous**, for a child: make only this process's end, with
+//! `anonymous` ([`Sender::anonymous`](channel::Sender::anonymous) and the
+//! like), have the child inherit the region's descriptor
+//! ([`Region::pass_to_child`] on the end's
+//! [`region`](channel::Sender::region), or
+//! [`process::Builder::pass_region`]), and let the child attach the other
+//! end with [`from_env`](channel::Receiver::from_env). Until it does, this
+//! end sees the other as not yet attached (it waits, or queues what fits),
+//! never as gone. [`Region::send_over`] and [`RegionOptions::receive`]
+//! pass a region over a Unix socket the same way, for
+//! [`from_region`](channel::Receiver::from_region). (With both ends made
+//! here by [`channel`](channel::channel), the child's end must be dropped
+//! here before the child attaches it, and this process must wait for the
+//! child to say so before using its own end.)
 //!
 //! ```no_run
-//! use shmkit::channel::{channel, Receiver};
-//! use std::io::BufRead;
-//! use std::process::{Command, Stdio};
+//! use shmkit::channel::{Receiver, Sender};
+//! use std::process::Command;
 //!
 //! const VAR: &str = "MY_APP_CHANNEL";
 //!
@@ -252,27 +253,16 @@
 //!         // SAFETY: the parent passed this descriptor for this end only,
 //!         // and this is the one call for the variable.
 //!         let rx = unsafe { Receiver::<u64>::from_env(VAR)? };
-//!         println!("attached");
-//!         let mut total = 0;
-//!         while let Ok(v) = rx.recv() {
-//!             total += v;
-//!         }
+//!         let total: u64 = rx.iter().sum();
 //!         assert_eq!(total, 499_500);
 //!         return Ok(());
 //!     }
-//!     let (tx, rx) = channel::<u64>(1024)?;
+//!     let tx = Sender::<u64>::anonymous(1024)?;
 //!     let mut cmd = Command::new(std::env::current_exe()?);
-//!     cmd.stdout(Stdio::piped());
 //!     tx.region().pass_to_child(&mut cmd, VAR);
-//!     drop(rx);
 //!     let mut child = cmd.spawn()?;
-//!     let mut line = String::new();
-//!     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
-//!     if line != "attached\n" {
-//!         return Err("the child did not attach".into());
-//!     }
 //!     for i in 0..1000 {
-//!         tx.send(i)?;
+//!         tx.send(i)?; // waits for the child while the channel is full
 //!     }
 //!     drop(tx); // the child drains the channel, then sees `Disconnected`
 //!     assert!(child.wait()?.success());

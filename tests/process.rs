@@ -268,13 +268,13 @@ fn regions_are_handed_to_a_function_child() {
         println!("attached");
         tx.send(b"hello from the child").is_ok()
     }
+    // With both ends made here, the child's end must be dropped first (an
+    // end admits one handle) and the parent waits for the child's word.
     let (tx, rx) = byte_channel(4096, 256).unwrap();
     let builder = Builder::new()
         .pass_region("HELLO_TX", tx.region())
         .unwrap()
         .stdout(Stdio::piped());
-    // An end admits one handle: the child's attach needs this copy gone,
-    // and this process waits for the child's word before using `rx`.
     drop(tx);
     let mut child = builder.spawn(send_hello, ()).unwrap();
     let mut out = BufReader::new(child.child_mut().take_stdout().unwrap());
@@ -289,6 +289,56 @@ fn regions_are_handed_to_a_function_child() {
     rx.recv_timeout(&mut buf, Duration::from_secs(30)).unwrap();
     assert_eq!(buf, b"hello from the child");
     assert!(child.join().unwrap());
+}
+
+fn sum_from_parent(_: ()) -> u64 {
+    use shmkit::channel::Receiver;
+    // SAFETY: passed by the parent for this end only, taken once.
+    let rx = unsafe { Receiver::<u64>::from_env("SUM_RX") }.unwrap();
+    rx.iter().sum()
+}
+
+fn count_to_parent(n: u64) -> u64 {
+    use shmkit::channel::MpmcSender;
+    // SAFETY: passed by the parent for this end only, taken once.
+    let tx = unsafe { MpmcSender::<u64>::from_env("COUNT_TX") }.unwrap();
+    for i in 0..n {
+        tx.send(i).unwrap();
+    }
+    n
+}
+
+#[test]
+fn an_end_made_alone_is_handed_to_a_child_without_a_handshake() {
+    use shmkit::channel::{MpmcReceiver, RecvTimeoutError, Sender};
+    // The parent sends before the child has attached: the values wait.
+    let tx = Sender::<u64>::anonymous(1024).unwrap();
+    let child = Builder::new()
+        .pass_region("SUM_RX", tx.region())
+        .unwrap()
+        .spawn(sum_from_parent, ())
+        .unwrap();
+    for i in 0..1000 {
+        tx.send(i).unwrap();
+    }
+    drop(tx);
+    assert_eq!(child.join().unwrap(), 499_500);
+
+    // The other way: the parent's end reads the child as not yet there,
+    // never as gone, until it attaches.
+    let rx = MpmcReceiver::<u64>::anonymous(64).unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(20)),
+        Err(RecvTimeoutError::Timeout)
+    );
+    let child = Builder::new()
+        .pass_region("COUNT_TX", rx.region())
+        .unwrap()
+        .spawn(count_to_parent, 500)
+        .unwrap();
+    let got: u64 = rx.iter().sum();
+    assert_eq!(got, (0..500).sum::<u64>());
+    assert_eq!(child.join().unwrap(), 500);
 }
 
 #[test]

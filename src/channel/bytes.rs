@@ -120,6 +120,18 @@ pub fn byte_channel(capacity: usize, max_message: usize) -> Result<(ByteSender, 
 macro_rules! byte_endpoint {
     ($ty:ident, $side:ident, $end:literal, $handle:ident, $make:ident) => {
         impl $ty {
+            /// Creates an anonymous byte channel (a `capacity`-byte ring,
+            /// a power of two, for messages of at most `max_message`
+            /// bytes) and attaches this end only, for another process to
+            /// attach the other with `from_env` once it inherits the
+            /// [`region`](Self::region): until then this end sees the
+            /// other as not yet attached, never as gone.
+            pub fn anonymous(capacity: usize, max_message: usize) -> Result<Self> {
+                let region =
+                    options(Some(capacity))?.anonymous_with(|r| init(r, capacity, max_message))?;
+                Self::attach(region)
+            }
+
             /// Creates a named byte channel (a `capacity`-byte ring, a
             /// power of two, for messages of at most `max_message` bytes)
             /// and attaches this end.

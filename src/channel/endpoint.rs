@@ -31,6 +31,22 @@ macro_rules! endpoint_constructors {
                 Self::attach(region)
             }
 
+            /// Creates an anonymous channel of `capacity` slots (a power of
+            /// two) and attaches this end only: the other end is for
+            /// another process, which inherits the region
+            /// ([`region`](Self::region), passed with
+            /// [`Region::pass_to_child`](crate::Region::pass_to_child) or
+            /// [`process::Builder::pass_region`](crate::process::Builder::pass_region))
+            /// and attaches with `from_env`. Until it does, this end sees
+            /// the other as not yet attached (it waits, as for a named
+            /// channel whose peer has not opened it yet), never as gone:
+            /// no hand-over handshake is needed.
+            pub fn anonymous(capacity: usize) -> $crate::error::Result<Self> {
+                let region =
+                    $options::<T>(Some(capacity))?.anonymous_with(|r| $init::<T>(r, capacity))?;
+                Self::attach(region)
+            }
+
             /// Opens the named channel and attaches this end; waits for a
             /// creator that is still initializing it (up to the region
             /// default timeout).

@@ -145,7 +145,7 @@ pub fn spawn_command(cmd: Command) -> Result<Child, SpawnError> {
 /// environment, the regions it inherits, its standard streams.
 ///
 /// ```no_run
-/// use shmkit::channel::{channel, Receiver};
+/// use shmkit::channel::{Receiver, Sender};
 /// use shmkit::process::{self, Builder};
 ///
 /// fn sum_all(_: ()) -> u64 {
@@ -156,11 +156,13 @@ pub fn spawn_command(cmd: Command) -> Result<Child, SpawnError> {
 ///
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {
 ///     process::init();
-///     let (tx, rx) = channel::<u64>(1024)?;
-///     let child = Builder::new().pass_region("SUMS", rx.region())?.spawn(sum_all, ())?;
-///     drop(rx); // the child's end is the child's now
-///     # let _ = tx;
-///     # let _ = child;
+///     let tx = Sender::<u64>::anonymous(1024)?; // the child makes the other end
+///     let child = Builder::new().pass_region("SUMS", tx.region())?.spawn(sum_all, ())?;
+///     for i in 0..1000 {
+///         tx.send(i)?;
+///     }
+///     drop(tx);
+///     assert_eq!(child.join()?, 499_500);
 ///     Ok(())
 /// }
 /// ```
