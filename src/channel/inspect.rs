@@ -64,16 +64,7 @@ pub fn inspect(name: &str) -> Result<ChannelInfo> {
         _ => return Err(not_a_channel),
     };
     let bytes = region::read_data(name, 0, RING_OFFSET + 384)?;
-    let u32_at = |at: usize| {
-        bytes
-            .get(at..at + 4)
-            .map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or_default()))
-    };
-    let u64_at = |at: usize| {
-        bytes
-            .get(at..at + 8)
-            .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
-    };
+    let (u32_at, u64_at) = (|at| bytes.u32_at(at), |at| bytes.u64_at(at));
     // The channel header: senders' table at 256, receivers' at 512, each
     // with its count at +4.
     let senders = u32_at(256 + 4);

@@ -60,10 +60,7 @@ pub fn inspect(name: &str) -> Result<ServiceInfo> {
         });
     }
     let head = region::read_data(name, 0, HEADER_SIZE)?;
-    let u64_at = |at: usize| {
-        head.get(at..at + 8)
-            .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
-    };
+    let u64_at = |at| head.u64_at(at);
     let max_subscribers = u64_at(SUBSCRIBERS_OFFSET).min(MAX_SUBSCRIBERS as u64);
     let mask = u64_at(PRESENT_OFFSET);
     let present = (0..max_subscribers as usize)
@@ -73,7 +70,7 @@ pub fn inspect(name: &str) -> Result<ServiceInfo> {
     // The pool's offset, as the header's seventh word says.
     let pool_offset = u64_at(48) as usize;
     let pool = crate::pool::usage::read(|offset, len| {
-        region::read_data(name, pool_offset.saturating_add(offset), len)
+        region::read_data(name, pool_offset.saturating_add(offset), len).map(|w| w.0)
     })?;
     Ok(ServiceInfo {
         max_subscribers,

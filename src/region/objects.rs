@@ -231,11 +231,33 @@ fn inspect_named(name: &str) -> Result<Option<ObjectInfo>> {
     }))
 }
 
+/// Bytes read from an object, and the words in them (native-endian, 0
+/// past the end: a short file reads as zeros, which callers check).
+pub(crate) struct Words(pub(crate) Vec<u8>);
+
+impl Words {
+    pub(crate) fn u32_at(&self, at: usize) -> u32 {
+        self.0
+            .get(at..at.saturating_add(4))
+            .map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or_default()))
+    }
+
+    pub(crate) fn u64_at(&self, at: usize) -> u64 {
+        self.0
+            .get(at..at.saturating_add(8))
+            .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// Up to `len` bytes of the data of object `name` from `offset`, read
 /// with `pread` (nothing is mapped, no handle attached, nothing written):
 /// for tools that look inside an object without taking part in it. Fewer
 /// bytes if the file is shorter.
-pub(crate) fn read_data(name: &str, offset: usize, len: usize) -> Result<Vec<u8>> {
+pub(crate) fn read_data(name: &str, offset: usize, len: usize) -> Result<Words> {
     super::name::validate(name)?;
     let fd = sys::fd::shm_open(name)?;
     check_owner(fd.as_fd())?;
@@ -243,7 +265,7 @@ pub(crate) fn read_data(name: &str, offset: usize, len: usize) -> Result<Vec<u8>
     let start = (DATA_OFFSET as u64).saturating_add(offset as u64);
     let n = shmdir::read_at(fd.as_fd(), &mut buf, start)?;
     buf.truncate(n);
-    Ok(buf)
+    Ok(Words(buf))
 }
 
 /// Whether a header's bytes are all zero: a creator that has not written

@@ -52,14 +52,8 @@ pub fn inspect(name: &str) -> Result<ServiceInfo> {
         });
     }
     let head = region::read_data(name, 0, HEADER_SIZE)?;
-    let u32_at = |at: usize| {
-        head.get(at..at + 4)
-            .map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or_default()))
-    };
-    let u64_at = |at: usize| {
-        head.get(at..at + 8)
-            .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
-    };
+    let u32_at = |at| head.u32_at(at);
+    let u64_at = |at| head.u64_at(at);
     let max_clients = u64_at(CLIENTS_OFFSET).min(MAX_CLIENTS as u64);
     let clients = (0..max_clients as usize)
         .filter(|i| u32_at(ENTRIES_OFFSET + i * ENTRY_STRIDE) != 0)
@@ -68,7 +62,7 @@ pub fn inspect(name: &str) -> Result<ServiceInfo> {
     // The pool's offset, as the header's sixth word says.
     let pool_offset = u64_at(40) as usize;
     let pool = crate::pool::usage::read(|offset, len| {
-        region::read_data(name, pool_offset.saturating_add(offset), len)
+        region::read_data(name, pool_offset.saturating_add(offset), len).map(|w| w.0)
     })?;
     Ok(ServiceInfo {
         max_clients,
