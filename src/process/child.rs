@@ -246,7 +246,7 @@ impl Drop for Child {
 /// `None` on timeout. `None` as the timeout waits without bound. An empty
 /// slice returns `None` at once.
 ///
-/// ```no_run
+/// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::process::Command;
 /// let mut sleep = Command::new("sleep");

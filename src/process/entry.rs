@@ -131,7 +131,7 @@ pub(crate) fn skipped_init() -> bool {
 /// worker mode: the environment of such a process is its invoker's to
 /// choose, and a worker runs code the environment names.
 ///
-/// ```no_run
+/// ```
 /// fn square(x: u64) -> u64 {
 ///     x * x
 /// }

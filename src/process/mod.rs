@@ -10,7 +10,7 @@
 //! and result are [`Payload`]s: plain data as its bytes, strings, vectors,
 //! options and tuples framed, anything else as bytes you serialize.
 //!
-//! ```no_run
+//! ```
 //! use shmkit::process::{self, ExitStatus, JoinError};
 //! use std::time::Duration;
 //!
@@ -144,7 +144,7 @@ pub fn spawn_command(cmd: Command) -> Result<Child, SpawnError> {
 /// How to start a child: whether it outlives this process, its
 /// environment, the regions it inherits, its standard streams.
 ///
-/// ```no_run
+/// ```
 /// use shmkit::channel::{Receiver, Sender};
 /// use shmkit::process::{self, Builder};
 ///

@@ -422,7 +422,7 @@ impl fmt::Debug for BytesLoan {
 /// `&[u8]`. The block stays while any value or message names it, and comes
 /// back when the last is gone, or when the worker holding it dies.
 ///
-/// ```no_run
+/// ```
 /// use shmkit::pool::PoolConfig;
 /// use shmkit::process::{self, ProcessPool, SharedBytes};
 ///
@@ -433,11 +433,11 @@ impl fmt::Debug for BytesLoan {
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {
 ///     process::init();
 ///     let pool = ProcessPool::builder()
-///         .shared_blocks(PoolConfig::new().class(16 << 20, 4))
+///         .shared_blocks(PoolConfig::new().class(1 << 20, 4))
 ///         .build()?;
-///     let mut frame = pool.loan_bytes(16 << 20)?;
+///     let mut frame = pool.loan_bytes(1 << 20)?;
 ///     frame.fill(1);
-///     assert_eq!(pool.apply(checksum, frame.share())?, 16 << 20);
+///     assert_eq!(pool.apply(checksum, frame.share())?, 1 << 20);
 ///     Ok(())
 /// }
 /// ```

@@ -273,7 +273,7 @@ impl Shared {
 /// [`process`](crate::process)). One pool serves any number of threads
 /// (`Send + Sync`): each caller's wait moves the whole pool along.
 ///
-/// ```no_run
+/// ```
 /// use shmkit::process::{self, ProcessPool, TaskError};
 ///
 /// fn collatz_steps(mut n: u64) -> u32 {
