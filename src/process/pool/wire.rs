@@ -32,7 +32,9 @@
 //! `process::shared`), sent as one or more ring
 //! records (so a message may be larger than a ring). Each record starts
 //! with an 8-byte frame word: [`FIRST`] on the first record of a message,
-//! [`LAST`] on its last (both on a message of one record).
+//! [`LAST`] on its last (both on a message of one record); in the first
+//! record its upper half is the whole message's length (capped at
+//! `u32::MAX`), a hint for the receiver's allocation.
 //!
 //! ```text
 //! parent to worker
@@ -206,7 +208,14 @@ pub(crate) fn send(
             flags |= LAST;
         }
         chunk[..4].copy_from_slice(&flags.to_ne_bytes());
-        chunk[4..FRAME].fill(0);
+        // The first piece says how long the whole message is (a hint for
+        // the receiver's allocation, capped; never trusted as a length).
+        let hint = if state.sent == 0 {
+            total.min(u32::MAX as usize) as u32
+        } else {
+            0
+        };
+        chunk[4..FRAME].copy_from_slice(&hint.to_ne_bytes());
         // Copy [sent, sent + n) of the two parts.
         let mut at = FRAME;
         let mut pos = state.sent;
@@ -267,6 +276,10 @@ impl Assembler {
             if flags & FIRST != 0 {
                 self.buf.clear();
                 self.open = true;
+                // Room for the whole message at once, as far as the limit
+                // allows (a wrong hint costs only memory, within it).
+                let hint = u32::from_ne_bytes(record[4..FRAME].try_into().unwrap_or_default());
+                self.buf.reserve((hint as usize).min(self.limit));
             }
             if self.buf.len() + record.len() - FRAME > self.limit {
                 return Err("message past the size limit");
