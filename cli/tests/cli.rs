@@ -257,3 +257,31 @@ fn a_request_response_services_server_and_clients_are_shown() {
     assert!(page.contains("8 blocks of 128 B: 8 free"), "{page}");
     drop((a, b, server));
 }
+
+#[test]
+fn bench_times_every_row_and_writes_a_csv() {
+    let csv = std::env::temp_dir().join(format!("shmkit-cli-test-{}.csv", std::process::id()));
+    let out = shmkit(&[
+        "bench",
+        "--rounds",
+        "200",
+        "--csv",
+        &csv.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    for row in [
+        "floor: one cache line",
+        "shmkit channel",
+        "shmkit byte_channel",
+        "ProcessPool::apply",
+        "pipe",
+        "Unix socket",
+    ] {
+        assert!(table.contains(row), "{row}: {table}");
+    }
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 7, "{text}");
+    assert!(text.starts_with("figure,p50_ns,p99_ns,p999_ns,ratio_floor,ratio_best_peer\n"));
+    std::fs::remove_file(&csv).unwrap();
+}
