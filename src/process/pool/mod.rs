@@ -28,7 +28,11 @@ pub(crate) const INIT_BIT: u64 = 1 << 63;
 
 /// Jobs a worker holds at once: the one it runs and the next, so it never
 /// waits for the parent between two.
-const PREFETCH: usize = 2;
+pub(crate) const PREFETCH: usize = 2;
+
+/// The largest message a worker may send back (what the parent's
+/// assembler accepts).
+const MAX_MESSAGE: usize = 1 << 30;
 
 /// How often the supervisor thread moves things along while jobs are out
 /// and no caller waits, and while the pool is idle (to replace a worker
@@ -46,8 +50,6 @@ pub(crate) struct Config {
     pub(crate) task_timeout: Option<Duration>,
     pub(crate) retries: u32,
     pub(crate) ring_bytes: usize,
-    pub(crate) prefetch: usize,
-    pub(crate) max_message: usize,
     pub(crate) shared_blocks: Option<PoolConfig>,
 }
 
@@ -322,8 +324,6 @@ impl ProcessPool {
                 task_timeout: None,
                 retries: 0,
                 ring_bytes: 256 << 10,
-                prefetch: PREFETCH,
-                max_message: 1 << 30,
                 shared_blocks: None,
             },
         }
@@ -695,5 +695,5 @@ pub(crate) fn spawn_worker(
     // SAFETY: the region was laid out just above for this worker alone;
     // this pool makes one `Worker` of it, and the worker process the other
     // side of each ring.
-    unsafe { Worker::new(region, child, config.max_message) }.map_err(region_error)
+    unsafe { Worker::new(region, child, MAX_MESSAGE) }.map_err(region_error)
 }

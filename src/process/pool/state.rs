@@ -210,8 +210,6 @@ pub(crate) struct State {
     /// Workers are gone for good; every job fails with this.
     pub(crate) broken: Option<TaskError>,
     pub(crate) last_liveness: Instant,
-    /// The initializer job of each worker slot, while it runs.
-    pub(crate) init_jobs: Vec<Option<u64>>,
     pub(crate) stopped: bool,
     /// The supervisor sleeps its idle tick (a submission wakes it).
     pub(crate) supervisor_idle: bool,
@@ -238,7 +236,6 @@ impl State {
             closed: false,
             broken: None,
             last_liveness: Instant::now(),
-            init_jobs: vec![None; workers],
             stopped: false,
             supervisor_idle: false,
             start_failures: 0,
@@ -291,7 +288,7 @@ impl State {
             self.check_workers(spawner);
         }
         self.check_timeouts(now);
-        self.dispatch(spawner.config.prefetch);
+        self.dispatch(super::PREFETCH);
     }
 
     /// Reads every whole message worker `i` has sent.
@@ -350,7 +347,7 @@ impl State {
                     w.sent -= 1;
                     w.progress = ((0, 0), Instant::now());
                     if h.id & INIT_BIT != 0 {
-                        self.init_done(i, &body.bytes);
+                        self.init_done(&body.bytes);
                     } else {
                         self.finish(h.id, Ok(body));
                     }
@@ -387,10 +384,9 @@ impl State {
         }
     }
 
-    /// The initializer of worker `i` reported back: a panic breaks the
+    /// A worker's initializer reported back: a panic breaks the
     /// pool (every worker would fail the same way).
-    fn init_done(&mut self, i: usize, body: &[u8]) {
-        self.init_jobs[i] = None;
+    fn init_done(&mut self, body: &[u8]) {
         let message = match body {
             [wire::PLAIN] => return,
             [wire::TAGGED, wire::PANIC, rest @ ..] => {
@@ -467,7 +463,6 @@ impl State {
     /// was running fails (or is retried), the ones it had not started go
     /// back to the front of the queue.
     fn bury(&mut self, i: usize, mut w: Worker, status: ExitStatus) {
-        self.init_jobs[i] = None;
         if let Some(bp) = &self.blocks {
             bp.sweep_worker(1 << i);
         }
@@ -534,7 +529,6 @@ impl State {
                     let mut job = init.clone();
                     job.id = id;
                     w.inflight.push_back(job);
-                    self.init_jobs[i] = Some(id);
                 }
                 self.workers[i] = Some(w);
             }

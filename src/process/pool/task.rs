@@ -351,7 +351,7 @@ impl<'p, A: Payload, R: Payload, I: Iterator<Item = A>> Imap<'p, A, R, I> {
 
     /// Submits tasks until the window is full or the items run out.
     fn fill(&mut self) {
-        let limit = self.pool.workers() * self.pool.shared.config.prefetch * 2;
+        let limit = self.pool.workers() * super::PREFETCH * 2;
         while self.window.len() < limit {
             let chunk: Vec<A> = self.items.by_ref().take(self.chunksize).collect();
             if chunk.is_empty() {
