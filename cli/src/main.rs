@@ -5,7 +5,7 @@
 //! shmkit ls [--json]                 every object: kind, size, creator, who has it open
 //! shmkit inspect NAME [--json]       one object's header and state, changing nothing
 //! shmkit clean [--dry-run] [NAME..]  remove what no live process uses
-//! shmkit bench [--rounds N] [--csv F] one-way latency between two processes, shmkit and the kernel's ways
+//! shmkit bench [--quick] [--out DIR] latency and throughput, 64 B to 16 MiB, shmkit beside every peer
 //! ```
 //!
 //! Nothing here trusts an object's contents: what its header claims is
@@ -50,16 +50,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Time a 64-byte message between two processes over shmkit's
-    /// channels, its process pool, a pipe and a Unix socket, beside the
-    /// machine's floor (one cache line), all in one run.
+    /// Time messages of 64 B to 16 MiB between two processes over
+    /// shmkit, the kernel's ways and every peer this machine has,
+    /// beside the machine's floor, all in one run.
     Bench {
-        /// Round trips per row.
+        /// Timed round trips a row at 64 B (fewer at larger sizes).
         #[arg(long, default_value_t = 20_000)]
         rounds: usize,
-        /// Also write the samples' percentiles to this CSV file.
+        /// A smoke run: a few hundred round trips, short streams.
         #[arg(long)]
-        csv: Option<std::path::PathBuf>,
+        quick: bool,
+        /// Only the systems whose names contain this word (repeatable;
+        /// the floors always run).
+        #[arg(long, value_name = "WORD")]
+        only: Vec<String>,
+        /// Only this payload size in bytes (repeatable): 64, 4096,
+        /// 65536, 1048576, 16777216.
+        #[arg(long, value_name = "BYTES")]
+        size: Vec<usize>,
+        /// Also write bench.csv, latency.png and throughput.png here.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
     },
     /// Remove the objects no live process has open (all of them, or the
     /// named ones); never one in use.
@@ -83,13 +94,28 @@ fn main() -> ExitCode {
         Command::Ls { json } => ls(json),
         Command::Inspect { name, json } => inspect(&name, json),
         Command::Clean { dry_run, names } => clean(dry_run, &names),
-        Command::Bench { rounds, csv } => match bench(rounds.max(100), csv.as_deref()) {
-            Ok(code) => Ok(code),
-            Err(e) => {
-                eprintln!("shmkit: bench: {e}");
-                return ExitCode::FAILURE;
+        Command::Bench {
+            rounds,
+            quick,
+            only,
+            size,
+            out,
+        } => {
+            let opts = bench::Options {
+                rounds: if quick { rounds.min(500) } else { rounds }.max(20),
+                quick,
+                only,
+                sizes: size,
+                out,
+            };
+            match bench::run(&opts) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("shmkit: bench: {e}");
+                    return ExitCode::FAILURE;
+                }
             }
-        },
+        }
     };
     match result {
         Ok(code) => code,
@@ -224,63 +250,5 @@ fn clean(dry_run: bool, names: &[String]) -> Result<ExitCode, shmkit::Error> {
     }
     let verb = if dry_run { "would remove" } else { "removed" };
     println!("{verb} {removed}, kept {kept} in use");
-    Ok(ExitCode::SUCCESS)
-}
-
-fn bench(rounds: usize, csv: Option<&std::path::Path>) -> Result<ExitCode, String> {
-    use std::io::IsTerminal;
-    let tty = std::io::stderr().is_terminal();
-    let mut results = Vec::new();
-    for (name, run) in bench::ROWS {
-        let mut progress = |done: usize| {
-            if tty {
-                let ticks = done * 30 / rounds;
-                eprint!(
-                    "\r  {name:<44} [{}{}]",
-                    "#".repeat(ticks),
-                    ".".repeat(30 - ticks)
-                );
-            }
-        };
-        let mut samples = run(rounds, &mut progress)?;
-        if tty {
-            eprint!("\r{}\r", " ".repeat(80));
-        }
-        let (p50, p99, p999) = bench::percentiles(&mut samples);
-        results.push((name, p50, p99, p999));
-    }
-    let floor = results[0].1;
-    let best_peer = results
-        .iter()
-        .filter(|r| r.0 == "pipe" || r.0 == "Unix socket")
-        .map(|r| r.1)
-        .fold(f64::INFINITY, f64::min);
-    println!(
-        "one-way latency of a 64-byte message between two processes, {rounds} round trips a row (ns)"
-    );
-    println!(
-        "{:<44} {:>9} {:>9} {:>9} {:>9} {:>11}",
-        "figure", "p50", "p99", "p99.9", "× floor", "× best peer"
-    );
-    for (name, p50, p99, p999) in &results {
-        println!(
-            "{name:<44} {p50:>9.0} {p99:>9.0} {p999:>9.0} {:>8.2}x {:>10.3}x",
-            p50 / floor,
-            p50 / best_peer
-        );
-    }
-    if let Some(path) = csv {
-        let mut text = String::from("figure,p50_ns,p99_ns,p999_ns,ratio_floor,ratio_best_peer\n");
-        for (name, p50, p99, p999) in &results {
-            text.push_str(&format!(
-                "{},{p50:.1},{p99:.1},{p999:.1},{:.4},{:.4}\n",
-                json::string(name),
-                p50 / floor,
-                p50 / best_peer
-            ));
-        }
-        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        println!("wrote {}", path.display());
-    }
     Ok(ExitCode::SUCCESS)
 }

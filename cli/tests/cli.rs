@@ -259,29 +259,86 @@ fn a_request_response_services_server_and_clients_are_shown() {
 }
 
 #[test]
-fn bench_times_every_row_and_writes_a_csv() {
-    let csv = std::env::temp_dir().join(format!("shmkit-cli-test-{}.csv", std::process::id()));
+fn bench_runs_every_system_and_writes_a_csv_and_charts() {
+    let dir = std::env::temp_dir().join(format!("shmkit-cli-test-{}-bench", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     let out = shmkit(&[
         "bench",
+        "--quick",
         "--rounds",
-        "200",
-        "--csv",
-        &csv.display().to_string(),
+        "50",
+        "--size",
+        "64",
+        "--size",
+        "65536",
+        "--out",
+        &dir.display().to_string(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let table = stdout(&out);
-    for row in [
+    let systems = [
         "floor: one cache line",
-        "shmkit channel",
-        "shmkit byte_channel",
-        "ProcessPool::apply",
+        "floor: memcpy ring",
+        "shmkit SPSC channel",
+        "shmkit MPMC channel",
+        "shmkit byte channel",
+        "shmkit pub/sub loan",
+        "shmkit ProcessPool",
         "pipe",
         "Unix socket",
-    ] {
+        "ipc-channel",
+        "shared_memory + raw_sync",
+        "iceoryx2",
+        "Python multiprocessing.Pipe",
+        "Python multiprocessing.Queue",
+        "std::sync::mpsc",
+        "crossbeam-channel",
+    ];
+    for row in systems {
         assert!(table.contains(row), "{row}: {table}");
     }
-    let text = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(text.lines().count(), 7, "{text}");
-    assert!(text.starts_with("figure,p50_ns,p99_ns,p999_ns,ratio_floor,ratio_best_peer\n"));
-    std::fs::remove_file(&csv).unwrap();
+    assert!(!table.contains("FAILED"), "{table}");
+    let text = std::fs::read_to_string(dir.join("bench.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "system,group,size_bytes,p50_ns,p99_ns,p999_ns,samples,messages_per_s,\
+             bytes_per_s,x_floor,x_best_peer,note"
+        )
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2 * systems.len(), "{text}");
+    for r in &rows {
+        assert_eq!(r.len(), 12, "{r:?}");
+        if r[11].is_empty() {
+            // Measured: ordered percentiles, samples, a ratio to the floor.
+            let p: Vec<f64> = r[3..6].iter().map(|v| v.parse().unwrap()).collect();
+            assert!(p[0] > 0.0 && p[0] <= p[1] && p[1] <= p[2], "{r:?}");
+            assert!(r[6].parse::<usize>().unwrap() > 0, "{r:?}");
+            assert!(r[9].parse::<f64>().unwrap() > 0.0, "{r:?}");
+        } else {
+            assert!(r[11].starts_with("not run: "), "{r:?}");
+        }
+    }
+    // What runs everywhere was measured at both sizes.
+    for (name, size) in [("shmkit byte channel", "64"), ("pipe", "65536")] {
+        let r = rows.iter().find(|r| r[0] == name && r[2] == size).unwrap();
+        assert!(r[11].is_empty() && !r[7].is_empty(), "{r:?}");
+    }
+    for chart in ["latency.png", "throughput.png"] {
+        let png = std::fs::read(dir.join(chart)).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+            "{chart}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bench_refuses_a_size_it_does_not_have() {
+    let out = shmkit(&["bench", "--size", "100"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no size 100"), "{}", stderr(&out));
 }

@@ -26,6 +26,9 @@
 //! `[u8; 64]`. Columns as there (ratio to the baseline's p50), plus each
 //! shmkit row's p50 over iceoryx2's at the same size.
 //!
+//! `shmkit bench` runs this binary for its iceoryx2 row (`iceoryx2` on
+//! the command line, `SHMKIT_SUITE_CSV=<file>` for the figures).
+//!
 //! Run: `cargo run --release -p shmkit-peer-iceoryx2` (about a minute);
 //! `SHMKIT_BENCH_QUICK=1` for a smoke run. Words on the command line
 //! select rows by label (`-- iceoryx2`, `-- "16 MiB"`); the baseline and
@@ -147,6 +150,12 @@ fn main() {
             support::print_setup(&placement.describe(pinned), clock_ns);
             let results: Vec<(Row, Result<Stats, String>)> = rows.into_iter().zip(stats).collect();
             print(&results, &budget);
+            if let Some(path) = std::env::var_os(SUITE_CSV_VAR) {
+                if let Err(e) = write_suite_csv(&results, path.as_ref()) {
+                    eprintln!("error: writing {}: {e}", path.to_string_lossy());
+                    std::process::exit(1);
+                }
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -154,6 +163,28 @@ fn main() {
         }
     }
     run.finish();
+}
+
+/// Where `shmkit bench` asks for iceoryx2's figures, in its own terms.
+const SUITE_CSV_VAR: &str = "SHMKIT_SUITE_CSV";
+
+/// `iceoryx2,SIZE,P50,P99,P999,SAMPLES,PER_SECOND` for each iceoryx2 row
+/// measured (ns; PER_SECOND 0: no throughput row here), for
+/// `shmkit bench` to put beside its own rows.
+fn write_suite_csv(
+    results: &[(Row, Result<Stats, String>)],
+    path: &std::path::Path,
+) -> std::io::Result<()> {
+    let mut text = String::new();
+    for (row, r) in results {
+        if let (Row::Iceoryx2(size), Ok(s)) = (row, r) {
+            text.push_str(&format!(
+                "iceoryx2,{size},{:.1},{:.1},{:.1},{},0\n",
+                s.p50, s.p99, s.p999, s.n
+            ));
+        }
+    }
+    std::fs::write(path, text)
 }
 
 /// Measures one round of `row` with a child echoing.
