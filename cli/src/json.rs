@@ -53,6 +53,23 @@ pub fn object(o: &ObjectInfo) -> String {
 }
 
 /// A channel's state.
+pub fn lock(l: &shmkit::sync::LockState) -> String {
+    use shmkit::sync::LockState;
+    match l {
+        LockState::Unlocked => "{\"state\":\"unlocked\"}".to_owned(),
+        LockState::Locked {
+            pid,
+            alive,
+            waiters,
+        } => format!(
+            "{{\"state\":\"locked\",\"pid\":{pid},\"alive\":{alive},\"waiters\":{waiters}}}"
+        ),
+        LockState::NotRecoverable => "{\"state\":\"not recoverable\"}".to_owned(),
+        LockState::Corrupted(w) => format!("{{\"state\":\"corrupted\",\"word\":{w}}}"),
+        _ => "{\"state\":\"unknown\"}".to_owned(),
+    }
+}
+
 pub fn channel(c: &shmkit::channel::ChannelInfo) -> String {
     format!(
         "{{\"capacity\":{},\"len\":{},\"max_message\":{},\"senders\":{},\"receivers\":{},\"inconsistent\":{}}}",

@@ -162,6 +162,10 @@ fn inspect(name: &str, json: bool) -> Result<ExitCode, shmkit::Error> {
         ObjectKind::PubSub if ready => Some(shmkit::pubsub::inspect(&name)?),
         _ => None,
     };
+    let lock = match info.kind {
+        ObjectKind::Mutex if ready => Some(shmkit::sync::inspect(&name)?),
+        _ => None,
+    };
     let reqresp = match info.kind {
         ObjectKind::ReqResp if ready => Some(shmkit::reqresp::inspect(&name)?),
         _ => None,
@@ -175,6 +179,10 @@ fn inspect(name: &str, json: bool) -> Result<ExitCode, shmkit::Error> {
         if let Some(s) = &service {
             text.pop();
             text.push_str(&format!(",\"service\":{}}}", json::service(s)));
+        }
+        if let Some(l) = &lock {
+            text.pop();
+            text.push_str(&format!(",\"lock\":{}}}", json::lock(l)));
         }
         if let Some(s) = &reqresp {
             text.pop();
@@ -192,8 +200,12 @@ fn inspect(name: &str, json: bool) -> Result<ExitCode, shmkit::Error> {
         if let Some(s) = &reqresp {
             print!("{}", show::reqresp(s));
         }
+        if let Some(l) = &lock {
+            print!("{}", show::lock(l));
+        }
     }
     let corrupted = matches!(info.state, ObjectState::Corrupted(_))
+        || matches!(lock, Some(shmkit::sync::LockState::Corrupted(_)))
         || channel.as_ref().is_some_and(|c| c.inconsistent.is_some())
         || service
             .as_ref()

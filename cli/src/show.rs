@@ -142,6 +142,33 @@ pub fn details(o: &ObjectInfo) -> String {
 }
 
 /// The `inspect` section of a channel.
+/// A mutex's lock word: free, or held by whom and whether they live.
+pub fn lock(l: &shmkit::sync::LockState) -> String {
+    use shmkit::sync::LockState;
+    let what = match l {
+        LockState::Unlocked => "unlocked".to_owned(),
+        LockState::Locked {
+            pid,
+            alive,
+            waiters,
+        } => format!(
+            "locked by pid {pid} ({}){}",
+            if *alive {
+                "alive"
+            } else {
+                "dead: the next locker gets OwnerDied"
+            },
+            if *waiters { ", waiters asleep" } else { "" }
+        ),
+        LockState::NotRecoverable => {
+            "not recoverable (a dead holder's data was never marked consistent)".to_owned()
+        }
+        LockState::Corrupted(w) => format!("corrupted (lock word {w:#010x})"),
+        _ => "a state this version does not know".to_owned(),
+    };
+    format!("lock:      {what}\n")
+}
+
 pub fn channel(c: &shmkit::channel::ChannelInfo) -> String {
     let mut out = String::new();
     let unit = if c.max_message.is_some() {

@@ -342,3 +342,65 @@ fn bench_refuses_a_size_it_does_not_have() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no size 100"), "{}", stderr(&out));
 }
+
+/// A child that opens mutex `name`, locks it and dies holding it.
+fn lock_and_crash(name: String) {
+    let m = shmkit::Shm::<shmkit::sync::Mutex<u64>>::open(&name).unwrap();
+    let guard = m.lock().unwrap();
+    std::mem::forget(guard);
+    std::process::abort();
+}
+
+#[test]
+fn a_mutexs_holder_and_its_liveness_are_shown() {
+    use shmkit::sync::Mutex;
+    let n = name("mutex");
+    let m = shmkit::Shm::<Mutex<u64>>::create(&n, |_| {}).unwrap();
+    let ls = stdout(&shmkit(&["ls"]));
+    let line = ls.lines().find(|l| l.starts_with(&n)).expect("listed");
+    assert!(line.contains("mutex"), "{line}");
+    assert!(stdout(&shmkit(&["inspect", &n])).contains("lock:      unlocked"));
+
+    let guard = m.lock().unwrap();
+    let me = std::process::id();
+    let page = stdout(&shmkit(&["inspect", &n]));
+    assert!(
+        page.contains(&format!("locked by pid {me} (alive)")),
+        "{page}"
+    );
+    drop(guard);
+
+    // A holder killed while holding it: shown dead, nothing changed.
+    let child = shmkit::process::spawn(lock_and_crash, n.clone()).unwrap();
+    let pid = child.pid();
+    assert!(child.join().is_err(), "the child aborts");
+    let out = shmkit(&["inspect", &n, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "\"lock\":{{\"state\":\"locked\",\"pid\":{pid},\"alive\":false"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    // Inspecting took nothing over: the next locker still finds the
+    // dead holder.
+    assert!(matches!(
+        m.lock(),
+        Err(shmkit::sync::LockError::OwnerDied(_))
+    ));
+
+    // A word no lock writes: reported corrupted, exit code 3.
+    let raw = shmkit::RegionOptions::new().any_layout().open(&n).unwrap();
+    // SAFETY: the lock word is scribbled on purpose; nobody holds it
+    // (the guard above was dropped with the error).
+    unsafe { raw.write::<u32>(0, &0xFFFF_FFFE).unwrap() };
+    let bad = shmkit(&["inspect", &n]);
+    assert_eq!(bad.status.code(), Some(3), "{}", stdout(&bad));
+    assert!(
+        stdout(&bad).contains("corrupted (lock word 0xfffffffe)"),
+        "{}",
+        stdout(&bad)
+    );
+    drop((raw, m));
+}

@@ -157,7 +157,13 @@
 /// fn is_shm_safe<T: ShmSafe>() {}
 /// is_shm_safe::<Pair<AtomicU32, 4>>();
 /// ```
-pub unsafe trait ShmSafe: Sync + Sized + 'static {}
+pub unsafe trait ShmSafe: Sync + Sized + 'static {
+    /// What a region holding one of these alone ([`Shm<T>`](crate::Shm))
+    /// is to `shmkit ls` and [`region::inspect`](crate::region::inspect):
+    /// a plain value unless the type says otherwise.
+    #[doc(hidden)]
+    const OBJECT_KIND: crate::region::ObjectKind = crate::region::ObjectKind::Value;
+}
 
 // SAFETY: an array of `ShmSafe` values meets every point field by field.
 unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {}

@@ -52,6 +52,9 @@ pub enum ObjectKind {
     PubSub,
     /// A request/response service ([`crate::reqresp`]).
     ReqResp,
+    /// A [`Mutex`](crate::sync::Mutex) alone in its region
+    /// ([`Shm<Mutex<T>>`](super::Shm)).
+    Mutex,
     /// A worker's rings or the doorbell of a process pool
     /// ([`ProcessPool`](crate::process::ProcessPool)).
     ProcessPool,
@@ -70,6 +73,7 @@ impl ObjectKind {
             ObjectKind::PubSub => 5,
             ObjectKind::ReqResp => 6,
             ObjectKind::ProcessPool => 7,
+            ObjectKind::Mutex => 8,
             ObjectKind::Other(n) => n,
         }
     }
@@ -84,6 +88,7 @@ impl ObjectKind {
             5 => ObjectKind::PubSub,
             6 => ObjectKind::ReqResp,
             7 => ObjectKind::ProcessPool,
+            8 => ObjectKind::Mutex,
             n => ObjectKind::Other(n),
         }
     }
@@ -100,6 +105,7 @@ impl fmt::Display for ObjectKind {
             ObjectKind::PubSub => f.write_str("publish/subscribe service"),
             ObjectKind::ReqResp => f.write_str("request/response service"),
             ObjectKind::ProcessPool => f.write_str("process pool"),
+            ObjectKind::Mutex => f.write_str("mutex"),
             ObjectKind::Other(n) => write!(f, "kind {n}"),
         }
     }
@@ -229,6 +235,18 @@ fn inspect_named(name: &str) -> Result<Option<ObjectInfo>> {
         in_use,
         attached,
     }))
+}
+
+/// The holder of lock-word token `raw` in object `name`: the pid its
+/// slot records and whether its handle is still open, read from outside
+/// (nothing mapped or attached). `None` if `raw` cannot be a token.
+pub(crate) fn token_holder(name: &str, raw: u32) -> Result<Option<(u32, bool)>> {
+    super::name::validate(name)?;
+    let fd = sys::fd::shm_open(name)?;
+    check_owner(fd.as_fd())?;
+    let mut table = vec![0u8; participants::TABLE_SIZE];
+    let n = shmdir::read_at(fd.as_fd(), &mut table, HEADER_SIZE as u64)?;
+    participants::holder(fd.as_fd(), &table[..n], raw)
 }
 
 /// Bytes read from an object, and the words in them (native-endian, 0

@@ -87,7 +87,7 @@ impl RegionOptions {
         Self::new()
             .size(core::mem::size_of::<T>())
             .layout(LayoutId::of::<T>())
-            .kind(ObjectKind::Value)
+            .kind(T::OBJECT_KIND)
     }
 
     /// Bytes of data (the header comes on top). Required to create; when

@@ -165,7 +165,7 @@ impl Table {
 }
 
 #[cfg(not(shmkit_loom))]
-pub(crate) use real::{attached, current, is_in_use, join, liveness, Membership};
+pub(crate) use real::{attached, current, holder, is_in_use, join, liveness, Membership};
 
 #[cfg(not(shmkit_loom))]
 mod real {
@@ -402,10 +402,37 @@ mod real {
         }
         Ok(out)
     }
+
+    /// The holder of token `raw` as `table` (a copy of the table's bytes)
+    /// records it: its pid, and whether its handle is still open (an
+    /// open file description other than `fd`'s holds its slot's lock,
+    /// and the slot's generation is still the token's). `None` if `raw`
+    /// cannot be a token.
+    pub(crate) fn holder(
+        fd: BorrowedFd<'_>,
+        table: &[u8],
+        raw: u32,
+    ) -> Result<Option<(u32, bool)>> {
+        if !Token::is_well_formed(raw) {
+            return Ok(None);
+        }
+        let t = Token::from_raw(raw);
+        let word = |at: usize| {
+            table
+                .get(at..at + 4)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let gen = word(core::mem::offset_of!(Table, gens) + 4 * t.slot());
+        let pid = word(core::mem::offset_of!(Table, pids) + 4 * t.slot());
+        let open = sys::ofd::byte_locked_by_other(fd, LOCK_BASE + t.slot() as u64)?;
+        Ok(Some((pid, open && gen == t.gen())))
+    }
 }
 
 #[cfg(shmkit_loom)]
-pub(crate) use model::{attached, current, declare_dead, is_in_use, join, liveness, Membership};
+pub(crate) use model::{
+    attached, current, declare_dead, holder, is_in_use, join, liveness, Membership,
+};
 
 /// Loom cannot see atomics in a mapping, so regions are never used under
 /// it; these stand-ins keep the crate compiling, and the lock protocols'
@@ -436,6 +463,14 @@ mod model {
 
     pub(crate) fn attached(_fd: BorrowedFd<'_>, _table: &[u8]) -> Result<Vec<u32>> {
         Ok(Vec::new())
+    }
+
+    pub(crate) fn holder(
+        _fd: BorrowedFd<'_>,
+        _table: &[u8],
+        _raw: u32,
+    ) -> Result<Option<(u32, bool)>> {
+        Ok(None)
     }
 
     loom::lazy_static! {

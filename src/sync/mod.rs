@@ -101,6 +101,7 @@ mod condvar;
 pub(crate) mod error;
 mod event;
 pub(crate) mod guard;
+mod inspect;
 #[cfg(shmkit_loom)]
 pub(crate) mod model;
 mod mutex;
@@ -119,6 +120,7 @@ pub use error::{
 };
 pub use event::{Event, EventMode};
 pub use guard::LockGuard;
+pub use inspect::{inspect, LockState};
 pub use mutex::{Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};

@@ -60,7 +60,9 @@ unsafe impl<T: Pod + Send> Send for Mutex<T> {}
 // SAFETY: repr(C) over a `u32` lock word (zero = unlocked, every value
 // handled: garbage is `Corrupted` or a dead owner) and `T: Pod` (any bytes
 // valid, zero valid, no pointers, no Drop).
-unsafe impl<T: Pod + Send> ShmSafe for Mutex<T> {}
+unsafe impl<T: Pod + Send> ShmSafe for Mutex<T> {
+    const OBJECT_KIND: crate::region::ObjectKind = crate::region::ObjectKind::Mutex;
+}
 
 impl<T: Pod> Mutex<T> {
     /// An unlocked mutex holding `value` (for use outside shared memory,
