@@ -32,7 +32,7 @@ pub fn python_row(kind: &str, plan: &Plan, cpus: Cpus) -> Result<Figures, String
     if let Some((near, far)) = cpus.0 {
         cmd.arg(near.to_string()).arg(far.to_string());
     }
-    let out = cmd
+    let out = super::measure::unpinned(&mut cmd)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("running python3: {e}"))?;
@@ -90,7 +90,7 @@ pub fn iceoryx2_rows(peer: &PathBuf, quick: bool) -> Result<Vec<(usize, Figures)
     if quick {
         cmd.env("SHMKIT_BENCH_QUICK", "1");
     }
-    let out = cmd
+    let out = super::measure::unpinned(&mut cmd)
         .output()
         .map_err(|e| format!("running {}: {e}", peer.display()))?;
     let text = std::fs::read_to_string(&csv);

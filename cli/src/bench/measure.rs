@@ -222,10 +222,34 @@ pub fn pin(cpu: Option<usize>) {
     }
 }
 
+/// The CPUs this process could use before [`pin`] narrowed them, for the
+/// programs it runs (`Command` children inherit the pinned thread's
+/// mask: see [`unpinned`]).
+static ALLOWED: std::sync::OnceLock<rustix::thread::CpuSet> = std::sync::OnceLock::new();
+
+/// Makes `cmd`'s program start with every CPU this process could use
+/// at first, not the one CPU this thread is pinned to.
+pub fn unpinned(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let Some(set) = ALLOWED.get().cloned() else {
+        return cmd;
+    };
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes one system call (sched_setaffinity), which is
+    // async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            let _ = rustix::thread::sched_setaffinity(None, &set);
+            Ok(())
+        })
+    }
+}
+
 /// The two CPUs the rows run on: this process's and the far end's, the
 /// first two this process may use (none if it may use only one).
 pub fn cpu_pair() -> Option<(usize, usize)> {
     let set = rustix::thread::sched_getaffinity(None).ok()?;
+    let _ = ALLOWED.set(set.clone());
     let mut cpus = (0..rustix::thread::CpuSet::MAX_CPU).filter(|&c| set.is_set(c));
     Some((cpus.next()?, cpus.next()?))
 }
