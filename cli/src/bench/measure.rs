@@ -231,7 +231,7 @@ static ALLOWED: std::sync::OnceLock<rustix::thread::CpuSet> = std::sync::OnceLoc
 /// at first, not the one CPU this thread is pinned to.
 pub fn unpinned(cmd: &mut std::process::Command) -> &mut std::process::Command {
     use std::os::unix::process::CommandExt;
-    let Some(set) = ALLOWED.get().cloned() else {
+    let Some(&set) = ALLOWED.get() else {
         return cmd;
     };
     // SAFETY: the closure runs in the forked child before exec and only
@@ -249,7 +249,7 @@ pub fn unpinned(cmd: &mut std::process::Command) -> &mut std::process::Command {
 /// first two this process may use (none if it may use only one).
 pub fn cpu_pair() -> Option<(usize, usize)> {
     let set = rustix::thread::sched_getaffinity(None).ok()?;
-    let _ = ALLOWED.set(set.clone());
+    let _ = ALLOWED.set(set);
     let mut cpus = (0..rustix::thread::CpuSet::MAX_CPU).filter(|&c| set.is_set(c));
     Some((cpus.next()?, cpus.next()?))
 }
