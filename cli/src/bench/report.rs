@@ -62,9 +62,33 @@ fn fmt_ratio(r: Option<f64>) -> String {
     }
 }
 
-/// The p50 of the memcpy floor and of the best peer (with its name) at
-/// the size in column `i`.
-fn baselines(results: &Results, i: usize) -> (Option<f64>, Option<(&'static str, f64)>) {
+/// Whether a system hands over a loaned block (its payload written in
+/// place) rather than carrying a copy of the message.
+pub fn zero_copy(name: &str) -> bool {
+    name.contains("loan")
+}
+
+/// The best peers at one size: the fastest copying one and the fastest
+/// zero-copy one, each with its name and p50. Each row is set against
+/// the peer of its own kind.
+struct Best {
+    copying: Option<(&'static str, f64)>,
+    zero_copy: Option<(&'static str, f64)>,
+}
+
+impl Best {
+    fn for_row(&self, name: &str) -> Option<(&'static str, f64)> {
+        if zero_copy(name) {
+            self.zero_copy
+        } else {
+            self.copying
+        }
+    }
+}
+
+/// The p50 of the memcpy floor and the best peers at the size in column
+/// `i`.
+fn baselines(results: &Results, i: usize) -> (Option<f64>, Best) {
     let p50 = |c: &Cell| match c {
         Cell::Done(f) if f.p50().is_finite() => Some(f.p50()),
         _ => None,
@@ -74,13 +98,21 @@ fn baselines(results: &Results, i: usize) -> (Option<f64>, Option<(&'static str,
         .iter()
         .find(|(s, _)| s.name == "floor: memcpy ring")
         .and_then(|(_, cells)| p50(&cells[i]));
-    let best = results
-        .rows
-        .iter()
-        .filter(|(s, _)| s.group == Group::Peer)
-        .filter_map(|(s, cells)| p50(&cells[i]).map(|p| (s.name, p)))
-        .min_by(|a, b| a.1.total_cmp(&b.1));
-    (floor, best)
+    let best = |zero: bool| {
+        results
+            .rows
+            .iter()
+            .filter(|(s, _)| s.group == Group::Peer && zero_copy(s.name) == zero)
+            .filter_map(|(s, cells)| p50(&cells[i]).map(|p| (s.name, p)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    };
+    (
+        floor,
+        Best {
+            copying: best(false),
+            zero_copy: best(true),
+        },
+    )
 }
 
 /// Prints the table: a block a size.
@@ -96,18 +128,20 @@ pub fn print(results: &Results, opts: &Options, cpus: Cpus) {
         if opts.quick { " (quick run)" } else { "" }
     );
     println!(
-        "x floor: p50 over the memcpy floor's at the same size; x best peer: p50 over the \
-         fastest other cross-process system's (below 1: faster)"
+        "x floor: p50 over the memcpy floor's at the same size; x peer: p50 over the \
+         fastest other cross-process system's of the same kind (a copy for copying rows, a \
+         loan for loan rows; below 1: faster)"
     );
     for (i, &size) in results.sizes.iter().enumerate() {
         let (floor, best) = baselines(results, i);
+        let named = |b: Option<(&str, f64)>| {
+            b.map_or("-".to_owned(), |(n, p)| format!("{n}, {}", fmt_ns(p)))
+        };
         println!(
-            "\n{}{}",
+            "\n{}  (best copying peer: {}; best zero-copy peer: {})",
             fmt_size(size),
-            best.map_or(String::new(), |(n, p)| format!(
-                "  (best peer: {n}, {})",
-                fmt_ns(p)
-            ))
+            named(best.copying),
+            named(best.zero_copy)
         );
         println!(
             "  {:<38} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>10}",
@@ -120,7 +154,7 @@ pub fn print(results: &Results, opts: &Options, cpus: Cpus) {
                     let (msgs, mut bytes) = f
                         .per_second
                         .map_or(("-".into(), "-".into()), |r| fmt_rate(r, size));
-                    if system.name.contains("loan") {
+                    if zero_copy(system.name) {
                         // Its payload is written in place, not carried.
                         bytes = "in place".into();
                     }
@@ -131,7 +165,7 @@ pub fn print(results: &Results, opts: &Options, cpus: Cpus) {
                         fmt_ns(p99),
                         fmt_ns(p999),
                         fmt_ratio(floor.map(|fl| p50 / fl)),
-                        fmt_ratio(best.map(|(_, b)| p50 / b)),
+                        fmt_ratio(best.for_row(system.name).map(|(_, b)| p50 / b)),
                         msgs,
                         bytes
                     );
@@ -179,7 +213,7 @@ pub fn csv(results: &Results) -> String {
                         rate.0,
                         rate.1,
                         ratio(floor),
-                        ratio(best.map(|b| b.1))
+                        ratio(best.for_row(system.name).map(|b| b.1))
                     )
                 }
                 Cell::NotRun(why) => {
@@ -218,7 +252,7 @@ pub fn write_files(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, String
         "bytes per second",
         |f, size| f.per_second.map(|r| r * size as f64),
         // Loans carry no bytes: their payload is written where it lies.
-        |name| !name.contains("loan"),
+        |name| !zero_copy(name),
     )
     .map_err(|e| format!("drawing {}: {e}", throughput.display()))?;
     Ok(vec![csv_path, latency, throughput])
