@@ -3,6 +3,7 @@
 use super::measure::End;
 use super::measure::{measure, Figures, Job, Plan};
 use shmkit::process::{Builder, JoinHandle, JoinTimeoutError};
+use shmkit::Region;
 use std::time::Duration;
 
 /// The variable that tells a far end which CPU to run on.
@@ -54,6 +55,28 @@ pub fn spawn(
     builder
         .spawn(f, plan.job())
         .map_err(|e| format!("starting the far end: {e}"))
+}
+
+/// Spawns `f` with `plan`'s job, passing the regions of the row's two
+/// directions under [`PING_VAR`] and [`PONG_VAR`].
+pub fn spawn_pair(
+    cpus: Cpus,
+    ping: &Region,
+    pong: &Region,
+    f: FarFn,
+    plan: &Plan,
+) -> Result<JoinHandle<Result<(), String>>, String> {
+    let builder = cpus
+        .builder()
+        .pass_region(PING_VAR, ping)
+        .and_then(|b| b.pass_region(PONG_VAR, pong))
+        .map_err(text)?;
+    spawn(builder, f, plan)
+}
+
+/// An error as the rows report it.
+pub fn text(e: impl std::fmt::Display) -> String {
+    e.to_string()
 }
 
 /// Measures `end` against the child `far`, then lets the child finish

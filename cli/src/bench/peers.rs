@@ -3,7 +3,7 @@
 //! reference, `std::sync::mpsc` and crossbeam-channel between two
 //! threads.
 
-use super::far::{self, finish, Cpus, NAME_VAR, PATIENCE};
+use super::far::{self, finish, text, Cpus, NAME_VAR, PATIENCE};
 use super::measure::{self, far_end, measure, read_stamp, stamp, End, Figures, Job, Plan};
 use ipc_channel::ipc::{self, IpcBytesReceiver, IpcBytesSender, IpcOneShotServer, IpcSender};
 use raw_sync::events::{Event, EventImpl, EventInit, EventState};
@@ -12,10 +12,6 @@ use shared_memory::{Shmem, ShmemConf};
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::Stdio;
-
-fn text(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
 
 // ---- byte streams: a pipe, a Unix socket ----------------------------------------
 

@@ -2,7 +2,7 @@
 //! channels, publish/subscribe loans and process pool.
 #![allow(clippy::disallowed_types)] // std's atomics in a ShmSafe struct, as users write them
 
-use super::far::{self, finish, spin_until, Cpus, PATIENCE, PING_VAR, PONG_VAR};
+use super::far::{self, finish, spin_until, text, Cpus, PATIENCE, PING_VAR, PONG_VAR};
 use super::measure::{self, far_end, read_stamp, stamp, End, Figures, Job, Plan};
 use shmkit::channel::{ByteReceiver, ByteSender, MpmcReceiver, MpmcSender, Receiver, Sender};
 use shmkit::pool::PoolConfig;
@@ -11,10 +11,6 @@ use shmkit::pubsub::{Publisher, ServiceConfig, Subscriber};
 use shmkit::{CachePadded, Region, RegionOptions, ShmSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-
-fn text(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
 
 /// Opens the region the parent passed under `var`.
 fn inherited(var: &str) -> Result<Region, String> {
@@ -169,12 +165,7 @@ fn floor_child(job: Job) -> Result<(), String> {
 pub fn floor(plan: &Plan, cpus: Cpus, progress: &mut dyn FnMut(f64)) -> Result<Figures, String> {
     let ping = Ring::new(plan.size)?;
     let pong = Ring::new(plan.size)?;
-    let builder = cpus
-        .builder()
-        .pass_region(PING_VAR, &ping.region)
-        .and_then(|b| b.pass_region(PONG_VAR, &pong.region))
-        .map_err(text)?;
-    let child = far::spawn(builder, floor_child, plan)?;
+    let child = far::spawn_pair(cpus, &ping.region, &pong.region, floor_child, plan)?;
     finish(FloorEnd::new(ping, pong), child, plan, progress)
 }
 
@@ -331,12 +322,7 @@ macro_rules! typed_rows {
             ) -> Result<Figures, String> {
                 let tx = $tx::<[u8; N]>::anonymous(typed_slots(N)).map_err(text)?;
                 let rx = $rx::<[u8; N]>::anonymous(typed_slots(N)).map_err(text)?;
-                let builder = cpus
-                    .builder()
-                    .pass_region(PING_VAR, tx.region())
-                    .and_then(|b| b.pass_region(PONG_VAR, rx.region()))
-                    .map_err(text)?;
-                let child = far::spawn(builder, $child, plan)?;
+                let child = far::spawn_pair(cpus, tx.region(), rx.region(), $child, plan)?;
                 let msg = Box::new(measure::message(N).try_into().expect("N bytes"));
                 finish(TypedEnd { tx, rx, msg }, child, plan, progress)
             }
@@ -405,12 +391,7 @@ pub fn bytes(plan: &Plan, cpus: Cpus, progress: &mut dyn FnMut(f64)) -> Result<F
     let ring = byte_ring(plan.size);
     let tx = ByteSender::anonymous(ring, plan.size).map_err(text)?;
     let rx = ByteReceiver::anonymous(ring, plan.size).map_err(text)?;
-    let builder = cpus
-        .builder()
-        .pass_region(PING_VAR, tx.region())
-        .and_then(|b| b.pass_region(PONG_VAR, rx.region()))
-        .map_err(text)?;
-    let child = far::spawn(builder, bytes_child, plan)?;
+    let child = far::spawn_pair(cpus, tx.region(), rx.region(), bytes_child, plan)?;
     let end = BytesEnd {
         tx,
         rx,
@@ -477,12 +458,7 @@ pub fn loan(plan: &Plan, cpus: Cpus, progress: &mut dyn FnMut(f64)) -> Result<Fi
     let rx = Publisher::anonymous(&config)
         .and_then(|p| p.subscriber())
         .map_err(text)?;
-    let builder = cpus
-        .builder()
-        .pass_region(PING_VAR, tx.region())
-        .and_then(|b| b.pass_region(PONG_VAR, rx.region()))
-        .map_err(text)?;
-    let child = far::spawn(builder, loan_child, plan)?;
+    let child = far::spawn_pair(cpus, tx.region(), rx.region(), loan_child, plan)?;
     // The child subscribes before it says it is ready: no ping is sent
     // to nobody.
     let end = LoanEnd {
