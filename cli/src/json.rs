@@ -1,6 +1,7 @@
 //! Objects as JSON, written by hand (a handful of fields).
 
 use shmkit::region::{ObjectInfo, ObjectState};
+use shmkit::sync::{EventMode, Holder, Holds, LockState, SyncState};
 
 /// `s` as a JSON string.
 pub fn string(s: &str) -> String {
@@ -52,24 +53,91 @@ pub fn object(o: &ObjectInfo) -> String {
     )
 }
 
-/// A channel's state.
-pub fn lock(l: &shmkit::sync::LockState) -> String {
-    use shmkit::sync::LockState;
+/// A lock's, semaphore's, barrier's or event's state, under its kind's
+/// key (`"mutex"`, `"rwlock"`, `"semaphore"`, `"barrier"`, `"event"`),
+/// with `"corrupted"`: null or what is wrong.
+pub fn sync(state: &SyncState) -> String {
+    let (key, body) = match state {
+        SyncState::Mutex(l) => ("mutex", lock(l)),
+        SyncState::RwLock(s) => (
+            "rwlock",
+            format!(
+                "\"writer\":{},\"claiming\":{},\"readers\":{},\"orphaned\":{},\"waiters\":{},\"not_recoverable\":{}",
+                s.writer.map_or("null".to_owned(), holder),
+                s.claiming,
+                holds(&s.readers),
+                s.orphaned,
+                s.waiters,
+                s.not_recoverable
+            ),
+        ),
+        SyncState::Semaphore(s) => (
+            "semaphore",
+            format!(
+                "\"available\":{},\"bound\":{},\"sleepers\":{},\"owners\":{}",
+                s.available,
+                s.bound.map_or("null".to_owned(), |b| b.to_string()),
+                s.sleepers,
+                holds(&s.owners)
+            ),
+        ),
+        SyncState::Barrier(s) => (
+            "barrier",
+            format!(
+                "\"parties\":{},\"arrived\":{},\"generation\":{},\"broken\":{},\"sleepers\":{},\"processes\":{}",
+                s.parties,
+                s.arrived,
+                s.generation,
+                s.broken,
+                s.sleepers,
+                array(s.processes.iter().map(|&h| holder(h)))
+            ),
+        ),
+        SyncState::Event(s) => (
+            "event",
+            format!(
+                "\"set\":{},\"auto_reset\":{},\"sleepers\":{}",
+                s.set,
+                s.mode == EventMode::AutoReset,
+                s.sleepers
+            ),
+        ),
+        _ => ("sync", String::new()),
+    };
+    let corrupted = state.corrupted().map_or("null".to_owned(), |w| string(&w));
+    let sep = if body.is_empty() { "" } else { "," };
+    format!("\"{key}\":{{{body}{sep}\"corrupted\":{corrupted}}}")
+}
+
+/// A mutex's lock word, as fields.
+fn lock(l: &LockState) -> String {
     match l {
-        LockState::Unlocked => "{\"state\":\"unlocked\"}".to_owned(),
+        LockState::Unlocked => "\"state\":\"unlocked\"".to_owned(),
         LockState::Locked {
             pid,
             alive,
             waiters,
-        } => format!(
-            "{{\"state\":\"locked\",\"pid\":{pid},\"alive\":{alive},\"waiters\":{waiters}}}"
-        ),
-        LockState::NotRecoverable => "{\"state\":\"not recoverable\"}".to_owned(),
-        LockState::Corrupted(w) => format!("{{\"state\":\"corrupted\",\"word\":{w}}}"),
-        _ => "{\"state\":\"unknown\"}".to_owned(),
+        } => format!("\"state\":\"locked\",\"pid\":{pid},\"alive\":{alive},\"waiters\":{waiters}"),
+        LockState::NotRecoverable => "\"state\":\"not recoverable\"".to_owned(),
+        LockState::Corrupted(w) => format!("\"state\":\"corrupted\",\"word\":{w}"),
+        _ => "\"state\":\"unknown\"".to_owned(),
     }
 }
 
+fn holder(h: Holder) -> String {
+    format!("{{\"pid\":{},\"alive\":{}}}", h.pid, h.alive)
+}
+
+fn holds(all: &[Holds]) -> String {
+    array(all.iter().map(|h| {
+        format!(
+            "{{\"pid\":{},\"alive\":{},\"count\":{}}}",
+            h.holder.pid, h.holder.alive, h.count
+        )
+    }))
+}
+
+/// A channel's state.
 pub fn channel(c: &shmkit::channel::ChannelInfo) -> String {
     format!(
         "{{\"capacity\":{},\"len\":{},\"max_message\":{},\"senders\":{},\"receivers\":{},\"inconsistent\":{}}}",

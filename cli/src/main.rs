@@ -162,8 +162,16 @@ fn inspect(name: &str, json: bool) -> Result<ExitCode, shmkit::Error> {
         ObjectKind::PubSub if ready => Some(shmkit::pubsub::inspect(&name)?),
         _ => None,
     };
-    let lock = match info.kind {
-        ObjectKind::Mutex if ready => Some(shmkit::sync::inspect(&name)?),
+    let sync = match info.kind {
+        ObjectKind::Mutex
+        | ObjectKind::RwLock
+        | ObjectKind::Semaphore
+        | ObjectKind::Barrier
+        | ObjectKind::Event
+            if ready =>
+        {
+            Some(shmkit::sync::inspect(&name)?)
+        }
         _ => None,
     };
     let reqresp = match info.kind {
@@ -180,9 +188,9 @@ fn inspect(name: &str, json: bool) -> Result<ExitCode, shmkit::Error> {
             text.pop();
             text.push_str(&format!(",\"service\":{}}}", json::service(s)));
         }
-        if let Some(l) = &lock {
+        if let Some(s) = &sync {
             text.pop();
-            text.push_str(&format!(",\"lock\":{}}}", json::lock(l)));
+            text.push_str(&format!(",{}}}", json::sync(s)));
         }
         if let Some(s) = &reqresp {
             text.pop();
@@ -200,12 +208,12 @@ fn inspect(name: &str, json: bool) -> Result<ExitCode, shmkit::Error> {
         if let Some(s) = &reqresp {
             print!("{}", show::reqresp(s));
         }
-        if let Some(l) = &lock {
-            print!("{}", show::lock(l));
+        if let Some(s) = &sync {
+            print!("{}", show::sync(s));
         }
     }
     let corrupted = matches!(info.state, ObjectState::Corrupted(_))
-        || matches!(lock, Some(shmkit::sync::LockState::Corrupted(_)))
+        || sync.as_ref().is_some_and(|s| s.corrupted().is_some())
         || channel.as_ref().is_some_and(|c| c.inconsistent.is_some())
         || service
             .as_ref()

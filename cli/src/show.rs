@@ -1,6 +1,7 @@
 //! Objects as text: the `ls` table and the `inspect` page.
 
 use shmkit::region::{ObjectInfo, ObjectState};
+use shmkit::sync::{EventMode, Holder, Holds, LockState, SyncState};
 use std::fmt::Write as _;
 
 /// A size in bytes, in the largest binary unit that keeps it whole-ish.
@@ -141,34 +142,157 @@ pub fn details(o: &ObjectInfo) -> String {
     out
 }
 
-/// The `inspect` section of a channel.
+/// The `inspect` lines of a lock, semaphore, barrier or event: who holds
+/// what, whether they live, who waits.
+pub fn sync(state: &SyncState) -> String {
+    let mut out = String::new();
+    match state {
+        SyncState::Mutex(l) => {
+            let _ = writeln!(out, "lock:      {}", lock(l));
+        }
+        SyncState::RwLock(s) if s.not_recoverable => {
+            let _ = writeln!(out, "lock:      {NOT_RECOVERABLE}");
+        }
+        SyncState::RwLock(s) => {
+            let writer = s.writer.map_or("none".to_owned(), |w| {
+                let what = if s.claiming {
+                    "claims it, waiting for the readers to leave"
+                } else {
+                    "holds it"
+                };
+                format!("{} {what}", holder(w, "the next locker gets OwnerDied"))
+            });
+            let _ = writeln!(out, "writer:    {writer}");
+            let _ = writeln!(
+                out,
+                "readers:   {}",
+                holds(&s.readers, "read locks", "dropped by the next writer")
+            );
+            let mut notes = Vec::new();
+            if s.orphaned {
+                notes.push("a dead writer's data is not repaired: the next locker gets OwnerDied");
+            }
+            if s.waiters {
+                notes.push("waiters asleep");
+            }
+            if !notes.is_empty() {
+                let _ = writeln!(out, "state:     {}", notes.join("; "));
+            }
+        }
+        SyncState::Semaphore(s) => {
+            let bound = s
+                .bound
+                .map_or("unbounded".to_owned(), |b| format!("bound {b}"));
+            let sleepers = if s.sleepers { ", waiters asleep" } else { "" };
+            let _ = writeln!(
+                out,
+                "permits:   {} available, {bound}{sleepers}",
+                s.available
+            );
+            let _ = writeln!(
+                out,
+                "owned:     {}",
+                holds(
+                    &s.owners,
+                    "permits",
+                    "the next acquirer that finds none gives them back"
+                )
+            );
+        }
+        SyncState::Barrier(s) => {
+            let mut line = format!(
+                "{} of {} arrived, generation {}",
+                s.arrived, s.parties, s.generation
+            );
+            if s.broken {
+                line.push_str(", broken: every wait fails");
+            }
+            if s.sleepers {
+                line.push_str(", waiters asleep");
+            }
+            let _ = writeln!(out, "barrier:   {line}");
+            let parties: Vec<String> = s
+                .processes
+                .iter()
+                .map(|&h| holder(h, "breaks the next generation that waits for it"))
+                .collect();
+            let _ = writeln!(out, "processes: {}", list_or_none(parties));
+        }
+        SyncState::Event(s) => {
+            let mode = match s.mode {
+                EventMode::ManualReset => "manual reset",
+                _ => "auto reset",
+            };
+            let set = if s.set { "set" } else { "clear" };
+            let sleepers = if s.sleepers { ", waiters asleep" } else { "" };
+            let _ = writeln!(out, "event:     {set}, {mode}{sleepers}");
+        }
+        _ => {
+            let _ = writeln!(out, "state:     a kind this version does not know");
+        }
+    }
+    if let Some(what) = state.corrupted() {
+        if !matches!(state, SyncState::Mutex(_)) {
+            let _ = writeln!(out, "corrupted: {what}");
+        }
+    }
+    out
+}
+
+const NOT_RECOVERABLE: &str = "not recoverable (a dead holder's data was never marked consistent)";
+
 /// A mutex's lock word: free, or held by whom and whether they live.
-pub fn lock(l: &shmkit::sync::LockState) -> String {
-    use shmkit::sync::LockState;
-    let what = match l {
+fn lock(l: &LockState) -> String {
+    match l {
         LockState::Unlocked => "unlocked".to_owned(),
         LockState::Locked {
             pid,
             alive,
             waiters,
         } => format!(
-            "locked by pid {pid} ({}){}",
-            if *alive {
-                "alive"
-            } else {
-                "dead: the next locker gets OwnerDied"
-            },
+            "locked by {}{}",
+            holder(
+                Holder {
+                    pid: *pid,
+                    alive: *alive
+                },
+                "the next locker gets OwnerDied"
+            ),
             if *waiters { ", waiters asleep" } else { "" }
         ),
-        LockState::NotRecoverable => {
-            "not recoverable (a dead holder's data was never marked consistent)".to_owned()
-        }
+        LockState::NotRecoverable => NOT_RECOVERABLE.to_owned(),
         LockState::Corrupted(w) => format!("corrupted (lock word {w:#010x})"),
         _ => "a state this version does not know".to_owned(),
-    };
-    format!("lock:      {what}\n")
+    }
 }
 
+/// `pid N (alive)`, or `pid N (dead: <then>)`.
+fn holder(h: Holder, then: &str) -> String {
+    if h.alive {
+        format!("pid {} (alive)", h.pid)
+    } else {
+        format!("pid {} (dead: {then})", h.pid)
+    }
+}
+
+/// `pid N (alive): 2 <what>, ...`, or `none`.
+fn holds(all: &[Holds], what: &str, then: &str) -> String {
+    list_or_none(
+        all.iter()
+            .map(|h| format!("{}: {} {what}", holder(h.holder, then), h.count))
+            .collect(),
+    )
+}
+
+fn list_or_none(items: Vec<String>) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// The `inspect` section of a channel.
 pub fn channel(c: &shmkit::channel::ChannelInfo) -> String {
     let mut out = String::new();
     let unit = if c.max_message.is_some() {

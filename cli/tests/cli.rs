@@ -378,7 +378,7 @@ fn a_mutexs_holder_and_its_liveness_are_shown() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains(&format!(
-            "\"lock\":{{\"state\":\"locked\",\"pid\":{pid},\"alive\":false"
+            "\"mutex\":{{\"state\":\"locked\",\"pid\":{pid},\"alive\":false"
         )),
         "{}",
         stdout(&out)
@@ -403,4 +403,247 @@ fn a_mutexs_holder_and_its_liveness_are_shown() {
         stdout(&bad)
     );
     drop((raw, m));
+}
+
+/// `shmkit inspect NAME` (text), checked to succeed.
+fn page(name: &str) -> String {
+    let out = shmkit(&["inspect", name]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    stdout(&out)
+}
+
+/// Writes `bytes` at `offset` of `name`'s data, as a peer scribbling on
+/// it would, and returns what `shmkit inspect` then says (exit code 3).
+fn scribbled(name: &str, offset: usize, bytes: &[u8]) -> String {
+    let raw = shmkit::RegionOptions::new()
+        .any_layout()
+        .open(name)
+        .unwrap();
+    // SAFETY: the word is scribbled on purpose, to see it reported; the
+    // test's own handles do not use it afterwards.
+    unsafe { raw.write_bytes(offset, bytes).unwrap() };
+    let bad = shmkit(&["inspect", name]);
+    assert_eq!(bad.status.code(), Some(3), "{}", stdout(&bad));
+    stdout(&bad)
+}
+
+fn write_and_crash(name: String) {
+    let l = shmkit::Shm::<shmkit::sync::RwLock<u64>>::open(&name).unwrap();
+    std::mem::forget(l.write().unwrap());
+    std::process::abort();
+}
+
+#[test]
+fn an_rwlocks_writer_and_readers_are_shown() {
+    use shmkit::sync::RwLock;
+    let n = name("rwlock");
+    let l = shmkit::Shm::<RwLock<u64>>::create(&n, |_| {}).unwrap();
+    let ls = stdout(&shmkit(&["ls"]));
+    let line = ls.lines().find(|l| l.starts_with(&n)).expect("listed");
+    assert!(line.contains("rwlock"), "{line}");
+    let free = page(&n);
+    assert!(free.contains("writer:    none\n"), "{free}");
+    assert!(free.contains("readers:   none\n"), "{free}");
+
+    let me = std::process::id();
+    let (a, b) = (l.read().unwrap(), l.read().unwrap());
+    let read = page(&n);
+    assert!(
+        read.contains(&format!("readers:   pid {me} (alive): 2 read locks")),
+        "{read}"
+    );
+    drop((a, b));
+    let w = l.write().unwrap();
+    let written = page(&n);
+    assert!(
+        written.contains(&format!("writer:    pid {me} (alive) holds it")),
+        "{written}"
+    );
+    drop(w);
+
+    // A writer killed while writing: shown dead; nothing taken over.
+    let child = shmkit::process::spawn(write_and_crash, n.clone()).unwrap();
+    let pid = child.pid();
+    assert!(child.join().is_err(), "the child aborts");
+    let out = shmkit(&["inspect", &n, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "\"rwlock\":{{\"writer\":{{\"pid\":{pid},\"alive\":false}},\"claiming\":false,\"readers\":[]"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert!(matches!(
+        l.write(),
+        Err(shmkit::sync::LockError::OwnerDied(_))
+    ));
+
+    // A reserved bit of the state set.
+    let bad = scribbled(&n, 0, &1u64.to_ne_bytes());
+    assert!(
+        bad.contains("corrupted: rwlock state has a reserved bit set"),
+        "{bad}"
+    );
+    drop(l);
+}
+
+fn take_permit_and_crash(name: String) {
+    let s = shmkit::Shm::<shmkit::sync::Semaphore>::open(&name).unwrap();
+    std::mem::forget(s.acquire_permit().unwrap());
+    std::process::abort();
+}
+
+#[test]
+fn a_semaphores_permits_and_their_owners_are_shown() {
+    use shmkit::sync::Semaphore;
+    let n = name("semaphore");
+    let s = shmkit::Shm::<Semaphore>::create(&n, |s| s.init(3, Some(3))).unwrap();
+    let ls = stdout(&shmkit(&["ls"]));
+    let line = ls.lines().find(|l| l.starts_with(&n)).expect("listed");
+    assert!(line.contains("semaphore"), "{line}");
+    let full = page(&n);
+    assert!(full.contains("permits:   3 available, bound 3\n"), "{full}");
+    assert!(full.contains("owned:     none\n"), "{full}");
+
+    let me = std::process::id();
+    let mine = s.acquire_permit().unwrap();
+    s.acquire().unwrap(); // plain: nobody records it
+    let held = page(&n);
+    assert!(held.contains("permits:   1 available, bound 3\n"), "{held}");
+    assert!(
+        held.contains(&format!("owned:     pid {me} (alive): 1 permits\n")),
+        "{held}"
+    );
+    drop(mine);
+    s.release().unwrap();
+
+    // An owner killed holding a permit: shown dead; nothing given back.
+    let child = shmkit::process::spawn(take_permit_and_crash, n.clone()).unwrap();
+    let pid = child.pid();
+    assert!(child.join().is_err(), "the child aborts");
+    let out = shmkit(&["inspect", &n, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "\"semaphore\":{{\"available\":2,\"bound\":3,\"sleepers\":false,\"owners\":[{{\"pid\":{pid},\"alive\":false,\"count\":1}}]"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(s.available().unwrap(), 2);
+
+    // More permits than its bound.
+    let bad = scribbled(&n, 0, &7u64.to_ne_bytes());
+    assert!(
+        bad.contains("corrupted: semaphore count above its bound"),
+        "{bad}"
+    );
+    drop(s);
+}
+
+fn wait_forever(name: String) {
+    let b = shmkit::Shm::<shmkit::sync::Barrier>::open(&name).unwrap();
+    let _ = b.wait();
+}
+
+#[test]
+fn a_barriers_arrivals_and_parties_are_shown() {
+    use shmkit::sync::Barrier;
+    let n = name("barrier");
+    let b = shmkit::Shm::<Barrier>::create(&n, |b| b.init(2)).unwrap();
+    let ls = stdout(&shmkit(&["ls"]));
+    let line = ls.lines().find(|l| l.starts_with(&n)).expect("listed");
+    assert!(line.contains("barrier"), "{line}");
+    let fresh = page(&n);
+    assert!(
+        fresh.contains("barrier:   0 of 2 arrived, generation 0\n"),
+        "{fresh}"
+    );
+    assert!(fresh.contains("processes: none\n"), "{fresh}");
+
+    let me = std::process::id();
+    std::thread::scope(|s| {
+        s.spawn(|| b.wait().unwrap());
+        b.wait().unwrap();
+    });
+    let passed = page(&n);
+    assert!(
+        passed.contains("0 of 2 arrived, generation 1\n"),
+        "{passed}"
+    );
+    assert!(
+        passed.contains(&format!("processes: pid {me} (alive)\n")),
+        "{passed}"
+    );
+
+    // A party that arrives, then is killed while it waits.
+    let child = shmkit::process::spawn(wait_forever, n.clone()).unwrap();
+    let pid = child.pid();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !page(&n).contains("1 of 2 arrived") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    assert!(child.join().is_err(), "the child was killed");
+    let out = shmkit(&["inspect", &n, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "\"barrier\":{{\"parties\":2,\"arrived\":1,\"generation\":1,\"broken\":false,\"sleepers\":true,\"processes\":[{{\"pid\":{me},\"alive\":true}},{{\"pid\":{pid},\"alive\":false}}]"
+        )) || stdout(&out).contains(&format!(
+            "\"processes\":[{{\"pid\":{pid},\"alive\":false}},{{\"pid\":{me},\"alive\":true}}]"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    // Its arrival still counts: this wait completes the generation. The
+    // next finds the dead party (a party for the barrier's whole life)
+    // and breaks it, and that is shown.
+    b.wait().unwrap();
+    assert!(matches!(
+        b.wait_timeout(std::time::Duration::from_secs(20)),
+        Err(shmkit::sync::BarrierTimeoutError::Broken)
+    ));
+    assert!(page(&n).contains(", broken: every wait fails"));
+
+    // More parties than a barrier has.
+    let bad = scribbled(&n, 4, &1000u32.to_ne_bytes());
+    assert!(
+        bad.contains("corrupted: barrier has more parties than allowed"),
+        "{bad}"
+    );
+    drop(b);
+}
+
+#[test]
+fn an_events_flag_and_mode_are_shown() {
+    use shmkit::sync::{Event, EventMode};
+    let n = name("event");
+    let e = shmkit::Shm::<Event>::create(&n, |e| e.init(EventMode::AutoReset)).unwrap();
+    let ls = stdout(&shmkit(&["ls"]));
+    let line = ls.lines().find(|l| l.starts_with(&n)).expect("listed");
+    assert!(line.contains("event"), "{line}");
+    assert!(page(&n).contains("event:     clear, auto reset\n"));
+    e.set().unwrap();
+    assert!(page(&n).contains("event:     set, auto reset\n"));
+    let out = shmkit(&["inspect", &n, "--json"]);
+    assert!(
+        stdout(&out).contains(
+            "\"event\":{\"set\":true,\"auto_reset\":true,\"sleepers\":false,\"corrupted\":null}"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    e.try_wait().unwrap();
+    assert!(page(&n).contains("event:     clear, auto reset\n"));
+
+    // A mode no event has.
+    let bad = scribbled(&n, 4, &7u32.to_ne_bytes());
+    assert!(bad.contains("corrupted: event mode out of range"), "{bad}");
+    drop(e);
 }

@@ -1,8 +1,8 @@
 //! [`inspect`]: what a channel's shared memory says, read from outside.
 
 use super::blocking::RING_OFFSET;
-use crate::error::{Error, Result};
-use crate::region::{self, ObjectKind, ObjectState};
+use crate::error::Result;
+use crate::region::{ObjectKind, Outside};
 
 /// A channel as its shared memory describes it, read without attaching
 /// to it or changing anything (see [`inspect`]). Every number is what the
@@ -32,8 +32,8 @@ pub struct ChannelInfo {
 /// handle (`pread` of its file). For tools (`shmkit inspect`) and health
 /// checks.
 ///
-/// Fails as [`region::inspect`] does for a bad name, a foreign file or
-/// another user's object, and with [`Error::LayoutMismatch`] for an object
+/// Fails as [`region::inspect`](crate::region::inspect) does for a bad name, a foreign file or
+/// another user's object, and with [`Error::LayoutMismatch`](crate::Error::LayoutMismatch) for an object
 /// that is not a channel (or not ready).
 ///
 /// ```
@@ -46,24 +46,24 @@ pub struct ChannelInfo {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn inspect(name: &str) -> Result<ChannelInfo> {
-    let info = region::inspect(name)?;
-    let not_a_channel = Error::LayoutMismatch {
-        found: info.layout.to_raw(),
-        expected: 0,
-    };
-    if info.state != ObjectState::Ready {
-        return Err(not_a_channel);
-    }
-    let (cap_at, head_at, tail_at) = match info.kind {
+    let object = Outside::open(
+        name,
+        &[
+            ObjectKind::SpscChannel,
+            ObjectKind::MpmcChannel,
+            ObjectKind::ByteChannel,
+        ],
+    )?;
+    let kind = object.info.kind;
+    let (cap_at, head_at, tail_at) = match kind {
         // SPSC: head (consumer) at 128, tail (producer) at 256.
         ObjectKind::SpscChannel => (8, 128, 256),
         // MPMC: enqueue at 128, dequeue at 256.
         ObjectKind::MpmcChannel => (8, 256, 128),
         // Byte ring: prod at 128, cons at 256.
-        ObjectKind::ByteChannel => (8, 256, 128),
-        _ => return Err(not_a_channel),
+        _ => (8, 256, 128),
     };
-    let bytes = region::read_data(name, 0, RING_OFFSET + 384)?;
+    let bytes = object.data(0, RING_OFFSET + 384)?;
     let (u32_at, u64_at) = (|at| bytes.u32_at(at), |at| bytes.u64_at(at));
     // The channel header: senders' table at 256, receivers' at 512, each
     // with its count at +4.
@@ -79,9 +79,9 @@ pub fn inspect(name: &str) -> Result<ChannelInfo> {
     } else if used > capacity {
         inconsistent = Some("the ring's indices are further apart than its capacity");
     }
-    let max_message = (info.kind == ObjectKind::ByteChannel).then(|| u64_at(ring + 16));
+    let max_message = (kind == ObjectKind::ByteChannel).then(|| u64_at(ring + 16));
     Ok(ChannelInfo {
-        kind: info.kind,
+        kind,
         capacity,
         len: used.min(capacity),
         max_message,

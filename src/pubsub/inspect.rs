@@ -2,9 +2,9 @@
 //! describes it, read from outside.
 
 use super::wire::*;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pool::PoolUsage;
-use crate::region::{self, ObjectKind, ObjectState};
+use crate::region::{ObjectKind, Outside};
 
 /// A service as its shared memory describes it (see [`inspect`]): every
 /// number is what the memory claims, checked only for being possible.
@@ -32,8 +32,8 @@ pub struct ServiceInfo {
 /// Reads service `name` from outside: its subscribers, publisher,
 /// sequence and how its pool's blocks are used, with `pread`, attaching
 /// nothing and changing nothing. For tools (`shmkit inspect`) and health
-/// checks. Fails as [`region::inspect`] does, and with
-/// [`Error::LayoutMismatch`] for an object that is not a ready service.
+/// checks. Fails as [`region::inspect`](crate::region::inspect) does, and with
+/// [`Error::LayoutMismatch`](crate::Error::LayoutMismatch) for an object that is not a ready service.
 ///
 /// ```
 /// use shmkit::pubsub::{self, Publisher, ServiceConfig, Subscriber};
@@ -52,14 +52,8 @@ pub struct ServiceInfo {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn inspect(name: &str) -> Result<ServiceInfo> {
-    let info = region::inspect(name)?;
-    if info.kind != ObjectKind::PubSub || info.state != ObjectState::Ready {
-        return Err(Error::LayoutMismatch {
-            found: info.layout.to_raw(),
-            expected: 0,
-        });
-    }
-    let head = region::read_data(name, 0, HEADER_SIZE)?;
+    let object = Outside::open(name, &[ObjectKind::PubSub])?;
+    let head = object.data(0, HEADER_SIZE)?;
     let u64_at = |at| head.u64_at(at);
     let max_subscribers = u64_at(SUBSCRIBERS_OFFSET).min(MAX_SUBSCRIBERS as u64);
     let mask = u64_at(PRESENT_OFFSET);
@@ -70,7 +64,9 @@ pub fn inspect(name: &str) -> Result<ServiceInfo> {
     // The pool's offset, as the header's seventh word says.
     let pool_offset = u64_at(48) as usize;
     let pool = crate::pool::usage::read(|offset, len| {
-        region::read_data(name, pool_offset.saturating_add(offset), len).map(|w| w.0)
+        object
+            .data(pool_offset.saturating_add(offset), len)
+            .map(|w| w.0)
     })?;
     Ok(ServiceInfo {
         max_subscribers,

@@ -55,6 +55,14 @@ pub enum ObjectKind {
     /// A [`Mutex`](crate::sync::Mutex) alone in its region
     /// ([`Shm<Mutex<T>>`](super::Shm)).
     Mutex,
+    /// An [`RwLock`](crate::sync::RwLock) alone in its region.
+    RwLock,
+    /// A [`Semaphore`](crate::sync::Semaphore) alone in its region.
+    Semaphore,
+    /// A [`Barrier`](crate::sync::Barrier) alone in its region.
+    Barrier,
+    /// An [`Event`](crate::sync::Event) alone in its region.
+    Event,
     /// A worker's rings or the doorbell of a process pool
     /// ([`ProcessPool`](crate::process::ProcessPool)).
     ProcessPool,
@@ -74,6 +82,10 @@ impl ObjectKind {
             ObjectKind::ReqResp => 6,
             ObjectKind::ProcessPool => 7,
             ObjectKind::Mutex => 8,
+            ObjectKind::RwLock => 9,
+            ObjectKind::Semaphore => 10,
+            ObjectKind::Barrier => 11,
+            ObjectKind::Event => 12,
             ObjectKind::Other(n) => n,
         }
     }
@@ -89,6 +101,10 @@ impl ObjectKind {
             6 => ObjectKind::ReqResp,
             7 => ObjectKind::ProcessPool,
             8 => ObjectKind::Mutex,
+            9 => ObjectKind::RwLock,
+            10 => ObjectKind::Semaphore,
+            11 => ObjectKind::Barrier,
+            12 => ObjectKind::Event,
             n => ObjectKind::Other(n),
         }
     }
@@ -106,6 +122,10 @@ impl fmt::Display for ObjectKind {
             ObjectKind::ReqResp => f.write_str("request/response service"),
             ObjectKind::ProcessPool => f.write_str("process pool"),
             ObjectKind::Mutex => f.write_str("mutex"),
+            ObjectKind::RwLock => f.write_str("rwlock"),
+            ObjectKind::Semaphore => f.write_str("semaphore"),
+            ObjectKind::Barrier => f.write_str("barrier"),
+            ObjectKind::Event => f.write_str("event"),
             ObjectKind::Other(n) => write!(f, "kind {n}"),
         }
     }
@@ -193,9 +213,15 @@ pub fn inspect(name: &str) -> Result<ObjectInfo> {
 fn inspect_named(name: &str) -> Result<Option<ObjectInfo>> {
     let fd = sys::fd::shm_open(name)?;
     check_owner(fd.as_fd())?;
-    let info = sys::fd::info(fd.as_fd())?;
+    describe(name, fd.as_fd())
+}
+
+/// What object `name`, open as `fd` (its owner checked), is; `None` for a
+/// file that is not a shmkit object.
+pub(super) fn describe(name: &str, fd: BorrowedFd<'_>) -> Result<Option<ObjectInfo>> {
+    let info = sys::fd::info(fd)?;
     let mut head = [0u8; HEADER_SIZE];
-    let got = shmdir::read_at(fd.as_fd(), &mut head, 0)?;
+    let got = shmdir::read_at(fd, &mut head, 0)?;
     let seen = header::inspect(&head[..got]);
     let (state, layout, pid, kind) = match seen {
         Seen::Foreign => return Ok(None),
@@ -215,13 +241,13 @@ fn inspect_named(name: &str) -> Result<Option<ObjectInfo>> {
     let ours = !matches!(state, ObjectState::OtherVersion(_));
     let attached = if ours && info.size >= DATA_OFFSET as u64 {
         let mut table = vec![0u8; participants::TABLE_SIZE];
-        let n = shmdir::read_at(fd.as_fd(), &mut table, HEADER_SIZE as u64)?;
-        participants::attached(fd.as_fd(), &table[..n])?
+        let n = shmdir::read_at(fd, &mut table, HEADER_SIZE as u64)?;
+        participants::attached(fd, &table[..n])?
     } else {
         Vec::new()
     };
     let in_use = if ours {
-        participants::is_in_use(fd.as_fd())? || creating(fd.as_fd())?
+        participants::is_in_use(fd)? || creating(fd)?
     } else {
         true
     };
@@ -237,62 +263,13 @@ fn inspect_named(name: &str) -> Result<Option<ObjectInfo>> {
     }))
 }
 
-/// The holder of lock-word token `raw` in object `name`: the pid its
-/// slot records and whether its handle is still open, read from outside
-/// (nothing mapped or attached). `None` if `raw` cannot be a token.
-pub(crate) fn token_holder(name: &str, raw: u32) -> Result<Option<(u32, bool)>> {
-    super::name::validate(name)?;
-    let fd = sys::fd::shm_open(name)?;
-    check_owner(fd.as_fd())?;
-    let mut table = vec![0u8; participants::TABLE_SIZE];
-    let n = shmdir::read_at(fd.as_fd(), &mut table, HEADER_SIZE as u64)?;
-    participants::holder(fd.as_fd(), &table[..n], raw)
-}
-
-/// Bytes read from an object, and the words in them (native-endian, 0
-/// past the end: a short file reads as zeros, which callers check).
-pub(crate) struct Words(pub(crate) Vec<u8>);
-
-impl Words {
-    pub(crate) fn u32_at(&self, at: usize) -> u32 {
-        self.0
-            .get(at..at.saturating_add(4))
-            .map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or_default()))
-    }
-
-    pub(crate) fn u64_at(&self, at: usize) -> u64 {
-        self.0
-            .get(at..at.saturating_add(8))
-            .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-/// Up to `len` bytes of the data of object `name` from `offset`, read
-/// with `pread` (nothing is mapped, no handle attached, nothing written):
-/// for tools that look inside an object without taking part in it. Fewer
-/// bytes if the file is shorter.
-pub(crate) fn read_data(name: &str, offset: usize, len: usize) -> Result<Words> {
-    super::name::validate(name)?;
-    let fd = sys::fd::shm_open(name)?;
-    check_owner(fd.as_fd())?;
-    let mut buf = vec![0u8; len];
-    let start = (DATA_OFFSET as u64).saturating_add(offset as u64);
-    let n = shmdir::read_at(fd.as_fd(), &mut buf, start)?;
-    buf.truncate(n);
-    Ok(Words(buf))
-}
-
 /// Whether a header's bytes are all zero: a creator that has not written
 /// it yet (or died first), not a foreign file.
 fn blank(head: &[u8]) -> bool {
     head.iter().all(|&b| b == 0)
 }
 
-fn check_owner(fd: BorrowedFd<'_>) -> Result<()> {
+pub(super) fn check_owner(fd: BorrowedFd<'_>) -> Result<()> {
     let info = sys::fd::info(fd)?;
     let euid = sys::fd::euid();
     if info.uid != euid {

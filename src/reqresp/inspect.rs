@@ -2,9 +2,9 @@
 //! it, read from outside.
 
 use super::wire::*;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pool::PoolUsage;
-use crate::region::{self, ObjectKind, ObjectState};
+use crate::region::{ObjectKind, Outside};
 
 /// A request/response service as its shared memory describes it (see
 /// [`inspect`]): every number is what the memory claims.
@@ -28,8 +28,8 @@ pub struct ServiceInfo {
 
 /// Reads service `name` from outside: its server and clients and how its
 /// pool's blocks are used, with `pread`, attaching nothing and changing
-/// nothing. Fails as [`region::inspect`] does, and with
-/// [`Error::LayoutMismatch`] for an object that is not a ready service.
+/// nothing. Fails as [`region::inspect`](crate::region::inspect) does, and with
+/// [`Error::LayoutMismatch`](crate::Error::LayoutMismatch) for an object that is not a ready service.
 ///
 /// ```
 /// use shmkit::reqresp::{self, Client, Server, ServiceConfig};
@@ -44,14 +44,8 @@ pub struct ServiceInfo {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn inspect(name: &str) -> Result<ServiceInfo> {
-    let info = region::inspect(name)?;
-    if info.kind != ObjectKind::ReqResp || info.state != ObjectState::Ready {
-        return Err(Error::LayoutMismatch {
-            found: info.layout.to_raw(),
-            expected: 0,
-        });
-    }
-    let head = region::read_data(name, 0, HEADER_SIZE)?;
+    let object = Outside::open(name, &[ObjectKind::ReqResp])?;
+    let head = object.data(0, HEADER_SIZE)?;
     let u32_at = |at| head.u32_at(at);
     let u64_at = |at| head.u64_at(at);
     let max_clients = u64_at(CLIENTS_OFFSET).min(MAX_CLIENTS as u64);
@@ -62,7 +56,9 @@ pub fn inspect(name: &str) -> Result<ServiceInfo> {
     // The pool's offset, as the header's sixth word says.
     let pool_offset = u64_at(40) as usize;
     let pool = crate::pool::usage::read(|offset, len| {
-        region::read_data(name, pool_offset.saturating_add(offset), len).map(|w| w.0)
+        object
+            .data(pool_offset.saturating_add(offset), len)
+            .map(|w| w.0)
     })?;
     Ok(ServiceInfo {
         max_clients,

@@ -57,6 +57,20 @@ const BROKEN: u32 = 1 << 8;
 const GENERATION: u32 = !((1 << 9) - 1);
 const GENERATION_ONE: u32 = 1 << 9;
 
+const NOT_INITIALIZED: &str = "barrier is not initialized (0 parties)";
+const TOO_MANY_PARTIES: &str = "barrier has more parties than allowed";
+const ARRIVALS_ABOVE_PARTIES: &str = "barrier arrivals exceed its parties";
+const BAD_TOKEN: &str = "barrier party table holds an invalid token";
+
+/// The number of parties a `parties` word of `n` means, checked.
+fn parties_of(n: u32) -> Result<u32, &'static str> {
+    match n {
+        0 => Err(NOT_INITIALIZED),
+        n if n as usize > Barrier::MAX_PARTIES => Err(TOO_MANY_PARTIES),
+        n => Ok(n),
+    }
+}
+
 /// Reads of the state before parking (none under loom, where every read
 /// is a scheduling point).
 const SPINS: u32 = if cfg!(shmkit_loom) { 0 } else { SPIN_LIMIT };
@@ -130,7 +144,9 @@ pub struct Barrier {
 
 // SAFETY: repr(C); every field is an atomic or an array of atomics; zero
 // is "not initialized" and every value is checked before use.
-unsafe impl ShmSafe for Barrier {}
+unsafe impl ShmSafe for Barrier {
+    const OBJECT_KIND: crate::region::ObjectKind = crate::region::ObjectKind::Barrier;
+}
 
 /// Returned by a successful [`Barrier::wait`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,13 +203,7 @@ impl Barrier {
     }
 
     fn checked_parties(&self) -> Result<u32, Corrupted> {
-        match self.parties.load(Ordering::Acquire) {
-            0 => Err(Corrupted("barrier is not initialized (0 parties)")),
-            n if n as usize > Self::MAX_PARTIES => {
-                Err(Corrupted("barrier has more parties than allowed"))
-            }
-            n => Ok(n),
-        }
+        parties_of(self.parties.load(Ordering::Acquire)).map_err(Corrupted)
     }
 
     /// Whether the barrier is broken (aborted, or a party died).
@@ -246,7 +256,7 @@ impl Barrier {
             }
             let arrived = s & ARRIVED;
             if arrived >= n {
-                return Err(Fail::Corrupted("barrier arrivals exceed its parties"));
+                return Err(Fail::Corrupted(ARRIVALS_ABOVE_PARTIES));
             }
             if arrived + 1 == n {
                 // The last arrival: next generation, nobody arrived, nobody
@@ -303,7 +313,7 @@ impl Barrier {
             }
             let arrived = s & ARRIVED;
             if arrived == 0 || arrived >= n {
-                return Err(Fail::Corrupted("barrier arrivals exceed its parties"));
+                return Err(Fail::Corrupted(ARRIVALS_ABOVE_PARTIES));
             }
             if !cfg!(shmkit_loom) && probe.due() && self.a_party_is_dead(me)? {
                 return self.break_generation(generation);
@@ -357,11 +367,7 @@ impl Barrier {
             match owner::liveness(&self.state, Token::from_raw(t)) {
                 Liveness::Alive => {}
                 Liveness::Dead => return Ok(true),
-                Liveness::Invalid => {
-                    return Err(Fail::Corrupted(
-                        "barrier party table holds an invalid token",
-                    ))
-                }
+                Liveness::Invalid => return Err(Fail::Corrupted(BAD_TOKEN)),
             }
         }
         Ok(false)
@@ -388,7 +394,7 @@ impl Barrier {
         self.leave(
             generation,
             |s| match s & ARRIVED {
-                0 => Err(Fail::Corrupted("barrier arrivals exceed its parties")),
+                0 => Err(Fail::Corrupted(ARRIVALS_ABOVE_PARTIES)),
                 _ => Ok(s - 1),
             },
             || Fail::Busy,
@@ -432,6 +438,40 @@ impl fmt::Debug for Barrier {
             .field("broken", &(s & BROKEN != 0))
             .finish_non_exhaustive()
     }
+}
+
+/// The state of the barrier at the start of `object`'s data, as
+/// [`sync::inspect`](super::inspect()) reports it.
+pub(super) fn state_of(object: &crate::region::Outside) -> crate::Result<super::BarrierState> {
+    use core::mem::{offset_of, size_of};
+    let words = object.data(0, size_of::<Barrier>())?;
+    let mut out = super::BarrierState::default();
+    if words.len() < size_of::<Barrier>() {
+        out.corrupted = Some("the file ends inside the barrier");
+        return Ok(out);
+    }
+    let state = words.u32_at(offset_of!(Barrier, state));
+    out.parties = words.u32_at(offset_of!(Barrier, parties));
+    out.arrived = state & ARRIVED;
+    out.generation = (state & GENERATION) / GENERATION_ONE;
+    out.broken = state & BROKEN != 0;
+    out.sleepers = state & SLEEPERS != 0;
+    match parties_of(out.parties) {
+        Err(what) => out.corrupted = Some(what),
+        Ok(n) if out.arrived >= n => out.corrupted = Some(ARRIVALS_ABOVE_PARTIES),
+        Ok(_) => {}
+    }
+    let tokens = offset_of!(Barrier, tokens);
+    for i in 0..Barrier::MAX_PARTIES {
+        match words.u32_at(tokens + 4 * i) {
+            0 => {}
+            t => match super::inspect::holder(object, t)? {
+                Some(h) => out.processes.push(h),
+                None => out.corrupted = out.corrupted.or(Some(BAD_TOKEN)),
+            },
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(all(test, shmkit_loom))]

@@ -80,6 +80,15 @@ const STATE_OUT_OF_RANGE: &str = "event state out of range";
 const MODE_OUT_OF_RANGE: &str = "event mode out of range";
 const MODE_CHANGED: &str = "event mode changed while waiting";
 
+/// Whether a participant of an event in `mode` could have written
+/// `state`: never `SET` with `SLEEPERS`, nor (auto reset) a generation.
+#[inline]
+const fn state_ok(mode: u32, state: u32) -> bool {
+    let both = state & (SET | SLEEPERS) == SET | SLEEPERS;
+    let generation_in_auto = mode == AUTO && state & GEN != 0;
+    !both && !generation_in_auto
+}
+
 /// How an [`Event`] goes back to clear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EventMode {
@@ -151,7 +160,9 @@ pub struct Event {
 // SAFETY: repr(C), two `u32` atomics, zero valid (clear, manual-reset);
 // values outside the protocol are reported as `Corrupted`, and the
 // `SLEEPERS` bit only decides whether a wake system call is made.
-unsafe impl ShmSafe for Event {}
+unsafe impl ShmSafe for Event {
+    const OBJECT_KIND: crate::region::ObjectKind = crate::region::ObjectKind::Event;
+}
 
 impl Event {
     /// A clear event in `mode`, for use outside shared memory; in a
@@ -316,12 +327,10 @@ impl Event {
     /// `state` if a participant of an event in `mode` could have written it.
     #[inline]
     fn check(&self, mode: u32, state: u32) -> Result<u32, Corrupted> {
-        let both = state & (SET | SLEEPERS) == SET | SLEEPERS;
-        let generation_in_auto = mode == AUTO && state & GEN != 0;
-        if both || generation_in_auto {
-            Err(self.corrupted(STATE_OUT_OF_RANGE))
-        } else {
+        if state_ok(mode, state) {
             Ok(state)
+        } else {
+            Err(self.corrupted(STATE_OUT_OF_RANGE))
         }
     }
 
@@ -432,6 +441,34 @@ impl Event {
         futex_wake_all(&self.state);
         Corrupted(what).into()
     }
+}
+
+/// The state of the event at the start of `object`'s data, as
+/// [`sync::inspect`](super::inspect()) reports it.
+pub(super) fn state_of(object: &crate::region::Outside) -> crate::Result<super::EventState> {
+    use core::mem::{offset_of, size_of};
+    let words = object.data(0, size_of::<Event>())?;
+    let state = words.u32_at(offset_of!(Event, state));
+    let mode = words.u32_at(offset_of!(Event, mode));
+    let corrupted = if words.len() < size_of::<Event>() {
+        Some("the file ends inside the event")
+    } else if mode != MANUAL && mode != AUTO {
+        Some(MODE_OUT_OF_RANGE)
+    } else if !state_ok(mode, state) {
+        Some(STATE_OUT_OF_RANGE)
+    } else {
+        None
+    };
+    Ok(super::EventState {
+        mode: if mode == AUTO {
+            EventMode::AutoReset
+        } else {
+            EventMode::ManualReset
+        },
+        set: state & SET != 0,
+        sleepers: state & SLEEPERS != 0,
+        corrupted,
+    })
 }
 
 #[cfg(all(test, shmkit_loom))]

@@ -120,7 +120,10 @@ pub use error::{
 };
 pub use event::{Event, EventMode};
 pub use guard::LockGuard;
-pub use inspect::{inspect, LockState};
+pub use inspect::{
+    inspect, BarrierState, EventState, Holder, Holds, LockState, RwLockState, SemaphoreState,
+    SyncState,
+};
 pub use mutex::{Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};

@@ -216,6 +216,28 @@ unsafe impl RawLock for RawMutex {
     }
 }
 
+/// The state of the mutex whose lock word starts object `object`'s data,
+/// as [`sync::inspect`](super::inspect()) reports it.
+pub(super) fn state_of(object: &crate::region::Outside) -> crate::Result<super::LockState> {
+    use super::LockState;
+    let word = object.data(0, 4)?;
+    if word.len() < 4 {
+        return Ok(LockState::Corrupted(0));
+    }
+    Ok(match word.u32_at(0) {
+        UNLOCKED => LockState::Unlocked,
+        NOT_RECOVERABLE => LockState::NotRecoverable,
+        w => match super::inspect::holder(object, w >> 1)? {
+            Some(h) => LockState::Locked {
+                pid: h.pid,
+                alive: h.alive,
+                waiters: w & WAITERS != 0,
+            },
+            None => LockState::Corrupted(w),
+        },
+    })
+}
+
 #[cfg(all(test, shmkit_loom))]
 mod loom_tests {
     use super::*;

@@ -3,12 +3,16 @@
 //!
 //! The public type and its guards live here; the lock word protocol (state
 //! layout, read, write and owner death) in `raw.rs`, the reader table in
-//! `readers.rs`.
+//! `readers.rs`; what `sync::inspect` reads of it
+//! in `state.rs`.
 
 #[cfg(all(test, shmkit_loom))]
 mod loom_tests;
 mod raw;
 mod readers;
+mod state;
+
+pub(super) use self::state::state_of;
 
 use self::raw::{writer, RawRwLock, NOT_RECOVERABLE, ORPHANED};
 use self::readers::ENTRIES;
@@ -132,7 +136,9 @@ unsafe impl<T: Pod + Send> Send for RwLock<T> {}
 // SAFETY: repr(C) over atomics (zero = unlocked, no readers; every value
 // is handled: garbage is `Corrupted`, a dead participant or a bounded
 // wait) and `T: Pod` (any bytes valid, zero valid, no pointers, no Drop).
-unsafe impl<T: Pod + Send + Sync> ShmSafe for RwLock<T> {}
+unsafe impl<T: Pod + Send + Sync> ShmSafe for RwLock<T> {
+    const OBJECT_KIND: crate::region::ObjectKind = crate::region::ObjectKind::RwLock;
+}
 
 impl<T: Pod> RwLock<T> {
     /// How many participants (region handles) can hold read locks at once.

@@ -144,6 +144,9 @@ mod acquire;
 mod loom_tests;
 mod owners;
 mod permit;
+mod state;
+
+pub(super) use self::state::state_of;
 
 pub use self::permit::SemaphorePermit;
 
@@ -171,6 +174,17 @@ const BOUND_OUT_OF_RANGE: &str = "semaphore bound out of range";
 const BAD_OWNER: &str = "semaphore owner entry holds no valid participant";
 const BAD_ENTRY: &str = "semaphore owner entry disagrees with the state";
 const HELD_AT_LIMIT: &str = "semaphore owner entry holds too many permits";
+
+/// The most permits a semaphore whose `limit` word holds `limit` may
+/// hold; `None` for a word no participant writes.
+#[inline]
+const fn max_of(limit: u32) -> Option<u32> {
+    match limit {
+        UNBOUNDED => Some(Semaphore::MAX_PERMITS),
+        l if l <= Semaphore::MAX_PERMITS + 1 => Some(l - 1),
+        _ => None,
+    }
+}
 
 /// What an acquirer takes: a plain permit, or one owned by `Token`.
 #[derive(Clone, Copy)]
@@ -264,7 +278,9 @@ pub struct Semaphore {
 // owners); every other value is either valid or reported as `Corrupted`
 // (or, in an owner entry, at worst a permit count that is wrong), and
 // `SLEEPERS` and `epoch` only decide whether a wake system call is made.
-unsafe impl ShmSafe for Semaphore {}
+unsafe impl ShmSafe for Semaphore {
+    const OBJECT_KIND: crate::region::ObjectKind = crate::region::ObjectKind::Semaphore;
+}
 
 impl Default for Semaphore {
     fn default() -> Self {
@@ -556,11 +572,7 @@ impl Semaphore {
     /// The most permits the semaphore may hold, checked.
     #[inline]
     fn max(&self) -> Result<u32, Corrupted> {
-        match self.limit.load(Ordering::Relaxed) {
-            UNBOUNDED => Ok(Self::MAX_PERMITS),
-            limit if limit <= Self::MAX_PERMITS + 1 => Ok(limit - 1),
-            _ => Err(self.corrupted(BOUND_OUT_OF_RANGE)),
-        }
+        max_of(self.limit.load(Ordering::Relaxed)).ok_or_else(|| self.corrupted(BOUND_OUT_OF_RANGE))
     }
 
     /// Bumps `epoch` and wakes up to `n` sleepers.

@@ -52,6 +52,20 @@ pub(super) fn s_parity(s: u64, i: usize) -> bool {
     s & bit(i) != 0
 }
 
+/// The permits the holder of entry `i`, seen as `e`, holds while the
+/// state is `s` (the table in the module docs): `None` for a pair no
+/// participant writes.
+pub(super) fn holds(e: u64, s: u64, i: usize) -> Option<u64> {
+    let h = e_held(e);
+    match (e & OP, s_parity(s, i) == e_parity(e)) {
+        (_, true) => Some(h),
+        (OP_ACQUIRE, false) => Some(h + 1),
+        (OP_RELEASE, false) => h.checked_sub(1),
+        (OP_RETURN, false) => Some(0),
+        _ => None,
+    }
+}
+
 /// Where a participant's entry is looked for first.
 #[inline]
 pub(super) fn home(t: Token) -> usize {
@@ -318,20 +332,15 @@ impl Semaphore {
             return Ok(false);
         }
         let sp = s_parity(s, i);
-        let same = sp == e_parity(e);
-        let h = e_held(e);
-        let owed = match (e & OP, same) {
-            (OP_NONE, true) | (OP_ACQUIRE, true) | (OP_RELEASE, true) | (OP_RETURN, true) => h,
-            (OP_ACQUIRE, false) => h + 1,
-            (OP_RELEASE, false) if h > 0 => h - 1,
-            (OP_RETURN, false) => {
-                // R2 done: only the entry is left to free.
-                let free = entry(0, 0, OP_NONE, sp);
-                return Ok(slot
-                    .compare_exchange(e, free, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok());
-            }
-            _ => return Err(self.corrupted(BAD_ENTRY)),
+        if e & OP == OP_RETURN && sp != e_parity(e) {
+            // R2 done: only the entry is left to free.
+            let free = entry(0, 0, OP_NONE, sp);
+            return Ok(slot
+                .compare_exchange(e, free, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok());
+        }
+        let Some(owed) = holds(e, s, i) else {
+            return Err(self.corrupted(BAD_ENTRY));
         };
         if owed > HELD {
             return Err(self.corrupted(HELD_AT_LIMIT));
