@@ -356,9 +356,7 @@ fn a_mutexs_holder_and_its_liveness_are_shown() {
     use shmkit::sync::Mutex;
     let n = name("mutex");
     let m = shmkit::Shm::<Mutex<u64>>::create(&n, |_| {}).unwrap();
-    let ls = stdout(&shmkit(&["ls"]));
-    let line = ls.lines().find(|l| l.starts_with(&n)).expect("listed");
-    assert!(line.contains("mutex"), "{line}");
+    listed_as(&n, "mutex");
     assert!(stdout(&shmkit(&["inspect", &n])).contains("lock:      unlocked"));
 
     let guard = m.lock().unwrap();
@@ -371,11 +369,8 @@ fn a_mutexs_holder_and_its_liveness_are_shown() {
     drop(guard);
 
     // A holder killed while holding it: shown dead, nothing changed.
-    let child = shmkit::process::spawn(lock_and_crash, n.clone()).unwrap();
-    let pid = child.pid();
-    assert!(child.join().is_err(), "the child aborts");
-    let out = shmkit(&["inspect", &n, "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = crashed(lock_and_crash, &n);
+    let out = json_page(&n);
     assert!(
         stdout(&out).contains(&format!(
             "\"mutex\":{{\"state\":\"locked\",\"pid\":{pid},\"alive\":false"
@@ -403,6 +398,28 @@ fn a_mutexs_holder_and_its_liveness_are_shown() {
         stdout(&bad)
     );
     drop((raw, m));
+}
+
+/// Checks that `shmkit ls` lists `name` as a `kind`.
+fn listed_as(name: &str, kind: &str) {
+    let ls = stdout(&shmkit(&["ls"]));
+    let line = ls.lines().find(|l| l.starts_with(name)).expect("listed");
+    assert!(line.contains(kind), "{line}");
+}
+
+/// Runs `f(name)` in a child that aborts; its pid.
+fn crashed(f: fn(String), name: &str) -> u32 {
+    let child = shmkit::process::spawn(f, name.to_owned()).unwrap();
+    let pid = child.pid();
+    assert!(child.join().is_err(), "the child aborts");
+    pid
+}
+
+/// `shmkit inspect NAME --json`, checked to succeed.
+fn json_page(name: &str) -> Output {
+    let out = shmkit(&["inspect", name, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    out
 }
 
 /// `shmkit inspect NAME` (text), checked to succeed.
@@ -438,9 +455,7 @@ fn an_rwlocks_writer_and_readers_are_shown() {
     use shmkit::sync::RwLock;
     let n = name("rwlock");
     let l = shmkit::Shm::<RwLock<u64>>::create(&n, |_| {}).unwrap();
-    let ls = stdout(&shmkit(&["ls"]));
-    let line = ls.lines().find(|l| l.starts_with(&n)).expect("listed");
-    assert!(line.contains("rwlock"), "{line}");
+    listed_as(&n, "rwlock");
     let free = page(&n);
     assert!(free.contains("writer:    none\n"), "{free}");
     assert!(free.contains("readers:   none\n"), "{free}");
@@ -462,11 +477,8 @@ fn an_rwlocks_writer_and_readers_are_shown() {
     drop(w);
 
     // A writer killed while writing: shown dead; nothing taken over.
-    let child = shmkit::process::spawn(write_and_crash, n.clone()).unwrap();
-    let pid = child.pid();
-    assert!(child.join().is_err(), "the child aborts");
-    let out = shmkit(&["inspect", &n, "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = crashed(write_and_crash, &n);
+    let out = json_page(&n);
     assert!(
         stdout(&out).contains(&format!(
             "\"rwlock\":{{\"writer\":{{\"pid\":{pid},\"alive\":false}},\"claiming\":false,\"readers\":[]"
@@ -499,9 +511,7 @@ fn a_semaphores_permits_and_their_owners_are_shown() {
     use shmkit::sync::Semaphore;
     let n = name("semaphore");
     let s = shmkit::Shm::<Semaphore>::create(&n, |s| s.init(3, Some(3))).unwrap();
-    let ls = stdout(&shmkit(&["ls"]));
-    let line = ls.lines().find(|l| l.starts_with(&n)).expect("listed");
-    assert!(line.contains("semaphore"), "{line}");
+    listed_as(&n, "semaphore");
     let full = page(&n);
     assert!(full.contains("permits:   3 available, bound 3\n"), "{full}");
     assert!(full.contains("owned:     none\n"), "{full}");
@@ -519,11 +529,8 @@ fn a_semaphores_permits_and_their_owners_are_shown() {
     s.release().unwrap();
 
     // An owner killed holding a permit: shown dead; nothing given back.
-    let child = shmkit::process::spawn(take_permit_and_crash, n.clone()).unwrap();
-    let pid = child.pid();
-    assert!(child.join().is_err(), "the child aborts");
-    let out = shmkit(&["inspect", &n, "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = crashed(take_permit_and_crash, &n);
+    let out = json_page(&n);
     assert!(
         stdout(&out).contains(&format!(
             "\"semaphore\":{{\"available\":2,\"bound\":3,\"sleepers\":false,\"owners\":[{{\"pid\":{pid},\"alive\":false,\"count\":1}}]"
@@ -552,9 +559,7 @@ fn a_barriers_arrivals_and_parties_are_shown() {
     use shmkit::sync::Barrier;
     let n = name("barrier");
     let b = shmkit::Shm::<Barrier>::create(&n, |b| b.init(2)).unwrap();
-    let ls = stdout(&shmkit(&["ls"]));
-    let line = ls.lines().find(|l| l.starts_with(&n)).expect("listed");
-    assert!(line.contains("barrier"), "{line}");
+    listed_as(&n, "barrier");
     let fresh = page(&n);
     assert!(
         fresh.contains("barrier:   0 of 2 arrived, generation 0\n"),
@@ -590,8 +595,7 @@ fn a_barriers_arrivals_and_parties_are_shown() {
     }
     child.kill().unwrap();
     assert!(child.join().is_err(), "the child was killed");
-    let out = shmkit(&["inspect", &n, "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = json_page(&n);
     assert!(
         stdout(&out).contains(&format!(
             "\"barrier\":{{\"parties\":2,\"arrived\":1,\"generation\":1,\"broken\":false,\"sleepers\":true,\"processes\":[{{\"pid\":{me},\"alive\":true}},{{\"pid\":{pid},\"alive\":false}}]"
@@ -625,13 +629,11 @@ fn an_events_flag_and_mode_are_shown() {
     use shmkit::sync::{Event, EventMode};
     let n = name("event");
     let e = shmkit::Shm::<Event>::create(&n, |e| e.init(EventMode::AutoReset)).unwrap();
-    let ls = stdout(&shmkit(&["ls"]));
-    let line = ls.lines().find(|l| l.starts_with(&n)).expect("listed");
-    assert!(line.contains("event"), "{line}");
+    listed_as(&n, "event");
     assert!(page(&n).contains("event:     clear, auto reset\n"));
     e.set().unwrap();
     assert!(page(&n).contains("event:     set, auto reset\n"));
-    let out = shmkit(&["inspect", &n, "--json"]);
+    let out = json_page(&n);
     assert!(
         stdout(&out).contains(
             "\"event\":{\"set\":true,\"auto_reset\":true,\"sleepers\":false,\"corrupted\":null}"
