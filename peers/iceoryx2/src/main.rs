@@ -4,7 +4,8 @@
 //! loan row, budgets, baseline and table frame this binary builds in:
 //! `benches/support`, `benches/pubsub/loan.rs` and `shared.rs`), in the
 //! same run, so each size gets a
-//! same-run ratio shmkit / iceoryx2.
+//! same-run ratio shmkit / iceoryx2; and iceoryx2's one-way throughput at
+//! each of those sizes, measured as `shmkit bench` measures its own rows'.
 //!
 //! Method: ping-pong between this process and a child (this binary
 //! re-executed) pinned to another CPU; every round trip timed into an HDR
@@ -26,8 +27,23 @@
 //! `[u8; 64]`. Columns as there (ratio to the baseline's p50), plus each
 //! shmkit row's p50 over iceoryx2's at the same size.
 //!
+//! Throughput, after the latency rounds, once for each size whose
+//! iceoryx2 row was measured, with a child of its own (see `iox.rs`):
+//! iceoryx2 services as the latency row's, but the ping service lossless
+//! (safe overflow off, a subscriber buffer of shmkit's stream queue at
+//! that size, `((32 << 20) / size).clamp(2, 64)` samples, the publisher
+//! waiting while it is full); a few round trips, then `(512 MiB /
+//! size).clamp(16, 100_000)` samples (a smoke run: `(8 MiB /
+//! size).clamp(16, 2000)`) sent back to back, stamped as above; the child
+//! busy-polls `receive()`, checks that each is the next in sequence and
+//! whole (anything else fails the figure), and acknowledges the last on
+//! the pong service; messages/s = samples / (first send to the
+//! acknowledgement). Printed in MB/s too (10^6 bytes of payload a
+//! second).
+//!
 //! `shmkit bench` runs this binary for its iceoryx2 row (`iceoryx2` on
-//! the command line, `SHMKIT_SUITE_CSV=<file>` for the figures).
+//! the command line, `SHMKIT_SUITE_CSV=<file>` for the figures: latency
+//! and messages/s per size).
 //!
 //! Run: `cargo run --release -p shmkit-peer-iceoryx2` (about a minute);
 //! `SHMKIT_BENCH_QUICK=1` for a smoke run. Words on the command line
@@ -147,11 +163,12 @@ fn main() {
     );
     match measured {
         Ok((stats, pinned)) => {
-            support::print_setup(&placement.describe(pinned), clock_ns);
             let results: Vec<(Row, Result<Stats, String>)> = rows.into_iter().zip(stats).collect();
-            print(&results, &budget);
+            let (streams, stream_pinned) = throughputs(&results, &placement, run.mode.is_quick());
+            support::print_setup(&placement.describe(pinned || stream_pinned), clock_ns);
+            print(&results, &streams, &budget);
             if let Some(path) = std::env::var_os(SUITE_CSV_VAR) {
-                if let Err(e) = write_suite_csv(&results, path.as_ref()) {
+                if let Err(e) = write_suite_csv(&results, &streams, path.as_ref()) {
                     eprintln!("error: writing {}: {e}", path.to_string_lossy());
                     std::process::exit(1);
                 }
@@ -169,22 +186,75 @@ fn main() {
 const SUITE_CSV_VAR: &str = "SHMKIT_SUITE_CSV";
 
 /// `iceoryx2,SIZE,P50,P99,P999,SAMPLES,PER_SECOND` for each iceoryx2 row
-/// measured (ns; PER_SECOND 0: no throughput row here), for
-/// `shmkit bench` to put beside its own rows.
+/// measured (latency in ns; PER_SECOND: messages/s of the size's
+/// throughput stream, 0 if that failed), for `shmkit bench` to put beside
+/// its own rows.
 fn write_suite_csv(
     results: &[(Row, Result<Stats, String>)],
+    streams: &[Stream],
     path: &std::path::Path,
 ) -> std::io::Result<()> {
     let mut text = String::new();
     for (row, r) in results {
         if let (Row::Iceoryx2(size), Ok(s)) = (row, r) {
+            let per_second = streams
+                .iter()
+                .find(|t| t.size == *size)
+                .and_then(|t| t.per_second.as_ref().ok())
+                .copied()
+                .unwrap_or(0.0);
             text.push_str(&format!(
-                "iceoryx2,{size},{:.1},{:.1},{:.1},{},0\n",
+                "iceoryx2,{size},{:.1},{:.1},{:.1},{},{per_second:.1}\n",
                 s.p50, s.p99, s.p999, s.n
             ));
         }
     }
     std::fs::write(path, text)
+}
+
+/// iceoryx2's throughput at one size.
+struct Stream {
+    size: usize,
+    /// Samples streamed.
+    samples: usize,
+    /// Messages per second, or why not.
+    per_second: Result<f64, String>,
+}
+
+/// iceoryx2's throughput, once at each size whose iceoryx2 latency row
+/// was measured, each with a child of its own; and whether the parent ran
+/// pinned.
+fn throughputs(
+    results: &[(Row, Result<Stats, String>)],
+    placement: &Placement,
+    quick: bool,
+) -> (Vec<Stream>, bool) {
+    let mut pinned = false;
+    let mut streams = Vec::new();
+    for (row, r) in results {
+        let (Row::Iceoryx2(size), Ok(_)) = (row, r) else {
+            continue;
+        };
+        let size = *size;
+        let samples = iox::stream_len(size, quick);
+        support::progress(&format!(
+            "throughput, once: {} iceoryx2 stream of {samples}",
+            support::fmt_size(size)
+        ));
+        let role = shared::echo_role(iox::STREAM_TAG, size);
+        let per_second = support::new_control()
+            .and_then(|control| iox::iceoryx2_throughput(size, samples, placement, &role, &control))
+            .map(|(rate, p)| {
+                pinned |= p;
+                rate
+            });
+        streams.push(Stream {
+            size,
+            samples,
+            per_second,
+        });
+    }
+    (streams, pinned)
 }
 
 /// Measures one round of `row` with a child echoing.
@@ -203,21 +273,24 @@ fn run_child(role: &str) -> i32 {
     support::exit_code(role, echo_child(role))
 }
 
-/// An echoing child: `echo:<link>:<size>[:<name>]`.
+/// An echoing child: `echo:<link>:<size>[:<name>]` (iceoryx2's stream
+/// child echoes the warm-up, then takes the stream).
 fn echo_child(role: &str) -> Result<(), String> {
     let (link, size, name) = shared::parse_echo_role(role)?;
     let (control, _) = support::child_setup()?;
     match (link, Receive::from_tag(link), name) {
         (_, Some(how), None) => loan::loan_echo(size, how, &control),
         (iox::TAG, _, Some(base)) => iox::iceoryx2_echo(size, base, &control),
+        (iox::STREAM_TAG, _, Some(base)) => iox::iceoryx2_sink(size, base, &control),
         (BASELINE_TAG, _, None) => shared::baseline_echo(&control),
         _ => Err(format!("unknown link in role {role:?}")),
     }
 }
 
 /// The table, as `benches/pubsub` prints its section A, with each shmkit
-/// row's p50 over iceoryx2's at the same size, and a summary per size.
-fn print(results: &[(Row, Result<Stats, String>)], budget: &LatencyBudget) {
+/// row's p50 over iceoryx2's at the same size, a summary per size, and
+/// iceoryx2's throughput.
+fn print(results: &[(Row, Result<Stats, String>)], streams: &[Stream], budget: &LatencyBudget) {
     let p50 = |row: Row| {
         results
             .iter()
@@ -259,5 +332,36 @@ fn print(results: &[(Row, Result<Stats, String>)], budget: &LatencyBudget) {
             ratio(Receive::Poll)
         );
     }
+    print_throughput(streams, &mut failed);
     support::print_failed(&failed);
+}
+
+/// iceoryx2's throughput by size; failures go to `failed`.
+fn print_throughput(streams: &[Stream], failed: &mut Vec<String>) {
+    if streams.is_empty() {
+        return;
+    }
+    println!(
+        "\niceoryx2 one-way throughput, once per size (samples loaned, stamped and sent back \
+         to back, the publisher waiting while the subscriber's buffer is full; the receiver \
+         polls and checks each, and acknowledges the last; first send to acknowledgement; \
+         MB/s: 10^6 payload bytes a second, of which only the stamps are written):"
+    );
+    println!(
+        "  {:>7}  {:>7}  {:>6}  {:>12}  {:>9}",
+        "size", "samples", "buffer", "messages/s", "MB/s"
+    );
+    for t in streams {
+        let size = support::fmt_size(t.size);
+        match &t.per_second {
+            Ok(rate) => println!(
+                "  {size:>7}  {:>7}  {:>6}  {:>12.0}  {:>9}",
+                t.samples,
+                iox::stream_queue(t.size),
+                rate,
+                support::fmt_significant(rate * t.size as f64 / 1e6)
+            ),
+            Err(e) => failed.push(format!("{size}: iceoryx2 throughput: {e}")),
+        }
+    }
 }
