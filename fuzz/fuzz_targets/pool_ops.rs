@@ -28,7 +28,7 @@
 //! - a loan of `len` bytes takes the smallest class that holds it
 //!   (`TooLarge` if none), succeeds exactly when that class has a free or
 //!   a dead block, takes a free one if there is any (the free bitmap
-//!   names exactly the free blocks) and else a dead one, with the
+//!   has every free block's bit) and else a dead one, with the
 //!   generation one past the block's last; `Exhausted` otherwise;
 //!   `loan_timeout(0)` answers the same, `Timeout` for `Exhausted`;
 //! - no loan returns a block that is lent to a live `Loan` (any view) or
@@ -37,8 +37,10 @@
 //!   name, one of another generation, a live loan's name, any block's,
 //!   one out of range: predicted from the state word and the releasing
 //!   handle's token) and `reclaim` (every dead block, counted) change
-//!   the state words exactly as predicted; the bitmap words name the free
-//!   blocks, the holders words hold what was last written there;
+//!   the state words exactly as predicted; the bitmap words have the bit
+//!   of every free block set (and may keep a loaned block's, a stale
+//!   hint, but no bit past the last block), the holders words hold what
+//!   was last written there;
 //! - `free_blocks`, `block_size`, `block_count`, `block_offset` of every
 //!   view agree with the model;
 //! - every loan's pattern is intact when it is dropped, given up as a
@@ -1042,14 +1044,22 @@ fuzz_target!(|data: &[u8]| {
                 }
                 if m.bitmap_exact {
                     for (w, word) in words.bitmap[c].iter().enumerate() {
-                        let want = (0..64)
-                            .filter(|k| {
-                                m.blocks[c]
-                                    .get(64 * w + k)
-                                    .is_some_and(|b| b.owner == Owner::Free)
-                            })
-                            .fold(0u64, |acc, k| acc | 1 << k);
-                        assert_eq!(word.load(Ordering::SeqCst), want, "bitmap word {c}/{w}");
+                        let bits_of = |keep: &dyn Fn(&Block) -> bool| {
+                            (0..64)
+                                .filter(|k| m.blocks[c].get(64 * w + k).is_some_and(keep))
+                                .fold(0u64, |acc, k| acc | 1 << k)
+                        };
+                        let free = bits_of(&|b| b.owner == Owner::Free);
+                        let blocks = bits_of(&|_| true);
+                        let got = word.load(Ordering::SeqCst);
+                        // Every free block's bit, and bits of blocks only
+                        // (a loan leaves its block's bit as a stale hint).
+                        assert_eq!(got & free, free, "bitmap word {c}/{w} lost a free block");
+                        assert_eq!(
+                            got & !blocks,
+                            0,
+                            "bitmap word {c}/{w}: a bit past the blocks"
+                        );
                     }
                 }
             }

@@ -59,8 +59,14 @@ fuzz_target!(|data: &[u8]| {
             }
             let count = u16::from_le_bytes([rest[0], rest[1]]) as u32 % 2048;
             let body = rest[2..].to_vec();
-            assert_eq!(hook::read_results::<u64>(body.clone(), count).len(), count as usize);
-            assert_eq!(hook::read_results::<String>(body, count).len(), count as usize);
+            assert_eq!(
+                hook::read_results::<u64>(body.clone(), count).len(),
+                count as usize
+            );
+            assert_eq!(
+                hook::read_results::<String>(body, count).len(),
+                count as usize
+            );
         }
     }
 });

@@ -96,6 +96,17 @@ impl<'p> Loan<'p> {
         core::mem::forget(self);
         block
     }
+
+    /// Gives the loan up to a service that shares the block (its holders
+    /// word stored already): `lent(me, g)` -> `shared(g)` in one CAS. The
+    /// block, or `None` if its state word no longer said this loan's (a
+    /// peer rewrote it; the block is not this view's any more either way).
+    pub(crate) fn share(self) -> Option<BlockRef> {
+        let block = self.block;
+        let shared = self.pool.share_lent(block);
+        core::mem::forget(self);
+        shared.then_some(block)
+    }
 }
 
 impl Deref for Loan<'_> {

@@ -104,8 +104,7 @@ fn loom_pool_shared_block_is_freed_once_by_its_last_holder() {
         pool.holders(loan.block())
             .unwrap()
             .store(PUBLISHER_BIT | 0b11, Ordering::Relaxed);
-        let block = loan.into_block();
-        assert!(pool.share(block));
+        let block = loan.share().unwrap();
         let subscriber = {
             let heap = heap.clone();
             loom::thread::spawn(move || usize::from(heap.pool().release_shared(block, 0b01)))
@@ -132,8 +131,7 @@ fn shared_block(pool: &Pool<'_>, mask: u64) -> BlockRef {
     pool.holders(loan.block())
         .unwrap()
         .store(mask, Ordering::Relaxed);
-    let block = loan.into_block();
-    assert!(pool.share(block));
+    let block = loan.share().unwrap();
     block
 }
 

@@ -40,11 +40,18 @@
 //!
 //! **The free set is a hint**: one bitmap per class (bit set: the block
 //! is probably free) and a rotating start word per class. A loan looks
-//! for a set bit from the start word on (`trailing_zeros`), CASes that
-//! block's state, then clears the bit; a bit whose block is not free is
-//! cleared and skipped. A release CASes the state to free, then sets the
-//! bit (and wakes waiters on the pool's [`Signal`], a load while nobody
-//! sleeps). A participant killed between the two steps only leaves a
+//! for a set bit from the start word on (`trailing_zeros`) and CASes that
+//! block's state, leaving the bit set; a bit whose block is not free is
+//! cleared and skipped (and the state word read once more after the
+//! clear, see below). A release CASes the state to free, then sets the
+//! bit unless it is set already (and wakes waiters on the pool's
+//! [`Signal`], a load while nobody sleeps). So a block that one side
+//! loans again and again and the other frees writes no bitmap word: the
+//! line stays cached on both sides instead of moving twice a message. The
+//! two `SeqCst` halves (a release: free, then read the bit; a loan: clear
+//! a stale bit, then read the state) make sure a block freed while its
+//! bit was cleared is seen by one of them: the bit is set again, or the
+//! loan claims the block. A participant killed between the two steps only leaves a
 //! stale bit or loses one, never a block with two owners. When the bitmap
 //! shows nothing, the loan scans the class's state words: it claims a
 //! free block (one whose bit was lost), or takes over a block whose owner

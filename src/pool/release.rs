@@ -23,7 +23,7 @@ impl<'a> Pool<'a> {
                             .compare_exchange(
                                 word,
                                 state::free(gen),
-                                Ordering::AcqRel,
+                                Ordering::SeqCst,
                                 Ordering::Relaxed,
                             )
                             .is_ok()
@@ -40,10 +40,19 @@ impl<'a> Pool<'a> {
         Ok(freed)
     }
 
+    /// Sets block `index`'s bitmap bit after its state word was made free
+    /// (by a `SeqCst` write), unless it is set already: a block freed by one
+    /// side and loaned again by the other leaves the bitmap word alone, so
+    /// its line is not written on every message. A loan that clears the
+    /// bit as stale reads the state word afterwards (`SeqCst`,
+    /// `claim_freed`), so of the two at least one sees the other: the free
+    /// block keeps its bit or is claimed by that loan.
     pub(super) fn mark_free(c: &Class<'_>, index: usize) {
-        c.bitmap[index / 64]
-            .0
-            .fetch_or(1 << (index % 64), Ordering::Release);
+        let word = &c.bitmap[index / 64].0;
+        let bit = 1 << (index % 64);
+        if word.load(Ordering::SeqCst) & bit == 0 {
+            word.fetch_or(bit, Ordering::Release);
+        }
     }
 
     /// Releases block `b` from `from` (its owner's word) to free; whether
@@ -56,7 +65,7 @@ impl<'a> Pool<'a> {
             .compare_exchange(
                 from,
                 state::free(b.generation),
-                Ordering::AcqRel,
+                Ordering::SeqCst,
                 Ordering::Relaxed,
             )
             .is_ok();

@@ -61,10 +61,12 @@ impl Pool<'_> {
         Ok(self.is_shared(b)? && h.load(Ordering::Acquire) & bits == bits)
     }
 
-    /// Turns block `b`, held by this participant as a `BlockRef`, into a
-    /// shared block: one CAS `held(me, g)` -> `shared(g)`. Whether it was
-    /// held so.
-    pub(crate) fn share(&self, b: BlockRef) -> bool {
+    /// Turns block `b`, lent to this view as a live loan that is going
+    /// away (its holders word stored), into a shared block: the record of
+    /// the loan cleared, then one CAS `lent(me, g)` -> `shared(g)`.
+    /// Whether it was lent so.
+    pub(super) fn share_lent(&self, b: BlockRef) -> bool {
+        self.unmark_lent(b);
         let Some(s) = self
             .classes
             .get(b.class as usize)
@@ -73,7 +75,7 @@ impl Pool<'_> {
             return false;
         };
         s.0.compare_exchange(
-            state::held(self.me, b.generation),
+            state::lent(self.me, b.generation),
             state::shared(b.generation),
             Ordering::AcqRel,
             Ordering::Relaxed,
@@ -161,8 +163,7 @@ mod tests {
         pool.holders(loan.block())
             .unwrap()
             .store(mask, Ordering::Relaxed);
-        let b = loan.into_block();
-        assert!(pool.share(b));
+        let b = loan.share().unwrap();
         assert!(pool.is_shared(b).unwrap());
         b
     }
@@ -201,6 +202,23 @@ mod tests {
         assert_eq!(pool.free_blocks(0), Some(2));
         assert!(pool.release_shared(a, 0b01));
         assert_eq!(pool.free_blocks(0), Some(3));
-        assert!(!pool.share(a), "only a held block is shared");
+    }
+
+    #[test]
+    fn a_loan_whose_word_a_peer_rewrote_is_not_shared() {
+        let heap = HeapPool::new(&PoolConfig::new().class(64, 2)).unwrap();
+        let pool = heap.pool();
+        let loan = pool.try_loan(8).unwrap();
+        let b = loan.block();
+        // A peer frees the block under the live loan.
+        pool.classes[0].states[b.index as usize]
+            .0
+            .store(state::free(b.generation), Ordering::Relaxed);
+        assert_eq!(loan.share(), None);
+        assert!(!pool.is_shared(b).unwrap());
+        // The record of the loan went with it: the block loans again.
+        let again = pool.try_loan(8).unwrap();
+        let other = pool.try_loan(8).unwrap();
+        assert!(again.block().index == b.index || other.block().index == b.index);
     }
 }

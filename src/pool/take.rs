@@ -242,8 +242,11 @@ impl<'a> Pool<'a> {
                 let bit = 1u64 << bits.trailing_zeros();
                 let index = w * 64 + bits.trailing_zeros() as usize;
                 if index < c.states.len() {
+                    // The bit stays set: a hint may be stale, and this
+                    // one is cleared by whoever next finds the block taken
+                    // (a block loaned again and again by one side and
+                    // freed by the other then writes no bitmap word).
                     if let Some(gen) = self.claim(c, index, None)? {
-                        word.fetch_and(!bit, Ordering::Relaxed);
                         if w != start {
                             c.hint.store(w as u64, Ordering::Relaxed);
                         }
@@ -251,7 +254,16 @@ impl<'a> Pool<'a> {
                     }
                 }
                 // A stale hint (or a bit past the last block): drop it.
-                bits = word.fetch_and(!bit, Ordering::Relaxed) & !bit;
+                // A release that freed the block meanwhile may have seen
+                // the bit still set and left it: after the clear, the
+                // state word says so (`mark_free`), and the block is
+                // claimed here instead of lost to the scan.
+                bits = word.fetch_and(!bit, Ordering::SeqCst) & !bit;
+                if index < c.states.len() {
+                    if let Some(gen) = self.claim_freed(c, index)? {
+                        return Ok(Some((index as u32, gen)));
+                    }
+                }
             }
         }
         self.scan(class, dead)
@@ -290,6 +302,18 @@ impl<'a> Pool<'a> {
         )
         .ok()
         .map(|_| next))
+    }
+
+    /// Claims block `index` of `c` if its state word, read after its
+    /// bitmap bit was cleared, says free (the `SeqCst` half of the
+    /// hand-shake with [`mark_free`](Self::mark_free)).
+    #[cold]
+    fn claim_freed(&self, c: &Class<'_>, index: usize) -> Result<Option<u32>, Corrupted> {
+        let s = &c.states[index].0;
+        if !matches!(state::parse(s.load(Ordering::SeqCst))?, State::Free { .. }) {
+            return Ok(None);
+        }
+        self.claim(c, index, None)
     }
 
     /// The slow path of [`take`](Self::take): every state word of `class`.
@@ -331,5 +355,42 @@ impl Deaths {
         };
         self.0.push((t, dead));
         Ok(dead)
+    }
+}
+
+#[cfg(all(test, not(shmkit_loom)))]
+mod tests {
+    use super::*;
+    use crate::pool::{HeapPool, PoolConfig};
+
+    fn bitmap(pool: &Pool<'_>) -> u64 {
+        pool.classes[0].bitmap[0].0.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_loan_leaves_its_bit_and_a_stale_bit_is_cleared_then_set_by_the_release() {
+        let heap = HeapPool::new(&PoolConfig::new().class(64, 3)).unwrap();
+        let pool = heap.pool();
+        assert_eq!(bitmap(&pool), 0b111);
+        // Loaned and freed again and again: the bitmap word is not written.
+        for _ in 0..3 {
+            let loan = pool.try_loan(8).unwrap();
+            assert_eq!(loan.block().index, 0);
+            assert_eq!(bitmap(&pool), 0b111, "the loan left its bit");
+        }
+        // While block 0 is lent, the next loan finds its bit stale: it
+        // clears it and takes block 1 (whose bit stays).
+        let a = pool.try_loan(8).unwrap();
+        let b = pool.try_loan(8).unwrap();
+        assert_eq!((a.block().index, b.block().index), (0, 1));
+        assert_eq!(bitmap(&pool), 0b110);
+        // The release of block 0 finds its bit clear and sets it.
+        drop(a);
+        assert_eq!(bitmap(&pool), 0b111);
+        assert_eq!(pool.free_blocks(0), Some(2));
+        let c = pool.try_loan(8).unwrap();
+        assert_eq!(c.block().index, 0);
+        drop((b, c));
+        assert_eq!(pool.free_blocks(0), Some(3));
     }
 }

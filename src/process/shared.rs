@@ -377,10 +377,10 @@ impl BytesLoan {
         if let Some(h) = bp.pool.holders(block) {
             h.store(bp.bit, Ordering::Relaxed);
         }
-        let block = self.loan.into_block();
-        // A block this process holds as a `BlockRef` shares.
-        let shared = bp.pool.share(block);
-        debug_assert!(shared);
+        // A loan of this view shares (a peer's scribble on its state word
+        // aside, which only the pool's next scan would notice).
+        let shared = self.loan.share();
+        debug_assert!(shared.is_some());
         bp.hold(block);
         let (ptr, _) = bp.pool.block_ptr(block).expect("a block the pool has");
         SharedBytes {

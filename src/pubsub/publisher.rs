@@ -12,7 +12,9 @@ use crate::pool::{BlockRef, Corrupted, Loan, LoanError, LoanTimeoutError};
 use crate::primitive::Ordering;
 use crate::region::{Region, RegionOptions};
 use crate::service;
-use crate::sync::wait::{deadline_after, expired, probe_slice, spin_for, PROBE_INTERVAL};
+use crate::sync::wait::{
+    coarse_now, deadline_after, expired, probe_slice, spin_for, PROBE_INTERVAL,
+};
 use bytemuck::Zeroable;
 use core::cell::Cell;
 use core::fmt;
@@ -29,7 +31,7 @@ use std::time::{Duration, Instant};
 pub struct Publisher {
     svc: Service,
     /// When a send next checks whether present subscribers are alive.
-    next_probe: Cell<Instant>,
+    next_probe: Cell<Duration>,
     /// When an exhausted loan may next reclaim what dead peers held.
     next_reclaim: Cell<Instant>,
     /// Last: the views in `svc` borrow its mapping.
@@ -117,7 +119,7 @@ impl Publisher {
         }
         let p = Self {
             svc,
-            next_probe: Cell::new(Instant::now()),
+            next_probe: Cell::new(Duration::ZERO),
             next_reclaim: Cell::new(Instant::now()),
             region,
         };
@@ -270,13 +272,12 @@ impl Publisher {
         let kept = if history.is_some() { HISTORY_BIT } else { 0 };
         // The block is lent to us: nobody else reads or writes its word.
         holders.store(PUBLISHER_BIT | kept | mask, Ordering::Release);
-        let b = loan.into_block();
-        if !svc.pool.share(b) {
+        let Some(b) = loan.share() else {
             return Err((
                 Stop::Corrupted("a sample's block was taken from its publisher"),
                 None,
             ));
-        }
+        };
         let d = Descriptor {
             class: b.class,
             index: b.index,
@@ -289,17 +290,19 @@ impl Publisher {
             Some(lock) => svc.file_in_history(lock, &d),
             None => Ok(()),
         };
-        let now = Instant::now();
-        let late = (!wait).then_some(now).or(deadline);
         // A subscriber that had room and still refuses the push is being
         // waited for as long as a blocking send waits; `try_send` and a
         // timed send wait for it one probe interval at least, until their
-        // deadline at most otherwise.
-        let patience = (!wait || deadline.is_some()).then(|| {
-            deadline
+        // deadline at most otherwise. (A blocking send reads no clock.)
+        let (late, patience) = if wait && deadline.is_none() {
+            (None, None)
+        } else {
+            let now = Instant::now();
+            let patience = deadline
                 .map_or(now, |d| d.max(now))
-                .max(now + PROBE_INTERVAL)
-        });
+                .max(now + PROBE_INTERVAL);
+            ((!wait).then_some(now).or(deadline), Some(patience))
+        };
         let pushed = self.distribute(mask, ready, late, patience, b, &d);
         svc.pool.release_shared(b, PUBLISHER_BIT);
         drop(history);
@@ -466,7 +469,7 @@ impl Publisher {
     /// Every `PROBE_INTERVAL`: cleans the entries of present subscribers
     /// that died.
     fn probe(&self) -> Result<(), Corrupted> {
-        let now = Instant::now();
+        let now = coarse_now();
         if now < self.next_probe.get() {
             return Ok(());
         }

@@ -293,13 +293,12 @@ impl Client {
         };
         // Our bit while we hand it over, the server's for good.
         holders.store(self.bit() | SERVER_BIT, Ordering::Release);
-        let b = loan.into_block();
-        if !svc.pool.share(b) {
+        let Some(b) = loan.share() else {
             return Err((
                 SendStop::Corrupted("a request's block was taken from its client"),
                 None,
             ));
-        }
+        };
         let env = Envelope {
             class: b.class,
             index: b.index,

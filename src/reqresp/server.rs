@@ -604,13 +604,12 @@ impl<'r, 's> ResponseMut<'r, 's> {
         };
         // Ours while we hand it over, the client's for good.
         holders.store(SERVER_BIT | bit, Ordering::Release);
-        let b = self.loan.into_block();
-        if !svc.pool.share(b) {
+        let Some(b) = self.loan.share() else {
             return Err((
                 RespondStop::Corrupted("a response's block was taken from its server"),
                 None,
             ));
-        }
+        };
         let env = Envelope {
             class: b.class,
             index: b.index,

@@ -170,6 +170,17 @@ pub(crate) fn yield_for<R>(mut attempt: impl FnMut() -> Option<R>) -> Option<R> 
     }
 }
 
+/// A monotonic clock read cheaply: `CLOCK_MONOTONIC_COARSE`, the time of
+/// the last timer tick (1-4 ms steps), served from the vDSO without reading
+/// the hardware clock (a few ns, against ~30 ns for `Instant::now` on a
+/// VM). For periodic chores on a hot path ("at most once per 10 ms"),
+/// never for deadlines a caller gave.
+#[inline]
+pub(crate) fn coarse_now() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
 /// `now + timeout`, or `None` (wait forever) if that overflows `Instant`.
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
