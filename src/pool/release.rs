@@ -44,8 +44,8 @@ impl<'a> Pool<'a> {
     /// (by a `SeqCst` write), unless it is set already: a block freed by one
     /// side and loaned again by the other leaves the bitmap word alone, so
     /// its line is not written on every message. A loan that clears the
-    /// bit as stale reads the state word afterwards (`SeqCst`,
-    /// `claim_freed`), so of the two at least one sees the other: the free
+    /// bit as stale reads the state word afterwards (`SeqCst`, in
+    /// `claim`), so of the two at least one sees the other: the free
     /// block keeps its bit or is claimed by that loan.
     pub(super) fn mark_free(c: &Class<'_>, index: usize) {
         let word = &c.bitmap[index / 64].0;

@@ -67,20 +67,16 @@ impl Pool<'_> {
     /// Whether it was lent so.
     pub(super) fn share_lent(&self, b: BlockRef) -> bool {
         self.unmark_lent(b);
-        let Some(s) = self
-            .classes
-            .get(b.class as usize)
-            .and_then(|c| c.states.get(b.index as usize))
-        else {
-            return false;
-        };
-        s.0.compare_exchange(
-            state::lent(self.me, b.generation),
-            state::shared(b.generation),
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        )
-        .is_ok()
+        // A loan's block is one the pool has (as in `detach`).
+        self.classes[b.class as usize].states[b.index as usize]
+            .0
+            .compare_exchange(
+                state::lent(self.me, b.generation),
+                state::shared(b.generation),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
     }
 
     /// Clears `bits` of shared block `b`'s holders word; frees the block

@@ -241,28 +241,29 @@ impl<'a> Pool<'a> {
                 budget -= 1;
                 let bit = 1u64 << bits.trailing_zeros();
                 let index = w * 64 + bits.trailing_zeros() as usize;
-                if index < c.states.len() {
-                    // The bit stays set: a hint may be stale, and this
-                    // one is cleared by whoever next finds the block taken
-                    // (a block loaned again and again by one side and
-                    // freed by the other then writes no bitmap word).
-                    if let Some(gen) = self.claim(c, index, None)? {
-                        if w != start {
-                            c.hint.store(w as u64, Ordering::Relaxed);
-                        }
-                        return Ok(Some((index as u32, gen)));
-                    }
+                if index >= c.states.len() {
+                    // A bit past the last block: drop it.
+                    bits = word.fetch_and(!bit, Ordering::Relaxed) & !bit;
+                    continue;
                 }
-                // A stale hint (or a bit past the last block): drop it.
-                // A release that freed the block meanwhile may have seen
-                // the bit still set and left it: after the clear, the
-                // state word says so (`mark_free`), and the block is
-                // claimed here instead of lost to the scan.
-                bits = word.fetch_and(!bit, Ordering::SeqCst) & !bit;
-                if index < c.states.len() {
-                    if let Some(gen) = self.claim_freed(c, index)? {
-                        return Ok(Some((index as u32, gen)));
+                // The bit stays set: a hint may be stale, and this one is
+                // cleared by whoever next finds the block taken (a block
+                // loaned again and again by one side and freed by the
+                // other then writes no bitmap word).
+                if let Some(gen) = self.claim(c, index, None)? {
+                    if w != start {
+                        c.hint.store(w as u64, Ordering::Relaxed);
                     }
+                    return Ok(Some((index as u32, gen)));
+                }
+                // A stale hint: drop it. A release that freed the block
+                // meanwhile may have seen the bit still set and left it:
+                // the claim after the clear reads the state word again
+                // (both `SeqCst`, the other half of `mark_free`'s), and
+                // takes the block instead of losing it to the scan.
+                bits = word.fetch_and(!bit, Ordering::SeqCst) & !bit;
+                if let Some(gen) = self.claim(c, index, None)? {
+                    return Ok(Some((index as u32, gen)));
                 }
             }
         }
@@ -278,7 +279,9 @@ impl<'a> Pool<'a> {
         dead: Option<&mut Deaths>,
     ) -> Result<Option<u32>, Corrupted> {
         let s = &c.states[index].0;
-        let word = s.load(Ordering::Acquire);
+        // `SeqCst`: after a stale bitmap bit's clear, this load is the
+        // half of the hand-shake with `mark_free` that sees a release.
+        let word = s.load(Ordering::SeqCst);
         let gen = match state::parse(word)? {
             State::Free { gen } => gen,
             State::Owned { owner, gen, .. } => match dead {
@@ -302,18 +305,6 @@ impl<'a> Pool<'a> {
         )
         .ok()
         .map(|_| next))
-    }
-
-    /// Claims block `index` of `c` if its state word, read after its
-    /// bitmap bit was cleared, says free (the `SeqCst` half of the
-    /// hand-shake with [`mark_free`](Self::mark_free)).
-    #[cold]
-    fn claim_freed(&self, c: &Class<'_>, index: usize) -> Result<Option<u32>, Corrupted> {
-        let s = &c.states[index].0;
-        if !matches!(state::parse(s.load(Ordering::SeqCst))?, State::Free { .. }) {
-            return Ok(None);
-        }
-        self.claim(c, index, None)
     }
 
     /// The slow path of [`take`](Self::take): every state word of `class`.
