@@ -131,8 +131,7 @@ fn shared_block(pool: &Pool<'_>, mask: u64) -> BlockRef {
     pool.holders(loan.block())
         .unwrap()
         .store(mask, Ordering::Relaxed);
-    let block = loan.share().unwrap();
-    block
+    loan.share().unwrap()
 }
 
 /// Three holders release their own bits of one shared block at once:
