@@ -107,6 +107,18 @@ pub mod pubsub {
     pub fn history_slot_offset(i: usize) -> usize {
         HEADER_SIZE + i * HISTORY_SLOT_SIZE
     }
+
+    /// Sends `sample` as a publisher killed mid-send leaves it: shared
+    /// with every present subscriber, its descriptor pushed only to the
+    /// entries in the mask `reach`, the publisher's hold kept. For a
+    /// process that dies next (a service without a history); returns the
+    /// sample's sequence number.
+    pub fn send_cut_short(
+        sample: crate::pubsub::SampleMut<'_>,
+        reach: u64,
+    ) -> Result<u64, &'static str> {
+        sample.send_cut_short(reach)
+    }
 }
 
 /// The request/response service's header offsets ([`crate::reqresp`]).

@@ -71,6 +71,23 @@ fn child_entry() {
             common::report(format!("sent {n}"));
             std::thread::sleep(LIMIT);
         }
+        "cut-short" => {
+            // Publishes `args[1]` samples, then one more cut short after
+            // pushing it to the entries of the mask `args[2]` only, then
+            // waits to be killed: a publisher killed mid-send.
+            let publisher = Publisher::open(&args[0]).expect("attach");
+            let n: u64 = args[1].parse().unwrap();
+            let first = publisher.next_seq();
+            for i in first..first + n {
+                publisher.send_copy(&payload(i)).expect("send");
+            }
+            let mut s = publisher.loan(16).expect("loan");
+            s.copy_from_slice(&payload(first + n));
+            let reach = args[2].parse().unwrap();
+            let seq = wire::send_cut_short(s, reach).expect("cut short");
+            common::report(format!("cut {seq}"));
+            std::thread::sleep(LIMIT);
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -487,6 +504,89 @@ fn a_killed_publishers_samples_stay_readable_and_a_new_one_continues() {
     }
     drop(held);
     assert_eq!(publisher.free_blocks(0), Some(32));
+}
+
+/// Receives the next sample from `sub` and checks it is sample `seq`.
+fn expect_sample(sub: &Subscriber, seq: u64) {
+    let got = sub.recv_timeout(WAIT).unwrap();
+    assert_eq!((got.seq(), &got[..]), (seq, &payload(seq)[..]));
+}
+
+#[test]
+fn a_publisher_killed_between_sharing_and_pushing_owes_its_sample_and_loses_nothing() {
+    let name = unique_name("pubsub-cut-short");
+    let cfg = config(16, 4, 4);
+    let subs: Vec<_> = (0..3)
+        .map(|_| Subscriber::open_or_create(&name, &cfg).unwrap())
+        .collect();
+    let total = |p: &Publisher| p.free_blocks(0).unwrap();
+    // Killed having pushed sample 2 to the first subscriber only.
+    let mut child = spawn(
+        "cut-short",
+        &[&name, "2", &(1 << subs[0].entry()).to_string()],
+    );
+    assert_eq!(wait_for_line(&mut child), "cut 2");
+    kill(child);
+    for s in &subs {
+        expect_sample(s, 0);
+        expect_sample(s, 1);
+    }
+    expect_sample(&subs[0], 2);
+    // The second finds its queue empty: its idle receive cleans up after
+    // the dead publisher and receives what it was owed.
+    expect_sample(&subs[1], 2);
+    assert_eq!(subs[1].try_recv().unwrap_err(), TryRecvError::Empty);
+    // A new publisher continues; the third receives the owed sample
+    // before the newer one, and nobody receives one twice.
+    let publisher = Publisher::open(&name).unwrap();
+    assert_eq!(publisher.send_copy(&payload(3)).unwrap(), 3);
+    expect_sample(&subs[2], 2);
+    for s in &subs {
+        expect_sample(s, 3);
+        assert_eq!(s.try_recv().unwrap_err(), TryRecvError::Empty);
+    }
+    assert_eq!(total(&publisher), 16, "every block back");
+    drop(publisher);
+
+    // Killed having pushed to nobody; the next publisher's attach is
+    // what settles it, and the subscribers' gaps deliver it in order.
+    let mut child = spawn("cut-short", &[&name, "1", "0"]);
+    assert_eq!(wait_for_line(&mut child), "cut 5");
+    kill(child);
+    let publisher = Publisher::open(&name).unwrap();
+    assert_eq!(publisher.send_copy(&payload(6)).unwrap(), 6);
+    for s in &subs {
+        for seq in 4..7 {
+            expect_sample(s, seq);
+        }
+        assert_eq!(s.try_recv().unwrap_err(), TryRecvError::Empty);
+    }
+    assert_eq!(publisher.reclaim().unwrap(), 0);
+    assert_eq!(total(&publisher), 16, "every block back");
+}
+
+#[test]
+fn a_drop_oldest_publisher_killed_mid_pop_leaves_no_hold_behind() {
+    let cfg = config(16, 2, 2).policy(SlowSubscriber::DropOldest);
+    let publisher = Publisher::anonymous(&cfg).unwrap();
+    let sub = publisher.subscriber().unwrap();
+    let region = twin(&publisher);
+    publisher.send_copy(b"a").unwrap();
+    assert_eq!(publisher.free_blocks(0), Some(15));
+    // Position 0's slot as the publisher leaves it when killed while
+    // taking the oldest descriptor back: the subscriber's hold on the
+    // block went with the pop, and is the next publisher's to release.
+    let slot = wire::queue_offset(&cfg, sub.entry()) + 384;
+    let taking = mpmc::word(0, mpmc::State::Taking, 0);
+    // SAFETY: a queue's sequence word only atomics reference; plays a
+    // publisher that died.
+    unsafe { region.write::<u64>(slot, &taking) }.unwrap();
+    drop(publisher);
+    let next = Publisher::from_region(region).unwrap();
+    assert_eq!(next.free_blocks(0), Some(16));
+    assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Empty);
+    next.send_copy(b"b").unwrap();
+    assert_eq!(&sub.try_recv().unwrap()[..], b"b");
 }
 
 /// Another handle of this process on `publisher`'s region: a peer that

@@ -717,9 +717,11 @@ fuzz_target!(|data: &[u8]| {
                                 wire::PUBLISHER_OFFSET / 8,
                                 wire::PRESENT_OFFSET / 8,
                             ])
+                            .chain((0..4).map(|k| wire::SENDING_OFFSET / 8 + k))
                             .chain((0..entries + 1).flat_map(|e| {
+                                // Token, signals, then the owed slots.
                                 let w = (wire::ENTRIES_OFFSET + e * wire::ENTRY_STRIDE) / 8;
-                                [w, w + 1, w + 2]
+                                (w..w + 3 + 4 * wire::OWED_SLOTS).collect::<Vec<_>>()
                             }))
                             .collect();
                         let w = if kind & 0x80 != 0 {

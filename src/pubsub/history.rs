@@ -11,7 +11,7 @@
 //! [repairs](Service::repair_history) the slots and bits first.
 
 use super::service::Service;
-use super::wire::{HistorySlot, HISTORY_BIT};
+use super::wire::HISTORY_BIT;
 use super::Descriptor;
 use crate::pool::Corrupted;
 use crate::primitive::Ordering;
@@ -54,26 +54,6 @@ impl Service {
         Ok(Some(guard))
     }
 
-    /// The sample slot `slot` names, if it is filled; `Err` for a slot no
-    /// correct peer writes (its filled word is neither 0 nor 1).
-    fn read_slot(slot: &HistorySlot) -> Result<Option<Descriptor>, ()> {
-        let [a, b, seq, filled] = &slot.words;
-        match filled.load(Ordering::Acquire) {
-            0 => return Ok(None),
-            1 => {}
-            _ => return Err(()),
-        }
-        let (a, b) = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
-        Ok(Some(Descriptor {
-            class: a as u32,
-            index: (a >> 32) as u32,
-            generation: b as u32,
-            len: (b >> 32) as u32,
-            seq: seq.load(Ordering::Relaxed),
-            reserved: 0,
-        }))
-    }
-
     /// Whether the history holds the sample `d` names: its block is
     /// shared under `d`'s generation with [`HISTORY_BIT`] set (stable
     /// while the caller holds the lock: only its holders change the bit).
@@ -93,24 +73,13 @@ impl Service {
         d: &Descriptor,
     ) -> Result<(), Corrupted> {
         let slot = &self.history[(d.seq % self.history.len() as u64) as usize];
-        let old = Self::read_slot(slot);
+        let old = slot.read();
         if let Ok(Some(old)) = old {
             if self.history_holds(&old)? {
                 self.pool.release_shared(old.block(), HISTORY_BIT);
             }
         }
-        let [a, b, seq, filled] = &slot.words;
-        filled.store(0, Ordering::Relaxed);
-        a.store(
-            u64::from(d.class) | u64::from(d.index) << 32,
-            Ordering::Relaxed,
-        );
-        b.store(
-            u64::from(d.generation) | u64::from(d.len) << 32,
-            Ordering::Relaxed,
-        );
-        seq.store(d.seq, Ordering::Relaxed);
-        filled.store(1, Ordering::Release);
+        slot.write(d);
         if old.is_err() {
             self.repair_history(lock)?;
         }
@@ -134,7 +103,7 @@ impl Service {
         let mut taken = Vec::with_capacity(self.history.len());
         for slot in self.history {
             // An empty slot, or one a peer scribbled over: nothing to take.
-            let Ok(Some(d)) = Self::read_slot(slot) else {
+            let Ok(Some(d)) = slot.read() else {
                 continue;
             };
             // Only the newest `n` below `join_seq` belong (a slot not yet
@@ -165,11 +134,11 @@ impl Service {
     fn repair_history(&self, _lock: &HistoryGuard<'_>) -> Result<(), Corrupted> {
         let mut named = Vec::with_capacity(self.history.len());
         for slot in self.history {
-            match Self::read_slot(slot) {
+            match slot.read() {
                 Ok(Some(d)) if self.history_holds(&d)? => named.push(d.block()),
                 Ok(None) => {}
                 // Not a sample the history holds (or garbage): empty.
-                _ => slot.words[3].store(0, Ordering::Release),
+                _ => slot.clear(),
             }
         }
         for shared in self.pool.shared_blocks() {

@@ -262,30 +262,9 @@ impl Publisher {
             Ok(h) => h,
             Err(e) => return Err((e.into(), Some(loan))),
         };
-        let seq = svc.header.next_seq.fetch_add(1, Ordering::SeqCst);
-        let mask = svc.present().map_err(|e| (e.into(), None))?;
-        let len = loan.len() as u32;
-        let b = loan.block();
-        let Some(holders) = svc.pool.holders(b) else {
-            return Err((Stop::Corrupted("a loan names no block"), None));
-        };
         let kept = if history.is_some() { HISTORY_BIT } else { 0 };
-        // The block is lent to us: nobody else reads or writes its word.
-        holders.store(PUBLISHER_BIT | kept | mask, Ordering::Release);
-        let Some(b) = loan.share() else {
-            return Err((
-                Stop::Corrupted("a sample's block was taken from its publisher"),
-                None,
-            ));
-        };
-        let d = Descriptor {
-            class: b.class,
-            index: b.index,
-            generation: b.generation,
-            len,
-            seq,
-            reserved: 0,
-        };
+        let (mask, b, d) = self.share(loan, kept).map_err(|e| (e, None))?;
+        let seq = d.seq;
         let filed = match &history {
             Some(lock) => svc.file_in_history(lock, &d),
             None => Ok(()),
@@ -309,6 +288,40 @@ impl Publisher {
         pushed.map_err(|w| (Stop::Corrupted(w), None))?;
         filed.map_err(|e| (e.into(), None))?;
         Ok(seq)
+    }
+
+    /// Steps 2 and 3 of a send: numbers the sample, reads the present
+    /// mask, records the send under way and shares the block with `kept`
+    /// and the present subscribers (and the publisher's bit). Returns the
+    /// mask, the block and its descriptor; any failure has lost the loan.
+    fn share(&self, loan: Loan<'_>, kept: u64) -> Result<(u64, BlockRef, Descriptor), Stop> {
+        let svc = &self.svc;
+        let seq = svc.header.next_seq.fetch_add(1, Ordering::SeqCst);
+        let mask = svc.present()?;
+        let b = loan.block();
+        let Some(holders) = svc.pool.holders(b) else {
+            return Err(Stop::Corrupted("a loan names no block"));
+        };
+        let d = Descriptor {
+            class: b.class,
+            index: b.index,
+            generation: b.generation,
+            len: loan.len() as u32,
+            seq,
+            reserved: 0,
+        };
+        // Recorded before the block is shared: killed from there to the
+        // last push, this send's sample is owed to whom it did not reach
+        // (`Service::owe_unsent`).
+        svc.header.sending.write(&d);
+        // The block is lent to us: nobody else reads or writes its word.
+        holders.store(PUBLISHER_BIT | kept | mask, Ordering::Release);
+        match loan.share() {
+            Some(b) => Ok((mask, b, d)),
+            None => Err(Stop::Corrupted(
+                "a sample's block was taken from its publisher",
+            )),
+        }
     }
 
     /// Waits until every present subscriber's queue has room (or the
@@ -531,6 +544,29 @@ impl fmt::Debug for Publisher {
 }
 
 impl<'p> SampleMut<'p> {
+    /// A send stopped as one killed mid-way stops (for kill tests, in a
+    /// process that dies next): the sample shared with every present
+    /// subscriber, its descriptor pushed to those of them in `reach`, the
+    /// publisher's bit left set. Returns the sample's sequence number.
+    pub(crate) fn send_cut_short(self, reach: u64) -> Result<u64, &'static str> {
+        let p = self.publisher;
+        let svc = &p.svc;
+        if svc.lock_history().map_err(|Corrupted(w)| w)?.is_some() {
+            return Err("a send cut short is for a service without a history");
+        }
+        let (mask, _, d) = p.share(self.loan, 0).map_err(|e| match e {
+            Stop::Corrupted(w) => w,
+            Stop::Full | Stop::Timeout => "a share gave up",
+        })?;
+        for i in bits(mask & reach) {
+            svc.queues[i]
+                .push_ref_as(PUB, &d)
+                .map_err(|_| "a queue cut short has no room")?;
+            svc.entry(i).data.notify();
+        }
+        Ok(d.seq)
+    }
+
     /// Publishes the sample to every subscriber present now, waiting (as
     /// long as it takes) for room in each one's queue; returns its
     /// sequence number. Without subscribers, the block is freed at once.

@@ -272,6 +272,10 @@ impl Service {
                 Err(crate::ring::PopError::Corrupted(w)) => return Err(Corrupted(w)),
             }
         }
+        // Owed samples are holds of the same bit, given back by the sweep.
+        for o in &self.entry(i).owed {
+            o.clear();
+        }
         self.entry(i).space.notify();
         Ok(freed + self.pool.sweep_shared(bit)?)
     }
@@ -324,17 +328,70 @@ impl Service {
     /// What a caller that took the publisher's word from a dead (or
     /// departed) publisher does before anything else.
     pub(crate) fn after_publisher(&self) -> Result<usize, Corrupted> {
-        for q in &self.queues {
+        let mut freed = 0;
+        for (i, q) in self.queues.iter().enumerate() {
             // SAFETY: the publisher's word held a dead token or none, and
             // only the publisher pushes (as `PUB`, and pops as `PUB` under
             // drop-oldest): no thread of this process does either while
             // the caller holds the word.
             unsafe { q.release_claims(Holder::Producer(PUB)) };
             // SAFETY: as above, for the pops of a drop-oldest publisher
-            // (its claims name `PUB` as a consumer).
-            unsafe { q.release_claims(Holder::Consumer(PUB)) };
+            // (its claims name `PUB` as a consumer). The descriptor such a
+            // pop was taking back went with it, and with it the
+            // subscriber's hold on its block: released here.
+            unsafe {
+                q.release_claims_taking(Holder::Consumer(PUB), |d| {
+                    freed += usize::from(self.release_descriptor(i, &d));
+                })
+            };
         }
-        self.pool.sweep_shared(PUBLISHER_BIT)
+        self.owe_unsent()?;
+        Ok(freed + self.pool.sweep_shared(PUBLISHER_BIT)?)
+    }
+
+    /// For a caller that took the publisher's word from a dead (or
+    /// departed) publisher and handed on its queue claims: if the last
+    /// publisher's send was cut short after sharing its block (the block
+    /// still has [`PUBLISHER_BIT`] and is the one the header's `sending`
+    /// record names), every subscriber the block was shared with whose
+    /// queue does not hold its descriptor is owed the sample: the
+    /// descriptor goes into the entry's `owed` slots, where its subscriber
+    /// receives it in sequence order (see [`Subscriber`](super::Subscriber)).
+    /// A subscriber that popped the descriptor already skips the owed copy
+    /// by its sequence number. So a send killed between sharing and pushing
+    /// loses nothing and leaves no hold behind.
+    ///
+    /// An entry whose owed slots are full (two sends cut short in a row
+    /// before its subscriber received again) keeps its hold until the
+    /// entry is cleaned.
+    pub(crate) fn owe_unsent(&self) -> Result<(), Corrupted> {
+        let Ok(Some(d)) = self.header.sending.read() else {
+            return Ok(());
+        };
+        let b = d.block();
+        if !self.pool.shared_with(b, PUBLISHER_BIT)? {
+            return Ok(());
+        }
+        let Some(h) = self.pool.holders(b) else {
+            return Ok(());
+        };
+        for i in super::publisher::bits(h.load(Ordering::Acquire) & self.valid()) {
+            // SAFETY: the caller holds the publisher's word: no correct
+            // participant pushes to a subscriber's queue meanwhile.
+            if unsafe { self.queues[i].any_published(|q| *q == d) } {
+                continue;
+            }
+            let owed = &self.entry(i).owed;
+            // Only the holder of the publisher's word fills a slot, only
+            // the entry's holder empties one.
+            if owed.iter().any(|o| o.read() == Ok(Some(d))) {
+                continue;
+            }
+            if let Some(free) = owed.iter().find(|o| o.read() == Ok(None)) {
+                free.write(&d);
+            }
+        }
+        Ok(())
     }
 
     /// Reclaims what dead peers left: dead subscribers' entries (their

@@ -12,7 +12,7 @@ use crate::region::Region;
 use crate::ring::mpmc::Holder;
 use crate::ring::Miss;
 use crate::service;
-use crate::sync::wait::{deadline_after, wait_for};
+use crate::sync::wait::{coarse_now, deadline_after, wait_for, PROBE_INTERVAL};
 use bytemuck::Pod;
 use core::cell::{Cell, RefCell};
 use core::fmt;
@@ -33,8 +33,15 @@ pub struct Subscriber {
     entry: usize,
     /// Samples numbered below this were sent before it joined.
     join_seq: u64,
+    /// The sequence number after the last sample it received from its
+    /// queue (or its owed slots): an owed sample numbered below it came
+    /// through the queue already.
+    next_seq: Cell<u64>,
+    /// When an idle receive next checks whether the publisher died.
+    next_probe: Cell<Duration>,
     /// The history's samples it took when it joined, oldest first, not
-    /// yet received (it holds each one's block).
+    /// yet received (it holds each one's block); and a descriptor popped
+    /// while an owed sample numbered below it was received first.
     history: RefCell<VecDeque<Descriptor>>,
     /// Samples it holds now.
     held: Cell<usize>,
@@ -132,6 +139,8 @@ impl Subscriber {
                     svc,
                     entry,
                     join_seq,
+                    next_seq: Cell::new(join_seq),
+                    next_probe: Cell::new(Duration::ZERO),
                     history: RefCell::new(history.into()),
                     held: Cell::new(0),
                     holding,
@@ -268,7 +277,7 @@ impl Subscriber {
             self.repair();
             return self.try_once()?.ok_or(Stop::Empty);
         }
-        // Between sleeps: hand on a dead publisher's unfilled slot.
+        // Between sleeps: clean up after a dead publisher.
         let repair = || {
             self.repair();
             Ok(())
@@ -277,30 +286,40 @@ impl Subscriber {
         wait_for(data, deadline, true, || self.try_once(), repair)?.ok_or(Stop::Empty)
     }
 
-    /// Hands on the slot a dead publisher claimed and never filled, if
-    /// that is what keeps this queue looking empty; whether it did.
-    fn repair(&self) -> bool {
-        let q = &self.svc.queues[self.entry];
-        let Some(stall) = q.stalled_pop() else {
-            return false;
-        };
-        if !matches!(stall.holder(), Holder::Producer(_)) || self.svc.publisher_gone() != Ok(true) {
-            return false;
+    /// Between an idle receive's sleeps: cleans up after a dead publisher
+    /// (at most once per [`PROBE_INTERVAL`]), or sooner if a slot it
+    /// claimed and never filled is what keeps this queue looking empty.
+    /// Its claims are handed on, and a send it had under way owes its
+    /// sample to whom it did not reach ([`Service::owe_unsent`]), so this
+    /// subscriber receives it next.
+    fn repair(&self) {
+        let now = coarse_now();
+        let stalled = matches!(
+            self.svc.queues[self.entry]
+                .stalled_pop()
+                .map(|s| s.holder()),
+            Some(Holder::Producer(_))
+        );
+        if !stalled && now < self.next_probe.get() {
+            return;
         }
-        // SAFETY: only the publisher pushes, and no live publisher is
-        // attached: the word is free or holds a dead token, and a
-        // publisher of this process would hold it with a live one. A
-        // publisher that attaches later claims other positions (the CAS
-        // in `repair` is on the exact word seen).
-        unsafe { q.repair(stall) }
+        self.next_probe.set(now + PROBE_INTERVAL);
+        // A scribbled word is the next send's or receive's to report.
+        let _ = self.svc.reclaim_publisher();
     }
 
     /// Pops descriptors until one names a sample for this subscriber
     /// (skipping those from before it joined); `None` if the queue is
-    /// empty.
+    /// empty. An owed sample numbered below the descriptor popped (or
+    /// with the queue empty) comes first: its descriptor never reached
+    /// the queue, so nothing numbered between comes later.
     fn try_once(&self) -> Result<Option<Sample<'_>>, Stop> {
         let kept = self.history.borrow_mut().pop_front();
         if let Some(d) = kept {
+            // The history's are numbered below `next_seq`; a descriptor
+            // set aside for an owed sample is not.
+            let next = self.next_seq.get().max(d.seq.saturating_add(1));
+            self.next_seq.set(next);
             return self.accept(&d).map(Some);
         }
         let q = &self.svc.queues[self.entry];
@@ -308,7 +327,7 @@ impl Subscriber {
         for _ in 0..=q.capacity() {
             match q.pop_into_as(SUB, &mut d) {
                 Ok(()) => {}
-                Err(Miss::WouldBlock) => return Ok(None),
+                Err(Miss::WouldBlock) => return self.owed(u64::MAX),
                 Err(Miss::Corrupted(w)) => return Err(Stop::Corrupted(w)),
             }
             self.svc.entry(self.entry).space.notify();
@@ -322,9 +341,47 @@ impl Subscriber {
                 }
                 continue;
             }
+            // A gap: samples between were dropped, or owed.
+            if d.seq > self.next_seq.get() {
+                if let Some(s) = self.owed(d.seq)? {
+                    self.history.borrow_mut().push_front(d);
+                    return Ok(Some(s));
+                }
+            }
+            self.next_seq.set(d.seq.saturating_add(1));
             return self.accept(&d).map(Some);
         }
         Ok(None)
+    }
+
+    /// The oldest sample owed to this subscriber numbered below `before`
+    /// (and from its next expected one on), taken from the entry's owed
+    /// slots; owed copies of samples it received through the queue
+    /// already are emptied on the way.
+    fn owed(&self, before: u64) -> Result<Option<Sample<'_>>, Stop> {
+        let slots = &self.svc.entry(self.entry).owed;
+        let mut oldest: Option<(usize, Descriptor)> = None;
+        for (i, slot) in slots.iter().enumerate() {
+            match slot.read() {
+                Ok(Some(d)) if d.seq < self.next_seq.get() => slot.clear(),
+                Ok(Some(d)) if oldest.is_none_or(|(_, o)| d.seq < o.seq) => {
+                    oldest = Some((i, d));
+                }
+                Ok(_) => {}
+                Err(()) => {
+                    slot.clear();
+                    return Err(Stop::Corrupted("an owed sample's slot"));
+                }
+            }
+        }
+        match oldest {
+            Some((i, d)) if d.seq < before => {
+                slots[i].clear();
+                self.next_seq.set(d.seq.saturating_add(1));
+                self.accept(&d).map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Checks descriptor `d` against the block it names and makes it a

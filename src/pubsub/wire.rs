@@ -3,7 +3,7 @@
 //! start).
 
 use crate::blocks::{CachePadded, ShmSafe, Signal};
-use crate::primitive::{AtomicU32, AtomicU64};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::raw_mutex::RawMutex;
 use bytemuck::{Pod, Zeroable};
 
@@ -11,7 +11,7 @@ use bytemuck::{Pod, Zeroable};
 /// little-endian `u64`.
 pub const SERVICE_MAGIC: u64 = u64::from_le_bytes(*b"shmkPUB1");
 /// The format version the header's `version` word holds.
-pub const SERVICE_VERSION: u64 = 2;
+pub const SERVICE_VERSION: u64 = 3;
 /// Offset of the magic word (`u64`).
 pub const MAGIC_OFFSET: usize = 0;
 /// Offset of the number of subscriber entries (`u64`, 1 ..= 62).
@@ -23,6 +23,8 @@ pub const HELD_LIMIT_OFFSET: usize = 32;
 /// Offset of the history length (`u64`, 0 ..= the queue capacity): how
 /// many of the newest samples a late joiner receives.
 pub const HISTORY_OFFSET: usize = 64;
+/// Offset of the send under way (a descriptor slot, 32 bytes).
+pub const SENDING_OFFSET: usize = 72;
 /// Offset of the next sequence number (`u64`).
 pub const NEXT_SEQ_OFFSET: usize = 128;
 /// Offset of the publisher's participant token (`u32`, 0: none).
@@ -32,7 +34,7 @@ pub const PUBLISHER_OFFSET: usize = 256;
 pub const PRESENT_OFFSET: usize = 384;
 /// Offset of subscriber entry 0; entry `i` is at `ENTRIES_OFFSET + 128 i`:
 /// its token (`u32`, 0: free) at +0, its data signal at +8, its space
-/// signal at +16.
+/// signal at +16, its owed samples (descriptor slots) from +24.
 pub const ENTRIES_OFFSET: usize = 512;
 /// Bytes between two subscriber entries.
 pub const ENTRY_STRIDE: usize = 128;
@@ -49,6 +51,8 @@ pub const HISTORY_LOCK_OFFSET: usize = ENTRIES_OFFSET + MAX_SUBSCRIBERS * ENTRY_
 pub const HEADER_SIZE: usize = HISTORY_LOCK_OFFSET + 128;
 /// Bytes of one history slot.
 pub const HISTORY_SLOT_SIZE: usize = 32;
+/// How many owed samples an entry keeps at once.
+pub const OWED_SLOTS: usize = 2;
 
 /// One subscriber entry.
 #[repr(C)]
@@ -63,6 +67,11 @@ pub(crate) struct Entry {
     /// The publisher sleeps here on a full queue; the subscriber notifies
     /// it after each pop.
     pub(crate) space: Signal,
+    /// Samples owed to the entry: a dead publisher's send shared them with
+    /// it (its bit set) and never pushed their descriptors. Filled by
+    /// whoever takes the publisher's word from the dead one, emptied by
+    /// the entry's holder (see [`Service::owe_unsent`](super::service::Service::owe_unsent)).
+    pub(crate) owed: [DescriptorSlot; OWED_SLOTS],
 }
 
 /// The service header; see the [module documentation](super).
@@ -78,7 +87,12 @@ pub(crate) struct ServiceHeader {
     pub(crate) pool_offset: AtomicU64,
     pub(crate) total_bytes: AtomicU64,
     pub(crate) history: AtomicU64,
-    _reserved: [AtomicU64; 7],
+    /// The descriptor of the publisher's send under way (or its last),
+    /// written before the block is shared: what a send killed between
+    /// sharing and pushing leaves for the next holder of the publisher's
+    /// word.
+    pub(crate) sending: DescriptorSlot,
+    _reserved: [AtomicU64; 3],
     pub(crate) next_seq: CachePadded<AtomicU64>,
     pub(crate) publisher: CachePadded<AtomicU32>,
     pub(crate) present: CachePadded<AtomicU64>,
@@ -88,18 +102,66 @@ pub(crate) struct ServiceHeader {
     pub(crate) history_lock: CachePadded<RawMutex>,
 }
 
-/// One history slot: the descriptor of a sample the history holds (its
-/// block's holders word has bit 62 set), written under the history lock.
-/// Words: `class | index << 32`, `generation | len << 32`, `seq`, and 1
-/// while the slot is filled (0: empty).
+/// A descriptor kept in shared memory: a history slot (the sample the
+/// history holds, its block's holders word with bit 62 set, written under
+/// the history lock), an entry's owed sample, the send under way. Words:
+/// `class | index << 32`, `generation | len << 32`, `seq`, and 1 while the
+/// slot is filled (0: empty).
 #[repr(C)]
 #[derive(Debug, Default)]
-pub(crate) struct HistorySlot {
+pub(crate) struct DescriptorSlot {
     pub(crate) words: [AtomicU64; 4],
 }
 
+/// A history slot.
+pub(crate) type HistorySlot = DescriptorSlot;
+
 // SAFETY: repr(C) atomics; any bytes are a valid slot (checked when read).
-unsafe impl ShmSafe for HistorySlot {}
+unsafe impl ShmSafe for DescriptorSlot {}
+
+impl DescriptorSlot {
+    /// The descriptor the slot holds, if it is filled; `Err` for a slot
+    /// no correct peer writes (its filled word is neither 0 nor 1).
+    pub(crate) fn read(&self) -> Result<Option<Descriptor>, ()> {
+        let [a, b, seq, filled] = &self.words;
+        match filled.load(Ordering::Acquire) {
+            0 => return Ok(None),
+            1 => {}
+            _ => return Err(()),
+        }
+        let (a, b) = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
+        Ok(Some(Descriptor {
+            class: a as u32,
+            index: (a >> 32) as u32,
+            generation: b as u32,
+            len: (b >> 32) as u32,
+            seq: seq.load(Ordering::Relaxed),
+            reserved: 0,
+        }))
+    }
+
+    /// Fills the slot with `d` (for its one writer: a reader sees the
+    /// words once it sees the slot filled).
+    pub(crate) fn write(&self, d: &Descriptor) {
+        let [a, b, seq, filled] = &self.words;
+        filled.store(0, Ordering::Relaxed);
+        a.store(
+            u64::from(d.class) | u64::from(d.index) << 32,
+            Ordering::Relaxed,
+        );
+        b.store(
+            u64::from(d.generation) | u64::from(d.len) << 32,
+            Ordering::Relaxed,
+        );
+        seq.store(d.seq, Ordering::Relaxed);
+        filled.store(1, Ordering::Release);
+    }
+
+    /// Empties the slot.
+    pub(crate) fn clear(&self) {
+        self.words[3].store(0, Ordering::Release);
+    }
+}
 
 // SAFETY: repr(C) of atomics, signals and padding nobody reads: any bytes
 // are a valid header (zero: no service, refused by open), no pointers, no
@@ -119,6 +181,8 @@ const _: () = {
     assert!(offset_of!(ServiceHeader, present) == PRESENT_OFFSET);
     assert!(offset_of!(ServiceHeader, entries) == ENTRIES_OFFSET);
     assert!(offset_of!(ServiceHeader, history) == HISTORY_OFFSET);
+    assert!(offset_of!(ServiceHeader, sending) == SENDING_OFFSET);
+    assert!(offset_of!(Entry, owed) == 24);
     assert!(offset_of!(ServiceHeader, history_lock) == HISTORY_LOCK_OFFSET);
     assert!(size_of::<HistorySlot>() == HISTORY_SLOT_SIZE);
     assert!(size_of::<CachePadded<Entry>>() == ENTRY_STRIDE);

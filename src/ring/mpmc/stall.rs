@@ -97,6 +97,24 @@ impl<T: Pod + Send> MpmcRing<'_, T> {
     /// that id and role while this runs (this process's own participant
     /// taking over the id has not operated yet).
     pub unsafe fn release_claims(&self, holder: Holder) -> usize {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.release_claims_taking(holder, |_| {}) }
+    }
+
+    /// [`release_claims`](Self::release_claims), passing `taken` the
+    /// value of each slot a consumer's claim held (its value went with
+    /// that consumer, who died with it: whatever the value stands for is
+    /// the caller's to settle now). A producer's claimed slot holds no
+    /// value and passes none.
+    ///
+    /// # Safety
+    ///
+    /// As for [`release_claims`](Self::release_claims).
+    pub(crate) unsafe fn release_claims_taking(
+        &self,
+        holder: Holder,
+        mut taken: impl FnMut(T),
+    ) -> usize {
         let (state, who) = match holder {
             Holder::Producer(p) => (State::Claimed, p.id()),
             Holder::Consumer(p) => (State::Taking, p.id()),
@@ -105,11 +123,44 @@ impl<T: Pod + Send> MpmcRing<'_, T> {
             .filter(|&slot| {
                 let word = self.slots[slot].seq.load(Ordering::Acquire);
                 let w = Word::of(word);
+                if w.state != state || w.who != who {
+                    return false;
+                }
+                // SAFETY: a `Taking` slot's value was written before its
+                // producer published it (`Acquire` above), and no correct
+                // participant writes it until the slot is handed on below.
+                let value =
+                    (state == State::Taking).then(|| unsafe { self.slots[slot].value.read() });
                 // SAFETY: the slot's claim is `holder`'s, which the caller
                 // guarantees no thread of this process holds.
-                w.state == state && w.who == who && unsafe { self.repair(Stall { slot, word }) }
+                let handed = unsafe { self.repair(Stall { slot, word }) };
+                if let (true, Some(v)) = (handed, value) {
+                    taken(v);
+                }
+                handed
             })
             .count()
+    }
+
+    /// Whether a value the ring holds now, published and not yet taken
+    /// (or being taken), satisfies `pred`. A value a consumer takes while
+    /// this reads may be missed; one no producer published (a claim it
+    /// never filled) is never seen.
+    ///
+    /// # Safety
+    ///
+    /// No correct participant pushes while this runs (the caller has the
+    /// only producer's right, and does not use it meanwhile): a published
+    /// slot's value is then written by nobody until a later push.
+    pub(crate) unsafe fn any_published(&self, mut pred: impl FnMut(&T) -> bool) -> bool {
+        self.slots.iter().any(|slot| {
+            let w = Word::of(slot.seq.load(Ordering::Acquire));
+            // SAFETY: a `Full` or `Taking` slot's value was written before
+            // its `Release` publication (`Acquire` above); with no push
+            // under way nobody writes it (a protocol-breaking peer can only
+            // tear the copy, still a `T`).
+            matches!(w.state, State::Full | State::Taking) && pred(&unsafe { slot.value.read() })
+        })
     }
 }
 
