@@ -44,11 +44,12 @@
 //!    sample comes back unsent;
 //! 2. takes the next sequence number, then reads the *present* mask (bit
 //!    `i`: entry `i` receives);
-//! 3. stores `holders = bit 63 | present` (and bit 62 with a history)
-//!    while the block is still lent
-//!    to it, gives the loan up (`held(pub, g)`) and turns the block
-//!    `shared(g)`: no participant owns it now, so the pool's scans and
-//!    reclaims leave it alone;
+//! 3. records the send under way (the descriptor, in the header's
+//!    *sending* slot), stores `holders = bit 63 | present` (and bit 62
+//!    with a history) while the block is still lent to it, gives the
+//!    loan up (`held(pub, g)`) and turns the block `shared(g)`: no
+//!    participant owns it now, so the pool's scans and reclaims leave it
+//!    alone;
 //! 4. pushes a [`Descriptor`] `{class, index, generation, len, seq}` to
 //!    each present subscriber's queue (an [`MpmcRing`]), waking it if it
 //!    sleeps;
@@ -170,14 +171,30 @@
 //!   its bit 63 on the blocks it was distributing is cleared by the next
 //!   publisher or by a `reclaim`, which also frees shared blocks whose
 //!   last holder died between clearing its bit and freeing the block, and
-//!   pool blocks a dead participant had on loan.
+//!   pool blocks a dead participant had on loan. A sample it shared and
+//!   did not push to every subscriber is not lost: whoever takes the
+//!   dead publisher's word reads the *sending* record, and for each
+//!   subscriber whose bit is on that block but whose queue does not hold
+//!   its descriptor, writes the descriptor into one of the entry's two
+//!   *owed* slots. The subscriber receives an owed sample in sequence
+//!   order (it notices the gap in the numbers, or an empty queue, and
+//!   looks at its owed slots; it also takes the dead publisher's word
+//!   itself when its queue stalls, or every 10 ms at most). A
+//!   drop-oldest publisher killed while popping a subscriber's oldest
+//!   descriptor leaves no hold behind: the queue slot it was taking is
+//!   handed on and that subscriber's bit on its block cleared. (Limits:
+//!   if both owed slots of an entry are full, because sends were cut
+//!   short twice before the subscriber received again, a third such
+//!   sample's hold stays until the entry is cleaned; and a drop-oldest
+//!   publisher killed after completing a pop and before clearing the
+//!   popped block's bit leaves that bit until the entry is cleaned.)
 //!
 //! # Layout
 //!
 //! ```text
 //! offset              field                 meaning
 //!      0              magic                 b"shmkPUB1" (LE), stored last by the creator
-//!      8              version               1
+//!      8              version               3
 //!     16              subscribers           N, 1 ..= 62
 //!     24              queue_capacity        Q, a power of two
 //!     32              held_limit            H, at least 1
@@ -185,19 +202,23 @@
 //!     48              pool_offset           where the pool starts (below)
 //!     56              total_bytes           ServiceConfig::bytes_for
 //!     64              history               H_n, 0 ..= Q
+//!     72              sending               the send under way: a descriptor slot
 //!    128              next_seq              the next sample's sequence number
 //!    256              publisher             the publisher's participant token, 0: none
 //!    384              present               bit i: entry i receives
 //!    512 + 128 i      entry i               token (u32, 0: free), data signal (+8),
-//!                                           space signal (+16); 62 entries
+//!                                           space signal (+16), two owed descriptor
+//!                                           slots (+24, +56); 62 entries
 //!   8448              history lock          robust mutex word (u32)
-//!   8576 + 32 j       history slot j < H_n  class | index << 32, generation | len << 32,
-//!                                           seq, filled (1) or empty (0)
+//!   8576 + 32 j       history slot j < H_n  a descriptor slot
 //!   B + i S           queue i, i < N        MpmcRing<Descriptor> of Q slots
 //!   B + N S           the pool              Pool (with its holders words)
 //! ```
 //!
-//! with `B = 8576 + r128(32 H_n)`, `S =
+//! A *descriptor slot* is four words: `class | index << 32`,
+//! `generation | len << 32`, `seq`, and filled (1) or empty (0); it is
+//! checked word by word as it is read. Here
+//! `B = 8576 + r128(32 H_n)`, `S =
 //! r128(MpmcRing::<Descriptor>::bytes_for(Q))`, `r128` rounding up to a
 //! multiple of 128. Every word is checked when a handle attaches
 //! (magic, version, counts, capacity, policy, offsets against the layout
