@@ -132,6 +132,22 @@ pub mod reqresp {
             .request_queue(i)
     }
 
+    /// Sends `request` as a client killed mid-send leaves it: numbered,
+    /// recorded and shared with the server, never pushed, the client's
+    /// hold kept. For a process that dies next; returns the request's id.
+    pub fn send_cut_short(request: crate::reqresp::RequestMut<'_>) -> Result<u64, &'static str> {
+        request.send_cut_short()
+    }
+
+    /// Sends `response` as a server killed mid-send leaves it: recorded
+    /// and shared with its client, never pushed, the server's hold kept.
+    /// For a process that dies next.
+    pub fn respond_cut_short(
+        response: crate::reqresp::ResponseMut<'_, '_>,
+    ) -> Result<(), &'static str> {
+        response.send_cut_short()
+    }
+
     /// Where client `i`'s response queue starts in a service of `config`.
     pub fn response_queue_offset(config: &crate::reqresp::ServiceConfig, i: usize) -> usize {
         crate::reqresp::config::plan(config)

@@ -73,6 +73,31 @@ fn child_entry() {
             std::thread::sleep(LIMIT);
             drop(pending);
         }
+        "ask-cut" => {
+            // Shares a request with the server, never pushes it, waits to die.
+            let client = Client::open(&args[0]).expect("client");
+            let mut req = client.loan(8).expect("loan");
+            req.copy_from_slice(&9u64.to_le_bytes());
+            let id = wire::send_cut_short(req).expect("cut short");
+            common::report(format!("cut {id}"));
+            std::thread::sleep(LIMIT);
+        }
+        "answer-cut" => {
+            // Sends `args[1]` responses 1, 2, .. to one request, shares
+            // the next with the client without pushing it, waits to die.
+            let server = Server::open(&args[0]).expect("serve");
+            common::report("ready");
+            let req = server.recv_timeout(WAIT).expect("recv");
+            let n: u64 = args[1].parse().unwrap();
+            for k in 1..=n {
+                req.respond_copy(&k.to_le_bytes()).expect("respond");
+            }
+            let mut part = req.loan(8).expect("loan");
+            part.copy_from_slice(&(n + 1).to_le_bytes());
+            wire::respond_cut_short(part).expect("cut short");
+            common::report("cut");
+            std::thread::sleep(LIMIT);
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -312,6 +337,67 @@ fn a_client_killed_mid_request_is_gone_to_its_server_and_cleaned() {
         Err(Error::ServiceBusy { role: "client" })
     ));
     drop(clients);
+}
+
+#[test]
+fn a_client_killed_between_sharing_and_pushing_a_request_leaves_no_hold() {
+    let name = unique_name("rr-cut-request");
+    let server = Server::create(&name, &config()).unwrap();
+    let mut child = spawn("ask-cut", &[&name]);
+    assert_eq!(wait_for_line(&mut child), "cut 1");
+    kill(child);
+    assert!(matches!(server.try_recv(), Err(TryRecvError::Empty)));
+    server.reclaim().unwrap();
+    assert_eq!(
+        server.free_blocks(0),
+        Some(BLOCKS),
+        "the request its server never saw came back"
+    );
+}
+
+#[test]
+fn a_server_killed_between_sharing_and_pushing_a_response_still_delivers_it() {
+    let name = unique_name("rr-cut-response");
+    let client = Client::create(&name, &config()).unwrap();
+    let mut child = spawn("answer-cut", &[&name, "1"]);
+    assert_eq!(wait_for_line(&mut child), "ready");
+    let pending = client.send_copy(&3u64.to_le_bytes()).unwrap();
+    let first = pending.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!(u64_of(&first), 1);
+    assert_eq!(wait_for_line(&mut child), "cut");
+    kill(child);
+    // The client notices the death and pushes the response for it.
+    let second = pending.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!(u64_of(&second), 2, "the response cut short arrives");
+    assert_eq!(pending.recv().unwrap_err(), ResponseError::ServerGone);
+    drop((first, second, pending));
+    assert_eq!(client.free_blocks(0), Some(BLOCKS), "no hold is left");
+    // A new server attaches at once.
+    let server = Server::open(&name).unwrap();
+    let p = client.send_copy(b"again").unwrap();
+    server.recv().unwrap().finish().unwrap();
+    assert!(p.recv().unwrap().is_none());
+}
+
+#[test]
+fn a_response_cut_short_into_a_full_queue_gives_its_hold_back() {
+    let name = unique_name("rr-cut-full");
+    let client = Client::create(&name, &config()).unwrap();
+    let mut child = spawn("answer-cut", &[&name, "8"]);
+    assert_eq!(wait_for_line(&mut child), "ready");
+    let pending = client.send_copy(&3u64.to_le_bytes()).unwrap();
+    assert_eq!(wait_for_line(&mut child), "cut");
+    kill(child);
+    // The dead server's queue to us is full: its ninth response cannot
+    // be pushed for it, so our hold on that block goes.
+    client.reclaim().unwrap();
+    for k in 1..=8 {
+        let r = pending.recv_timeout(WAIT).unwrap().unwrap();
+        assert_eq!(u64_of(&r), k);
+    }
+    assert_eq!(pending.recv().unwrap_err(), ResponseError::ServerGone);
+    drop(pending);
+    assert_eq!(client.free_blocks(0), Some(BLOCKS), "no hold is left");
 }
 
 #[test]

@@ -1451,10 +1451,25 @@ fuzz_target!(|data: &[u8]| {
                         let mut interesting: Vec<usize> =
                             (0..8).chain([server_word, server_word + 1]).collect();
                         interesting.push(wire::SERVER_SIGNAL_OFFSET / 8);
+                        let sending = wire::SENDING_SIZE / 8;
+                        let header_sending = wire::SENDING_OFFSET / 8;
+                        interesting.extend(header_sending..header_sending + sending);
                         for e in 0..(entries + 1).min(wire::MAX_CLIENTS) {
                             let w = Words::entry_word(e);
                             interesting.extend([w, w + 1, w + 2, w + 3]);
+                            let r = w + wire::ENTRY_SENDING_OFFSET / 8;
+                            interesting.extend(r..r + sending);
                         }
+                        // A record of a send under way (its entry word,
+                        // position, envelope words).
+                        let is_sending = |w: usize| {
+                            (header_sending..header_sending + sending).contains(&w)
+                                || (w >= Words::entry_word(0) && {
+                                    let off = (w - Words::entry_word(0)) % (wire::ENTRY_STRIDE / 8);
+                                    let r = wire::ENTRY_SENDING_OFFSET / 8;
+                                    (r..r + sending).contains(&off)
+                                })
+                        };
                         let w = if kind & 0x80 != 0 {
                             at % words.header.len()
                         } else {
@@ -1468,6 +1483,8 @@ fuzz_target!(|data: &[u8]| {
                                     .is_multiple_of(wire::ENTRY_STRIDE / 8));
                         let plausible = if is_token {
                             (old & !0xffff_ffff) | token
+                        } else if is_sending(w) {
+                            old ^ 1 << (raw % 64)
                         } else if w < 8 {
                             old ^ 1 << (raw % 8)
                         } else {

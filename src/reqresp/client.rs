@@ -264,7 +264,35 @@ impl Client {
         1 << self.entry
     }
 
-    /// Sends `loan` as request `id` (the steps of the [module
+    /// Step 2 of a request to `server`: numbers it, records it as under
+    /// way, stores its holders word and shares its block. Returns its
+    /// envelope.
+    fn share(&self, loan: Loan<'_>, server: u32) -> Result<Envelope, SendStop> {
+        let svc = &self.svc;
+        let e = svc.entry(self.entry);
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let b = loan.block();
+        let Some(holders) = svc.pool.holders(b) else {
+            return Err(SendStop::Corrupted("a loan names no block"));
+        };
+        let env = Envelope::of(b, loan.len(), id, u64::from(server) << 32);
+        // Whoever cleans the entry after our death reads this to learn
+        // whether the push happened (only we push here).
+        let next = svc.queues[self.entry].requests.next_push();
+        e.sending.write(&env, self.entry, next);
+        // Our bit while we hand it over, the server's for good.
+        holders.store(self.bit() | SERVER_BIT, Ordering::Release);
+        if loan.share().is_none() {
+            e.sending.clear();
+            return Err(SendStop::Corrupted(
+                "a request's block was taken from its client",
+            ));
+        }
+        Ok(env)
+    }
+
+    /// Sends `loan` as the next request (the steps of the [module
     /// documentation](super#how-a-request-travels)).
     fn send_inner<'c>(
         &'c self,
@@ -284,29 +312,8 @@ impl Client {
             Ok(None) => return Err((SendStop::Full, Some(loan))),
             Err(stop) => return Err((stop, Some(loan))),
         };
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
-        let b = loan.block();
-        let len = loan.len() as u32;
-        let Some(holders) = svc.pool.holders(b) else {
-            return Err((SendStop::Corrupted("a loan names no block"), None));
-        };
-        // Our bit while we hand it over, the server's for good.
-        holders.store(self.bit() | SERVER_BIT, Ordering::Release);
-        let Some(b) = loan.share() else {
-            return Err((
-                SendStop::Corrupted("a request's block was taken from its client"),
-                None,
-            ));
-        };
-        let env = Envelope {
-            class: b.class,
-            index: b.index,
-            generation: b.generation,
-            len,
-            request: id,
-            flags: u64::from(server) << 32,
-        };
+        let env = self.share(loan, server).map_err(|w| (w, None))?;
+        let (b, id) = (env.block(), env.request);
         // Only this client pushes here, and there was room: a push misses
         // only while the server is still popping the slot we need, or
         // after a peer broke the protocol. A `try_send` waits for that
@@ -319,12 +326,16 @@ impl Client {
             patience(deadline, wait),
             || svc.server() == Some(server),
         );
-        svc.pool.release_shared(b, self.bit());
         let refused = match pushed {
             Pushed::Done => None,
             Pushed::GaveUp => Some("a request queue with room refused the push"),
             Pushed::Corrupted(w) => Some(w),
         };
+        if refused.is_some() {
+            // We give both holds back ourselves.
+            e.sending.clear();
+        }
+        svc.pool.release_shared(b, self.bit());
         if let Some(w) = refused {
             svc.pool.release_shared(b, SERVER_BIT);
             return Err((SendStop::Corrupted(w), None));
@@ -414,6 +425,10 @@ impl Client {
     /// Hands on a queue slot a dead server claimed and never filled, if
     /// that is what keeps the response queue looking empty.
     fn repair(&self) {
+        // A dead server's word, taken by the first to notice: its claims
+        // handed on, its holds cleared, the response it was sending
+        // pushed for it. Errors are the next receive's to meet.
+        let _ = self.svc.reclaim_server();
         let q = &self.svc.queues[self.entry].responses;
         let Some(stall) = q.stalled_pop() else {
             return;
@@ -453,6 +468,20 @@ impl fmt::Debug for Client {
 }
 
 impl<'c> RequestMut<'c> {
+    /// A send stopped as one killed mid-way stops (for kill tests, in a
+    /// process that dies next): the request numbered, recorded and shared
+    /// with the server, never pushed, the client's hold kept. Returns its
+    /// id.
+    pub(crate) fn send_cut_short(self) -> Result<u64, &'static str> {
+        let c = self.client;
+        let server = c.svc.server().ok_or("no server")?;
+        match c.share(self.loan, server) {
+            Ok(env) => Ok(env.request),
+            Err(SendStop::Corrupted(w)) => Err(w),
+            Err(_) => Err("a share gave up"),
+        }
+    }
+
     /// Sends the request, waiting (as long as it takes) for room in this
     /// client's request queue; the [`PendingResponse`] receives its
     /// responses. [`SendError::NoServer`] (the request back) if no live

@@ -39,9 +39,11 @@
 //! 1. the client waits (as its form allows) for room in its request
 //!    queue, while a live server is attached (else `NoServer`, the
 //!    request back);
-//! 2. it numbers the request (its own count, from 1), stores `holders =
-//!    bit i | bit 62` while the block is still lent to it, and shares
-//!    the block;
+//! 2. it numbers the request (its own count, from 1), records it in its
+//!    entry as under way (the envelope and the queue position its push
+//!    takes: the client is its request queue's only producer), stores
+//!    `holders = bit i | bit 62` while the block is still lent to it, and
+//!    shares the block;
 //! 3. it pushes `{block, len, request id, the server's token}` and
 //!    clears bit `i`; whoever clears the last bit frees the block;
 //! 4. the server pops requests round robin over the clients' queues; one
@@ -51,8 +53,8 @@
 //!    block, not a block this server holds already) and becomes an
 //!    [`ActiveRequest`], whose drop clears bit 62.
 //!
-//! A response goes the same way back: the server stores `bit 62 | bit
-//! i`, shares, pushes `{block, len, request id, the client's token}` to
+//! A response goes the same way back: the server records it in the
+//! header as under way, stores `bit 62 | bit i`, shares, pushes `{block, len, request id, the client's token}` to
 //! client `i`'s response queue, clears bit 62. A client releases and
 //! skips a response addressed to another token: one the server pushed for
 //! the entry's last holder, after checking it was still there, as it
@@ -78,38 +80,54 @@
 //!   loans, and only then stores its plain token, so that no request
 //!   sent to it meets that sweep. Requests still queued name the old
 //!   token and are skipped. A `reclaim` that cleans up after a dead
-//!   server holds the word the same way meanwhile.
+//!   server holds the word the same way meanwhile, and so does a client
+//!   that finds the server dead while it waits (a server attaching
+//!   meanwhile waits for that, up to a second). Whoever takes the word
+//!   first reads the dead server's record of the response it was
+//!   sending: if its position in the client's queue was never
+//!   published, it pushes the response for the dead server (into a
+//!   full queue it cannot: the client's hold on that block is released
+//!   instead), so the client receives it before `ServerGone`.
 //! - **A client killed**: a response to it fails with
 //!   [`RespondError::ClientGone`] (the server compares the entry's token
 //!   with the one it received the request under, and checks it is
 //!   alive). Its entry is cleaned by the next client that takes it, by
 //!   the server's receive (every 10 ms of waiting) or by a `reclaim`:
 //!   queue claims handed on, unserved requests taken back, responses
-//!   drained, bit `i` cleared on every block.
+//!   drained, bit `i` cleared on every block. A request the client
+//!   shared and never published (its entry's record names a position
+//!   its queue never filled) no server saw: the cleaner releases bit 62
+//!   on it too.
 //!
 //! # Layout
 //!
 //! ```text
 //! offset              field                 meaning
 //!      0              magic                 b"shmkREQ1" (LE), stored last by the creator
-//!      8              version               1
+//!      8              version               2
 //!     16              clients               N, 1 ..= 62
 //!     24              queue_capacity        Q, a power of two
 //!     32              held_limit            H, at least 1
 //!     40              pool_offset           where the pool starts (below)
 //!     48              total_bytes           ServiceConfig::bytes_for
+//!     64              sending               the server's response under way (a record)
 //!    128              server                the server's participant token, 0: none;
 //!                                           bit 31 (ATTACHING): no server yet
 //!    256              requests              the server's signal
 //!    384 + 128 i      entry i               token (u32, 0: free), response signal (+8),
 //!                                           request-space signal (+16),
-//!                                           response-space signal (+24); 62 entries
+//!                                           response-space signal (+24), its
+//!                                           request under way (+64, a record);
+//!                                           62 entries
 //!   8320 + 2 i S      requests of client i  MpmcRing<Envelope> of Q slots
 //!   8320 + (2i+1) S   responses to client i MpmcRing<Envelope> of Q slots
 //!   8320 + 2 N S      the pool              Pool (with its holders words)
 //! ```
 //!
 //! with `S = r128(384 + 40 Q)`; [`ServiceConfig::bytes_for`] is the sum.
+//! A *record* of a send under way is six words: `class | index << 32`,
+//! `generation | len << 32`, the request id, the envelope's flags, the
+//! queue position the push takes, and the entry plus one (0: empty).
 //! Every word is checked when a handle attaches and every shared word
 //! read later (tokens, envelopes, state and holders words) as it is read.
 //!

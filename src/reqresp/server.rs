@@ -7,7 +7,7 @@ use super::error::{
     TryRecvError, TryRespondError,
 };
 use super::service::{addressed_to, patience, push_with_room, Pushed, ReqResp, Service, SERVER};
-use super::wire::{Envelope, END, SERVER_BIT};
+use super::wire::{Envelope, ATTACHING, END, SERVER_BIT};
 use crate::error::{Error, Result};
 use crate::pool::holds::Holds;
 use crate::pool::{BlockRef, Corrupted, Loan, LoanError, LoanTimeoutError};
@@ -24,6 +24,12 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
+
+/// How long a server's attach waits for a live peer that holds the
+/// server's word marked [`ATTACHING`] (another server attaching, or a
+/// peer cleaning up after a dead server) before it gives up with
+/// [`Error::ServiceBusy`].
+const ATTACH_PATIENCE: Duration = Duration::from_secs(1);
 
 /// The one server of a service: receives the clients' requests and
 /// answers each with a stream of responses; see the [module
@@ -148,8 +154,19 @@ impl Server {
         // last; the views are lent out only through `&self`.
         let svc = unsafe { Service::open(&region)? };
         let w = &svc.header.server;
-        if !svc.take_server_word(w.load(Ordering::Acquire)) {
-            return Err(Error::ServiceBusy { role: "server" });
+        // A live peer holding the word marked attaching is a server
+        // attaching or a peer cleaning up after a dead one, for the
+        // length of a sweep: waited for, a while; a live server is not.
+        let deadline = Instant::now() + ATTACH_PATIENCE;
+        loop {
+            let t = w.load(Ordering::Acquire);
+            if svc.take_server_word(t) {
+                break;
+            }
+            if t & ATTACHING == 0 || Instant::now() >= deadline {
+                return Err(Error::ServiceBusy { role: "server" });
+            }
+            std::thread::sleep(Duration::from_micros(100));
         }
         // Clients see no server until the word holds our plain token: the
         // sweep of bit 62 catches no request sent to us.
@@ -561,6 +578,17 @@ impl fmt::Debug for ActiveRequest<'_> {
 }
 
 impl<'r, 's> ResponseMut<'r, 's> {
+    /// A send stopped as one killed mid-way stops (for kill tests, in a
+    /// process that dies next): the response recorded and shared with its
+    /// client, never pushed, the server's hold kept.
+    pub(crate) fn send_cut_short(self) -> Result<(), &'static str> {
+        match share(self.request, self.loan) {
+            Ok(_) => Ok(()),
+            Err(RespondStop::Corrupted(w)) => Err(w),
+            Err(_) => Err("a share gave up"),
+        }
+    }
+
     /// Sends the response to the request's client, waiting (as long as it
     /// takes) for room in its response queue; [`RespondError::ClientGone`]
     /// if the client left or died.
@@ -596,30 +624,13 @@ impl<'r, 's> ResponseMut<'r, 's> {
         if let Err(e) = r.wait_for_room(deadline, wait) {
             return Err((e, Some(self.loan)));
         }
-        let bit = 1u64 << r.client;
-        let b = self.loan.block();
-        let len = self.loan.len() as u32;
-        let Some(holders) = svc.pool.holders(b) else {
-            return Err((RespondStop::Corrupted("a loan names no block"), None));
-        };
-        // Ours while we hand it over, the client's for good.
-        holders.store(SERVER_BIT | bit, Ordering::Release);
-        let Some(b) = self.loan.share() else {
-            return Err((
-                RespondStop::Corrupted("a response's block was taken from its server"),
-                None,
-            ));
-        };
-        let env = Envelope {
-            class: b.class,
-            index: b.index,
-            generation: b.generation,
-            len,
-            request: r.id,
-            flags: u64::from(r.token) << 32,
-        };
+        let env = share(r, self.loan).map_err(|e| (e, None))?;
+        let (b, bit) = (env.block(), 1u64 << r.client);
+        let sending = &svc.header.sending;
         let pushed = r.push(&env, patience(deadline, wait));
         if pushed.is_err() {
+            // We give both holds back ourselves.
+            sending.clear();
             svc.pool.release_shared(b, bit);
         }
         svc.pool.release_shared(b, SERVER_BIT);
@@ -652,4 +663,28 @@ impl fmt::Debug for ResponseMut<'_, '_> {
             .field("len", &self.loan.len())
             .finish()
     }
+}
+
+/// The first steps of a response to `r`: records it as under way, stores
+/// its holders word and shares its block. Returns its envelope.
+fn share(r: &ActiveRequest<'_>, loan: Loan<'_>) -> Result<Envelope, RespondStop> {
+    let svc = &r.server.svc;
+    let b = loan.block();
+    let Some(holders) = svc.pool.holders(b) else {
+        return Err(RespondStop::Corrupted("a loan names no block"));
+    };
+    let env = Envelope::of(b, loan.len(), r.id, u64::from(r.token) << 32);
+    // Whoever takes the server's word after our death reads this to learn
+    // whether the push happened (only we push there).
+    let sending = &svc.header.sending;
+    sending.write(&env, r.client, svc.queues[r.client].responses.next_push());
+    // Ours while we hand it over, the client's for good.
+    holders.store(SERVER_BIT | 1 << r.client, Ordering::Release);
+    if loan.share().is_none() {
+        sending.clear();
+        return Err(RespondStop::Corrupted(
+            "a response's block was taken from its server",
+        ));
+    }
+    Ok(env)
 }

@@ -257,11 +257,7 @@ impl Service {
     /// names, which `bit` must hold: block in range, shared under the
     /// envelope's generation with `bit` set, length within the block.
     pub(crate) fn check(&self, e: &Envelope, bit: u64) -> Result<Checked, Corrupted> {
-        let block = BlockRef {
-            class: e.class,
-            index: e.index,
-            generation: e.generation,
-        };
+        let block = e.block();
         let Some((ptr, size)) = self.pool.block_ptr(block) else {
             return Err(Corrupted("an envelope names no block of the pool"));
         };
@@ -325,6 +321,18 @@ impl Service {
     /// bit on every shared block. Returns the blocks freed.
     pub(crate) fn clean_entry(&self, i: usize, inherited: bool) -> Result<usize, Corrupted> {
         let q = &self.queues[i];
+        let e = self.entry(i);
+        // A request its dead client shared and never published: nobody
+        // but this cleaner will see it, so it speaks for the server's
+        // bit too. Asked before the claims are handed on (a claim the
+        // client never filled then still reads `Claimed`).
+        let unsent = if inherited {
+            e.sending
+                .read(self.queues.len())
+                .filter(|&(_, entry, p)| entry == i && q.requests.unpublished(p))
+        } else {
+            None
+        };
         if inherited {
             // SAFETY: the entry held a dead handle's token; only the
             // entry's holder pushes requests and pops responses as
@@ -337,7 +345,12 @@ impl Service {
         let bit = 1u64 << i;
         let mut freed = self.drain(&q.requests, CLIENT, SERVER_BIT)?;
         freed += self.drain(&q.responses, CLIENT, bit)?;
-        let e = self.entry(i);
+        if let Some((env, _, _)) = unsent {
+            if self.pool.shared_with(env.block(), bit | SERVER_BIT)? {
+                self.pool.release_shared(env.block(), SERVER_BIT);
+            }
+        }
+        e.sending.clear();
         e.response_space.notify();
         Ok(freed + self.pool.sweep_shared(bit)?)
     }
@@ -364,6 +377,7 @@ impl Service {
     /// Requests still queued stay: they name the dead server's token, so
     /// a successor skips (and releases) them. Returns the blocks freed.
     pub(crate) fn after_server(&self) -> Result<usize, Corrupted> {
+        let unsent = self.unsent_response()?;
         for q in &self.queues {
             // SAFETY: the server's word held a dead token or none, and only
             // the server pops requests and pushes responses as `SERVER`: no
@@ -374,12 +388,36 @@ impl Service {
                 q.responses.release_claims(Holder::Producer(SERVER));
             }
         }
-        self.pool.sweep_shared(SERVER_BIT)
+        let mut freed = 0;
+        if let Some((env, i)) = unsent {
+            // Its push, completed for the dead server (the caller holds
+            // the server's word: the queue's only producer). Into a full
+            // queue it cannot go: the client's hold goes instead.
+            match self.queues[i].responses.push_ref_as(SERVER, &env) {
+                Ok(()) => self.entry(i).responses.notify(),
+                Err(_) => freed += usize::from(self.pool.release_shared(env.block(), 1 << i)),
+            }
+        }
+        self.header.sending.clear();
+        Ok(freed + self.pool.sweep_shared(SERVER_BIT)?)
+    }
+
+    /// The response a dead server shared and never published, and its
+    /// client's entry: recorded in the header, still shared with the
+    /// server's bit and the client's, its position not yet published in
+    /// that client's response queue. For the holder of the server's word,
+    /// before the dead server's claims are handed on.
+    fn unsent_response(&self) -> Result<Option<(Envelope, usize)>, Corrupted> {
+        let Some((env, i, p)) = self.header.sending.read(self.queues.len()) else {
+            return Ok(None);
+        };
+        let held = self.pool.shared_with(env.block(), SERVER_BIT | 1 << i)?;
+        Ok((held && self.queues[i].responses.unpublished(p)).then_some((env, i)))
     }
 
     /// Cleans up after a dead server: takes its word (marked attaching, so
     /// that no client takes this process for a server), cleans, frees it.
-    fn reclaim_server(&self) -> Result<usize, Corrupted> {
+    pub(crate) fn reclaim_server(&self) -> Result<usize, Corrupted> {
         let w = &self.header.server;
         let t = w.load(Ordering::Acquire);
         if t == 0

@@ -3,20 +3,30 @@
 //! (offsets from the region data's start).
 
 use crate::blocks::{CachePadded, ShmSafe, Signal};
-use crate::primitive::{AtomicU32, AtomicU64};
+use crate::pool::BlockRef;
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use bytemuck::{Pod, Zeroable};
 
 /// The magic word of a service header, `b"shmkREQ1"` read as a
 /// little-endian `u64`.
 pub const SERVICE_MAGIC: u64 = u64::from_le_bytes(*b"shmkREQ1");
 /// The format version the header's `version` word holds.
-pub const SERVICE_VERSION: u64 = 1;
+pub const SERVICE_VERSION: u64 = 2;
 /// Offset of the number of client entries (`u64`, 1 ..= 62).
 pub const CLIENTS_OFFSET: usize = 16;
 /// Offset of each queue's capacity (`u64`).
 pub const QUEUE_CAPACITY_OFFSET: usize = 24;
 /// Offset of the limit of messages one side holds at once (`u64`).
 pub const HELD_LIMIT_OFFSET: usize = 32;
+/// Offset of the server's send under way (a [`SENDING_SIZE`]-byte
+/// record: the response, its client's entry, the queue position).
+pub const SENDING_OFFSET: usize = 64;
+/// Bytes of a send-under-way record: words `class | index << 32`,
+/// `generation | len << 32`, request, flags, position, and `entry + 1`
+/// while it is filled (0: empty).
+pub const SENDING_SIZE: usize = 48;
+/// Offset of a client's request under way in its entry.
+pub const ENTRY_SENDING_OFFSET: usize = 64;
 /// Offset of the server's participant token (`u32`, 0: none; with
 /// [`ATTACHING`] set: a server still attaching, or a peer cleaning up
 /// after a dead one, which clients treat as no server).
@@ -31,7 +41,8 @@ pub const ATTACHING: u32 = 1 << 31;
 pub const SERVER_SIGNAL_OFFSET: usize = 256;
 /// Offset of client entry 0; entry `i` is at `ENTRIES_OFFSET + 128 i`:
 /// its token (`u32`, 0: free) at +0, its response signal at +8, its
-/// request-space signal at +16, its response-space signal at +24.
+/// request-space signal at +16, its response-space signal at +24, its
+/// request under way at +64 ([`ENTRY_SENDING_OFFSET`]).
 pub const ENTRIES_OFFSET: usize = 384;
 /// Bytes between two client entries.
 pub const ENTRY_STRIDE: usize = 128;
@@ -65,6 +76,71 @@ pub(crate) struct Entry {
     /// The server sleeps here on a full response queue; the client
     /// notifies it after each pop.
     pub(crate) response_space: Signal,
+    _gap: [AtomicU64; 4],
+    /// The request the client is sending; see [`Sending`].
+    pub(crate) sending: Sending,
+}
+
+/// A message under way, recorded by its sender before it shares the
+/// block, so that whoever speaks for the sender after its death can tell
+/// whether the push happened: the envelope, the entry it goes to or
+/// comes from, and the position the push takes in that entry's queue
+/// (the sender is that queue's only producer). Written by the sender
+/// only, emptied by it or by whoever speaks for it; read by the latter.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct Sending {
+    words: [AtomicU64; 6],
+}
+
+// SAFETY: repr(C) atomics; any bytes are a valid record (checked when
+// read).
+unsafe impl ShmSafe for Sending {}
+
+impl Sending {
+    /// The envelope, entry and position recorded, if any; `None` for an
+    /// empty record or one no correct sender writes (entry out of range).
+    pub(crate) fn read(&self, entries: usize) -> Option<(Envelope, usize, u64)> {
+        let [a, b, request, flags, position, entry] = &self.words;
+        let entry = entry.load(Ordering::Acquire);
+        if entry == 0 || entry > entries as u64 {
+            return None;
+        }
+        let (a, b) = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
+        let env = Envelope {
+            class: a as u32,
+            index: (a >> 32) as u32,
+            generation: b as u32,
+            len: (b >> 32) as u32,
+            request: request.load(Ordering::Relaxed),
+            flags: flags.load(Ordering::Relaxed),
+        };
+        Some((env, entry as usize - 1, position.load(Ordering::Relaxed)))
+    }
+
+    /// Records `env`, sent to or from `entry`, taking `position` in its
+    /// queue (a reader sees the words once it sees the entry word).
+    pub(crate) fn write(&self, env: &Envelope, entry: usize, position: u64) {
+        let [a, b, request, flags, pos, e] = &self.words;
+        e.store(0, Ordering::Relaxed);
+        a.store(
+            u64::from(env.class) | u64::from(env.index) << 32,
+            Ordering::Relaxed,
+        );
+        b.store(
+            u64::from(env.generation) | u64::from(env.len) << 32,
+            Ordering::Relaxed,
+        );
+        request.store(env.request, Ordering::Relaxed);
+        flags.store(env.flags, Ordering::Relaxed);
+        pos.store(position, Ordering::Relaxed);
+        e.store(entry as u64 + 1, Ordering::Release);
+    }
+
+    /// Empties the record.
+    pub(crate) fn clear(&self) {
+        self.words[5].store(0, Ordering::Release);
+    }
 }
 
 /// The service header; see the [module documentation](super#layout).
@@ -78,7 +154,10 @@ pub(crate) struct ServiceHeader {
     pub(crate) held_limit: AtomicU64,
     pub(crate) pool_offset: AtomicU64,
     pub(crate) total_bytes: AtomicU64,
-    _reserved: [AtomicU64; 9],
+    _reserved: AtomicU64,
+    /// The response the server is sending; see [`Sending`].
+    pub(crate) sending: Sending,
+    _reserved_2: [AtomicU64; 2],
     pub(crate) server: CachePadded<AtomicU32>,
     pub(crate) requests: CachePadded<Signal>,
     pub(crate) entries: [CachePadded<Entry>; MAX_CLIENTS],
@@ -99,6 +178,9 @@ const _: () = {
     assert!(offset_of!(ServiceHeader, server) == SERVER_OFFSET);
     assert!(offset_of!(ServiceHeader, requests) == SERVER_SIGNAL_OFFSET);
     assert!(offset_of!(ServiceHeader, entries) == ENTRIES_OFFSET);
+    assert!(offset_of!(ServiceHeader, sending) == SENDING_OFFSET);
+    assert!(size_of::<Sending>() == SENDING_SIZE);
+    assert!(offset_of!(Entry, sending) == ENTRY_SENDING_OFFSET);
     assert!(size_of::<CachePadded<Entry>>() == ENTRY_STRIDE);
     assert!(size_of::<Envelope>() == 32);
 };
@@ -125,4 +207,28 @@ pub struct Envelope {
     /// sent to, a response's the token of the client it is for (a
     /// receiver skips what is addressed to another).
     pub flags: u64,
+}
+
+impl Envelope {
+    /// The envelope of a message in `block`, `len` bytes long, for
+    /// `request`, with `flags`.
+    pub(crate) fn of(block: BlockRef, len: usize, request: u64, flags: u64) -> Self {
+        Self {
+            class: block.class,
+            index: block.index,
+            generation: block.generation,
+            len: len as u32,
+            request,
+            flags,
+        }
+    }
+
+    /// The block it names (meaningless for an end marker).
+    pub(crate) fn block(&self) -> BlockRef {
+        BlockRef {
+            class: self.class,
+            index: self.index,
+            generation: self.generation,
+        }
+    }
 }

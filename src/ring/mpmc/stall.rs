@@ -142,6 +142,32 @@ impl<T: Pod + Send> MpmcRing<'_, T> {
             .count()
     }
 
+    /// The position the next push claims, for the ring's only producer
+    /// between two of its pushes (each moved `enqueue` past its position
+    /// before it returned, and nobody else claims): `enqueue` as it is.
+    pub(crate) fn next_push(&self) -> u64 {
+        self.header.enqueue.load(Ordering::Acquire)
+    }
+
+    /// Whether position `p`'s value was never published: its slot is
+    /// still at an earlier lap, awaits `p`'s producer (`Empty(p)`), or
+    /// that producer is writing it (`Claimed(p, _)`). For a caller that
+    /// speaks for the ring's only producer, which is gone: no push runs
+    /// meanwhile, so the answer holds until the caller hands the claim
+    /// on or pushes itself (consumers only move a slot from an earlier
+    /// lap to `Empty(p)`). A word no correct ring holds counts as
+    /// published: the caller then leaves the value alone.
+    pub(crate) fn unpublished(&self, p: u64) -> bool {
+        let w = Word::of(self.slot(p).seq.load(Ordering::Acquire));
+        if !w.well_formed() {
+            return false;
+        }
+        match seq::distance(w.position, p) {
+            0 => matches!(w.state, State::Empty | State::Claimed),
+            d => d < 0 && d >= -(self.slots.len() as i64),
+        }
+    }
+
     /// Whether a value the ring holds now, published and not yet taken
     /// (or being taken), satisfies `pred`. A value a consumer takes while
     /// this reads may be missed; one no producer published (a claim it
@@ -204,4 +230,30 @@ pub enum Holder {
     Producer(Participant),
     /// A consumer, between its claim and its release.
     Consumer(Participant),
+}
+
+#[cfg(all(test, not(shmkit_loom)))]
+mod tests {
+    use crate::ring::mpmc::HeapMpmcRing;
+
+    #[test]
+    fn a_position_is_unpublished_until_its_push_and_stays_published() {
+        let heap = HeapMpmcRing::<u64>::new(2).unwrap();
+        let ring = heap.ring();
+        assert_eq!(ring.next_push(), 0);
+        assert!(ring.unpublished(0));
+        ring.try_push(10).unwrap();
+        assert!(!ring.unpublished(0), "full");
+        assert_eq!(ring.next_push(), 1);
+        ring.try_push(11).unwrap();
+        // Position 2 shares slot 0, still at the earlier lap.
+        assert!(ring.unpublished(2));
+        assert_eq!(ring.try_pop().unwrap(), 10);
+        assert!(!ring.unpublished(0), "taken");
+        assert!(ring.unpublished(2), "awaits its producer");
+        ring.try_push(12).unwrap();
+        assert!(!ring.unpublished(2));
+        // A position two laps ahead is not one a correct producer is at.
+        assert!(!ring.unpublished(6));
+    }
 }
