@@ -15,6 +15,9 @@ use crate::pool::Corrupted;
 use crate::primitive::{AtomicU32, Ordering};
 use crate::region::{LayoutId, Region, RegionOptions};
 use crate::sync::owner::{self, Liveness, Token};
+use crate::sync::wait::{coarse_now, PROBE_INTERVAL};
+use core::cell::Cell;
+use core::time::Duration;
 
 /// A kind of service: its configuration and how its region is laid out.
 pub(crate) trait Kind {
@@ -74,6 +77,78 @@ pub(crate) fn dead(w: &AtomicU32, t: u32, what: &'static str) -> Result<bool, Co
         Liveness::Alive => Ok(false),
         Liveness::Dead => Ok(true),
         Liveness::Invalid => Err(Corrupted(what)),
+    }
+}
+
+/// What one attempt to take a role's word (a publisher's, a server's)
+/// found.
+pub(crate) enum Take {
+    /// The word is this process's now.
+    Taken,
+    /// A live handle holds the role.
+    Busy,
+    /// A live peer holds the word to clean up after a dead holder, for
+    /// the length of a sweep.
+    Cleaning,
+}
+
+/// How long an attach waits for a live peer cleaning up after a dead
+/// holder of the role's word before it gives up with
+/// [`Error::ServiceBusy`].
+pub(crate) const ATTACH_PATIENCE: Duration = Duration::from_secs(1);
+
+/// Takes a role's word with `attempt`, waiting (up to
+/// [`ATTACH_PATIENCE`], polling) while a cleaner holds it; whether it
+/// did (`false`: a live holder has the role, or the cleaner took too
+/// long).
+pub(crate) fn take_role(mut attempt: impl FnMut() -> Result<Take>) -> Result<bool> {
+    let deadline = std::time::Instant::now() + ATTACH_PATIENCE;
+    loop {
+        match attempt()? {
+            Take::Taken => return Ok(true),
+            Take::Busy => return Ok(false),
+            Take::Cleaning if std::time::Instant::now() >= deadline => return Ok(false),
+            Take::Cleaning => std::thread::sleep(Duration::from_micros(100)),
+        }
+    }
+}
+
+/// A peer's token last found alive, trusted for [`PROBE_INTERVAL`]: a
+/// hot path that must not send to a dead peer asks the kernel (a system
+/// call: the peer's slot lock) at most that often per peer, and
+/// otherwise only loads the peer's word. A peer that dies is noticed at
+/// most that late; a caller that must know at once asks [`dead`].
+///
+/// [`PROBE_INTERVAL`]: crate::sync::wait::PROBE_INTERVAL
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    token: Cell<u32>,
+    until: Cell<Duration>,
+}
+
+impl Seen {
+    /// The token in `w` if it names a live participant, as far as the
+    /// last look within the interval knew; `None` for none, a dead one,
+    /// or garbage.
+    pub(crate) fn live(&self, w: &AtomicU32) -> Option<u32> {
+        let t = w.load(Ordering::Acquire);
+        if t == 0 {
+            return None;
+        }
+        let now = coarse_now();
+        if t == self.token.get() && now < self.until.get() {
+            return Some(t);
+        }
+        let alive =
+            Token::is_well_formed(t) && owner::liveness(w, Token::from_raw(t)) == Liveness::Alive;
+        self.token.set(if alive { t } else { 0 });
+        self.until.set(now + PROBE_INTERVAL);
+        alive.then_some(t)
+    }
+
+    /// Forgets the last look (a caller that found the peer dead).
+    pub(crate) fn forget(&self) {
+        self.token.set(0);
     }
 }
 

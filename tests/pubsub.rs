@@ -269,6 +269,40 @@ fn the_held_limit_is_a_typed_error() {
 }
 
 #[test]
+fn a_publisher_attaching_while_a_peer_cleans_up_waits_for_it() {
+    let name = unique_name("pubsub-reclaiming");
+    let cfg = config(8, 4, 2);
+    let sub = Subscriber::create(&name, &cfg).unwrap();
+    let region = peer(&name);
+    let entry = wire::ENTRIES_OFFSET + wire::ENTRY_STRIDE * sub.entry();
+    // SAFETY: words of the region only atomics reference; plays a peer.
+    let live = unsafe { region.read::<u32>(entry) }.unwrap();
+    // A live peer holds the word to clean up after a dead publisher.
+    let cleaning = live | wire::RECLAIMING;
+    // SAFETY: as above.
+    unsafe { region.write::<u32>(wire::PUBLISHER_OFFSET, &cleaning) }.unwrap();
+    let t = std::time::Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            // SAFETY: as above: the cleaner is done.
+            unsafe { region.write::<u32>(wire::PUBLISHER_OFFSET, &0) }.unwrap();
+        });
+        let publisher = Publisher::open(&name).expect("waits for the cleaner");
+        assert!(t.elapsed() >= Duration::from_millis(100));
+        publisher.send_copy(b"after").unwrap();
+    });
+    assert_eq!(&sub.try_recv().unwrap()[..], b"after");
+    // A cleaner that died too is taken over at once: an earlier
+    // generation of the subscriber's slot (the low 21 bits).
+    let gen = live & 0x1f_ffff;
+    let dead = (live & !0x1f_ffff) | if gen == 1 { 2 } else { 1 } | wire::RECLAIMING;
+    // SAFETY: as above.
+    unsafe { region.write::<u32>(wire::PUBLISHER_OFFSET, &dead) }.unwrap();
+    Publisher::open(&name).expect("takes a dead cleaner's word over");
+}
+
+#[test]
 fn scribbled_descriptors_masks_and_states_are_corrupted() {
     let name = unique_name("pubsub-scribble");
     let cfg = config(16, 8, 4);

@@ -118,7 +118,11 @@
 //! that attaches after the last publisher was dropped or died takes the
 //! word over, hands on the queue slots it claimed and never filled,
 //! clears its bit on every block, and continues the stream: sequence
-//! numbers come from the header.
+//! numbers come from the header. A peer that cleans up after a dead
+//! publisher (a `reclaim`, or a subscriber whose queue stalls) holds the
+//! word marked `RECLAIMING` (bit 31) meanwhile; a publisher
+//! that attaches then waits for it (up to a second), and takes the word
+//! over if it died too.
 //!
 //! # Slow subscribers
 //!
@@ -204,7 +208,8 @@
 //!     64              history               H_n, 0 ..= Q
 //!     72              sending               the send under way: a descriptor slot
 //!    128              next_seq              the next sample's sequence number
-//!    256              publisher             the publisher's participant token, 0: none
+//!    256              publisher             the publisher's participant token, 0: none;
+//!                                           bit 31 (RECLAIMING): a cleaner, no publisher
 //!    384              present               bit i: entry i receives
 //!    512 + 128 i      entry i               token (u32, 0: free), data signal (+8),
 //!                                           space signal (+16), two owed descriptor

@@ -4,14 +4,14 @@ use super::config::{ServiceConfig, SlowSubscriber};
 use super::error::{SendCopyError, SendError, SendTimeoutError, TrySendError};
 use super::service::{PubSub, Service, PUB};
 use super::subscriber::Subscriber;
-use super::wire::HISTORY_BIT;
+use super::wire::{HISTORY_BIT, RECLAIMING};
 use super::Descriptor;
 use crate::error::{Error, Result};
 use crate::pool::shared::PUBLISHER_BIT;
 use crate::pool::{BlockRef, Corrupted, Loan, LoanError, LoanTimeoutError};
 use crate::primitive::Ordering;
 use crate::region::{Region, RegionOptions};
-use crate::service;
+use crate::service::{self, Take};
 use crate::sync::wait::{
     coarse_now, deadline_after, expired, probe_slice, spin_for, PROBE_INTERVAL,
 };
@@ -109,12 +109,18 @@ impl Publisher {
         // last; the views are lent out only through `&self`.
         let svc = unsafe { Service::open(&region)? };
         let w = &svc.header.publisher;
-        let t = w.load(Ordering::Acquire);
-        let free = t == 0 || svc.publisher_gone().map_err(corrupted)?;
-        if !free
-            || w.compare_exchange(t, svc.me().raw(), Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
+        let taken = service::take_role(|| {
+            let t = w.load(Ordering::Acquire);
+            if svc.reclaimer_alive(t).map_err(corrupted)? {
+                return Ok(Take::Cleaning);
+            }
+            let free = t == 0 || t & RECLAIMING != 0 || svc.publisher_gone().map_err(corrupted)?;
+            let mine = free
+                && w.compare_exchange(t, svc.me().raw(), Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok();
+            Ok(if mine { Take::Taken } else { Take::Busy })
+        })?;
+        if !taken {
             return Err(Error::ServiceBusy { role: "publisher" });
         }
         let p = Self {

@@ -232,8 +232,16 @@ impl Service {
         let w = &self.header.publisher;
         match w.load(Ordering::Acquire) {
             0 => Ok(true),
+            t if t & RECLAIMING != 0 => Ok(true),
             t => crate::service::dead(w, t, NO_TOKEN),
         }
+    }
+
+    /// Whether the publisher's word, holding `t`, is held by a live peer
+    /// cleaning up after a dead publisher ([`RECLAIMING`]).
+    pub(crate) fn reclaimer_alive(&self, t: u32) -> Result<bool, Corrupted> {
+        let w = &self.header.publisher;
+        Ok(t & RECLAIMING != 0 && !crate::service::dead(w, t & !RECLAIMING, NO_TOKEN)?)
     }
 
     /// Takes entry `i` for this process: from free, or (if `dead_too`)
@@ -312,10 +320,11 @@ impl Service {
     pub(crate) fn reclaim_publisher(&self) -> Result<usize, Corrupted> {
         let w = &self.header.publisher;
         let t = w.load(Ordering::Acquire);
-        if t == 0 || !crate::service::dead(w, t, NO_TOKEN)? {
+        if t == 0 || !crate::service::dead(w, t & !RECLAIMING, NO_TOKEN)? {
             return Ok(0);
         }
-        if w.compare_exchange(t, self.me().raw(), Ordering::AcqRel, Ordering::Relaxed)
+        let me = self.me().raw() | RECLAIMING;
+        if w.compare_exchange(t, me, Ordering::AcqRel, Ordering::Relaxed)
             .is_err()
         {
             return Ok(0);

@@ -27,8 +27,15 @@ pub const HISTORY_OFFSET: usize = 64;
 pub const SENDING_OFFSET: usize = 72;
 /// Offset of the next sequence number (`u64`).
 pub const NEXT_SEQ_OFFSET: usize = 128;
-/// Offset of the publisher's participant token (`u32`, 0: none).
+/// Offset of the publisher's participant token (`u32`, 0: none; with
+/// [`RECLAIMING`] set: a peer cleaning up after a dead publisher, not a
+/// publisher).
 pub const PUBLISHER_OFFSET: usize = 256;
+/// Bit 31 of the publisher's word: its holder (the other bits) took the
+/// word from a dead publisher to clean up after it, and frees it when
+/// done. No publisher is attached meanwhile; one that attaches waits for
+/// the holder (or takes the word over if the holder died too).
+pub const RECLAIMING: u32 = 1 << 31;
 /// Offset of the present mask (`u64`): bit `i` set while subscriber entry
 /// `i` receives.
 pub const PRESENT_OFFSET: usize = 384;

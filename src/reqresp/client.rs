@@ -15,7 +15,7 @@ use crate::primitive::Ordering;
 use crate::region::Region;
 use crate::ring::mpmc::Holder;
 use crate::ring::Miss;
-use crate::service;
+use crate::service::{self, Seen};
 use crate::sync::wait::deadline_after;
 use crate::sync::wait::wait_for;
 use bytemuck::Zeroable;
@@ -45,6 +45,9 @@ pub struct Client {
     pending: RefCell<HashMap<u64, VecDeque<Envelope>>>,
     /// Responses it holds now.
     held: Cell<usize>,
+    /// The server last found alive: a send asks the kernel at most every
+    /// probe interval.
+    server_seen: Seen,
     /// The blocks its live responses hold.
     holding: Holds,
     /// Last: the views in `svc` borrow its mapping.
@@ -167,6 +170,7 @@ impl Client {
             entry,
             token,
             next_id: Cell::new(1),
+            server_seen: Seen::default(),
             pending: RefCell::new(HashMap::new()),
             held: Cell::new(0),
             holding,
@@ -186,7 +190,11 @@ impl Client {
 
     /// Whether a live server is attached now.
     pub fn server_present(&self) -> bool {
-        self.svc.server().is_some()
+        let present = self.svc.server().is_some();
+        if !present {
+            self.server_seen.forget();
+        }
+        present
     }
 
     /// How many responses it holds now.
@@ -304,7 +312,10 @@ impl Client {
         let q = &svc.queues[self.entry];
         let e = svc.entry(self.entry);
         let room = || -> Result<Option<u32>, SendStop> {
-            let server = svc.server().ok_or(SendStop::NoServer)?;
+            let server = self
+                .server_seen
+                .live(&svc.header.server)
+                .ok_or(SendStop::NoServer)?;
             Ok((q.requests.len() < q.requests.capacity()).then_some(server))
         };
         let server = match wait_for(&e.request_space, deadline, wait, room, || Ok(())) {

@@ -91,7 +91,14 @@
 //! - **A client killed**: a response to it fails with
 //!   [`RespondError::ClientGone`] (the server compares the entry's token
 //!   with the one it received the request under, and checks it is
-//!   alive). Its entry is cleaned by the next client that takes it, by
+//!   alive). Whether a peer is alive costs a system call (its slot lock),
+//!   so sends and receives ask at most every 10 ms per peer and otherwise
+//!   trust the last answer while the peer's word still holds its token:
+//!   a response sent within 10 ms of the client's death may still be
+//!   pushed (the entry's cleaning gives it back), and likewise a request
+//!   to a server that just died (its wait ends with `ServerGone`).
+//!   [`ActiveRequest::client_gone`] and [`Client::server_present`] ask
+//!   at once. Its entry is cleaned by the next client that takes it, by
 //!   the server's receive (every 10 ms of waiting) or by a `reclaim`:
 //!   queue claims handed on, unserved requests taken back, responses
 //!   drained, bit `i` cleared on every block. A request the client

@@ -14,7 +14,7 @@ use crate::pool::{BlockRef, Corrupted, Loan, LoanError, LoanTimeoutError};
 use crate::primitive::Ordering;
 use crate::region::{Region, RegionOptions};
 use crate::ring::Miss;
-use crate::service;
+use crate::service::{self, Seen, Take};
 use crate::sync::wait::wait_for;
 use crate::sync::wait::{deadline_after, PROBE_INTERVAL};
 use bytemuck::Zeroable;
@@ -24,12 +24,6 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
-
-/// How long a server's attach waits for a live peer that holds the
-/// server's word marked [`ATTACHING`] (another server attaching, or a
-/// peer cleaning up after a dead server) before it gives up with
-/// [`Error::ServiceBusy`].
-const ATTACH_PATIENCE: Duration = Duration::from_secs(1);
 
 /// The one server of a service: receives the clients' requests and
 /// answers each with a stream of responses; see the [module
@@ -46,6 +40,9 @@ pub struct Server {
     holding: Holds,
     /// When a receive next cleans the entries of dead clients.
     next_probe: Cell<Instant>,
+    /// Per entry, the client last found alive there: a receive or a
+    /// response asks the kernel at most every probe interval.
+    clients_seen: Vec<Seen>,
     /// Last: the views in `svc` borrow its mapping.
     region: Region,
 }
@@ -157,16 +154,16 @@ impl Server {
         // A live peer holding the word marked attaching is a server
         // attaching or a peer cleaning up after a dead one, for the
         // length of a sweep: waited for, a while; a live server is not.
-        let deadline = Instant::now() + ATTACH_PATIENCE;
-        loop {
+        let taken = service::take_role(|| {
             let t = w.load(Ordering::Acquire);
-            if svc.take_server_word(t) {
-                break;
-            }
-            if t & ATTACHING == 0 || Instant::now() >= deadline {
-                return Err(Error::ServiceBusy { role: "server" });
-            }
-            std::thread::sleep(Duration::from_micros(100));
+            Ok(match svc.take_server_word(t) {
+                true => Take::Taken,
+                false if t & ATTACHING != 0 => Take::Cleaning,
+                false => Take::Busy,
+            })
+        })?;
+        if !taken {
+            return Err(Error::ServiceBusy { role: "server" });
         }
         // Clients see no server until the word holds our plain token: the
         // sweep of bit 62 catches no request sent to us.
@@ -177,12 +174,14 @@ impl Server {
         }
         w.store(svc.me().raw(), Ordering::Release);
         let holding = Holds::new(&svc.pool);
+        let clients_seen = (0..svc.queues.len()).map(|_| Seen::default()).collect();
         Ok(Self {
             svc,
             next_queue: Cell::new(0),
             held: Cell::new(0),
             holding,
             next_probe: Cell::new(Instant::now()),
+            clients_seen,
             region,
         })
     }
@@ -314,7 +313,8 @@ impl Server {
                 }
                 // Sent to a server before this one, or by a client that
                 // has gone since: nobody waits for its answer.
-                let Some(token) = svc.client(i).filter(|_| addressed_to(&env) == me) else {
+                let live = self.clients_seen[i].live(&svc.entry(i).token);
+                let Some(token) = live.filter(|_| addressed_to(&env) == me) else {
                     svc.release_envelope(&env, SERVER_BIT);
                     continue;
                 };
@@ -382,7 +382,19 @@ impl<'s> ActiveRequest<'s> {
 
     /// Whether the client that sent it has left or died.
     pub fn client_gone(&self) -> bool {
-        self.server.svc.client(self.client) != Some(self.token)
+        let gone = self.server.svc.client(self.client) != Some(self.token);
+        if gone {
+            self.server.clients_seen[self.client].forget();
+        }
+        gone
+    }
+
+    /// [`client_gone`](Self::client_gone) as far as the server's last look
+    /// within the probe interval knew: for the hot paths.
+    fn client_seen_gone(&self) -> bool {
+        let svc = &self.server.svc;
+        self.server.clients_seen[self.client].live(&svc.entry(self.client).token)
+            != Some(self.token)
     }
 
     /// The block it lives in.
@@ -506,7 +518,7 @@ impl<'s> ActiveRequest<'s> {
         let svc = &self.server.svc;
         let q = &svc.queues[self.client].responses;
         let room = || {
-            if self.client_gone() {
+            if self.client_seen_gone() {
                 return Err(RespondStop::ClientGone);
             }
             Ok((q.len() < q.capacity()).then_some(()))
@@ -525,13 +537,13 @@ impl<'s> ActiveRequest<'s> {
         let q = &svc.queues[self.client].responses;
         let e = svc.entry(self.client);
         match push_with_room(q, SERVER, env, &e.response_space, patience, || {
-            !self.client_gone()
+            !self.client_seen_gone()
         }) {
             Pushed::Done => {
                 e.responses.notify();
                 Ok(())
             }
-            Pushed::GaveUp if self.client_gone() => Err(RespondStop::ClientGone),
+            Pushed::GaveUp if self.client_seen_gone() => Err(RespondStop::ClientGone),
             Pushed::GaveUp => Err(RespondStop::Corrupted(
                 "a response queue with room refused the push",
             )),
