@@ -183,15 +183,15 @@
 //!   *owed* slots. The subscriber receives an owed sample in sequence
 //!   order (it notices the gap in the numbers, or an empty queue, and
 //!   looks at its owed slots; it also takes the dead publisher's word
-//!   itself when its queue stalls, or every 10 ms at most). A
-//!   drop-oldest publisher killed while popping a subscriber's oldest
-//!   descriptor leaves no hold behind: the queue slot it was taking is
-//!   handed on and that subscriber's bit on its block cleared. (Limits:
+//!   itself when its queue stalls, or every 10 ms at most). (One limit:
 //!   if both owed slots of an entry are full, because sends were cut
 //!   short twice before the subscriber received again, a third such
-//!   sample's hold stays until the entry is cleaned; and a drop-oldest
-//!   publisher killed after completing a pop and before clearing the
-//!   popped block's bit leaves that bit until the entry is cleaned.)
+//!   sample's hold stays until the entry is cleaned.) A drop-oldest
+//!   publisher killed while popping a subscriber's oldest descriptor
+//!   leaves no hold behind: it releases that hold while its pop still
+//!   holds the queue slot, and the slot, handed on, passes the
+//!   descriptor to whoever takes the dead publisher's word, which
+//!   releases it again if need be.
 //!
 //! # Layout
 //!

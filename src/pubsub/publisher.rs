@@ -347,13 +347,15 @@ impl Publisher {
                     return false;
                 }
                 // Full: take the oldest descriptor back, and with it the
-                // subscriber's hold on its block.
+                // subscriber's hold on its block, released while the pop
+                // still holds the slot (killed there, the next holder of
+                // our word is handed the descriptor and releases again:
+                // harmless, as no block is loaned meanwhile).
                 let mut d = Descriptor::zeroed();
-                match q.pop_into_as(PUB, &mut d) {
-                    Ok(()) => {
-                        svc.release_descriptor(i, &d);
-                        q.len() < q.capacity()
-                    }
+                match q.pop_settle_as(PUB, &mut d, |d| {
+                    svc.release_descriptor(i, d);
+                }) {
+                    Ok(()) => q.len() < q.capacity(),
                     Err(crate::ring::Miss::WouldBlock) => false,
                     Err(crate::ring::Miss::Corrupted(w)) => {
                         bad.set(Some(w));

@@ -569,6 +569,22 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
     /// is small whatever `T` is (the channel pops through this).
     #[inline]
     pub(crate) fn pop_into_as(&self, who: Participant, out: &mut T) -> Result<(), Miss> {
+        self.pop_settle_as(who, out, |_| {})
+    }
+
+    /// [`pop_into_as`](Self::pop_into_as), calling `settle` with the value
+    /// before the slot is handed on: meanwhile the slot is still `Taking`
+    /// under `who`, so if the process dies inside `settle`, whoever
+    /// [`release_claims_taking`](Self::release_claims_taking) after it
+    /// is handed the value to settle again (`settle` must bear being
+    /// done twice).
+    #[inline]
+    pub(crate) fn pop_settle_as(
+        &self,
+        who: Participant,
+        out: &mut T,
+        settle: impl FnOnce(&T),
+    ) -> Result<(), Miss> {
         let (slot, pos) = self.claim(Role::Consumer, who)?;
         // SAFETY: the CAS in `claim` made this consumer the holder of
         // position `pos`, from the producer's `Release` store of `Full`, so
@@ -576,6 +592,7 @@ impl<'a, T: Pod + Send> MpmcRing<'a, T> {
         // store below hands the slot on (a protocol-breaking peer can only
         // make the copy torn, still a `T`).
         unsafe { slot.value.read_into(out) };
+        settle(out);
         let next = pos.wrapping_add(self.slots.len() as u64);
         slot.seq
             .store(seq::word(next, State::Empty, 0), Ordering::Release);
