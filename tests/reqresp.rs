@@ -134,6 +134,46 @@ fn a_stream_of_responses_reaches_its_request_only_in_order() {
 }
 
 #[test]
+fn a_last_response_ends_its_stream_without_an_end_marker() {
+    let name = unique_name("rr-send-last");
+    let cfg = config();
+    let server = Server::create(&name, &cfg).unwrap();
+    let client = Client::open(&name).unwrap();
+    let peer = RegionOptions::new().any_layout().open(&name).unwrap();
+    let queue =
+        MpmcRing::<Envelope>::open(&peer, wire::response_queue_offset(&cfg, client.entry()))
+            .unwrap();
+    let a = client.send_copy(&1u64.to_le_bytes()).unwrap();
+    let b = client.send_copy(&2u64.to_le_bytes()).unwrap();
+    let (ra, rb) = (server.recv().unwrap(), server.recv().unwrap());
+    let last = |r: &shmkit::reqresp::ActiveRequest<'_>, bytes: &[u8]| {
+        let mut m = r.loan(bytes.len()).unwrap();
+        m.copy_from_slice(bytes);
+        m.send_last().unwrap();
+    };
+    ra.respond_copy(b"a1").unwrap();
+    last(&ra, b"a2");
+    rb.respond_copy(b"b1").unwrap();
+    last(&rb, b"b2");
+    // The streams are over: finishing or dropping sends nothing more.
+    ra.finish().unwrap();
+    drop(rb);
+    assert_eq!(queue.len(), 4, "two responses each, no end marker");
+    let take = |p: &shmkit::reqresp::PendingResponse<'_>| {
+        let mut got = Vec::new();
+        while let Some(r) = p.recv_timeout(WAIT).unwrap() {
+            got.push(r.to_vec());
+        }
+        assert!(p.is_done());
+        got
+    };
+    // `a`'s two are set aside while `b` is received, its last among them.
+    assert_eq!(take(&b), vec![b"b1".to_vec(), b"b2".to_vec()]);
+    assert_eq!(take(&a), vec![b"a1".to_vec(), b"a2".to_vec()]);
+    assert_eq!(server.free_blocks(0), Some(BLOCKS));
+}
+
+#[test]
 fn responses_to_a_dropped_request_are_released() {
     let server = Server::anonymous(&config()).unwrap();
     let client = server.client().unwrap();

@@ -167,7 +167,8 @@ impl Pinger for RequestPinger {
 }
 
 /// The server's side: receives a request, checks it, answers with
-/// `responses` loans stamped alike, then ends the stream.
+/// `responses` loans stamped alike, the last of them ending the stream
+/// ([`ResponseMut::send_last`](shmkit::reqresp::ResponseMut::send_last)).
 struct RequestEchoer {
     server: Server,
     responses: usize,
@@ -190,10 +191,16 @@ impl Echoer for RequestEchoer {
             let sent = request.loan(REQUEST_SIZE).map_err(|e| e.to_string());
             sent.and_then(|mut response| {
                 stamp(&mut response, seq);
-                response.send().map_err(|e| e.to_string())
+                // The last response ends the stream itself.
+                match part + 1 == responses {
+                    true => response.send_last(),
+                    false => response.send(),
+                }
+                .map_err(|e| e.to_string())
             })
             .map_err(|e| format!("response {part} to request {seq}: {e}"))?;
         }
+        // A no-op after a last response; the end of a stream without one.
         request
             .finish()
             .map_err(|e| format!("ending the stream of request {seq}: {e}"))?;

@@ -7,7 +7,7 @@ use super::error::{
     TrySendError,
 };
 use super::service::{addressed_to, patience, push_with_room, Pushed, ReqResp, Service, CLIENT};
-use super::wire::{Envelope, END, SERVER_BIT};
+use super::wire::{Envelope, END, LAST, SERVER_BIT};
 use crate::error::{Error, Result};
 use crate::pool::holds::Holds;
 use crate::pool::{BlockRef, Corrupted, Loan, LoanError, LoanTimeoutError};
@@ -406,11 +406,11 @@ impl Client {
     /// Makes envelope `env` (for a pending request) a response, or the
     /// end of its stream (`None`).
     fn accept(&self, env: &Envelope) -> Result<Option<Response<'_>>, Stop> {
-        let kind = env.flags as u32;
-        if u64::from(kind) == END {
+        let kind = u64::from(env.flags as u32);
+        if kind == END {
             return Ok(None);
         }
-        if kind != 0 {
+        if kind != 0 && kind != LAST {
             return Err(Stop::Corrupted("a response envelope's flags"));
         }
         let c = self.svc.check(env, self.bit())?;
@@ -424,6 +424,12 @@ impl Client {
         self.svc.pool.read_shared(c.block)?;
         self.holding.insert(c.block);
         self.held.set(self.held.get() + 1);
+        if kind == LAST {
+            // The end of the stream comes next, without a message.
+            if let Some(kept) = self.pending.borrow_mut().get_mut(&env.request) {
+                kept.push_front(Envelope { flags: END, ..*env });
+            }
+        }
         Ok(Some(Response {
             client: self,
             block: c.block,

@@ -59,7 +59,8 @@
 //! skips a response addressed to another token: one the server pushed for
 //! the entry's last holder, after checking it was still there, as it
 //! left. The end of the stream is an envelope with the
-//! [`END`] flag and no block. The client sets aside what comes for its
+//! [`END`] flag and no block, or the last response itself, flagged
+//! [`LAST`] ([`ResponseMut::send_last`]: one message fewer). The client sets aside what comes for its
 //! other pending requests and releases what comes for requests nobody
 //! waits on (a dropped `PendingResponse`).
 //!
@@ -157,7 +158,7 @@ pub use error::{
 };
 pub use inspect::{inspect, ServiceInfo};
 pub use server::{ActiveRequest, ResponseMut, Server};
-pub use wire::{Envelope, END, MAX_CLIENTS};
+pub use wire::{Envelope, END, LAST, MAX_CLIENTS};
 
 /// Handles may move between threads (see each type).
 #[cfg(not(shmkit_loom))]

@@ -7,7 +7,7 @@ use super::error::{
     TryRecvError, TryRespondError,
 };
 use super::service::{addressed_to, patience, push_with_room, Pushed, ReqResp, Service, SERVER};
-use super::wire::{Envelope, ATTACHING, END, SERVER_BIT};
+use super::wire::{Envelope, ATTACHING, END, LAST, SERVER_BIT};
 use crate::error::{Error, Result};
 use crate::pool::holds::Holds;
 use crate::pool::{BlockRef, Corrupted, Loan, LoanError, LoanTimeoutError};
@@ -447,7 +447,9 @@ impl<'s> ActiveRequest<'s> {
     /// client is there: see [`try_finish`](Self::try_finish) and
     /// [`finish_timeout`](Self::finish_timeout) for a bound).
     pub fn finish(self) -> Result<(), RespondError> {
-        self.finished.set(true);
+        if self.finished.replace(true) {
+            return Ok(());
+        }
         self.send_end(None, true)
     }
 
@@ -484,6 +486,10 @@ impl<'s> ActiveRequest<'s> {
         deadline: Option<Instant>,
         wait: bool,
     ) -> Result<(), (RespondStop, Option<Self>)> {
+        if self.finished.get() {
+            // Its last response ended the stream.
+            return Ok(());
+        }
         match self.wait_for_room(deadline, wait) {
             Ok(()) => {}
             Err(RespondStop::Full) => return Err((RespondStop::Full, Some(self))),
@@ -594,7 +600,7 @@ impl<'r, 's> ResponseMut<'r, 's> {
     /// process that dies next): the response recorded and shared with its
     /// client, never pushed, the server's hold kept.
     pub(crate) fn send_cut_short(self) -> Result<(), &'static str> {
-        match share(self.request, self.loan) {
+        match share(self.request, self.loan, 0) {
             Ok(_) => Ok(()),
             Err(RespondStop::Corrupted(w)) => Err(w),
             Err(_) => Err("a share gave up"),
@@ -605,7 +611,37 @@ impl<'r, 's> ResponseMut<'r, 's> {
     /// takes) for room in its response queue; [`RespondError::ClientGone`]
     /// if the client left or died.
     pub fn send(self) -> Result<(), RespondError> {
-        self.send_inner(None, true).map_err(|(e, _)| e.into())
+        self.send_inner(None, true, 0).map_err(|(e, _)| e.into())
+    }
+
+    /// Sends the response as [`send`](Self::send) does, as the last of
+    /// the request's stream: the client's
+    /// [`PendingResponse`](super::PendingResponse) receives it, then
+    /// `Ok(None)`, with no end marker sent after it (one message fewer
+    /// than `send` then [`ActiveRequest::finish`]). The request is
+    /// finished: dropping or finishing it sends nothing more, and
+    /// responses sent to it later are released by the client unread.
+    ///
+    /// ```
+    /// use shmkit::pool::PoolConfig;
+    /// use shmkit::reqresp::{Server, ServiceConfig};
+    ///
+    /// let server = Server::anonymous(&ServiceConfig::new(PoolConfig::new().class(64, 8)))?;
+    /// let client = server.client()?;
+    /// let pending = client.send_copy(b"ping")?;
+    /// let request = server.recv()?;
+    /// let mut answer = request.loan(4)?;
+    /// answer.copy_from_slice(b"pong");
+    /// answer.send_last()?;
+    /// assert_eq!(&pending.recv()?.unwrap()[..], b"pong");
+    /// assert!(pending.recv()?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_last(self) -> Result<(), RespondError> {
+        let request = self.request;
+        let sent = self.send_inner(None, true, LAST).map_err(|(e, _)| e.into());
+        request.finished.set(true);
+        sent
     }
 
     /// Sends the response if the client's queue has room now;
@@ -615,7 +651,7 @@ impl<'r, 's> ResponseMut<'r, 's> {
     /// lost.
     pub fn try_send(self) -> Result<(), TryRespondError<'r, 's>> {
         let request = self.request;
-        self.send_inner(None, false)
+        self.send_inner(None, false, 0)
             .map_err(|(e, loan)| match (e, loan) {
                 (RespondStop::Full, Some(loan)) => {
                     TryRespondError::Full(ResponseMut { request, loan })
@@ -626,17 +662,19 @@ impl<'r, 's> ResponseMut<'r, 's> {
             })
     }
 
+    /// Sends the response with `kind` (0, or [`LAST`]) in its flags.
     fn send_inner(
         self,
         deadline: Option<Instant>,
         wait: bool,
+        kind: u64,
     ) -> Result<(), (RespondStop, Option<Loan<'s>>)> {
         let r = self.request;
         let svc = &r.server.svc;
         if let Err(e) = r.wait_for_room(deadline, wait) {
             return Err((e, Some(self.loan)));
         }
-        let env = share(r, self.loan).map_err(|e| (e, None))?;
+        let env = share(r, self.loan, kind).map_err(|e| (e, None))?;
         let (b, bit) = (env.block(), 1u64 << r.client);
         let sending = &svc.header.sending;
         let pushed = r.push(&env, patience(deadline, wait));
@@ -677,15 +715,16 @@ impl fmt::Debug for ResponseMut<'_, '_> {
     }
 }
 
-/// The first steps of a response to `r`: records it as under way, stores
-/// its holders word and shares its block. Returns its envelope.
-fn share(r: &ActiveRequest<'_>, loan: Loan<'_>) -> Result<Envelope, RespondStop> {
+/// The first steps of a response to `r` (`kind` in its flags: 0, or
+/// [`LAST`]): records it as under way, stores its holders word and shares
+/// its block. Returns its envelope.
+fn share(r: &ActiveRequest<'_>, loan: Loan<'_>, kind: u64) -> Result<Envelope, RespondStop> {
     let svc = &r.server.svc;
     let b = loan.block();
     let Some(holders) = svc.pool.holders(b) else {
         return Err(RespondStop::Corrupted("a loan names no block"));
     };
-    let env = Envelope::of(b, loan.len(), r.id, u64::from(r.token) << 32);
+    let env = Envelope::of(b, loan.len(), r.id, kind | u64::from(r.token) << 32);
     // Whoever takes the server's word after our death reads this to learn
     // whether the push happened (only we push there).
     let sending = &svc.header.sending;

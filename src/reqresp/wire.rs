@@ -59,6 +59,9 @@ pub(crate) const SERVER_BIT: u64 = 1 << 62;
 /// Envelope flag: the last message of a response stream (it names no
 /// block).
 pub const END: u64 = 1;
+/// Envelope flag: a response that is also the end of its stream (it
+/// names a block; no [`END`] follows).
+pub const LAST: u64 = 2;
 
 /// One client entry.
 #[repr(C)]
@@ -202,8 +205,8 @@ pub struct Envelope {
     pub len: u32,
     /// The request's id (the client numbers its requests from 1).
     pub request: u64,
-    /// Low half: [`END`] for the end of a response stream (no block), 0
-    /// otherwise. High half: a request's the token of the server it was
+    /// Low half: [`END`] for the end of a response stream (no block),
+    /// [`LAST`] for a response that ends its stream, 0 otherwise. High half: a request's the token of the server it was
     /// sent to, a response's the token of the client it is for (a
     /// receiver skips what is addressed to another).
     pub flags: u64,
