@@ -27,6 +27,29 @@ pub struct BlockRef {
     pub generation: u32,
 }
 
+impl BlockRef {
+    /// The block's name and a message length as two words, as the
+    /// services keep them in shared memory: `class | index << 32`,
+    /// `generation | len << 32`.
+    pub(crate) fn to_words(self, len: u32) -> [u64; 2] {
+        [
+            u64::from(self.class) | u64::from(self.index) << 32,
+            u64::from(self.generation) | u64::from(len) << 32,
+        ]
+    }
+
+    /// The name and length [`to_words`](Self::to_words) stored (any
+    /// words give some name: the caller checks it against the pool).
+    pub(crate) fn from_words([a, b]: [u64; 2]) -> (Self, u32) {
+        let block = Self {
+            class: a as u32,
+            index: (a >> 32) as u32,
+            generation: b as u32,
+        };
+        (block, (b >> 32) as u32)
+    }
+}
+
 /// A block lent out of a [`Pool`]: derefs to the first `len` bytes of the
 /// block (`&mut [u8]` of shared memory, stale until written: see the
 /// [module documentation](super#lending-shared-memory)), and releases the

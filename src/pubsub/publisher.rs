@@ -2,9 +2,9 @@
 
 use super::config::{ServiceConfig, SlowSubscriber};
 use super::error::{SendCopyError, SendError, SendTimeoutError, TrySendError};
-use super::service::{PubSub, Service, PUB};
+use super::service::{PubSub, PublisherWord, Service, PUB};
 use super::subscriber::Subscriber;
-use super::wire::{HISTORY_BIT, RECLAIMING};
+use super::wire::HISTORY_BIT;
 use super::Descriptor;
 use crate::error::{Error, Result};
 use crate::pool::shared::PUBLISHER_BIT;
@@ -111,14 +111,17 @@ impl Publisher {
         let w = &svc.header.publisher;
         let taken = service::take_role(|| {
             let t = w.load(Ordering::Acquire);
-            if svc.reclaimer_alive(t).map_err(corrupted)? {
-                return Ok(Take::Cleaning);
-            }
-            let free = t == 0 || t & RECLAIMING != 0 || svc.publisher_gone().map_err(corrupted)?;
-            let mine = free
-                && w.compare_exchange(t, svc.me().raw(), Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok();
-            Ok(if mine { Take::Taken } else { Take::Busy })
+            Ok(match svc.publisher_word(t).map_err(corrupted)? {
+                PublisherWord::Cleaning => Take::Cleaning,
+                PublisherWord::Publisher => Take::Busy,
+                PublisherWord::Free => {
+                    match w.compare_exchange(t, svc.me().raw(), Ordering::AcqRel, Ordering::Relaxed)
+                    {
+                        Ok(_) => Take::Taken,
+                        Err(_) => Take::Busy,
+                    }
+                }
+            })
         })?;
         if !taken {
             return Err(Error::ServiceBusy { role: "publisher" });

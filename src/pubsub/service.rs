@@ -83,6 +83,17 @@ fn corrupted(what: &'static str) -> Error {
     Error::Corrupted { what }
 }
 
+/// Who holds the publisher's word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PublisherWord {
+    /// Nobody live: none, a dead publisher, or a dead cleaner.
+    Free,
+    /// A live peer cleaning up after a dead publisher ([`RECLAIMING`]).
+    Cleaning,
+    /// A live publisher.
+    Publisher,
+}
+
 /// The service's parts, borrowed for the region's lifetime.
 pub(crate) struct Service {
     pub(crate) header: &'static ServiceHeader,
@@ -229,19 +240,19 @@ impl Service {
 
     /// Whether no live publisher is attached (nobody, or a dead one).
     pub(crate) fn publisher_gone(&self) -> Result<bool, Corrupted> {
-        let w = &self.header.publisher;
-        match w.load(Ordering::Acquire) {
-            0 => Ok(true),
-            t if t & RECLAIMING != 0 => Ok(true),
-            t => crate::service::dead(w, t, NO_TOKEN),
-        }
+        let t = self.header.publisher.load(Ordering::Acquire);
+        Ok(self.publisher_word(t)? != PublisherWord::Publisher)
     }
 
-    /// Whether the publisher's word, holding `t`, is held by a live peer
-    /// cleaning up after a dead publisher ([`RECLAIMING`]).
-    pub(crate) fn reclaimer_alive(&self, t: u32) -> Result<bool, Corrupted> {
-        let w = &self.header.publisher;
-        Ok(t & RECLAIMING != 0 && !crate::service::dead(w, t & !RECLAIMING, NO_TOKEN)?)
+    /// Who holds the publisher's word when it holds `t`.
+    pub(crate) fn publisher_word(&self, t: u32) -> Result<PublisherWord, Corrupted> {
+        if t == 0 || crate::service::dead(&self.header.publisher, t & !RECLAIMING, NO_TOKEN)? {
+            return Ok(PublisherWord::Free);
+        }
+        Ok(match t & RECLAIMING {
+            0 => PublisherWord::Publisher,
+            _ => PublisherWord::Cleaning,
+        })
     }
 
     /// Takes entry `i` for this process: from free, or (if `dead_too`)
@@ -320,7 +331,7 @@ impl Service {
     pub(crate) fn reclaim_publisher(&self) -> Result<usize, Corrupted> {
         let w = &self.header.publisher;
         let t = w.load(Ordering::Acquire);
-        if t == 0 || !crate::service::dead(w, t & !RECLAIMING, NO_TOKEN)? {
+        if t == 0 || self.publisher_word(t)? != PublisherWord::Free {
             return Ok(0);
         }
         let me = self.me().raw() | RECLAIMING;

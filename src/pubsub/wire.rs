@@ -3,6 +3,7 @@
 //! start).
 
 use crate::blocks::{CachePadded, ShmSafe, Signal};
+use crate::pool::BlockRef;
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::raw_mutex::RawMutex;
 use bytemuck::{Pod, Zeroable};
@@ -136,12 +137,13 @@ impl DescriptorSlot {
             1 => {}
             _ => return Err(()),
         }
-        let (a, b) = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
+        let (block, len) =
+            BlockRef::from_words([a.load(Ordering::Relaxed), b.load(Ordering::Relaxed)]);
         Ok(Some(Descriptor {
-            class: a as u32,
-            index: (a >> 32) as u32,
-            generation: b as u32,
-            len: (b >> 32) as u32,
+            class: block.class,
+            index: block.index,
+            generation: block.generation,
+            len,
             seq: seq.load(Ordering::Relaxed),
             reserved: 0,
         }))
@@ -152,14 +154,9 @@ impl DescriptorSlot {
     pub(crate) fn write(&self, d: &Descriptor) {
         let [a, b, seq, filled] = &self.words;
         filled.store(0, Ordering::Relaxed);
-        a.store(
-            u64::from(d.class) | u64::from(d.index) << 32,
-            Ordering::Relaxed,
-        );
-        b.store(
-            u64::from(d.generation) | u64::from(d.len) << 32,
-            Ordering::Relaxed,
-        );
+        let [wa, wb] = d.block().to_words(d.len);
+        a.store(wa, Ordering::Relaxed);
+        b.store(wb, Ordering::Relaxed);
         seq.store(d.seq, Ordering::Relaxed);
         filled.store(1, Ordering::Release);
     }
@@ -218,8 +215,8 @@ pub struct Descriptor {
 
 impl Descriptor {
     /// The block it names.
-    pub(crate) fn block(&self) -> crate::pool::BlockRef {
-        crate::pool::BlockRef {
+    pub(crate) fn block(&self) -> BlockRef {
+        BlockRef {
             class: self.class,
             index: self.index,
             generation: self.generation,

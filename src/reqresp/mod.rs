@@ -54,15 +54,16 @@
 //!    [`ActiveRequest`], whose drop clears bit 62.
 //!
 //! A response goes the same way back: the server records it in the
-//! header as under way, stores `bit 62 | bit i`, shares, pushes `{block, len, request id, the client's token}` to
-//! client `i`'s response queue, clears bit 62. A client releases and
-//! skips a response addressed to another token: one the server pushed for
-//! the entry's last holder, after checking it was still there, as it
-//! left. The end of the stream is an envelope with the
-//! [`END`] flag and no block, or the last response itself, flagged
-//! [`LAST`] ([`ResponseMut::send_last`]: one message fewer). The client sets aside what comes for its
-//! other pending requests and releases what comes for requests nobody
-//! waits on (a dropped `PendingResponse`).
+//! header as under way, stores `bit 62 | bit i`, shares, pushes `{block,
+//! len, request id, the client's token}` to client `i`'s response queue,
+//! clears bit 62. A client releases and skips a response addressed to
+//! another token: one the server pushed for the entry's last holder,
+//! after checking it was still there, as it left. The end of the stream
+//! is an envelope with the [`END`] flag and no block, or the last
+//! response itself, flagged [`LAST`] ([`ResponseMut::send_last`]: one
+//! message fewer). The client sets aside what comes for its other
+//! pending requests and releases what comes for requests nobody waits on
+//! (a dropped `PendingResponse`).
 //!
 //! Waiting, on either side, spins a little, then sleeps on a
 //! [`Signal`](crate::Signal) (the server's in the header, each client's

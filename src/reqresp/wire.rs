@@ -109,15 +109,13 @@ impl Sending {
         if entry == 0 || entry > entries as u64 {
             return None;
         }
-        let (a, b) = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
-        let env = Envelope {
-            class: a as u32,
-            index: (a >> 32) as u32,
-            generation: b as u32,
-            len: (b >> 32) as u32,
-            request: request.load(Ordering::Relaxed),
-            flags: flags.load(Ordering::Relaxed),
-        };
+        let (block, len) =
+            BlockRef::from_words([a.load(Ordering::Relaxed), b.load(Ordering::Relaxed)]);
+        let (request, flags) = (
+            request.load(Ordering::Relaxed),
+            flags.load(Ordering::Relaxed),
+        );
+        let env = Envelope::of(block, len as usize, request, flags);
         Some((env, entry as usize - 1, position.load(Ordering::Relaxed)))
     }
 
@@ -126,14 +124,9 @@ impl Sending {
     pub(crate) fn write(&self, env: &Envelope, entry: usize, position: u64) {
         let [a, b, request, flags, pos, e] = &self.words;
         e.store(0, Ordering::Relaxed);
-        a.store(
-            u64::from(env.class) | u64::from(env.index) << 32,
-            Ordering::Relaxed,
-        );
-        b.store(
-            u64::from(env.generation) | u64::from(env.len) << 32,
-            Ordering::Relaxed,
-        );
+        let [wa, wb] = env.block().to_words(env.len);
+        a.store(wa, Ordering::Relaxed);
+        b.store(wb, Ordering::Relaxed);
         request.store(env.request, Ordering::Relaxed);
         flags.store(env.flags, Ordering::Relaxed);
         pos.store(position, Ordering::Relaxed);
@@ -206,9 +199,10 @@ pub struct Envelope {
     /// The request's id (the client numbers its requests from 1).
     pub request: u64,
     /// Low half: [`END`] for the end of a response stream (no block),
-    /// [`LAST`] for a response that ends its stream, 0 otherwise. High half: a request's the token of the server it was
-    /// sent to, a response's the token of the client it is for (a
-    /// receiver skips what is addressed to another).
+    /// [`LAST`] for a response that ends its stream, 0 otherwise. High
+    /// half: a request's the token of the server it was sent to, a
+    /// response's the token of the client it is for (a receiver skips
+    /// what is addressed to another).
     pub flags: u64,
 }
 
